@@ -1,0 +1,52 @@
+"""The ``popeval`` command line.
+
+Each subcommand lives in the module that does its work and exposes two functions:
+``add_arguments(parser)`` and ``run(args) -> int``.  :func:`make_parser` builds the parser without
+importing the heavy modules' dependencies (they import numpy, pandas... inside ``run``), so that
+``popeval --help`` is fast and tests can call the parser without a subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from survey.errors import PopevalError
+
+__all__ = ["COMMANDS", "main", "make_parser"]
+
+#: subcommand -> (module with add_arguments/run, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("analysis.commands.demo", "generate the synthetic demo study with known truth"),
+}
+
+
+def make_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="popeval",
+        description="popeval: survey, admin linkage, weighting, matching and reports for the POP evaluation.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, help_) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        importlib.import_module(module).add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``popeval``; errors print their structured message and exit with status 2."""
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except PopevalError as exc:
+        print(f"popeval {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

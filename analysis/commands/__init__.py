@@ -1,0 +1,1 @@
+"""Subcommands of the ``popeval`` command line (see :mod:`analysis.cli`)."""
