@@ -1,0 +1,338 @@
+"""Greedy nearest-neighbour matching kernels with MatchIt 4.5's semantics (private).
+
+Two kernels, mirroring MatchIt's two C++ routines:
+
+* :func:`nn_sorted` matches on a scalar distance (a propensity score).  All units are sorted by
+  (distance, row) and each treated unit, in the processing order, takes the closest *available*
+  control to its left or right in that order; the left one wins a tie in absolute distance.  The
+  "next available control" on each side is found with two path-compressed union-find arrays, so a
+  match costs amortised near-constant time instead of a scan.  With replacement and one match per
+  treated unit the search is fully vectorised with ``np.searchsorted``.
+* :func:`nn_general` matches on a Mahalanobis distance (whitened covariates).  Among the eligible
+  controls the smallest distance wins and ties go to the first control in data order
+  (``which.min``).  With replacement and no calipers it uses :class:`scipy.spatial.cKDTree`.
+
+Both return a match matrix: one row per treated unit (in data order of the treated units passed
+in), ``ratio`` columns of *local* control indices, ``-1`` where there is no match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__: list[str] = []
+
+
+def _cov_ok(
+    cal_mat: np.ndarray | None, cal_width: np.ndarray | None, a: int, b: int, int_abs: bool
+) -> bool:
+    if cal_mat is None or cal_width is None:
+        return True
+    diff = cal_mat[a] - cal_mat[b]
+    if int_abs:
+        diff = np.trunc(diff)
+    return bool(np.all(np.abs(diff) <= cal_width))
+
+
+def _int_abs(v: float) -> float:
+    """C's ``abs(int)`` applied to a double, as MatchIt 4.5.1's ``nn_matchC_vec`` does."""
+    return float(abs(int(v)))
+
+
+def nn_sorted(
+    dist: np.ndarray,
+    treat: np.ndarray,
+    ord1: np.ndarray,
+    ratio: int,
+    replace: bool,
+    caliper: float | None,
+    cal_mat: np.ndarray | None = None,
+    cal_width: np.ndarray | None = None,
+    int_abs: bool = False,
+) -> np.ndarray:
+    """Nearest-neighbour matching on a scalar distance (MatchIt's ``nn_matchC_vec``).
+
+    Parameters
+    ----------
+    dist
+        Distance (propensity score) of every unit.
+    treat
+        0/1 treatment of every unit.
+    ord1
+        Processing order, as indices into the treated units (0..n1-1, treated in data order).
+    ratio
+        Controls per treated unit.
+    replace
+        Whether controls may be reused.
+    caliper
+        Maximum absolute distance difference, or None.
+    cal_mat, cal_width
+        Covariates with a caliper of their own (one column each) and their widths.
+    int_abs
+        Reproduce MatchIt 4.5.1, whose C++ code calls the integer ``abs()`` on differences of
+        doubles: every distance difference below 1 becomes 0, so the left neighbour (smaller
+        score) always wins and propensity-score calipers never bind.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n1, ratio)`` local indices of the matched controls, -1 for none.
+    """
+    n = dist.size
+    ind1 = np.flatnonzero(treat == 1)
+    n1 = ind1.size
+    mm = np.full((n1, ratio), -1, dtype=np.int64)
+    if n1 == 0 or n1 == n:
+        return mm
+    order = np.argsort(dist, kind="stable")
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    d_sorted = dist[order]
+    ctrl_sorted = treat[order] == 0
+
+    if replace and cal_mat is None:
+        return _nn_sorted_replace(
+            d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs
+        )
+    fabs = _int_abs if int_abs else abs
+
+    # union-find "next available control" to the right (rp) and to the left (lp, shifted by 1)
+    rp = np.arange(n + 1)
+    rp[:n][~ctrl_sorted] += 1
+    lp = np.arange(n + 1)
+    lp[1:][~ctrl_sorted] -= 1
+    rp_l: list[int] = rp.tolist()
+    lp_l: list[int] = lp.tolist()
+    d_l: list[float] = d_sorted.tolist()
+    order_l: list[int] = order.tolist()
+    pos1_l: list[int] = pos[ind1].tolist()
+    ord_l: list[int] = [int(i) for i in ord1]
+    cal = float("inf") if caliper is None else float(caliper)
+    use_cov = cal_mat is not None
+    mm_l = [[-1] * ratio for _ in range(n1)]
+
+    def find_right(p: int) -> int:
+        root = p
+        while rp_l[root] != root:
+            root = rp_l[root]
+        while rp_l[p] != root:
+            nxt = rp_l[p]
+            rp_l[p] = root
+            p = nxt
+        return root
+
+    def find_left(p: int) -> int:
+        # p is a shifted index (position + 1); returns a shifted index, 0 means none
+        root = p
+        while lp_l[root] != root:
+            root = lp_l[root]
+        while lp_l[p] != root:
+            nxt = lp_l[p]
+            lp_l[p] = root
+            p = nxt
+        return root
+
+    for r in range(ratio):
+        for t in ord_l:
+            p = pos1_l[t]
+            dt = d_l[p]
+            taken = mm_l[t] if (r > 0 and replace) else None
+            # left
+            kl = -1
+            q = find_left(p)  # shifted: position p-1 is index p
+            while q > 0:
+                k = q - 1
+                if fabs(d_l[k] - dt) > cal:
+                    break
+                if (taken is not None and order_l[k] in taken) or (
+                    use_cov and not _cov_ok(cal_mat, cal_width, order_l[p], order_l[k], int_abs)
+                ):
+                    q = find_left(q - 1)
+                    continue
+                kl = k
+                break
+            kr = -1
+            q = find_right(p + 1)
+            while q < n:
+                if fabs(d_l[q] - dt) > cal:
+                    break
+                if (taken is not None and order_l[q] in taken) or (
+                    use_cov and not _cov_ok(cal_mat, cal_width, order_l[p], order_l[q], int_abs)
+                ):
+                    q = find_right(q + 1)
+                    continue
+                kr = q
+                break
+            if kl >= 0 and kr >= 0:
+                k = kl if fabs(d_l[kl] - dt) <= fabs(d_l[kr] - dt) else kr
+            elif kl >= 0:
+                k = kl
+            elif kr >= 0:
+                k = kr
+            else:
+                continue
+            mm_l[t][r] = order_l[k]
+            if not replace:
+                rp_l[k] = k + 1
+                lp_l[k + 1] = k
+    return np.asarray(mm_l, dtype=np.int64).reshape(n1, ratio)
+
+
+def _nn_sorted_replace(
+    d_sorted: np.ndarray,
+    ctrl_sorted: np.ndarray,
+    order: np.ndarray,
+    pos1: np.ndarray,
+    ratio: int,
+    caliper: float | None,
+    mm: np.ndarray,
+    int_abs: bool,
+) -> np.ndarray:
+    """Vectorised matching with replacement: walk outwards from each treated unit."""
+    cpos = np.flatnonzero(ctrl_sorted)  # sorted positions of the controls
+    cd = d_sorted[cpos]
+    n0 = cpos.size
+    dt = d_sorted[pos1]
+    # left pointer: last control position below the treated one; right: first above
+    right = np.searchsorted(cpos, pos1, side="right")
+    left = right - 1
+    alive = np.ones(pos1.size, dtype=bool)
+    cal = np.inf if caliper is None else caliper
+    for r in range(min(ratio, n0)):
+        has_l = left >= 0
+        has_r = right < n0
+        dl = cd[np.clip(left, 0, n0 - 1)] - dt
+        dr = cd[np.clip(right, 0, n0 - 1)] - dt
+        if int_abs:
+            dl, dr = np.trunc(dl), np.trunc(dr)
+        dl = np.where(has_l, np.abs(dl), np.inf)
+        dr = np.where(has_r, np.abs(dr), np.inf)
+        ok_l = has_l & (dl <= cal)
+        ok_r = has_r & (dr <= cal)
+        take_l = ok_l & (~ok_r | (dl <= dr))
+        take_r = ok_r & ~take_l
+        alive &= take_l | take_r
+        chosen = np.where(take_l, left, right)
+        mm[alive, r] = order[cpos[chosen[alive]]]
+        left = np.where(take_l, left - 1, left)
+        right = np.where(take_r, right + 1, right)
+    return mm
+
+
+def nn_general(
+    z: np.ndarray,
+    treat: np.ndarray,
+    ord1: np.ndarray,
+    ratio: int,
+    replace: bool,
+    ps: np.ndarray | None = None,
+    caliper: float | None = None,
+    cal_mat: np.ndarray | None = None,
+    cal_width: np.ndarray | None = None,
+) -> np.ndarray:
+    """Nearest-neighbour matching on whitened covariates (MatchIt's ``nn_matchC``).
+
+    Parameters
+    ----------
+    z
+        ``(n, p)`` whitened covariates: Euclidean distance on ``z`` is the Mahalanobis distance.
+    treat, ord1, ratio, replace
+        As for :func:`nn_sorted`.
+    ps, caliper
+        Propensity score and its caliper (absolute units), if any.
+    cal_mat, cal_width
+        Covariate calipers.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n1, ratio)`` local indices of the matched controls, -1 for none.
+    """
+    ind1 = np.flatnonzero(treat == 1)
+    ind0 = np.flatnonzero(treat == 0)
+    n1, n0 = ind1.size, ind0.size
+    mm = np.full((n1, ratio), -1, dtype=np.int64)
+    if n1 == 0 or n0 == 0:
+        return mm
+    z0 = z[ind0]
+    no_caliper = caliper is None and cal_mat is None
+    if replace and no_caliper:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(z0)
+        k = min(ratio + 8, n0)
+        dd, ii = tree.query(z[ind1], k=k)
+        dd = np.asarray(dd).reshape(n1, k)
+        ii = np.asarray(ii).reshape(n1, k)
+        for row in range(n1):
+            sel = np.lexsort((ii[row], dd[row]))[: min(ratio, n0)]
+            mm[row, : sel.size] = ind0[ii[row, sel]]
+        return mm
+    available = np.ones(n0, dtype=bool)
+    for r in range(ratio if not replace else 1):
+        for t in ord1:
+            ti = ind1[t]
+            elig = available.copy()
+            if r > 0:
+                prev = mm[t, :r]
+                elig[np.searchsorted(ind0, prev[prev >= 0])] = False
+            if caliper is not None and ps is not None:
+                elig &= np.abs(ps[ind0] - ps[ti]) <= caliper
+            if cal_mat is not None and cal_width is not None:
+                elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
+            cand = np.flatnonzero(elig)
+            if cand.size == 0:
+                continue
+            d = np.sqrt(((z0[cand] - z[ti]) ** 2).sum(axis=1))
+            if replace:
+                if cand.size <= ratio:
+                    mm[t, : cand.size] = ind0[cand]
+                else:
+                    sel = np.argsort(d, kind="stable")[:ratio]
+                    mm[t, :] = ind0[cand[sel]]
+                continue
+            c = cand[int(np.argmin(d))]
+            mm[t, r] = ind0[c]
+            available[c] = False
+    return mm
+
+
+def weights_from_mm(mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray) -> np.ndarray:
+    """MatchIt's ``weights_matrixC`` for the ATT.
+
+    Matched treated units get 1.  A control gets the sum, over the treated units it is matched to,
+    of one over that treated unit's number of matches; control weights are then scaled so that
+    they sum to the number of matched controls.
+    """
+    w = np.zeros(treat.size)
+    n_match = (mm >= 0).sum(axis=1)
+    has = n_match > 0
+    w[ind1[has]] = 1.0
+    rows, cols = np.nonzero(mm >= 0)
+    np.add.at(w, mm[rows, cols], 1.0 / n_match[rows])
+    ctrl = treat == 0
+    wc = w[ctrl]
+    total = wc.sum()
+    if total > 0:
+        w[ctrl] = wc * (wc > 0).sum() / total
+    return w
+
+
+def subclass_from_mm(mm: np.ndarray, ind1: np.ndarray, n: int) -> np.ndarray:
+    """MatchIt's ``mm2subclass``: one subclass per matched treated unit, 1-based.
+
+    MatchIt labels each subclass by the treated unit's 1-based row number *as text* and then
+    renumbers the factor levels, so subclasses are numbered in the lexicographic order of those
+    row numbers ("1", "10", "100", "101", ..., "2", ...).  This reproduces that numbering; 0 means
+    unmatched.
+    """
+    sub = np.zeros(n, dtype=np.int64)
+    has = (mm >= 0).any(axis=1)
+    rows1 = ind1[has] + 1
+    labels = sorted(rows1.tolist(), key=str)
+    number = {row: i + 1 for i, row in enumerate(labels)}
+    for t_row, mrow in zip(np.flatnonzero(has), mm[has], strict=True):
+        s = number[int(ind1[t_row]) + 1]
+        sub[ind1[t_row]] = s
+        sub[mrow[mrow >= 0]] = s
+    return sub

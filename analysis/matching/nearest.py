@@ -1,0 +1,472 @@
+"""Nearest-neighbour matching with MatchIt's semantics (estimand ATT)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from analysis.matching._algorithms import nn_general, nn_sorted, subclass_from_mm, weights_from_mm
+from analysis.matching._design import (
+    covariate_matrix,
+    resolve_weights,
+    split_formula,
+    treatment_vector,
+    variables_of,
+)
+from analysis.matching.propensity import PropensityScoreResult, propensity_score
+from survey.errors import ConfigError, DataValidationError, PopevalError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["MatchResult", "mahalanobis_transform", "match"]
+
+_M_ORDERS = ("largest", "smallest", "random", "data")
+_STRATEGIES = ("keep", "inherit")
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The outcome of :func:`match`, mirroring a MatchIt ``matchit`` object.
+
+    Attributes
+    ----------
+    formula
+        Treatment formula.
+    treat
+        0/1 treatment, aligned with the data's index.
+    weights
+        Matching weights as MatchIt defines them for the ATT (``m$weights``): 1 for matched
+        treated units; for a control, the sum over its treated partners of 1/(partner's number of
+        matches), scaled so that control weights sum to the number of matched controls; 0 for
+        unmatched units.
+    subclass
+        Pair/subclass number (``m$subclass``; pandas nullable ``Int64``, ``<NA>`` when
+        unmatched).  All ``<NA>`` when matching with replacement, as in MatchIt.
+    distance
+        The propensity score (``m$distance``), or None for ``distance="mahalanobis"``.
+    match_matrix
+        One row per treated unit (data order), columns ``1..ratio``, values the index labels of
+        the matched controls (``m$match.matrix``), missing where there is no match.
+    s_weights
+        Survey weights (all 1 when none were given).
+    survey_weight_strategy
+        ``"keep"`` or ``"inherit"``; see :attr:`combined_weights`.
+    combined_weights
+        Survey x matching weights.  ``"keep"``: every unit keeps its own survey weight (Austin et
+        al. 2018), ``s_weights * weights``.  ``"inherit"``: a matched control carries the survey
+        weights of its treated partners (Lenis et al. 2019), i.e. the sum over partners of the
+        partner's survey weight divided by the partner's number of matches; treated units keep
+        their own.
+    settings
+        The matching specification.
+    propensity
+        The propensity-score fit, or None.
+    """
+
+    formula: str
+    treat: pd.Series
+    weights: pd.Series
+    subclass: pd.Series
+    distance: pd.Series | None
+    match_matrix: pd.DataFrame
+    s_weights: pd.Series
+    survey_weight_strategy: str
+    combined_weights: pd.Series
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    propensity: PropensityScoreResult | None = None
+
+    @property
+    def nobs(self) -> int:
+        """Number of units in the data."""
+        return int(self.treat.size)
+
+    @property
+    def treat_column(self) -> str:
+        """Name of the treatment column."""
+        return str(self.treat.name)
+
+    def sample_sizes(self) -> pd.DataFrame:
+        """MatchIt's ``summary(m)$nn`` table: All (ESS), All, Matched (ESS), Matched, Unmatched."""
+        import pandas as pd
+
+        t = self.treat.to_numpy()
+        w = self.weights.to_numpy()
+        sw = self.s_weights.to_numpy()
+        cw = self.combined_weights.to_numpy()
+
+        def ess(x: np.ndarray) -> float:
+            return float(x.sum() ** 2 / (x**2).sum()) if (x > 0).any() else 0.0
+
+        rows = {}
+        for g, name in ((0, "Control"), (1, "Treated")):
+            sel = t == g
+            rows[name] = {
+                "All (ESS)": ess(sw[sel]),
+                "All": float(sel.sum()),
+                "Matched (ESS)": ess(cw[sel]),
+                "Matched": float((w[sel] > 0).sum()),
+                "Unmatched": float(((w == 0) & sel).sum()),
+                "Discarded": 0.0,
+            }
+        return pd.DataFrame(rows)
+
+    def matched_data(self, df: pd.DataFrame) -> pd.DataFrame:
+        """MatchIt's ``match.data``: matched rows with ``weights``, ``subclass``, ``distance``.
+
+        Also adds ``s_weights`` and ``combined_weights``.
+        """
+        if not df.index.equals(self.treat.index):
+            raise DataValidationError(
+                "The data's index differs from the one matched",
+                expected="the data frame passed to match()",
+                hint="pass the same data frame (same index) that was matched",
+            )
+        out = df.copy()
+        out["weights"] = self.weights
+        out["subclass"] = self.subclass
+        if self.distance is not None:
+            out["distance"] = self.distance
+        out["s_weights"] = self.s_weights
+        out["combined_weights"] = self.combined_weights
+        return out.loc[self.weights.to_numpy() > 0]
+
+    def to_frame(self) -> pd.DataFrame:
+        """Per-unit frame: treatment, distance, weights, subclass, survey and combined weights."""
+        import pandas as pd
+
+        cols: dict[str, pd.Series] = {"treat": self.treat}
+        if self.distance is not None:
+            cols["distance"] = self.distance
+        cols.update(
+            weights=self.weights,
+            subclass=self.subclass,
+            s_weights=self.s_weights,
+            combined_weights=self.combined_weights,
+        )
+        return pd.DataFrame(cols)
+
+    def summary(self) -> str:
+        """Plain-text description of the specification and sample sizes."""
+        spec = ", ".join(f"{k}={v!r}" for k, v in self.settings.items())
+        lines = [
+            "Nearest-neighbour matching (estimand ATT)",
+            f"formula: {self.formula}",
+            f"settings: {spec}",
+            f"survey weights: strategy '{self.survey_weight_strategy}'",
+            "",
+            "Sample sizes:",
+            self.sample_sizes().to_string(float_format=lambda v: f"{v:.6g}"),
+        ]
+        return "\n".join(lines)
+
+
+def mahalanobis_transform(x: np.ndarray, treat: np.ndarray) -> np.ndarray:
+    """Whiten covariates so Euclidean distance equals MatchIt's Mahalanobis distance.
+
+    MatchIt scales the covariates, computes the pooled within-treatment-group covariance
+    (denominator n - 2) and uses a (generalised) inverse.  Columns without variance are dropped.
+
+    Parameters
+    ----------
+    x
+        ``(n, p)`` covariate matrix.
+    treat
+        0/1 treatment.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, q)`` matrix ``z`` with ``||z_i - z_j|| = sqrt((x_i-x_j)' S^+ (x_i-x_j))``.
+    """
+    x = np.asarray(x, dtype=float)
+    keep = np.abs(x.max(axis=0) - x.min(axis=0)) >= np.sqrt(np.finfo(float).eps)
+    if not keep.any():
+        return x[:, :1]
+    x = x[:, keep]
+    x = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    centred = x.copy()
+    for g in (0, 1):
+        sel = treat == g
+        centred[sel] -= centred[sel].mean(axis=0)
+    s = centred.T @ centred / (x.shape[0] - 2)
+    vals, vecs = np.linalg.eigh(s)
+    pos = vals > max(1e-8 * vals.max(), 0.0)
+    return x @ (vecs[:, pos] / np.sqrt(vals[pos]))
+
+
+def _processing_order(
+    score: np.ndarray, m_order: str, rng: np.random.Generator | None
+) -> np.ndarray:
+    n1 = score.size
+    if m_order == "largest":
+        return np.argsort(-score, kind="stable")
+    if m_order == "smallest":
+        return np.argsort(score, kind="stable")
+    if m_order == "random":
+        if rng is None:
+            raise ConfigError(
+                "m_order='random' needs a random generator", param="rng",
+                expected="rng=numpy.random.default_rng(seed) or seed=<int>", found="None",
+            )
+        return rng.permutation(n1)
+    return np.arange(n1)
+
+
+def match(
+    df: pd.DataFrame,
+    formula: str,
+    *,
+    ratio: int = 1,
+    replace: bool = False,
+    caliper: float | Mapping[str, float] | None = None,
+    std_caliper: bool = True,
+    m_order: Literal["largest", "smallest", "random", "data"] | None = None,
+    exact: str | Sequence[str] | None = None,
+    distance: Literal["glm", "mahalanobis"] = "glm",
+    mahvars: str | Sequence[str] | None = None,
+    s_weights: str | Sequence[float] | np.ndarray | pd.Series | None = None,
+    survey_weight_strategy: Literal["keep", "inherit"] = "keep",
+    rng: np.random.Generator | None = None,
+    seed: int | None = None,
+    compat: Literal["MatchIt-4.5.1"] | None = None,
+) -> MatchResult:
+    """Greedy nearest-neighbour matching for the ATT, as ``MatchIt::matchit(method="nearest")``.
+
+    Parameters
+    ----------
+    df
+        The data, one row per unit; treatment coded 0/1.
+    formula
+        ``"treat ~ x1 + x2 + ..."``; the propensity-score model (``distance="glm"``) or the
+        Mahalanobis covariates (``distance="mahalanobis"``).
+    ratio
+        Number of controls per treated unit (k:1).  Without replacement matching proceeds in
+        ``ratio`` rounds: every treated unit gets its first match, then its second, ...
+    replace
+        Match with replacement (controls reused; subclasses are then not defined).
+    caliper
+        A number: caliper on the propensity score; a dict ``{column: width}``: calipers on
+        covariates; the key ``""`` in a dict is the propensity-score caliper.
+    std_caliper
+        Widths are in standard-deviation units.  As in MatchIt 4.5.1 (``process.caliper``) the SD
+        is ``sd()`` of the variable over the whole sample (both groups, denominator n - 1), not a
+        pooled within-group SD.
+    m_order
+        Order in which treated units are matched: ``"largest"`` (default with a propensity score)
+        or ``"smallest"`` propensity score first, ``"data"`` (default for Mahalanobis) or
+        ``"random"`` (needs ``rng`` or ``seed``; it cannot reproduce R's random stream).
+    exact
+        Variables to match exactly on (name, list of names or ``"~ a + b"``).  Matching is done
+        separately within each combination of their values.
+    distance
+        ``"glm"`` (logistic propensity score, matched on the probability scale) or
+        ``"mahalanobis"`` (Mahalanobis distance on the formula's covariates; no propensity score).
+    mahvars
+        With ``distance="glm"``: match on the Mahalanobis distance of these variables, using the
+        propensity score for the processing order and the caliper.
+    s_weights
+        Survey weights (name or array).  They enter the propensity-score model (as MatchIt does)
+        and the combined weights.
+    survey_weight_strategy
+        ``"keep"`` (Austin et al. 2018) or ``"inherit"`` (Lenis et al. 2019); see
+        :class:`MatchResult`.
+    rng, seed
+        Random generator (or a seed for one) for ``m_order="random"``.
+    compat
+        ``"MatchIt-4.5.1"`` reproduces a defect of MatchIt 4.5.1 (the release in Debian 12) for
+        matching on a propensity score: its C++ routine ``nn_matchC_vec`` takes the *integer*
+        ``abs()`` of differences of doubles, so all score differences below 1 count as 0.  The
+        treated unit then always takes the nearest available control with a smaller-or-equal
+        score when there is one (else the nearest larger one), and propensity-score calipers
+        never bind.  Only for reproducing results of that release; the default is correct
+        nearest-neighbour matching.  Mahalanobis matching is unaffected.
+
+    Returns
+    -------
+    MatchResult
+
+    Notes
+    -----
+    Deterministic tie rule, as in MatchIt 4.5.1.  Scalar distance: units are sorted by
+    (distance, row); a treated unit looks at the nearest available control on each side of its own
+    position in that order and takes the left one (smaller score) when the two are equally far.
+    Among controls with *identical* scores the one nearest in that order is taken: on the left the
+    last in data order, on the right the first.  Mahalanobis: the first control in data order
+    among equal smallest distances.  The processing order sorts ties in the score in data order.
+    """
+    import pandas as pd
+
+    lhs, rhs = split_formula(formula)
+    if not isinstance(ratio, int | np.integer) or isinstance(ratio, bool) or ratio < 1:
+        raise ConfigError("ratio must be a positive integer", param="ratio", expected=">= 1",
+                          found=repr(ratio))
+    ratio = int(ratio)
+    if distance not in ("glm", "mahalanobis"):
+        raise ConfigError("Unknown distance", param="distance",
+                          expected="'glm' or 'mahalanobis'", found=repr(distance))
+    if survey_weight_strategy not in _STRATEGIES:
+        raise ConfigError("Unknown survey-weight strategy", param="survey_weight_strategy",
+                          expected="'keep' or 'inherit'", found=repr(survey_weight_strategy))
+    if m_order is None:
+        m_order = "largest" if distance == "glm" else "data"
+    if m_order not in _M_ORDERS:
+        raise ConfigError("Unknown m_order", param="m_order", expected=", ".join(_M_ORDERS),
+                          found=repr(m_order))
+    if distance == "mahalanobis" and m_order in ("largest", "smallest"):
+        raise ConfigError(
+            "m_order 'largest'/'smallest' needs a propensity score", param="m_order",
+            expected="'data' or 'random' with distance='mahalanobis'", found=repr(m_order),
+            hint="use distance='glm' with mahvars=... to order by the propensity score",
+        )
+    if compat not in (None, "MatchIt-4.5.1"):
+        raise ConfigError("Unknown compatibility mode", param="compat",
+                          expected="None or 'MatchIt-4.5.1'", found=repr(compat))
+    if rng is None and seed is not None:
+        rng = np.random.default_rng(seed)
+
+    treat = treatment_vector(df, lhs)
+    n = treat.size
+    sw = resolve_weights(df, s_weights, param="s_weights")
+
+    ps_fit: PropensityScoreResult | None = None
+    score: np.ndarray | None = None
+    if distance == "glm":
+        ps_fit = propensity_score(df, formula, weights=sw)
+        score = ps_fit.score.to_numpy()
+
+    # calipers
+    ps_caliper: float | None = None
+    cov_cal: dict[str, float] = {}
+    if caliper is not None:
+        items = caliper.items() if isinstance(caliper, Mapping) else [("", caliper)]
+        for key, width in items:
+            if not np.isfinite(width) or width <= 0:
+                raise ConfigError("Caliper widths must be positive numbers", param="caliper",
+                                  found=f"{key or '<distance>'}={width!r}")
+            if key == "":
+                if score is None:
+                    raise ConfigError(
+                        "A propensity-score caliper needs distance='glm'", param="caliper",
+                        hint="name the covariates: caliper={'age': 0.5}",
+                    )
+                ps_caliper = float(width) * (float(np.std(score, ddof=1)) if std_caliper else 1.0)
+            else:
+                if key not in df.columns:
+                    raise DataValidationError("A caliper variable is not in the data",
+                                              column=key, param="caliper")
+                col = df[key].to_numpy(dtype=float)
+                if np.unique(col).size <= 2:
+                    raise ConfigError("Calipers cannot be used with binary variables",
+                                      column=key, param="caliper")
+                cov_cal[key] = float(width) * (float(np.std(col, ddof=1)) if std_caliper else 1.0)
+    cal_mat_all = (
+        np.column_stack([df[k].to_numpy(dtype=float) for k in cov_cal]) if cov_cal else None
+    )
+    cal_width = np.array(list(cov_cal.values())) if cov_cal else None
+
+    # Mahalanobis covariates
+    z_all: np.ndarray | None = None
+    mah_rhs: str | None = None
+    if distance == "mahalanobis":
+        mah_rhs = rhs
+    elif mahvars is not None:
+        mah_rhs = " + ".join(variables_of(mahvars, param="mahvars"))
+    if mah_rhs is not None:
+        xm = covariate_matrix(df, mah_rhs, param="mahvars").to_numpy()
+        z_all = mahalanobis_transform(xm, treat)
+
+    # exact strata
+    ex_vars = variables_of(exact, param="exact")
+    if ex_vars:
+        missing = [v for v in ex_vars if v not in df.columns]
+        if missing:
+            raise DataValidationError("Exact-matching variables are not in the data",
+                                      column=missing[0], param="exact")
+        strata = df[ex_vars].astype(str).agg("\x1f".join, axis=1).to_numpy()
+        _, stratum_id = np.unique(strata, return_inverse=True)
+    else:
+        stratum_id = np.zeros(n, dtype=np.int64)
+
+    ind1_all = np.flatnonzero(treat == 1)
+    n1 = ind1_all.size
+    mm_global = np.full((n1, ratio), -1, dtype=np.int64)
+    row_of_treated = np.empty(n, dtype=np.int64)
+    row_of_treated[ind1_all] = np.arange(n1)
+    for s in np.unique(stratum_id):
+        members = np.flatnonzero(stratum_id == s)
+        t_loc = treat[members]
+        if not (t_loc == 1).any() or not (t_loc == 0).any():
+            continue
+        loc1 = np.flatnonzero(t_loc == 1)
+        ord1 = _processing_order(
+            np.zeros(loc1.size) if score is None else score[members][loc1], m_order, rng
+        )
+        cal_mat = None if cal_mat_all is None else cal_mat_all[members]
+        if z_all is None and score is not None:
+            mm_loc = nn_sorted(score[members], t_loc, ord1, ratio, replace, ps_caliper,
+                               cal_mat, cal_width, int_abs=compat == "MatchIt-4.5.1")
+        elif z_all is not None:
+            mm_loc = nn_general(z_all[members], t_loc, ord1, ratio, replace,
+                                None if score is None else score[members], ps_caliper,
+                                cal_mat, cal_width)
+        else:  # pragma: no cover - distance is either glm or mahalanobis
+            continue
+        glob = np.where(mm_loc >= 0, members[np.clip(mm_loc, 0, None)], -1)
+        mm_global[row_of_treated[members[loc1]]] = glob
+
+    if not (mm_global >= 0).any():
+        raise PopevalError(
+            "No units were matched", param="caliper" if caliper is not None else "exact",
+            hint="widen the caliper or relax exact matching",
+        )
+    w = weights_from_mm(mm_global, treat, ind1_all)
+    index = df.index
+    if replace:
+        subclass = pd.Series(pd.array([pd.NA] * n, dtype="Int64"), index=index, name="subclass")
+    else:
+        sub = subclass_from_mm(mm_global, ind1_all, n)
+        subclass = pd.Series(
+            pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
+        ).mask(sub == 0)
+    sw_arr = np.ones(n) if sw is None else sw
+    if survey_weight_strategy == "keep":
+        comb = sw_arr * w
+    else:
+        comb = np.where(treat == 1, sw_arr * w, 0.0)
+        n_match = (mm_global >= 0).sum(axis=1)
+        rows, cols = np.nonzero(mm_global >= 0)
+        np.add.at(comb, mm_global[rows, cols], sw_arr[ind1_all[rows]] / n_match[rows])
+    labels = np.asarray(index)
+    mm_frame = pd.DataFrame(
+        {
+            j + 1: pd.Series(
+                [labels[c] if c >= 0 else None for c in mm_global[:, j]], dtype=object
+            )
+            for j in range(ratio)
+        }
+    )
+    mm_frame.index = index[ind1_all]
+    settings = {
+        "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
+        "m_order": m_order, "exact": ex_vars or None, "distance": distance,
+        "mahvars": variables_of(mahvars, param="mahvars") or None,
+        "caliper_abs": {"<distance>": ps_caliper, **cov_cal} if caliper is not None else None,
+        "compat": compat,
+    }
+    return MatchResult(
+        formula=formula,
+        treat=pd.Series(treat, index=index, name=lhs),
+        weights=pd.Series(w, index=index, name="weights"),
+        subclass=subclass,
+        distance=None if score is None else pd.Series(score, index=index, name="distance"),
+        match_matrix=mm_frame,
+        s_weights=pd.Series(sw_arr, index=index, name="s_weights"),
+        survey_weight_strategy=survey_weight_strategy,
+        combined_weights=pd.Series(comb, index=index, name="combined_weights"),
+        settings=settings,
+        propensity=ps_fit,
+    )
