@@ -421,7 +421,7 @@ def generate(
     pop_person = np.zeros(n, dtype=bool)
     pop_person[pid[pop_app & ~refused]] = True
     lbc_other = has_lbc & ~pop_person
-    k_link = int(round(p.lbc_to_pop_share * lbc_other.sum() / (1 - p.lbc_to_pop_share)))
+    k_link = round(p.lbc_to_pop_share * lbc_other.sum() / (1 - p.lbc_to_pop_share))
     pop_ids = np.flatnonzero(pop_person)
     k_link = min(k_link, len(pop_ids))
     linked_pop = rng.choice(pop_ids, size=k_link, replace=False) if k_link else np.array([], dtype=int)
@@ -673,7 +673,7 @@ def generate(
             for k, o in enumerate(OUTCOMES)
         },
         "intercepts": {"pop_oc": a_oc, "pop_vov": a_vov, "pop_vapok": a_vapok},
-        "linked_pop_persons": int(len(linked_pop)),
+        "linked_pop_persons": len(linked_pop),
         "params": asdict(p),
     }
     units = pd.DataFrame(
