@@ -1,0 +1,185 @@
+"""Replicate-weight designs: delete-one-PSU jackknife (JK1) and the rescaled bootstrap.
+
+Replicate weights follow R's ``as.svrepdesign(type = "JK1" / "bootstrap")``; every later
+:func:`rake`, :func:`poststratify`, :func:`calibrate` or :func:`trim` re-weights every
+replicate as well, so replicate standard errors include the effect of the weighting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.weighting.design import SurveyDesign
+from survey.errors import ConfigError, DataValidationError
+
+__all__ = ["Replicates", "as_replicate"]
+
+
+@dataclass(frozen=True, eq=False)
+class Replicates:
+    """Replicate analysis weights and the variance constants.
+
+    Attributes
+    ----------
+    weights
+        (n, R) replicate analysis weights.
+    scale, rscales
+        ``v = scale * sum_r rscales_r (theta_r - centre)^2``.
+    mse
+        Centre at the full-sample estimate (True) or the mean of the replicates (False, R's
+        default).
+    method
+        ``"JK1"`` or ``"bootstrap"``.
+    """
+
+    weights: np.ndarray
+    scale: float
+    rscales: np.ndarray
+    mse: bool
+    method: str
+
+    def with_weights(self, weights: np.ndarray) -> Replicates:
+        """Same constants, new replicate weights."""
+        w = np.array(weights, dtype=float)
+        w.flags.writeable = False
+        return Replicates(w, self.scale, self.rscales, self.mse, self.method)
+
+    def variance(
+        self, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray
+    ) -> np.ndarray:
+        """Replicate covariance of totals or ratio means; ``X`` = domain x term values, ``D`` = domains."""
+        W = self.weights
+        num = W.T @ X
+        if statistic == "mean":
+            den = np.repeat(W.T @ D, p, axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                thetas = num / den
+        else:
+            thetas = num
+        good = np.all(np.isfinite(thetas), axis=1)
+        if not good.any():
+            raise DataValidationError(
+                "Every replicate gave an undefined estimate",
+                hint="a domain is empty in all replicates; use a larger domain",
+            )
+        thetas = thetas[good]
+        rs = self.rscales[good]
+        centre = est if self.mse else thetas[rs > 0].mean(axis=0)
+        d = (thetas - centre) * np.sqrt(rs)[:, None]
+        return self.scale * (d.T @ d)
+
+
+def as_replicate(
+    design: SurveyDesign,
+    method: str = "JK1",
+    *,
+    replicates: int = 50,
+    rng: np.random.Generator | None = None,
+    factors: np.ndarray | None = None,
+    mse: bool = False,
+) -> SurveyDesign:
+    """Return a replicate-weight version of an (uncalibrated) design.
+
+    Parameters
+    ----------
+    design
+        A design without calibration steps (calibrate *after* creating replicates, so that
+        every replicate is re-calibrated).
+    method
+        ``"JK1"`` (delete one PSU; unstratified designs) or ``"bootstrap"`` (Canty-Davison
+        rescaled bootstrap of PSUs within strata, as R's ``bootweights``).
+    replicates
+        Number of bootstrap replicates.
+    rng
+        Random generator for the bootstrap (required unless ``factors`` is given).
+    factors
+        (n, R) bootstrap replicate factors to use instead of drawing them (e.g. the
+        ``repweights`` R used), multiplied by the sampling weights.
+    mse
+        Centre the variance at the full-sample estimate instead of the replicate mean.
+    """
+    if design._steps:
+        raise ConfigError(
+            "Create replicate weights before weighting the design",
+            param="design",
+            expected="a design without rake/poststratify/calibrate steps",
+            found=f"{len(design._steps)} calibration step(s)",
+            hint="call as_replicate(SurveyDesign(...)) first, then rake/calibrate the result",
+        )
+    s = design._structure
+    w = np.asarray(design._weights)
+    n_h = s.n_psu.astype(float)
+    key = method.lower()
+    if key == "jk1":
+        if len(n_h) > 1:
+            raise ConfigError(
+                "JK1 needs an unstratified design",
+                param="method",
+                expected="'bootstrap' for a stratified design",
+                found="JK1",
+            )
+        n = int(n_h[0])
+        if n < 2:
+            raise DataValidationError("JK1 needs at least two PSUs", found=f"{n} PSU")
+        fac = np.full((len(w), n), n / (n - 1.0))
+        fac[np.arange(len(w)), s.psu] = 0.0
+        fpc = float(s.fpc_factor()[0])
+        scale = fpc * (n - 1.0) / n
+        name = "JK1"
+    elif key == "bootstrap":
+        if factors is None:
+            if rng is None:
+                raise ConfigError(
+                    "The bootstrap needs a random generator",
+                    param="rng",
+                    expected="numpy.random.Generator",
+                    found="None",
+                )
+            fac_psu = _bootstrap_psu_factors(s.psu_stratum, s.popsize, replicates, rng)
+            fac = fac_psu[s.psu]
+        else:
+            fac = np.asarray(factors, dtype=float)
+            if fac.ndim != 2 or fac.shape[0] != len(w):
+                raise ConfigError(
+                    "factors must have one row per respondent",
+                    param="factors",
+                    expected=f"shape ({len(w)}, R)",
+                    found=str(fac.shape),
+                )
+        R = fac.shape[1]
+        harmonic = 1.0 / np.mean(1.0 / n_h)
+        scale = harmonic / ((harmonic - 1.0) * (R - 1.0))
+        name = "bootstrap"
+    else:
+        raise ConfigError(
+            "Unknown replicate method",
+            param="method",
+            expected="'JK1' or 'bootstrap'",
+            found=repr(method),
+        )
+    rw = fac * w[:, None]
+    rw.flags.writeable = False
+    reps = Replicates(rw, float(scale), np.ones(rw.shape[1]), bool(mse), name)
+    return design._derive(replicates=reps)
+
+
+def _bootstrap_psu_factors(
+    psu_stratum: np.ndarray, popsize: np.ndarray | None, replicates: int, rng: np.random.Generator
+) -> np.ndarray:
+    """PSU resampling counts within strata (R's ``bootstratum``)."""
+    P = len(psu_stratum)
+    out = np.zeros((P, replicates))
+    for h in np.unique(psu_stratum):
+        members = np.flatnonzero(psu_stratum == h)
+        m = len(members)
+        for r in range(replicates):
+            perm = rng.permutation(members)
+            if popsize is None or not np.isfinite(popsize[h]):
+                draw = rng.choice(perm, size=m, replace=True)
+            else:
+                pseudo = np.resize(perm, int(np.rint(popsize[h])))
+                draw = rng.choice(pseudo, size=m, replace=False)
+            out[:, r] += np.bincount(draw, minlength=P)
+    return out
