@@ -1,0 +1,232 @@
+"""Outcome regression on the matched sample, with cluster-robust or HC3 standard errors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from analysis.effects.results import EffectEstimate, EffectTable
+from survey.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.matching.nearest import MatchResult
+
+__all__ = [
+    "absorbed_effect",
+    "adjust_pvalues",
+    "effect_family",
+    "matched_effect",
+    "weighted_ols",
+]
+
+
+def weighted_ols(
+    y: np.ndarray,
+    X: np.ndarray,
+    w: np.ndarray,
+    *,
+    vcov: Literal["cluster", "HC3", "HC1", "HC0"] = "HC1",
+    cluster: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least squares with sandwich covariance, as R's ``lm`` + ``sandwich``.
+
+    Parameters
+    ----------
+    y, X, w
+        Outcome, design matrix (with intercept) and positive weights.
+    vcov
+        ``"cluster"``: ``sandwich::vcovCL(fit, cluster=, type="HC1")``, i.e. with the factor
+        G/(G-1) * (n-1)/(n-k); ``"HC3"``/``"HC1"``/``"HC0"``: ``sandwich::vcovHC`` types.
+    cluster
+        Cluster labels for ``"cluster"``.
+
+    Returns
+    -------
+    params, cov
+    """
+    n, k = X.shape
+    sw = np.sqrt(w)
+    Xw = X * sw[:, None]
+    bread = np.linalg.inv(Xw.T @ Xw)
+    params = bread @ (Xw.T @ (y * sw))
+    resid = y - X @ params
+    scores = X * (w * resid)[:, None]
+    if vcov == "cluster":
+        if cluster is None:
+            raise ConfigError("Cluster-robust SEs need cluster labels", param="cluster")
+        _, g = np.unique(cluster, return_inverse=True)
+        G = int(g.max()) + 1
+        S = np.zeros((G, k))
+        np.add.at(S, g, scores)
+        meat = S.T @ S * (G / (G - 1)) * ((n - 1) / (n - k))
+    elif vcov in ("HC0", "HC1", "HC3"):
+        if vcov == "HC3":
+            h = np.einsum("ij,jk,ik->i", Xw, bread, Xw)
+            scores = scores / (1 - h)[:, None]
+        meat = scores.T @ scores
+        if vcov == "HC1":
+            meat *= n / (n - k)
+    else:
+        raise ConfigError("Unknown covariance type", param="vcov",
+                          expected="'cluster', 'HC3', 'HC1' or 'HC0'", found=repr(vcov))
+    return params, bread @ meat @ bread
+
+
+def _design(
+    df: pd.DataFrame, outcome: str, treat: str, covariates: str | None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    import patsy
+
+    rhs = treat if not covariates else f"{treat} + {covariates.split('~')[-1]}"
+    try:
+        yv, Xv = patsy.dmatrices(f"{outcome} ~ {rhs}", df, return_type="dataframe",
+                                 NA_action="raise")
+    except Exception as exc:
+        raise DataValidationError(
+            "The outcome model could not be built", column=outcome, found=rhs,
+            hint="check column names and missing values", detail=str(exc),
+        ) from exc
+    return yv.to_numpy().ravel(), Xv.to_numpy(), [str(c) for c in Xv.columns]
+
+
+def matched_effect(
+    m: MatchResult,
+    df: pd.DataFrame,
+    outcome: str,
+    covariates: str | None = None,
+    *,
+    vcov: Literal["auto", "cluster", "HC3", "HC1"] = "auto",
+    top_box: float | None = None,
+) -> EffectEstimate:
+    """ATT by weighted regression on the matched sample.
+
+    Fits ``outcome ~ treat + covariates`` by WLS with the combined (survey x matching) weights on
+    the matched units, as ``lm(y ~ treat + covs, data = match.data(m), weights = weights)``.
+
+    Parameters
+    ----------
+    m
+        The matching.
+    df
+        The matched data (same index).
+    outcome
+        Outcome column.  A Likert item is used as an interval score (mean difference), or, with
+        ``top_box``, as the indicator ``outcome >= top_box`` (risk difference by a linear
+        probability model; e.g. ``top_box=4`` for top-2-box on a 1-5 scale).
+    covariates
+        Right-hand side for covariate adjustment (default: the matching covariates); ``""`` for
+        none.
+    vcov
+        ``"auto"``: cluster-robust by subclass (pair) after matching without replacement, HC3
+        with replacement.  Cluster-robust is ``sandwich::vcovCL(fit, cluster=~subclass)`` (HC1).
+
+    Returns
+    -------
+    EffectEstimate
+    """
+    from analysis.matching._design import split_formula
+
+    md = m.matched_data(df)
+    name = outcome
+    if top_box is not None:
+        md = md.assign(**{f"{outcome}_top": (md[outcome] >= top_box).astype(float)})
+        name = f"{outcome}_top"
+    if covariates is None:
+        covariates = split_formula(m.formula)[1]
+    y, X, cols = _design(md, name, m.treat_column, covariates or None)
+    w = md["combined_weights"].to_numpy(dtype=float)
+    replace = bool(m.settings.get("replace", False))
+    if vcov == "auto":
+        vcov = "HC3" if replace else "cluster"
+    cluster = None
+    if vcov == "cluster":
+        if md["subclass"].isna().any():
+            raise ConfigError(
+                "Cluster-robust SEs need subclasses (matching without replacement)",
+                param="vcov", hint="use vcov='HC3' after matching with replacement",
+            )
+        cluster = md["subclass"].to_numpy(dtype=np.int64)
+    params, cov = weighted_ols(y, X, w, vcov=vcov, cluster=cluster)
+    import pandas as pd
+
+    term = m.treat_column
+    return EffectEstimate(
+        outcome=name,
+        estimand="ATT",
+        method="matched WLS" + (" (risk difference)" if top_box is not None else ""),
+        params=pd.Series(params, index=cols),
+        bse=pd.Series(np.sqrt(np.diag(cov)), index=cols),
+        term=term,
+        nobs=len(y),
+        vcov_type="cluster-robust by subclass (HC1)" if vcov == "cluster" else vcov,
+        df_resid=float(len(y) - X.shape[1]),
+    )
+
+
+def adjust_pvalues(pvalues: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Holm and Benjamini-Hochberg adjusted p-values (``statsmodels`` ``multipletests``)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(pvalues, dtype=float)
+    return multipletests(p, method="holm")[1], multipletests(p, method="fdr_bh")[1]
+
+
+def effect_family(effects: Sequence[EffectEstimate]) -> EffectTable:
+    """Collect effects (e.g. the four outcomes) into one family with Holm and BH p-values."""
+    holm, bh = adjust_pvalues([e.pvalue for e in effects])
+    return EffectTable(effects=tuple(effects), p_holm=holm, p_bh=bh)
+
+
+def absorbed_effect(
+    df: pd.DataFrame,
+    outcome: str,
+    treat: str,
+    covariates: Sequence[str],
+    absorb: Sequence[str],
+    *,
+    weights: str | None = None,
+    cluster: str | None = None,
+) -> EffectEstimate:
+    """Regression adjustment with absorbed fixed effects (robustness check), by linearmodels.
+
+    Fits ``outcome ~ treat + covariates`` with the categories of ``absorb`` (e.g. training domain,
+    loopbaancentrum) absorbed by :class:`linearmodels.iv.absorbing.AbsorbingLS`, weighted, with
+    cluster-robust (``cluster`` column) or heteroskedasticity-robust standard errors.
+
+    Returns
+    -------
+    EffectEstimate
+    """
+    import pandas as pd
+    from linearmodels.iv.absorbing import AbsorbingLS
+
+    cols = [outcome, treat, *covariates, *absorb] + [c for c in (weights, cluster) if c]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise DataValidationError("Columns are missing", column=missing[0], param="absorbed_effect")
+    data = df[cols].dropna()
+    exog = data[[treat, *covariates]].astype(float)
+    fe = pd.DataFrame({a: data[a].astype("category") for a in absorb})
+    mod = AbsorbingLS(
+        data[outcome].astype(float), exog, absorb=fe,
+        weights=None if weights is None else data[weights].astype(float),
+    )
+    if cluster is not None:
+        res = mod.fit(cov_type="clustered", clusters=data[cluster].astype("category").cat.codes)
+    else:
+        res = mod.fit(cov_type="robust")
+    return EffectEstimate(
+        outcome=outcome,
+        estimand="ATE (regression adjustment)",
+        method="AbsorbingLS with absorbed " + ", ".join(absorb),
+        params=res.params.copy(),
+        bse=res.std_errors.copy(),
+        term=treat,
+        nobs=int(res.nobs),
+        vcov_type="clustered" if cluster is not None else "robust",
+        df_resid=None,
+    )

@@ -1,0 +1,177 @@
+"""Immutable result objects of :mod:`analysis.effects`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EffectEstimate", "EffectTable"]
+
+
+@dataclass(frozen=True)
+class EffectEstimate:
+    """One treatment-effect estimate with its uncertainty.
+
+    Attributes
+    ----------
+    outcome
+        The outcome's name.
+    estimand
+        ``"ATT"`` or ``"ATE"``.
+    method
+        How it was estimated (e.g. ``"matched WLS"``, ``"IPW"``, ``"AIPW"``).
+    params
+        All estimated parameters; the effect is the one named ``term``.
+    bse
+        Standard errors of ``params``.
+    term
+        Name of the effect parameter in ``params``.
+    nobs
+        Number of observations used.
+    vcov_type
+        How the standard errors were computed.
+    df_resid
+        Residual degrees of freedom for t-based inference, or None for normal-based.
+    extra
+        Anything else worth keeping (e.g. probability shifts, sample sizes).
+    """
+
+    outcome: str
+    estimand: str
+    method: str
+    params: pd.Series
+    bse: pd.Series
+    term: str
+    nobs: int
+    vcov_type: str
+    df_resid: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def estimate(self) -> float:
+        """The treatment effect."""
+        return float(self.params[self.term])
+
+    @property
+    def se(self) -> float:
+        """Standard error of the treatment effect."""
+        return float(self.bse[self.term])
+
+    @property
+    def tvalues(self) -> pd.Series:
+        """Estimate over standard error."""
+        return self.params / self.bse
+
+    def _dist(self) -> Any:
+        from scipy import stats
+
+        return stats.norm if self.df_resid is None else stats.t(self.df_resid)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided p-values (t with ``df_resid`` when set, else normal)."""
+        import pandas as pd
+
+        p = 2 * self._dist().sf(np.abs(self.tvalues.to_numpy()))
+        return pd.Series(p, index=self.params.index)
+
+    @property
+    def pvalue(self) -> float:
+        """Two-sided p-value of the effect."""
+        return float(self.pvalues[self.term])
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Confidence intervals (columns ``lower``, ``upper``)."""
+        import pandas as pd
+
+        q = float(self._dist().ppf(1 - alpha / 2))
+        return pd.DataFrame(
+            {"lower": self.params - q * self.bse, "upper": self.params + q * self.bse}
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: outcome, estimand, method, estimate, SE, CI, p-value, nobs."""
+        import pandas as pd
+
+        ci = self.conf_int().loc[self.term]
+        return pd.DataFrame(
+            [
+                {
+                    "outcome": self.outcome,
+                    "estimand": self.estimand,
+                    "method": self.method,
+                    "estimate": self.estimate,
+                    "se": self.se,
+                    "ci_lower": float(ci["lower"]),
+                    "ci_upper": float(ci["upper"]),
+                    "pvalue": self.pvalue,
+                    "nobs": self.nobs,
+                    "vcov_type": self.vcov_type,
+                }
+            ]
+        )
+
+    def summary(self) -> str:
+        """Plain-text report of the estimate and all parameters."""
+        import pandas as pd
+
+        ci = self.conf_int()
+        tab = pd.DataFrame(
+            {
+                "coef": self.params,
+                "std err": self.bse,
+                "P>|z|" if self.df_resid is None else "P>|t|": self.pvalues,
+                "[0.025": ci["lower"],
+                "0.975]": ci["upper"],
+            }
+        )
+        lines = [
+            f"{self.method}: {self.estimand} of '{self.term}' on '{self.outcome}'",
+            f"estimate = {self.estimate:.6g} (SE {self.se:.6g}, p = {self.pvalue:.4g}); "
+            f"nobs = {self.nobs}; SE: {self.vcov_type}",
+            "",
+            tab.to_string(float_format=lambda v: f"{v:.6g}"),
+        ]
+        for key, value in self.extra.items():
+            if hasattr(value, "to_string"):
+                lines += ["", f"{key}:", value.to_string()]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class EffectTable:
+    """A family of effects (e.g. the four outcomes) with multiplicity-adjusted p-values.
+
+    Attributes
+    ----------
+    effects
+        The estimates, in order.
+    p_holm, p_bh
+        Holm and Benjamini-Hochberg adjusted p-values, aligned with ``effects``.
+    """
+
+    effects: Sequence[EffectEstimate]
+    p_holm: np.ndarray
+    p_bh: np.ndarray
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per effect, with raw, Holm and BH p-values."""
+        import pandas as pd
+
+        out = pd.concat([e.to_frame() for e in self.effects], ignore_index=True)
+        out["p_holm"] = self.p_holm
+        out["p_bh"] = self.p_bh
+        return out
+
+    def summary(self) -> str:
+        """Plain-text table of the family."""
+        return (
+            "Treatment effects (p-values adjusted across the family: Holm, Benjamini-Hochberg)\n"
+            + self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4g}")
+        )
