@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "main", "make_parser"]
 #: subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("analysis.commands.demo", "generate the synthetic demo study with known truth"),
+    "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population"),
 }
 
 
