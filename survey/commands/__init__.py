@@ -1,0 +1,3 @@
+"""``popeval`` subcommands of the survey component (``deploy``, ``fetch``)."""
+
+__all__: list[str] = []
