@@ -20,16 +20,25 @@ from analysis.population.linkage import (
     link,
     load_population,
 )
+from analysis.population.margins import DEFAULT_MARGINS, Margins, margins, vocabulary
+from analysis.population.profile import PROFILE_VARIABLES, Profile, profile
 
 __all__ = [
     "CHARACTERISTICS",
     "CONFLICT_RULE",
     "DEFAULT_DB",
+    "DEFAULT_MARGINS",
     "POPULATION_COLUMNS",
+    "PROFILE_VARIABLES",
     "IngestReport",
     "LinkageReport",
+    "Margins",
+    "Profile",
     "SourceFile",
     "ingest",
     "link",
     "load_population",
+    "margins",
+    "profile",
+    "vocabulary",
 ]
