@@ -171,12 +171,12 @@ def _encode(
     if len(columns) == 1:
         col = df[columns[0]]
         codes = np.asarray(pd.Categorical(col, categories=pop.index).codes, dtype=np.intp)
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            known = set(col.cat.categories)
-        else:
-            known = set(pd.unique(col))
-        observed = set(pd.unique(col))
-        return codes, [pop.index], known if known else observed
+        declared: set[Any] = (
+            set(col.cat.categories)
+            if isinstance(col.dtype, pd.CategoricalDtype)
+            else set(pd.unique(col))
+        )
+        return codes, [pop.index], declared
     if not isinstance(pop.index, pd.MultiIndex) or pop.index.nlevels != len(columns):
         raise ConfigError(
             "A joint margin needs one category per column in every key",
@@ -186,7 +186,7 @@ def _encode(
         )
     mi = pd.MultiIndex.from_arrays([df[c].to_numpy() for c in columns])
     codes = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
-    known: set[Any] = set()
+    known = set()
     for level, c in enumerate(columns):
         known |= {(level, v) for v in pd.unique(df[c])}
     return codes, [pop.index], known
@@ -202,12 +202,15 @@ def _check_labels(
     name = _margin_name(key)
     columns = (key,) if isinstance(key, str) else tuple(key)
     if (codes < 0).any():
+        missing: Sequence[Any]
         if len(columns) == 1:
-            missing = pd.unique(df[columns[0]].to_numpy()[codes < 0])
+            missing = list(pd.unique(df[columns[0]].to_numpy()[codes < 0]))
         else:
             rows = np.flatnonzero(codes < 0)
-            missing = pd.unique(
-                pd.Series(list(zip(*(df[c].to_numpy()[rows] for c in columns), strict=True)))
+            missing = list(
+                pd.unique(
+                    pd.Series(list(zip(*(df[c].to_numpy()[rows] for c in columns), strict=True)))
+                )
             )
         raise DataValidationError(
             f"Sample categories of '{name}' are absent from the population margin",
@@ -220,7 +223,7 @@ def _check_labels(
     empty = counts == 0
     unknown: list[str] = []
     for i in np.flatnonzero(empty):
-        cell = pop.index[i]
+        cell = pop.index[int(i)]
         if len(columns) == 1:
             ok = cell in known
         else:

@@ -182,6 +182,16 @@ class SurveyDesign:
         "_weights",
         "_weights_column",
     )
+    _cluster: str | None
+    _data: pd.DataFrame
+    _diagnostics: WeightingDiagnostics | None
+    _fpc: str | None
+    _replicates: Replicates | None
+    _steps: tuple[Step, ...]
+    _strata: str | None
+    _structure: _Structure
+    _weights: np.ndarray
+    _weights_column: str | None
 
     def __init__(
         self,
@@ -438,7 +448,7 @@ class SurveyDesign:
         if by is None:
             index: pd.Index = pd.Index(terms, name="term")
         else:
-            tuples = []
+            tuples: list[tuple[Any, ...]] = []
             for g in glabels:
                 gt = g if isinstance(g, tuple) else (g,)
                 tuples.extend((*gt, t) for t in terms)

@@ -138,7 +138,7 @@ class WeightingDiagnostics:
         """JSON-friendly dictionary (for result bundles)."""
         return {
             **{
-                k: (v.item() if hasattr(v, "item") else v)
+                str(k): (v.item() if hasattr(v, "item") else v)
                 for k, v in self.to_frame()["value"].items()
             },
             "weight_quantiles": {f"{q:g}": v for q, v in self.weight_quantiles},

@@ -23,6 +23,7 @@ from analysis.weighting._calibration import (
 from analysis.weighting._margins import Margin, MarginSpec, prepare_margins
 from analysis.weighting.design import SurveyDesign
 from analysis.weighting.diagnostics import build_diagnostics
+from analysis.weighting.replicate import Replicates
 from survey.errors import ConfigError, PopevalError
 
 __all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "trim"]
@@ -145,9 +146,15 @@ def rake(
 def _rake_replicates(W: np.ndarray, ms: list[Margin], tol: float, max_iter: int) -> np.ndarray:
     rr = ipf(W, ms, tol=tol, max_iter=max_iter)
     if not rr.converged:
+        bad = np.zeros(W.shape[1], dtype=bool)
+        for m in ms:
+            rel = np.abs(m.sums(rr.weights) - m.totals[:, None]) / m.totals[:, None]
+            bad |= rel.max(axis=0) >= tol
         logger.warning(
-            "raking: %s replicate(s) did not reach the margins (worst %r %r, rel. error %.3g)",
-            "some",
+            "raking: %d of %d replicate(s) did not reach the margins (worst %r %r, rel. error %.3g); "
+            "a replicate that removes every respondent of a cell cannot reach that cell's total",
+            int(bad.sum()),
+            W.shape[1],
             rr.worst_margin,
             rr.worst_category,
             rr.max_rel_error,
@@ -302,7 +309,7 @@ def calibrate(
         g, iterations, converged = res.g, res.iterations, True
     w = w0 * g
     reps = design._replicates
-    new_reps: object = False
+    new_reps: Replicates | bool = False
     if reps is not None:
         W = reps.weights
         if calfun == "linear" and bounds is None:
@@ -336,7 +343,7 @@ def calibrate(
     step = GregStep.build(mm, w0, g)
     return design._derive(
         weights=w, steps=(*design._steps, step), replicates=new_reps, diagnostics=diag
-    )  # type: ignore[arg-type]
+    )
 
 
 def _model_matrix(
@@ -414,7 +421,7 @@ def trim(
             hint="the bounds may be infeasible for the sum of weights: widen them",
         )
     reps = design._replicates
-    new_reps: object = False
+    new_reps: Replicates | bool = False
     if reps is not None:
         W = np.array(reps.weights)
         for j in range(W.shape[1]):
@@ -422,7 +429,7 @@ def trim(
             W[pos, j], _, _ = _trim_vector(W[pos, j], upper, lower, strict, redistribute, max_iter)
         new_reps = reps.with_weights(W)
     diag = build_diagnostics("trim", w0, w, [], converged=True, iterations=it, trimmed=count)
-    return design._derive(weights=w, replicates=new_reps, diagnostics=diag)  # type: ignore[arg-type]
+    return design._derive(weights=w, replicates=new_reps, diagnostics=diag)
 
 
 def _trim_vector(

@@ -7,6 +7,7 @@ replicate as well, so replicate standard errors include the effect of the weight
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,8 @@ from analysis.weighting.design import SurveyDesign
 from survey.errors import ConfigError, DataValidationError
 
 __all__ = ["Replicates", "as_replicate"]
+
+logger = logging.getLogger("analysis.weighting")
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +66,12 @@ class Replicates:
             raise DataValidationError(
                 "Every replicate gave an undefined estimate",
                 hint="a domain is empty in all replicates; use a larger domain",
+            )
+        if not good.all():
+            logger.warning(
+                "%d of %d replicates gave undefined estimates and were discarded (as R does)",
+                int((~good).sum()),
+                len(good),
             )
         thetas = thetas[good]
         rs = self.rscales[good]
@@ -149,7 +158,7 @@ def as_replicate(
                     found=str(fac.shape),
                 )
         R = fac.shape[1]
-        harmonic = 1.0 / np.mean(1.0 / n_h)
+        harmonic = float(1.0 / np.mean(1.0 / n_h))
         scale = harmonic / ((harmonic - 1.0) * (R - 1.0))
         name = "bootstrap"
     else:
