@@ -1,0 +1,170 @@
+"""Invariant and hand-computed tests of matching (no R needed).
+
+The fast union-find kernel is checked against a brute-force greedy matcher written from
+MatchIt's description; caliper and replace-with-ratio specifications (buggy in MatchIt 4.5.1) are
+checked by invariants only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.matching import balance, match, propensity_score
+from analysis.matching._algorithms import nn_sorted
+from survey.errors import ConfigError, DataValidationError
+
+
+def _brute(dist, treat, ord1, ratio, caliper=None):
+    """Greedy nearest neighbour by exhaustive search, MatchIt's order and tie rule."""
+    order = np.argsort(dist, kind="stable")
+    pos = np.empty_like(order)
+    pos[order] = np.arange(order.size)
+    ind1 = np.flatnonzero(treat == 1)
+    avail = set(np.flatnonzero(treat == 0).tolist())
+    mm = np.full((ind1.size, ratio), -1)
+    for r in range(ratio):
+        for t in ord1:
+            i = ind1[t]
+            left = [c for c in avail if pos[c] < pos[i]]
+            right = [c for c in avail if pos[c] > pos[i]]
+            kl = max(left, key=lambda c: pos[c]) if left else None
+            kr = min(right, key=lambda c: pos[c]) if right else None
+            cands = []
+            for k in (kl, kr):
+                if k is not None and (caliper is None or abs(dist[k] - dist[i]) <= caliper):
+                    cands.append(k)
+            if not cands:
+                continue
+            if len(cands) == 2:
+                k = kl if abs(dist[kl] - dist[i]) <= abs(dist[kr] - dist[i]) else kr
+            else:
+                k = cands[0]
+            mm[t, r] = k
+            avail.discard(k)
+    return mm
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("ratio", [1, 2])
+def test_fast_kernel_equals_brute_force(seed: int, ratio: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 120
+    dist = np.round(rng.uniform(size=n), 2)  # many ties
+    treat = (rng.uniform(size=n) < 0.3).astype(int)
+    n1 = treat.sum()
+    ord1 = rng.permutation(n1)
+    cal = 0.05 if seed % 2 else None
+    got = nn_sorted(dist, treat, ord1, ratio, False, cal)
+    np.testing.assert_array_equal(got, _brute(dist, treat, ord1, ratio, cal))
+
+
+def test_replacement_takes_nearest_and_left_on_ties() -> None:
+    dist = np.array([0.5, 0.4, 0.6, 0.45, 0.9])
+    treat = np.array([1, 0, 0, 1, 0])
+    mm = nn_sorted(dist, treat, np.array([0, 1]), 1, True, None)
+    # 0.5 is 0.1 from both 0.4 and 0.6: the left (smaller score) wins; 0.45 -> 0.4
+    np.testing.assert_array_equal(mm[:, 0], [1, 1])
+    mm2 = nn_sorted(dist, treat, np.array([0, 1]), 2, True, None)
+    np.testing.assert_array_equal(mm2, [[1, 2], [1, 2]])
+
+
+@pytest.fixture(scope="module")
+def sim() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 600
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(size=n)
+    g = rng.choice(["a", "b", "c"], size=n)
+    t = rng.binomial(1, 1 / (1 + np.exp(-(-1 + 0.8 * x1 - 0.5 * x2))))
+    w = rng.uniform(0.5, 2.0, size=n)
+    y = 3 + 0.3 * t + 0.5 * x1 + rng.normal(size=n)
+    return pd.DataFrame({"t": t, "x1": x1, "x2": x2, "g": g, "sw": w, "y": y},
+                        index=[f"u{i}" for i in range(n)])
+
+
+F = "t ~ x1 + x2 + g"
+
+
+def test_caliper_invariant(sim: pd.DataFrame) -> None:
+    m = match(sim, F, caliper=0.1)
+    sd = m.distance.std(ddof=1)
+    d = m.distance
+    for t_lab, c_lab in m.match_matrix[1].dropna().items():
+        assert abs(d[t_lab] - d[c_lab]) <= 0.1 * sd
+    unmatched = m.match_matrix[1].isna()
+    assert unmatched.any()
+    assert m.settings["caliper_abs"]["<distance>"] == pytest.approx(0.1 * sd)
+
+
+def test_covariate_caliper_and_exact(sim: pd.DataFrame) -> None:
+    m = match(sim, F, caliper={"x1": 0.2}, exact="g", std_caliper=False)
+    for t_lab, c_lab in m.match_matrix[1].dropna().items():
+        assert abs(sim.x1[t_lab] - sim.x1[c_lab]) <= 0.2
+        assert sim.g[t_lab] == sim.g[c_lab]
+
+
+def test_replace_ratio_weights_invariants(sim: pd.DataFrame) -> None:
+    m = match(sim, F, replace=True, ratio=3)
+    t = m.treat.to_numpy()
+    w = m.weights.to_numpy()
+    assert np.all(w[t == 1] == 1)
+    # control weights sum to the number of matched controls
+    assert w[t == 0].sum() == pytest.approx((w[t == 0] > 0).sum())
+    assert m.subclass.isna().all()
+    # each treated unit's 3 matches are its 3 nearest controls
+    d = m.distance
+    ctrl = d[t == 0].to_numpy()
+    for t_lab, row in m.match_matrix.iterrows():
+        got = np.sort(np.abs(d[list(row)].to_numpy() - d[t_lab]))
+        best = np.sort(np.abs(ctrl - d[t_lab]))[:3]
+        np.testing.assert_allclose(got, best)
+
+
+def test_survey_weight_strategies(sim: pd.DataFrame) -> None:
+    keep = match(sim, F, s_weights="sw", survey_weight_strategy="keep")
+    inh = match(sim, F, s_weights="sw", survey_weight_strategy="inherit")
+    np.testing.assert_allclose(keep.combined_weights, sim.sw * keep.weights)
+    t = inh.treat.to_numpy() == 1
+    cw = inh.combined_weights.to_numpy()
+    # 1:1 without replacement: control group carries exactly the treated survey weights
+    assert cw[~t].sum() == pytest.approx(cw[t].sum())
+    for t_lab, c_lab in inh.match_matrix[1].dropna().items():
+        assert inh.combined_weights[c_lab] == pytest.approx(sim.sw[t_lab])
+
+
+def test_random_order_reproducible(sim: pd.DataFrame) -> None:
+    a = match(sim, F, m_order="random", rng=np.random.default_rng(3))
+    b = match(sim, F, m_order="random", seed=3)
+    pd.testing.assert_frame_equal(a.match_matrix, b.match_matrix)
+    with pytest.raises(ConfigError):
+        match(sim, F, m_order="random")
+
+
+def test_balance_improves_and_frames(sim: pd.DataFrame) -> None:
+    m = match(sim, F, s_weights="sw")
+    b = balance(m, sim, population_means={"x1": 0.0})
+    assert abs(b.after.loc["distance", "Std. Mean Diff."]) < abs(
+        b.before.loc["distance", "Std. Mean Diff."])
+    assert list(b.before.index) == ["distance", "x1", "x2", "ga", "gb", "gc"]
+    lp = b.love_plot_frame()
+    assert set(lp["sample"]) == {"Unadjusted", "Adjusted"}
+    assert "SD of the treated group" in b.summary()
+    assert b.population is not None
+    assert b.to_frame().shape[0] == 6
+    assert "Sample sizes" in m.summary()
+
+
+def test_propensity_support_and_errors(sim: pd.DataFrame) -> None:
+    ps = propensity_score(sim, F, weights="sw")
+    assert ps.weighted
+    assert ps.support.loc["treated", "n"] == sim.t.sum()
+    assert "Common support" in ps.summary()
+    bad = sim.assign(t=sim.t + 1)
+    with pytest.raises(DataValidationError):
+        match(bad, F)
+    with pytest.raises(ConfigError):
+        match(sim, F, ratio=0)
+    with pytest.raises(ConfigError):
+        match(sim, F, distance="mahalanobis", m_order="largest")
