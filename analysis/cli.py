@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "deploy": ("survey.commands.deploy", "import and activate the survey on LimeSurvey and add the participants"),
     "fetch": ("survey.commands.fetch", "snapshot the LimeSurvey responses and participants (or ingest an export)"),
     "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population"),
+    "report": ("analysis.commands.report", "render the evaluation report of a results bundle to HTML, PDF and DOCX"),
 }
 
 
