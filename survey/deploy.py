@@ -12,6 +12,7 @@ Steps (each skipped when already done, so a second run changes nothing):
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import json
 from dataclasses import dataclass
@@ -167,7 +168,6 @@ def deploy(
                     added += 1
         return DeployResult(sid, imported, activated, len(existing), added, tuple(rejected))
     finally:
-        try:
+        # releasing the key must not hide the real error
+        with contextlib.suppress(Exception):
             client.close()
-        except Exception:
-            pass
