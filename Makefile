@@ -5,6 +5,7 @@
 SHELL := /bin/bash
 export UV_PYTHON_DOWNLOADS := never
 export UV_LINK_MODE := copy
+export UV_COMPILE_BYTECODE := 1
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv

@@ -197,8 +197,8 @@ def _solve_intercept(eta: np.ndarray, w: np.ndarray, target: float) -> float:
 
 def _keys(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` distinct pseudonymous keys (32 hex digits) drawn from ``rng``."""
-    raw = rng.integers(0, 2**63 - 1, size=(n, 2), dtype=np.int64)
-    out = np.array([f"{a:016x}{b:016x}" for a, b in raw], dtype=object)
+    raw = rng.bytes(16 * n)
+    out = np.frombuffer(raw.hex().encode("ascii"), dtype="S32").astype("U32").astype(object)
     if len(set(out)) != n:  # pragma: no cover - 128-bit collision
         raise RuntimeError("key collision")
     return out
@@ -780,4 +780,15 @@ def _write_table(frame: pd.DataFrame, path: Path) -> None:
         tab = tab.replace_schema_metadata(None)
         pq.write_table(tab, path, compression="zstd")
     else:
-        frame.to_csv(path, index=False, lineterminator="\n", date_format="%Y-%m-%d")
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        tab = pa.Table.from_pandas(frame, preserve_index=False)
+        cols = []
+        for name in tab.column_names:
+            col = tab[name]
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.date32())
+            cols.append(col)
+        tab = pa.table(cols, names=tab.column_names)
+        pacsv.write_csv(tab, path, write_options=pacsv.WriteOptions(quoting_style="needed", batch_size=1 << 16))

@@ -1,0 +1,321 @@
+"""The study configuration: one TOML file states the whole specification of a run.
+
+:func:`load_config` reads and validates it; every unknown or invalid setting is a
+:class:`~survey.errors.ConfigError` that names the setting, lists the allowed values and gives a hint.
+Paths in the file are relative to the file's folder.
+
+Example (``studies/demo.toml``)::
+
+    [study]
+    name = "demo"
+    seed = 2023
+    language = "nl"
+    disclosure_threshold = 5
+
+    [survey]
+    survey_id = 461283
+    snapshot = "latest"          # a snapshot folder, "latest" under snapshots_dir, or "fetch"
+
+    [admin]
+    dwse = "../data_raw/demo/admin/dwse_applications.csv"
+    vdab = "../data_raw/demo/admin/vdab_trajectories.csv"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from survey.errors import ConfigError
+
+__all__ = [
+    "COVARIATES",
+    "AdminConfig",
+    "EffectsConfig",
+    "MatchingConfig",
+    "ReportConfig",
+    "StudyConfig",
+    "StudySection",
+    "SurveyConfig",
+    "WeightingConfig",
+    "load_config",
+]
+
+#: Person characteristics available for margins, propensity scores and matching.
+COVARIATES = ("pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "guidance")
+_OUTCOMES = ("stronger", "job_better", "promotion", "satisfaction")
+
+
+@dataclass(frozen=True)
+class StudySection:
+    """``[study]``: name, seed, language of the report, disclosure threshold, output folder."""
+
+    name: str = "study"
+    seed: int = 2023
+    language: str = "nl"
+    disclosure_threshold: int = 5
+    derived_dir: str = "data_derived"
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """``[survey]``: which survey and which snapshot of it."""
+
+    survey_id: int = 0
+    snapshot: str = "latest"
+    snapshots_dir: str = "data_raw/survey"
+    server: str = "env"
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    """``[admin]``: the DWSE and VDAB extracts."""
+
+    dwse: str = "data_raw/admin/dwse_applications.csv"
+    vdab: str = "data_raw/admin/vdab_trajectories.csv"
+    pseudonymise: bool = False
+
+
+@dataclass(frozen=True)
+class WeightingConfig:
+    """``[weighting]``: margins and method; replicate design for the variance."""
+
+    method: str = "rake"
+    margins: tuple[tuple[str, ...], ...] = (("pop", "educ"), ("pop", "age_band"), ("pop", "sex"), ("pop", "sector"), ("pop", "company_size"))
+    min_cell: int = 5
+    trim_upper: float | None = None
+    max_iter: int = 200
+    tolerance: float = 1e-10
+
+
+@dataclass(frozen=True)
+class MatchingConfig:
+    """``[matching]``: the propensity score and the matching specification."""
+
+    covariates: tuple[str, ...] = ("educ", "age_band", "sex", "sector", "company_size")
+    ratio: int = 1
+    replace: bool = True
+    caliper: float | None = 0.2
+    m_order: str = "largest"
+    exact: tuple[str, ...] = ()
+    distance: str = "glm"
+    survey_weights: str = "keep"
+    weighted_propensity: bool = True
+
+
+@dataclass(frozen=True)
+class EffectsConfig:
+    """``[effects]``: outcomes, estimand, methods and the replicate variance."""
+
+    outcomes: tuple[str, ...] = _OUTCOMES
+    estimand: str = "ATT"
+    methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
+    replicates: int = 100
+    replicate_type: str = "bootstrap"
+    workers: int = 2
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``[report]``: which formats to render."""
+
+    formats: tuple[str, ...] = ("html", "pdf", "docx")
+    render: bool = True
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """The whole specification of a run."""
+
+    study: StudySection = field(default_factory=StudySection)
+    survey: SurveyConfig = field(default_factory=SurveyConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
+    weighting: WeightingConfig = field(default_factory=WeightingConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    effects: EffectsConfig = field(default_factory=EffectsConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    base_dir: Path = field(default=Path("."), compare=False)
+    source: Path | None = field(default=None, compare=False)
+
+    def path(self, value: str) -> Path:
+        """A path from the file, resolved against the file's folder."""
+        p = Path(value)
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain data (no paths of this machine)."""
+        d = asdict(self)
+        d.pop("base_dir")
+        d.pop("source")
+        return json.loads(json.dumps(d, default=str))
+
+    def section_hash(self, *sections: str) -> str:
+        """SHA-256 of the named sections' settings (for caching)."""
+        d = self.to_dict()
+        blob = json.dumps({s: d[s] for s in sections}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+_SECTIONS = {
+    "study": StudySection,
+    "survey": SurveyConfig,
+    "admin": AdminConfig,
+    "weighting": WeightingConfig,
+    "matching": MatchingConfig,
+    "effects": EffectsConfig,
+    "report": ReportConfig,
+}
+
+_CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
+    ("study", "language"): ("nl", "en"),
+    ("weighting", "method"): ("rake", "poststratify", "linear", "logit", "none"),
+    ("matching", "m_order"): ("largest", "smallest", "random", "data"),
+    ("matching", "distance"): ("glm", "mahalanobis"),
+    ("matching", "survey_weights"): ("keep", "inherit"),
+    ("effects", "estimand"): ("ATT", "ATE"),
+    ("effects", "replicate_type"): ("bootstrap", "jk1"),
+}
+_LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("matching", "covariates"): COVARIATES[1:],
+    ("matching", "exact"): COVARIATES[1:],
+    ("effects", "outcomes"): _OUTCOMES,
+    ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "naive"),
+    ("report", "formats"): ("html", "pdf", "docx"),
+}
+
+
+def _fail(section: str, key: str, expected: str, found: Any, hint: str, source: Path | None) -> ConfigError:
+    return ConfigError(
+        "Invalid setting in the study configuration",
+        file=source,
+        param=f"{section}.{key}",
+        expected=expected,
+        found=repr(found),
+        hint=hint,
+    )
+
+
+def _coerce(section: str, f: Any, value: Any, source: Path | None) -> Any:
+    key = f.name
+    default = f.default if f.default is not field else None
+    typ = str(f.type)
+    if typ.startswith("tuple[tuple"):
+        if not isinstance(value, list):
+            raise _fail(section, key, "a list of variables or of lists of variables", value, 'e.g. margins = [["pop", "educ"], "sex"]', source)
+        out = []
+        for m in value:
+            items = (m,) if isinstance(m, str) else tuple(m) if isinstance(m, list) else None
+            if not items or any(v not in COVARIATES for v in items):
+                raise _fail(section, key, "variables among " + ", ".join(COVARIATES), m, "a margin is a variable or a list of variables (a joint margin)", source)
+            out.append(items)
+        return tuple(out)
+    if typ.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _fail(section, key, "a list of strings", value, f"e.g. {key} = {list(default or ())!r}", source)
+        allowed = _LIST_CHOICES.get((section, key))
+        if allowed:
+            for v in value:
+                if v not in allowed:
+                    raise _fail(section, key, "values among " + ", ".join(allowed), v, f"choose from: {', '.join(allowed)}", source)
+        return tuple(value)
+    if typ == "bool":
+        if not isinstance(value, bool):
+            raise _fail(section, key, "true or false", value, "write true or false without quotes", source)
+        return value
+    if typ == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _fail(section, key, "a whole number", value, "write a number without quotes", source)
+        return value
+    if typ in ("float", "float | None"):
+        if value is None:
+            return None
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise _fail(section, key, "a number", value, "write a number without quotes", source)
+        return float(value)
+    if typ == "str":
+        if not isinstance(value, str):
+            raise _fail(section, key, "a string", value, "quote the value", source)
+        allowed = _CHOICES.get((section, key))
+        if allowed and value not in allowed:
+            raise _fail(section, key, "one of " + ", ".join(map(str, allowed)), value, f"choose from: {', '.join(map(str, allowed))}", source)
+        return value
+    return value  # pragma: no cover
+
+
+def _range_checks(cfg: StudyConfig) -> None:
+    src = cfg.source
+    checks = [
+        ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
+        ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
+        ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
+        ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
+        ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
+        ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
+        ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
+    ]
+    for section, key, ok, expected in checks:
+        if not ok:
+            raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
+    if not cfg.matching.covariates:
+        raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
+
+
+def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source: Path | None = None) -> StudyConfig:
+    """Build and validate a :class:`StudyConfig` from parsed TOML."""
+    unknown = [k for k in data if k not in _SECTIONS]
+    if unknown:
+        raise ConfigError(
+            "Unknown section in the study configuration",
+            file=source,
+            param=unknown[0],
+            expected="sections " + ", ".join(f"[{s}]" for s in _SECTIONS),
+            found=f"[{unknown[0]}]",
+            hint="check the spelling of the section name",
+        )
+    kwargs: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, Mapping):
+            raise _fail(name, "", "a table", raw, f"write [{name}] followed by key = value lines", source)
+        known = {f.name: f for f in fields(cls)}
+        for key in raw:
+            if key not in known:
+                raise ConfigError(
+                    "Unknown setting in the study configuration",
+                    file=source,
+                    param=f"{name}.{key}",
+                    expected=f"settings of [{name}]: " + ", ".join(known),
+                    found=key,
+                    hint="check the spelling; every setting is documented in analysis/config.py",
+                )
+        values = {k: _coerce(name, known[k], v, source) for k, v in raw.items()}
+        kwargs[name] = cls(**values)
+    cfg = StudyConfig(**kwargs, base_dir=base_dir, source=source)
+    _range_checks(cfg)
+    return cfg
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a study configuration file."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(
+            "Study configuration not found",
+            file=path,
+            expected="a TOML file",
+            found="no such file",
+            hint="see studies/demo.toml for an example",
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            "The study configuration is not valid TOML", file=path, expected="TOML", found=str(exc), hint="check quotes and brackets"
+        ) from exc
+    return config_from_dict(data, base_dir=path.resolve().parent, source=path)
