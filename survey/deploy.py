@@ -88,7 +88,10 @@ def _existing_keys(session: Any, sid: int, rpc: Any, page_size: int = 1000) -> s
     keys: set[str] = set()
     start = 0
     while True:
-        page = rpc(session, "list_participants", sid, start, page_size, False, ["attribute_1"], allow=(_NO_PARTICIPANTS, "Error: No survey participants table"))
+        page = rpc(
+            session, "list_participants", sid, start, page_size, False, ["attribute_1"],
+            allow=(_NO_PARTICIPANTS, "Error: No survey participants table"),
+        )
         if not isinstance(page, list) or not page:
             return keys
         keys.update(str(p.get("attribute_1") or "") for p in page)
@@ -129,7 +132,7 @@ def deploy(
     except ET.ParseError as exc:
         raise DataValidationError("The .lss is not valid XML", found=str(exc)) from exc
     title = title or doc_title
-    kw = {"retries": retries, "backoff": backoff}
+    kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
     s = client.session
     try:
@@ -150,7 +153,7 @@ def deploy(
         if props.get("active") != "Y":
             _rpc(s, "activate_survey", sid, **kw)
             activated = True
-        existing = _existing_keys(s, sid, lambda *a, **k: _rpc(*a, **k, **kw))
+        existing = _existing_keys(s, sid, lambda *a, allow=(): _rpc(*a, allow=allow, **kw))
         todo = [r for r in invitations if r["attribute_1"] not in existing]
         rejected: list[str] = []
         added = 0

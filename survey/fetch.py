@@ -306,7 +306,7 @@ def _merge(prev: tuple[list[str], dict[int, list[str | None]]], new_header: list
         i = new_header.index("id")
         for r in new_rows:
             merged[int(str(r[i]))] = r
-    rows = [dict(zip(header, merged[k], strict=True)) for k in sorted(merged)]
+    rows: list[dict[str, object]] = [dict(zip(header, merged[k], strict=True)) for k in sorted(merged)]
     return header, rows
 
 
@@ -440,7 +440,7 @@ def fetch(
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
     bar.update(1)
     session = client.session
-    kw = {"retries": retries, "backoff": backoff}
+    kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
         version = str(_rpc(session, "get_site_settings", "versionnumber", **kw))
         props = _rpc(session, "get_survey_properties", survey_id, ["active", "anonymized", "datestamp"], **kw)

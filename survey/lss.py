@@ -116,7 +116,14 @@ def build_lss(questionnaire: Questionnaire = QUESTIONNAIRE, *, survey_id: int = 
     for lang in langs:
         ET.SubElement(le, "language").text = lang
 
-    groups, group_l10ns, questions, subquestions, question_l10ns, answers, answer_l10ns, attributes = ([] for _ in range(8))
+    groups: list[dict[str, object]] = []
+    group_l10ns: list[dict[str, object]] = []
+    questions: list[dict[str, object]] = []
+    subquestions: list[dict[str, object]] = []
+    question_l10ns: list[dict[str, object]] = []
+    answers: list[dict[str, object]] = []
+    answer_l10ns: list[dict[str, object]] = []
+    attributes: list[dict[str, object]] = []
     qid, sqid, aid, l10n = 1000, 5000, 90000, 1
     for gi, g in enumerate(questionnaire.groups):
         gid = 10 + gi

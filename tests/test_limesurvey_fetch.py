@@ -382,3 +382,21 @@ def test_demo_snapshot_goes_through_the_same_parser(tmp_path: Path) -> None:
     for o in OUTCOMES:
         assert c[f"dont_know_{o.name}"] == int(kept[f"{o.name}_dont_know"].sum())
     assert kept["person_key"].notna().sum() == c["linked"] == c["respondents"] - c["no_participant"]
+
+
+def test_deploy_and_fetch_commands(server: StandInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis.cli import main
+
+    monkeypatch.setenv("LIMESURVEY_URL", server.url)
+    monkeypatch.setenv("LIMESURVEY_USER", "popeval")
+    monkeypatch.setenv("LIMESURVEY_PASSWORD", PASSWORD)
+    inv = _invitations(tmp_path, KEYS)
+    assert main(["deploy", "--participants", str(inv)]) == 0
+    assert main(["deploy", "--participants", str(inv)]) == 0
+    out = capsys.readouterr().out
+    assert "added 6" in out and "added 0" in out
+    (sid,) = server.model.surveys
+    assert main(["fetch", "--survey-id", str(sid), "--out", str(tmp_path / "raw"), "--no-progress"]) == 0
+    assert "participants              6" in capsys.readouterr().out
+    assert PASSWORD not in out
