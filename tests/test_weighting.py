@@ -400,3 +400,21 @@ def test_diagnostics_fields() -> None:
     assert "converged: True" in text
     assert diag.to_frame().loc["converged", "value"] is True
     assert "SurveyDesign" in r.summary()
+
+
+def test_replicate_that_empties_a_cell_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    # stype "H" occurs in a single district of this subset: deleting it empties the H cell
+    h_districts = CLUS1.loc[CLUS1["stype"] == "H", "dnum"].unique()
+    only = h_districts[0]
+    df = CLUS1[(CLUS1["stype"] != "H") | (CLUS1["dnum"] == only)].reset_index(drop=True)
+    jk = as_replicate(SurveyDesign(df, weights="pw", cluster="dnum", fpc="fpc"), "JK1")
+    with caplog.at_level(logging.WARNING, logger="analysis.weighting"):
+        r = rake(jk, {"stype": STYPE, "sch.wide": SCHWIDE}, min_cell=1)
+    assert "left out of the variance" in caplog.text
+    rw = r.replicate_weights
+    assert rw is not None
+    dropped = rw.columns[rw.isna().all()]
+    assert len(dropped) == 1
+    est = r.mean("api00")
+    assert np.isfinite(est.bse.iloc[0])
+    assert "replicates gave undefined estimates" in caplog.text

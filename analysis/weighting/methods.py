@@ -143,23 +143,42 @@ def rake(
     )
 
 
+def _empty_cell_replicates(W: np.ndarray, ms: list[Margin]) -> np.ndarray:
+    """Replicates in which some margin cell has no weight at all (R gives NaN there)."""
+    bad = np.zeros(W.shape[1], dtype=bool)
+    for m in ms:
+        bad |= (m.sums(W) <= 0).any(axis=0)
+    if bad.any():
+        logger.warning(
+            "%d of %d replicate(s) leave a margin cell without respondents; they are set to NaN "
+            "and left out of the variance, as in R",
+            int(bad.sum()),
+            W.shape[1],
+        )
+    return bad
+
+
 def _rake_replicates(W: np.ndarray, ms: list[Margin], tol: float, max_iter: int) -> np.ndarray:
-    rr = ipf(W, ms, tol=tol, max_iter=max_iter)
+    out = np.full_like(W, np.nan)
+    keep = ~_empty_cell_replicates(W, ms)
+    if not keep.any():
+        return out
+    rr = ipf(W[:, keep], ms, tol=tol, max_iter=max_iter)
+    out[:, keep] = rr.weights
     if not rr.converged:
-        bad = np.zeros(W.shape[1], dtype=bool)
+        bad = np.zeros(int(keep.sum()), dtype=bool)
         for m in ms:
             rel = np.abs(m.sums(rr.weights) - m.totals[:, None]) / m.totals[:, None]
             bad |= rel.max(axis=0) >= tol
         logger.warning(
-            "raking: %d of %d replicate(s) did not reach the margins (worst %r %r, rel. error %.3g); "
-            "a replicate that removes every respondent of a cell cannot reach that cell's total",
+            "raking: %d of %d replicate(s) did not reach the margins (worst %r %r, rel. error %.3g)",
             int(bad.sum()),
             W.shape[1],
             rr.worst_margin,
             rr.worst_category,
             rr.max_rel_error,
         )
-    return rr.weights
+    return out
 
 
 def poststratify(
@@ -209,16 +228,17 @@ def _poststrat_weights(w: np.ndarray, m: Margin) -> np.ndarray:
     t = m.totals if w.ndim == 1 else m.totals[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         f = np.where(s > 0, t / s, 1.0)
-    if np.any(s <= 0):
-        bad = m.labels[int(np.argmin(s if s.ndim == 1 else s.min(axis=1)))]
-        if w.ndim == 1:
-            raise WeightingConvergenceError(
-                "A post-stratum has respondents but zero total weight",
-                param=m.name,
-                found=f"category {bad!r}",
-            )
-        logger.warning("poststratify: post-stratum %r is empty in some replicate(s)", bad)
-    return w * f[m.codes]
+    if w.ndim == 1 and np.any(s <= 0):
+        raise WeightingConvergenceError(
+            "A post-stratum has respondents but zero total weight",
+            param=m.name,
+            found=f"category {m.labels[int(np.argmin(s))]!r}",
+        )
+    out = w * f[m.codes]
+    if w.ndim == 2:
+        empty = _empty_cell_replicates(w, [m])
+        out[:, empty] = np.nan
+    return out
 
 
 def calibrate(
@@ -312,19 +332,24 @@ def calibrate(
     new_reps: Replicates | bool = False
     if reps is not None:
         W = reps.weights
-        if calfun == "linear" and bounds is None:
-            G = linear_calibration(mm, W, pop)
-        else:
-            G = np.empty_like(W)
-            failed = 0
-            for j in range(W.shape[1]):
+        G = np.full_like(W, np.nan)
+        failed = 0
+        for j in range(W.shape[1]):
+            if not np.all(np.isfinite(W[:, j])):
+                continue  # a replicate already left out (NaN) stays out
+            if calfun == "linear" and bounds is None:
+                try:
+                    G[:, j] = linear_calibration(mm, W[:, j], pop)
+                except np.linalg.LinAlgError:
+                    failed += 1  # singular: the replicate lost every respondent of a category
+            else:
                 rj = grake(
                     mm, W[:, j], pop, calfun=calfun, bounds=(lo, hi), epsilon=tol, maxit=max_iter
                 )
                 failed += not rj.converged
                 G[:, j] = rj.g
-            if failed:
-                logger.warning("calibrate: %d replicate(s) did not converge", failed)
+        if failed:
+            logger.warning("calibrate: %d replicate(s) did not converge", failed)
         new_reps = reps.with_weights(W * G)
     num = [
         (name, np.asarray(design.data[col], dtype=float), total)
