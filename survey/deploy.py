@@ -2,8 +2,8 @@
 
 Steps (each skipped when already done, so a second run changes nothing):
 
-1. find the survey: the id given (or recorded in ``deployed.json`` beside the invitations), else an
-   existing survey with the questionnaire's title, else ``import_survey`` of the ``.lss``;
+1. find the survey: the id given (``--survey-id``), else the one existing survey with the
+   ``.lss`` title, else ``import_survey`` of the ``.lss``;
 2. ``activate_tokens`` (participants table with ``attribute_1``) and ``activate_survey``;
 3. ``list_participants`` (all pages, ``attribute_1``) and ``add_participants`` (``create_tokens``)
    for the invitations whose pseudonymous key is not there yet.
