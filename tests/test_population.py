@@ -276,14 +276,14 @@ def test_bad_duplicate_key_across_chunks(study: dict, tmp_path: Path) -> None:
         f.loc[n - 1, "application_id"] = f.loc[0, "application_id"]
         return f
 
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, edit), chunk_bytes=1 << 16)
+    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, edit), chunk_bytes=1 << 18)
     assert (err.row, err.column) == (n, "application_id")
     assert "first at row 1" in err.found
 
 
 def test_bad_row_numbers_are_file_rows_in_later_chunks(study: dict, tmp_path: Path) -> None:
     n = len(study["dwse"])
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("sex", n - 3, "X")), chunk_bytes=1 << 16)
+    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("sex", n - 3, "X")), chunk_bytes=1 << 18)
     assert (err.row, err.column) == (n - 3, "sex")
 
 
