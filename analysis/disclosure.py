@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from survey.errors import ConfigError
 
@@ -155,8 +155,9 @@ def suppress(
     primary = (values < threshold) & ((values > 0) | suppress_zeros)
     flags[primary] = PRIMARY
     withheld: list[str] = []
+    blocks: list[tuple[Any, Any]]
     if by_cols:
-        blocks = table.groupby(by_cols, sort=False, dropna=False).indices.items()
+        blocks = list(table.groupby(by_cols, sort=False, dropna=False).indices.items())
     else:
         blocks = [((), np.arange(len(table)))]
     for name, rows in blocks:
