@@ -257,12 +257,14 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
         new = nbformat.v4.new_code_cell(_injected_source(params))
         new.metadata["quarto"] = {"echo": False, "include": False}
         cells.insert(0, new)
-    nb.cells = cells
+    # as Quarto's setup cell: figures shown by a cell come back as PNG display data
+    setup = nbformat.v4.new_code_cell("%matplotlib inline")
+    setup.metadata["quarto"] = {"echo": False, "include": False}
+    nb.cells = [setup, *cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     repo = str(Path(__file__).resolve().parents[1])
     env_path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = repo + (os.pathsep + env_path if env_path else "")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
     try:
         client.execute()
@@ -343,7 +345,7 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
     md = build / f"evaluation-{lang}.md"
     md.write_text(md_text, encoding="utf-8")
     outputs: dict[str, Path] = {}
-    common = ["-f", "markdown-implicit_figures+implicit_figures", *_meta_args(meta), "--resource-path", f"{build}:{qmd.parent}"]
+    common = ["-f", "markdown-implicit_figures+implicit_figures", *_meta_args(meta), "--resource-path", f"{build}:{qmd.parent}", "--columns", "400"]
     if "html" in formats:
         target = out / f"evaluation-{lang}.html"
         css = lib / "dwse.css"

@@ -536,8 +536,8 @@ class Report:
             ax.set_title(variable_label(var, self.lang), fontsize=9, color=_INK, loc="left")
             ax.xaxis.set_major_formatter(self._axis_formatter(0))
             ax.set_xlabel(self.t("axis_pct"), fontsize=8)
-        axes[0].legend(frameon=False, fontsize=7.5, loc="lower right")
-        fig.set_layout_engine("constrained")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, frameon=False, fontsize=7.5, loc="outside lower center", ncols=2)
         return self._emit_figure(fig, "profile", "cap_profile_fig", "src_dwse", note=self.t("suppressed_fig", x=SUPPRESSED) + "." if prof.n_suppressed else "")
 
     def survey(self) -> str:
@@ -665,10 +665,12 @@ class Report:
 
     def _effects_table(self, eff: Protected, caption: str, scale: float) -> str:
         rows = []
+        last = None
         for i, r in eff.table.sort_values(["outcome", "method"], key=lambda s: s.map(_outcome_order()) if s.name == "outcome" else s.map(_method_order())).iterrows():
+            name = outcome_label(r["outcome"], self.lang)
             rows.append(
                 [
-                    outcome_label(r["outcome"], self.lang),
+                    name if name != last else "",
                     method_label(r["method"], self.lang),
                     self._cell(eff, i, "estimate", lambda v: fmt_signed(scale * v, 2 if scale == 1 else 1, self.lang)),
                     SUPPRESSED if eff.suppressed.at[i, "ci_lower"] else fmt_ci(scale * r["ci_lower"], scale * r["ci_upper"], 2 if scale == 1 else 1, self.lang),
@@ -678,6 +680,7 @@ class Report:
                     self._cell(eff, i, "n_control", self._int),
                 ]
             )
+            last = name
         headers = [self.t(k) for k in ("col_outcome", "col_method", "col_estimate", "col_ci", "col_p_holm", "col_p_bh", "col_n_treated", "col_n_control")]
         return self._emit_table(rows, headers, "llrrrrrr", caption, "src_survey")
 
@@ -708,7 +711,7 @@ class Report:
         outcomes = sorted(dict.fromkeys(tab["outcome"]), key=lambda o: _outcome_order().get(o, 99))
         methods = sorted(dict.fromkeys(tab["method"]), key=lambda m: _method_order().get(m, 99))
         colors = [_GREY, _ACCENT, _INK, "#5b7a99", "#7a5b99"]
-        fig, ax = self._figure(6.4, 0.5 * len(outcomes) * max(1, len(methods)) * 0.45 + 1.0)
+        fig, ax = self._figure(6.4, 0.17 * len(outcomes) * (max(1, len(methods)) + 1) + 0.9)
         ticks, ticklabels = [], []
         for k, o in enumerate(outcomes):
             base = (len(outcomes) - 1 - k) * (len(methods) + 1)
