@@ -20,14 +20,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from report_fixture import make_demo_bundle  # noqa: E402
+from report_fixture import make_demo_bundle
 
-from analysis.bundle import read_bundle  # noqa: E402
-from analysis.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed  # noqa: E402
-from analysis.render import parse_param, render_report  # noqa: E402
-from analysis.report import COUNT_HEADERS, TEXT, t  # noqa: E402
-from analysis.reporting import Report, protect, threshold_from_manifest  # noqa: E402
-from survey.errors import ConfigError  # noqa: E402
+from analysis.bundle import read_bundle
+from analysis.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed
+from analysis.render import parse_param, render_report
+from analysis.report import COUNT_HEADERS, TEXT, t
+from analysis.reporting import Report, protect, threshold_from_manifest
+from survey.errors import ConfigError
 
 HEADINGS = ("h_findings", "h_population", "h_survey", "h_flow", "h_margins", "h_weights", "h_comparison", "h_balance", "h_effects", "h_shifts", "h_sensitivity", "h_methods", "h_provenance")
 
