@@ -10,6 +10,13 @@ counts with them.  Suppressed cells show :data:`analysis.formatting.SUPPRESSED`.
 Tables and figures are numbered in order of appearance; every one has a caption and a source line.
 Figures are matplotlib PNG files written to ``figdir`` and referenced from the Markdown, so HTML (as
 data URIs), PDF and DOCX embed the same image.
+
+The manifest keys the report reads (all optional; a missing one reads "niet opgegeven"/"not given"):
+``created_at`` (ISO time of the run), ``popeval_version``, ``commit``, ``seed``, ``inputs``
+(file -> SHA-256), ``packages`` (name -> version), ``note`` and ``config`` with
+``disclosure.threshold``, ``weighting.method``/``weighting.margins``,
+``matching.method``/``matching.covariates``, ``report.main_method`` and ``study`` (``"demo"`` prints
+the synthetic-data notice).
 """
 
 from __future__ import annotations
