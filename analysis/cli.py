@@ -20,6 +20,7 @@ __all__ = ["COMMANDS", "main", "make_parser"]
 #: subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("analysis.commands.demo", "generate the synthetic demo study with known truth"),
+    "run": ("analysis.commands.run", "run the whole study from a configuration file (fetch to report)"),
     "deploy": ("survey.commands.deploy", "import and activate the survey on LimeSurvey and add the participants"),
     "fetch": ("survey.commands.fetch", "snapshot the LimeSurvey responses and participants (or ingest an export)"),
     "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population"),

@@ -345,13 +345,12 @@ def outcome_stage(
                 warnings.simplefilter("ignore")
                 res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=[1, 2, 3, 4, 5])
             rows.append(_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
-            sh = res.probability_shifts() if hasattr(res, "probability_shifts") else None
-            if sh is not None:
-                sh = sh.copy()
+            if res.prob_shifts is not None:
+                sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
                 sh.insert(0, "outcome", outcome)
                 shifts.append(sh)
     table = pd.DataFrame(rows)
-    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error"])
+    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
     return StudyEstimates(table=table, category_shifts=cs)
 
 

@@ -1,0 +1,767 @@
+"""``popeval run``: the whole study from one configuration file, cached by content.
+
+Steps (each keyed by the SHA-256 of its inputs, its settings and the code version; a rerun reuses
+what has not changed and says so):
+
+1. **survey**   resolve the LimeSurvey snapshot (a folder, the latest under ``snapshots_dir``, or
+   a fresh ``fetch``) and parse it into one row per respondent;
+2. **ingest**   validate the DWSE and VDAB extracts into DuckDB (raw INSZ refused or pseudonymised);
+3. **link**     the study population, the survey participants, margins and the population profile;
+4. **weight**   respondents raked to the population margins;
+5. **design**   propensity score, matching and balance — without reading an outcome; its hash is
+   locked, and the outcome step refuses a design that changed after the lock;
+6. **outcomes** effects under every method, end-to-end replicate SEs, adjusted p-values,
+   sensitivity;
+7. **bundle**   tidy tables, every estimate and a manifest (byte-identical across reruns);
+8. **exports**  the analysis file as SPSS ``.sav``, Stata ``.dta`` and Parquet;
+9. **report**   HTML, PDF and DOCX from the bundle.
+
+Timings and host details go to ``run.log`` beside the bundle, never into it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import pickle
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.config import StudyConfig
+from survey.errors import ConfigError, DataValidationError, PopevalError
+
+__all__ = ["DesignLockError", "RunResult", "code_version", "run"]
+
+log = logging.getLogger("popeval.run")
+
+_PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "pyarrow", "citric", "pingouin", "linearmodels", "pyreadstat", "jupytext", "nbclient", "typst", "pypandoc")
+_REPO = Path(__file__).resolve().parents[1]
+_METHOD_NAMES = {"aipw": "doubly_robust", "ologit": "ordered_logit", "naive": "unadjusted"}
+
+
+class DesignLockError(PopevalError, RuntimeError):
+    """The design changed after it was locked."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run produced and what it reused."""
+
+    run_dir: Path
+    bundle: Path | None
+    report: Mapping[str, Path]
+    reused: tuple[str, ...]
+    computed: tuple[str, ...]
+    headline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    stage: str = "all"
+
+    def summary(self) -> str:
+        """The one-screen summary printed at the end of ``popeval run``."""
+        lines = [f"popeval run ({self.stage}) finished", f"  run folder : {self.run_dir}"]
+        if self.bundle is not None:
+            lines.append(f"  bundle     : {self.bundle}")
+        lines.append(f"  computed   : {', '.join(self.computed) or 'nothing'}")
+        lines.append(f"  reused     : {', '.join(self.reused) or 'nothing'}")
+        if not self.headline.empty:
+            lines.append("  effects of a POP (ATT, main estimator, Likert points):")
+            for _, r in self.headline.iterrows():
+                lines.append(
+                    f"    {r['outcome']:<13} {r['estimate']:+.3f}  [{r['ci_lower']:+.3f}, {r['ci_upper']:+.3f}]  p(Holm) = {r['p_holm']:.3g}"
+                )
+        for fmt, path in sorted(self.report.items()):
+            lines.append(f"  report ({fmt}) : {path}")
+        return "\n".join(lines)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Steps and whether each was computed or reused."""
+        return pd.DataFrame({"step": [*self.computed, *self.reused], "status": ["computed"] * len(self.computed) + ["reused"] * len(self.reused)})
+
+
+# --------------------------------------------------------------------------- hashing and caching
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def code_version() -> str:
+    """SHA-256 over the package sources (``survey/``, ``analysis/``) and the report project."""
+    h = hashlib.sha256()
+    for folder in ("survey", "analysis", "reports"):
+        for p in sorted((_REPO / folder).rglob("*")):
+            if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua") and "_output" not in p.parts:
+                h.update(str(p.relative_to(_REPO)).encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _mappingproxy(d: dict[Any, Any]) -> Any:
+    import types
+
+    return types.MappingProxyType(d)
+
+
+def _reduce_mappingproxy(m: Any) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return _mappingproxy, (dict(m),)
+
+
+class _Cache:
+    """Pickled step outputs under ``<derived>/cache/<step>-<key>.pkl`` (local, never published)."""
+
+    def __init__(self, root: Path) -> None:
+        import copyreg
+        import types
+
+        copyreg.pickle(types.MappingProxyType, _reduce_mappingproxy)
+        self.root = root / "cache"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, step: str, key: str) -> Path:
+        return self.root / f"{step}-{key[:24]}.pkl"
+
+    def get(self, step: str, key: str) -> Any | None:
+        p = self.path(step, key)
+        if not p.exists():
+            return None
+        with p.open("rb") as fh:
+            return pickle.load(fh)
+
+    def put(self, step: str, key: str, value: Any) -> None:
+        p = self.path(step, key)
+        tmp = p.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(p)
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _resolve_snapshot(cfg: StudyConfig) -> Path:
+    snap = cfg.survey.snapshot
+    if snap == "fetch":
+        from survey.fetch import fetch
+
+        res = fetch(survey_id=cfg.survey.survey_id, out=cfg.path(cfg.survey.snapshots_dir))
+        return Path(res.snapshot)
+    if snap == "latest":
+        base = cfg.path(cfg.survey.snapshots_dir) / str(cfg.survey.survey_id)
+        cands = sorted(p for p in base.glob("*") if (p / "manifest.json").exists()) if base.exists() else []
+        if not cands:
+            raise ConfigError(
+                "No survey snapshot found",
+                file=base,
+                param="survey.snapshot",
+                expected="a snapshot folder with manifest.json",
+                found="none",
+                hint="run `popeval fetch` first, or set survey.snapshot to a snapshot folder",
+            )
+        return cands[-1]
+    p = cfg.path(snap)
+    if not (p / "manifest.json").exists() and not p.is_file():
+        raise ConfigError(
+            "The survey snapshot does not exist",
+            file=p,
+            param="survey.snapshot",
+            expected="a snapshot folder with manifest.json, 'latest' or 'fetch'",
+            found="no such snapshot",
+            hint="check the path (relative to the configuration file)",
+        )
+    return p
+
+
+def _snapshot_hash(snap: Path) -> dict[str, str]:
+    files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
+    return {p.name: _sha256_file(p) for p in files}
+
+
+def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ...], *, with_outcomes: bool) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Respondents linked to the population, with design weights; plus the response flow."""
+    f = resp.frame
+    counts = dict(resp.counts)
+    pop = population.set_index("person_key")
+    started = len(f)
+    complete = f[f["complete"]]
+    linked = complete[complete["person_key"].isin(pop.index)]
+    covars = ["pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "had_guidance"]
+    keep_cols = ["response_id", "person_key"] + ([*outcomes] if with_outcomes else [])
+    df = linked.loc[:, keep_cols].join(pop.loc[:, covars], on="person_key")
+    df["pop"] = df["pop"].astype(int)
+    df["guidance"] = df.pop("had_guidance").astype(int)
+    for c in ("educ", "age_band", "sex", "sector", "company_size", "province", "statute"):
+        df[c] = df[c].astype(str)
+    if with_outcomes:
+        for o in outcomes:
+            df[o] = df[o].astype(float)
+    n_pop = population.groupby("pop").size()
+    n_inv = population[population["invited"]].groupby("pop").size()
+    wd = (n_pop / n_inv).to_dict()
+    df["w_design"] = df["pop"].map({int(k): float(v) for k, v in wd.items()})
+    df = df.sort_values("response_id").reset_index(drop=True)
+    flow = {
+        "invited": int(population["invited"].sum()),
+        "started": int(started),
+        "completed": len(complete),
+        "linked": len(linked),
+        "analysed": len(df),
+    }
+    counts.update({f"flow_{k}": v for k, v in flow.items()})
+    return df, flow
+
+
+def _design_hash(design: Any) -> str:
+    m = design.match
+    parts = [
+        np.round(design.weights.to_numpy(dtype=float), 10).tobytes(),
+        np.round(m.weights.to_numpy(dtype=float), 10).tobytes(),
+        np.round(m.combined_weights.to_numpy(dtype=float), 10).tobytes(),
+        np.round(np.asarray(m.distance, dtype=float), 10).tobytes() if m.distance is not None else b"",
+    ]
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p)
+    return h.hexdigest()
+
+
+def _balance_table(bal: Any) -> pd.DataFrame:
+    rows = []
+    for stage, tab in (("before", bal.before), ("after", bal.after)):
+        for var, r in tab.iterrows():
+            if str(var) == "distance":
+                continue
+            rows.append(
+                {
+                    "variable": str(var),
+                    "stage": stage,
+                    "smd": r.get("Std. Mean Diff."),
+                    "variance_ratio": r.get("Var. Ratio"),
+                    "ecdf_mean": r.get("eCDF Mean"),
+                    "ecdf_max": r.get("eCDF Max"),
+                }
+            )
+    if bal.population is not None:
+        for var, r in bal.population.iterrows():
+            smd = r.filter(like="Std").iloc[0] if any("Std" in c for c in r.index) else np.nan
+            rows.append({"variable": str(var), "stage": "population", "smd": smd, "variance_ratio": np.nan, "ecdf_mean": np.nan, "ecdf_max": np.nan})
+    return pd.DataFrame(rows)
+
+
+def _population_means(population: pd.DataFrame, covariates: tuple[str, ...]) -> dict[str, float]:
+    """Population shares of each covariate level, named as the balance table names dummies."""
+    out: dict[str, float] = {}
+    for c in covariates:
+        shares = population[c].astype(str).value_counts(normalize=True)
+        for level, share in shares.items():
+            out[f"{c}{level}"] = float(share)
+    return out
+
+
+def _weighting_tables(frame: pd.DataFrame, design: Any, margins: Any, spec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    w = design.weights.to_numpy(dtype=float)
+    rows = []
+    for key in spec.margins:
+        k: Any = key[0] if len(key) == 1 else tuple(key)
+        totals = margins.totals[k]
+        cols = list(key)
+        lab = frame[cols].astype(str).agg(" x ".join, axis=1)
+        total_pop = float(sum(totals.values()))
+        for cat, tot in totals.items():
+            cat_s = " x ".join(map(str, cat)) if isinstance(cat, tuple) else str(cat)
+            sel = (lab == cat_s).to_numpy()
+            rows.append(
+                {
+                    "variable": " x ".join(cols),
+                    "category": cat_s,
+                    "population": int(tot),
+                    "n_respondents": int(sel.sum()),
+                    "pct_population": 100 * tot / total_pop,
+                    "pct_unweighted": 100 * sel.mean(),
+                    "pct_weighted": 100 * w[sel].sum() / w.sum(),
+                }
+            )
+    diag = getattr(design, "diagnostics", None)
+    wpos = w[w > 0]
+    stats = {
+        "n": len(wpos),
+        "min": float(wpos.min()),
+        "median": float(np.median(wpos)),
+        "max": float(wpos.max()),
+        "ratio_max_min": float(wpos.max() / wpos.min()),
+        "kish_deff": float(len(wpos) * (wpos**2).sum() / wpos.sum() ** 2),
+        "n_effective": float(wpos.sum() ** 2 / (wpos**2).sum()),
+        "converged": float(bool(getattr(diag, "converged", True))),
+        "iterations": float(getattr(diag, "iterations", 0) or 0),
+    }
+    return pd.DataFrame(rows), pd.DataFrame({"statistic": list(stats), "value": list(stats.values())})
+
+
+def _linkage_table(lr: Any) -> pd.DataFrame:
+    d = lr.to_frame() if hasattr(lr, "to_frame") else pd.DataFrame()
+    if {"source", "status", "n"} <= set(d.columns):
+        return d.loc[:, ["source", "status", "n"]]
+    rows = [
+        ("dwse", "applications", lr.dwse_applications),
+        ("dwse", "persons", lr.dwse_persons),
+        ("dwse", "population", lr.population),
+        ("dwse", "pop_users", lr.pop_users),
+        ("dwse", "excluded_no_oc", lr.excluded_no_oc),
+        ("vdab", "trajectories", lr.vdab_trajectories),
+        ("vdab", "linked", lr.vdab_linked),
+        ("vdab", "dwse_only", lr.vdab_dwse_only),
+        ("vdab", "unlinked", lr.vdab_unlinked),
+        ("survey", "participants", lr.participants),
+        ("survey", "linked", lr.participants_linked),
+        ("survey", "unlinked", lr.participants_unlinked),
+    ]
+    return pd.DataFrame(rows, columns=["source", "status", "n"])
+
+
+def _profile_tables(pr: Any) -> dict[str, pd.DataFrame]:
+    ps = pr.pop_share
+    pop_share = pd.DataFrame(
+        {"incentive": ps["incentive"], "unit": ps["unit"], "n_approved": ps["total"], "n_pop": ps["pop_based"], "pct_pop": ps["pct_pop"]}
+    )
+    comp = pr.composition
+    prof = pd.concat(
+        [
+            pd.DataFrame({"variable": comp["variable"], "category": comp["category"], "group": "pop", "n": comp["pop_users"], "pct": comp["pct_pop_users"]}),
+            pd.DataFrame({"variable": comp["variable"], "category": comp["category"], "group": "all", "n": comp["all_users"], "pct": comp["pct_all_users"]}),
+        ],
+        ignore_index=True,
+    )
+    dom = pr.domains
+    domains = pd.DataFrame({"group": "pop", "in_databank": dom["databank"] == "inside", "domain": dom["training_domain"], "n": dom["count"], "pct": dom["pct"], "rank": dom["rank"]})
+    od = pr.outside_databank
+    outside = pd.DataFrame({"incentive": od["incentive"], "n_pop": od["pop_based"], "n_outside": od["outside"], "pct_outside": od["pct_outside"]})
+    return {"pop_share": pop_share, "profile": prof, "training_domains": domains, "outside_databank": outside}
+
+
+def _sensitivity(frame: pd.DataFrame, design: Any, effects: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
+    from analysis.effects.sensitivity import e_value, rosenbaum_bounds
+
+    rows = []
+    m = design.match
+    mm = m.match_matrix
+    for o in outcomes:
+        r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "likert")]
+        if r.empty:
+            continue
+        r = r.iloc[0]
+        sd = float(frame[o].std(ddof=1))
+        ev = e_value(r["estimate"], r["ci_lower"], r["ci_upper"], scale="SMD", sd=sd)
+        diffs = []
+        y = frame[o]
+        for t_idx, row in mm.iterrows():
+            c = row.iloc[0]
+            if c is None or pd.isna(c):
+                continue
+            yt, yc = y.get(t_idx), y.get(c)
+            if pd.notna(yt) and pd.notna(yc):
+                diffs.append(float(yt) - float(yc))
+        gamma = rosenbaum_bounds(np.asarray(diffs)).gamma_critical if len(diffs) > 10 else np.nan
+        rows.append({"outcome": o, "e_value": ev.e_value, "e_value_ci": ev.e_value_ci, "rosenbaum_gamma": gamma, "n_pairs": len(diffs)})
+    return pd.DataFrame(rows)
+
+
+def _p_adjust(effects: pd.DataFrame) -> pd.DataFrame:
+    from scipy import stats
+
+    from analysis.effects import adjust_pvalues
+
+    eff = effects.copy()
+    z = eff["estimate"] / eff["std_error"]
+    eff["p_value"] = 2 * stats.norm.sf(np.abs(z))
+    q = stats.norm.ppf(0.975)
+    eff["ci_lower"] = eff["estimate"] - q * eff["std_error"]
+    eff["ci_upper"] = eff["estimate"] + q * eff["std_error"]
+    eff["p_holm"] = np.nan
+    eff["p_bh"] = np.nan
+    for _, idx in eff.groupby(["method", "scale"]).groups.items():
+        holm, bh = adjust_pvalues(eff.loc[idx, "p_value"].to_numpy())
+        eff.loc[idx, "p_holm"] = holm
+        eff.loc[idx, "p_bh"] = bh
+    return eff
+
+
+def _packages() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for p in _PACKAGES:
+        try:
+            out[p] = version(p if p != "pypandoc" else "pypandoc-binary")
+        except PackageNotFoundError:
+            out[p] = "not installed"
+    out["python"] = platform.python_version()
+    return out
+
+
+def _commit() -> str:
+    try:
+        r = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return r.stdout.strip() + ("+modified" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _write_exports(frame: pd.DataFrame, design: Any, out: Path) -> dict[str, Path]:
+    """The analysis file for SPSS and Stata users (with value labels) and as Parquet."""
+    import pyreadstat
+
+    from survey.datamodel import ALL_TABLES
+    from survey.questionnaire import LIKERT, OUTCOMES
+
+    out.mkdir(parents=True, exist_ok=True)
+    m = design.match
+    df = frame.copy()
+    df["w_survey"] = design.weights.to_numpy(dtype=float)
+    df["propensity"] = m.distance.reindex(df.index).to_numpy(dtype=float) if m.distance is not None else np.nan
+    df["w_matching"] = m.weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
+    df["w_analysis"] = m.combined_weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
+    df["subclass"] = pd.to_numeric(m.subclass.reindex(df.index), errors="coerce").to_numpy(dtype=float)
+    df.to_parquet(out / "analysis_file.parquet", index=False)
+    dwse = ALL_TABLES["dwse_applications"]
+    value_labels: dict[str, dict[int, str]] = {}
+    column_labels: dict[str, str] = {}
+    sav = pd.DataFrame(index=df.index)
+    for c in df.columns:
+        s = df[c]
+        try:
+            col = dwse.column(c)
+        except KeyError:
+            col = None
+        if col is not None and col.vocabulary:
+            codes = [v.code for v in col.vocabulary]
+            sav[c] = s.map({k: i + 1 for i, k in enumerate(codes)}).astype(float)
+            value_labels[c] = {i + 1: v.nl for i, v in enumerate(col.vocabulary)}
+            column_labels[c] = col.nl
+        elif c == "age_band":
+            from survey.datamodel import AGE_BANDS
+
+            sav[c] = s.map({v.code: i + 1 for i, v in enumerate(AGE_BANDS)}).astype(float)
+            value_labels[c] = {i + 1: v.nl for i, v in enumerate(AGE_BANDS)}
+            column_labels[c] = "Leeftijdsgroep"
+        else:
+            sav[c] = s
+    for o in OUTCOMES:
+        if o.name in sav:
+            value_labels[o.name] = {int(a.code): a.nl for a in LIKERT if not a.missing}
+            column_labels[o.name] = o.nl
+    value_labels["pop"] = {0: "Geen POP", 1: "POP"}
+    column_labels.update({"pop": "POP-gebaseerde opleidingscheque", "w_survey": "Surveygewicht (gekalibreerd)", "w_matching": "Matchinggewicht", "w_analysis": "Analysegewicht (survey x matching)", "subclass": "Paar / subklasse", "propensity": "Propensityscore", "w_design": "Designgewicht"})
+    labels = [column_labels.get(c, c) for c in sav.columns]
+    pyreadstat.write_sav(sav, out / "analysis_file.sav", column_labels=labels, variable_value_labels=value_labels)
+    pyreadstat.write_dta(sav, out / "analysis_file.dta", column_labels=labels, variable_value_labels=value_labels)
+    return {"parquet": out / "analysis_file.parquet", "sav": out / "analysis_file.sav", "dta": out / "analysis_file.dta"}
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run(
+    cfg: StudyConfig,
+    *,
+    stage: str = "all",
+    progress: bool = True,
+    echo: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the study (``stage``: 'design' stops after the locked design; 'all' goes to the report)."""
+    if stage not in ("design", "all", "outcomes"):
+        raise ConfigError("Unknown stage", param="stage", expected="design, outcomes or all", found=stage, hint="popeval run --stage design")
+    say = echo or (lambda s: None)
+    from analysis.estimation import (
+        EstimatorSpec,
+        design_stage,
+        end_to_end_variance,
+        outcome_stage,
+        weight_stage,
+    )
+
+    derived = cfg.path(cfg.study.derived_dir).resolve()
+    derived.mkdir(parents=True, exist_ok=True)
+    cache = _Cache(derived)
+    code = code_version()
+    reused: list[str] = []
+    computed: list[str] = []
+    spec = EstimatorSpec.from_config(cfg)
+    cfg_dict = cfg.to_dict()
+
+    # ---- inputs and their hashes
+    snap = _resolve_snapshot(cfg)
+    snap_hash = _snapshot_hash(snap)
+    dwse, vdab = cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab)
+    for p, what in ((dwse, "admin.dwse"), (vdab, "admin.vdab")):
+        if not p.exists():
+            raise ConfigError("An admin extract does not exist", file=p, param=what, expected="an existing CSV or Parquet file", found="no such file", hint="check the path (relative to the configuration file)")
+    admin_hash = {"dwse": _sha256_file(dwse), "vdab": _sha256_file(vdab)}
+    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code)[:12]}"
+    run_dir = derived / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    prev_level = root.level
+    root.setLevel(logging.INFO)
+    t_all = time.perf_counter()
+    try:
+        log.info("run %s (stage %s) on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+
+        def step(name: str, key: str, fn: Callable[[], Any]) -> Any:
+            got = cache.get(name, key)
+            if got is not None:
+                reused.append(name)
+                say(f"[{name}] reused (unchanged inputs, settings and code)")
+                log.info("%s reused (key %s)", name, key[:12])
+                return got
+            say(f"[{name}] computing ...")
+            t0 = time.perf_counter()
+            value = fn()
+            cache.put(name, key, value)
+            computed.append(name)
+            log.info("%s computed in %.1f s", name, time.perf_counter() - t0)
+            return value
+
+        # ---- ingest + link (the admin population)
+        admin_key = _key("admin", admin_hash, cfg_dict["admin"], code)
+        link_key = _key("link", admin_key, snap_hash, code)
+
+        def do_link() -> dict[str, Any]:
+            from analysis.population import ingest, link, load_population, margins, profile
+
+            db = derived / f"popeval-{admin_key[:16]}.duckdb"
+            if db.exists():
+                db.unlink()
+            key = None
+            if cfg.admin.pseudonymise:
+                from survey.insz import pseudo_key_from_env
+
+                key = pseudo_key_from_env()
+            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key)
+            lr = link(db, participants=snap if snap.is_dir() else None)
+            population = load_population(db)
+            mg = margins(db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
+            pr = profile(db, threshold=cfg.study.disclosure_threshold) if "threshold" in profile.__code__.co_varnames else profile(db)
+            return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}
+
+        pop_out = step("ingest+link", link_key, do_link)
+        population: pd.DataFrame = pop_out["population"]
+        mg = pop_out["margins"]
+
+        # ---- survey: parse
+        parse_key = _key("parse", snap_hash, code)
+
+        def do_parse() -> Any:
+            from survey.parse import parse_snapshot
+
+            return parse_snapshot(snap)
+
+        resp = step("survey", parse_key, do_parse)
+
+        # ---- design (never reads outcomes)
+        design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code)
+
+        def do_design() -> dict[str, Any]:
+            frame, flow = _analysis_frame(resp, population, spec.outcomes, with_outcomes=False)
+            wdesign = weight_stage(frame, mg.totals, spec)
+            d = design_stage(frame, wdesign.weights, spec)
+            from analysis.matching import balance
+
+            bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population, spec.covariates))
+            wm, wdiag = _weighting_tables(frame, wdesign, mg, spec)
+            return {"frame": frame, "flow": flow, "weights": wdesign, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
+
+        des = step("design", design_key, do_design)
+        lock_path = run_dir / "design.lock.json"
+        balance_df = _balance_table(des["balance"])
+        if stage == "design":
+            lock = {"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}
+            lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            (run_dir / "design").mkdir(exist_ok=True)
+            balance_df.to_csv(run_dir / "design" / "balance.csv", index=False, lineterminator="\n", float_format="%.12g")
+            des["weighting_margins"].to_csv(run_dir / "design" / "weighting_margins.csv", index=False, lineterminator="\n", float_format="%.12g")
+            say(des["balance"].summary() if hasattr(des["balance"], "summary") else balance_df.to_string())
+            return RunResult(run_dir=run_dir, bundle=None, report={}, reused=tuple(reused), computed=tuple(computed), stage=stage)
+        if lock_path.exists():
+            locked = json.loads(lock_path.read_text(encoding="utf-8"))
+            if locked.get("design_hash") != des["hash"]:
+                raise DesignLockError(
+                    "The design changed after it was locked",
+                    file=lock_path,
+                    expected=f"design hash {locked.get('design_hash', '')[:16]}",
+                    found=f"design hash {des['hash'][:16]}",
+                    hint="the weights, propensity score or matching differ from the locked design; rerun "
+                    "`popeval run --stage design` deliberately (and document why) before estimating outcomes",
+                )
+        else:
+            lock_path.write_text(
+                json.dumps({"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}, indent=2, sort_keys=True) + "\n",
+                encoding="utf-8",
+            )
+
+        # ---- outcomes
+        out_key = _key("outcomes", design_key, cfg_dict["effects"], code)
+
+        def do_outcomes() -> dict[str, Any]:
+            frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
+            d = des["design"]
+            est = outcome_stage(frame, d, spec)
+            eff = est.table.copy()
+            eff["model_se"] = eff["std_error"]
+            rep = None
+            if cfg.effects.replicates > 0:
+                n_h = population.groupby("pop").size()
+                rep = end_to_end_variance(
+                    frame,
+                    mg.totals,
+                    spec,
+                    n_replicates=cfg.effects.replicates,
+                    population_sizes={int(k): float(v) for k, v in n_h.items()},
+                    workers=cfg.effects.workers,
+                    rng=np.random.default_rng(cfg.study.seed),
+                    progress=progress,
+                )
+                key = list(zip(eff["outcome"], eff["method"], eff["scale"], strict=True))
+                rse = rep["replicate_se"].reindex(key).to_numpy()
+                eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
+                eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
+            else:
+                eff["se_type"] = "model"
+            eff = _p_adjust(eff)
+            sens = _sensitivity(frame, d, eff, spec.outcomes)
+            from analysis.effects.reliability import cronbach_alpha
+
+            items = frame.loc[:, list(spec.outcomes)].dropna()
+            alpha = cronbach_alpha(items, list(spec.outcomes))
+            return {"frame": frame, "effects": eff, "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha}
+
+        outc = step("outcomes", out_key, do_outcomes)
+
+        # ---- bundle
+        eff = outc["effects"].copy()
+        eff["method"] = eff["method"].map(lambda m: _METHOD_NAMES.get(m, m))
+        tables = {
+            **_profile_tables(pop_out["profile"]),
+            "linkage": _linkage_table(pop_out["linkage"]),
+            "response_flow": pd.DataFrame({"step": list(des["flow"]), "n": list(des["flow"].values())}),
+            "weighting_margins": des["weighting_margins"],
+            "weight_diagnostics": des["weight_diagnostics"],
+            "balance": balance_df,
+            "effects": eff,
+            "category_shifts": outc["shifts"],
+            "sensitivity": outc["sensitivity"],
+        }
+        alpha = outc["alpha"]
+        estimates = {
+            "effects": {
+                f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "std_error": r.std_error, "se_type": r.se_type, "model_se": r.model_se, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
+                for r in eff.itertuples()
+            },
+            "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
+            "response_flow": des["flow"],
+            "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
+            "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
+            "margins_version": getattr(mg, "version", None),
+            "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap with fpc, re-raked, re-fitted and re-matched"},
+        }
+        manifest = {
+            "popeval_version": _version(),
+            "commit": _commit(),
+            "code_version": code,
+            "seed": cfg.study.seed,
+            "config": {**cfg_dict, "disclosure": {"threshold": cfg.study.disclosure_threshold}},
+            "inputs": {
+                **{f"admin/{k}": {"file": p.name, "sha256": v} for (k, v), p in zip(admin_hash.items(), (dwse, vdab), strict=True)},
+                **{f"survey/{k}": {"sha256": v} for k, v in snap_hash.items()},
+            },
+            "packages": _packages(),
+            "design_hash": des["hash"],
+            "note": "synthetic demo study" if cfg.study.name == "demo" else "",
+        }
+        bundle_dir = run_dir / "bundle"
+        from analysis.bundle import TABLES, write_bundle
+
+        for extra in [k for k in tables if k not in TABLES]:
+            tables.pop(extra)
+        write_bundle(bundle_dir, tables, estimates, manifest)
+        computed.append("bundle")
+        _write_exports(outc["frame"], des["design"] if "design" in des else None, run_dir / "exports")
+        computed.append("exports")
+
+        # ---- report
+        report: dict[str, Path] = {}
+        if cfg.report.render:
+            from analysis.render import render_report
+
+            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, code)
+            outdir = run_dir / "report"
+            marker = outdir / ".key"
+            if marker.exists() and marker.read_text() == rkey and all((outdir / f"evaluation.{f}").exists() for f in cfg.report.formats):
+                reused.append("report")
+                report = {f: outdir / f"evaluation.{f}" for f in cfg.report.formats}
+            else:
+                say("[report] rendering ...")
+                t0 = time.perf_counter()
+                rr = render_report(bundle_dir, lang=cfg.study.language, out=outdir, formats=cfg.report.formats)
+                report = dict(rr.outputs) if hasattr(rr, "outputs") else {}
+                marker.write_text(rkey)
+                computed.append("report")
+                log.info("report rendered in %.1f s", time.perf_counter() - t0)
+        head = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]
+        log.info("run finished in %.1f s", time.perf_counter() - t_all)
+        return RunResult(run_dir=run_dir, bundle=bundle_dir, report=report, reused=tuple(reused), computed=tuple(computed), headline=head.reset_index(drop=True), stage=stage)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(prev_level)
+        handler.close()
+
+
+def _bundle_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(path.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(path)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("popeval")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"
+
+
+def main_summary(result: RunResult) -> str:  # pragma: no cover - convenience for scripts
+    """Alias of :meth:`RunResult.summary`."""
+    return result.summary()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from analysis.config import load_config
+
+    print(run(load_config(sys.argv[1]), echo=print).summary())
+    raise SystemExit(0)
+
+_ = DataValidationError  # re-exported for callers catching pipeline errors
