@@ -46,7 +46,9 @@ STYPE = {k: float(v) for k, v in M["stype"].items()}
 SCHWIDE = {k: float(v) for k, v in M["sch.wide"].items()}
 JOINT = {(c["stype"], c["sch.wide"]): float(c["Freq"]) for c in M["joint"]}
 API99 = float(M["api99"])
+AWARDS = {k: float(v) for k, v in M["awards"].items()}
 BOUNDS = tuple(REF["logit_bounds"])
+JK_BOUNDS = tuple(REF["jk_logit_bounds"])
 TRIM = REF["trim"]
 
 
@@ -91,7 +93,18 @@ RECIPES: dict[str, Callable[[], SurveyDesign]] = {
     "strat_rake_trim_strict": lambda: trim(
         _rake(dstrat()), upper=TRIM["upper"], lower=TRIM["lower"], strict=True
     ),
+    "strat_rake_joint": lambda: rake(
+        dstrat(), {("stype", "sch.wide"): JOINT, "awards": AWARDS}, tol=TOL, max_iter=1000
+    ),
+    "clus1_fpc_only": lambda: SurveyDesign(CLUS1, cluster="dnum", fpc="fpc"),
     "clus1_jk1_base": lambda: as_replicate(dclus1(), "JK1"),
+    "clus1_jk1_cal_logit": lambda: calibrate(
+        as_replicate(dclus1(), "JK1"),
+        {"stype": STYPE, "api99": API99},
+        calfun="logit",
+        bounds=JK_BOUNDS,
+        tol=TOL,
+    ),
     "clus1_jk1_rake": lambda: _rake(as_replicate(dclus1(), "JK1")),
     "clus1_jk1_poststrat": lambda: poststratify(as_replicate(dclus1(), "JK1"), {"stype": STYPE}),
     "clus1_jk1_cal_linear": lambda: _cal_linear(as_replicate(dclus1(), "JK1")),

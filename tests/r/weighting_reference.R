@@ -81,6 +81,8 @@ cal_lin_pop <- c(`(Intercept)` = pop_N, stypeH = pop_types$Freq[2], stypeM = pop
 cal_rak_pop <- c(`(Intercept)` = pop_N, stypeH = pop_types$Freq[2], stypeM = pop_types$Freq[3],
                  sch.wideYes = pop_schwide$Freq[2])
 logit_bounds <- c(0.7, 1.7)
+# wider bounds for the JK1 replicates: with c(0.7, 1.7) some replicates cannot be calibrated
+jk_logit_bounds <- c(0.4, 3)
 
 cases <- list()
 cases$strat_base <- case(dstrat, "dstrat")
@@ -113,6 +115,13 @@ cases$strat_rake_trim_strict <- case(trimWeights(rstrat, upper = trim_upper, low
                                                  strict = TRUE),
                                      "trimWeights(rstrat, upper = 44.18, lower = 15.1, strict = TRUE)")
 
+pop_awards <- data.frame(awards = c("No", "Yes"), Freq = as.vector(table(apipop$awards)[c("No", "Yes")]))
+cases$strat_rake_joint <- case(rake(dstrat, list(~stype + sch.wide, ~awards), list(pop_joint, pop_awards),
+                                    control = tight),
+                               "rake(dstrat, list(~stype + sch.wide, ~awards), ..., control = tight)")
+# weights from the fpc alone (no weights column): N / n per stratum
+cases$clus1_fpc_only <- case(svydesign(id = ~dnum, fpc = ~fpc, data = clus1), "svydesign(id = ~dnum, fpc = ~fpc)")
+
 # replicate designs: JK1 (clus1) and bootstrap (clus1 and strat)
 jclus1 <- as.svrepdesign(dclus1, type = "JK1", compress = FALSE)
 cases$clus1_jk1_base <- case(jclus1, "as.svrepdesign(dclus1, type = 'JK1')")
@@ -123,6 +132,9 @@ cases$clus1_jk1_cal_linear <- case(calibrate(jclus1, ~stype + api99, cal_lin_pop
 cases$clus1_jk1_cal_raking <- case(calibrate(jclus1, ~stype + sch.wide, cal_rak_pop, calfun = "raking", compress = FALSE,
                                              epsilon = 1e-12),
                                    "calibrate(jk1, ~stype + sch.wide, pop, calfun = 'raking')")
+cases$clus1_jk1_cal_logit <- case(calibrate(jclus1, ~stype + api99, cal_lin_pop, calfun = "logit",
+                                            bounds = jk_logit_bounds, epsilon = 1e-12, compress = FALSE),
+                                  "calibrate(jk1, ~stype + api99, pop, calfun = 'logit', bounds = c(0.4, 3))")
 
 set.seed(20261123)
 bclus1 <- as.svrepdesign(dclus1, type = "bootstrap", replicates = 50, compress = FALSE)
@@ -145,9 +157,11 @@ out <- list(
     joint = lapply(seq_len(nrow(pop_joint)), function(i)
       list(stype = as.character(pop_joint$stype[i]), sch.wide = as.character(pop_joint$sch.wide[i]),
            Freq = pop_joint$Freq[i])),
-    api99 = pop_api99
+    api99 = pop_api99,
+    awards = setNames(as.list(pop_awards$Freq), pop_awards$awards)
   ),
   logit_bounds = logit_bounds,
+  jk_logit_bounds = jk_logit_bounds,
   trim = list(upper = trim_upper, lower = trim_lower),
   factors = list(clus1 = matrix(as.numeric(bclus1$repweights), nrow = nrow(clus1)), strat = matrix(as.numeric(bstrat$repweights), nrow = nrow(strat))),
   cases = cases
