@@ -121,7 +121,7 @@ def test_bad_arguments() -> None:
         suppress(t.assign(p=0.5), "n", pct_cols={"p": "q"})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.integers(1, 6).flatmap(
         lambda r: st.integers(1, 5).flatmap(

@@ -24,11 +24,11 @@ SNAP = Path("survey") / "461283" / "20230704T080000Z"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """A 30,000-person study, ingested and linked once."""
+    """A 20,000-person study, ingested and linked once."""
     from analysis.synth import generate
 
     out = tmp_path_factory.mktemp("profile_study")
-    generate(persons=30_000, seed=5, out=out)
+    generate(persons=20_000, seed=5, out=out)
     db = out / "derived" / "popeval.duckdb"
     ingest(out / "admin" / "dwse_applications.csv", out / "admin" / "vdab_trajectories.csv", db)
     rep = link(db, out / SNAP)
