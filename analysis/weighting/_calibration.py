@@ -258,7 +258,8 @@ def grake(
     converged = False
     misfit = population - sample_total
     while True:
-        tmat = (mm * (ww * deriv)[:, None]).T @ mm
+        b = mm * np.sqrt(ww * deriv)[:, None]
+        tmat = b.T @ b
         misfit = population - sample_total - mm.T @ (ww * fm1(xeta, lo, hi))
         deta = np.linalg.pinv(tmat, rcond=256 * np.finfo(float).eps) @ misfit
         eta = eta + deta
@@ -290,7 +291,8 @@ def grake(
 def linear_calibration(mm: np.ndarray, ww: np.ndarray, population: np.ndarray) -> np.ndarray:
     """Closed-form GREG g-weights (R's ``regcalibrate``); ``ww`` may be (n,) or (n, r)."""
     if ww.ndim == 1:
-        tmat = (mm * ww[:, None]).T @ mm
+        b = mm * np.sqrt(ww)[:, None]
+        tmat = b.T @ b
         return 1.0 + mm @ np.linalg.solve(tmat, population - mm.T @ ww)
     out = np.empty_like(ww)
     for j in range(ww.shape[1]):
@@ -350,24 +352,35 @@ class RakingStep(Step):
 
 @dataclass(frozen=True, eq=False)
 class GregStep(Step):
-    """Generalised regression calibration: residuals of the weighted regression on ``mm``."""
+    """Generalised regression calibration: residuals of the weighted regression on ``mm``.
 
-    basis: np.ndarray  # orthonormal basis of the column space of mm * sqrt(w0)
+    Residuals of ``x / w`` on ``a = mm * sqrt(w0)`` (columns scaled to unit norm) by the
+    normal equations with a pseudo-inverse, applied twice (one step of iterative refinement);
+    this is R's ``qr.resid`` without an O(n p^2) orthogonalisation of the tall matrix.
+    """
+
+    a: np.ndarray  # mm * sqrt(w0), columns scaled to unit length
+    gram_pinv: np.ndarray  # pseudo-inverse of a'a
     w: np.ndarray  # g * sqrt(w0)
 
     @classmethod
     def build(cls, mm: np.ndarray, w0: np.ndarray, g: np.ndarray) -> GregStep:
         """Record a calibration with model matrix ``mm``, initial weights ``w0``, g-weights ``g``."""
         whalf = np.sqrt(w0)
-        u, s, _ = np.linalg.svd(mm * whalf[:, None], full_matrices=False)
-        rank = int(np.sum(s > s[0] * 1e-10)) if s.size else 0
-        return cls(basis=u[:, :rank], w=g * whalf)
+        a = mm * whalf[:, None]
+        norms = np.sqrt(np.einsum("ij,ij->j", a, a))
+        a = a / np.where(norms > 0, norms, 1.0)
+        vals, vecs = np.linalg.eigh(a.T @ a)
+        keep = vals > vals.max() * 1e-12
+        gram_pinv = (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+        return cls(a=a, gram_pinv=gram_pinv, w=g * whalf)
 
     def residualise(self, x: np.ndarray) -> np.ndarray:
         w = self.w[:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where(w > 0, x / w, 0.0)
-        z = z - self.basis @ (self.basis.T @ z)
+        for _ in range(2):
+            z = z - self.a @ (self.gram_pinv @ (self.a.T @ z))
         return z * w
 
 

@@ -16,6 +16,7 @@ from analysis.weighting._calibration import (
     GregStep,
     PostStratStep,
     RakingStep,
+    _joint_cells,
     grake,
     ipf,
     linear_calibration,
@@ -313,11 +314,23 @@ def calibrate(
     _check_grand_totals(ms, extra)
     mm, pop, names = _model_matrix(design, ms, numeric, population_size)
     w0 = np.asarray(design._weights)
+    # rows with identical calibration variables get identical g-weights: without numeric
+    # totals, solve on the table of joint cells (exactly the same equations, far fewer rows)
+    inv, mm_c = _compress(ms, mm) if not numeric else (None, mm)
+
+    def pooled(w: np.ndarray) -> np.ndarray:
+        return w if inv is None else np.bincount(inv, weights=w, minlength=len(mm_c))
+
+    def expand(g_c: np.ndarray) -> np.ndarray:
+        return g_c if inv is None else g_c[inv]
+
     if calfun == "linear" and bounds is None:
-        g = linear_calibration(mm, w0, pop)
+        g = expand(linear_calibration(mm_c, pooled(w0), pop))
         iterations, converged = 1, True
     else:
-        res = grake(mm, w0, pop, calfun=calfun, bounds=(lo, hi), epsilon=tol, maxit=max_iter)
+        res = grake(
+            mm_c, pooled(w0), pop, calfun=calfun, bounds=(lo, hi), epsilon=tol, maxit=max_iter
+        )
         if not res.converged:
             raise WeightingConvergenceError(
                 "Calibration did not converge",
@@ -326,7 +339,7 @@ def calibrate(
                 found=f"worst total {names[res.worst_index]}: relative misfit {res.max_rel_misfit:.3g}",
                 hint="loosen the bounds, raise max_iter, or check that the totals are consistent",
             )
-        g, iterations, converged = res.g, res.iterations, True
+        g, iterations, converged = expand(res.g), res.iterations, True
     w = w0 * g
     reps = design._replicates
     new_reps: Replicates | bool = False
@@ -339,15 +352,21 @@ def calibrate(
                 continue  # a replicate already left out (NaN) stays out
             if calfun == "linear" and bounds is None:
                 try:
-                    G[:, j] = linear_calibration(mm, W[:, j], pop)
+                    G[:, j] = expand(linear_calibration(mm_c, pooled(W[:, j]), pop))
                 except np.linalg.LinAlgError:
                     failed += 1  # singular: the replicate lost every respondent of a category
             else:
                 rj = grake(
-                    mm, W[:, j], pop, calfun=calfun, bounds=(lo, hi), epsilon=tol, maxit=max_iter
+                    mm_c,
+                    pooled(W[:, j]),
+                    pop,
+                    calfun=calfun,
+                    bounds=(lo, hi),
+                    epsilon=tol,
+                    maxit=max_iter,
                 )
                 failed += not rj.converged
-                G[:, j] = rj.g
+                G[:, j] = expand(rj.g)
         if failed:
             logger.warning("calibrate: %d replicate(s) did not converge", failed)
         new_reps = reps.with_weights(W * G)
@@ -369,6 +388,17 @@ def calibrate(
     return design._derive(
         weights=w, steps=(*design._steps, step), replicates=new_reps, diagnostics=diag
     )
+
+
+def _compress(ms: list[Margin], mm: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """Joint-cell index of every row and the model-matrix row of every cell (or no compression)."""
+    joint = _joint_cells(ms)
+    if joint is None:
+        return None, mm
+    inv, ncell, _ = joint
+    first = np.empty(ncell, dtype=np.intp)
+    first[inv[::-1]] = np.arange(len(inv))[::-1]
+    return inv, mm[first]
 
 
 def _model_matrix(
