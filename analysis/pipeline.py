@@ -275,29 +275,27 @@ def _population_means(population: pd.DataFrame, covariates: tuple[str, ...]) -> 
 
 
 def _weighting_tables(frame: pd.DataFrame, design: Any, margins: Any, spec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Respondents vs population per margin cell (after any sparse-cell collapse), and weight statistics."""
     w = design.weights.to_numpy(dtype=float)
+    diag = design.diagnostics
+    checks = diag.margins_frame() if diag is not None else pd.DataFrame()
     rows = []
-    for key in spec.margins:
-        k: Any = key[0] if len(key) == 1 else tuple(key)
-        totals = margins.totals[k]
-        cols = list(key)
-        lab = frame[cols].astype(str).agg(" x ".join, axis=1)
-        total_pop = float(sum(totals.values()))
-        for cat, tot in totals.items():
-            cat_s = " x ".join(map(str, cat)) if isinstance(cat, tuple) else str(cat)
-            sel = (lab == cat_s).to_numpy()
+    for margin, grp in checks.groupby("margin", sort=False):
+        tot_pop = float(grp["population"].sum())
+        n = float(grp["respondents"].sum())
+        tot_after = float(grp["weighted_after"].sum())
+        for r in grp.itertuples():
             rows.append(
                 {
-                    "variable": " x ".join(cols),
-                    "category": cat_s,
-                    "population": int(tot),
-                    "n_respondents": int(sel.sum()),
-                    "pct_population": 100 * tot / total_pop,
-                    "pct_unweighted": 100 * sel.mean(),
-                    "pct_weighted": 100 * w[sel].sum() / w.sum(),
+                    "variable": str(margin),
+                    "category": str(r.category).replace("True", "1").replace("False", "0"),
+                    "population": float(r.population),
+                    "n_respondents": int(r.respondents),
+                    "pct_population": 100 * r.population / tot_pop,
+                    "pct_unweighted": 100 * r.respondents / n,
+                    "pct_weighted": 100 * r.weighted_after / tot_after,
                 }
             )
-    diag = getattr(design, "diagnostics", None)
     wpos = w[w > 0]
     stats = {
         "n": len(wpos),
@@ -309,6 +307,7 @@ def _weighting_tables(frame: pd.DataFrame, design: Any, margins: Any, spec: Any)
         "n_effective": float(wpos.sum() ** 2 / (wpos**2).sum()),
         "converged": float(bool(getattr(diag, "converged", True))),
         "iterations": float(getattr(diag, "iterations", 0) or 0),
+        "collapsed_cells": float(len(getattr(diag, "collapsed", ()) or ())),
     }
     return pd.DataFrame(rows), pd.DataFrame({"statistic": list(stats), "value": list(stats.values())})
 
@@ -591,7 +590,8 @@ def run(
             return {"frame": frame, "flow": flow, "weights": wdesign, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
         des = step("design", design_key, do_design)
-        lock_path = run_dir / "design.lock.json"
+        lock_path = derived / "locks" / f"{cfg.study.name}.design.lock.json"
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
         balance_df = _balance_table(des["balance"])
         if stage == "design":
             lock = {"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}
@@ -714,16 +714,17 @@ def run(
 
             rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, code)
             outdir = run_dir / "report"
-            marker = outdir / ".key"
-            if marker.exists() and marker.read_text() == rkey and all((outdir / f"evaluation.{f}").exists() for f in cfg.report.formats):
+            marker = outdir / "render.json"
+            prev = json.loads(marker.read_text()) if marker.exists() else {}
+            if prev.get("key") == rkey and all(Path(p).exists() for p in prev.get("outputs", {}).values()):
                 reused.append("report")
-                report = {f: outdir / f"evaluation.{f}" for f in cfg.report.formats}
+                report = {f: Path(p) for f, p in prev["outputs"].items()}
             else:
                 say("[report] rendering ...")
                 t0 = time.perf_counter()
                 rr = render_report(bundle_dir, lang=cfg.study.language, out=outdir, formats=cfg.report.formats)
-                report = dict(rr.outputs) if hasattr(rr, "outputs") else {}
-                marker.write_text(rkey)
+                report = {f: Path(p) for f, p in rr.outputs.items()}
+                marker.write_text(json.dumps({"key": rkey, "outputs": {f: str(p) for f, p in report.items()}}, indent=2))
                 computed.append("report")
                 log.info("report rendered in %.1f s", time.perf_counter() - t0)
         head = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]

@@ -757,7 +757,9 @@ class Report:
         cfg = self.bundle.manifest.get("config") or {}
         wcfg = cfg.get("weighting") or {}
         mcfg = cfg.get("matching") or {}
-        margins = ", ".join(variable_label(m, self.lang).lower() for m in wcfg.get("margins", [])) or self.t("not_given")
+        margins = ", ".join(
+            " × ".join(variable_label(v, self.lang).lower() for v in ([m] if isinstance(m, str) else m)) for m in wcfg.get("margins", [])
+        ) or self.t("not_given")
         covs = ", ".join(variable_label(m, self.lang).lower() for m in mcfg.get("covariates", [])) or self.t("not_given")
         out = [
             self._heading(1, "h_methods", "methods"),

@@ -544,7 +544,7 @@ def generate(
     inv = np.flatnonzero(sampled)
     n_inv = len(inv)
     inv = inv[rng.permutation(n_inv)]
-    tokens = _tokens(rng, n_inv + 64)
+    tokens = _tokens(rng, n_inv + 64 + n_inv // 50)
     part_key = person_key[oc_pid[inv]].copy()
     stale = rng.random(n_inv) < p.unlinked_participant_p
     if stale.any():

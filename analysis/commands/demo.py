@@ -17,10 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate, validate and summarise the demo study."""
+    from analysis.synth import generate
     from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
     from survey.validate import read_table
-
-    from analysis.synth import generate
 
     summary = generate(persons=args.persons, seed=args.seed, out=args.out, file_format=args.file_format)
     for table in (DWSE_APPLICATIONS, VDAB_TRAJECTORIES):

@@ -1,0 +1,248 @@
+"""popeval run: configuration errors, caching, byte-identical bundles, design lock, exports."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.config import config_from_dict, load_config
+from analysis.pipeline import DesignLockError, run
+from analysis.synth import DEMO_SNAPSHOT, DEMO_SURVEY_ID, generate
+from survey.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config_text(study: Path, derived: Path, replicates: int = 8) -> str:
+    return f"""
+[study]
+name = "test"
+seed = 7
+derived_dir = "{derived.as_posix()}"
+
+[survey]
+survey_id = {DEMO_SURVEY_ID}
+snapshot = "latest"
+snapshots_dir = "{(study / "survey").as_posix()}"
+
+[admin]
+dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
+vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
+
+[effects]
+replicates = {replicates}
+workers = 1
+methods = ["matching", "regression", "ipw", "aipw", "naive"]
+
+[report]
+render = false
+"""
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline_study")
+    generate(persons=30_000, seed=21, out=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    base = tmp_path_factory.mktemp("run1")
+    cfg_path = base / "study.toml"
+    cfg_path.write_text(_config_text(study, base / "derived"), encoding="utf-8")
+    result = run(load_config(cfg_path), progress=False)
+    return cfg_path, result
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_demo_config_is_valid() -> None:
+    cfg = load_config(REPO / "studies" / "demo.toml")
+    assert cfg.study.name == "demo"
+    assert cfg.weighting.margins[0] == ("pop", "educ")
+    assert cfg.effects.outcomes == ("stronger", "job_better", "promotion", "satisfaction")
+
+
+@pytest.mark.parametrize(
+    ("data", "param", "listed"),
+    [
+        ({"weighting": {"method": "ipf"}}, "weighting.method", "rake, poststratify, linear, logit, none"),
+        ({"matching": {"m_order": "biggest"}}, "matching.m_order", "largest, smallest, random, data"),
+        ({"effects": {"outcomes": ["stronger", "happiness"]}}, "effects.outcomes", "stronger, job_better, promotion, satisfaction"),
+        ({"matching": {"caliper": "wide"}}, "matching.caliper", "a number"),
+        ({"matching": {"ratio": 0}}, "matching.ratio", ">= 1"),
+        ({"weighting": {"margins": [["pop", "shoe_size"]]}}, "weighting.margins", "pop, educ"),
+        ({"study": {"language": "fr"}}, "study.language", "nl, en"),
+    ],
+)
+def test_invalid_settings_list_the_allowed_values(data: dict, param: str, listed: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(data, source=Path("study.toml"))
+    assert e.value.param == param
+    assert listed in str(e.value)
+    assert "study.toml" in str(e.value)
+
+
+def test_unknown_section_and_setting() -> None:
+    with pytest.raises(ConfigError, match=r"\[weighting\]"):
+        config_from_dict({"weigting": {}})
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"matching": {"calliper": 0.1}})
+    assert e.value.param == "matching.calliper"
+    assert "caliper" in str(e.value.expected)
+
+
+def test_missing_inputs_are_clear_errors(study: Path, tmp_path: Path) -> None:
+    text = _config_text(study, tmp_path / "d").replace("dwse_applications.csv", "nope.csv")
+    (tmp_path / "s.toml").write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        run(load_config(tmp_path / "s.toml"), progress=False)
+    assert e.value.param == "admin.dwse"
+    assert "nope.csv" in str(e.value)
+
+
+# ------------------------------------------------------------------ the run
+
+
+def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
+    from analysis.bundle import TABLES, read_bundle
+
+    _, result = first_run
+    b = read_bundle(result.bundle)
+    for name in ("pop_share", "profile", "linkage", "response_flow", "weighting_margins", "weight_diagnostics", "balance", "effects", "sensitivity"):
+        assert name in b.tables, name
+        assert set(TABLES[name][0]) <= set(b.tables[name].columns)
+    eff = b.table("effects")
+    main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
+    assert len(main) == 4
+    assert np.isfinite(main["std_error"]).all()
+    assert (main["std_error"] > 0).all()
+    assert (main["p_holm"] >= main["p_value"] - 1e-12).all()
+    flow = b.table("response_flow").set_index("step")["n"]
+    assert flow["invited"] > flow["started"] > flow["completed"] >= flow["linked"] >= flow["analysed"] > 0
+    assert b.manifest["seed"] == 7
+    assert all(len(v["sha256"]) == 64 for v in b.manifest["inputs"].values())
+    assert "time" not in b.manifest and "host" not in b.manifest
+
+
+def test_weighted_margins_equal_population(first_run: tuple[Path, object]) -> None:
+    from analysis.bundle import read_bundle
+
+    wm = read_bundle(first_run[1].bundle).table("weighting_margins")
+    np.testing.assert_allclose(wm["pct_weighted"], wm["pct_population"], atol=1e-6)
+    assert (wm["pct_unweighted"] - wm["pct_population"]).abs().max() > 1.0  # respondents were not representative
+
+
+def test_rerun_reuses_every_step_and_bundle_is_identical(first_run: tuple[Path, object]) -> None:
+    cfg_path, result = first_run
+    before = _digest(result.bundle)
+    again = run(load_config(cfg_path), progress=False)
+    assert set(again.reused) >= {"ingest+link", "survey", "design", "outcomes"}
+    assert not {"ingest+link", "survey", "design", "outcomes"} & set(again.computed)
+    assert _digest(again.bundle) == before
+
+
+def test_two_independent_runs_give_byte_identical_bundles(study: Path, first_run: tuple[Path, object], tmp_path: Path) -> None:
+    cfg = tmp_path / "study.toml"
+    cfg.write_text(_config_text(study, tmp_path / "elsewhere"), encoding="utf-8")
+    other = run(load_config(cfg), progress=False)
+    assert other.computed[:4] == ("ingest+link", "survey", "design", "outcomes")
+    assert _digest(other.bundle) == _digest(first_run[1].bundle)
+
+
+def test_changed_setting_recomputes_only_what_depends_on_it(first_run: tuple[Path, object], tmp_path: Path) -> None:
+    cfg_path, _ = first_run
+    cfg = load_config(cfg_path)
+    cfg = dataclasses.replace(cfg, effects=dataclasses.replace(cfg.effects, replicates=6))
+    res = run(cfg, progress=False)
+    assert "ingest+link" in res.reused and "design" in res.reused
+    assert "outcomes" in res.computed
+
+
+def test_exports_for_spss_and_stata(first_run: tuple[Path, object]) -> None:
+    import pyreadstat
+
+    exports = first_run[1].run_dir / "exports"
+    df, meta = pyreadstat.read_sav(exports / "analysis_file.sav")
+    dta, dmeta = pyreadstat.read_dta(exports / "analysis_file.dta")
+    pq = pd.read_parquet(exports / "analysis_file.parquet")
+    assert len(df) == len(dta) == len(pq) > 100
+    for col in ("w_survey", "w_matching", "w_analysis", "pop", "educ", "stronger"):
+        assert col in df.columns
+    assert meta.variable_value_labels["educ"] == {1.0: "Laaggeschoold", 2.0: "Middengeschoold", 3.0: "Hooggeschoold"}
+    assert meta.variable_value_labels["stronger"][5.0] == "Helemaal akkoord"
+    assert dmeta.variable_value_labels["pop"] == {0: "Geen POP", 1: "POP"}
+    np.testing.assert_allclose(df["w_analysis"].to_numpy(), pq["w_analysis"].to_numpy())
+    assert not pq["person_key"].str.fullmatch(r"\d{11}").any()
+
+
+# ------------------------------------------------------------------ design before outcomes
+
+
+def _copy_study(study: Path, dest: Path) -> Path:
+    shutil.copytree(study, dest)
+    for p in dest.rglob("*"):
+        p.chmod(0o644 if p.is_file() else 0o755)
+    return dest
+
+
+def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
+    """Shuffling every outcome answer leaves the locked design unchanged."""
+    a = _copy_study(study, tmp_path / "a")
+    b = _copy_study(study, tmp_path / "b")
+    snap_b = b / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
+    raw = (snap_b / "responses.csv").read_bytes().decode("utf-8-sig")
+    lines = raw.split("\r\n")
+    header = lines[0].split(";")
+    cols = [i for i, h in enumerate(header) if h.startswith('"EFFECT[')]
+    rng = np.random.default_rng(0)
+    new = [lines[0]]
+    for line in lines[1:]:
+        if not line:
+            new.append(line)
+            continue
+        fields = line.split(";")
+        if len(fields) == len(header):
+            for i in cols:
+                if fields[i]:
+                    fields[i] = f'"{rng.integers(1, 6)}"'
+        new.append(";".join(fields))
+    (snap_b / "responses.csv").write_bytes(("\ufeff" + "\r\n".join(new)).encode("utf-8"))
+    res = {}
+    for name, s in (("a", a), ("b", b)):
+        cfg = tmp_path / f"{name}.toml"
+        cfg.write_text(_config_text(s, tmp_path / f"derived_{name}"), encoding="utf-8")
+        r = run(load_config(cfg), stage="design", progress=False)
+        res[name] = (tmp_path / f"derived_{name}" / "locks" / "test.design.lock.json").read_text()
+        assert r.bundle is None
+    import json
+
+    assert json.loads(res["a"])["design_hash"] == json.loads(res["b"])["design_hash"]
+
+
+def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: Path) -> None:
+    cfg_path = tmp_path / "study.toml"
+    cfg_path.write_text(_config_text(study, tmp_path / "derived"), encoding="utf-8")
+    cfg = load_config(cfg_path)
+    run(cfg, stage="design", progress=False)
+    assert (tmp_path / "derived" / "locks" / "test.design.lock.json").exists()
+    # the matching specification is changed after the design was locked
+    changed = dataclasses.replace(cfg, matching=dataclasses.replace(cfg.matching, caliper=0.05))
+    with pytest.raises(DesignLockError, match="changed after it was locked"):
+        run(changed, progress=False)
+    # re-locking deliberately is allowed, and then the outcomes run
+    run(changed, stage="design", progress=False)
+    done = run(changed, progress=False)
+    assert done.bundle is not None
