@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,11 +27,29 @@ __all__ = [
     "PostStratStep",
     "RakingStep",
     "Step",
+    "blas_single_thread",
     "grake",
     "ipf",
     "linear_calibration",
     "residualise",
 ]
+
+
+@contextlib.contextmanager
+def blas_single_thread() -> Iterator[None]:
+    """Run tall-and-skinny matrix products (n x p with p small) on one BLAS thread.
+
+    They are memory-bound; multi-threaded BLAS gains little on them and slows down by an
+    order of magnitude when the cores are busy.  Uses ``threadpoolctl`` when it is installed
+    and does nothing otherwise.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 # --------------------------------------------------------------------------------------------

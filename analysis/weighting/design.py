@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from analysis.weighting._calibration import Step, residualise
+from analysis.weighting._calibration import Step, blas_single_thread, residualise
 from analysis.weighting._margins import cell_sums
 from survey.errors import ConfigError, DataValidationError
 
@@ -385,6 +385,17 @@ class SurveyDesign:
         statistic: str,
         na_rm: bool,
         force_categorical: bool = False,
+    ) -> SurveyEstimate:
+        with blas_single_thread():
+            return self._estimate_impl(var, by, statistic, na_rm, force_categorical)
+
+    def _estimate_impl(
+        self,
+        var: str | Sequence[str],
+        by: str | Sequence[str] | None,
+        statistic: str,
+        na_rm: bool,
+        force_categorical: bool,
     ) -> SurveyEstimate:
         df = self._data
         names = [var] if isinstance(var, str) else list(var)

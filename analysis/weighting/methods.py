@@ -17,11 +17,12 @@ from analysis.weighting._calibration import (
     PostStratStep,
     RakingStep,
     _joint_cells,
+    blas_single_thread,
     grake,
     ipf,
     linear_calibration,
 )
-from analysis.weighting._margins import Margin, MarginSpec, prepare_margins
+from analysis.weighting._margins import CollapseRecord, Margin, MarginSpec, prepare_margins
 from analysis.weighting.design import SurveyDesign
 from analysis.weighting.diagnostics import build_diagnostics
 from analysis.weighting.replicate import Replicates
@@ -312,6 +313,25 @@ def calibrate(
     )
     extra = None if population_size is None else {"population_size": float(population_size)}
     _check_grand_totals(ms, extra)
+    with blas_single_thread():
+        return _calibrate(
+            design, ms, numeric, records, calfun, bounds, (lo, hi), population_size, tol, max_iter
+        )
+
+
+def _calibrate(
+    design: SurveyDesign,
+    ms: list[Margin],
+    numeric: dict[str, tuple[str, float]],
+    records: list[CollapseRecord],
+    calfun: str,
+    bounds: tuple[float, float] | None,
+    lohi: tuple[float, float],
+    population_size: float | None,
+    tol: float,
+    max_iter: int,
+) -> SurveyDesign:
+    lo, hi = lohi
     mm, pop, names = _model_matrix(design, ms, numeric, population_size)
     w0 = np.asarray(design._weights)
     # rows with identical calibration variables get identical g-weights: without numeric
@@ -409,24 +429,34 @@ def _model_matrix(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Full-rank calibration matrix: intercept or first margin in full, later margins minus a level."""
     n = design.nobs
-    cols: list[np.ndarray] = []
     pop: list[float] = []
     names: list[str] = []
+    fill: list[tuple[int, Margin, int]] = []  # (first column, margin, first level used)
+    p = 0
     if population_size is not None:
-        cols.append(np.ones(n))
         pop.append(float(population_size))
         names.append("(population size)")
+        p = 1
     for i, m in enumerate(ms):
         start = 0 if (i == 0 and population_size is None) else 1
+        fill.append((p, m, start))
         for k in range(start, m.ncells):
-            cols.append((m.codes == k).astype(float))
             pop.append(float(m.totals[k]))
             names.append(f"{m.name}={m.labels[k]}")
-    for name, (col, total) in numeric.items():
-        cols.append(np.asarray(design.data[col], dtype=float))
+        p += m.ncells - start
+    for name, (_, total) in numeric.items():
         pop.append(total)
         names.append(name)
-    return np.column_stack(cols), np.asarray(pop), names
+    mm = np.zeros((n, p + len(numeric)))
+    if population_size is not None:
+        mm[:, 0] = 1.0
+    rows = np.arange(n)
+    for first, m, start in fill:
+        sel = m.codes >= start
+        mm[rows[sel], first + m.codes[sel] - start] = 1.0
+    for j, (col, _) in enumerate(numeric.values()):
+        mm[:, p + j] = np.asarray(design.data[col], dtype=float)
+    return mm, np.asarray(pop), names
 
 
 def trim(
