@@ -418,3 +418,52 @@ def test_replicate_that_empties_a_cell_is_left_out(caplog: pytest.LogCaptureFixt
     est = r.mean("api00")
     assert np.isfinite(est.bse.iloc[0])
     assert "replicates gave undefined estimates" in caplog.text
+
+
+def test_mse_variance_is_at_least_the_centred_one() -> None:
+    base = as_replicate(dclus1(), "JK1")
+    mse = as_replicate(dclus1(), "JK1", mse=True)
+    a = rake(base, {"stype": STYPE}).mean("api00").bse.iloc[0]
+    b = rake(mse, {"stype": STYPE}).mean("api00").bse.iloc[0]
+    assert b >= a
+    assert b == pytest.approx(a, rel=0.05)
+
+
+def test_trim_replicates_keeps_deleted_units_at_zero() -> None:
+    jk = rake(as_replicate(dstrat_unstratified(), "JK1"), {"stype": STYPE, "sch.wide": SCHWIDE})
+    t = trim(jk, upper=44.18, lower=15.1, strict=True)
+    rw_before, rw = jk.replicate_weights, t.replicate_weights
+    assert rw_before is not None
+    assert rw is not None
+    zero = rw_before.to_numpy() == 0
+    assert (rw.to_numpy()[zero] == 0).all()
+    positive = rw.to_numpy()[~zero]
+    assert positive.max() <= 44.18 + 1e-9
+    assert positive.min() >= 15.1 - 1e-9
+    np.testing.assert_allclose(rw.sum(axis=0), rw_before.sum(axis=0))
+
+
+def dstrat_unstratified() -> SurveyDesign:
+    """The stratified sample treated as clustered by district (for JK1)."""
+    return SurveyDesign(STRAT, weights="pw", cluster="dnum")
+
+
+def test_missing_values_and_na_rm_domain() -> None:
+    df = CLUS1.copy()
+    df.loc[[0, 5, 9], "api00"] = np.nan
+    d = SurveyDesign(df, weights="pw", cluster="dnum", fpc="fpc")
+    with pytest.raises(DataValidationError, match="missing values"):
+        d.mean("api00")
+    est = d.mean("api00", na_rm=True)
+    keep = df["api00"].notna()
+    expected = np.average(df.loc[keep, "api00"], weights=df.loc[keep, "pw"])
+    assert est.params.iloc[0] == pytest.approx(expected)
+    assert est.nobs == int(keep.sum())
+
+
+def test_proportion_by_domain_sums_to_one() -> None:
+    d = rake(dclus1(), {"stype": STYPE})
+    est = d.proportion("awards", by="stype")
+    sums = est.params.groupby(level="stype").sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0)
+    assert (est.bse > 0).all()
