@@ -722,7 +722,10 @@ def run(
             else:
                 say("[report] rendering ...")
                 t0 = time.perf_counter()
-                rr = render_report(bundle_dir, lang=cfg.study.language, out=outdir, formats=cfg.report.formats)
+                from datetime import UTC, datetime
+
+                run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
+                rr = render_report(bundle_dir, lang=cfg.study.language, out=outdir, formats=cfg.report.formats, params={"run_time": run_time})
                 report = {f: Path(p) for f, p in rr.outputs.items()}
                 marker.write_text(json.dumps({"key": rkey, "outputs": {f: str(p) for f, p in report.items()}}, indent=2))
                 computed.append("report")

@@ -349,8 +349,14 @@ _VOCAB = {
 
 
 def variable_label(variable: str, lang: str) -> str:
-    """The label of a characteristic, from the data model (DWSE extract columns)."""
+    """The label of a characteristic, from the data model (DWSE extract columns).
+
+    A joint margin ``"a x b"`` is labelled part by part (``"A × B"``).
+    """
     from survey import datamodel
+
+    if " x " in variable:
+        return " × ".join(variable_label(v, lang) for v in variable.split(" x "))
 
     if f"var_{variable}" in TEXT:
         return t(f"var_{variable}", lang)
@@ -362,10 +368,21 @@ def variable_label(variable: str, lang: str) -> str:
 
 
 def category_label(variable: str, code: object, lang: str) -> str:
-    """The label of a category code of ``variable`` from the codebook (the code when unknown)."""
+    """The label of a category code of ``variable`` from the codebook (the code when unknown).
+
+    Joint margins (``variable`` ``"a x b"``, code ``"c1 x c2"``) are labelled part by part, and cells
+    merged by the sparse-cell rule (``"c1 x c2+c3 x c4"``) as ``"... + ..."``.
+    """
     from survey import datamodel
 
     code_s = str(code)
+    if " x " in variable:
+        names = variable.split(" x ")
+        pieces = []
+        for cell in code_s.split("+"):
+            parts = cell.split(" x ")
+            pieces.append(" × ".join(category_label(v, c, lang) for v, c in zip(names, parts, strict=True)) if len(parts) == len(names) else cell)
+        return " + ".join(pieces)
     if variable == "incentive" and code_s == "LBC":
         return t("cat_lbc", lang)
     if variable == "pop":

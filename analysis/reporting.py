@@ -236,8 +236,11 @@ class Report:
         threshold: int | None = None,
         figdir: str | Path = "_figures",
         main_method: str | None = None,
+        run_time: str | None = None,
     ) -> None:
         from analysis.bundle import ResultsBundle, read_bundle
+
+        self.run_time = run_time
 
         self.bundle = bundle if isinstance(bundle, ResultsBundle) else read_bundle(bundle)
         self.lang = check_lang(lang)
@@ -788,7 +791,7 @@ class Report:
             rows = [[self.t("not_given"), MISSING]]
         out.append(self._emit_table(rows, [self.t("col_file"), "SHA-256"], "ll", "cap_inputs", "src_bundle"))
         ng = self.t("not_given")
-        when = man.get("created_at") or man.get("run_at") or man.get("time")
+        when = self.run_time or man.get("created_at") or man.get("run_at") or man.get("time")
         rows = [
             [self.t("prov_run"), fmt_datetime(when, self.lang) if when else ng],
             [self.t("prov_version"), str(man.get("popeval_version") or ng)],
