@@ -43,6 +43,10 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         ("group", "in_databank", "domain", "n", "pct"),
         "Top training domains inside and outside the opleidingsdatabank",
     ),
+    "outside_databank": (
+        ("incentive", "n_pop", "n_outside", "pct_outside"),
+        "POP-based approved applications outside the opleidingsdatabank, per incentive and in all ('all')",
+    ),
     "linkage": (("source", "status", "n"), "Linkage report: linked/unlinked/duplicate counts per source"),
     "response_flow": (("step", "n"), "Survey response flow: invited, started, completed, linked, analysed"),
     "weighting_margins": (

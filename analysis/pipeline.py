@@ -347,7 +347,7 @@ def _profile_tables(pr: Any) -> dict[str, pd.DataFrame]:
         ignore_index=True,
     )
     dom = pr.domains
-    domains = pd.DataFrame({"group": "pop", "in_databank": dom["databank"] == "inside", "domain": dom["training_domain"], "n": dom["count"], "pct": dom["pct"], "rank": dom["rank"]})
+    domains = pd.DataFrame({"group": "pop", "in_databank": (dom["databank"] == "inside").astype(int), "domain": dom["training_domain"], "n": dom["count"], "pct": dom["pct"], "rank": dom["rank"]})
     od = pr.outside_databank
     outside = pd.DataFrame({"incentive": od["incentive"], "n_pop": od["pop_based"], "n_outside": od["outside"], "pct_outside": od["pct_outside"]})
     return {"pop_share": pop_share, "profile": prof, "training_domains": domains, "outside_databank": outside}

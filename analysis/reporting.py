@@ -164,6 +164,10 @@ def protect(
 
     df = df.reset_index(drop=True)
     counts = df[list(count_cols)].apply(pd.to_numeric, errors="coerce")
+    # a missing count was suppressed upstream (e.g. by the population profile): keep it suppressed and
+    # let secondary suppression account for it (1 stands for 'some count below the threshold')
+    upstream = counts.isna()
+    counts = counts.mask(upstream, 1)
     work = pd.concat([df.drop(columns=list(count_cols)), counts], axis=1)
     mask = _primary_and_secondary(work, count_cols, threshold, by)
     for part, total in complements:
@@ -176,7 +180,7 @@ def protect(
             mask[part] = mask[part] | _secondary_only(work2, part, mask[part], by)
     full = pd.DataFrame(False, index=df.index, columns=df.columns)
     for c in count_cols:
-        full[c] = mask[c]
+        full[c] = mask[c] | upstream[c]
         for d in (derived or {}).get(c, ()):
             full[d] = full[d] | mask[c]
     return Protected(table=df, suppressed=full)
@@ -508,8 +512,12 @@ class Report:
         if dom.table.empty:
             out.append(self.t("empty") + "\n")
             return "\n".join(out)
-        tot = dom.table.groupby("in_databank")["n"].sum()
-        pct_out = 100.0 * tot.get(0, 0) / tot.sum() if tot.sum() else math.nan
+        outside = self.bundle.tables.get("outside_databank")
+        if outside is not None and (outside["incentive"] == "all").any():
+            pct_out = float(outside.loc[outside["incentive"] == "all", "pct_outside"].iloc[0])
+        else:  # only the listed domains are known
+            tot = dom.table.assign(in_databank=dom.table["in_databank"].astype(int)).groupby("in_databank")["n"].sum()
+            pct_out = 100.0 * float(tot.get(0, 0)) / tot.sum() if tot.sum() else math.nan
         out.append(self.t("domains_intro", table=self.next_table(), pct=self._pct(pct_out)) + "\n")
         rows = []
         last = None
