@@ -29,8 +29,7 @@ system-deps:
 ## Generate the demo study and run the whole pipeline on it, ending with the report's path.
 demo: setup
 	$(UV) run --frozen popeval demo
-	@if $(UV) run --frozen popeval --help | grep -q ' run '; then \
-	  $(UV) run --frozen popeval run --config studies/demo.toml; fi
+	$(UV) run --frozen popeval run --config studies/demo.toml
 
 ## The test suite (what CI runs).
 test: setup

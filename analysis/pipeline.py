@@ -704,7 +704,7 @@ def run(
             tables.pop(extra)
         write_bundle(bundle_dir, tables, estimates, manifest)
         computed.append("bundle")
-        _write_exports(outc["frame"], des["design"] if "design" in des else None, run_dir / "exports")
+        _write_exports(outc["frame"], des["design"], run_dir / "exports")
         computed.append("exports")
 
         # ---- report
