@@ -509,11 +509,18 @@ def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, 
     import logging
 
     frame, margins, spec, w, prep = args
-    logging.getLogger("analysis.weighting").setLevel(logging.ERROR)
+    wlog = logging.getLogger("analysis.weighting")
+    level = wlog.level
+    wlog.setLevel(logging.ERROR)  # the full-sample weighting already reported its collapsed cells
     try:
-        return estimate_point(frame, margins, spec, base_weights=w, prepared=prep)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return estimate_point(frame, margins, spec, base_weights=w, prepared=prep)
     except Exception:  # a replicate that cannot be estimated is counted, not fatal
         return None
+    finally:
+        wlog.setLevel(level)
 
 
 def end_to_end_variance(

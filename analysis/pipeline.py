@@ -522,6 +522,10 @@ def run(
     prev_level = root.level
     root.setLevel(logging.INFO)
     t_all = time.perf_counter()
+    from threadpoolctl import threadpool_limits
+
+    # small dense algebra: one BLAS thread is fastest and does not oversubscribe the cores
+    blas = threadpool_limits(limits=1)
     try:
         log.info("run %s (stage %s) on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
 
@@ -587,7 +591,7 @@ def run(
 
             bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population, spec.covariates))
             wm, wdiag = _weighting_tables(frame, wdesign, mg, spec)
-            return {"frame": frame, "flow": flow, "weights": wdesign, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
+            return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
         des = step("design", design_key, do_design)
         lock_path = derived / "locks" / f"{cfg.study.name}.design.lock.json"
@@ -688,7 +692,11 @@ def run(
             "commit": _commit(),
             "code_version": code,
             "seed": cfg.study.seed,
-            "config": {**cfg_dict, "disclosure": {"threshold": cfg.study.disclosure_threshold}},
+            "config": {
+                **cfg_dict,
+                "study": {k: v for k, v in cfg_dict["study"].items() if k != "derived_dir"},  # where outputs go is not part of the specification
+                "disclosure": {"threshold": cfg.study.disclosure_threshold},
+            },
             "inputs": {
                 **{f"admin/{k}": {"file": p.name, "sha256": v} for (k, v), p in zip(admin_hash.items(), (dwse, vdab), strict=True)},
                 **{f"survey/{k}": {"sha256": v} for k, v in snap_hash.items()},
@@ -734,6 +742,7 @@ def run(
         log.info("run finished in %.1f s", time.perf_counter() - t_all)
         return RunResult(run_dir=run_dir, bundle=bundle_dir, report=report, reused=tuple(reused), computed=tuple(computed), headline=head.reset_index(drop=True), stage=stage)
     finally:
+        blas.restore_original_limits()
         root.removeHandler(handler)
         root.setLevel(prev_level)
         handler.close()
