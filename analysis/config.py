@@ -185,7 +185,7 @@ _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
     ("matching", "exact"): COVARIATES[1:],
     ("effects", "outcomes"): _OUTCOMES,
-    ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "naive"),
+    ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
     ("report", "formats"): ("html", "pdf", "docx"),
 }
 

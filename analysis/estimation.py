@@ -328,6 +328,15 @@ def outcome_stage(
                     else:
                         e = aipw(d, f"{col} ~ {spec.rhs}", spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
                 rows.append(_row(outcome, method, spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+        if "absorbed" in methods:
+            from analysis.effects import absorbed_effect
+
+            d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
+            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    e = absorbed_effect(d2, col, "pop", [], ["_domain", *spec.covariates], weights="_sw")
+                rows.append(_row(outcome, "absorbed", "conditional", scale, e.estimate, e.se, t.sum(), (~t).sum()))
         if "naive" in methods:
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
                 a, b = d.loc[t, col], d.loc[~t, col]

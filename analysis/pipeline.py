@@ -46,7 +46,7 @@ log = logging.getLogger("popeval.run")
 
 _PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "pyarrow", "citric", "pingouin", "linearmodels", "pyreadstat", "jupytext", "nbclient", "typst", "pypandoc")
 _REPO = Path(__file__).resolve().parents[1]
-_METHOD_NAMES = {"aipw": "doubly_robust", "ologit": "ordered_logit", "naive": "unadjusted"}
+_METHOD_NAMES = {"aipw": "doubly_robust", "ologit": "ordered_logit", "naive": "unadjusted", "absorbed": "fixed_effects"}
 
 
 class DesignLockError(PopevalError, RuntimeError):
@@ -202,12 +202,13 @@ def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ..
     complete = f[f["complete"]]
     linked = complete[complete["person_key"].isin(pop.index)]
     covars = ["pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "had_guidance"]
-    keep_cols = ["response_id", "person_key"] + ([*outcomes] if with_outcomes else [])
+    keep_cols = ["response_id", "person_key", "train_domain"] + ([*outcomes] if with_outcomes else [])
     df = linked.loc[:, keep_cols].join(pop.loc[:, covars], on="person_key")
     df["pop"] = df["pop"].astype(int)
     df["guidance"] = df.pop("had_guidance").astype(int)
     for c in ("educ", "age_band", "sex", "sector", "company_size", "province", "statute"):
         df[c] = df[c].astype(str)
+    df["train_domain"] = df["train_domain"].astype(object).where(df["train_domain"].notna(), "onbekend").astype(str)
     if with_outcomes:
         for o in outcomes:
             df[o] = df[o].astype(float)

@@ -300,6 +300,7 @@ METHOD_LABELS: dict[str, dict[str, str]] = {
     "regression": {"nl": "Regressie", "en": "Regression"},
     "doubly_robust": {"nl": "Dubbel robuust", "en": "Doubly robust"},
     "ordered_logit": {"nl": "Geordend logitmodel", "en": "Ordered logit"},
+    "fixed_effects": {"nl": "Regressie met vaste effecten (opleidingsdomein)", "en": "Regression with fixed effects (training domain)"},
 }
 
 

@@ -38,7 +38,7 @@ vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
 [effects]
 replicates = {replicates}
 workers = 1
-methods = ["matching", "regression", "ipw", "aipw", "naive"]
+methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]
 
 [report]
 render = false
@@ -125,6 +125,7 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
         assert name in b.tables, name
         assert set(TABLES[name][0]) <= set(b.tables[name].columns)
     eff = b.table("effects")
+    assert {"matching", "regression", "ipw", "doubly_robust", "fixed_effects", "unadjusted"} <= set(eff["method"])
     main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
     assert len(main) == 4
     assert np.isfinite(main["std_error"]).all()
@@ -260,7 +261,7 @@ def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) ->
     study = tmp_path / "study"
     generate(persons=200_000, seed=2023, out=study)
     cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, tmp_path / "derived", replicates=0).replace('methods = ["matching", "regression", "ipw", "aipw", "naive"]', 'methods = ["matching"]'), encoding="utf-8")
+    cfg.write_text(_config_text(study, tmp_path / "derived", replicates=0).replace('methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]', 'methods = ["matching"]'), encoding="utf-8")
     res = run(load_config(cfg), progress=False)
     truth = json.loads((study / "truth" / "truth.json").read_text())["outcomes"]
     af = pd.read_parquet(res.run_dir / "exports" / "analysis_file.parquet")
