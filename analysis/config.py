@@ -116,7 +116,10 @@ class EffectsConfig:
     estimand: str = "ATT"
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
     replicates: int = 100
-    replicate_type: str = "bootstrap"
+    #: Finite-population correction in the replicates. Off by default: the estimand (the ATT among all
+    #: POP users in the population) includes the unobserved Y(0) of non-responding POP users, which no
+    #: replicate can reproduce; the correction would then make the standard errors too small.
+    fpc: bool = False
     workers: int = 2
     alpha: float = 0.05
 
@@ -179,7 +182,6 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
     ("effects", "estimand"): ("ATT", "ATE"),
-    ("effects", "replicate_type"): ("bootstrap", "jk1"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],

@@ -13,8 +13,10 @@ The **main estimator** of the study (documented in the report's methods appendix
    the matched sample with survey x matching weights: the ATT in Likert points (Likert as interval)
    and, with the top-2-box indicator (4 or 5), as a risk difference.
 4. *Variance.*  End-to-end replicates: a Rao-Wu rescaling bootstrap of respondents within the
-   sampling strata, with finite-population correction; every replicate is re-raked to the margins,
-   the propensity score re-fitted and the matching redone.
+   sampling strata (POP / no POP); every replicate is re-raked to the margins, the propensity score
+   re-fitted and the matching redone.  A finite-population correction is available but off by
+   default: the ATT among *all* POP users includes the unobserved Y(0) of the POP users who did not
+   respond, a variance component no replicate reproduces and that roughly offsets the correction.
 
 Alternatives reported next to it: regression adjustment on the whole weighted sample, IPW and AIPW
 (doubly robust) with survey weights, the weighted ordered logit (category shifts), and the naive

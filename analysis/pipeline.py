@@ -640,7 +640,7 @@ def run(
                     mg.totals,
                     spec,
                     n_replicates=cfg.effects.replicates,
-                    population_sizes={int(k): float(v) for k, v in n_h.items()},
+                    population_sizes={int(k): float(v) for k, v in n_h.items()} if cfg.effects.fpc else None,
                     workers=cfg.effects.workers,
                     rng=np.random.default_rng(cfg.study.seed),
                     progress=progress,
@@ -686,7 +686,7 @@ def run(
             "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
             "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
             "margins_version": getattr(mg, "version", None),
-            "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap with fpc, re-raked, re-fitted and re-matched"},
+            "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched"},
         }
         manifest = {
             "popeval_version": _version(),
