@@ -655,9 +655,13 @@ def run(
             sens = _sensitivity(frame, d, eff, spec.outcomes)
             from analysis.effects.reliability import cronbach_alpha
 
+            from analysis.effects.reliability import hedges_g
+
             items = frame.loc[:, list(spec.outcomes)].dropna()
             alpha = cronbach_alpha(items, list(spec.outcomes))
-            return {"frame": frame, "effects": eff, "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha}
+            t = frame["pop"] == 1
+            g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
+            return {"frame": frame, "effects": eff, "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g}
 
         outc = step("outcomes", out_key, do_outcomes)
 
@@ -685,6 +689,7 @@ def run(
             "response_flow": des["flow"],
             "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
             "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
+            "hedges_g_unadjusted": outc["hedges_g"],
             "margins_version": getattr(mg, "version", None),
             "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched"},
         }

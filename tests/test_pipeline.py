@@ -134,6 +134,8 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
     flow = b.table("response_flow").set_index("step")["n"]
     assert flow["invited"] > flow["started"] > flow["completed"] >= flow["linked"] >= flow["analysed"] > 0
     assert b.manifest["seed"] == 7
+    assert 0.3 < b.estimates["reliability"]["cronbach_alpha"] < 0.95  # the items share a person effect
+    assert set(b.estimates["hedges_g_unadjusted"]) == {"stronger", "job_better", "promotion", "satisfaction"}
     assert all(len(v["sha256"]) == 64 for v in b.manifest["inputs"].values())
     assert "time" not in b.manifest and "host" not in b.manifest
 
