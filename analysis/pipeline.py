@@ -653,9 +653,7 @@ def run(
                 eff["se_type"] = "model"
             eff = _p_adjust(eff)
             sens = _sensitivity(frame, d, eff, spec.outcomes)
-            from analysis.effects.reliability import cronbach_alpha
-
-            from analysis.effects.reliability import hedges_g
+            from analysis.effects.reliability import cronbach_alpha, hedges_g
 
             items = frame.loc[:, list(spec.outcomes)].dropna()
             alpha = cronbach_alpha(items, list(spec.outcomes))
