@@ -94,6 +94,8 @@ def nn_sorted(
         return _nn_sorted_replace(
             d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs
         )
+    if not replace and cal_mat is None and not int_abs:
+        return _nn_sorted_greedy(d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm)
     fabs = _int_abs if int_abs else abs
 
     # union-find "next available control" to the right (rp) and to the left (lp, shifted by 1)
@@ -176,6 +178,65 @@ def nn_sorted(
                 rp_l[k] = k + 1
                 lp_l[k + 1] = k
     return np.asarray(mm_l, dtype=np.int64).reshape(n1, ratio)
+
+
+def _nn_sorted_greedy(
+    d_sorted: np.ndarray,
+    ctrl_sorted: np.ndarray,
+    order: np.ndarray,
+    pos1: np.ndarray,
+    ord1: np.ndarray,
+    ratio: int,
+    caliper: float | None,
+    mm: np.ndarray,
+) -> np.ndarray:
+    """Matching without replacement and without covariate calipers (the common case).
+
+    The same greedy rule as the general loop of :func:`nn_sorted`, on the controls only: the
+    union-find arrays run over the controls' ranks in the sorted order, and since the distance is
+    sorted only the nearest available control on each side can be within the caliper.  Path
+    halving keeps the finds near constant time.
+    """
+    cpos = np.flatnonzero(ctrl_sorted)
+    n0 = cpos.size
+    cd: list[float] = d_sorted[cpos].tolist()
+    cidx: list[int] = order[cpos].tolist()
+    # first control rank to the right of each treated unit (n0: none); the left neighbour is
+    # the rank before it.  rp[k] == k: control k is available (n0 is the "none" sentinel);
+    # lp is shifted by one (lp[k + 1] is control k, lp[0] the sentinel).
+    first_right: list[int] = np.searchsorted(cpos, pos1, side="right").tolist()
+    d1: list[float] = d_sorted[pos1].tolist()
+    rp = list(range(n0 + 1))
+    lp = list(range(n0 + 1))
+    cal = float("inf") if caliper is None else float(caliper)
+    n1 = pos1.size
+    out = [-1] * (n1 * ratio)
+    ord_l: list[int] = np.asarray(ord1, dtype=np.int64).tolist()
+    for r in range(ratio):
+        for t in ord_l:
+            q0 = first_right[t]
+            q = q0
+            while lp[q] != q:
+                lp[q] = lp[lp[q]]
+                q = lp[q]
+            s = q0
+            while rp[s] != s:
+                rp[s] = rp[rp[s]]
+                s = rp[s]
+            dt = d1[t]
+            ok_l = q > 0 and (dl := dt - cd[q - 1]) <= cal
+            ok_r = s < n0 and (dr := cd[s] - dt) <= cal
+            if ok_l and (not ok_r or dl <= dr):
+                k = q - 1
+            elif ok_r:
+                k = s
+            else:
+                continue
+            out[t * ratio + r] = cidx[k]
+            rp[k] = k + 1
+            lp[k + 1] = k
+    mm[:] = np.asarray(out, dtype=np.int64).reshape(n1, ratio)
+    return mm
 
 
 def _nn_sorted_replace(
@@ -329,10 +390,12 @@ def subclass_from_mm(mm: np.ndarray, ind1: np.ndarray, n: int) -> np.ndarray:
     sub = np.zeros(n, dtype=np.int64)
     has = (mm >= 0).any(axis=1)
     rows1 = ind1[has] + 1
-    labels = sorted(rows1.tolist(), key=str)
-    number = {row: i + 1 for i, row in enumerate(labels)}
-    for t_row, mrow in zip(np.flatnonzero(has), mm[has], strict=True):
-        s = number[int(ind1[t_row]) + 1]
-        sub[ind1[t_row]] = s
-        sub[mrow[mrow >= 0]] = s
+    # rank of each row number in the lexicographic order of its decimal text
+    text_order = np.argsort(rows1.astype(str), kind="stable")
+    number = np.empty(rows1.size, dtype=np.int64)
+    number[text_order] = np.arange(1, rows1.size + 1)
+    sub[ind1[has]] = number
+    mm_has = mm[has]
+    r, c = np.nonzero(mm_has >= 0)
+    sub[mm_has[r, c]] = number[r]  # a control matched twice (with replacement): last one wins
     return sub

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -191,3 +192,124 @@ def variables_of(spec: str | Sequence[str] | None, *, param: str) -> list[str]:
             found=repr(spec),
         )
     return names
+
+
+_C_TERM = re.compile(r"^C\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)$")
+
+
+def _factor_codes(s: pd.Series) -> tuple[np.ndarray, list[Any]] | None:
+    """Integer codes and levels of a factor, in patsy's level order, or None if unsupported.
+
+    Pandas categoricals keep their category order (unused categories included, as patsy does),
+    booleans have the levels ``[False, True]`` and string columns their sorted distinct values.
+    Missing values, non-string categories (patsy names them by ``repr``), mixed-type object
+    columns and other dtypes (numeric ``C(x)`` included) return None.
+    """
+    import pandas as pd
+
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        if (codes < 0).any() or not all(isinstance(c, str) for c in s.cat.categories):
+            return None
+        return codes.astype(np.int64), list(s.cat.categories)
+    if s.dtype == bool:
+        return s.to_numpy().astype(np.int64), [False, True]
+    if s.dtype == object:
+        if pd.api.types.infer_dtype(s, skipna=False) != "string":
+            return None
+        codes, uniques = pd.factorize(s, sort=True)
+        return codes.astype(np.int64), list(uniques)
+    return None
+
+
+def fast_design_matrix(df: pd.DataFrame, rhs: str) -> tuple[np.ndarray, list[str]] | None:
+    """Patsy's design matrix for simple right-hand sides, built with numpy, or None.
+
+    Handles an intercept plus terms that are plain column names (numeric columns as they are;
+    boolean, string and categorical columns as treatment-coded factors) and ``C(column)``.  The
+    columns and their names are those ``patsy.dmatrix`` gives: the intercept, then the factor
+    terms in formula order, then the numeric terms in formula order (patsy puts terms without a
+    numeric factor first); a factor contributes ``name[T.level]`` for every level but the first.
+
+    Parameters
+    ----------
+    df
+        The data.
+    rhs
+        Right-hand side of the formula.
+
+    Returns
+    -------
+    tuple of numpy.ndarray and list of str, or None
+        The ``(n, p)`` float design matrix (Fortran order) and its column names; None when the formula
+        has anything else (transformations, interactions, no intercept, missing values,
+        unsupported dtypes), so that the caller can use patsy.
+    """
+    import keyword
+
+    import pandas as pd
+
+    terms: list[str] = []
+    depth = 0
+    current = ""
+    for ch in rhs:
+        depth += ch in "(["
+        depth -= ch in ")]"
+        if ch == "+" and depth == 0:
+            terms.append(current.strip())
+            current = ""
+        else:
+            current += ch
+    terms.append(current.strip())
+    terms = [t for t in terms if t != "1"]
+    if not terms or len(set(terms)) != len(terms):
+        return None
+    factors: list[tuple[str, np.ndarray, list[Any]]] = []
+    numeric: list[tuple[str, np.ndarray]] = []
+    seen: set[tuple[str, str]] = set()
+    for term in terms:
+        c_match = _C_TERM.match(term)
+        if c_match is not None:
+            column, as_factor = c_match.group(1), True
+            name = f"C({column})"
+        else:
+            column, as_factor, name = term, False, term
+        if not column.isidentifier() or keyword.iskeyword(column) or column not in df.columns:
+            return None
+        if df.columns.tolist().count(column) != 1:
+            return None
+        s = df[column]
+        kind = "factor" if as_factor or _is_categorical(s) else "numeric"
+        if (column, kind) in seen:
+            return None
+        seen.add((column, kind))
+        if kind == "factor":
+            coded = _factor_codes(s)
+            if coded is None:
+                return None
+            factors.append((name, coded[0], coded[1]))
+        else:
+            if s.dtype.kind not in "iuf" or isinstance(s.dtype, pd.CategoricalDtype):
+                return None
+            values = s.to_numpy(dtype=float)
+            if not np.isfinite(values).all():
+                return None
+            numeric.append((name, values))
+    n = len(df)
+    p = 1 + sum(len(levels) - 1 for _, _, levels in factors) + len(numeric)
+    x = np.zeros((n, p), order="F")
+    x[:, 0] = 1.0
+    names = ["Intercept"]
+    col = 1
+    rows = np.arange(n)
+    for name, codes, levels in factors:
+        k = len(levels) - 1
+        has = codes > 0
+        x[rows[has], col + codes[has] - 1] = 1.0
+        names.extend(f"{name}[T.{level}]" for level in levels[1:])
+        col += k
+    for name, values in numeric:
+        x[:, col] = values
+        names.append(name)
+        col += 1
+    return x, names

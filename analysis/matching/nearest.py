@@ -426,7 +426,10 @@ def match(
     w = weights_from_mm(mm_global, treat, ind1_all)
     index = df.index
     if replace:
-        subclass = pd.Series(pd.array([pd.NA] * n, dtype="Int64"), index=index, name="subclass")
+        subclass = pd.Series(
+            pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
+            index=index, name="subclass",
+        )
     else:
         sub = subclass_from_mm(mm_global, ind1_all, n)
         subclass = pd.Series(
@@ -441,15 +444,13 @@ def match(
         rows, cols = np.nonzero(mm_global >= 0)
         np.add.at(comb, mm_global[rows, cols], sw_arr[ind1_all[rows]] / n_match[rows])
     labels = np.asarray(index)
-    mm_frame = pd.DataFrame(
-        {
-            j + 1: pd.Series(
-                [labels[c] if c >= 0 else None for c in mm_global[:, j]], dtype=object
-            )
-            for j in range(ratio)
-        }
-    )
-    mm_frame.index = index[ind1_all]
+    mm_cols: dict[int, np.ndarray] = {}
+    for j in range(ratio):
+        col = mm_global[:, j]
+        values = labels[np.clip(col, 0, None)].astype(object)
+        values[col < 0] = None
+        mm_cols[j + 1] = values
+    mm_frame = pd.DataFrame(mm_cols, index=index[ind1_all], dtype=object)
     settings = {
         "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
         "m_order": m_order, "exact": ex_vars or None, "distance": distance,

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from analysis.matching._design import resolve_weights, split_formula, treatment_vector
-from survey.errors import PopevalError
+from analysis.matching._design import (
+    fast_design_matrix,
+    resolve_weights,
+    split_formula,
+    treatment_vector,
+)
+from survey.errors import ConfigError, PopevalError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PropensityScoreResult", "propensity_score"]
+__all__ = ["PropensityScoreResult", "logit_newton", "propensity_score"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,9 @@ class PropensityScoreResult:
         of units of that group outside the other group's [min, max] range.
     nobs
         Number of observations.
+    engine
+        ``"numpy"`` (design matrix and Newton-Raphson in numpy) or ``"statsmodels"`` (patsy
+        and statsmodels' GLM); both give the same maximum-likelihood fit.
     """
 
     formula: str
@@ -51,6 +59,7 @@ class PropensityScoreResult:
     weighted: bool
     support: pd.DataFrame
     nobs: int
+    engine: str = "statsmodels"
 
     @property
     def n_outside_support(self) -> int:
@@ -67,7 +76,7 @@ class PropensityScoreResult:
         """A plain-text report of the model and the common support."""
         lines = [
             f"Propensity score (logit): {self.formula}",
-            f"nobs = {self.nobs}; survey-weighted: {self.weighted}",
+            f"nobs = {self.nobs}; survey-weighted: {self.weighted}; fitted by {self.engine}",
             "",
             self.to_frame().to_string(float_format=lambda v: f"{v:.6g}"),
             "",
@@ -96,6 +105,103 @@ def _support_table(score: np.ndarray, treat: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("group")
 
 
+def _expit(eta: np.ndarray) -> np.ndarray:
+    """``1 / (1 + exp(-eta))``, as statsmodels' logit link computes it (overflow gives 0)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-eta))
+
+
+def _linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``x @ beta`` summed column by column, so identical rows get bit-identical values.
+
+    A BLAS matrix-vector product may round rows differently depending on where they fall in
+    its blocks; units with the same covariates must get exactly the same score, because ties
+    in the score decide matches.
+    """
+    eta = x[:, 0] * beta[0]
+    for j in range(1, beta.size):
+        eta += x[:, j] * beta[j]
+    return eta
+
+
+def logit_newton(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Maximum-likelihood (optionally weighted) logistic regression by Newton-Raphson.
+
+    For the canonical logit link Newton-Raphson is IRLS.  It starts as statsmodels' GLM does
+    (``mu = (y + 1/2) / 2``) and stops when the largest absolute change of a coefficient is below
+    ``tol``; as convergence is quadratic the result is the optimum to rounding error.
+
+    Parameters
+    ----------
+    x
+        ``(n, p)`` design matrix of full column rank.
+    y
+        0/1 response.
+    weights
+        Prior weights (R's ``glm(weights=)``, statsmodels' ``var_weights``), or None.
+    maxiter
+        Maximum number of Newton steps.
+    tol
+        Convergence threshold on the maximum absolute step.
+
+    Returns
+    -------
+    tuple of numpy.ndarray, or None
+        Coefficients, their model-based standard errors (inverse of the observed information
+        ``X'WX``, scale 1) and the linear predictor; None when the fit does not converge, the
+        information matrix is (nearly) singular or values are not finite, so that the caller can
+        use a more general fitter.
+    """
+    x = np.asfortranarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    pw = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
+
+    def information(mu: np.ndarray) -> np.ndarray:
+        return (x * (pw * mu * (1.0 - mu))[:, None]).T @ x
+
+    def solve(h: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+        d = np.sqrt(np.diag(h))
+        if not np.all(np.isfinite(h)) or not np.all(d > 0):
+            return None
+        scaled = h / np.outer(d, d)
+        if np.linalg.cond(scaled) > 1e10:
+            return None
+        return np.linalg.solve(scaled, g / d) / d
+
+    # first step from statsmodels' starting values: a weighted least-squares fit of the
+    # working response z = eta + (y - mu) / (mu (1 - mu)) with weights pw mu (1 - mu)
+    mu = (y + 0.5) / 2.0
+    eta = np.log(mu / (1.0 - mu))
+    wk = pw * mu * (1.0 - mu)
+    beta = solve((x * wk[:, None]).T @ x, x.T @ (wk * eta + pw * (y - mu)))
+    if beta is None:
+        return None
+    for _ in range(maxiter):
+        eta = _linear_predictor(x, beta)
+        mu = _expit(eta)
+        step = solve(information(mu), x.T @ (pw * (y - mu)))
+        if step is None or not np.all(np.isfinite(step)):
+            return None
+        beta = beta + step
+        if np.max(np.abs(step)) < tol:
+            break
+    else:
+        return None
+    eta = _linear_predictor(x, beta)
+    mu = _expit(eta)
+    h = information(mu)
+    d = np.sqrt(np.diag(h))
+    cov = np.linalg.inv(h / np.outer(d, d)) / np.outer(d, d)
+    return beta, np.sqrt(np.diag(cov)), eta
+
+
 def propensity_score(
     df: pd.DataFrame,
     formula: str,
@@ -103,6 +209,7 @@ def propensity_score(
     *,
     maxiter: int = 100,
     tol: float = 1e-10,
+    engine: Literal["auto", "statsmodels"] = "auto",
 ) -> PropensityScoreResult:
     """Fit a logistic propensity-score model from a formula.
 
@@ -118,20 +225,80 @@ def propensity_score(
         ``var_weights`` (R's ``glm(weights=)``, i.e. prior weights), so the point estimates solve
         the weighted score equations; the reported ``bse`` are model-based and *not* design-based.
     maxiter, tol
-        IRLS controls; the tolerance is tighter than R's default so scores agree with R's to about
-        1e-8.
+        Iteration controls; the tolerance is tighter than R's default so scores agree with R's to
+        about 1e-8.  The numpy engine stops when no coefficient moves by more than ``tol``,
+        statsmodels when the deviance changes by less than ``tol``.
+    engine
+        ``"auto"``: when the right-hand side is an intercept plus plain columns and ``C(column)``
+        terms (numeric, boolean, string or categorical, no missing values), build the design
+        matrix with numpy and fit by Newton-Raphson (:func:`logit_newton`), which is much faster
+        on large data; otherwise, or if that fit fails, use patsy and statsmodels' GLM.
+        ``"statsmodels"``: always the latter.  Both give the same coefficients, names and scores
+        (to about 1e-10).
 
     Returns
     -------
     PropensityScoreResult
     """
     import pandas as pd
+
+    if engine not in ("auto", "statsmodels"):
+        raise ConfigError(
+            "Unknown propensity-score engine", param="engine",
+            expected="'auto' or 'statsmodels'", found=repr(engine),
+        )
+    lhs, rhs = split_formula(formula)
+    treat = treatment_vector(df, lhs)
+    w = resolve_weights(df, weights, param="weights")
+    fast = None
+    if engine == "auto":
+        design = fast_design_matrix(df, rhs)
+        if design is not None:
+            x, names = design
+            fitted = logit_newton(x, treat, w, maxiter=maxiter, tol=tol)
+            if fitted is not None:
+                fast = (fitted, names)
+    if fast is not None:
+        (beta, se, eta), names = fast
+        params = pd.Series(beta, index=names)
+        bse = pd.Series(se, index=names)
+        score_arr = _expit(eta)
+        lin_arr = eta
+        nobs = len(df)
+        used = "numpy"
+    else:
+        params, bse, score_arr, lin_arr, nobs = _fit_statsmodels(
+            df, formula, lhs, treat, w, maxiter, tol
+        )
+        used = "statsmodels"
+    score = pd.Series(score_arr, index=df.index, name="distance")
+    return PropensityScoreResult(
+        formula=formula,
+        score=score,
+        linear_predictor=pd.Series(lin_arr, index=df.index, name="logit"),
+        treat=pd.Series(treat, index=df.index, name=lhs),
+        params=params,
+        bse=bse,
+        weighted=w is not None,
+        support=_support_table(score_arr, treat),
+        nobs=nobs,
+        engine=used,
+    )
+
+
+def _fit_statsmodels(
+    df: pd.DataFrame,
+    formula: str,
+    lhs: str,
+    treat: np.ndarray,
+    w: np.ndarray | None,
+    maxiter: int,
+    tol: float,
+) -> tuple[pd.Series, pd.Series, np.ndarray, np.ndarray, int]:
+    """Patsy + statsmodels GLM: params, bse, fitted scores, linear predictor, nobs."""
     import statsmodels.api as sm
     import statsmodels.formula.api as smf
 
-    lhs, _ = split_formula(formula)
-    treat = treatment_vector(df, lhs)
-    w = resolve_weights(df, weights, param="weights")
     data = df.copy(deep=False)
     data[lhs] = treat
     kwargs = {} if w is None else {"var_weights": w}
@@ -149,16 +316,10 @@ def propensity_score(
             param="formula", expected=f"{len(df)} rows", found=f"{len(fit.fittedvalues)}",
             hint="drop or impute missing covariates before fitting",
         )
-    score = pd.Series(np.asarray(fit.fittedvalues, dtype=float), index=df.index, name="distance")
-    lin = pd.Series(np.asarray(fit.predict(which="linear"), dtype=float), index=df.index)
-    return PropensityScoreResult(
-        formula=formula,
-        score=score,
-        linear_predictor=lin.rename("logit"),
-        treat=pd.Series(treat, index=df.index, name=lhs),
-        params=fit.params.copy(),
-        bse=fit.bse.copy(),
-        weighted=w is not None,
-        support=_support_table(score.to_numpy(), treat),
-        nobs=int(fit.nobs),
+    return (
+        fit.params.copy(),
+        fit.bse.copy(),
+        np.asarray(fit.fittedvalues, dtype=float),
+        np.asarray(fit.predict(which="linear"), dtype=float),
+        int(fit.nobs),
     )

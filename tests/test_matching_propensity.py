@@ -1,0 +1,113 @@
+"""The numpy propensity-score engine against patsy and statsmodels' GLM.
+
+For formulas made of plain columns and ``C(column)`` terms :func:`propensity_score` builds the
+design matrix with numpy and fits the logit by Newton-Raphson; the coefficients (with their
+names), standard errors and scores must be those of the patsy + statsmodels fit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import patsy
+import pytest
+
+from analysis.matching import propensity_score
+from analysis.matching._design import fast_design_matrix
+from analysis.matching.propensity import logit_newton
+from survey.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def data() -> pd.DataFrame:
+    rng = np.random.default_rng(20240611)
+    n = 4000
+    df = pd.DataFrame(
+        {
+            "age": rng.normal(45, 12, n),
+            "income": rng.lognormal(10, 0.5, n),
+            "kids": rng.integers(0, 4, n),
+            "educ": rng.choice(["low", "mid", "high"], n, p=[0.3, 0.5, 0.2]),
+            "region": pd.Categorical(
+                rng.choice(["west", "north", "south", "east"], n),
+                categories=["west", "north", "south", "east"],
+            ),
+            "female": rng.uniform(size=n) < 0.45,
+            "sw": rng.gamma(2.0, 0.5, n),
+        }
+    )
+    eta = (
+        -1.0
+        + 0.02 * (df.age - 45)
+        + 0.3 * (df.educ == "high")
+        - 0.2 * (df.region == "south").to_numpy()
+        + 0.25 * df.female
+        + 0.1 * df.kids
+    )
+    df.insert(0, "pop", rng.binomial(1, 1 / (1 + np.exp(-eta))))
+    return df
+
+
+FORMULAS = [
+    "pop ~ age + income + kids + educ + region + female",
+    "pop ~ age + C(educ) + income + C(region) + female + kids",
+    "pop ~ 1 + region + age",
+]
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+def test_design_matrix_equals_patsy(data: pd.DataFrame, formula: str) -> None:
+    rhs = formula.split("~")[1]
+    built = fast_design_matrix(data, rhs)
+    assert built is not None
+    x, names = built
+    ref = patsy.dmatrix(rhs, data, return_type="dataframe")
+    assert names == list(ref.columns)
+    np.testing.assert_array_equal(x, ref.to_numpy())
+
+
+@pytest.mark.parametrize("formula", FORMULAS)
+@pytest.mark.parametrize("weights", [None, "sw"])
+def test_numpy_fit_equals_statsmodels(data: pd.DataFrame, formula: str, weights: str | None) -> None:
+    fast = propensity_score(data, formula, weights=weights)
+    slow = propensity_score(data, formula, weights=weights, engine="statsmodels")
+    assert (fast.engine, slow.engine) == ("numpy", "statsmodels")
+    assert list(fast.params.index) == list(slow.params.index)
+    np.testing.assert_allclose(fast.params, slow.params, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fast.bse, slow.bse, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(fast.score, slow.score, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fast.linear_predictor, slow.linear_predictor, rtol=0, atol=1e-8)
+    assert fast.nobs == slow.nobs == len(data)
+    assert fast.weighted == slow.weighted
+    pd.testing.assert_frame_equal(fast.support[["n", "n_outside"]], slow.support[["n", "n_outside"]])
+
+
+def test_identical_rows_get_identical_scores(data: pd.DataFrame) -> None:
+    """Ties in the score decide matches, so equal covariates must give bit-equal scores."""
+    dup = pd.concat([data.iloc[:50]] * 40, ignore_index=True)
+    dup["pop"] = np.random.default_rng(1).binomial(1, 0.4, len(dup))
+    ps = propensity_score(dup, "pop ~ age + educ + region + female").score.to_numpy()
+    assert np.all(ps.reshape(40, 50) == ps[:50])
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["pop ~ age + I(age**2) + educ", "pop ~ age + educ - 1", "pop ~ 0 + age + educ",
+     "pop ~ age * female", "pop ~ np.log(income) + educ"],
+)
+def test_other_formulas_fall_back_to_statsmodels(data: pd.DataFrame, formula: str) -> None:
+    assert fast_design_matrix(data, formula.split("~")[1]) is None
+    assert propensity_score(data, formula).engine == "statsmodels"
+
+
+def test_missing_values_and_unknown_engine(data: pd.DataFrame) -> None:
+    holes = data.assign(educ=data.educ.where(data.index % 97 != 0))
+    assert fast_design_matrix(holes, "age + educ") is None
+    with pytest.raises(ConfigError):
+        propensity_score(data, FORMULAS[0], engine="fast")  # type: ignore[arg-type]
+
+
+def test_singular_design_is_left_to_statsmodels() -> None:
+    x = np.column_stack([np.ones(100), np.arange(100.0), 2 * np.arange(100.0)])
+    y = (np.arange(100) % 3 == 0).astype(float)
+    assert logit_newton(x, y) is None
