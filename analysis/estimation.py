@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.config import EffectsConfig, MatchingConfig, WeightingConfig
 from survey.errors import ConfigError, DataValidationError
 
 __all__ = [
@@ -52,23 +53,23 @@ MarginSpec = Mapping[str | tuple[str, ...], Mapping[Hashable, float]]
 
 @dataclass(frozen=True)
 class EstimatorSpec:
-    """What the estimator does (built from the study configuration)."""
+    """What the estimator does (built from the study configuration; defaults are the configuration's)."""
 
-    covariates: tuple[str, ...] = ("educ", "age_band", "sex", "sector", "company_size")
-    margins: tuple[tuple[str, ...], ...] = (("pop", "educ"), ("pop", "age_band"), ("pop", "sex"), ("pop", "sector"), ("pop", "company_size"))
-    weighting: str = "rake"
-    min_cell: int = 5
-    trim_upper: float | None = None
-    ratio: int = 1
-    replace: bool = True
-    caliper: float | None = 0.2
-    m_order: str = "largest"
-    exact: tuple[str, ...] = ()
-    distance: str = "glm"
-    survey_weights: str = "keep"
-    weighted_propensity: bool = True
-    outcomes: tuple[str, ...] = ("stronger", "job_better", "promotion", "satisfaction")
-    estimand: str = "ATT"
+    covariates: tuple[str, ...] = MatchingConfig.covariates
+    margins: tuple[tuple[str, ...], ...] = WeightingConfig.margins
+    weighting: str = WeightingConfig.method
+    min_cell: int = WeightingConfig.min_cell
+    trim_upper: float | None = WeightingConfig.trim_upper
+    ratio: int = MatchingConfig.ratio
+    replace: bool = MatchingConfig.replace
+    caliper: float | None = MatchingConfig.caliper
+    m_order: str = MatchingConfig.m_order
+    exact: tuple[str, ...] = MatchingConfig.exact
+    distance: str = MatchingConfig.distance
+    survey_weights: str = MatchingConfig.survey_weights
+    weighted_propensity: bool = MatchingConfig.weighted_propensity
+    outcomes: tuple[str, ...] = EffectsConfig.outcomes
+    estimand: str = EffectsConfig.estimand
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
     top_box: int = 4
     seed: int = 2023

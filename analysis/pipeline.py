@@ -39,6 +39,7 @@ import pandas as pd
 
 from analysis.config import StudyConfig
 from survey.errors import ConfigError, DataValidationError, PopevalError
+from survey.hashing import sha256_file
 
 __all__ = ["DesignLockError", "RunResult", "code_version", "run"]
 
@@ -88,14 +89,6 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------- hashing and caching
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def code_version() -> str:
@@ -190,7 +183,7 @@ def _resolve_snapshot(cfg: StudyConfig) -> Path:
 
 def _snapshot_hash(snap: Path) -> dict[str, str]:
     files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
-    return {p.name: _sha256_file(p) for p in files}
+    return {p.name: sha256_file(p) for p in files}
 
 
 def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ...], *, with_outcomes: bool) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -512,7 +505,7 @@ def run(
     for p, what in ((dwse, "admin.dwse"), (vdab, "admin.vdab")):
         if not p.exists():
             raise ConfigError("An admin extract does not exist", file=p, param=what, expected="an existing CSV or Parquet file", found="no such file", hint="check the path (relative to the configuration file)")
-    admin_hash = {"dwse": _sha256_file(dwse), "vdab": _sha256_file(vdab)}
+    admin_hash = {"dwse": sha256_file(dwse), "vdab": sha256_file(vdab)}
     run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code)[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)

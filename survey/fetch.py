@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from survey.errors import ConfigError, DataValidationError, LimeSurveyFetchError
+from survey.hashing import sha256_file
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -262,14 +262,6 @@ def _rpc(session: Any, method: str, *params: Any, retries: int, backoff: float, 
 # ----------------------------------------------------------------------------- snapshots
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def latest_snapshot(out: str | Path, survey_id: int) -> Path | None:
     """The newest complete snapshot (one with a manifest) of ``survey_id`` under ``out``."""
     base = Path(out) / str(survey_id)
@@ -351,7 +343,7 @@ def _write_snapshot(
                 "complete": sum(1 for r in rows if r.get("submitdate") not in (None, "")),
                 "participants": len(participants or []),
             },
-            "files": {p.name: _sha256(p) for p in sorted(tmp.iterdir())},
+            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
             "previous": previous.name if previous else None,
             **manifest_extra,
         }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +12,7 @@ from survey.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-__all__ = ["DEFAULT_DB", "connect", "file_sha256", "has_table", "require_table"]
+__all__ = ["DEFAULT_DB", "connect", "has_table", "require_table"]
 
 #: The default location of the study database (inside the git-ignored derived folder).
 DEFAULT_DB = Path("data_derived") / "popeval.duckdb"
@@ -69,10 +68,3 @@ def require_table(con: duckdb.DuckDBPyConnection, name: str, hint: str) -> None:
         )
 
 
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

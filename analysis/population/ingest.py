@@ -30,9 +30,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.population._db import DEFAULT_DB, connect, file_sha256
+from analysis.population._db import DEFAULT_DB, connect
 from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Table
 from survey.errors import DataValidationError
+from survey.hashing import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Iterator
@@ -232,7 +233,7 @@ def ingest_table(
             hint="check the export: the extract seems to hold only its header",
         )
     _check_unique_key(con, table, path)
-    sha = file_sha256(path)
+    sha = sha256_file(path)
     con.execute(
         """CREATE TABLE IF NOT EXISTS ingest_sources (table_name VARCHAR PRIMARY KEY, file_name VARCHAR,
         sha256 VARCHAR, n_rows BIGINT, pseudonymised BIGINT, ignored_columns VARCHAR, ingested_at TIMESTAMPTZ)"""
