@@ -235,7 +235,21 @@ def _design_hash(design: Any) -> str:
     return h.hexdigest()
 
 
-def _balance_table(bal: Any) -> pd.DataFrame:
+def _dummy_name(var: str, covariates: tuple[str, ...]) -> str:
+    """``educhoog`` -> ``educ=hoog`` (the balance tables name dummies as variable + level)."""
+    for c in sorted(covariates, key=len, reverse=True):
+        if var.startswith(c) and var != c:
+            return f"{c}={var[len(c):]}"
+    return var
+
+
+def _balance_table(bal: Any, covariates: tuple[str, ...]) -> pd.DataFrame:
+    """Before/after balance, and the matched groups against the population of POP users.
+
+    Stage ``population``: standardised difference of the weighted matched controls from the POP users
+    of the admin population (the ATT's target); ``population_treated``: the same for the matched
+    POP respondents.
+    """
     rows = []
     for stage, tab in (("before", bal.before), ("after", bal.after)):
         for var, r in tab.iterrows():
@@ -243,7 +257,7 @@ def _balance_table(bal: Any) -> pd.DataFrame:
                 continue
             rows.append(
                 {
-                    "variable": str(var),
+                    "variable": _dummy_name(str(var), covariates),
                     "stage": stage,
                     "smd": r.get("Std. Mean Diff."),
                     "variance_ratio": r.get("Var. Ratio"),
@@ -253,8 +267,8 @@ def _balance_table(bal: Any) -> pd.DataFrame:
             )
     if bal.population is not None:
         for var, r in bal.population.iterrows():
-            smd = r.filter(like="Std").iloc[0] if any("Std" in c for c in r.index) else np.nan
-            rows.append({"variable": str(var), "stage": "population", "smd": smd, "variance_ratio": np.nan, "ecdf_mean": np.nan, "ecdf_max": np.nan})
+            for stage, col in (("population", "SMD Control vs Pop."), ("population_treated", "SMD Treated vs Pop.")):
+                rows.append({"variable": _dummy_name(str(var), covariates), "stage": stage, "smd": r.get(col), "variance_ratio": np.nan, "ecdf_mean": np.nan, "ecdf_max": np.nan})
     return pd.DataFrame(rows)
 
 
@@ -583,14 +597,15 @@ def run(
             d = design_stage(frame, wdesign.weights, spec)
             from analysis.matching import balance
 
-            bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population, spec.covariates))
+            # the ATT's target population: the POP users of the admin population
+            bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
             wm, wdiag = _weighting_tables(frame, wdesign, mg, spec)
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
         des = step("design", design_key, do_design)
         lock_path = derived / "locks" / f"{cfg.study.name}.design.lock.json"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        balance_df = _balance_table(des["balance"])
+        balance_df = _balance_table(des["balance"], spec.covariates)
         if stage == "design":
             lock = {"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}
             lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")

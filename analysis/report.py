@@ -119,8 +119,8 @@ TEXT: dict[str, dict[str, str]] = {
         "en": "Employees with and without a POP differ in profile. Table {table} and figure {figure} show the standardised mean differences (SMD) before and after matching; an absolute SMD below 0.1 counts as well balanced.",
     },
     "smd_note": {
-        "nl": "SMD: verschil in gemiddelden gedeeld door de standaardafwijking in de POP-groep.",
-        "en": "SMD: difference in means divided by the standard deviation in the POP group.",
+        "nl": "SMD: verschil in gemiddelden gedeeld door de standaardafwijking in de POP-groep. SMD populatie: de gewogen gematchte controlegroep tegenover alle POP-gebruikers in de administratieve populatie.",
+        "en": "SMD: difference in means divided by the standard deviation in the POP group. SMD population: the weighted matched control group against all POP users in the administrative population.",
     },
     "effects_intro": {
         "nl": "De vier uitkomsten zijn stellingen op een vijfpuntenschaal (1 = helemaal niet akkoord, 5 = helemaal akkoord). Tabel {table} geeft het verschil tussen werknemers met en zonder POP per methode, met een 95 %-betrouwbaarheidsinterval en p-waarden gecorrigeerd voor vier toetsen (Holm; Benjamini-Hochberg). Figuur {figure} toont dezelfde schattingen.",
@@ -277,6 +277,7 @@ TEXT: dict[str, dict[str, str]] = {
     "stat_n_effective": {"nl": "Effectieve steekproefgrootte", "en": "Effective sample size"},
     "stat_iterations": {"nl": "Iteraties", "en": "Iterations"},
     "stat_converged": {"nl": "Geconvergeerd", "en": "Converged"},
+    "stat_collapsed_cells": {"nl": "Samengevoegde cellen (te weinig respondenten)", "en": "Merged cells (too few respondents)"},
     # variables without a data-model column
     "var_age_band": {"nl": "Leeftijd", "en": "Age"},
     "var_pop": {"nl": "POP", "en": "POP"},
