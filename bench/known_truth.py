@@ -1,0 +1,598 @@
+"""Known-truth simulation: bias and coverage of the study's main estimator over synthetic studies.
+
+Each synthetic study is one draw of the whole data-generating process of
+:func:`analysis.synth.generate` (a new admin universe, POP uptake, survey sample, response and
+outcomes) under its own seed.  For every study the script runs the real pipeline pieces, exactly as
+``popeval run`` does in its *outcomes* step:
+
+1. generate the study (admin extracts as Parquet, LimeSurvey snapshot, ``truth/``) in a temporary
+   folder that is removed afterwards;
+2. ingest the extracts into an in-memory DuckDB, link the population and the survey participants,
+   count the population margins (POP x educ, age band, sex, sector, company size);
+3. parse the survey snapshot and build the respondent analysis frame with design weights;
+4. the main estimator (:class:`analysis.estimation.EstimatorSpec` defaults): rake to the margins,
+   survey-weighted propensity score, 1:1 nearest-neighbour matching with replacement (caliper
+   0.2 SD), matched WLS with covariate adjustment, on the Likert scale and as top-2-box;
+5. its end-to-end replicate SE (Rao-Wu rescaling bootstrap within the POP strata with finite
+   population correction; every replicate re-raked, the propensity score re-fitted and re-matched)
+   and the 95 % normal interval ``estimate +- 1.96 SE``;
+6. two comparison estimators: the naive unweighted, unmatched difference of respondent means
+   (method ``naive``) and the unweighted-but-matched estimate (propensity score and matching on the
+   unweighted respondents, matched WLS without survey weights).
+
+The estimand is the finite-population ATT among the POP users of each synthetic population,
+``mean(Y1 - Y0 | POP)``, read from the study's ``truth/truth.json`` (the pipeline never reads it).
+
+Every study's result is appended as one JSON line to ``<out>.jsonl`` as soon as it finishes; a
+rerun skips the seeds already there, so an interrupted run resumes.  The summary per outcome and
+scale (bias and its Monte-Carlo SE, RMSE, empirical SD against the mean replicate SE, coverage and
+its Monte-Carlo SE, the naive estimator's bias) goes to ``<out>.md`` and ``<out>.json``.
+
+Run from the repository root::
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 uv run --frozen python bench/known_truth.py \
+        --studies 200 --persons 200000 --replicates 100 --workers 2 --seed0 1000 \
+        --out bench/results/known_truth
+
+``--summarise-only`` rewrites the summary from the JSONL without running studies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+#: Tolerances of the issue: |bias| of the main estimator on the Likert scale and 95 % CI coverage.
+BIAS_TOLERANCE_LIKERT = 0.02
+COVERAGE_RANGE = (0.92, 0.98)
+Z95 = 1.959963984540054
+SCALES = ("likert", "top2")
+
+
+# --------------------------------------------------------------------------- one study
+
+
+def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = None, no_fpc: bool = False) -> dict[str, Any]:
+    """Generate one synthetic study, run the main estimator and its replicate SE, compare to the truth.
+
+    Parameters
+    ----------
+    seed
+        Seed of :func:`analysis.synth.generate` (one synthetic population and survey per seed).
+    persons
+        Persons in the synthetic admin universe.
+    replicates
+        End-to-end Rao-Wu replicates for the standard error (run serially).
+    tmp_root
+        Folder for the temporary study files (default: the system's temporary folder).
+    no_fpc
+        Also compute the replicate SE without the finite-population correction (same bootstrap draws),
+        recorded as ``replicate_se_nofpc``: the diagnostic of the coverage investigation.
+
+    Returns
+    -------
+    dict
+        JSON-serialisable record: sizes, timings and, per outcome, the truth, the main estimate with
+        its replicate and model SEs, the naive and the unweighted-matched estimates.
+    """
+    import duckdb
+
+    from analysis.estimation import (
+        EstimatorSpec,
+        design_stage,
+        end_to_end_variance,
+        outcome_stage,
+        weight_stage,
+    )
+    from analysis.pipeline import _analysis_frame
+    from analysis.population import ingest, link, load_population, margins
+    from analysis.synth import generate
+    from survey.parse import parse_snapshot
+
+    logging.getLogger("analysis").setLevel(logging.ERROR)
+    logging.getLogger("survey").setLevel(logging.ERROR)
+    spec = EstimatorSpec()
+    t: dict[str, float] = {}
+    t0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix=f"known_truth_{seed}_", dir=tmp_root))
+    try:
+        generate(persons=persons, seed=seed, out=tmp, file_format="parquet")
+        truth = json.loads((tmp / "truth" / "truth.json").read_text(encoding="utf-8"))
+        t["generate"] = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        snap = next((tmp / "survey").glob("*/*/manifest.json")).parent
+        con = duckdb.connect(":memory:", config={"threads": 1})
+        try:
+            ingest(tmp / "admin" / "dwse_applications.parquet", tmp / "admin" / "vdab_trajectories.parquet", db=con)
+            link(con, participants=snap)
+            population = load_population(con)
+            mg = margins(con, [k[0] if len(k) == 1 else tuple(k) for k in spec.margins])
+        finally:
+            con.close()
+        t["ingest_link"] = time.perf_counter() - t1
+
+        t1 = time.perf_counter()
+        resp = parse_snapshot(snap)
+        t["parse"] = time.perf_counter() - t1
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    # design (never reads outcomes), then outcomes: as the pipeline's design and outcomes steps
+    t1 = time.perf_counter()
+    frame_d, flow = _analysis_frame(resp, population, spec.outcomes, with_outcomes=False)
+    wdesign = weight_stage(frame_d, mg.totals, spec)
+    design = design_stage(frame_d, wdesign.weights, spec, with_balance=False)
+    frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
+    est = outcome_stage(frame, design, spec, methods=("matching", "naive")).table
+    # unweighted but matched: propensity score and matching on unit weights, no survey weights
+    design_u = design_stage(frame_d, np.ones(len(frame_d)), spec, with_balance=False)
+    est_u = outcome_stage(frame, design_u, spec, methods=("matching",)).table
+    t["estimate"] = time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    n_h = population.groupby("pop").size()
+    rep = end_to_end_variance(
+        frame,
+        mg.totals,
+        spec,
+        n_replicates=replicates,
+        population_sizes={int(k): float(v) for k, v in n_h.items()},
+        workers=1,
+        rng=np.random.default_rng(seed),
+    )
+    rep_nofpc = None
+    if no_fpc:
+        rep_nofpc = end_to_end_variance(frame, mg.totals, spec, n_replicates=replicates, population_sizes=None, workers=1, rng=np.random.default_rng(seed))
+    t["replicates"] = time.perf_counter() - t1
+    t["total"] = time.perf_counter() - t0
+
+    def pick(table: pd.DataFrame, outcome: str, method: str, scale: str, col: str = "estimate") -> float:
+        r = table[(table["outcome"] == outcome) & (table["method"] == method) & (table["scale"] == scale)]
+        return float(r[col].iloc[0]) if len(r) else float("nan")
+
+    outcomes: dict[str, Any] = {}
+    for o in spec.outcomes:
+        tr = truth["outcomes"][o]
+        rec: dict[str, Any] = {
+            "population_naive_difference": float(tr["naive_difference"]),
+            "population_mean_treated": float(tr["population_mean_treated"]),
+            "n_observed": int(frame[o].notna().sum()),
+        }
+        for scale in SCALES:
+            e = pick(est, o, "matching", scale)
+            se = float(rep["replicate_se"].get((o, "matching", scale), float("nan")))
+            rec[scale] = {
+                "truth": float(tr["att_likert" if scale == "likert" else "att_top2"]),
+                "estimate": e,
+                "replicate_se": se,
+                "model_se": pick(est, o, "matching", scale, "std_error"),
+                **({"replicate_se_nofpc": float(rep_nofpc["replicate_se"].get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
+                "ci_lower": e - Z95 * se,
+                "ci_upper": e + Z95 * se,
+                "naive": pick(est, o, "naive", scale),
+                "unweighted_matched": pick(est_u, o, "matching", scale),
+            }
+        outcomes[o] = rec
+    n_treated = int((frame["pop"] == 1).sum())
+    return {
+        "seed": int(seed),
+        "persons": int(persons),
+        "replicates": int(replicates),
+        "replicates_ok": int(rep["n_replicates"].iloc[0]),
+        "population_size": len(population),
+        "population_pop": int(population["pop"].sum()),
+        "truth_population_size": int(truth["population_size"]),
+        "truth_treated": int(truth["treated"]),
+        "respondents": len(frame),
+        "respondents_pop": n_treated,
+        "matched_treated": int(design.n_matched_treated),
+        "matched_control": int(design.n_matched_control),
+        "flow": {k: int(v) for k, v in flow.items()},
+        "outcomes": outcomes,
+        "seconds": {k: round(v, 3) for k, v in t.items()},
+    }
+
+
+def _worker(args: tuple[int, int, int, str | None, bool]) -> dict[str, Any]:
+    seed, persons, replicates, tmp_root, no_fpc = args
+    try:
+        return run_study(seed, persons, replicates, tmp_root, no_fpc)
+    except Exception as exc:  # a failed study is recorded (and counted in the summary), not fatal
+        return {"seed": int(seed), "persons": int(persons), "replicates": int(replicates), "error": f"{type(exc).__name__}: {exc}"}
+
+
+# --------------------------------------------------------------------------- many studies
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The per-study records in a JSONL results file (an unfinished last line is ignored)."""
+    if not path.exists():
+        return []
+    out: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return out
+
+
+def run_studies(
+    seeds: Sequence[int],
+    persons: int,
+    replicates: int,
+    results: Path,
+    *,
+    workers: int = 2,
+    progress: bool = True,
+    tmp_root: str | None = None,
+    no_fpc: bool = False,
+) -> list[dict[str, Any]]:
+    """Run the studies not yet in ``results`` (JSONL, appended one line per finished study).
+
+    Parameters
+    ----------
+    seeds
+        Seeds of the studies to have.
+    persons, replicates
+        Settings of each study (see :func:`run_study`).
+    results
+        The JSONL file; studies whose seed is already in it (with the same settings) are skipped.
+    workers
+        Processes running studies in parallel (replicates are serial inside a study).
+    progress
+        Show a progress bar.
+    tmp_root
+        Folder for the temporary study files.
+    no_fpc
+        Also record the replicate SE without finite-population correction (see :func:`run_study`).
+
+    Returns
+    -------
+    list of dict
+        Every record in ``results`` for ``seeds`` after the run.
+    """
+    results.parent.mkdir(parents=True, exist_ok=True)
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(v, "1")  # inherited by the worker processes (BLAS threads would oversubscribe)
+    done = {(r["seed"], r.get("persons"), r.get("replicates")) for r in read_records(results) if "error" not in r}
+    todo = [s for s in seeds if (s, persons, replicates) not in done]
+    jobs = [(int(s), persons, replicates, tmp_root, no_fpc) for s in todo]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(seeds), initial=len(seeds) - len(todo), desc="studies", unit="study", smoothing=0.1)
+    with results.open("a", encoding="utf-8") as fh:
+
+        def write(rec: dict[str, Any]) -> None:
+            fh.write(json.dumps(rec, sort_keys=True) + "\n")
+            fh.flush()
+            if bar is not None:
+                bar.update(1)
+                if "error" in rec:
+                    bar.write(f"seed {rec['seed']} failed: {rec['error']}")
+
+        if workers <= 1:
+            for j in jobs:
+                write(_worker(j))
+        elif jobs:
+            import multiprocessing as mp
+
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as ex:
+                futs = [ex.submit(_worker, j) for j in jobs]
+                for f in as_completed(futs):
+                    write(f.result())
+    if bar is not None:
+        bar.close()
+    wanted = set(int(s) for s in seeds)
+    return [r for r in read_records(results) if r["seed"] in wanted and r.get("persons") == persons and r.get("replicates") == replicates]
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _mc(x: np.ndarray) -> tuple[float, float]:
+    """Mean and its Monte-Carlo standard error."""
+    n = len(x)
+    return float(np.mean(x)), float(np.std(x, ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
+
+
+def summarise(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Per outcome and scale: truth, estimate, bias (+ MC SE), RMSE, SDs, coverage (+ MC SE), naive bias.
+
+    Parameters
+    ----------
+    records
+        Per-study records from :func:`run_study`; failed studies (with ``error``) are skipped.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per (outcome, scale).
+    """
+    good = [r for r in records if "error" not in r]
+    rows: list[dict[str, Any]] = []
+    if not good:
+        return pd.DataFrame()
+    for o in good[0]["outcomes"]:
+        for scale in SCALES:
+            d = pd.DataFrame([r["outcomes"][o][scale] for r in good])
+            d = d[np.isfinite(d["estimate"]) & np.isfinite(d["replicate_se"]) & np.isfinite(d["truth"])]
+            n = len(d)
+            err = (d["estimate"] - d["truth"]).to_numpy()
+            bias, bias_se = _mc(err)
+            cover = (np.abs(err) <= Z95 * d["replicate_se"].to_numpy()).astype(float)
+            cov = float(cover.mean())
+            cov_model = float((np.abs(err) <= Z95 * d["model_se"].to_numpy()).mean())
+            nb, nb_se = _mc((d["naive"] - d["truth"]).to_numpy())
+            ub, ub_se = _mc((d["unweighted_matched"] - d["truth"]).to_numpy())
+            extra: dict[str, float] = {}
+            if "replicate_se_nofpc" in d.columns and d["replicate_se_nofpc"].notna().all():
+                c2 = float((np.abs(err) <= Z95 * d["replicate_se_nofpc"].to_numpy()).mean())
+                extra = {
+                    "mean_replicate_se_nofpc": float(d["replicate_se_nofpc"].mean()),
+                    "coverage_nofpc": c2,
+                    "coverage_nofpc_mc_se": math.sqrt(c2 * (1 - c2) / n) if n else float("nan"),
+                }
+            conf = [r["outcomes"][o]["population_naive_difference"] - r["outcomes"][o]["likert"]["truth"] for r in good]
+            emp_sd = float(np.std(err, ddof=1))
+            mean_se = float(d["replicate_se"].mean())
+            rows.append(
+                {
+                    "outcome": o,
+                    "scale": scale,
+                    "studies": n,
+                    "mean_truth": float(d["truth"].mean()),
+                    "mean_estimate": float(d["estimate"].mean()),
+                    "bias": bias,
+                    "bias_mc_se": bias_se,
+                    "rmse": float(np.sqrt(np.mean(err**2))),
+                    "mean_abs_error": float(np.mean(np.abs(err))),
+                    "empirical_sd": emp_sd,
+                    "mean_replicate_se": mean_se,
+                    "se_ratio": mean_se / emp_sd if emp_sd > 0 else float("nan"),
+                    "mean_model_se": float(d["model_se"].mean()),
+                    "coverage": cov,
+                    "coverage_mc_se": math.sqrt(cov * (1 - cov) / n) if n else float("nan"),
+                    "coverage_model_se": cov_model,
+                    "naive_bias": nb,
+                    "naive_bias_mc_se": nb_se,
+                    "unweighted_matched_bias": ub,
+                    "unweighted_matched_bias_mc_se": ub_se,
+                    # confounding in the population itself: naive population difference - ATT
+                    "population_confounding": float(np.mean(conf)) if scale == "likert" else float("nan"),
+                    **extra,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def criteria(summary: pd.DataFrame, n_studies: int) -> dict[str, Any]:
+    """The issue's acceptance criteria evaluated on a summary (Likert scale)."""
+    out: dict[str, Any] = {"studies": n_studies, "studies_at_least_200": n_studies >= 200, "outcomes": {}}
+    if summary.empty:
+        out["all_met"] = False
+        return out
+    lik = summary[summary["scale"] == "likert"].set_index("outcome")
+    for o, r in lik.iterrows():
+        out["outcomes"][o] = {
+            "bias_within_tolerance": bool(abs(r["bias"]) <= BIAS_TOLERANCE_LIKERT),
+            "coverage_in_range": bool(COVERAGE_RANGE[0] <= r["coverage"] <= COVERAGE_RANGE[1]),
+            "naive_biased": bool(abs(r["naive_bias"]) > 2 * r["naive_bias_mc_se"]),
+        }
+    out["all_met"] = bool(
+        out["studies_at_least_200"] and all(v["bias_within_tolerance"] and v["coverage_in_range"] for v in out["outcomes"].values())
+    )
+    return out
+
+
+def _fmt(x: float, nd: int = 3, sign: bool = False) -> str:
+    return f"{x:+.{nd}f}" if sign else f"{x:.{nd}f}"
+
+
+def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Write ``<out>.md`` and ``<out>.json`` from the records and their summary; returns the JSON."""
+    good = [r for r in records if "error" not in r]
+    failed = [r for r in records if "error" in r]
+    crit = criteria(summary, len(good))
+    secs = pd.DataFrame([r["seconds"] for r in good]) if good else pd.DataFrame()
+    cost = {k: round(float(v), 2) for k, v in secs.mean().items()} if len(secs) else {}
+    sizes = pd.DataFrame([{k: r[k] for k in ("population_size", "population_pop", "respondents", "respondents_pop", "matched_treated", "matched_control")} for r in good])
+    size_means = {k: round(float(v), 1) for k, v in sizes.mean().items()} if len(sizes) else {}
+    payload = {
+        "settings": settings,
+        "studies": len(good),
+        "failed_studies": [{"seed": r["seed"], "error": r["error"]} for r in failed],
+        "replicates_failed_total": int(sum(r["replicates"] - r["replicates_ok"] for r in good)),
+        "mean_seconds_per_study": cost,
+        "mean_sizes": size_means,
+        "tolerances": {"abs_bias_likert": BIAS_TOLERANCE_LIKERT, "coverage": list(COVERAGE_RANGE)},
+        "criteria": crit,
+        "summary": json.loads(summary.to_json(orient="records", double_precision=10)),
+    }
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+    lines = [
+        "# Known truth: bias and coverage of the main estimator",
+        "",
+        f"{len(good)} synthetic studies (seeds {settings['seed0']} to {settings['seed0'] + settings['studies'] - 1}), "
+        f"{settings['persons']:,} persons each, {settings['replicates']} end-to-end replicates per study"
+        + (f"; {len(failed)} studies failed" if failed else "")
+        + ".",
+        "",
+        "## What is simulated",
+        "",
+        "Each study is one independent draw of the synthetic data-generating process (`analysis.synth.generate`): "
+        "a new admin universe, POP uptake that depends on education, age band, sector, sex and company size, a "
+        "survey sample stratified by POP status (POP users oversampled), response that depends on the same "
+        "characteristics and on POP status, and four 5-point Likert outcomes that depend on the same confounders "
+        "plus a known POP effect ('weet niet' answers, incomplete responses, duplicates and unlinkable records "
+        "included).  Each study runs the real pipeline: ingest and link in DuckDB, parse the LimeSurvey snapshot, "
+        "build the analysis frame, then the main estimator as `popeval run` does (rake to POP x {educ, age band, "
+        "sex, sector, company size}, survey-weighted propensity score, 1:1 nearest-neighbour matching with "
+        "replacement, caliper 0.2 SD, matched WLS with covariate adjustment) with its end-to-end replicate SE "
+        "(Rao-Wu rescaling bootstrap within POP strata with finite-population correction; each replicate "
+        "re-raked, re-fitted and re-matched) and the 95 % normal interval.",
+        "",
+        "**Estimand**: the finite-population ATT among POP users of each synthetic population, "
+        "mean(Y1 - Y0 | POP), from the generator's `truth/truth.json` (never read by the pipeline).  The truth "
+        "differs between studies; bias is the mean over studies of estimate - truth.",
+        "",
+        f"**Tolerances** (issue criteria, Likert scale): |bias| <= {BIAS_TOLERANCE_LIKERT} Likert points and "
+        f"coverage of the 95 % interval in [{COVERAGE_RANGE[0]:.0%}, {COVERAGE_RANGE[1]:.0%}].  Monte-Carlo "
+        "standard errors (MC SE) are given for bias and coverage.  *Naive* is the unweighted difference of "
+        "respondent means (no weighting, no matching); *unweighted matched* fits the propensity score and "
+        "matches on unweighted respondents.  *Population naive - ATT* is the confounding in the synthetic "
+        "population itself (difference of population means of POP and non-POP users minus the ATT).",
+        "",
+        "## Results (Likert points; top-2-box as risk difference)",
+        "",
+        "| outcome | scale | studies | mean truth | mean estimate | bias (MC SE) | RMSE | emp. SD | mean rep. SE | coverage (MC SE) | naive bias (MC SE) | unweighted matched bias | population naive - ATT |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary.itertuples() if not summary.empty else ():
+        lines.append(
+            f"| {r.outcome} | {r.scale} | {r.studies} | {_fmt(r.mean_truth)} | {_fmt(r.mean_estimate)} | "
+            f"{_fmt(r.bias, 4, True)} ({_fmt(r.bias_mc_se, 4)}) | {_fmt(r.rmse, 4)} | {_fmt(r.empirical_sd, 4)} | "
+            f"{_fmt(r.mean_replicate_se, 4)} | {r.coverage:.1%} ({r.coverage_mc_se:.1%}) | "
+            f"{_fmt(r.naive_bias, 3, True)} ({_fmt(r.naive_bias_mc_se, 3)}) | {_fmt(r.unweighted_matched_bias, 3, True)} | "
+            f"{_fmt(r.population_confounding, 3, True) if np.isfinite(r.population_confounding) else ''} |"
+        )
+    lines += [
+        "",
+        "## Standard errors: replicate SE and the model-based (HC3) SE of the matched WLS",
+        "",
+        "| outcome | scale | emp. SD of estimate - truth | mean replicate SE | replicate SE / emp. SD | coverage (replicate SE) | mean model SE | coverage (model SE) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in summary.itertuples():
+        lines.append(
+            f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_replicate_se, 4)} | {_fmt(r.se_ratio, 2)} | "
+            f"{r.coverage:.1%} | {_fmt(r.mean_model_se, 4)} | {r.coverage_model_se:.1%} |"
+        )
+    if "coverage_nofpc" in summary.columns:
+        lines += [
+            "",
+            "## Replicate SE without the finite-population correction (same bootstrap draws)",
+            "",
+            "| outcome | scale | emp. SD | mean rep. SE (fpc) | coverage (fpc) | mean rep. SE (no fpc) | coverage (no fpc) |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in summary.itertuples():
+            lines.append(
+                f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_replicate_se, 4)} | "
+                f"{r.coverage:.1%} ({r.coverage_mc_se:.1%}) | {_fmt(r.mean_replicate_se_nofpc, 4)} | "
+                f"{r.coverage_nofpc:.1%} ({r.coverage_nofpc_mc_se:.1%}) |"
+            )
+    lines += ["", "## Criteria (Likert scale)", ""]
+    lines.append(f"- at least 200 studies: {'yes' if crit['studies_at_least_200'] else 'no'} ({crit['studies']})")
+    for o, c in crit["outcomes"].items():
+        lines.append(
+            f"- {o}: |bias| <= {BIAS_TOLERANCE_LIKERT}: {'yes' if c['bias_within_tolerance'] else 'NO'}; "
+            f"coverage in range: {'yes' if c['coverage_in_range'] else 'NO'}; naive biased (> 2 MC SE): "
+            f"{'yes' if c['naive_biased'] else 'no'}"
+        )
+    lines.append(f"- all bias and coverage criteria met: {'yes' if crit['all_met'] else 'NO'}")
+    if settings.get("notes"):
+        lines += ["", "## Notes", "", *settings["notes"]]
+    lines += [
+        "",
+        "## Cost and sizes",
+        "",
+        "Mean seconds per study: " + ", ".join(f"{k} {v}" for k, v in cost.items()) + ".",
+        "Mean sizes per study: " + ", ".join(f"{k} {v:,.0f}" for k, v in size_means.items()) + ".",
+        f"Replicates that could not be estimated (all studies): {payload['replicates_failed_total']}.",
+        "",
+        f"Reproduce (per-study records in `{Path(settings.get('out', 'known_truth')).name}.jsonl`; the run resumes where it stopped):",
+        "",
+        "```",
+        f"OMP_NUM_THREADS=1 uv run --frozen python bench/known_truth.py --studies {settings['studies']} "
+        f"--persons {settings['persons']} --replicates {settings['replicates']} --workers {settings['workers']} "
+        f"--seed0 {settings['seed0']}" + (" --no-fpc-too" if settings.get("no_fpc_too") else "") + f" --out {settings.get('out', 'bench/results/known_truth')}",
+        "```",
+        "",
+        f"Python {settings.get('python', '')}, numpy {settings.get('numpy', '')}, pandas {settings.get('pandas', '')}.",
+        "",
+    ]
+    out.with_suffix(".md").write_text("\n".join(lines), encoding="utf-8")
+    return payload
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    ap.add_argument("--studies", type=int, default=200)
+    ap.add_argument("--persons", type=int, default=200_000)
+    ap.add_argument("--replicates", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--seed0", type=int, default=1000)
+    ap.add_argument("--out", default="bench/results/known_truth", help="output stem: <out>.jsonl, <out>.md, <out>.json")
+    ap.add_argument("--tmp", default=None, help="folder for the temporary study files")
+    ap.add_argument("--summarise-only", action="store_true", help="only rewrite the summary from the JSONL")
+    ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--no-fpc-too", action="store_true", help="also record the replicate SE without finite-population correction")
+    ap.add_argument("--note", action="append", default=[], help="a line for the report's notes section")
+    a = ap.parse_args(argv)
+    out = Path(a.out)
+    results = out.with_suffix(".jsonl")
+    seeds = list(range(a.seed0, a.seed0 + a.studies))
+    if a.summarise_only:
+        wanted = set(seeds)
+        records = [r for r in read_records(results) if r["seed"] in wanted and r.get("persons") == a.persons and r.get("replicates") == a.replicates]
+    else:
+        records = run_studies(seeds, a.persons, a.replicates, results, workers=a.workers, progress=not a.no_progress, tmp_root=a.tmp, no_fpc=a.no_fpc_too)
+    # keep one record per seed (a successful one if any)
+    by_seed: dict[int, dict[str, Any]] = {}
+    for r in records:
+        if r["seed"] not in by_seed or "error" in by_seed[r["seed"]]:
+            by_seed[r["seed"]] = r
+    records = [by_seed[s] for s in sorted(by_seed)]
+    summary = summarise(records)
+    settings = {
+        "studies": a.studies,
+        "persons": a.persons,
+        "replicates": a.replicates,
+        "workers": a.workers,
+        "seed0": a.seed0,
+        "out": Path(a.out).as_posix(),
+        "no_fpc_too": bool(a.no_fpc_too),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "notes": list(a.note),
+    }
+    payload = write_report(records, summary, out, settings)
+    print(summary.to_string(index=False))
+    print(json.dumps(payload["criteria"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
