@@ -71,7 +71,7 @@ SCALES = ("likert", "top2")
 # --------------------------------------------------------------------------- one study
 
 
-def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = None, no_fpc: bool = False) -> dict[str, Any]:
+def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = None, no_fpc: bool = False, fpc: bool = False) -> dict[str, Any]:
     """Generate one synthetic study, run the main estimator and its replicate SE, compare to the truth.
 
     Parameters
@@ -85,8 +85,12 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     tmp_root
         Folder for the temporary study files (default: the system's temporary folder).
     no_fpc
-        Also compute the replicate SE without the finite-population correction (same bootstrap draws),
-        recorded as ``replicate_se_nofpc``: the diagnostic of the coverage investigation.
+        With ``fpc``: also compute the replicate SE without the finite-population correction (same
+        bootstrap draws), recorded as ``replicate_se_nofpc``: the diagnostic of the coverage
+        investigation.
+    fpc
+        Apply the finite-population correction in the main replicate SE.  Off by default, as in
+        ``popeval run`` (``effects.fpc``).
 
     Returns
     -------
@@ -156,12 +160,12 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
         mg.totals,
         spec,
         n_replicates=replicates,
-        population_sizes={int(k): float(v) for k, v in n_h.items()},
+        population_sizes={int(k): float(v) for k, v in n_h.items()} if fpc else None,
         workers=1,
         rng=np.random.default_rng(seed),
     )
     rep_nofpc = None
-    if no_fpc:
+    if no_fpc and fpc:
         rep_nofpc = end_to_end_variance(frame, mg.totals, spec, n_replicates=replicates, population_sizes=None, workers=1, rng=np.random.default_rng(seed))
     t["replicates"] = time.perf_counter() - t1
     t["total"] = time.perf_counter() - t0
@@ -196,6 +200,7 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     n_treated = int((frame["pop"] == 1).sum())
     return {
         "seed": int(seed),
+        "fpc": bool(fpc),
         "persons": int(persons),
         "replicates": int(replicates),
         "replicates_ok": int(rep["n_replicates"].iloc[0]),
@@ -213,10 +218,10 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     }
 
 
-def _worker(args: tuple[int, int, int, str | None, bool]) -> dict[str, Any]:
-    seed, persons, replicates, tmp_root, no_fpc = args
+def _worker(args: tuple[int, int, int, str | None, bool, bool]) -> dict[str, Any]:
+    seed, persons, replicates, tmp_root, no_fpc, fpc = args
     try:
-        return run_study(seed, persons, replicates, tmp_root, no_fpc)
+        return run_study(seed, persons, replicates, tmp_root, no_fpc, fpc)
     except Exception as exc:  # a failed study is recorded (and counted in the summary), not fatal
         return {"seed": int(seed), "persons": int(persons), "replicates": int(replicates), "error": f"{type(exc).__name__}: {exc}"}
 
@@ -250,6 +255,7 @@ def run_studies(
     progress: bool = True,
     tmp_root: str | None = None,
     no_fpc: bool = False,
+    fpc: bool = False,
 ) -> list[dict[str, Any]]:
     """Run the studies not yet in ``results`` (JSONL, appended one line per finished study).
 
@@ -267,8 +273,9 @@ def run_studies(
         Show a progress bar.
     tmp_root
         Folder for the temporary study files.
-    no_fpc
-        Also record the replicate SE without finite-population correction (see :func:`run_study`).
+    no_fpc, fpc
+        Finite-population correction of the main SE, and the no-correction diagnostic (see
+        :func:`run_study`).
 
     Returns
     -------
@@ -280,7 +287,7 @@ def run_studies(
         os.environ.setdefault(v, "1")  # inherited by the worker processes (BLAS threads would oversubscribe)
     done = {(r["seed"], r.get("persons"), r.get("replicates")) for r in read_records(results) if "error" not in r}
     todo = [s for s in seeds if (s, persons, replicates) not in done]
-    jobs = [(int(s), persons, replicates, tmp_root, no_fpc) for s in todo]
+    jobs = [(int(s), persons, replicates, tmp_root, no_fpc, fpc) for s in todo]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -455,8 +462,9 @@ def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path
         "build the analysis frame, then the main estimator as `popeval run` does (rake to POP x {educ, age band, "
         "sex, sector, company size}, survey-weighted propensity score, 1:1 nearest-neighbour matching with "
         "replacement, caliper 0.2 SD, matched WLS with covariate adjustment) with its end-to-end replicate SE "
-        "(Rao-Wu rescaling bootstrap within POP strata with finite-population correction; each replicate "
-        "re-raked, re-fitted and re-matched) and the 95 % normal interval.",
+        "(Rao-Wu rescaling bootstrap within POP strata"
+        + (" with finite-population correction" if settings.get("fpc") else ", without finite-population correction as `popeval run` by default")
+        + "; each replicate re-raked, re-fitted and re-matched) and the 95 % normal interval.",
         "",
         "**Estimand**: the finite-population ATT among POP users of each synthetic population, "
         "mean(Y1 - Y0 | POP), from the generator's `truth/truth.json` (never read by the pipeline).  The truth "
@@ -532,7 +540,7 @@ def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path
         "```",
         f"OMP_NUM_THREADS=1 uv run --frozen python bench/known_truth.py --studies {settings['studies']} "
         f"--persons {settings['persons']} --replicates {settings['replicates']} --workers {settings['workers']} "
-        f"--seed0 {settings['seed0']}" + (" --no-fpc-too" if settings.get("no_fpc_too") else "") + f" --out {settings.get('out', 'bench/results/known_truth')}",
+        f"--seed0 {settings['seed0']}" + (" --fpc" if settings.get("fpc") else "") + (" --no-fpc-too" if settings.get("no_fpc_too") else "") + f" --out {settings.get('out', 'bench/results/known_truth')}",
         "```",
         "",
         f"Python {settings.get('python', '')}, numpy {settings.get('numpy', '')}, pandas {settings.get('pandas', '')}.",
@@ -557,7 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tmp", default=None, help="folder for the temporary study files")
     ap.add_argument("--summarise-only", action="store_true", help="only rewrite the summary from the JSONL")
     ap.add_argument("--no-progress", action="store_true")
-    ap.add_argument("--no-fpc-too", action="store_true", help="also record the replicate SE without finite-population correction")
+    ap.add_argument("--fpc", action="store_true", help="finite-population correction in the main replicate SE (off, as in popeval run)")
+    ap.add_argument("--no-fpc-too", action="store_true", help="with --fpc: also record the replicate SE without the correction")
     ap.add_argument("--note", action="append", default=[], help="a line for the report's notes section")
     a = ap.parse_args(argv)
     out = Path(a.out)
@@ -567,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         wanted = set(seeds)
         records = [r for r in read_records(results) if r["seed"] in wanted and r.get("persons") == a.persons and r.get("replicates") == a.replicates]
     else:
-        records = run_studies(seeds, a.persons, a.replicates, results, workers=a.workers, progress=not a.no_progress, tmp_root=a.tmp, no_fpc=a.no_fpc_too)
+        records = run_studies(seeds, a.persons, a.replicates, results, workers=a.workers, progress=not a.no_progress, tmp_root=a.tmp, no_fpc=a.no_fpc_too, fpc=a.fpc)
     # keep one record per seed (a successful one if any)
     by_seed: dict[int, dict[str, Any]] = {}
     for r in records:
@@ -583,6 +592,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed0": a.seed0,
         "out": Path(a.out).as_posix(),
         "no_fpc_too": bool(a.no_fpc_too),
+        "fpc": bool(a.fpc),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "pandas": pd.__version__,

@@ -183,13 +183,9 @@ def test_full_run_bias_within_tolerance() -> None:
         assert abs(r["bias"]) <= kt.BIAS_TOLERANCE_LIKERT, (o, r["bias"], r["bias_mc_se"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: promotion coverage 91.5 % (MC SE 2.0 %); the replicate SE applies the finite-population "
-    "correction to the POP stratum, which understates the variance of the ATT (see bench/results/known_truth.md). "
-    "Remove this mark once the fix is in and the full run is redone.",
-)
 def test_full_run_coverage_in_range() -> None:
+    """The issue's criterion: coverage of the 95 % interval with the end-to-end replicate SE in [92 %, 98 %]."""
+    assert _full()["settings"].get("fpc") is False  # the run uses the SE that popeval run reports
     lo, hi = kt.COVERAGE_RANGE
     for o, r in _likert(_full()).items():
         assert lo <= r["coverage"] <= hi, (o, r["coverage"])
@@ -242,4 +238,4 @@ def test_full_run_summary_matches_its_records() -> None:
     for r in s.to_dict(orient="records"):
         g = got[(r["outcome"], r["scale"])]
         for k in ("bias", "coverage", "naive_bias", "mean_replicate_se"):
-            assert g[k] == pytest.approx(r[k], rel=1e-8, abs=1e-12), (r["outcome"], r["scale"], k)
+            assert g[k] == pytest.approx(r[k], rel=1e-6, abs=1e-9), (r["outcome"], r["scale"], k)  # the JSON rounds
