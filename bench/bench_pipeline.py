@@ -45,8 +45,8 @@ def main() -> int:
         "run_warm_s": round(t_warm, 1),
         "readme_first_command_s": round(t_gen + t_cold, 1),
         "machine": {"python": platform.python_version(), "cores": os.cpu_count()},
-        "cold_summary": out_cold.strip().splitlines()[:6],
-        "warm_summary": out_warm.strip().splitlines()[:6],
+        "cold_computed": next((ln.split(":", 1)[1].strip() for ln in out_cold.splitlines() if "computed" in ln), ""),
+        "warm_reused": next((ln.split(":", 1)[1].strip() for ln in out_warm.splitlines() if "reused" in ln), ""),
     }
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "pipeline.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
