@@ -42,7 +42,7 @@ def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def rendered(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
     out = tmp_path_factory.mktemp("rendered")
     nl = render_report(bundle_dir, lang="nl", out=out, formats=("html", "pdf", "docx"))
-    en = render_report(bundle_dir, lang="en", out=out, formats=("html", "pdf"))
+    en = render_report(bundle_dir, lang="en", out=out, formats=("html", "pdf", "docx"))
     return {"nl": dict(nl.outputs), "en": dict(en.outputs)}
 
 
@@ -102,12 +102,14 @@ def test_outputs_exist(rendered: dict[str, dict[str, Path]]) -> None:
         for fmt, path in files.items():
             assert path.is_file(), (lang, fmt)
             assert path.stat().st_size > 10_000, (lang, fmt, path.stat().st_size)
-    assert rendered["nl"]["pdf"].read_bytes().startswith(b"%PDF")
-    with zipfile.ZipFile(rendered["nl"]["docx"]) as z:
-        doc = z.read("word/document.xml").decode("utf-8")
-        media = [n for n in z.namelist() if n.startswith("word/media/")]
-    assert t("h_findings", "nl") in doc
-    assert len(media) >= 4  # the figures are embedded
+    for lang in ("nl", "en"):
+        assert rendered[lang]["pdf"].read_bytes().startswith(b"%PDF")
+        with zipfile.ZipFile(rendered[lang]["docx"]) as z:
+            doc = z.read("word/document.xml").decode("utf-8")
+            media = [n for n in z.namelist() if n.startswith("word/media/")]
+        assert t("h_findings", lang) in doc
+        assert t("h_provenance", lang) in doc
+        assert len(media) >= 4  # the figures are embedded
 
 
 def test_html_is_self_contained(rendered: dict[str, dict[str, Path]], bundle_dir: Path) -> None:
