@@ -467,7 +467,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     It reproduces :func:`design_stage` + :func:`outcome_stage` (method ``matching``) for a
     propensity-score distance without exact matching (checked by the tests).
     """
-    from analysis.matching._algorithms import nn_sorted, weights_from_mm
+    from analysis.matching._algorithms import combined_weights, nn_sorted, weights_from_mm
     from analysis.matching.nearest import _processing_order
 
     keep = sw > 0
@@ -481,13 +481,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
     mm = nn_sorted(score, ti, ord1, spec.ratio, spec.replace, cal)
     mw = weights_from_mm(mm, ti, ind1)
-    if spec.survey_weights == "keep":
-        comb = w * mw
-    else:
-        comb = np.where(ti == 1, w * mw, 0.0)
-        n_match = (mm >= 0).sum(axis=1)
-        rows, cols = np.nonzero(mm >= 0)
-        np.add.at(comb, mm[rows, cols], w[ind1[rows]] / n_match[rows])
+    comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
     out: dict[tuple[str, str, str], float] = {}
     Xo = prep.Xo[idx]
     for k, o in enumerate(prep.outcomes):

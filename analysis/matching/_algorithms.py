@@ -399,3 +399,19 @@ def subclass_from_mm(mm: np.ndarray, ind1: np.ndarray, n: int) -> np.ndarray:
     r, c = np.nonzero(mm_has >= 0)
     sub[mm_has[r, c]] = number[r]  # a control matched twice (with replacement): last one wins
     return sub
+
+
+def combined_weights(mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray, sw: np.ndarray, w: np.ndarray, strategy: str) -> np.ndarray:
+    """Survey x matching weights.
+
+    ``"keep"``: every unit keeps its own survey weight (Austin et al. 2018), ``sw * w``.
+    ``"inherit"``: treated units keep theirs; a matched control carries, for every treated partner, the
+    partner's survey weight divided by the partner's number of matches (Lenis et al. 2019).
+    """
+    if strategy == "keep":
+        return sw * w
+    comb = np.where(treat == 1, sw * w, 0.0)
+    n_match = (mm >= 0).sum(axis=1)
+    rows, cols = np.nonzero(mm >= 0)
+    np.add.at(comb, mm[rows, cols], sw[ind1[rows]] / n_match[rows])
+    return comb

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from analysis.matching._algorithms import nn_general, nn_sorted, subclass_from_mm, weights_from_mm
+from analysis.matching._algorithms import (
+    combined_weights,
+    nn_general,
+    nn_sorted,
+    subclass_from_mm,
+    weights_from_mm,
+)
 from analysis.matching._design import (
     covariate_matrix,
     resolve_weights,
@@ -436,13 +442,7 @@ def match(
             pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
         ).mask(sub == 0)
     sw_arr = np.ones(n) if sw is None else sw
-    if survey_weight_strategy == "keep":
-        comb = sw_arr * w
-    else:
-        comb = np.where(treat == 1, sw_arr * w, 0.0)
-        n_match = (mm_global >= 0).sum(axis=1)
-        rows, cols = np.nonzero(mm_global >= 0)
-        np.add.at(comb, mm_global[rows, cols], sw_arr[ind1_all[rows]] / n_match[rows])
+    comb = combined_weights(mm_global, treat, ind1_all, sw_arr, w, survey_weight_strategy)
     labels = np.asarray(index)
     mm_cols: dict[int, np.ndarray] = {}
     for j in range(ratio):

@@ -1,0 +1,80 @@
+"""The study estimator: the replicate fast path equals the reported estimator; Rao-Wu factors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.estimation import (
+    EstimatorSpec,
+    design_stage,
+    end_to_end_variance,
+    estimate_point,
+    outcome_stage,
+    rao_wu_weights,
+    weight_stage,
+)
+
+
+@pytest.fixture(scope="module")
+def analysis_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    import duckdb
+
+    from analysis.pipeline import _analysis_frame
+    from analysis.population import ingest, link, load_population, margins
+    from analysis.synth import generate
+    from survey.parse import parse_snapshot
+
+    out: Path = tmp_path_factory.mktemp("estimation")
+    generate(persons=40_000, seed=17, out=out, file_format="parquet")
+    snap = next((out / "survey").glob("*/*/manifest.json")).parent
+    con = duckdb.connect(":memory:")
+    ingest(out / "admin" / "dwse_applications.parquet", out / "admin" / "vdab_trajectories.parquet", db=con)
+    link(con, participants=snap)
+    population = load_population(con)
+    spec = EstimatorSpec()
+    mg = margins(con, [k[0] if len(k) == 1 else tuple(k) for k in spec.margins])
+    con.close()
+    frame, _ = _analysis_frame(parse_snapshot(snap), population, spec.outcomes, with_outcomes=True)
+    return frame, mg.totals, population
+
+
+@pytest.mark.parametrize("strategy", ["keep", "inherit"])
+def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple, strategy: str) -> None:
+    frame, totals, _ = analysis_data
+    spec = EstimatorSpec(survey_weights=strategy)
+    w = weight_stage(frame, totals, spec).weights
+    reported = outcome_stage(frame, design_stage(frame, w, spec, with_balance=False), spec, methods=("matching",)).vector()
+    fast = estimate_point(frame, totals, spec)
+    assert len(fast) == 8
+    np.testing.assert_allclose(fast.reindex(reported.index).to_numpy(), reported.to_numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None:
+    frame, totals, _ = analysis_data
+    spec = EstimatorSpec()
+    rep = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
+    assert (rep["n_replicates"] + rep["n_failed"] == 12).all()
+    assert (rep["replicate_se"] > 0.01).all()
+    assert (rep["replicate_se"] < 0.5).all()
+    again = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
+    pd.testing.assert_frame_equal(rep, again)  # reproducible from the generator
+
+
+def test_rao_wu_factors() -> None:
+    rng = np.random.default_rng(0)
+    strata = np.repeat([0, 1], [50, 8])
+    f = rao_wu_weights(strata, None, 400, rng)
+    assert f.shape == (58, 400)
+    # without fpc: n_h/(n_h-1) times a multinomial count of n_h-1 draws; every replicate sums to n_h per stratum
+    np.testing.assert_allclose(f[strata == 0].sum(axis=0), 50.0)
+    np.testing.assert_allclose(f[strata == 1].sum(axis=0), 8.0)
+    assert (f >= 0).all()
+    assert f[strata == 1].mean() == pytest.approx(1.0)
+    # with fpc f_h = n_h/N_h the factors are shrunk towards 1 by sqrt(1 - f_h)
+    g = rao_wu_weights(strata, {0: 100.0, 1: 8.0}, 400, np.random.default_rng(0))
+    np.testing.assert_allclose(g[strata == 1], 1.0)  # a census stratum does not vary
+    np.testing.assert_allclose(g[strata == 0] - 1, np.sqrt(0.5) * (f[strata == 0] - 1))
