@@ -603,7 +603,9 @@ def run(
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
         des = step("design", design_key, do_design)
-        lock_path = derived / "locks" / f"{cfg.study.name}.design.lock.json"
+        # one lock per study and set of inputs: new data (a new wave) gets a new design; changing the
+        # design for the same data after the lock is refused
+        lock_path = derived / "locks" / f"{cfg.study.name}-{_key(admin_hash, snap_hash)[:12]}.design.lock.json"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         balance_df = _balance_table(des["balance"], spec.covariates)
         if stage == "design":

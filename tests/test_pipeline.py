@@ -228,7 +228,8 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
         cfg = tmp_path / f"{name}.toml"
         cfg.write_text(_config_text(s, tmp_path / f"derived_{name}"), encoding="utf-8")
         r = run(load_config(cfg), stage="design", progress=False)
-        res[name] = (tmp_path / f"derived_{name}" / "locks" / "test.design.lock.json").read_text()
+        (lock,) = (tmp_path / f"derived_{name}" / "locks").glob("test-*.design.lock.json")
+        res[name] = lock.read_text()
         assert r.bundle is None
     import json
 
@@ -240,7 +241,7 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
     cfg_path.write_text(_config_text(study, tmp_path / "derived"), encoding="utf-8")
     cfg = load_config(cfg_path)
     run(cfg, stage="design", progress=False)
-    assert (tmp_path / "derived" / "locks" / "test.design.lock.json").exists()
+    assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 1
     # the matching specification is changed after the design was locked
     changed = dataclasses.replace(cfg, matching=dataclasses.replace(cfg.matching, caliper=0.05))
     with pytest.raises(DesignLockError, match="changed after it was locked"):
@@ -249,6 +250,15 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
     run(changed, stage="design", progress=False)
     done = run(changed, progress=False)
     assert done.bundle is not None
+    # new data (a new wave, a corrected extract) gets its own design: no refusal
+    wave2 = _copy_study(study, tmp_path / "wave2")
+    dwse = wave2 / "admin" / "dwse_applications.csv"
+    lines = dwse.read_text(encoding="utf-8").splitlines(keepends=True)
+    dwse.write_text("".join(lines[:-1]), encoding="utf-8")
+    cfg2 = tmp_path / "wave2.toml"
+    cfg2.write_text(_config_text(wave2, tmp_path / "derived"), encoding="utf-8")
+    assert run(dataclasses.replace(load_config(cfg2), matching=changed.matching), progress=False).bundle is not None
+    assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 2
 
 
 def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) -> None:
