@@ -768,10 +768,12 @@ class Report:
         cfg = self.bundle.manifest.get("config") or {}
         wcfg = cfg.get("weighting") or {}
         mcfg = cfg.get("matching") or {}
-        margins = ", ".join(
-            " × ".join(variable_label(v, self.lang).lower() for v in ([m] if isinstance(m, str) else m)) for m in wcfg.get("margins", [])
-        ) or self.t("not_given")
-        covs = ", ".join(variable_label(m, self.lang).lower() for m in mcfg.get("covariates", [])) or self.t("not_given")
+        def low(v: str) -> str:
+            lab = variable_label(v, self.lang)
+            return lab if lab.isupper() else lab.lower()  # keep acronyms such as POP
+
+        margins = ", ".join(" × ".join(low(v) for v in ([m] if isinstance(m, str) else m)) for m in wcfg.get("margins", [])) or self.t("not_given")
+        covs = ", ".join(low(m) for m in mcfg.get("covariates", [])) or self.t("not_given")
         out = [
             self._heading(1, "h_methods", "methods"),
             self._heading(2, "m_estimands_h"),
@@ -779,13 +781,35 @@ class Report:
             self._heading(2, "m_weighting_h"),
             self.t("m_weighting", method=wcfg.get("method", self.t("not_given")), margins=margins) + "\n",
             self._heading(2, "m_matching_h"),
-            self.t("m_matching", method=mcfg.get("method", self.t("not_given")), covariates=covs) + "\n",
+            self.t("m_matching", method=self._matching_method(mcfg), covariates=covs) + "\n",
             self._heading(2, "m_variance_h"),
-            self.t("m_variance") + "\n",
+            self.t("m_variance", replicates=fmt_num((cfg.get("effects") or {}).get("replicates", 0), 0, self.lang)) + "\n",
             self._heading(2, "m_sdc_h"),
             self.t("m_sdc", threshold=self.threshold) + "\n",
         ]
         return "\n".join(out)
+
+    def _matching_method(self, mcfg: Mapping[str, Any]) -> str:
+        """The matching specification in words, from the configuration."""
+        if "method" in mcfg:  # a free-text description given by the bundle
+            return str(mcfg["method"])
+        if not mcfg:
+            return self.t("not_given")
+        nl = self.lang == "nl"
+        ratio = mcfg.get("ratio", 1)
+        parts = [f"1:{ratio} nearest neighbour" + (" op de propensityscore" if nl else " on the propensity score")]
+        if mcfg.get("replace"):
+            parts.append("met teruglegging" if nl else "with replacement")
+        if mcfg.get("caliper") is not None:
+            parts.append(f"caliper {fmt_num(mcfg['caliper'], 2, self.lang)} SD")
+        if mcfg.get("exact"):
+            parts.append(("exact op " if nl else "exact on ") + ", ".join(variable_label(v, self.lang).lower() for v in mcfg["exact"]))
+        sw = mcfg.get("survey_weights")
+        if sw == "keep":
+            parts.append("controles behouden hun eigen surveygewicht" if nl else "controls keep their own survey weight")
+        elif sw == "inherit":
+            parts.append("controles nemen het surveygewicht van hun POP-partner over" if nl else "controls inherit their POP partner's survey weight")
+        return ", ".join(parts)
 
     def provenance(self) -> str:
         """Provenance: input SHA-256s, the run (time, commit, seed, versions) and the configuration."""
