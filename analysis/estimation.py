@@ -26,7 +26,7 @@ unweighted difference.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -286,7 +286,6 @@ def outcome_stage(
     spec: EstimatorSpec,
     *,
     methods: Sequence[str] | None = None,
-    model_se: bool = True,
 ) -> StudyEstimates:
     """Effects of POP on every outcome under every method."""
     methods = tuple(methods or spec.methods)
@@ -540,7 +539,6 @@ def end_to_end_variance(
     workers: int = 1,
     rng: np.random.Generator | None = None,
     progress: bool = False,
-    executor_factory: Callable[[int], Any] | None = None,
 ) -> pd.DataFrame:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
 
@@ -567,8 +565,7 @@ def end_to_end_variance(
     if workers > 1:
         from concurrent.futures import ProcessPoolExecutor
 
-        ex = executor_factory(workers) if executor_factory else ProcessPoolExecutor(max_workers=workers)
-        with ex:
+        with ProcessPoolExecutor(max_workers=workers) as ex:
             it = ex.map(_replicate_worker, jobs, chunksize=max(1, n_replicates // (4 * workers)))
             results = list(_progress(it, n_replicates, progress))
     else:

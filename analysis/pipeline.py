@@ -27,7 +27,6 @@ import logging
 import pickle
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import StudyConfig
-from survey.errors import ConfigError, DataValidationError, PopevalError
+from survey.errors import ConfigError, PopevalError
 from survey.hashing import sha256_file
 
 __all__ = ["DesignLockError", "RunResult", "code_version", "run"]
@@ -282,7 +281,7 @@ def _population_means(population: pd.DataFrame, covariates: tuple[str, ...]) -> 
     return out
 
 
-def _weighting_tables(frame: pd.DataFrame, design: Any, margins: Any, spec: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _weighting_tables(design: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Respondents vs population per margin cell (after any sparse-cell collapse), and weight statistics."""
     w = design.weights.to_numpy(dtype=float)
     diag = design.diagnostics
@@ -321,24 +320,9 @@ def _weighting_tables(frame: pd.DataFrame, design: Any, margins: Any, spec: Any)
 
 
 def _linkage_table(lr: Any) -> pd.DataFrame:
-    d = lr.to_frame() if hasattr(lr, "to_frame") else pd.DataFrame()
-    if {"source", "status", "n"} <= set(d.columns):
-        return d.loc[:, ["source", "status", "n"]]
-    rows = [
-        ("dwse", "applications", lr.dwse_applications),
-        ("dwse", "persons", lr.dwse_persons),
-        ("dwse", "population", lr.population),
-        ("dwse", "pop_users", lr.pop_users),
-        ("dwse", "excluded_no_oc", lr.excluded_no_oc),
-        ("vdab", "trajectories", lr.vdab_trajectories),
-        ("vdab", "linked", lr.vdab_linked),
-        ("vdab", "dwse_only", lr.vdab_dwse_only),
-        ("vdab", "unlinked", lr.vdab_unlinked),
-        ("survey", "participants", lr.participants),
-        ("survey", "linked", lr.participants_linked),
-        ("survey", "unlinked", lr.participants_unlinked),
-    ]
-    return pd.DataFrame(rows, columns=["source", "status", "n"])
+    """The linkage report's tidy counts as the bundle's ``linkage`` table."""
+    d = lr.to_frame()
+    return pd.DataFrame({"source": d["section"], "status": d["item"], "n": d["count"]})
 
 
 def _profile_tables(pr: Any) -> dict[str, pd.DataFrame]:
@@ -571,7 +555,7 @@ def run(
             lr = link(db, participants=snap if snap.is_dir() else None)
             population = load_population(db)
             mg = margins(db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
-            pr = profile(db, threshold=cfg.study.disclosure_threshold) if "threshold" in profile.__code__.co_varnames else profile(db)
+            pr = profile(db, threshold=cfg.study.disclosure_threshold)
             return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}
 
         pop_out = step("ingest+link", link_key, do_link)
@@ -599,7 +583,7 @@ def run(
 
             # the ATT's target population: the POP users of the admin population
             bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
-            wm, wdiag = _weighting_tables(frame, wdesign, mg, spec)
+            wm, wdiag = _weighting_tables(wdesign)
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
         des = step("design", design_key, do_design)
@@ -778,17 +762,3 @@ def _version() -> str:
         return version("popeval")
     except PackageNotFoundError:  # pragma: no cover
         return "0+unknown"
-
-
-def main_summary(result: RunResult) -> str:  # pragma: no cover - convenience for scripts
-    """Alias of :meth:`RunResult.summary`."""
-    return result.summary()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from analysis.config import load_config
-
-    print(run(load_config(sys.argv[1]), echo=print).summary())
-    raise SystemExit(0)
-
-_ = DataValidationError  # re-exported for callers catching pipeline errors

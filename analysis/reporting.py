@@ -38,7 +38,6 @@ from analysis.formatting import (
     fmt_p,
     fmt_pct,
     fmt_signed,
-    is_missing,
 )
 from analysis.report import category_label, method_label, outcome_label, t, variable_label
 from survey.errors import ConfigError
@@ -99,33 +98,12 @@ def threshold_from_manifest(manifest: Mapping[str, Any], override: int | None = 
 
 
 def _primary_and_secondary(df: pd.DataFrame, count_cols: Sequence[str], threshold: int, by: Sequence[str]) -> pd.DataFrame:
-    """Suppression mask for ``count_cols``: primary (0 < n < threshold) and secondary within groups.
+    """Suppression mask for ``count_cols``: primary (0 < n < threshold) and secondary within groups,
+    by :func:`analysis.disclosure.suppress` (the one disclosure rule of the project)."""
+    from analysis.disclosure import suppress
 
-    Uses :func:`analysis.disclosure.suppress` when that module is installed; otherwise the same rule
-    implemented here: within each group (rows whose counts add up to a published or derivable total),
-    a column with exactly one suppressed cell gets its smallest other cell suppressed too.
-    """
-    import pandas as pd
-
-    try:
-        from analysis.disclosure import suppress  # type: ignore[import-not-found]
-    except ImportError:
-        suppress = None
-    if suppress is not None:
-        result = suppress(df, list(count_cols), threshold=threshold, by=list(by) or None, row_totals=False)
-        return result.mask[list(count_cols)].reindex(df.index).fillna(False).astype(bool)
-    mask = pd.DataFrame({c: (df[c] > 0) & (df[c] < threshold) for c in count_cols}, index=df.index)
-    groups = [df.index] if not by else [idx for _, idx in df.groupby(list(by), sort=False).groups.items()]
-    for c in count_cols:
-        for idx in groups:
-            idx = list(idx)
-            while mask.loc[idx, c].sum() == 1 and len(idx) > 1:
-                others = df.loc[idx, c][~mask.loc[idx, c]]
-                others = others[others.notna()]
-                if others.empty:
-                    break
-                mask.loc[others.sort_values(kind="stable").index[0], c] = True
-    return mask
+    result = suppress(df, list(count_cols), threshold=threshold, by=list(by) or None, row_totals=False)
+    return result.mask[list(count_cols)].reindex(df.index).fillna(False).astype(bool)
 
 
 def protect(
@@ -880,6 +858,3 @@ def _method_order() -> dict[str, int]:
 
     return {m: i for i, m in enumerate(METHOD_LABELS)}
 
-
-def _unused(x: Any) -> bool:  # pragma: no cover - keeps is_missing imported for callers
-    return is_missing(x)

@@ -374,7 +374,6 @@ def generate(
     pop_app[is_vov] = rng.random(is_vov.sum()) < _expit(a_vov + eta[pid[is_vov]])
     pop_app[is_vapok] = rng.random(is_vapok.sum()) < _expit(a_vapok + eta[pid[is_vapok]])
     refused = rng.random(m) < np.where(pop_app, p.refused_p * 0.6, p.refused_p)
-    first_oc = is_oc & (apps["k"].to_numpy() == 0)
     first_oc = is_oc & ~pd.Series(pid).where(is_oc).duplicated().to_numpy()
     refused[first_oc] = False  # every OC person has an approved application (they are users)
 

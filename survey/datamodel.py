@@ -44,6 +44,7 @@ __all__ = [
     "Table",
     "age_band",
     "codes",
+    "is_pseudo_key",
     "label",
 ]
 
