@@ -159,7 +159,7 @@ class _Cache:
         try:
             with p.open("rb") as fh:
                 entry = pickle.load(fh)
-        except Exception as exc:  # noqa: BLE001 - any unreadable entry is discarded, whatever the reason
+        except Exception as exc:  # any unreadable entry is discarded, whatever the reason
             log.warning("cache entry %s is unreadable (%s: %s); discarded and recomputed", p.name, type(exc).__name__, exc)
             self._discard(p)
             return None
@@ -716,7 +716,7 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
             else:
                 try:
                     est = outcome_stage(frame, design, one, methods=(meth,))
-                except Exception as exc:  # noqa: BLE001 - a secondary method must not take the main results down
+                except Exception as exc:  # a secondary method must not take the main results down
                     if isinstance(exc, PopevalError):
                         reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
                     else:
