@@ -263,11 +263,13 @@ def _config_text(
     workers: int = 2,
     render: bool = False,
     methods: str = '["matching", "regression", "naive", "ologit"]',
+    language: str = "nl",
 ) -> str:
     return f"""
 [study]
 name = "robust"
 seed = 3
+language = "{language}"
 derived_dir = "{derived.as_posix()}"
 
 [survey]
@@ -440,13 +442,11 @@ def _wait_for_rendering(proc: subprocess.Popen[str]) -> list[str]:
     raise AssertionError("the run ended before rendering: " + "".join(lines)[-3000:])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(
-    study: Path, derived: Path, tmp_path: Path, sig: signal.Signals
-) -> None:
+@pytest.mark.parametrize(("sig", "lang"), [(signal.SIGINT, "nl"), (signal.SIGKILL, "en")])
+def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(study: Path, derived: Path, tmp_path: Path, sig: signal.Signals, lang: str) -> None:
     before = _run_dirs(derived)
     # the same estimation as the warm run (reused), so that the run gets to rendering quickly
-    proc = _start(_fresh_config(tmp_path, study, derived, replicates=4, workers=1, render=True))
+    proc = _start(_fresh_config(tmp_path, study, derived, replicates=4, workers=1, render=True, language=lang))
     _wait_for_rendering(proc)
     time.sleep(2.0)
     if sig == signal.SIGINT:
@@ -476,7 +476,7 @@ def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert (run_dir / COMPLETE_MARKER).exists()
-    html = (run_dir / "report" / "evaluation-nl.html").read_text(encoding="utf-8")
+    html = (run_dir / "report" / f"evaluation-{lang}.html").read_text(encoding="utf-8")
     assert html.rstrip().endswith("</html>")
 
 
