@@ -607,16 +607,17 @@ def _wave_with_two_answer_categories(study: Path, out: Path) -> Path:
     """A copy of the study's snapshot in which every promotion answer is 4 or 5 (a later snapshot)."""
     import csv
     import hashlib
+    import io
     import shutil
 
     src = next((study / "survey" / str(DEMO_SURVEY_ID)).glob("*/manifest.json")).parent
     dst = out / "survey" / str(DEMO_SURVEY_ID) / "20991231T000000Z"
     shutil.copytree(src, dst)
     text = (dst / "responses.csv").read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(text.splitlines(), delimiter=";"))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
     col = rows[0].index("EFFECT[SQ003]")
     for r in rows[1:]:
-        if r[col] in ("1", "2", "3"):
+        if len(r) > col and r[col] in ("1", "2", "3"):
             r[col] = "4" if r[col] == "3" else "5"
     with (dst / "responses.csv").open("w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
