@@ -720,3 +720,34 @@ def test_exports_keep_labels_missing_codes_measure_levels_and_match_sets(derived
     assert (
         controls > 0
     ).all() and controls.max() > 1  # with replacement, some controls serve several POP users
+
+
+def test_too_few_replicates_are_flagged_in_the_log_and_the_bundle(derived: Path) -> None:
+    run_dir = next(p for p in _run_dirs(derived) if (p / COMPLETE_MARKER).exists() and read_bundle(p / "bundle").manifest["config"]["effects"]["replicates"] == 4)
+    assert "only 4 end-to-end replicates" in (run_dir / "run.log").read_text(encoding="utf-8")
+    rep = read_bundle(run_dir / "bundle").estimates["replicates"]
+    assert rep["below_advised_minimum"] is True
+    assert rep["advised_minimum"] == 30
+
+
+def test_run_and_ingest_say_that_they_are_separate() -> None:
+    for cmd in ("run", "ingest"):
+        r = subprocess.run([POPEVAL, cmd, "--help"], capture_output=True, text=True, timeout=60)
+        assert "does not read" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_a_failed_run_is_recorded_and_its_folder_not_marked_complete(study: Path, derived: Path, tmp_path: Path) -> None:
+    """Last in this file: it damages the design lock of the shared derived folder (and restores it)."""
+    cfg = _fresh_config(tmp_path, study, derived, replicates=4, workers=1)
+    lock = next((derived / "locks").glob("robust-*.design.lock.json"))
+    saved = lock.read_bytes()
+    try:
+        lock.write_text('{"design_hash": ', encoding="utf-8")
+        r = subprocess.run([POPEVAL, "run", "--config", str(cfg), "--no-progress"], capture_output=True, text=True, timeout=600)
+    finally:
+        lock.write_bytes(saved)
+    assert r.returncode == 2
+    assert "The design lock cannot be read" in r.stderr and "Traceback" not in r.stderr
+    run_dir = next(p for p in _run_dirs(derived) if "design lock cannot be read" in (p / "run.log").read_text(encoding="utf-8"))
+    assert "run failed" in (run_dir / "run.log").read_text(encoding="utf-8")
+    assert not (run_dir / COMPLETE_MARKER).exists()
