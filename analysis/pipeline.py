@@ -583,13 +583,13 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
     value_labels["guidance"] = {0: "Nee", 1: "Ja"}
     measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
     measure["response_id"] = "nominal"
-    col_labels = {c: labels.get(c, c) for c in sav.columns}
+    col_labels: dict[str, str | None] = {c: labels.get(c, c) for c in sav.columns}
     dta_labels = {o: {**{k: v for k, v in value_labels[o].items() if k != dk_code}, "a": "Weet niet"} for o in missing_ranges}
     dta_value_labels = {**value_labels, **dta_labels}
 
     set_sav = sets.assign(role=sets["role"].map({"treated": 1, "control": 2}).astype(float))
-    set_labels = {c: labels[c] for c in set_sav.columns}
-    set_values = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
+    set_labels: dict[str, str | None] = {c: labels[c] for c in set_sav.columns}
+    set_values: dict[str, dict[Any, str]] = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
     set_measure = {"match_set": "nominal", "role": "nominal", "slot": "ordinal", "response_id": "nominal"}
     with atomic_dir(out) as tmp:
         df.drop(columns=["role"], errors="ignore").to_parquet(tmp / "analysis_file.parquet", index=False)
@@ -723,7 +723,7 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                         reason = f"{type(exc).__name__}: {exc}"
                     reason = " ".join(reason.split())[:300]
                     log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
-                    failed.append({"outcome": o, "method": _METHOD_NAMES.get(meth, meth), "reason": reason})
+                    failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
                     continue
             tables.append(est.table)
             if len(est.category_shifts):
