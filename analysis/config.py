@@ -106,6 +106,12 @@ class MatchingConfig:
     distance: str = "glm"
     survey_weights: str = "keep"
     weighted_propensity: bool = True
+    #: Controls equally near a treated unit (within ``tie_tolerance``): ``"all"`` uses every tied
+    #: control with a shared weight (Abadie-Imbens; needs ``replace = true``), ``"label"`` takes
+    #: one, chosen by respondent id, ``"matchit"`` reproduces MatchIt's rule (depends on row order).
+    ties: str = "all"
+    #: Propensity scores (probability scale) differing by at most this much are ties.
+    tie_tolerance: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "m_order"): ("largest", "smallest", "random", "data"),
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
+    ("matching", "ties"): ("all", "label", "matchit"),
     ("effects", "estimand"): ("ATT", "ATE"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -256,6 +263,8 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
+        ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
+        ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
         ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
