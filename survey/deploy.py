@@ -44,8 +44,8 @@ class DeployResult:
     survey_id
         The survey on the server (the one to put in the study file).
     requested_id
-        The id asked for (``--survey-id``), if any; differs from ``survey_id`` when LimeSurvey gave the
-        import another id because the requested one was taken.
+        The id asked for (``--survey-id``, or for an import the ``.lss``'s own id); differs from
+        ``survey_id`` when LimeSurvey gave the import another id because the requested one was taken.
     imported, tokens_activated, activated
         Whether this run imported the survey, created its participants table, activated it.
     participants_before, participants_added, rejected
@@ -218,13 +218,19 @@ def deploy(
     try:
         root = ET.fromstring(lss)
         doc_title = root.findtext("surveys_languagesettings/rows/row/surveyls_title") or ""
+        doc_sid = int(root.findtext("surveys/rows/row/sid") or 0) or None
     except ET.ParseError as exc:
         raise DataValidationError("The .lss is not valid XML", found=str(exc)) from exc
     title = title or doc_title
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
 
+    requested = survey_id
+
     def import_survey(desired: int | None) -> int:
+        # LimeSurvey keeps the desired id (else the .lss's) only when it is free, and says nothing otherwise
+        nonlocal requested
+        requested = desired or doc_sid
         return int(_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
 
     try:
@@ -287,7 +293,7 @@ def deploy(
                 else:
                     added += 1
         return DeployResult(sid, imported, activated, len(existing_rows), added, tuple(rejected),
-                            tokens_activated=tokens_activated, requested_id=survey_id)
+                            tokens_activated=tokens_activated, requested_id=requested)
     finally:
         # releasing the key must not hide the real error
         with contextlib.suppress(Exception):

@@ -801,6 +801,20 @@ class LimeSurveyModel:
         hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v) for k, v in data.items() if k != "id"})
         return True
 
+    def resume_response(self, sid: int, rid: int, answers: dict[str, Any], *, submit: bool = True) -> None:
+        """What the web survey does when a participant comes back (``tokenanswerspersistence=Y``).
+
+        Not an RC2 method: the participant's row keeps its id, token and ``startdate``; the answers,
+        ``lastpage`` and ``datestamp`` change, and finishing sets ``submitdate``.  This works whatever
+        ``alloweditaftercompletion`` says (that setting governs edits after completion only).
+        """
+        with self.lock:
+            row = next(r for r in self.surveys[int(sid)].responses if r["id"] == int(rid))
+            row.update(answers)
+            row["datestamp"] = self._now()
+            if submit:
+                row["submitdate"] = self._now()
+
     def set_survey_properties(self, key: str, sid: int, data: dict[str, Any]) -> Any:
         if err := self._check_key(key):
             return err
@@ -981,8 +995,8 @@ class Fault:
     """A fault injected into the next ``times`` calls of ``method``.
 
     ``kind`` is ``drop`` (close the connection after part of the reply), ``stall`` (sleep ``seconds``
-    before replying), ``bad_base64`` (corrupt an export's base64), ``truncated`` (cut the JSON reply in
-    half) or ``http500`` (the LimeSurvey error page).
+    before replying), ``bad_base64`` (corrupt an export's base64), ``empty`` (an export of 0 bytes),
+    ``truncated`` (cut the JSON reply in half) or ``http500`` (the LimeSurvey error page).
     """
 
     method: str
@@ -1084,6 +1098,8 @@ class StandInServer:
             b64 = base64.b64encode(result.payload).decode("ascii")
             if fault is not None and fault.kind == "bad_base64":
                 b64 = b64[: len(b64) // 2] + "!*" + b64[len(b64) // 2 + 3:]
+            if fault is not None and fault.kind == "empty":
+                b64 = ""
             out = "{" + f'"id":{php_json_dumps(rid)}, "result":"{b64}", "error":null' + "}"
             return 200, "application/json", out.encode("ascii"), fault
         out = "{" + f'"id":{php_json_dumps(rid)},"result":{php_json_dumps(result)},"error":{php_json_dumps(error)}' + "}"
