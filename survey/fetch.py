@@ -287,9 +287,12 @@ def open_client(url: str, user: str, password: str, *, timeout: float = 60.0, re
     except requests.HTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
         tried = _safe_url(exc.response.url if exc.response is not None and exc.response.url else url)
-        hint = "check the URL: it ends in /index.php/admin/remotecontrol"
-        if status == 400:
-            hint += " (LimeSurvey answers HTTP 400 'The CSRF token could not be verified' to a POST to any other path)"
+        if status in (400, 404, 405):
+            hint = "check the URL: it ends in /index.php/admin/remotecontrol"
+            if status == 400:
+                hint += " (LimeSurvey answers HTTP 400 'The CSRF token could not be verified' to a POST to any other path)"
+        else:
+            hint = "the server failed to answer; see its error log, or try again later"
         raise LimeSurveyFetchError(
             f"LimeSurvey answered HTTP {status} instead of the RemoteControl interface",
             param=ENV_URL,

@@ -37,6 +37,7 @@ __all__ = [
     "SnapshotWarning",
     "latest_snapshot",
     "merge_responses",
+    "publish_snapshot",
     "read_snapshot_rows",
     "verify_chain",
     "verify_snapshot",
@@ -261,24 +262,21 @@ def _write_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_snapshot(root: str | Path, survey_id: int, files: Mapping[str, bytes], manifest: Mapping[str, Any],
-                   *, now: datetime | None = None, check: Any = None) -> Path:
-    """Write a new snapshot ``<root>/<survey id>/<UTC time>/`` with ``files`` and a manifest.
+def publish_snapshot(final: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any], *, check: Any = None,
+                     read_only: bool = True, replace: bool = False) -> Path:
+    """Write the snapshot folder ``final`` with ``files`` and a manifest, atomically.
 
-    Each file is written to a temporary name and renamed, inside a hidden temporary folder; the
-    manifest (``manifest`` plus the SHA-256 of every file) is written last, ``check(folder)`` (if
-    given) validates the finished folder, and only then is the folder renamed to its final name.
-    Nothing is left behind when anything fails.
+    Each file is written to a temporary name and renamed, inside a hidden temporary folder beside
+    ``final``; the manifest (``manifest`` plus the SHA-256 of every file) is written last,
+    ``check(folder)`` (if given) validates the finished folder, and only then is the folder renamed to
+    ``final`` (with ``replace``, an existing ``final`` is swapped out and removed).  Nothing is left
+    behind when anything fails.
     """
-    base = Path(root) / str(int(survey_id))
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    final = base / stamp
-    k = 1
-    while final.exists():
-        k += 1
-        final = base / f"{stamp}-{k}"
-    tmp = base / f".{final.name}.partial-{os.getpid()}"
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
         for name, data in files.items():
@@ -287,13 +285,32 @@ def write_snapshot(root: str | Path, survey_id: int, files: Mapping[str, bytes],
         _write_file(tmp / MANIFEST, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode("utf-8"))
         if check is not None:
             check(tmp)
-        for p in tmp.iterdir():
-            p.chmod(0o444)
+        if read_only:
+            for p in tmp.iterdir():
+                p.chmod(0o444)
+        if replace and final.exists():
+            os.rename(final, old)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not final.exists():
+            os.rename(old, final)
         raise
+    shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def write_snapshot(root: str | Path, survey_id: int, files: Mapping[str, bytes], manifest: Mapping[str, Any],
+                   *, now: datetime | None = None, check: Any = None) -> Path:
+    """Write a new read-only snapshot ``<root>/<survey id>/<UTC time>/`` (see :func:`publish_snapshot`)."""
+    base = Path(root) / str(int(survey_id))
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    final = base / stamp
+    k = 1
+    while final.exists():
+        k += 1
+        final = base / f"{stamp}-{k}"
+    return publish_snapshot(final, files, manifest, check=check)
 
 
 # ----------------------------------------------------------------------------- the chain

@@ -277,6 +277,28 @@ def test_with_edits_after_completion_allowed_every_response_is_exported_again(se
     assert man["changes"]["changed"] == [r1] and man["changes"]["completed"] == [] and second.previous == first.snapshot
 
 
+def test_a_response_deleted_on_the_server_is_kept_and_reported(server: StandInServer, tmp_path: Path) -> None:
+    sid = _deploy(server, tmp_path, _keys(3)).survey_id
+    col = _columns(server, sid)
+    toks = _tokens(server, sid)
+    rids = [_respond(server, sid, t, col, complete=False) for t in toks]
+    _fetch(server, tmp_path / "o", sid, T0)
+    survey = server.model.surveys[sid]
+    survey.responses = [r for r in survey.responses if r["id"] != rids[1]]
+    second = _fetch(server, tmp_path / "o", sid, T0 + timedelta(hours=1))
+    man = json.loads((second.snapshot / "manifest.json").read_text())
+    assert man["changes"]["not_returned"] == [rids[1]] and man["changes"]["unchanged"] == 2 and second.responses == 3
+
+
+def test_participant_pages_that_repeat_a_tid_are_refused_before_anything_is_written(server: StandInServer, tmp_path: Path) -> None:
+    sid = _deploy(server, tmp_path, _keys(5)).survey_id
+    tokens = server.model.surveys[sid].tokens or []
+    tokens.append(dict(tokens[2]))  # a server listing tid 3 twice
+    with pytest.raises(LimeSurveyFetchError, match="overlap or are out of order"):
+        _fetch(server, tmp_path / "o", sid, T0)
+    assert not (tmp_path / "o" / str(sid)).exists() or not any((tmp_path / "o" / str(sid)).iterdir())
+
+
 def test_no_progress_bar_when_progress_is_off(server: StandInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from analysis.config import config_from_dict
