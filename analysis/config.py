@@ -49,6 +49,9 @@ __all__ = [
 #: Person characteristics available for margins, propensity scores and matching.
 COVARIATES = ("pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "guidance")
 _OUTCOMES = ("stronger", "job_better", "promotion", "satisfaction")
+#: Fewer end-to-end replicates (other than 0) cannot estimate a standard error and are refused;
+#: ``popeval run`` warns below 30 (analysis.pipeline.ADVISED_REPLICATES).
+MIN_REPLICATES = 4
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,11 @@ class EffectsConfig:
 
     outcomes: tuple[str, ...] = _OUTCOMES
     estimand: str = "ATT"
+    #: Must include "matching", the main estimator; a secondary method that cannot be estimated on
+    #: an outcome is reported as not estimable (with the reason) instead of stopping the run.
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
+    #: End-to-end replicates for the standard errors: 0 (model-based only) or at least
+    #: ``MIN_REPLICATES`` (4); fewer than 30 gives a warning, 100 or more for publication.
     replicates: int = 100
     #: Finite-population correction in the replicates. Off by default: the estimand (the ATT among all
     #: POP users in the population) includes the unobserved Y(0) of non-responding POP users, which no
@@ -265,7 +272,19 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
         ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
-        ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
+        (
+            "effects",
+            "replicates",
+            cfg.effects.replicates == 0 or cfg.effects.replicates >= MIN_REPLICATES,
+            f"0 (model-based standard errors only) or at least {MIN_REPLICATES}; 100 or more for publication",
+        ),
+        ("weighting", "trim_upper", cfg.weighting.trim_upper is None or cfg.weighting.trim_upper > 0, "a positive upper bound on the weights, or leave it out (no trimming)"),
+        (
+            "survey",
+            "survey_id",
+            cfg.survey.survey_id > 0 or cfg.survey.snapshot not in ("latest", "fetch"),
+            f"the LimeSurvey survey id, a positive whole number (e.g. survey_id = 461283), for snapshot = {cfg.survey.snapshot!r}",
+        ),
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
         ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
@@ -275,6 +294,17 @@ def _range_checks(cfg: StudyConfig) -> None:
             raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
     if not cfg.matching.covariates:
         raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
+    if not cfg.effects.outcomes:
+        raise _fail("effects", "outcomes", "at least one outcome among " + ", ".join(_OUTCOMES), [], f"e.g. outcomes = {list(_OUTCOMES)!r}", src)
+    if "matching" not in cfg.effects.methods:
+        raise _fail(
+            "effects",
+            "methods",
+            "a list that includes 'matching' (the main estimator; the others are reported beside it)",
+            list(cfg.effects.methods),
+            'e.g. methods = ["matching", "regression", "ipw", "aipw", "ologit"]',
+            src,
+        )
 
 
 def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source: Path | None = None) -> StudyConfig:
