@@ -47,7 +47,7 @@ def _stats(ratings: np.ndarray, W: np.ndarray) -> dict[str, np.ndarray]:
     """Percent agreement, (mean pairwise) Cohen's kappa and Krippendorff's alpha for unit weights ``W``
     (``(B, units)``: one row per bootstrap resample; a row of ones is the sample itself)."""
     counts, codes = _counts(ratings)
-    U, m = ratings.shape
+    m = ratings.shape[1]
     K = counts.shape[1]
     tot = W.sum(axis=1)
     # percent agreement: agreeing ordered pairs / all ordered pairs, per unit

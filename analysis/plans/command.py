@@ -155,7 +155,12 @@ def _ingest(cfg: StudyConfig) -> int:
     import pandas as pd
 
     from analysis.plans.agreement import agreement, disagreements, reconcile
-    from analysis.plans.sheets import coder_sheets, read_reconciliation, read_sheets, write_reconciliation
+    from analysis.plans.sheets import (
+        coder_sheets,
+        read_reconciliation,
+        read_sheets,
+        write_reconciliation,
+    )
 
     wd = _workdir(cfg)
     units = pd.read_csv(_need(cfg, wd / "sample.csv", "the POP sample", "run `popeval plans sample` first"), dtype={"pop_id": str})

@@ -34,7 +34,7 @@ _KEYWORDS = re.compile(
     r"\b(opleiding\w*|cursus\w*|bachelor\w*|ba|graduaat\w*|master\w*|postgraduaat|bijscholing|lerarenopleiding|richtgraad|rijbewijs|inschrijven|vorming)\b"
 )
 _NEGATION = re.compile(r"\b(geen opleiding|niet nodig|niet aan de orde|geen cursus|geen vorming)\b")
-_STOP = {"in", "de", "het", "van", "voor", "een", "en", "bij", "met", "aan", "op", "te", "of", "opleiding", "de", "la"}
+_STOP = {"in", "de", "het", "van", "voor", "een", "en", "bij", "met", "aan", "op", "te", "of", "opleiding", "la"}
 _EXPAND = (
     (re.compile(r"\bba\b\.?"), "bachelor"),
     (re.compile(r"\beducatieve bachelor\b"), "lerarenopleiding"),
@@ -52,7 +52,8 @@ def normalise_name(s: str) -> str:
 
 
 def _sentences(text: str) -> list[str]:
-    parts = re.split(r"[\n\r]+|(?<=[.!?;])\s+", text)
+    # lines, then sentences; a full stop followed by a lower-case word is an abbreviation ("Ba. verpleegkunde")
+    parts = re.split(r"[\n\r]+|(?<=[.!?;])\s+(?=[A-ZÀ-Ý0-9])", text)
     return [p.strip() for p in parts if p.strip()]
 
 
@@ -105,10 +106,7 @@ def concordance(frame: pd.DataFrame, texts: pd.DataFrame, trainings: pd.DataFram
 
         sa, sf = score(att), score(fol)
         has = bool(sents)
-        if not has or att is None:
-            am = "onbepaald"
-        else:
-            am = "match" if sa >= threshold else "mismatch"
+        am = "onbepaald" if not has or att is None else ("match" if sa >= threshold else "mismatch")
         if fol is None:
             fm = "geen_aanvraag"
         elif not has:

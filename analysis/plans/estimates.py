@@ -50,7 +50,7 @@ def _indicators(codes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):  # noqa: ANN201 - SurveyDesign
+def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):
     """The sample as a :class:`~analysis.weighting.SurveyDesign` (strata, weights, fpc), with a 0/1 (or
     missing outside the domain) column per measure.  ``codes`` holds ``stratum``, ``N_h``, ``weight``."""
     from analysis.weighting import SurveyDesign
@@ -61,7 +61,7 @@ def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):  # no
     return SurveyDesign(df, weights="weight", strata="stratum", fpc="N_h")
 
 
-def _rows(est, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:  # noqa: ANN001
+def _rows(est, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:
     f = est.to_frame(alpha)
     out = []
     for idx, r in f.iterrows():
