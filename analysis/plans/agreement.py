@@ -162,7 +162,7 @@ def reconcile(coded: pd.DataFrame, reconciled: pd.DataFrame | None = None, *, co
         When a disagreement is left without a reconciled value (and no strict majority with three or
         more coders), or the reconciled codes of a POP contradict the codebook's rules.
     """
-    fixes = {} if reconciled is None else {(r.pop_id, r.code): r.value for r in reconciled.itertuples(index=False)}
+    fixes: dict[tuple[str, str], str] = {} if reconciled is None else {(str(r.pop_id), str(r.code)): str(r.value) for r in reconciled.itertuples(index=False)}
     m = coded["coder"].nunique()
     final: dict[str, pd.Series] = {}
     open_: list[tuple[str, str]] = []
@@ -173,8 +173,8 @@ def reconcile(coded: pd.DataFrame, reconciled: pd.DataFrame | None = None, *, co
             vc = row.value_counts()
             if len(vc) == 1:
                 vals.append(vc.index[0])
-            elif (pid, c.name) in fixes:
-                vals.append(fixes[(pid, c.name)])
+            elif (str(pid), c.name) in fixes:
+                vals.append(fixes[(str(pid), c.name)])
             elif m >= 3 and vc.iloc[0] * 2 > m:
                 vals.append(vc.index[0])
             else:
@@ -190,7 +190,7 @@ def reconcile(coded: pd.DataFrame, reconciled: pd.DataFrame | None = None, *, co
         )
     out = pd.DataFrame(final).reset_index().rename(columns={"index": "pop_id"})
     for rec in out.to_dict("records"):
-        bad = codebook.check_consistency({k: str(v) for k, v in rec.items()})
+        bad = codebook.check_consistency({str(k): str(v) for k, v in rec.items()})
         if bad:
             raise DataValidationError(
                 "The reconciled codes of a POP contradict the codebook", column="definitief", found=f"{rec['pop_id']}: {bad}", hint="correct the reconciliation sheet"

@@ -80,7 +80,9 @@ def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".docx", ".pdf"))
         if not files:
             raise DataValidationError("The POP folder holds no documents", file=source, expected=".txt, .docx or .pdf files", found="none")
-        ids, texts, seen = [], [], {}
+        ids: list[str] = []
+        texts: list[str] = []
+        seen: dict[str, str] = {}
         for f in files:
             if not _ID_RE.fullmatch(f.stem):
                 raise DataValidationError(
@@ -92,7 +94,7 @@ def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column
             ids.append(f.stem)
             texts.append(_read_document(f))
         out = pd.DataFrame({"pop_id": ids, "text": texts})
-        where = {i: (files[k], None) for k, i in enumerate(ids)}
+        where: dict[str, tuple[Path, int | None]] = {i: (files[k], None) for k, i in enumerate(ids)}
     else:
         suffix = source.suffix.lower()
         if suffix == ".parquet":
@@ -107,7 +109,7 @@ def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column
                     "The POP table lacks a column", file=source, column=col, expected=f"columns {id_column!r} and {text_column!r}", found=", ".join(map(str, raw.columns)), hint="set [plans] id_column / text_column"
                 )
         out = pd.DataFrame({"pop_id": raw[id_column].astype(str).str.strip(), "text": raw[text_column].fillna("").astype(str)})
-        where = {}
+        where = {}  # id -> (file, row)
         for k, i in enumerate(out["pop_id"]):
             if not _ID_RE.fullmatch(i):
                 raise DataValidationError("A POP id is not a trajectory id", file=source, row=k + 1, column=id_column, expected="LBT followed by 8 digits", found=repr(i[:20]))

@@ -200,6 +200,7 @@ class PlansSection:
         """Automated and admin-level concordance counts (suppressed cells shown as missing)."""
         c = self.tables["plans_concordance"]
         rows = []
+        r: Any
         for r in c.itertuples(index=False):
             rows.append(
                 [
@@ -216,6 +217,7 @@ class PlansSection:
         """Change since the previous wave (percentage points)."""
         L = self._labels()
         rows = []
+        r: Any
         for r in self.tables["plans_changes"].itertuples(index=False):
             label = L.get(str(r.measure), str(r.measure)) + (" (gecombineerd)" if r.estimator == "combined" and self.lang == "nl" else " (combined)" if r.estimator == "combined" else "")
             word = "tot" if self.lang == "nl" else "to"

@@ -197,8 +197,8 @@ def read_sheets(paths: Sequence[str | Path], sample_ids: Sequence[str], *, codeb
         header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
         col_of = {h: i for i, h in enumerate(header)}
         missing = [c for c in ("pop_id", *codebook.names) if c not in col_of]
-        for c in missing:
-            problems.append(_problem(p, SHEET, 1, c, "column missing from the header"))
+        for name in missing:
+            problems.append(_problem(p, SHEET, 1, name, "column missing from the header"))
         if missing:
             continue
         seen: dict[str, int] = {}
@@ -315,7 +315,7 @@ def read_reconciliation(path: str | Path, disagreements: pd.DataFrame, *, codebo
         if need not in header:
             raise DataValidationError("The reconciliation sheet lacks a column", file=path, column=need, expected=", ".join(header))
     ip, ic, iv = header.index("pop_id"), header.index("code"), header.index("definitief")
-    wanted = {(r.pop_id, r.code) for r in disagreements.itertuples(index=False)}
+    wanted = {(str(r.pop_id), str(r.code)) for r in disagreements.itertuples(index=False)}
     problems: list[str] = []
     out, seen = [], set()
     for r, values in enumerate(rows[1:], start=2):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -279,6 +280,7 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     texts: list[str] = []
     truth_rows: list[dict[str, object]] = []
     logit = np.log(p.p_mismatch / (1 - p.p_mismatch))
+    row: Any
     for row in pops.itertuples(index=False):
         ce = c_eff[row.loopbaancentrum]
         inc = str(row.incentive)
