@@ -38,6 +38,7 @@ __all__ = [
     "AdminConfig",
     "EffectsConfig",
     "MatchingConfig",
+    "PlansConfig",
     "ReportConfig",
     "StudyConfig",
     "StudySection",
@@ -146,6 +147,31 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PlansConfig:
+    """``[plans]``: reading the POPs (texts, sample, coders; see :mod:`analysis.plans`).
+
+    ``texts`` is a folder of .txt/.docx/.pdf files named after the trajectory, or a .csv/.parquet
+    table with ``id_column`` and ``text_column``; empty means the study has no POP part.
+    ``trainings`` is the training catalogue (``training_id``, ``training_name``).  ``previous`` is the
+    previous wave's bundle (optional).
+    """
+
+    texts: str = ""
+    id_column: str = "trajectory_id"
+    text_column: str = "text"
+    trainings: str = ""
+    population: str = "attest"
+    strata: tuple[str, ...] = ("incentive",)
+    sample_size: int = 300
+    allocation: str = "equal"
+    min_per_stratum: int = 2
+    coders: tuple[str, ...] = ("A", "B")
+    match_threshold: float = 85.0
+    bootstrap: int = 1000
+    previous: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The whole specification of a run."""
 
@@ -156,6 +182,7 @@ class StudyConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    plans: PlansConfig = field(default_factory=PlansConfig)
     base_dir: Path = field(default=Path("."), compare=False)
     source: Path | None = field(default=None, compare=False)
 
@@ -186,6 +213,7 @@ _SECTIONS = {
     "matching": MatchingConfig,
     "effects": EffectsConfig,
     "report": ReportConfig,
+    "plans": PlansConfig,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
@@ -196,6 +224,8 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "survey_weights"): ("keep", "inherit"),
     ("matching", "ties"): ("all", "label", "matchit"),
     ("effects", "estimand"): ("ATT", "ATE"),
+    ("plans", "population"): ("attest", "all"),
+    ("plans", "allocation"): ("equal", "proportional"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
@@ -203,6 +233,7 @@ _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("effects", "outcomes"): _OUTCOMES,
     ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
     ("report", "formats"): ("html", "pdf", "docx"),
+    ("plans", "strata"): ("incentive", "centre_size", "loopbaancentrum", "school_year"),
 }
 
 
@@ -288,6 +319,10 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
         ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
+        ("plans", "sample_size", cfg.plans.sample_size >= 2, "a whole number >= 2"),
+        ("plans", "min_per_stratum", cfg.plans.min_per_stratum >= 2, "a whole number >= 2"),
+        ("plans", "match_threshold", 0 < cfg.plans.match_threshold <= 100, "a similarity between 0 and 100, e.g. 85"),
+        ("plans", "bootstrap", cfg.plans.bootstrap >= 0, "0 (no intervals) or more, e.g. 1000"),
     ]
     for section, key, ok, expected in checks:
         if not ok:
