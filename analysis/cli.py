@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("survey.commands.fetch", "snapshot the LimeSurvey responses and participants (or ingest an export)"),
     "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population (separate from `run`, which does this itself)"),
     "report": ("analysis.commands.report", "render the evaluation report of a results bundle to HTML, PDF and DOCX"),
+    # the POP part: sample, coding sheets, agreement, estimates (analysis/plans)
+    "plans": ("analysis.plans.command", "read the POPs: sample, coding sheets, agreement, concordance and estimates"),
 }
 
 

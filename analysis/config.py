@@ -38,6 +38,7 @@ __all__ = [
     "AdminConfig",
     "EffectsConfig",
     "MatchingConfig",
+    "PlansConfig",
     "ReportConfig",
     "StudyConfig",
     "StudySection",
@@ -109,6 +110,12 @@ class MatchingConfig:
     distance: str = "glm"
     survey_weights: str = "keep"
     weighted_propensity: bool = True
+    #: Controls equally near a treated unit (within ``tie_tolerance``): ``"all"`` uses every tied
+    #: control with a shared weight (Abadie-Imbens; needs ``replace = true``), ``"label"`` takes
+    #: one, chosen by respondent id, ``"matchit"`` reproduces MatchIt's rule (depends on row order).
+    ties: str = "all"
+    #: Propensity scores (probability scale) differing by at most this much are ties.
+    tie_tolerance: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,31 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PlansConfig:
+    """``[plans]``: reading the POPs (texts, sample, coders; see :mod:`analysis.plans`).
+
+    ``texts`` is a folder of .txt/.docx/.pdf files named after the trajectory, or a .csv/.parquet
+    table with ``id_column`` and ``text_column``; empty means the study has no POP part.
+    ``trainings`` is the training catalogue (``training_id``, ``training_name``).  ``previous`` is the
+    previous wave's bundle (optional).
+    """
+
+    texts: str = ""
+    id_column: str = "trajectory_id"
+    text_column: str = "text"
+    trainings: str = ""
+    population: str = "attest"
+    strata: tuple[str, ...] = ("incentive",)
+    sample_size: int = 300
+    allocation: str = "equal"
+    min_per_stratum: int = 2
+    coders: tuple[str, ...] = ("A", "B")
+    match_threshold: float = 85.0
+    bootstrap: int = 1000
+    previous: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The whole specification of a run."""
 
@@ -150,6 +182,7 @@ class StudyConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    plans: PlansConfig = field(default_factory=PlansConfig)
     base_dir: Path = field(default=Path("."), compare=False)
     source: Path | None = field(default=None, compare=False)
 
@@ -180,6 +213,7 @@ _SECTIONS = {
     "matching": MatchingConfig,
     "effects": EffectsConfig,
     "report": ReportConfig,
+    "plans": PlansConfig,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
@@ -188,7 +222,10 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "m_order"): ("largest", "smallest", "random", "data"),
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
+    ("matching", "ties"): ("all", "label", "matchit"),
     ("effects", "estimand"): ("ATT", "ATE"),
+    ("plans", "population"): ("attest", "all"),
+    ("plans", "allocation"): ("equal", "proportional"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
@@ -196,6 +233,7 @@ _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("effects", "outcomes"): _OUTCOMES,
     ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
     ("report", "formats"): ("html", "pdf", "docx"),
+    ("plans", "strata"): ("incentive", "centre_size", "loopbaancentrum", "school_year"),
 }
 
 
@@ -263,6 +301,8 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
+        ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
+        ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
         (
             "effects",
             "replicates",
@@ -279,6 +319,10 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
         ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
+        ("plans", "sample_size", cfg.plans.sample_size >= 2, "a whole number >= 2"),
+        ("plans", "min_per_stratum", cfg.plans.min_per_stratum >= 2, "a whole number >= 2"),
+        ("plans", "match_threshold", 0 < cfg.plans.match_threshold <= 100, "a similarity between 0 and 100, e.g. 85"),
+        ("plans", "bootstrap", cfg.plans.bootstrap >= 0, "0 (no intervals) or more, e.g. 1000"),
     ]
     for section, key, ok, expected in checks:
         if not ok:

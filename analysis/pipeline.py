@@ -187,27 +187,32 @@ class _Cache:
 # --------------------------------------------------------------------------- steps
 
 
-def _resolve_snapshot(cfg: StudyConfig) -> Path:
+def _resolve_snapshot(cfg: StudyConfig, progress: bool = True) -> Path:
+    from survey.snapshot import latest_snapshot, verify_snapshot
+
     snap = cfg.survey.snapshot
     if snap == "fetch":
         from survey.fetch import fetch
 
-        res = fetch(survey_id=cfg.survey.survey_id, out=cfg.path(cfg.survey.snapshots_dir))
+        res = fetch(survey_id=cfg.survey.survey_id, out=cfg.path(cfg.survey.snapshots_dir), progress=progress)
         return Path(res.snapshot)
     if snap == "latest":
-        base = cfg.path(cfg.survey.snapshots_dir) / str(cfg.survey.survey_id)
-        cands = sorted(p for p in base.glob("*") if (p / "manifest.json").exists()) if base.exists() else []
-        if not cands:
+        base = cfg.path(cfg.survey.snapshots_dir)
+        found = latest_snapshot(base, cfg.survey.survey_id)
+        if found is None:
             raise ConfigError(
                 "No survey snapshot found",
-                file=base,
+                file=base / str(cfg.survey.survey_id),
                 param="survey.snapshot",
                 expected="a snapshot folder with manifest.json",
                 found="none",
                 hint="run `popeval fetch` first, or set survey.snapshot to a snapshot folder",
             )
-        return cands[-1]
+        verify_snapshot(found)
+        return found
     p = cfg.path(snap)
+    if p.is_dir() and (p / "manifest.json").exists():
+        verify_snapshot(p)
     if not (p / "manifest.json").exists() and not p.is_file():
         raise ConfigError(
             "The survey snapshot does not exist",
@@ -779,7 +784,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     cfg_dict = cfg.to_dict()
 
     # ---- inputs and their hashes
-    snap = _resolve_snapshot(cfg)
+    snap = _resolve_snapshot(cfg, progress)
     snap_hash = _snapshot_hash(snap)
     dwse, vdab = cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab)
     for p, what in ((dwse, "admin.dwse"), (vdab, "admin.vdab")):
