@@ -276,6 +276,10 @@ derived_dir = "{derived.as_posix()}"
 survey_id = {DEMO_SURVEY_ID}
 snapshots_dir = "{(study / "survey").as_posix()}"
 
+[weighting]
+# few margins: the small study must weight in every replicate
+margins = [["pop", "sex"], ["pop", "age_band"], "educ"]
+
 [admin]
 dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
 vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
