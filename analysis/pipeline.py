@@ -1085,7 +1085,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             not_estimable=failed,
         )
     except KeyboardInterrupt:
-        log.error("run interrupted after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
+        log.error("run stopped after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
         raise
     except BaseException as exc:
         log.error("run failed after %.1f s: %s: %s", time.perf_counter() - t_all, type(exc).__name__, exc, exc_info=not isinstance(exc, PopevalError))

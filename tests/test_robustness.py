@@ -415,15 +415,17 @@ def test_sigkill_during_the_replicates_takes_the_workers_down(
 
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc")
-def test_ctrl_c_during_the_replicates_prints_one_line_and_exits_130(
-    study: Path, derived: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(("sig", "status", "replicates"), [(signal.SIGINT, 130, 401), (signal.SIGTERM, 143, 403)])
+def test_ctrl_c_during_the_replicates_prints_one_line_and_exits_130(study: Path, derived: Path, tmp_path: Path, sig: signal.Signals, status: int, replicates: int) -> None:
     before = _run_dirs(derived)
-    proc = _start(_fresh_config(tmp_path, study, derived, replicates=401))
+    proc = _start(_fresh_config(tmp_path, study, derived, replicates=replicates))
     workers = _wait_for_workers(proc)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # as a terminal does: the whole process group
+    else:
+        os.kill(proc.pid, sig)  # as a scheduler does: the main process only
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert [ln for ln in err.splitlines() if "interrupted" in ln] == [
         ln for ln in err.splitlines() if ln.startswith("popeval run: ")
