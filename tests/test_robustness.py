@@ -174,6 +174,27 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
     assert b.estimates["population"]["persons"] == 100
 
 
+def test_tables_another_command_adds_to_a_bundle_are_read(tmp_path: Path) -> None:
+    from analysis.plans.tables import write_plans_tables
+
+    b = _bundle(tmp_path / "b")
+    share = pd.DataFrame(
+        {"measure": ["attest_matches_plan"], "stratum": ["alle"], "estimator": ["design"], "estimate": [0.8], "std_error": [0.02], "ci_lower": [0.76], "ci_upper": [0.84], "n_sample": [300], "N_population": [5000]}
+    )
+    write_plans_tables(b, {"plans_estimates": share}, {"note": "test"})
+    got = read_bundle(b)
+    assert got.table("response_flow")["n"].tolist() == [100, 40]
+    assert got.table("plans_estimates")["estimate"].tolist() == [0.8]
+
+
+def test_optional_report_parameters_of_the_includes_are_known() -> None:
+    from analysis.commands.report import check_params, report_parameters
+    from analysis.render import default_qmd
+
+    assert {"threshold", "main_method", "plans_bundle"} <= set(report_parameters(default_qmd()))
+    assert check_params({"plans_bundle": "data_derived/plans/bundle"}, default_qmd()) == {"plans_bundle": "data_derived/plans/bundle"}
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -191,7 +212,7 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
             "changed after it was written",
         ),
         (
-            lambda b: (b / "tables" / "extra.csv").write_text("a\n1\n", encoding="utf-8"),
+            lambda b: (b / "tables" / "effects.csv").write_text("outcome\nstronger\n", encoding="utf-8"),
             "does not list",
         ),
         (
