@@ -778,3 +778,24 @@ def test_a_failed_run_is_recorded_and_its_folder_not_marked_complete(study: Path
     run_dir = next(p for p in _run_dirs(derived) if "design lock cannot be read" in (p / "run.log").read_text(encoding="utf-8"))
     assert "run failed" in (run_dir / "run.log").read_text(encoding="utf-8")
     assert not (run_dir / COMPLETE_MARKER).exists()
+
+
+def test_the_study_lock_refuses_or_waits(tmp_path: Path) -> None:
+    import threading
+
+    from analysis.pipeline import StudyLockedError, _StudyLock
+
+    first = _StudyLock(tmp_path, "demo", wait=False).__enter__()
+    with pytest.raises(StudyLockedError, match="Another popeval run of study 'demo' is running") as e:
+        _StudyLock(tmp_path, "demo", wait=False).__enter__()
+    assert f"pid {os.getpid()}" in str(e.value)
+    # another study is not blocked
+    with _StudyLock(tmp_path, "other", wait=False):
+        pass
+    # a waiting run gets the lock once the first one lets go
+    timer = threading.Timer(0.5, first.__exit__, args=(None, None, None))
+    timer.start()
+    t0 = time.monotonic()
+    with _StudyLock(tmp_path, "demo", wait=True):
+        assert time.monotonic() - t0 >= 0.4
+    timer.join()
