@@ -809,6 +809,11 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     blas = threadpool_limits(limits=1)
     try:
         log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+        if cfg.study.disclosure_threshold <= 1:
+            msg = "disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report"
+            warnings_.append(msg)
+            log.warning(msg)
+            say(f"WARNING: {msg}")
         if 0 < cfg.effects.replicates < ADVISED_REPLICATES:
             msg = (
                 f"only {cfg.effects.replicates} end-to-end replicates: the standard errors, intervals and p-values are imprecise "

@@ -85,6 +85,8 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path: Path) -> None
         ({"effects": {"replicates": 2}}, "effects.replicates", "at least 4"),
         ({"effects": {"replicates": 3}}, "effects.replicates", "at least 4"),
         ({}, "survey.survey_id", "LimeSurvey survey id"),
+        ({"study": {"disclosure_threshold": 1}}, "study.disclosure_threshold", "disable_disclosure_control = true"),
+        ({"study": {"disclosure_threshold": 0, "disable_disclosure_control": True}}, "study.disclosure_threshold", ">= 2"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(data: dict, param: str, expected: str) -> None:
@@ -95,6 +97,11 @@ def test_settings_that_cannot_work_are_refused(data: dict, param: str, expected:
         config_from_dict(data, source=Path("study.toml"))
     assert e.value.param == param
     assert expected in str(e.value)
+
+
+def test_disabling_disclosure_control_in_a_study_is_explicit() -> None:
+    cfg = config_from_dict({"survey": {"survey_id": DEMO_SURVEY_ID}, "study": {"disclosure_threshold": 1, "disable_disclosure_control": True}})
+    assert cfg.study.disclosure_threshold == 1
 
 
 def test_an_empty_configuration_file_names_the_missing_setting(tmp_path: Path) -> None:
