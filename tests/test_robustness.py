@@ -806,3 +806,19 @@ def test_the_study_lock_refuses_or_waits(tmp_path: Path) -> None:
     with _StudyLock(tmp_path, "demo", wait=True):
         assert time.monotonic() - t0 >= 0.4
     timer.join()
+
+
+def test_a_kill_while_the_admin_data_are_loaded_leaves_no_database(study: Path, tmp_path: Path) -> None:
+    cold = tmp_path / "derived"
+    cfg = _fresh_config(tmp_path, study, cold, replicates=4, workers=1)
+    proc = _start(cfg)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "[ingest+link] computing" in line:
+            break
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    # the database is built under a hidden temporary name: nothing that looks like a finished one
+    assert not [p for p in cold.glob("*.duckdb") if not p.name.startswith(TEMP_PREFIX)]
+    assert not list((cold / "cache").glob("ingest+link-*.pkl"))
