@@ -27,7 +27,7 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["TABLES", "ResultsBundle", "read_bundle", "write_bundle"]
+__all__ = ["TABLES", "ResultsBundle", "jsonable", "read_bundle", "write_bundle"]
 
 #: table name -> (required columns, description)
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -123,12 +123,12 @@ class ResultsBundle:
         return pd.DataFrame({"table": sorted(self.tables), "rows": [len(self.tables[k]) for k in sorted(self.tables)]})
 
 
-def _clean(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """JSON-safe, deterministic: floats rounded to 12 significant digits, NaN as null."""
     if isinstance(obj, Mapping):
-        return {str(k): _clean(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_clean(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if hasattr(obj, "item") and not isinstance(obj, str):
         obj = obj.item()
     if isinstance(obj, float):
@@ -172,10 +172,10 @@ def write_bundle(path: str | Path, tables: Mapping[str, pd.DataFrame], estimates
         (tmp / "tables").mkdir()
         for name, df in tables.items():
             df.to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
-        (tmp / "estimates.json").write_text(json.dumps(_clean(estimates), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "estimates.json").write_text(json.dumps(jsonable(estimates), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         full = {**dict(manifest), "files": files}
-        (tmp / "manifest.json").write_text(json.dumps(_clean(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "manifest.json").write_text(json.dumps(jsonable(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return read_bundle(path)
 
 

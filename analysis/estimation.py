@@ -449,7 +449,7 @@ def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
     Xo = np.hstack([ones, treat[:, None], dummies.to_numpy()])
     y = np.column_stack([frame[o].to_numpy(dtype=float) for o in spec.outcomes])
     top2 = np.where(np.isnan(y), np.nan, (y >= spec.top_box).astype(float))
-    from analysis.matching._algorithms import label_ranks
+    from analysis.matching.algorithms import label_ranks
 
     return _Prepared(treat=treat, X=X, pop_col=1, Xo=Xo, outcomes=tuple(spec.outcomes), y=y,
                      top2=top2, tiebreak=label_ranks(frame.index))
@@ -476,14 +476,14 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     It reproduces :func:`design_stage` + :func:`outcome_stage` (method ``matching``) for a
     propensity-score distance without exact matching (checked by the tests).
     """
-    from analysis.matching._algorithms import (
+    from analysis.matching.algorithms import (
         combined_weights,
         nn_sorted,
         nn_sorted_all,
         tie_canonical,
         weights_from_mm,
     )
-    from analysis.matching.nearest import _processing_order
+    from analysis.matching.nearest import processing_order
 
     keep = sw > 0
     idx = np.flatnonzero(keep)
@@ -499,7 +499,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     if spec.ties == "all":
         mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
     else:
-        ord1 = _processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
+        ord1 = processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
                                  None if tb is None else tb[ind1])
         mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
     mw = weights_from_mm(mm, ti, ind1)

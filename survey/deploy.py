@@ -213,7 +213,7 @@ def deploy(
         The server refused a step (its status is in the message), or the survey found differs from
         the questionnaire (what differs is in the message).
     """
-    from survey.fetch import _call, _Status, list_all_participants, open_client
+    from survey.fetch import RpcStatus, list_all_participants, open_client, rpc_call
 
     try:
         root = ET.fromstring(lss)
@@ -231,19 +231,19 @@ def deploy(
         # LimeSurvey keeps the desired id (else the .lss's) only when it is free, and says nothing otherwise
         nonlocal requested
         requested = desired or doc_sid
-        return int(_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
+        return int(rpc_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
 
     try:
         imported = activated = tokens_activated = False
         sid: int | None = None
         if survey_id is not None:
-            props = _call("get_survey_properties", lambda: client.get_survey_properties(survey_id, ["active"]), allow=("Error: Invalid survey ID",), **kw)
-            if isinstance(props, _Status):
+            props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(survey_id, ["active"]), allow=("Error: Invalid survey ID",), **kw)
+            if isinstance(props, RpcStatus):
                 sid, imported = import_survey(survey_id), True
             else:
                 sid = survey_id
         else:
-            surveys = _call("list_surveys", client.list_surveys, allow=("No surveys found",), **kw)
+            surveys = rpc_call("list_surveys", client.list_surveys, allow=("No surveys found",), **kw)
             same = [x for x in surveys if isinstance(x, dict) and x.get("surveyls_title") == title] if isinstance(surveys, list) else []
             if len(same) > 1:
                 raise LimeSurveyFetchError("Several surveys have the questionnaire's title", found=", ".join(str(x["sid"]) for x in same),
@@ -253,7 +253,7 @@ def deploy(
             else:
                 sid, imported = import_survey(None), True
         if not imported:
-            fieldmap = _call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
+            fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
             diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {})
             if diff and not new_survey:
                 raise LimeSurveyFetchError(
@@ -267,14 +267,14 @@ def deploy(
             if diff:
                 sid, imported = import_survey(None), True
         assert sid is not None
-        props = _call("get_survey_properties", lambda: client.get_survey_properties(sid, ["active"]), **kw)
+        props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(sid, ["active"]), **kw)
         existing_rows = list_all_participants(client, sid, page_size=page_size, **kw)
         if existing_rows is None:
-            _call("activate_tokens", lambda: client.activate_tokens(sid, [1]), **kw)
+            rpc_call("activate_tokens", lambda: client.activate_tokens(sid, [1]), **kw)
             tokens_activated = True
             existing_rows = []
         if isinstance(props, dict) and props.get("active") != "Y":
-            _call("activate_survey", lambda: client.activate_survey(sid), allow=("Error: Survey already active",), **kw)
+            rpc_call("activate_survey", lambda: client.activate_survey(sid), allow=("Error: Survey already active",), **kw)
             activated = True
         existing = {str(p.get("attribute_1") or "") for p in existing_rows}
         todo = [r for r in invitations if r["attribute_1"] not in existing]
@@ -286,7 +286,7 @@ def deploy(
                  "language": r.get("language") or "nl", "attribute_1": r["attribute_1"]}
                 for r in todo[i : i + batch]
             ]
-            result = _call("add_participants", partial(client.add_participants, sid, participant_data=chunk, create_tokens=True), **kw)
+            result = rpc_call("add_participants", partial(client.add_participants, sid, participant_data=chunk, create_tokens=True), **kw)
             for rec in result if isinstance(result, list) else []:
                 if "errors" in rec:
                     rejected.append(f"{rec.get('attribute_1', '?')}: {json.dumps(rec['errors'], ensure_ascii=False)}")

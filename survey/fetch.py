@@ -55,11 +55,13 @@ __all__ = [
     "ENV_URL",
     "ENV_USER",
     "FetchResult",
+    "RpcStatus",
     "credentials_from_env",
     "fetch",
     "ingest_file",
     "list_all_participants",
     "open_client",
+    "rpc_call",
 ]
 
 ENV_URL = "LIMESURVEY_URL"
@@ -309,7 +311,7 @@ def open_client(url: str, user: str, password: str, *, timeout: float = 60.0, re
 
 
 @dataclass(frozen=True)
-class _Status:
+class RpcStatus:
     """A status reply that the caller allowed (``"No survey participants found."`` and the like)."""
 
     text: str
@@ -321,8 +323,8 @@ _HINTS = {
 }
 
 
-def _call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> _T | _Status:
-    """Run a typed citric call; a status in ``allow`` comes back as :class:`_Status`, any other is an error."""
+def rpc_call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> _T | RpcStatus:
+    """Run a typed citric call; a status in ``allow`` comes back as :class:`RpcStatus`, any other is an error."""
     from citric import exceptions as cx
 
     try:
@@ -330,7 +332,7 @@ def _call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allo
     except cx.LimeSurveyStatusError as exc:
         st = str(exc)
         if st in allow:
-            return _Status(st)
+            return RpcStatus(st)
         raise LimeSurveyFetchError(f"LimeSurvey refused {what}", found=st,
                                    hint=_HINTS.get(st, "see the LimeSurvey RemoteControl documentation for this status")) from None
     except cx.LimeSurveyApiError as exc:
@@ -360,9 +362,9 @@ def list_all_participants(client: Any, survey_id: int, *, attributes: Sequence[s
     start = 0
     while True:
         lo = start
-        page = _call("list_participants", partial(client.list_participants, survey_id, start=lo, limit=page_size, attributes=list(attributes)),
+        page = rpc_call("list_participants", partial(client.list_participants, survey_id, start=lo, limit=page_size, attributes=list(attributes)),
                      retries=retries, backoff=backoff, allow=(NO_PARTICIPANTS, NO_PARTICIPANTS_TABLE))
-        if isinstance(page, _Status):
+        if isinstance(page, RpcStatus):
             return None if page.text == NO_PARTICIPANTS_TABLE and not rows else rows
         if not page:
             return rows
@@ -480,8 +482,8 @@ def fetch(
     bar.update(1)
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
-        version = str(_call("get_site_settings", client.get_server_version, **kw))
-        props = _call("get_survey_properties", lambda: client.get_survey_properties(
+        version = str(rpc_call("get_site_settings", client.get_server_version, **kw))
+        props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(
             survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw)
         assert isinstance(props, dict)
         if props.get("active") != "Y":
@@ -503,7 +505,7 @@ def fetch(
             reason = "full fetch requested"
         _log.info("fetching survey %s (from response id %s: %s)", survey_id, from_id or 1, reason)
         bar.update(1)
-        fieldmap = _call("get_fieldmap", lambda: client.get_fieldmap(survey_id), **kw)
+        fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(survey_id), **kw)
         bar.update(1)
 
         def export() -> tuple[bytes, list[str], list[list[str | None]]]:
@@ -532,8 +534,8 @@ def fetch(
                 raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
             return payload, header, body
 
-        got = _call("export_responses", export, **kw)
-        assert not isinstance(got, _Status)
+        got = rpc_call("export_responses", export, **kw)
+        assert not isinstance(got, RpcStatus)
         payload, new_header, new_rows = got
         bar.update(1)
         participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
@@ -622,7 +624,7 @@ def ingest_file(
         file is not the ``list_participants`` JSON (nothing is written then).
     """
     from survey.lsformat import php_json_dumps, write_csv_export
-    from survey.parse import _load_participant_list, _resolve_header, parse_responses_bytes
+    from survey.parse import load_participant_list, parse_responses_bytes, resolve_header
 
     path = Path(path)
     out = Path(out)
@@ -642,14 +644,14 @@ def ingest_file(
         verify_snapshot(previous)
         if (previous / "fieldmap.json").is_file():
             fieldmap = json.loads((previous / "fieldmap.json").read_text(encoding="utf-8"))
-    header = _resolve_header(header, fieldmap, path)
+    header = resolve_header(header, fieldmap, path)
     prev_rows = read_snapshot_rows(previous) if previous is not None else ([], {})
     m = merge_responses(prev_rows, header, body, path)
     plist: list[dict[str, Any]] | None
     if participants is not None:
-        plist = _load_participant_list(Path(participants))
+        plist = load_participant_list(Path(participants))
     elif previous is not None and (previous / "participants.json").is_file():
-        plist = _load_participant_list(previous / "participants.json")
+        plist = load_participant_list(previous / "participants.json")
     else:
         plist = None
     files = {"responses.csv": write_csv_export(m.header, m.rows), f"source_{path.name}": data}

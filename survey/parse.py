@@ -45,10 +45,12 @@ __all__ = [
     "FIXED_COLUMNS",
     "RespondentData",
     "code_heading_map",
+    "load_participant_list",
     "parse_responses_bytes",
     "parse_snapshot",
     "read_participants",
     "read_responses",
+    "resolve_header",
 ]
 
 #: The fixed columns of a LimeSurvey export (not anonymised, date stamps on), in export order.
@@ -60,7 +62,7 @@ _SGQA = re.compile(r"^\d+X\d+X\d+")
 # ----------------------------------------------------------------------------- participants
 
 
-def _load_participant_list(path: Path) -> list[dict[str, Any]]:
+def load_participant_list(path: Path) -> list[dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8-sig")
         if text.strip()[:1] not in ("[", "{"):
@@ -129,7 +131,7 @@ def read_participants(snapshot_dir: str | Path) -> pd.DataFrame:
     path = Path(snapshot_dir)
     if path.is_dir():
         path = path / "participants.json"
-    rows = _load_participant_list(path)
+    rows = load_participant_list(path)
     raw = pd.DataFrame(
         {
             "tid": [p.get("tid") for p in rows],
@@ -286,7 +288,7 @@ def code_heading_map(fieldmap: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def _resolve_header(header: list[str], fieldmap: Mapping[str, Any] | None, source: str | Path) -> list[str]:
+def resolve_header(header: list[str], fieldmap: Mapping[str, Any] | None, source: str | Path) -> list[str]:
     mapping = code_heading_map(fieldmap) if fieldmap else {}
     out = []
     for h in header:
@@ -322,7 +324,7 @@ def read_responses(path: str | Path, fieldmap: Mapping[str, Any] | None = None) 
 
     path = Path(path)
     header, body = parse_responses_bytes(path.read_bytes(), path)
-    header = _resolve_header(header, fieldmap, path)
+    header = resolve_header(header, fieldmap, path)
     if not header:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in FIXED_COLUMNS})
     return pd.DataFrame(body, columns=header, dtype=object)

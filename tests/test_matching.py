@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.matching import balance, match, propensity_score
-from analysis.matching._algorithms import nn_sorted
+from analysis.matching.algorithms import nn_sorted
 from survey.errors import ConfigError, DataValidationError
 
 
@@ -191,7 +191,7 @@ def _brute_all_ties(dist, treat, ratio, caliper=None, tol=1e-8):
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("ratio", [1, 3])
 def test_all_ties_kernel_equals_brute_force(seed: int, ratio: int) -> None:
-    from analysis.matching._algorithms import nn_sorted_all
+    from analysis.matching.algorithms import nn_sorted_all
 
     rng = np.random.default_rng(seed)
     n = 150
@@ -202,7 +202,7 @@ def test_all_ties_kernel_equals_brute_force(seed: int, ratio: int) -> None:
     got = [set(r[r >= 0].tolist()) for r in mm]
     assert got == _brute_all_ties(dist, treat, ratio, cal)
     # 1-ulp noise on the distances changes nothing once ties are canonicalised
-    from analysis.matching._algorithms import tie_canonical
+    from analysis.matching.algorithms import tie_canonical
 
     noisy = dist * (1 + rng.choice([-1, 0, 1], size=n) * np.finfo(float).eps)
     mm2 = nn_sorted_all(tie_canonical(noisy, 1e-8), treat, ratio, cal, tol=1e-8)
@@ -210,7 +210,7 @@ def test_all_ties_kernel_equals_brute_force(seed: int, ratio: int) -> None:
 
 
 def test_tie_canonical_merges_noise_only() -> None:
-    from analysis.matching._algorithms import tie_canonical
+    from analysis.matching.algorithms import tie_canonical
 
     v = np.array([0.3, 0.3 + 1e-16, 0.5, 0.3 - 5e-17, 0.5 + 2e-9, 0.50001])
     c = tie_canonical(v, 1e-8)

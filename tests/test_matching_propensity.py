@@ -13,7 +13,7 @@ import patsy
 import pytest
 
 from analysis.matching import propensity_score
-from analysis.matching._design import fast_design_matrix
+from analysis.matching.formula import fast_design_matrix
 from analysis.matching.propensity import logit_newton
 from survey.errors import ConfigError
 

@@ -185,7 +185,7 @@ def ordered_logit(
     import patsy
     from scipy import optimize
 
-    from analysis.matching._design import resolve_weights
+    from analysis.matching.formula import resolve_weights
 
     lhs, rhs = (s.strip() for s in formula.split("~"))
     X_df = patsy.dmatrix(f"0 + {rhs}", df, return_type="dataframe", NA_action="raise")

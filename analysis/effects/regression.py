@@ -128,7 +128,7 @@ def matched_effect(
     -------
     EffectEstimate
     """
-    from analysis.matching._design import split_formula
+    from analysis.matching.formula import split_formula
 
     md = m.matched_data(df)
     name = outcome

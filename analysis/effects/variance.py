@@ -184,7 +184,7 @@ def abadie_imbens_se(
     """
     from scipy.spatial import cKDTree
 
-    from analysis.matching._design import covariate_matrix, split_formula
+    from analysis.matching.formula import covariate_matrix, split_formula
     from analysis.matching.nearest import mahalanobis_transform
 
     t = m.treat.to_numpy()

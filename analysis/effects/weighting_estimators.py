@@ -47,7 +47,7 @@ def _prepare(df: pd.DataFrame, treat_formula: str, outcome_formula: str | None,
              weights: str | Sequence[float] | np.ndarray | None):  # type: ignore[no-untyped-def]
     import patsy
 
-    from analysis.matching._design import resolve_weights, split_formula, treatment_vector
+    from analysis.matching.formula import resolve_weights, split_formula, treatment_vector
 
     lhs, rhs = split_formula(treat_formula)
     t = treatment_vector(df, lhs).astype(float)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from analysis.matching._design import (
+from analysis.matching.formula import (
     covariate_matrix,
     resolve_weights,
     split_formula,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from analysis.matching._algorithms import (
+from analysis.matching.algorithms import (
     combined_weights,
     label_ranks,
     nn_general,
@@ -18,7 +18,7 @@ from analysis.matching._algorithms import (
     tie_canonical,
     weights_from_mm,
 )
-from analysis.matching._design import (
+from analysis.matching.formula import (
     covariate_matrix,
     resolve_weights,
     split_formula,
@@ -31,7 +31,7 @@ from survey.errors import ConfigError, DataValidationError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MatchResult", "mahalanobis_transform", "match"]
+__all__ = ["MatchResult", "mahalanobis_transform", "match", "processing_order"]
 
 _M_ORDERS = ("largest", "smallest", "random", "data")
 _STRATEGIES = ("keep", "inherit")
@@ -213,7 +213,7 @@ def mahalanobis_transform(x: np.ndarray, treat: np.ndarray) -> np.ndarray:
     return x @ (vecs[:, pos] / np.sqrt(vals[pos]))
 
 
-def _processing_order(
+def processing_order(
     score: np.ndarray,
     m_order: str,
     rng: np.random.Generator | None,
@@ -324,7 +324,7 @@ def match(
     tie_tolerance
         Distances differing by at most this much are ties (default 1e-8: on the probability
         scale of the propensity score, or in Mahalanobis units).  Values are merged with
-        :func:`analysis.matching._algorithms.tie_canonical` before matching, and calipers are
+        :func:`analysis.matching.algorithms.tie_canonical` before matching, and calipers are
         widened by the same amount.
 
     Returns
@@ -459,7 +459,7 @@ def match(
             continue
         loc1 = np.flatnonzero(t_loc == 1)
         tb = None if tiebreak_all is None else tiebreak_all[members]
-        ord1 = _processing_order(
+        ord1 = processing_order(
             np.zeros(loc1.size) if score_c is None else score_c[members][loc1], m_order, rng,
             None if tb is None else tb[loc1],
         )

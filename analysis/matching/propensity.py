@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from analysis.matching._design import (
+from analysis.matching.formula import (
     fast_design_matrix,
     resolve_weights,
     split_formula,

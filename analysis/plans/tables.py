@@ -60,7 +60,7 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
 
     A folder without ``manifest.json`` gets a minimal one, so that it is a readable bundle.
     """
-    from analysis.bundle import _clean
+    from analysis.bundle import jsonable
 
     bundle = Path(bundle)
     (bundle / "tables").mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
         tmp = path.with_suffix(".csv.tmp")
         df[list(cols)].to_csv(tmp, index=False, lineterminator="\n", float_format="%.12g")
         tmp.replace(path)
-    blob = json.dumps(_clean(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    blob = json.dumps(jsonable(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     tmp = bundle / "plans.json.tmp"
     tmp.write_text(blob, encoding="utf-8")
     tmp.replace(bundle / "plans.json")

@@ -50,6 +50,7 @@ __all__ = [
     "LinkageReport",
     "link",
     "load_population",
+    "school_year_window",
 ]
 
 #: Harmonised characteristics of a population person (survey categories).
@@ -217,7 +218,7 @@ def link(
         Also stored in the database (table ``linkage_report``), next to ``population`` and
         ``survey_participants``.
     """
-    years = _window(school_years)
+    years = school_year_window(school_years)
     part = _participants_frame(participants)
     with connect(db) as con:
         require_table(con, "dwse_applications", "run `popeval ingest` first")
@@ -251,7 +252,7 @@ def _is_con(db: Any) -> bool:
     return not isinstance(db, str | Path)
 
 
-def _window(school_years: Sequence[str] | None) -> tuple[str, ...]:
+def school_year_window(school_years: Sequence[str] | None) -> tuple[str, ...]:
     allowed = codes(SCHOOL_YEARS)
     if school_years is None:
         return tuple(allowed)

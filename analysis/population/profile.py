@@ -125,9 +125,9 @@ def profile(
     -------
     Profile
     """
-    from analysis.population.linkage import _window
+    from analysis.population.linkage import school_year_window
 
-    years = _window(school_years)
+    years = school_year_window(school_years)
     with connect(db, read_only=False) as con:
         require_table(con, "dwse_applications", "run `popeval ingest` first")
         require_table(con, "vdab_trajectories", "run `popeval ingest` first")

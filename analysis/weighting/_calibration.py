@@ -30,6 +30,7 @@ __all__ = [
     "blas_single_thread",
     "grake",
     "ipf",
+    "joint_cells",
     "linear_calibration",
     "residualise",
 ]
@@ -84,7 +85,7 @@ def ipf(
     margin cell is within ``tol`` (relative) of its target.
     """
     w = np.asarray(weights, dtype=float)
-    joint = _joint_cells(margins)
+    joint = joint_cells(margins)
     if joint is None:  # too many joint cells to index: rake the rows directly
         return _ipf_rows(w, margins, tol=tol, max_iter=max_iter)
     inv, ncell, cell_codes = joint
@@ -107,7 +108,7 @@ def ipf(
     )
 
 
-def _joint_cells(
+def joint_cells(
     margins: Sequence[Margin],
 ) -> tuple[np.ndarray, int, list[np.ndarray]] | None:
     """Joint-cell index of every row, number of occupied cells, and each margin's code per cell."""

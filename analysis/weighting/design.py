@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -15,9 +15,28 @@ from survey.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
     from analysis.weighting.diagnostics import WeightingDiagnostics
-    from analysis.weighting.replicate import Replicates
 
-__all__ = ["SurveyDesign", "SurveyEstimate"]
+__all__ = ["ReplicateVariance", "SurveyDesign", "SurveyEstimate"]
+
+
+class ReplicateVariance(Protocol):
+    """What a design needs of its replicate weights.
+
+    :class:`analysis.weighting.replicate.Replicates` implements it; naming the protocol here keeps
+    ``design`` from importing ``replicate`` (which builds on :class:`SurveyDesign`).
+    """
+
+    @property
+    def weights(self) -> np.ndarray: ...
+
+    @property
+    def method(self) -> str: ...
+
+    def with_weights(self, weights: np.ndarray) -> ReplicateVariance: ...
+
+    def variance(
+        self, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray
+    ) -> np.ndarray: ...
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -186,7 +205,7 @@ class SurveyDesign:
     _data: pd.DataFrame
     _diagnostics: WeightingDiagnostics | None
     _fpc: str | None
-    _replicates: Replicates | None
+    _replicates: ReplicateVariance | None
     _steps: tuple[Step, ...]
     _strata: str | None
     _structure: _Structure
@@ -272,7 +291,7 @@ class SurveyDesign:
         *,
         weights: np.ndarray | None = None,
         steps: tuple[Step, ...] | None = None,
-        replicates: Replicates | bool | None = False,
+        replicates: ReplicateVariance | bool | None = False,
         diagnostics: WeightingDiagnostics | bool | None = False,
     ) -> SurveyDesign:
         new = object.__new__(SurveyDesign)

@@ -16,16 +16,15 @@ from analysis.weighting._calibration import (
     GregStep,
     PostStratStep,
     RakingStep,
-    _joint_cells,
     blas_single_thread,
     grake,
     ipf,
+    joint_cells,
     linear_calibration,
 )
 from analysis.weighting._margins import CollapseRecord, Margin, MarginSpec, prepare_margins
-from analysis.weighting.design import SurveyDesign
+from analysis.weighting.design import ReplicateVariance, SurveyDesign
 from analysis.weighting.diagnostics import build_diagnostics
-from analysis.weighting.replicate import Replicates
 from survey.errors import ConfigError, PopevalError
 
 __all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "trim"]
@@ -362,7 +361,7 @@ def _calibrate(
         g, iterations, converged = expand(res.g), res.iterations, True
     w = w0 * g
     reps = design._replicates
-    new_reps: Replicates | bool = False
+    new_reps: ReplicateVariance | bool = False
     if reps is not None:
         W = reps.weights
         G = np.full_like(W, np.nan)
@@ -412,7 +411,7 @@ def _calibrate(
 
 def _compress(ms: list[Margin], mm: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Joint-cell index of every row and the model-matrix row of every cell (or no compression)."""
-    joint = _joint_cells(ms)
+    joint = joint_cells(ms)
     if joint is None:
         return None, mm
     inv, ncell, _ = joint
@@ -506,7 +505,7 @@ def trim(
             hint="the bounds may be infeasible for the sum of weights: widen them",
         )
     reps = design._replicates
-    new_reps: Replicates | bool = False
+    new_reps: ReplicateVariance | bool = False
     if reps is not None:
         W = np.array(reps.weights)
         for j in range(W.shape[1]):

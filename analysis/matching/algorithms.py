@@ -1,4 +1,4 @@
-"""Nearest-neighbour matching kernels (private).
+"""Nearest-neighbour matching kernels (used by matching and by the estimation module).
 
 Ties.  With categorical covariates most matches are ties: many controls share a treated unit's
 propensity score exactly (mathematically), but floating-point noise (BLAS kernel, summation order)
@@ -33,7 +33,17 @@ from typing import Any
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = [
+    "combined_weights",
+    "label_ranks",
+    "mm_to_pairs",
+    "nn_general",
+    "nn_sorted",
+    "nn_sorted_all",
+    "subclass_from_mm",
+    "tie_canonical",
+    "weights_from_mm",
+]
 
 
 def _cov_ok(

@@ -1,4 +1,4 @@
-"""Formula and data helpers shared by propensity scores, matching and balance (private)."""
+"""Formula and data helpers shared by propensity scores, matching, balance and the effect estimators."""
 
 from __future__ import annotations
 
@@ -13,7 +13,15 @@ from survey.errors import ConfigError, DataValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__: list[str] = []
+__all__ = [
+    "covariate_matrix",
+    "fast_design_matrix",
+    "resolve_weights",
+    "rhs_terms",
+    "split_formula",
+    "treatment_vector",
+    "variables_of",
+]
 
 
 def split_formula(formula: str, *, param: str = "formula") -> tuple[str, str]:
