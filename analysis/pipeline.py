@@ -21,6 +21,8 @@ Timings and host details go to ``run.log`` beside the bundle, never into it.
 
 from __future__ import annotations
 
+import contextlib
+import copyreg
 import hashlib
 import json
 import logging
@@ -28,7 +30,8 @@ import pickle
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+import types
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +43,7 @@ from analysis.config import MIN_REPLICATES, StudyConfig
 from survey.errors import ConfigError, PopevalError
 from survey.hashing import sha256_file
 
-__all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "run"]
+__all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "run", "run_scope"]
 
 log = logging.getLogger("popeval.run")
 
@@ -126,6 +129,40 @@ def _reduce_mappingproxy(m: Any) -> tuple[Any, tuple[dict[Any, Any]]]:
     return _mappingproxy, (dict(m),)
 
 
+#: The loggers whose records a run copies to its ``run.log``.
+RUN_LOGGERS = ("popeval", "analysis", "survey")
+
+
+@contextlib.contextmanager
+def run_scope(log_file: Path) -> Iterator[None]:
+    """The process state a run needs, restored when it ends.
+
+    Records of :data:`RUN_LOGGERS` at INFO and above are copied to ``log_file`` (those loggers are
+    lowered to INFO if they were stricter; the root logger and other libraries' loggers are left
+    alone), and BLAS runs on one thread (small dense algebra: fastest, and it does not
+    oversubscribe the cores).  Handlers, levels and thread limits are put back on exit.
+    """
+    from threadpoolctl import threadpool_limits
+
+    handler = logging.FileHandler(log_file, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    loggers = [logging.getLogger(name) for name in RUN_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        if lg.getEffectiveLevel() > logging.INFO:
+            lg.setLevel(logging.INFO)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+        handler.close()
+
+
 class CacheError(PopevalError, OSError):
     """The cache folder cannot be written."""
 
@@ -142,10 +179,6 @@ class _Cache:
     _FORMAT = "popeval-cache-1"
 
     def __init__(self, root: Path) -> None:
-        import copyreg
-        import types
-
-        copyreg.pickle(types.MappingProxyType, _reduce_mappingproxy)
         self.root = root / "cache"
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -174,7 +207,10 @@ class _Cache:
         from survey.files import atomic_write
 
         with atomic_write(self.path(step, key), "wb") as fh:
-            pickle.dump({"format": self._FORMAT, "step": step, "key": key, "value": value}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickler = pickle.Pickler(fh, protocol=pickle.HIGHEST_PROTOCOL)
+            # read-only mappings pickle as themselves; this pickler only, not process-wide
+            pickler.dispatch_table = {**copyreg.dispatch_table, types.MappingProxyType: _reduce_mappingproxy}
+            pickler.dump({"format": self._FORMAT, "step": step, "key": key, "value": value})
 
     @staticmethod
     def _discard(p: Path) -> None:
@@ -796,17 +832,9 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # not complete until this run says so
     remove_stale_temporaries(run_dir)
-    handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    prev_level = root.level
-    root.setLevel(logging.INFO)
+    scope = contextlib.ExitStack()
+    scope.enter_context(run_scope(run_dir / "run.log"))
     t_all = time.perf_counter()
-    from threadpoolctl import threadpool_limits
-
-    # small dense algebra: one BLAS thread is fastest and does not oversubscribe the cores
-    blas = threadpool_limits(limits=1)
     try:
         log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
         if cfg.study.disclosure_threshold <= 1:
@@ -946,7 +974,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 n_h = population.groupby("pop").size()
                 rep = end_to_end_variance(
                     frame,
-                    mg.totals,
+                    {k: dict(v) for k, v in mg.totals.items()},  # plain dicts: sent to worker processes
                     spec,
                     n_replicates=cfg.effects.replicates,
                     population_sizes={int(k): float(v) for k, v in n_h.items()} if cfg.effects.fpc else None,
@@ -1096,10 +1124,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         log.error("run failed after %.1f s: %s: %s", time.perf_counter() - t_all, type(exc).__name__, exc, exc_info=not isinstance(exc, PopevalError))
         raise
     finally:
-        blas.restore_original_limits()
-        root.removeHandler(handler)
-        root.setLevel(prev_level)
-        handler.close()
+        scope.close()
 
 
 def _mark_complete(run_dir: Path, stage: str, outputs: list[str]) -> None:

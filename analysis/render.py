@@ -264,17 +264,13 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     repo = str(Path(__file__).resolve().parents[1])
     env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = repo + (os.pathsep + env_path if env_path else "")
+    # the kernel's own environment finds this package; this process's environment is not changed
+    kernel_env = {**os.environ, "PYTHONPATH": repo + (os.pathsep + env_path if env_path else "")}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
     try:
-        client.execute()
+        client.execute(env=kernel_env)
     except CellExecutionError as exc:
         raise RenderError("A code cell of the report failed", file=qmd, detail=str(exc)[-4000:], hint="the traceback above names the cell; check the bundle") from exc
-    finally:
-        if env_path:
-            os.environ["PYTHONPATH"] = env_path
-        else:
-            os.environ.pop("PYTHONPATH", None)
 
     parts: list[str] = [front_text] if front_text else []
     nfig = 0

@@ -21,8 +21,9 @@ the synthetic-data notice).
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,33 @@ _GREY = "#8c959f"
 
 
 # ====================================================================== disclosure control
+#: matplotlib settings of the report's figures, applied only while a figure is made
+_STYLE = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": _GREY,
+    "axes.labelcolor": _INK,
+    "xtick.color": _INK,
+    "ytick.color": _INK,
+    "axes.formatter.use_locale": False,
+}
+
+
+def _styled(method: Callable[..., str]) -> Callable[..., str]:
+    """Run a figure method under :data:`_STYLE` (``matplotlib.rc_context``), leaving rcParams as they were."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> str:
+        import matplotlib
+
+        with matplotlib.rc_context(_STYLE):
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
 @dataclass(frozen=True)
 class Protected:
     """A table after disclosure control: the values and a mask of suppressed cells."""
@@ -278,13 +306,10 @@ class Report:
         return f"{markdown_table(rows, headers, align)}\n\n: {self.t('table')} {self._ntab}. {self.t(caption)}\n\n::: {{.source}}\n{src}\n:::\n"
 
     def _emit_figure(self, fig: Any, name: str, caption: str, source: str, note: str = "") -> str:
-        import matplotlib.pyplot as plt
-
         self._nfig += 1
         self.figdir.mkdir(parents=True, exist_ok=True)
         path = self.figdir / f"{name}-{self.lang}.png"
         fig.savefig(path, dpi=200, bbox_inches="tight", metadata={"Software": None})
-        plt.close(fig)
         src = f"{self.t('source')}: {self.t(source)}."
         if note:
             src = f"{note} {src}"
@@ -295,25 +320,11 @@ class Report:
         return f"{'#' * level} {self.t(key)}{attr}\n"
 
     def _figure(self, width: float = 6.4, height: float = 3.4) -> tuple[Any, Any]:
-        import matplotlib
+        # a Figure of its own (no pyplot): no backend is chosen, no global figure registry used
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        plt.rcParams.update(
-            {
-                "font.family": "DejaVu Sans",
-                "font.size": 9,
-                "axes.spines.top": False,
-                "axes.spines.right": False,
-                "axes.edgecolor": _GREY,
-                "axes.labelcolor": _INK,
-                "xtick.color": _INK,
-                "ytick.color": _INK,
-                "axes.formatter.use_locale": False,
-            }
-        )
-        return plt.subplots(figsize=(width, height), layout="constrained")
+        fig = Figure(figsize=(width, height), layout="constrained")
+        return fig, fig.subplots()
 
     def _axis_formatter(self, digits: int = 1) -> Any:
         from matplotlib.ticker import FuncFormatter
@@ -506,6 +517,7 @@ class Report:
         out.append(self._emit_table(rows, [self.t("col_databank"), self.t("col_domain"), self.t("col_n"), self.t("col_pct")], "llrr", "cap_domains", "src_dwse"))
         return "\n".join(out)
 
+    @_styled
     def _profile_figure(self, prof: Protected) -> str:
         import numpy as np
 
@@ -590,6 +602,7 @@ class Report:
             out.append(self._emit_table(rows, [self.t("col_statistic"), self.t("col_value")], "lr", "cap_weights", "src_survey"))
         return "\n".join(out)
 
+    @_styled
     def _flow_figure(self, flow: Protected) -> str:
         import numpy as np
 
@@ -680,6 +693,7 @@ class Report:
         headers = [self.t(k) for k in ("col_outcome", "col_method", "col_estimate", "col_ci", "col_p_holm", "col_p_bh", "col_n_treated", "col_n_control")]
         return self._emit_table(rows, headers, "llrrrrrr", caption, "src_survey")
 
+    @_styled
     def _love_plot(self, bal: pd.DataFrame) -> str:
         import numpy as np
 
@@ -701,6 +715,7 @@ class Report:
         ax.legend(frameon=False, fontsize=7.5, loc="lower right")
         return self._emit_figure(fig, "love-plot", "cap_love", "src_survey")
 
+    @_styled
     def _forest_plot(self, eff: Protected) -> str:
 
         tab = eff.table
