@@ -25,8 +25,11 @@ unweighted difference.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
-from collections.abc import Hashable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -49,6 +52,8 @@ __all__ = [
 ]
 
 MarginSpec = Mapping[str | tuple[str, ...], Mapping[Hashable, float]]
+
+log = logging.getLogger("popeval.estimation")
 
 
 @dataclass(frozen=True)
@@ -218,8 +223,8 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             found=f"{int(sub['pop'].sum())} POP of {len(sub)}",
             hint="check the linkage of respondents to the admin population",
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    fit_warnings: Counter[str] = Counter()
+    with _expected_fit_warnings(fit_warnings, "propensity score"):
         m = match(
             sub,
             spec.ps_formula,
@@ -246,6 +251,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
         n_control=int((~t).sum()),
         n_matched_treated=int(((mw > 0) & t).sum()),
         n_matched_control=int(((mw > 0) & ~t).sum()),
+        diagnostics={"fit_warnings": _report_fit_warnings(fit_warnings)},
     )
 
 
@@ -297,6 +303,7 @@ def outcome_stage(
     methods = tuple(methods or spec.methods)
     rows: list[dict[str, Any]] = []
     shifts: list[pd.DataFrame] = []
+    fit_warnings: Counter[str] = Counter()
     w = design.weights.to_numpy()
     base = frame.loc[w > 0].copy()
     base["_sw"] = w[w > 0]
@@ -329,8 +336,7 @@ def outcome_stage(
             from analysis.effects.weighting_estimators import aipw, ipw
 
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with _expected_fit_warnings(fit_warnings, method):
                     if method == "ipw":
                         e = ipw(d, col, spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
                     else:
@@ -341,8 +347,7 @@ def outcome_stage(
 
             d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
+                with _expected_fit_warnings(fit_warnings, "absorbed"):
                     e = absorbed_effect(d2, col, "pop", [], ["_domain", *spec.covariates], weights="_sw")
                 rows.append(_row(outcome, "absorbed", "conditional", scale, e.estimate, e.se, t.sum(), (~t).sum()))
         if "naive" in methods:
@@ -358,8 +363,7 @@ def outcome_stage(
             dm = d.loc[mw > 0].copy()
             dm["_mw"] = mw[mw > 0]
             dm[outcome] = dm[outcome].astype(int)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with _expected_fit_warnings(fit_warnings, "ologit"):
                 res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=[1, 2, 3, 4, 5])
             rows.append(_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
             if res.prob_shifts is not None:
@@ -368,7 +372,34 @@ def outcome_stage(
                 shifts.append(sh)
     table = pd.DataFrame(rows)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    return StudyEstimates(table=table, category_shifts=cs)
+    return StudyEstimates(table=table, category_shifts=cs, details={"fit_warnings": _report_fit_warnings(fit_warnings)})
+
+
+#: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
+_EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
+
+
+@contextlib.contextmanager
+def _expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
+    """Count the expected warnings of ``fit`` into ``counts`` (``"fit: Warning"``); others surface."""
+    from statsmodels.tools import sm_exceptions
+
+    expected = tuple(getattr(sm_exceptions, name) for name in _EXPECTED_FIT_WARNINGS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, expected):
+            counts[f"{fit}: {w.category.__name__}"] += 1
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def _report_fit_warnings(counts: Counter[str]) -> dict[str, int]:
+    """Log the counted fit warnings and return them (sorted) for the result's diagnostics."""
+    for key, n in sorted(counts.items()):
+        log.warning("%s warned %d time(s) while fitting", key, n)
+    return dict(sorted(counts.items()))
 
 
 def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, cluster: np.ndarray | None) -> tuple[float, float]:
