@@ -87,8 +87,8 @@ class RunResult:
                 )
         if not self.not_estimable.empty:
             lines.append("  not estimable (secondary methods; the main results stand):")
-            for r in self.not_estimable.itertuples():
-                lines.append(f"    {r.method} on {r.outcome}: {r.reason}")
+            for ne in self.not_estimable.to_dict("records"):
+                lines.append(f"    {ne['method']} on {ne['outcome']}: {ne['reason']}")
         others = [w for w in self.warnings if "not estimable" not in w]
         for w in others:
             lines.append(f"  WARNING: {w}")
@@ -287,8 +287,8 @@ def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ..
             df[o] = df[o].astype(float)
     n_pop = population.groupby("pop").size()
     n_inv = population[population["invited"]].groupby("pop").size()
-    wd = (n_pop / n_inv).to_dict()
-    df["w_design"] = df["pop"].map({int(k): float(v) for k, v in wd.items()})
+    wd = n_pop / n_inv
+    df["w_design"] = df["pop"].map({int(k): float(v) for k, v in zip(wd.index.to_numpy(), wd.to_numpy(), strict=True)})
     df = df.sort_values("response_id").reset_index(drop=True)
     flow = {
         "invited": int(population["invited"].sum()),
@@ -372,16 +372,16 @@ def _weighting_tables(design: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
         tot_pop = float(grp["population"].sum())
         n = float(grp["respondents"].sum())
         tot_after = float(grp["weighted_after"].sum())
-        for r in grp.itertuples():
+        for r in grp.to_dict("records"):
             rows.append(
                 {
                     "variable": str(margin),
-                    "category": str(r.category).replace("True", "1").replace("False", "0"),
-                    "population": float(r.population),
-                    "n_respondents": int(r.respondents),
-                    "pct_population": 100 * r.population / tot_pop,
-                    "pct_unweighted": 100 * r.respondents / n,
-                    "pct_weighted": 100 * r.weighted_after / tot_after,
+                    "category": str(r["category"]).replace("True", "1").replace("False", "0"),
+                    "population": float(r["population"]),
+                    "n_respondents": int(r["respondents"]),
+                    "pct_population": 100 * r["population"] / tot_pop,
+                    "pct_unweighted": 100 * r["respondents"] / n,
+                    "pct_weighted": 100 * r["weighted_after"] / tot_after,
                 }
             )
     wpos = w[w > 0]
@@ -433,12 +433,12 @@ def _sensitivity(frame: pd.DataFrame, design: Any, effects: pd.DataFrame, outcom
     m = design.match
     mm = m.match_matrix
     for o in outcomes:
-        r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "likert")]
-        if r.empty:
+        hit = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "likert")]
+        if hit.empty:
             continue
-        r = r.iloc[0]
+        r = hit.iloc[0]
         sd = float(frame[o].std(ddof=1))
-        ev = e_value(r["estimate"], r["ci_lower"], r["ci_upper"], scale="SMD", sd=sd)
+        ev = e_value(float(r["estimate"]), float(r["ci_lower"]), float(r["ci_upper"]), scale="SMD", sd=sd)
         diffs = []
         y = frame[o]
         for t_idx, row in mm.iterrows():
@@ -977,7 +977,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                     {k: dict(v) for k, v in mg.totals.items()},  # plain dicts: sent to worker processes
                     spec,
                     n_replicates=cfg.effects.replicates,
-                    population_sizes={int(k): float(v) for k, v in n_h.items()} if cfg.effects.fpc else None,
+                    population_sizes={int(k): float(v) for k, v in zip(n_h.index.to_numpy(), n_h.to_numpy(), strict=True)} if cfg.effects.fpc else None,
                     workers=cfg.effects.workers,
                     rng=np.random.default_rng(cfg.study.seed),
                     progress=progress,

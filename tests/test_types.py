@@ -1,0 +1,68 @@
+"""mypy finds no error in the modules that are clean (an explicit allowlist that only grows).
+
+Modules imported by the allowlisted ones are analysed too but their own errors are not reported
+(``--follow-imports=silent``), so a module enters the list when its own code is clean.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Packages and modules checked by mypy; a package is checked with all its modules.
+CLEAN = (
+    "survey",
+    "analysis/__init__.py",
+    "analysis/bundle.py",
+    "analysis/cli.py",
+    "analysis/commands",
+    "analysis/config.py",
+    "analysis/disclosure.py",
+    "analysis/estimation.py",
+    "analysis/formatting.py",
+    "analysis/pipeline.py",
+    "analysis/plans",
+    "analysis/population",
+    "analysis/processes.py",
+    "analysis/render.py",
+    "analysis/report.py",
+    "analysis/weighting",
+    "analysis/matching/__init__.py",
+    "analysis/matching/algorithms.py",
+    "analysis/matching/formula.py",
+    "analysis/matching/nearest.py",
+    "analysis/matching/propensity.py",
+    "analysis/effects/__init__.py",
+    "analysis/effects/ordinal.py",
+    "analysis/effects/regression.py",
+    "analysis/effects/reliability.py",
+    "analysis/effects/sensitivity.py",
+    "analysis/effects/variance.py",
+    "analysis/effects/weighting_estimators.py",
+)
+
+#: Not yet clean (errors on the day the list was made): analysis/reporting.py (32),
+#: analysis/synth.py (61), analysis/matching/balance.py (16), analysis/effects/results.py (2).
+
+
+def test_allowlist_names_existing_code() -> None:
+    missing = [p for p in CLEAN if not (REPO / p).exists()]
+    assert not missing, f"allowlisted but absent: {missing}"
+
+
+def test_allowlisted_modules_are_mypy_clean() -> None:
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed")
+    r = subprocess.run(
+        [sys.executable, "-m", "mypy", "--follow-imports=silent", "--no-error-summary", *CLEAN],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
