@@ -3,6 +3,7 @@
 * ``survey`` never imports ``analysis``.
 * A private module (``_name.py``) is imported only from inside its own package.
 * A private name (``_name``) is never imported from another module.
+* A room imports only rooms of a lower layer (``LAYERS``, as in ARCHITECTURE.md) or itself.
 * There is no import cycle between modules. Imports inside functions and under ``TYPE_CHECKING``
   count too; the few function-level cycles that are accepted are listed in ``JUSTIFIED_CYCLES``.
 """
@@ -27,6 +28,41 @@ JUSTIFIED_CYCLES: dict[tuple[str, str], str] = {
         "survey.lsformat removes the cycle (ARCHITECTURE.md, known debts)"
     ),
 }
+
+
+#: The rooms and their layers (ARCHITECTURE.md): a room may import its own modules and rooms of a
+#: lower layer only.  A room is a subpackage of ``analysis`` or a top-level module of it.
+LAYERS: dict[str, int] = {
+    "survey": 0,
+    "analysis": 1,
+    "analysis.config": 1,
+    "analysis.bundle": 1,
+    "analysis.disclosure": 1,
+    "analysis.formatting": 1,
+    "analysis.report": 1,
+    "analysis.processes": 1,
+    "analysis.synth": 1,
+    "analysis.population": 2,
+    "analysis.weighting": 2,
+    "analysis.matching": 2,
+    "analysis.effects": 3,
+    "analysis.estimation": 4,
+    "analysis.reporting": 4,
+    "analysis.render": 4,
+    "analysis.plans": 5,
+    "analysis.pipeline": 6,
+    "analysis.commands": 7,
+    "survey.commands": 7,
+    "analysis.cli": 8,
+}
+
+
+def room(module: str) -> str:
+    """The room of a module: ``survey.commands``, ``survey``, or ``analysis[.<subpackage or module>]``."""
+    parts = module.split(".")
+    if parts[0] == "survey":
+        return "survey.commands" if parts[1:2] == ["commands"] else "survey"
+    return ".".join(parts[:2])
 
 
 @dataclass(frozen=True)
@@ -111,6 +147,22 @@ def test_survey_never_imports_analysis() -> None:
         if i.importer.split(".")[0] == "survey" and i.target.split(".")[0] == "analysis"
     ]
     assert not bad, "\n".join(bad)
+
+
+def test_every_module_has_a_room() -> None:
+    assert not [m for m in MODULES if room(m) not in LAYERS]
+
+
+def test_rooms_import_only_lower_layers() -> None:
+    bad = []
+    for imp in IMPORTS:
+        target = _edge_target(imp)
+        if target is None:
+            continue
+        a, b = room(imp.importer), room(target)
+        if a != b and LAYERS[b] >= LAYERS[a]:
+            bad.append(f"{imp.where()}: {a} (layer {LAYERS[a]}) imports {b} (layer {LAYERS[b]})")
+    assert not bad, "\n".join(sorted(set(bad)))
 
 
 def test_private_modules_stay_inside_their_package() -> None:

@@ -16,10 +16,10 @@ from survey.errors import ConfigError, DataValidationError
 if TYPE_CHECKING:
     from analysis.weighting.diagnostics import WeightingDiagnostics
 
-__all__ = ["ReplicateVariance", "SurveyDesign", "SurveyEstimate"]
+__all__ = ["ReplicateWeights", "SurveyDesign", "SurveyEstimate"]
 
 
-class ReplicateVariance(Protocol):
+class ReplicateWeights(Protocol):
     """What a design needs of its replicate weights.
 
     :class:`analysis.weighting.replicate.Replicates` implements it; naming the protocol here keeps
@@ -32,7 +32,7 @@ class ReplicateVariance(Protocol):
     @property
     def method(self) -> str: ...
 
-    def with_weights(self, weights: np.ndarray) -> ReplicateVariance: ...
+    def with_weights(self, weights: np.ndarray) -> ReplicateWeights: ...
 
     def variance(
         self, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray
@@ -205,7 +205,7 @@ class SurveyDesign:
     _data: pd.DataFrame
     _diagnostics: WeightingDiagnostics | None
     _fpc: str | None
-    _replicates: ReplicateVariance | None
+    _replicates: ReplicateWeights | None
     _steps: tuple[Step, ...]
     _strata: str | None
     _structure: _Structure
@@ -291,7 +291,7 @@ class SurveyDesign:
         *,
         weights: np.ndarray | None = None,
         steps: tuple[Step, ...] | None = None,
-        replicates: ReplicateVariance | bool | None = False,
+        replicates: ReplicateWeights | bool | None = False,
         diagnostics: WeightingDiagnostics | bool | None = False,
     ) -> SurveyDesign:
         new = object.__new__(SurveyDesign)

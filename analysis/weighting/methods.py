@@ -23,7 +23,7 @@ from analysis.weighting._calibration import (
     linear_calibration,
 )
 from analysis.weighting._margins import CollapseRecord, Margin, MarginSpec, prepare_margins
-from analysis.weighting.design import ReplicateVariance, SurveyDesign
+from analysis.weighting.design import ReplicateWeights, SurveyDesign
 from analysis.weighting.diagnostics import build_diagnostics
 from survey.errors import ConfigError, PopevalError
 
@@ -361,7 +361,7 @@ def _calibrate(
         g, iterations, converged = expand(res.g), res.iterations, True
     w = w0 * g
     reps = design._replicates
-    new_reps: ReplicateVariance | bool = False
+    new_reps: ReplicateWeights | bool = False
     if reps is not None:
         W = reps.weights
         G = np.full_like(W, np.nan)
@@ -505,7 +505,7 @@ def trim(
             hint="the bounds may be infeasible for the sum of weights: widen them",
         )
     reps = design._replicates
-    new_reps: ReplicateVariance | bool = False
+    new_reps: ReplicateWeights | bool = False
     if reps is not None:
         W = np.array(reps.weights)
         for j in range(W.shape[1]):
