@@ -31,6 +31,7 @@ import platform
 import subprocess
 import time
 import types
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -735,11 +736,12 @@ def _not_estimable_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["outcome", "method", "reason"])
 
 
-def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Every method on every outcome; a secondary method that fails is recorded, not fatal.
 
     The main estimator (matching) raises as before.  Each other (outcome, method) that raises is
     listed in the returned ``not_estimable`` frame with the reason; its row is left out of the effects.
+    The last element counts the expected warnings of the fits (``"<fit>: <Warning>"`` -> count).
     """
     import dataclasses
 
@@ -749,6 +751,7 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
     tables: list[pd.DataFrame] = []
     shifts: list[pd.DataFrame] = []
     failed: list[dict[str, str]] = []
+    fits: Counter[str] = Counter()
     for o in spec.outcomes:
         one = dataclasses.replace(spec, outcomes=(o,))
         for meth in methods:
@@ -767,11 +770,12 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                     failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
                     continue
             tables.append(est.table)
+            fits.update(est.details.get("fit_warnings", {}))
             if len(est.category_shifts):
                 shifts.append(est.category_shifts)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    return table, cs, _not_estimable_frame(failed)
+    return table, cs, _not_estimable_frame(failed), dict(sorted(fits.items()))
 
 
 def run(
@@ -966,7 +970,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         def do_outcomes() -> dict[str, Any]:
             frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
             d = des["design"]
-            table, shifts, failed = _estimate_methods(frame, d, spec)
+            table, shifts, failed, fit_warnings = _estimate_methods(frame, d, spec)
             eff = table.copy()
             eff["model_se"] = eff["std_error"]
             rep = None
@@ -996,13 +1000,16 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             alpha = cronbach_alpha(items, list(spec.outcomes)) if len(spec.outcomes) > 1 else None
             t = frame["pop"] == 1
             g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
-            return {"frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed}
+            return {"frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
 
         outc = step("outcomes", out_key, do_outcomes)
         failed = outc["not_estimable"]
         for r in failed.itertuples():
             warnings_.append(f"{r.method} on {r.outcome} not estimable: {r.reason}")
             say(f"WARNING: {r.method} on {r.outcome} not estimable: {r.reason}")
+        fits = Counter(des["design"].diagnostics.get("fit_warnings", {})) + Counter(outc.get("fit_warnings", {}))
+        for what, n in sorted(fits.items()):
+            warnings_.append(f"{what} warned {n} time(s) while fitting")
 
         # ---- bundle
         eff = outc["effects"].copy()
