@@ -424,6 +424,10 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
         r = overall.loc[(measure, "design")]
         assert r["ci_lower"] - 0.03 <= t <= r["ci_upper"] + 0.03
     assert overall.loc[("mismatch", "combined"), "std_error"] < overall.loc[("mismatch", "design"), "std_error"]
+    for g in GOALS:  # the cross-fitted text classifier sharpens the goal shares; human codes stay the design estimate
+        assert overall.loc[(g, "combined"), "std_error"] < overall.loc[(g, "design"), "std_error"]
+        t = (frame[g] == "ja").mean()
+        assert overall.loc[(g, "combined"), "ci_lower"] - 0.03 <= t <= overall.loc[(g, "combined"), "ci_upper"] + 0.03
     agr = tabs["plans_agreement"].set_index("code")
     assert (agr["kappa"] > 0.4).all() and (agr["n_disagreements"] > 0).any()
     val = tabs["plans_validation"].set_index("flag")

@@ -231,15 +231,19 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     texts = read_texts(cfg.path(cfg.plans.texts), cfg.plans.id_column, cfg.plans.text_column)
     texts["text"] = texts["text"].map(mask_personal)
     auto = concordance(frame, texts, _catalogue(cfg), threshold=cfg.plans.match_threshold)
-    del texts
     auto.to_parquet(wd / "concordance.parquet", index=False)
     sample_codes = units.merge(codes, on="pop_id", how="inner")
     if len(sample_codes) != len(units):
         raise ConfigError("The reconciled codes do not cover the sample", file=wd / "codes.csv", expected=f"{len(units)} POPs", found=f"{len(sample_codes)}", hint="run `popeval plans ingest` again")
-    est = pd.concat(
-        [design_estimates(sample_codes), combined_estimate(sample_codes, auto, frame[["pop_id", "stratum"]])],
-        ignore_index=True,
-    )
+    parts = [design_estimates(sample_codes), combined_estimate(sample_codes, auto, frame[["pop_id", "stratum"]])]
+    # career goals: a text classifier trained on the coded sample (cross-fitted), beside the human-code estimates
+    from analysis.plans.classify import goal_predictions
+
+    preds = goal_predictions(sample_codes, texts, frame["pop_id"], seed=cfg.study.seed)
+    for goal, pr in preds.items():
+        parts.append(combined_estimate(sample_codes, None, frame[["pop_id", "stratum"]], measure=goal, predictions=pr))
+    del texts
+    est = pd.concat(parts, ignore_index=True)
     thr = cfg.study.disclosure_threshold
     small = est["N_population"] < thr
     est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper"]] = np.nan
