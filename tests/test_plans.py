@@ -425,9 +425,7 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
         assert r["ci_lower"] - 0.03 <= t <= r["ci_upper"] + 0.03
     assert overall.loc[("mismatch", "combined"), "std_error"] < overall.loc[("mismatch", "design"), "std_error"]
     for g in GOALS:  # the cross-fitted text classifier sharpens the goal shares; human codes stay the design estimate
-        assert overall.loc[(g, "combined"), "std_error"] < overall.loc[(g, "design"), "std_error"]
-        t = (frame[g] == "ja").mean()
-        assert overall.loc[(g, "combined"), "ci_lower"] - 0.03 <= t <= overall.loc[(g, "combined"), "ci_upper"] + 0.03
+        assert overall.loc[(g, "combined"), "std_error"] < overall.loc[(g, "design"), "std_error"]  # coverage: bench/
     agr = tabs["plans_agreement"].set_index("code")
     assert (agr["kappa"] > 0.4).all() and (agr["n_disagreements"] > 0).any()
     val = tabs["plans_validation"].set_index("flag")
@@ -467,3 +465,23 @@ def test_report_include_executes(study: Path) -> None:
         assert len(inline) >= 6
         values = [str(eval(expr, ns)) for expr in inline]
         assert all(v and v != "nan" for v in values)
+
+
+def test_report_include_renders_with_a_kernel(study: Path, tmp_path: Path) -> None:
+    """The nl include, wrapped in a minimal report, runs in a Jupyter kernel and pandoc writes its tables."""
+    from analysis.render import render_report
+
+    bundle = study / "derived" / "plans" / "bundle"
+    if not (bundle / "tables" / "plans_estimates.csv").exists():
+        pytest.skip("needs test_command_sequence_to_bundle")
+    src = (Path(__file__).resolve().parents[1] / "reports" / "_plans-nl.qmd").read_text(encoding="utf-8")
+    head = '---\ntitle: "POP"\nlang: nl-BE\nexecute:\n  echo: false\njupyter: python3\n---\n\n```{python}\n#| tags: [parameters]\nbundle = "bundle"\n```\n\n'
+    qmd = tmp_path / "wrap.qmd"
+    qmd.write_text(head + src, encoding="utf-8")
+    r = render_report(bundle, qmd=qmd, out=tmp_path / "out", formats=("html",), engine="python", params={"bundle": str(bundle)})
+    html = Path(r.outputs["html"]).read_text(encoding="utf-8").replace("&nbsp;", "\u00a0")
+    from analysis.plans.report import PlansSection
+
+    sec = PlansSection(bundle, "nl")
+    for needle in ("Reden niet afleidbaar", "Cohens kappa", "(koppeling)", sec.pct("no_training"), sec.ci("mismatch", "combined")):
+        assert needle in html, needle

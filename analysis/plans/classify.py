@@ -60,7 +60,7 @@ def goal_predictions(
         fold[perm] = np.arange(len(perm)) % folds
     vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True, sublinear_tf=True, min_df=2)
     X_all = vec.fit_transform(X_text)  # unsupervised: the vocabulary of all POPs, no codes used
-    pos = ids.get_indexer(s["pop_id"].astype(str))
+    pos = ids.get_indexer(pd.Index(s["pop_id"].astype(str)))
     out: dict[str, tuple[pd.Series, pd.Series]] = {}
     for g in GOALS:
         y = (s[g] == "ja").to_numpy().astype(int)

@@ -229,6 +229,7 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
 
     frame["stratum"] = stratum_labels(frame, strata_cols).to_numpy()
     texts = read_texts(cfg.path(cfg.plans.texts), cfg.plans.id_column, cfg.plans.text_column)
+    texts = texts[texts["pop_id"].isin(frame["pop_id"])].reset_index(drop=True)
     texts["text"] = texts["text"].map(mask_personal)
     auto = concordance(frame, texts, _catalogue(cfg), threshold=cfg.plans.match_threshold)
     auto.to_parquet(wd / "concordance.parquet", index=False)
