@@ -139,9 +139,18 @@ def test_read_texts_folder_and_table(tmp_path: Path) -> None:
     doc = docx.Document()
     doc.add_paragraph("Ik volg de bachelor verpleegkunde.")
     doc.save(str(d / "sub" / "LBT00000002.docx"))
+    import typst
+
+    (tmp_path / "pop.typ").write_text("Actieplan: ik volg de opleiding Rijbewijs C bij Syntra West.", encoding="utf-8")
+    typst.compile(str(tmp_path / "pop.typ"), output=str(d / "LBT00000004.pdf"))
     t = read_texts(d)
-    assert list(t["pop_id"]) == ["LBT00000001", "LBT00000002"]
-    assert "verpleegkunde" in t["text"].iloc[1]
+    assert list(t["pop_id"]) == ["LBT00000001", "LBT00000004", "LBT00000002"]
+    assert "verpleegkunde" in t["text"].iloc[2]
+    assert "Rijbewijs C bij Syntra West" in t["text"].iloc[1]
+    (d / "LBT00000005.pdf").write_bytes(b"not a pdf")
+    with pytest.raises(DataValidationError, match="cannot be read") as e:
+        read_texts(d)
+    assert "LBT00000005.pdf" in str(e.value)
     pd.DataFrame({"id": ["LBT00000003"], "tekst": ["Opleiding: Rijbewijs C"]}).to_csv(tmp_path / "pops.csv", index=False)
     t2 = read_texts(tmp_path / "pops.csv", id_column="id", text_column="tekst")
     assert t2.iloc[0].to_dict() == {"pop_id": "LBT00000003", "text": "Opleiding: Rijbewijs C"}
