@@ -494,3 +494,21 @@ def test_report_include_renders_with_a_kernel(study: Path, tmp_path: Path) -> No
     sec = PlansSection(bundle, "nl")
     for needle in ("Reden niet afleidbaar", "Cohens kappa", "(koppeling)", sec.pct("no_training"), sec.ci("mismatch", "combined")):
         assert needle in html, needle
+
+
+@pytest.mark.parametrize(
+    ("plans", "param", "listed"),
+    [
+        ({"strata": ["provincie"]}, "plans.strata", "centre_size"),
+        ({"allocation": "neyman"}, "plans.allocation", "proportional"),
+        ({"sample_size": 1}, "plans.sample_size", ">= 2"),
+        ({"match_threshold": 150}, "plans.match_threshold", "between 0 and 100"),
+    ],
+)
+def test_plans_settings_are_checked(plans: dict[str, object], param: str, listed: str) -> None:
+    from analysis.config import config_from_dict
+    from survey.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"plans": plans})
+    assert param in str(e.value) and listed in str(e.value)
