@@ -246,12 +246,13 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     del texts
     est = pd.concat(parts, ignore_index=True)
     thr = cfg.study.disclosure_threshold
+    # disclosure: no estimate or count for a stratum with fewer POPs than the threshold
     small = est["N_population"] < thr
-    est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper"]] = np.nan
+    est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper", "n_sample", "N_population"]] = np.nan
     agr = agreement(coded, n_boot=cfg.plans.bootstrap, seed=cfg.study.seed).to_frame()
     dis = disagreements(coded)
     agr["n_disagreements"] = agr["code"].map(dis.groupby("code").size()).fillna(0).astype(int)
-    validation = validate_flags(auto, codes)
+    validation = suppress(validate_flags(auto, codes), ["tp", "fp", "fn", "tn"], thr, by="flag").table
     conc_parts = []
     for comp, col in (("pop_vs_attest", "auto_attest_match"), ("pop_vs_followed", "auto_followed_match"), ("attest_vs_followed", "attest_vs_followed")):
         vc = auto[col].value_counts().sort_index()
@@ -262,8 +263,9 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     conc = suppress(conc, "n", thr, by="comparison", pct_cols={"pct": "n"}).table
     prev_path = previous or (str(cfg.path(cfg.plans.previous)) if cfg.plans.previous else None)
     changes = _changes(est, prev_path)
-    counts = pd.read_csv(wd / "frame_counts.csv")
-    strata = pd.read_csv(wd / "sample_strata.csv")
+    counts = _primary(pd.read_csv(wd / "frame_counts.csv"), "n", thr)
+    strata = suppress(pd.read_csv(wd / "sample_strata.csv"), ["N_h", "n_h"], thr, pct_cols={"pi": "N_h"}).table
+    agr["n_disagreements"] = _primary(agr, "n_disagreements", thr)["n_disagreements"]
     info = {
         "codebook_version": CODEBOOK.version,
         "codes": list(CODEBOOK.names),
@@ -294,6 +296,13 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     print(head[["measure", "estimator", "estimate", "ci_lower", "ci_upper"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"Plans tables written to {out / 'tables'}")
     return 0
+
+
+def _primary(df: pd.DataFrame, col: str, threshold: int) -> pd.DataFrame:
+    """Counts ``0 < n < threshold`` set to missing (rows that are not a partition: no totals to protect)."""
+    out = df.copy()
+    out[col] = out[col].astype("Float64").mask((out[col] > 0) & (out[col] < threshold))
+    return out
 
 
 def _changes(est: pd.DataFrame, previous: str | None) -> pd.DataFrame:
