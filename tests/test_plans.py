@@ -45,6 +45,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 'name = "plans"',
                 "seed = 7",
                 'derived_dir = "derived"',
+                "[survey]",
+                "survey_id = 461283",
                 "[admin]",
                 'dwse = "admin/dwse_applications.csv"',
                 'vdab = "admin/vdab_trajectories.csv"',
@@ -510,5 +512,5 @@ def test_plans_settings_are_checked(plans: dict[str, object], param: str, listed
     from survey.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        config_from_dict({"plans": plans})
+        config_from_dict({"survey": {"survey_id": 461283}, "plans": plans})
     assert param in str(e.value) and listed in str(e.value)

@@ -9,7 +9,7 @@ The sequence (every step reads the study configuration's ``[plans]`` section; wo
     popeval plans ingest   --config study.toml   # agreement; writes plans/sheets/reconciliation.xlsx
     (the researchers fill 'definitief' in the reconciliation sheet)
     popeval plans ingest   --config study.toml   # the reconciled code set
-    popeval plans estimate --config study.toml   # concordance, estimates -> bundle tables plans_*.csv
+    popeval plans estimate --config study.toml   # concordance, estimates -> the plans bundle (tables/plans_*.csv)
 
 For the synthetic demo, ``popeval plans simulate --config studies/demo.toml --truth data_raw/demo/truth``
 fills the coder sheets (and, with ``--reconciliation``, the reconciliation sheet) from the known codes.
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name in ("sample", "sheets"):
             s.add_argument("--overwrite", action="store_true", help="replace an existing sample / existing sheets")
         if name == "estimate":
-            s.add_argument("--bundle", help="bundle folder to add the plans tables to (default <derived>/plans/bundle)")
+            s.add_argument("--out", help="the plans bundle folder to write (default <derived>/plans/bundle)")
             s.add_argument("--previous", help="the previous wave's bundle (overrides [plans] previous)")
         if name == "simulate":
             s.add_argument("--truth", required=True, help="the synthetic study's truth/ folder")
@@ -367,5 +367,5 @@ def run(args: argparse.Namespace) -> int:
     if args.plans_command == "ingest":
         return _ingest(cfg)
     if args.plans_command == "estimate":
-        return _estimate(cfg, args.bundle, args.previous)
+        return _estimate(cfg, args.out, args.previous)
     return _simulate(cfg, args.truth, args.reconciliation)
