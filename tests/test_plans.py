@@ -514,3 +514,14 @@ def test_plans_settings_are_checked(plans: dict[str, object], param: str, listed
     with pytest.raises(ConfigError) as e:
         config_from_dict({"survey": {"survey_id": 461283}, "plans": plans})
     assert param in str(e.value) and listed in str(e.value)
+
+
+def test_popeval_demo_writes_the_pop_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--persons", "3000", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert "POP texts" in capsys.readouterr().out
+    texts = read_texts(tmp_path / "plans" / "pop_texts.parquet")
+    truth = pd.read_parquet(tmp_path / "truth" / "plans_codes.parquet")
+    cat = pd.read_csv(tmp_path / "plans" / "trainings.csv")
+    assert len(texts) == len(truth) > 100 and set(texts["pop_id"]) == set(truth["trajectory_id"])
+    assert {"training_id", "training_name", "provider"} <= set(cat.columns) and cat["training_id"].is_unique
+    assert list(pd.read_parquet(tmp_path / "plans" / "pop_texts.parquet").columns) == ["trajectory_id", "text"]  # codes only in truth/
