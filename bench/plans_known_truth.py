@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def build_population(persons: int, seed: int, folder: str | Path) -> tuple[pd.Da
     return frame, truth, auto, texts
 
 
-def run(reps: int, persons: int, n: int, seed: int, tmp_root: str | None = None, goals: bool = True) -> dict[str, Any]:
+def run(reps: int, persons: int, n: int, seed: int, tmp_root: str | None = None, goals: bool = True, progress: bool = False) -> dict[str, Any]:
     """Run the repeated-sampling study; returns the summary (see the module docstring).
 
     With ``goals`` the career goals are also estimated by the combined estimator with the cross-fitted
@@ -86,6 +87,8 @@ def run(reps: int, persons: int, n: int, seed: int, tmp_root: str | None = None,
             parts += [combined_estimate(codes, None, frame[["pop_id", "stratum"]], measure=g, predictions=preds[g]) for g in GOALS]
         est = pd.concat(parts, ignore_index=True)
         est = est[(est["stratum"] == "alle") & (est["estimator"] != "automated")]
+        if progress and (r + 1) % 20 == 0:
+            print(f"  {r + 1}/{reps} samples", file=sys.stderr, flush=True)
         for row in est.itertuples(index=False):
             t = true_share[row.measure]
             records.append(
@@ -143,7 +146,7 @@ def main() -> None:  # pragma: no cover - command line
     ap.add_argument("--seed", type=int, default=2023)
     ap.add_argument("--out", default="bench/results/plans_known_truth")
     a = ap.parse_args()
-    res = run(a.reps, a.persons, a.n, a.seed)
+    res = run(a.reps, a.persons, a.n, a.seed, progress=True)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
