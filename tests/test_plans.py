@@ -410,6 +410,12 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
     assert main(["plans", "sheets", "--config", cfg]) == 0
     sheets = study / "derived" / "plans" / "sheets"
     assert sorted(p.name for p in sheets.glob("coder_*.xlsx")) == ["coder_A.xlsx", "coder_B.xlsx"]
+    from openpyxl import load_workbook
+
+    cells = [str(v) for row in load_workbook(sheets / "coder_A.xlsx")["codering"].iter_rows(values_only=True) for v in row if v]
+    joined = "\n".join(cells)
+    assert "[INSZ]" in joined and "[e-mail]" in joined  # the sample holds POPs with personal data, masked
+    assert not re.search(r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}", joined) and "@" not in joined
     assert main(["plans", "simulate", "--config", cfg, "--truth", str(study / "truth")]) == 0
     assert main(["plans", "ingest", "--config", cfg]) == 1  # disagreements: reconciliation sheet written
     assert (sheets / "reconciliation.xlsx").exists()
