@@ -22,11 +22,16 @@ sample-only estimate when the flags agree with the coders.  Per stratum the same
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from analysis.plans.codebook import GOALS
 from survey.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.weighting import SurveyDesign, SurveyEstimate
 
 __all__ = ["MEASURES", "combined_estimate", "design_estimates", "sample_design"]
 
@@ -51,7 +56,7 @@ def _indicators(codes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):
+def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None) -> SurveyDesign:
     """The sample as a :class:`~analysis.weighting.SurveyDesign` (strata, weights, fpc), with a 0/1 (or
     missing outside the domain) column per measure.  ``codes`` holds ``stratum``, ``N_h``, ``weight``."""
     from analysis.weighting import SurveyDesign
@@ -62,7 +67,7 @@ def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):
     return SurveyDesign(df, weights="weight", strata="stratum", fpc="N_h")
 
 
-def _rows(est, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:
+def _rows(est: SurveyEstimate, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:
     f = est.to_frame(alpha)
     out = []
     for idx, r in f.iterrows():
