@@ -71,7 +71,7 @@ def _rows(est: SurveyEstimate, measure: str, estimator: str, by: bool, alpha: fl
     f = est.to_frame(alpha)
     out = []
     for idx, r in f.iterrows():
-        stratum = idx[0] if by else "alle"
+        stratum = str(idx[0]) if by and isinstance(idx, tuple) else "alle"
         out.append(
             {
                 "measure": measure,
