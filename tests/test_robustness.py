@@ -822,3 +822,26 @@ def test_a_kill_while_the_admin_data_are_loaded_leaves_no_database(study: Path, 
     # the database is built under a hidden temporary name: nothing that looks like a finished one
     assert not [p for p in cold.glob("*.duckdb") if not p.name.startswith(TEMP_PREFIX)]
     assert not list((cold / "cache").glob("ingest+link-*.pkl"))
+
+
+def test_a_run_leaves_the_process_state_as_it_found_it(study: Path, derived: Path, tmp_path: Path) -> None:
+    """Loggers, pickle reducers and BLAS limits are restored; worker processes get plain data."""
+    import copyreg
+    import logging
+    import types
+
+    from threadpoolctl import threadpool_info
+
+    import analysis.pipeline as pl
+
+    names = ["", "popeval", "popeval.run", "analysis", "analysis.weighting", "survey"]
+    before = [(n, logging.getLogger(n).level, tuple(logging.getLogger(n).handlers)) for n in names]
+    blas = threadpool_info()
+    cfg = _fresh_config(tmp_path, study, derived, replicates=6, workers=2)
+    res = pl.run(load_config(cfg), progress=False)
+    assert "outcomes" in res.computed  # the replicates ran in two worker processes
+    assert (res.run_dir / COMPLETE_MARKER).exists()
+    assert [(n, logging.getLogger(n).level, tuple(logging.getLogger(n).handlers)) for n in names] == before
+    assert types.MappingProxyType not in copyreg.dispatch_table  # (imported libraries add their own)
+    after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # libraries loaded since are new
+    assert {lib["filepath"]: lib["num_threads"] for lib in blas} == {lib["filepath"]: after[lib["filepath"]] for lib in blas}
