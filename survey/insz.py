@@ -20,6 +20,7 @@ from survey.errors import ConfigError
 
 __all__ = [
     "PSEUDO_KEY_ENV",
+    "hmac_pads",
     "is_valid_insz",
     "looks_like_insz",
     "normalise_insz",
@@ -135,3 +136,14 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
         return h
 
     return norm.map(one)
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer HMAC-SHA256 pads of ``key`` (RFC 2104), for computing :func:`pseudonymise` in SQL.
+
+    ``HMAC(K, m) = SHA256(opad || SHA256(ipad || m))``; DuckDB's ``sha256`` then gives the same keyed
+    hashes as :func:`pseudonymise` without a Python loop over the values.
+    """
+    k = hashlib.sha256(key).digest() if len(key) > 64 else key
+    k = k.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
