@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from analysis.population.mapping import InputSpec
 from survey.errors import ConfigError
 
 __all__ = [
@@ -60,25 +61,50 @@ class StudySection:
     language: str = "nl"
     disclosure_threshold: int = 5
     derived_dir: str = "data_derived"
+    #: The study window as school years (``["2021-22", "2022-23"]``); empty: 2019-20 to 2023-24.
+    school_years: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SurveyConfig:
-    """``[survey]``: which survey and which snapshot of it."""
+    """``[survey]``: which survey and which snapshot of it, and how to read an existing survey.
+
+    ``participants`` is a participants file to use instead of the snapshot's ``participants.json``
+    (LimeSurvey's GUI CSV export or the RC2 JSON); ``key_attribute`` the attribute holding the person
+    key.  ``[survey.columns]`` and ``[survey.answers.<variable>]`` map an existing survey's columns
+    and answer codes onto popeval's (:class:`survey.mapping.SurveyMapping`).
+    """
 
     survey_id: int = 0
     snapshot: str = "latest"
     snapshots_dir: str = "data_raw/survey"
     server: str = "env"
+    participants: str = ""
+    key_attribute: str = "attribute_1"
+    columns: Mapping[str, str] = field(default_factory=dict)
+    answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def mapping(self) -> Any:
+        """The questionnaire mapping (:class:`survey.mapping.SurveyMapping`)."""
+        from survey.mapping import SurveyMapping
+
+        return SurveyMapping(columns=self.columns, answers=self.answers)
 
 
 @dataclass(frozen=True)
 class AdminConfig:
-    """``[admin]``: the DWSE and VDAB extracts."""
+    """``[admin]``: the DWSE and VDAB extracts.
+
+    ``dwse`` and ``vdab`` are paths of files in popeval's own schema, or tables ``[admin.dwse]`` /
+    ``[admin.vdab]`` describing a file as delivered (format, reading settings, column mapping, code
+    tables, rules: :class:`analysis.population.mapping.InputSpec`).
+    """
 
     dwse: str = "data_raw/admin/dwse_applications.csv"
     vdab: str = "data_raw/admin/vdab_trajectories.csv"
     pseudonymise: bool = False
+    dwse_input: InputSpec = field(default_factory=InputSpec)
+    vdab_input: InputSpec = field(default_factory=InputSpec)
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,9 @@ _SECTIONS = {
     "report": ReportConfig,
 }
 
+#: Fields filled from other settings, not written in the TOML themselves.
+_NOT_SETTINGS = ("dwse_input", "vdab_input", "columns", "answers")
+
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("study", "language"): ("nl", "en"),
     ("weighting", "method"): ("rake", "poststratify", "linear", "logit", "none"),
@@ -264,6 +293,12 @@ def _range_checks(cfg: StudyConfig) -> None:
     for section, key, ok, expected in checks:
         if not ok:
             raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
+    import re
+
+    for y in cfg.study.school_years:
+        m = re.fullmatch(r"(\d{4})-(\d{2})", y)
+        if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+            raise _fail("study", "school_years", "school years such as 2021-22 (1 September to 31 August)", y, 'e.g. school_years = ["2021-22", "2022-23"]', src)
     if not cfg.matching.covariates:
         raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
 
@@ -285,7 +320,25 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
         raw = data.get(name, {})
         if not isinstance(raw, Mapping):
             raise _fail(name, "", "a table", raw, f"write [{name}] followed by key = value lines", source)
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS}
+        specs: dict[str, Any] = {}
+        if name == "admin":
+            from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
+
+            from analysis.population.mapping import input_from_toml
+
+            raw = dict(raw)
+            for key, table in (("dwse", DWSE_APPLICATIONS), ("vdab", VDAB_TRAJECTORIES)):
+                if key in raw:
+                    spec = input_from_toml(raw[key], f"admin.{key}", table, source)
+                    specs[f"{key}_input"] = spec
+                    raw[key] = spec.file
+        if name == "survey" and ("columns" in raw or "answers" in raw):
+            from survey.mapping import survey_mapping_from_toml
+
+            raw = dict(raw)
+            sm = survey_mapping_from_toml(raw.pop("columns", {}), raw.pop("answers", {}), source)
+            specs.update(columns=sm.columns, answers=sm.answers)
         for key in raw:
             if key not in known:
                 raise ConfigError(
@@ -297,7 +350,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
                     hint="check the spelling; every setting is documented in analysis/config.py",
                 )
         values = {k: _coerce(name, known[k], v, source) for k, v in raw.items()}
-        kwargs[name] = cls(**values)
+        kwargs[name] = cls(**values, **specs)
     cfg = StudyConfig(**kwargs, base_dir=base_dir, source=source)
     _range_checks(cfg)
     return cfg

@@ -180,6 +180,52 @@ def _resolve_snapshot(cfg: StudyConfig) -> Path:
     return p
 
 
+def _pseudo_key(cfg: StudyConfig) -> bytes | None:
+    if not cfg.admin.pseudonymise:
+        return None
+    from survey.insz import pseudo_key_from_env
+
+    return pseudo_key_from_env()
+
+
+def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
+    """The input descriptions and questionnaire mapping, with their hash (manifest and cache keys)."""
+    from analysis.population.mapping import mapping_hash
+
+    d = cfg.to_dict()
+    survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "key_attribute": cfg.survey.key_attribute}
+    admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
+    h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
+    return {"admin": admin, "survey": survey, "hash": h}
+
+
+def _preflight_survey(cfg: StudyConfig, snap: Path) -> None:
+    """A mapped survey column that is missing stops the run here, before anything is computed."""
+    m = cfg.survey.mapping()
+    if m.empty:
+        return
+    from survey.parse import _find_responses_file, read_responses
+
+    resp = snap if snap.is_file() else _find_responses_file(snap)
+    fm = None
+    if snap.is_dir() and (snap / "fieldmap.json").is_file():
+        fm = json.loads((snap / "fieldmap.json").read_text(encoding="utf-8"))
+    m.check_header([str(c) for c in read_responses(resp, fm if isinstance(fm, dict) and "status" not in fm else None).columns], resp)
+
+
+def _provenance(*inputs: Path) -> str:
+    """'synthetic' when the generator marked the data (``provenance.json`` beside or above the inputs), else ''."""
+    for p in inputs:
+        for folder in (p.parent, p.parent.parent):
+            f = folder / "provenance.json"
+            if f.is_file():
+                try:
+                    return str(json.loads(f.read_text(encoding="utf-8")).get("provenance", ""))
+                except (json.JSONDecodeError, AttributeError):
+                    return ""
+    return ""
+
+
 def _snapshot_hash(snap: Path) -> dict[str, str]:
     files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
     return {p.name: sha256_file(p) for p in files}
@@ -504,6 +550,12 @@ def run(
         if not p.exists():
             raise ConfigError("An admin extract does not exist", file=p, param=what, expected="an existing CSV or Parquet file", found="no such file", hint="check the path (relative to the configuration file)")
     admin_hash = {"dwse": sha256_file(dwse), "vdab": sha256_file(vdab)}
+    participants = cfg.path(cfg.survey.participants) if cfg.survey.participants else None
+    if participants is not None and not participants.is_file():
+        raise ConfigError("The participants file does not exist", file=participants, param="survey.participants", expected="LimeSurvey's participants CSV export or participants.json", found="no such file", hint="check the path (relative to the configuration file)")
+    part_hash = sha256_file(participants) if participants is not None else ""
+    mapping = _mapping_record(cfg)
+    _preflight_survey(cfg, snap)
     run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code)[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -537,8 +589,8 @@ def run(
             return value
 
         # ---- ingest + link (the admin population)
-        admin_key = _key("admin", admin_hash, cfg_dict["admin"], code)
-        link_key = _key("link", admin_key, snap_hash, code)
+        admin_key = _key("admin", admin_hash, cfg_dict["admin"], mapping["hash"], code)
+        link_key = _key("link", admin_key, snap_hash, part_hash, cfg.study.school_years, cfg.survey.key_attribute, code)
 
         def do_link() -> dict[str, Any]:
             from analysis.population import ingest, link, load_population, margins, profile
@@ -546,13 +598,10 @@ def run(
             db = derived / f"popeval-{admin_key[:16]}.duckdb"
             if db.exists():
                 db.unlink()
-            key = None
-            if cfg.admin.pseudonymise:
-                from survey.insz import pseudo_key_from_env
-
-                key = pseudo_key_from_env()
-            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key)
-            lr = link(db, participants=snap if snap.is_dir() else None)
+            key = _pseudo_key(cfg)
+            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
+            lr = link(db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
+                      key_attribute=cfg.survey.key_attribute, pseudo_key=key)
             population = load_population(db)
             mg = margins(db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
             pr = profile(db, threshold=cfg.study.disclosure_threshold)
@@ -563,12 +612,12 @@ def run(
         mg = pop_out["margins"]
 
         # ---- survey: parse
-        parse_key = _key("parse", snap_hash, code)
+        parse_key = _key("parse", snap_hash, part_hash, cfg.survey.key_attribute, mapping["survey"], code)
 
         def do_parse() -> Any:
             from survey.parse import parse_snapshot
 
-            return parse_snapshot(snap)
+            return parse_snapshot(snap, mapping=cfg.survey.mapping(), participants=participants, key_attribute=cfg.survey.key_attribute, pseudo_key=_pseudo_key(cfg))
 
         resp = step("survey", parse_key, do_parse)
 
@@ -701,7 +750,9 @@ def run(
             },
             "packages": _packages(),
             "design_hash": des["hash"],
-            "note": "synthetic demo study" if cfg.study.name == "demo" else "",
+            "mapping": mapping,
+            "provenance": _provenance(dwse, vdab),
+            "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
         bundle_dir = run_dir / "bundle"
         from analysis.bundle import TABLES, write_bundle
