@@ -323,9 +323,8 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
         known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS}
         specs: dict[str, Any] = {}
         if name == "admin":
-            from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
-
             from analysis.population.mapping import input_from_toml
+            from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
 
             raw = dict(raw)
             for key, table in (("dwse", DWSE_APPLICATIONS), ("vdab", VDAB_TRAJECTORIES)):

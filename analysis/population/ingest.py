@@ -225,6 +225,9 @@ class InputPlan:
         The file.
     source
         What was read and how (:class:`~analysis.population.sources.SourceInfo`).
+    src
+        The DuckDB table of mapped values: ``source_row``, ``raw__<variable>`` (the file's value) and
+        ``<variable>`` (after extraction and recoding, as text), computed once.
     columns
         popeval variable -> the file's column (``None`` for a derived variable).
     derived
@@ -232,9 +235,9 @@ class InputPlan:
     recodes
         popeval variable -> "code table" and/or the name of a built-in rule.
     text
-        popeval variable -> SQL text expression over ``_src_<table>`` after extraction and recoding.
+        popeval variable -> its column in ``src`` (after extraction and recoding).
     raw
-        popeval variable -> SQL text expression of the file's value before recoding.
+        popeval variable -> the column in ``src`` of the file's value before recoding.
     date_formats
         date variable -> strptime format used.
     assumed
@@ -247,6 +250,7 @@ class InputPlan:
     path: Path
     spec: InputSpec
     source: SourceInfo
+    src: str
     columns: dict[str, str | None]
     derived: dict[str, str]
     recodes: dict[str, str]
@@ -257,8 +261,8 @@ class InputPlan:
     ignored: tuple[str, ...]
 
     @property
-    def src(self) -> str:
-        """The DuckDB table holding the file."""
+    def file_table(self) -> str:
+        """The DuckDB table holding the file as read."""
         return f"_src_{self.table.name}"
 
 
@@ -349,6 +353,7 @@ def plan_input(
     raw: dict[str, str] = {}
     text: dict[str, str] = {}
     recodes: dict[str, str] = {}
+    pre: dict[str, str] = {}
     missing_values = tuple(spec.missing_values)
     for var in wanted:
         colname = columns[var]
@@ -358,6 +363,7 @@ def plan_input(
         if missing_values:
             v = f"CASE WHEN {v} IN ({', '.join(lit(m) for m in missing_values)}) THEN NULL ELSE {v} END"
         if var in spec.extract:
+            pre[var] = v
             pat = spec.extract[var]
             group = 1 if re.compile(pat).groups else 0
             v = f"NULLIF(regexp_extract({v}, {lit(pat)}, {group}), '')"
@@ -378,6 +384,15 @@ def plan_input(
             out = f"CASE WHEN popeval_insz({out}) THEN {h} ELSE {out} END"
         text[var] = out
     assumed = list(info.assumed)
+    # the mapped values, computed once (every check below reads these columns)
+    mapped_table = f"_map_{table.name}"
+    con.execute(_INSZ_MACROS)
+    sel = ", ".join([f"{raw[v]} AS {q('raw__' + v)}" for v in raw] + [f"{text[v]} AS {q(v)}" for v in text]
+                    + [f"{pre[v]} AS {q('pre__' + v)}" for v in pre])
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {mapped_table} AS SELECT source_row, {sel} FROM {src}")
+    raw = {v: q("raw__" + v) for v in raw}
+    text = {v: q(v) for v in text}
+    src = mapped_table
     # dates: given format, else ISO, else dd/mm/yyyy when every value has that shape
     date_formats: dict[str, str] = {}
     for var in wanted:
@@ -400,14 +415,18 @@ def plan_input(
     if dmy and not spec.date_format:
         assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
     # derived variables
+    extra = []
     for var in derived:
         if var == "sector":
-            text[var] = sector_from_nace_sql(f"({text['nace']})")
+            extra.append(f"{sector_from_nace_sql(text['nace'])} AS {q(var)}")
         elif var == "school_year":
-            text[var] = school_year_from_date_sql(_date_sql(text["application_date"], date_formats["application_date"]))
+            extra.append(f"{school_year_from_date_sql(_date_sql(text['application_date'], date_formats['application_date']))} AS {q(var)}")
+        text[var] = q(var)
+    if extra:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT *, {', '.join(extra)} FROM {src}")
     used = {c for c in columns.values() if c is not None}
     ignored = tuple(c for c in cols if c not in used)
-    return InputPlan(table, path, spec, info, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored)
+    return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored)
 
 
 def _date_sql(text: str, fmt: str) -> str:
@@ -445,8 +464,7 @@ def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None
     Key columns: refused (no key) or pseudonymised (key).  Other mapped columns: refused.  Columns
     that are not ingested: counted (returned) and reported, never stored.  No value is ever shown.
     """
-    con.execute(_INSZ_MACROS)
-    src = plan.src
+    src = plan.file_table
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
     cols = list(types)
     if not cols:
@@ -555,6 +573,7 @@ def ingest_table(
         with contextlib.suppress(duckdb.Error):  # an aborted transaction is rolled back by the caller
             con.execute("DROP TABLE IF EXISTS _popeval_pads")
     con.execute(f"DROP TABLE IF EXISTS {plan.src}")
+    con.execute(f"DROP TABLE IF EXISTS {plan.file_table}")
     _check_unique_key(con, table, path)
     key_format = _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
@@ -606,8 +625,9 @@ def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
             hint=f"add every code to [{where}.codes.{var}], e.g. {found.split(': ', 1)[1].split(' (')[0]} = \"{vocabulary_of(col)[0] if col.vocabulary else '...'}\"",
         )
     for var, pat in plan.spec.extract.items():
-        cond = f"({_text_sql(plan.columns[var] or '', 'VARCHAR', plan.source.format)}) IS NOT NULL AND ({plan.raw[var]}) IS NULL" if plan.columns.get(var) else "false"
-        n, row, val = _first(con, plan.src, cond, q(plan.columns[var] or "source_row"))
+        pre = q("pre__" + var)
+        cond = f"{pre} IS NOT NULL AND {plan.raw[var]} IS NULL"
+        n, row, val = _first(con, plan.src, cond, pre)
         if n:
             raise DataValidationError(
                 f"The extraction for {var} found nothing in {plan.table.name}",

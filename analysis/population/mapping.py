@@ -283,11 +283,12 @@ def rule_sql(rule: str, v: str, spec: InputSpec) -> str:
         return (f"CASE WHEN NOT regexp_full_match(trim({v}), '\\d') THEN NULL WHEN {n} <= {lo} THEN 'laag' "
                 f"WHEN {n} <= {mid} THEN 'midden' WHEN {n} <= 8 THEN 'hoog' END")
     if rule == "nace_bel":
-        digits = f"regexp_replace(trim({v}), '\\.', '', 'g')"
-        div = f"TRY_CAST(substr({digits}, 1, 2) AS INTEGER)"
-        cases = " ".join(f"WHEN {div} BETWEEN {a} AND {b} THEN '{s}'" for a, b, s in _NACE_DIVISIONS)
-        return (f"CASE WHEN regexp_full_match(trim({v}), '[A-U]') THEN trim({v}) "
-                f"WHEN NOT regexp_full_match(trim({v}), '\\d{{2}}(\\.?\\d{{1,3}})?') THEN NULL {cases} END")
+        t = f"trim({v})"
+        sections = [next((sec for a, b, sec in _NACE_DIVISIONS if a <= d <= b), None) for d in range(1, 100)]
+        table = "[" + ", ".join("NULL" if x is None else f"'{x}'" for x in sections) + "]"
+        div = f"TRY_CAST(substr({t}, 1, 2) AS INTEGER)"
+        return (f"CASE WHEN regexp_full_match({t}, '[A-U]') THEN {t} "
+                f"WHEN regexp_full_match({t}, '\\d{{2}}(\\.?\\d{{1,3}})?') AND {div} >= 1 THEN ({table})[{div}] END")
     if rule == "headcount":
         n = f"TRY_CAST(replace(trim({v}), ',', '.') AS DOUBLE)"
         c = codes(COMPANY_SIZE)
