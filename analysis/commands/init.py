@@ -180,7 +180,7 @@ def _input_section(path: Path, key: str, base: Path) -> list[str]:
             import pandas as pd
 
             vals = [v for v, _ in samples[c]]
-            masked = looks_like_insz(pd.Series(vals, dtype="string")).to_numpy() if vals else []
+            masked: list[bool] = looks_like_insz(pd.Series(vals, dtype="string")).tolist() if vals else []
             shown = ", ".join("[INSZ-like]" if m else v[:30] for v, m in zip(vals[:8], masked, strict=False))
         lines.append(f"#   {c} ({types[c]}): {shown}")
     lines += ["", f"[admin.{key}.columns]", "# popeval variable = \"the file's column\""]

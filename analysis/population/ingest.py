@@ -356,9 +356,10 @@ def plan_input(
     pre: dict[str, str] = {}
     missing_values = tuple(spec.missing_values)
     for var in wanted:
-        colname = columns[var]
-        if colname is None:
+        source_col = columns[var]
+        if source_col is None:
             continue
+        colname = source_col
         v = _text_sql(colname, types[colname], fmt)
         if missing_values:
             v = f"CASE WHEN {v} IN ({', '.join(lit(m) for m in missing_values)}) THEN NULL ELSE {v} END"

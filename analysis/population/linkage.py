@@ -276,7 +276,7 @@ def _window(school_years: Sequence[str] | None) -> tuple[str, ...]:
 
     def ok(y: str) -> bool:
         m = re.fullmatch(r"(\d{4})-(\d{2})", y)
-        return bool(m) and (int(m.group(1)) + 1) % 100 == int(m.group(2))
+        return m is not None and (int(m.group(1)) + 1) % 100 == int(m.group(2))
 
     bad = [y for y in years if not ok(y)]
     if not years or bad:
