@@ -83,12 +83,14 @@ class SurveyConfig:
     key_attribute: str = "attribute_1"
     columns: Mapping[str, str] = field(default_factory=dict)
     answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: ``[survey.outcomes.<name>]``: Dutch/English labels and scale direction of an outcome.
+    outcomes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def mapping(self) -> Any:
         """The questionnaire mapping (:class:`survey.mapping.SurveyMapping`)."""
         from survey.mapping import SurveyMapping
 
-        return SurveyMapping(columns=self.columns, answers=self.answers)
+        return SurveyMapping(columns=self.columns, answers=self.answers, outcomes=self.outcomes)
 
 
 @dataclass(frozen=True)
@@ -202,7 +204,7 @@ _SECTIONS = {
 }
 
 #: Fields filled from other settings, not written in the TOML themselves.
-_NOT_SETTINGS = ("dwse_input", "vdab_input", "columns", "answers")
+_NOT_SETTINGS = ("dwse_input", "vdab_input", "columns", "answers", "outcomes")
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("study", "language"): ("nl", "en"),
@@ -332,12 +334,12 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
                     spec = input_from_toml(raw[key], f"admin.{key}", table, source)
                     specs[f"{key}_input"] = spec
                     raw[key] = spec.file
-        if name == "survey" and ("columns" in raw or "answers" in raw):
+        if name == "survey" and ("columns" in raw or "answers" in raw or "outcomes" in raw):
             from survey.mapping import survey_mapping_from_toml
 
             raw = dict(raw)
-            sm = survey_mapping_from_toml(raw.pop("columns", {}), raw.pop("answers", {}), source)
-            specs.update(columns=sm.columns, answers=sm.answers)
+            sm = survey_mapping_from_toml(raw.pop("columns", {}), raw.pop("answers", {}), source, raw.pop("outcomes", {}))
+            specs.update(columns=sm.columns, answers=sm.answers, outcomes=sm.outcomes)
         for key in raw:
             if key not in known:
                 raise ConfigError(

@@ -193,7 +193,8 @@ def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
     from analysis.population.mapping import mapping_hash
 
     d = cfg.to_dict()
-    survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "key_attribute": cfg.survey.key_attribute}
+    survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "outcomes": d["survey"]["outcomes"],
+              "key_attribute": cfg.survey.key_attribute}
     admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
     h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
     return {"admin": admin, "survey": survey, "hash": h}
@@ -751,6 +752,7 @@ def run(
             "packages": _packages(),
             "design_hash": des["hash"],
             "mapping": mapping,
+            "outcomes": cfg.survey.mapping().outcome_table(),
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }

@@ -75,11 +75,23 @@ class SurveyMapping:
 
     columns: Mapping[str, str] = field(default_factory=dict)
     answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    outcomes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
         """No mapping: the export is in popeval's own codes."""
-        return not self.columns and not self.answers
+        return not self.columns and not self.answers and not self.outcomes
+
+    def outcome_table(self) -> list[dict[str, str]]:
+        """Each outcome's name, popeval column, Dutch and English label and scale direction (for the bundle)."""
+        from survey.questionnaire import OUTCOMES
+
+        rows = []
+        for o in OUTCOMES:
+            given = self.outcomes.get(o.name, {})
+            rows.append({"name": o.name, "column": self.columns.get(o.name, o.column), "nl": given.get("nl", o.nl),
+                         "en": given.get("en", o.en), "direction": given.get("direction", "ascending")})
+        return rows
 
     def check_header(self, header: list[str], source: str | Path) -> dict[str, str]:
         """The export column of each mapped variable; a missing one is an error (before any parsing)."""
@@ -138,12 +150,35 @@ class SurveyMapping:
                     hint=f'add them to [survey.answers.{var}], e.g. {counts.index[0]} = "..." (popeval\'s codes: see survey/questionnaire.py)',
                 )
             out[target] = s.map(lambda v, t=table: t.get(v) if isinstance(v, str) else v)
+        # a descending scale (1 = agree most) is turned around so that a higher code means more agreement
+        for var, given in self.outcomes.items():
+            target = headings[var]
+            if given.get("direction") == "descending" and target in out.columns:
+                flip = {str(k): str(6 - k) for k in range(1, 6)}
+                out[target] = out[target].map(lambda v, f=flip: f.get(v, v) if isinstance(v, str) else v)
         return out
 
 
-def survey_mapping_from_toml(columns: Any, answers: Any, source: Path | None = None) -> SurveyMapping:
-    """Build and check a :class:`SurveyMapping` from ``[survey.columns]`` and ``[survey.answers]``."""
+def survey_mapping_from_toml(columns: Any, answers: Any, source: Path | None = None, outcomes: Any = None) -> SurveyMapping:
+    """Build and check a :class:`SurveyMapping` from ``[survey.columns]``, ``[survey.answers]`` and ``[survey.outcomes]``."""
+    from survey.questionnaire import OUTCOMES
+
     headings = variable_headings()
+    names = [o.name for o in OUTCOMES]
+    outs: dict[str, dict[str, str]] = {}
+    for name, given in (outcomes or {}).items():
+        if name not in names:
+            raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}",
+                              expected="an outcome: " + ", ".join(names), found=name, hint="check the spelling")
+        if not isinstance(given, Mapping) or any(k not in ("nl", "en", "direction") for k in given) or not all(isinstance(v, str) for v in given.values()):
+            raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}",
+                              expected='a table with nl = "...", en = "...", direction = "ascending" | "descending"', found=repr(given),
+                              hint='e.g. [survey.outcomes.stronger] nl = "Sterker op de arbeidsmarkt"')
+        if given.get("direction", "ascending") not in ("ascending", "descending"):
+            raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}.direction",
+                              expected="ascending (5 = agree most) or descending (1 = agree most)", found=repr(given["direction"]),
+                              hint="descending scales are turned around before the analysis")
+        outs[name] = dict(given)
     if not isinstance(columns, Mapping) or not all(isinstance(v, str) for v in columns.values()):
         raise ConfigError("Invalid setting in the study configuration", file=source, param="survey.columns",
                           expected='a table of popeval variable = "survey column"', found=repr(columns), hint='e.g. stronger = "Q5_SQ001"')
@@ -163,7 +198,7 @@ def survey_mapping_from_toml(columns: Any, answers: Any, source: Path | None = N
             raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.answers.{var}",
                               expected='a table of "survey code" = "popeval code"', found=repr(table), hint='e.g. A6 = "99" (weet niet)')
         out[var] = {str(k): v for k, v in table.items()}
-    return SurveyMapping(columns=dict(columns), answers=out)
+    return SurveyMapping(columns=dict(columns), answers=out, outcomes=outs)
 
 
 def mask_insz(values: pd.Series) -> tuple[pd.Series, int]:

@@ -262,6 +262,21 @@ def test_survey_mapping_reads_both_heading_forms(foreign: Path) -> None:
     assert {"refurl", "ipaddr", "interviewtime"} <= set(resp.extra_columns)
 
 
+def test_configurable_outcomes_labels_and_scale_direction() -> None:
+    """A descending scale (1 = agree most) is turned around; labels go to the bundle's manifest."""
+    cfg = config_from_dict({"survey": {"columns": {"stronger": "Q5_SQ001"}, "answers": {"stronger": {"A1": "1", "A5": "5", "A6": "99"}},
+                                       "outcomes": {"stronger": {"nl": "Sterker op het werk", "direction": "descending"}}}})
+    m = cfg.survey.mapping()
+    got = m.apply(pd.DataFrame({"Q5_SQ001": ["A1", "A5", "A6", None]}), "responses.csv")
+    assert got["EFFECT[SQ001]"].tolist() == ["5", "1", "99", None]
+    row = m.outcome_table()[0]
+    assert (row["name"], row["column"], row["nl"], row["en"], row["direction"]) == (
+        "stronger", "Q5_SQ001", "Sterker op het werk", "Professionally stronger", "descending")
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"survey": {"outcomes": {"stronger": {"direction": "up"}}}})
+    assert info.value.param == "survey.outcomes.stronger.direction" and "descending" in info.value.expected
+
+
 def test_participants_csv_without_the_key_attribute(foreign: Path) -> None:
     from survey.parse import read_participants
 

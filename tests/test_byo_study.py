@@ -183,6 +183,8 @@ def test_run_through_configuration_alone_gives_identical_results(demo: Path, for
     assert man["mapping"]["admin"]["dwse"]["columns"]["educ"] == "onderwijsniveau"
     assert man["mapping"]["survey"]["columns"]["stronger"] == "Q5_SQ001"
     assert len(man["mapping"]["hash"]) == 64
+    assert [o["name"] for o in man["outcomes"]] == ["stronger", "job_better", "promotion", "satisfaction"]
+    assert man["outcomes"][0]["column"] == "Q5_SQ001" and man["outcomes"][0]["nl"] == "Professioneel sterker"
     native_man = json.loads((_bundle(native) / "manifest.json").read_text(encoding="utf-8"))
     assert native_man["mapping"]["hash"] != man["mapping"]["hash"]
 
