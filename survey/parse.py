@@ -203,7 +203,7 @@ def _parse_limesurvey_csv(text: str, source: str | Path) -> tuple[list[str], lis
             file=source,
             row=len(records),
             expected=f"quoted fields separated by {sep!r}",
-            found=repr(text[max(0, pos - 20) : pos + 20]),
+            found=repr(re.sub(r"\d[\d.\-\s/]{5,}\d", "<digits>", text[max(0, pos - 20) : pos + 20])) + " (numbers not shown)",
             hint="download the export again as CSV from LimeSurvey (or use the JSON export)",
         )
     # drop empty trailing lines (LimeSurvey ends the file with one extra CRLF)

@@ -1,16 +1,22 @@
-"""Ingest the DWSE and VDAB extracts into the study's DuckDB database.
+"""Ingest the DWSE and VDAB extracts into the study's DuckDB database, entirely in DuckDB SQL.
 
-Each extract is read in chunks (Arrow's streaming CSV reader or Parquet row batches), every chunk is
-validated with :func:`survey.validate.validate_frame` against the data model
-(:data:`~survey.datamodel.DWSE_APPLICATIONS`, :data:`~survey.datamodel.VDAB_TRAJECTORIES`), and only
-validated, typed rows are written to DuckDB.  Row numbers in errors are rows of the whole file (the
-header is row 0).  Keys must be unique across the whole file; that check runs in DuckDB after the load.
+Each extract is read into DuckDB as it is (:mod:`analysis.population.sources`: CSV by ``read_csv``,
+Parquet by ``read_parquet``, SPSS/Stata by pyreadstat and Excel by openpyxl handed over as Arrow),
+mapped and recoded onto the data model (:data:`~survey.datamodel.DWSE_APPLICATIONS`,
+:data:`~survey.datamodel.VDAB_TRAJECTORIES`) by one ``SELECT`` built from the study TOML's
+description (:mod:`analysis.population.mapping`), and validated by queries: every check counts the
+offending rows and finds the first one with ``min(source_row)``; there is no Python loop over rows.
+Row numbers in errors are rows of the whole file (the header is row 0).  The error messages are
+those of :mod:`survey.validate` (file, row, column, expected, found, hint); unknown and unmapped codes
+are listed with their counts.
 
-Raw INSZ numbers never reach the database: by default an extract that carries them is refused (the
-error names the file, row and column but never shows the value); with ``pseudonymise=True`` they are
-replaced, chunk by chunk and before anything is written, by ``HMAC-SHA256(POPEVAL_PSEUDO_KEY, INSZ)``
-(:func:`survey.insz.pseudonymise`).  The load runs in one transaction: a failed ingest leaves the
-database as it was.
+Raw INSZ numbers never reach the database: every column of the file is scanned (a DuckDB macro with
+the mod-97 check); by default an extract whose person key carries them is refused (the error names
+the file, row and column but never shows the value); with ``pseudonymise=True`` they are replaced by
+``HMAC-SHA256(POPEVAL_PSEUDO_KEY, INSZ)``, computed in SQL from the key's HMAC pads (equal to
+:func:`survey.insz.pseudonymise`).  An INSZ in another mapped column is refused; in an ignored
+column it is counted.  The load runs in one transaction: a failed ingest leaves the database as it
+was.
 
 Tables written
 --------------
@@ -20,6 +26,9 @@ Tables written
 ``ingest_sources``
     One row per extract: table, file name, SHA-256 of the file, rows, pseudonymised values, ignored
     columns, time of ingest.  The population margins are versioned from these hashes.
+``ingest_checks``
+    Checks across fields (:data:`analysis.population.mapping.CROSS_CHECKS`) and INSZ-like values in
+    ignored columns, with their row counts (warnings).
 """
 
 from __future__ import annotations
@@ -697,8 +706,7 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
                             column=plan.columns.get(col.name) or col.name,
                             expected="one of " + ", ".join(allowed),
                             found=found,
-                            hint="recode the value to the data model's codes (see data_raw/README.md)"
-                            + (f", or map them in [{where}.codes.{col.name}]" if True else ""),
+                            hint=f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
                         )
             select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
         elif col.dtype in ("int", "float"):
@@ -718,7 +726,7 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
         elif col.dtype == "bool":
             tv = ", ".join(lit(v) for v in true_vals)
             fv = ", ".join(lit(v) for v in false_vals)
-            extra = f"; or set true_values/false_values for [{where}]" if True else ""
+            extra = f"; or set true_values/false_values for [{where}]"
             fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
                  "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
                  "encode the flag as 0/1" + extra, "Wrong type")
@@ -729,7 +737,7 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
             shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
             human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
             fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
-                 "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if True else ""), "Wrong type")
+                 f"write dates in ISO format, e.g. 2022-09-15, or set date_format for [{where}]", "Wrong type")
             select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
         else:  # pragma: no cover
             raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)

@@ -105,10 +105,8 @@ def load_source(con: duckdb.DuckDBPyConnection, path: Path, spec: InputSpec, nam
         settings, assumed = {"value_labels": spec.value_labels}, []
         _register_arrow(con, table, _read_stat(path, fmt, spec.value_labels, name))
     else:
-        settings, assumed = _xlsx_settings(spec)
         arrow, sheet, header_row, notes = _read_xlsx(path, spec, name)
-        settings.update({"sheet": sheet, "header_row": header_row})
-        assumed.extend(notes)
+        settings, assumed = {"sheet": sheet, "header_row": header_row}, notes
         _register_arrow(con, table, arrow)
     # source_row: a freshly created table's row ids follow the file's row order (consecutive; inside a
     # transaction they start at a large offset)
@@ -183,7 +181,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, settings: 
         line = re.search(r"[Ll]ine:? (\d+)", msg)
         kind = msg.split("\n", 1)[0]
         kind = re.sub(r"^[A-Za-z ]*Error: ", "", kind)
-        kind = re.sub(r"\d{6,}", "<number>", kind)[:160]
+        kind = re.sub(r"\d[\d.\-\s/]{5,}\d", "<number>", kind)[:160]
         raise DataValidationError(
             "The CSV file could not be parsed",
             file=path,
@@ -218,10 +216,6 @@ def _read_stat(path: Path, fmt: str, value_labels: bool, name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- Excel
-
-
-def _xlsx_settings(spec: InputSpec) -> tuple[dict[str, Any], list[str]]:
-    return {}, []
 
 
 def _read_xlsx(path: Path, spec: InputSpec, name: str) -> tuple[Any, str, int, list[str]]:
