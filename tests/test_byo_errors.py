@@ -105,6 +105,27 @@ def _vdab_edit(foreign: Path, tmp_path: Path, edit) -> Path:
     return path
 
 
+def test_school_year_derived_from_the_application_date(foreign: Path, tmp_path: Path) -> None:
+    """No school-year column mapped: derived from application_date (1 September to 31 August)."""
+    import duckdb
+
+    ds, vs = _specs(foreign)
+    cols = {k: v for k, v in ds.columns.items() if k != "school_year"}
+    rules = {k: v for k, v in ds.rules.items() if k != "school_year"}
+    ds = dataclasses.replace(ds, columns=cols, rules=rules)
+    rep = ingest(foreign / "aanvragen.sav", foreign / "trajecten.csv", tmp_path / "d.duckdb", dwse_spec=ds, vdab_spec=vs)
+    assert dict(rep.sources[0].warnings)["date_outside_school_year"] == 0
+    with duckdb.connect(str(tmp_path / "d.duckdb"), read_only=True) as con:
+        got = con.execute("SELECT school_year, application_date FROM dwse_applications ORDER BY source_row").df()
+    d = pd.to_datetime(got["application_date"])
+    start = d.dt.year - (d.dt.month < 9)
+    expected = start.astype(str) + "-" + ((start + 1) % 100).astype(str).str.zfill(2)
+    assert (got["school_year"] == expected).all()
+    raw = pd.read_spss(foreign / "aanvragen.sav", usecols=["schooljaar"])["schooljaar"] if hasattr(pd, "read_spss") else None
+    if raw is not None:
+        assert (got["school_year"].str[:5] + "20" + got["school_year"].str[5:] == raw.str.strip()).all()
+
+
 def test_wrong_date_for_the_given_format(foreign: Path, tmp_path: Path) -> None:
     def edit(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[6, "startdatum"] = "2021-02-31"
