@@ -204,7 +204,7 @@ _SECTIONS = {
 }
 
 #: Fields filled from other settings, not written in the TOML themselves.
-_NOT_SETTINGS = ("dwse_input", "vdab_input", "columns", "answers", "outcomes")
+_NOT_SETTINGS: dict[str, tuple[str, ...]] = {"admin": ("dwse_input", "vdab_input"), "survey": ("columns", "answers", "outcomes")}
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("study", "language"): ("nl", "en"),
@@ -322,7 +322,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
         raw = data.get(name, {})
         if not isinstance(raw, Mapping):
             raise _fail(name, "", "a table", raw, f"write [{name}] followed by key = value lines", source)
-        known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS}
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS.get(name, ())}
         specs: dict[str, Any] = {}
         if name == "admin":
             from analysis.population.mapping import input_from_toml

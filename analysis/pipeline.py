@@ -600,7 +600,8 @@ def run(
             if db.exists():
                 db.unlink()
             key = _pseudo_key(cfg)
-            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
+            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input,
+                         progress=say if progress else None)
             lr = link(db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
                       key_attribute=cfg.survey.key_attribute, pseudo_key=key)
             population = load_population(db)

@@ -388,3 +388,29 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert info.value.code == 0
     assert capsys.readouterr().out.startswith("popeval ")
+
+
+def test_insz_detection_and_keyed_hash_in_sql_equal_python() -> None:
+    """The DuckDB macro finds exactly the INSZ that survey.insz finds; the SQL HMAC equals the Python one."""
+    import duckdb
+
+    from analysis.population.ingest import _INSZ_MACROS
+    from survey.insz import hmac_pads, looks_like_insz, pseudonymise, synthetic_insz
+
+    rng = np.random.default_rng(4)
+    valid = synthetic_insz(rng, 300)
+    noise = [str(v) for v in rng.integers(10**10, 10**11, 300)]
+    vals = pd.Series([*valid, *noise, *(f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}" for v in valid[:30]), "abc", "", None], dtype=object)
+    con = duckdb.connect()
+    con.execute(_INSZ_MACROS)
+    con.register("frame", pd.DataFrame({"v": vals}))
+    got = con.execute("SELECT coalesce(popeval_insz(v), false) FROM frame").df().iloc[:, 0].to_numpy(dtype=bool)
+    np.testing.assert_array_equal(got, looks_like_insz(vals).to_numpy(dtype=bool))
+    key = b"another-test-key-1234"
+    ipad, opad = hmac_pads(key)
+    con.execute("CREATE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
+    sql = con.execute(
+        "SELECT substr(sha256((SELECT opad FROM _popeval_pads) || unhex(sha256((SELECT ipad FROM _popeval_pads) || "
+        "encode(popeval_insz_norm(v))))), 1, 32) FROM frame WHERE popeval_insz(v)"
+    ).df().iloc[:, 0].tolist()
+    assert sql == pseudonymise(vals[looks_like_insz(vals)], key).tolist()

@@ -34,10 +34,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Ingest, link and print both reports."""
+    from typing import Any
+
     from analysis.population import ingest, link
     from survey.errors import ConfigError
 
-    dwse, vdab, specs, participants = args.dwse, args.vdab, {}, args.participants
+    dwse, vdab, participants = args.dwse, args.vdab, args.participants
+    specs: dict[str, Any] = {}
     pseudonymise, years, key_attribute = args.pseudonymise, args.school_years, "attribute_1"
     if args.config:
         from analysis.config import load_config
@@ -59,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         from survey.insz import pseudo_key_from_env
 
         key = pseudo_key_from_env()
-    report = ingest(dwse, vdab, args.db, pseudonymise=pseudonymise, key=key, **specs)
+    import sys
+
+    report = ingest(dwse, vdab, args.db, pseudonymise=pseudonymise, key=key, progress=lambda m: print(m, file=sys.stderr), **specs)
     print(report.summary())
     linkage = link(args.db, participants, school_years=years, key_attribute=key_attribute, pseudo_key=key)
     print(linkage.summary())

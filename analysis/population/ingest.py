@@ -46,6 +46,8 @@ from survey.errors import DataValidationError
 from survey.hashing import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Callable
+
     import duckdb
     import pandas as pd
 
@@ -137,6 +139,7 @@ def ingest(
     chunk_bytes: int = _CHUNK_BYTES,
     dwse_spec: InputSpec | None = None,
     vdab_spec: InputSpec | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Validate both admin extracts and load them into DuckDB.
 
@@ -157,6 +160,8 @@ def ingest(
     dwse_spec, vdab_spec
         How each file is read and mapped (:class:`~analysis.population.mapping.InputSpec`, from the
         study TOML); None for a CSV or Parquet file in popeval's own schema.
+    progress
+        Called with a line per stage of each input (read, INSZ scan, codes, validation, checks).
 
     Returns
     -------
@@ -180,8 +185,8 @@ def ingest(
         con.execute("BEGIN TRANSACTION")
         try:
             sources = (
-                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec),
-                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec),
+                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=progress),
+                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=progress),
             )
             if sources[0].key_format != sources[1].key_format:
                 raise DataValidationError(
@@ -218,7 +223,9 @@ CREATE OR REPLACE TEMP MACRO popeval_insz_n(n) AS (
     AND TRY_CAST(substr(n, 3, 2) AS INTEGER) <= 52
     AND (TRY_CAST(substr(n, 3, 2) AS INTEGER) % 20 BETWEEN 1 AND 12 OR TRY_CAST(substr(n, 3, 2) AS INTEGER) IN (0, 20, 40)));
 CREATE OR REPLACE TEMP MACRO popeval_insz_norm(v) AS regexp_replace(v, '[\s.\-/]', '', 'g');
-CREATE OR REPLACE TEMP MACRO popeval_insz(v) AS coalesce(popeval_insz_n(popeval_insz_norm(v)), false);
+CREATE OR REPLACE TEMP MACRO popeval_insz(v) AS CASE
+    WHEN length(v) BETWEEN 11 AND 20 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
+    THEN coalesce(popeval_insz_n(popeval_insz_norm(v)), false) ELSE false END;
 """
 
 
@@ -479,9 +486,17 @@ def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None
     cols = list(types)
     if not cols:
         return {}
-    exprs = [_text_sql(c, types[c], plan.source.format) for c in cols]
-    sel = ", ".join(f"count(*) FILTER (WHERE popeval_insz({e})), min(source_row) FILTER (WHERE popeval_insz({e}))" for e in exprs)
-    res = con.execute(f"SELECT {sel} FROM {src}").fetchall()[0]
+    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length and shape test
+    # guard the mod-97 check (a plain AND would evaluate the whole check for every value)
+    cols = [c for c in cols if not (types[c].upper() in ("DATE", "BOOLEAN") or types[c].upper().startswith("TIMESTAMP"))]
+    if not cols:
+        return {}
+    hit = ", ".join(
+        f"popeval_insz({e}) AS h{i}"
+        for i, e in enumerate(_text_sql(c, types[c], plan.source.format) for c in cols)
+    )
+    agg = ", ".join(f"count_if(h{i}), min(CASE WHEN h{i} THEN source_row END)" for i in range(len(cols)))
+    res = con.execute(f"SELECT {agg} FROM (SELECT source_row, {hit} FROM {src})").fetchall()[0]
     hits = {c: (int(res[2 * i]), int(res[2 * i + 1] or 0)) for i, c in enumerate(cols)}
     key_cols = {plan.columns[c.name] for c in plan.table.columns if c.pseudo_key}
     used = {v for v in plan.columns.values() if v is not None}
@@ -525,6 +540,7 @@ def ingest_table(
     key: bytes | None = None,
     chunk_bytes: int = _CHUNK_BYTES,
     spec: InputSpec | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SourceFile:
     """Validate one extract and (re)create its table in ``con``, all in DuckDB SQL.
 
@@ -544,12 +560,20 @@ def ingest_table(
     spec
         How the file is read and mapped (:class:`~analysis.population.mapping.InputSpec`); None for
         a CSV or Parquet file in popeval's own schema.
+    progress
+        Called with a line per stage.
 
     Returns
     -------
     SourceFile
     """
     del chunk_bytes
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
+
+    def stage(msg: str) -> None:
+        say(f"  {table.name}: {msg} ({time.perf_counter() - t0:.1f} s)")
+
     if key is not None:
         from survey.insz import hmac_pads
 
@@ -557,6 +581,7 @@ def ingest_table(
         con.execute("CREATE OR REPLACE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
     try:
         plan = plan_input(con, path, table, spec, key=key)
+        stage(f"read {plan.source.rows:,} rows from {plan.path.name} ({plan.source.format}) and mapped")
         path = plan.path
         if plan.source.rows == 0:
             raise DataValidationError(
@@ -568,6 +593,7 @@ def ingest_table(
                 hint="check the export: the extract seems to hold only its header",
             )
         insz_ignored = scan_insz(con, plan, key)
+        stage("every column scanned for INSZ")
         pseudonymised = 0
         if key is not None:
             kc = next(c.name for c in table.columns if c.pseudo_key)
@@ -575,6 +601,7 @@ def ingest_table(
         check_codes(con, plan)
         select = validate_plan(con, plan)
         con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src} ORDER BY source_row")
+        stage("codes mapped and every value validated")
     finally:
         import contextlib
 
@@ -587,6 +614,7 @@ def ingest_table(
     _check_unique_key(con, table, path)
     key_format = _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
+    stage("keys unique, checks across fields done")
     sha = sha256_file(path)
     rows = plan.source.rows
     con.execute(
