@@ -154,7 +154,10 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11) -> P
     rows = [{c: (None if (x is None or (isinstance(x, float) and np.isnan(x))) else x) for c, x in zip(cols, rec, strict=True)} for rec in r.itertuples(index=False)]
     (snap / "responses.csv").write_bytes(write_csv_export(cols, rows))
     manifest = json.loads((demo / SNAP / "manifest.json").read_text(encoding="utf-8"))
-    (snap / "manifest.json").write_text(json.dumps({**manifest, "files": {}}, indent=2) + "\n", encoding="utf-8")
+    from survey.hashing import sha256_file
+
+    files = {"responses.csv": sha256_file(snap / "responses.csv")}
+    (snap / "manifest.json").write_text(json.dumps({**manifest, "files": files}, indent=2) + "\n", encoding="utf-8")
     part = pd.DataFrame(
         {
             "tid": [p["tid"] for p in parts],

@@ -9,6 +9,10 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``popeval ingest``."""
+    p.epilog = (
+        "A separate step for exploring the admin data: `popeval run` does not read this database; "
+        "it validates, pseudonymises and links the extracts named in the study configuration itself."
+    )
     p.add_argument("--config", default=None, help="a study TOML: its [admin] inputs (with their mappings), survey participants and window")
     p.add_argument("--dwse", default=None, help="DWSE applications extract in popeval's own schema (.csv or .parquet)")
     p.add_argument("--vdab", default=None, help="VDAB loopbaancheque trajectories extract in popeval's own schema (.csv or .parquet)")
