@@ -801,7 +801,7 @@ def generate(
         " invitation list; truth/: ground truth (never read by the pipeline).\n",
         encoding="utf-8",
     )
-    # provenance marker: reports say "synthetic demonstration data" because of this file, not a study name
+    # provenance marker: the data are synthetic whatever the study is called (the run manifest records it)
     (out / "provenance.json").write_text(json.dumps({"provenance": "synthetic", "generator": "popeval demo", "persons": n, "seed": seed}, sort_keys=True) + "\n", encoding="utf-8")
     return DemoSummary(
         out=out,
