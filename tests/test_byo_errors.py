@@ -231,7 +231,7 @@ def test_invalid_survey_mapping_and_window() -> None:
         config_from_dict({"survey": {"columns": {"strongerr": "Q5_SQ001"}}})
     assert info.value.param == "survey.columns.strongerr" and "stronger" in info.value.expected
     with pytest.raises(ConfigError) as info:
-        config_from_dict({"study": {"school_years": ["2021-2022"]}})
+        config_from_dict({"study": {"school_years": ["2021-2022"]}, "survey": {"survey_id": 461283}})
     assert info.value.param == "study.school_years" and "2021-22" in info.value.expected
 
 
@@ -285,7 +285,7 @@ def test_survey_mapping_reads_both_heading_forms(foreign: Path) -> None:
 
 def test_configurable_outcomes_labels_and_scale_direction() -> None:
     """A descending scale (1 = agree most) is turned around; labels go to the bundle's manifest."""
-    cfg = config_from_dict({"survey": {"columns": {"stronger": "Q5_SQ001"}, "answers": {"stronger": {"A1": "1", "A5": "5", "A6": "99"}},
+    cfg = config_from_dict({"survey": {"survey_id": 461283, "columns": {"stronger": "Q5_SQ001"}, "answers": {"stronger": {"A1": "1", "A5": "5", "A6": "99"}},
                                        "outcomes": {"stronger": {"nl": "Sterker op het werk", "direction": "descending"}}}})
     m = cfg.survey.mapping()
     got = m.apply(pd.DataFrame({"Q5_SQ001": ["A1", "A5", "A6", None]}), "responses.csv")
@@ -294,7 +294,7 @@ def test_configurable_outcomes_labels_and_scale_direction() -> None:
     assert (row["name"], row["column"], row["nl"], row["en"], row["direction"]) == (
         "stronger", "Q5_SQ001", "Sterker op het werk", "Professionally stronger", "descending")
     with pytest.raises(ConfigError) as info:
-        config_from_dict({"survey": {"outcomes": {"stronger": {"direction": "up"}}}})
+        config_from_dict({"survey": {"survey_id": 461283, "outcomes": {"stronger": {"direction": "up"}}}})
     assert info.value.param == "survey.outcomes.stronger.direction" and "descending" in info.value.expected
 
 

@@ -229,7 +229,7 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
         "# school_years = [\"2021-22\", \"2022-23\"]   # the study window (default 2019-20 to 2023-24)",
         "",
         "[survey]",
-        "survey_id = 0                   # the LimeSurvey survey id",
+        "survey_id = 0                   # the LimeSurvey survey id (FILL IN when snapshot = \"latest\" or \"fetch\")",
         f"snapshot = {_toml_str(snapshot)}             # a snapshot folder, \"latest\" (under snapshots_dir) or \"fetch\"",
         "snapshots_dir = \"data_raw/survey\"",
         (f"participants = {_toml_str(participants)}   # LimeSurvey's participants CSV (GUI export) or participants.json"
