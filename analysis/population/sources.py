@@ -103,7 +103,7 @@ def load_source(con: duckdb.DuckDBPyConnection, path: Path, spec: InputSpec, nam
             ) from None
     elif fmt in ("sav", "dta"):
         settings, assumed = {"value_labels": spec.value_labels}, []
-        _register_arrow(con, table, _read_stat(path, fmt, spec.value_labels, name))
+        _load_stat(con, table, path, fmt, spec.value_labels, name)
     else:
         arrow, sheet, header_row, notes = _read_xlsx(path, spec, name)
         settings, assumed = {"sheet": sheet, "header_row": header_row}, notes
@@ -197,14 +197,29 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, table: str, settings: 
 # --------------------------------------------------------------------------- SPSS / Stata
 
 
-def _read_stat(path: Path, fmt: str, value_labels: bool, name: str) -> Any:
+def _load_stat(con: duckdb.DuckDBPyConnection, table: str, path: Path, fmt: str, value_labels: bool, name: str, chunk_rows: int = 500_000) -> None:
+    """Read an SPSS/Stata file in chunks of rows (bounded memory) into ``table``."""
     import pyarrow as pa
     import pyreadstat
 
     reader = pyreadstat.read_sav if fmt == "sav" else pyreadstat.read_dta
+    first = True
     try:
-        df, _meta = reader(str(path), apply_value_formats=value_labels, formats_as_category=False)
-    except Exception as exc:  # pyreadstat.ReadstatError and friends
+        chunks = pyreadstat.read_file_in_chunks(reader, str(path), chunksize=chunk_rows, apply_value_formats=value_labels, formats_as_category=False)
+        for df, _meta in chunks:
+            arrow = pa.Table.from_pandas(df, preserve_index=False)
+            if first:
+                _register_arrow(con, table, arrow)
+                first = False
+            else:
+                con.register("_popeval_arrow", arrow)
+                try:
+                    con.execute(f"INSERT INTO {table} SELECT * FROM _popeval_arrow")
+                finally:
+                    con.unregister("_popeval_arrow")
+    except DataValidationError:
+        raise
+    except Exception as exc:  # pyreadstat.ReadstatError and friends; the message may quote data
         raise DataValidationError(
             f"The {fmt.upper()} file for {name} could not be read",
             file=path,
@@ -212,7 +227,9 @@ def _read_stat(path: Path, fmt: str, value_labels: bool, name: str) -> Any:
             found=type(exc).__name__,
             hint="re-export the extract",
         ) from None
-    return pa.Table.from_pandas(df, preserve_index=False)
+    if first:  # no rows at all: the columns still come from the file's metadata
+        df, _meta = reader(str(path), metadataonly=True)
+        _register_arrow(con, table, pa.Table.from_pandas(df, preserve_index=False))
 
 
 # --------------------------------------------------------------------------- Excel
