@@ -414,3 +414,13 @@ def test_insz_detection_and_keyed_hash_in_sql_equal_python() -> None:
         "encode(popeval_insz_norm(v))))), 1, 32) FROM frame WHERE popeval_insz(v)"
     ).df().iloc[:, 0].tolist()
     assert sql == pseudonymise(vals[looks_like_insz(vals)], key).tolist()
+
+
+def test_cli_ingest_from_the_study_toml(foreign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from analysis.cli import main
+
+    assert main(["ingest", "--config", str(foreign / "study.toml"), "--db", str(tmp_path / "cli.duckdb")]) == 0
+    cap = capsys.readouterr()
+    assert "from aanvragen.sav" in cap.out and "opleidingscheque users" in cap.out
+    assert "participants" in cap.out and "0 linked" not in cap.out
+    assert "vdab_trajectories: codes mapped and every value validated" in cap.err  # progress per stage
