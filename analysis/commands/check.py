@@ -15,6 +15,8 @@ from typing import Any
 
 __all__ = ["add_arguments", "check_study", "run"]
 
+_CHECK_KEY = b"check-only-not-the-study-key"
+
 _SETTINGS_HELP = (
     "Settings of an input ([admin.dwse] / [admin.vdab] in the study TOML): file, format (csv|parquet|sav|dta|xlsx), "
     "sheet, header_row, encoding, delimiter, decimal, date_format, true_values, false_values, missing_values, "
@@ -53,8 +55,15 @@ def check_study(cfg: Any, max_codes: int = 25) -> tuple[str, int]:
         path = cfg.path(getattr(cfg.admin, key))
         out.append(f"[admin.{key}] {path.name} -> {table.name}")
         con = duckdb.connect()
+        # with pseudonymise = true raw INSZ keys are allowed; a throw-away key stands in for the study's
+        # (nothing is kept), so the check needs no secret
+        key = _CHECK_KEY if cfg.admin.pseudonymise else None
+        if key is not None:
+            from survey.insz import hmac_pads
+
+            con.execute("CREATE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", list(hmac_pads(key)))
         try:
-            plan = plan_input(con, path, table, spec)
+            plan = plan_input(con, path, table, spec, key=key)
         except PopevalError as exc:
             out += ["  PROBLEM: " + line for line in str(exc).splitlines()] + [""]
             problems += 1
@@ -86,7 +95,7 @@ def check_study(cfg: Any, max_codes: int = 25) -> tuple[str, int]:
             if len(rows) > max_codes:
                 out.append("    ... (more codes; --codes N shows more)")
         try:
-            ignored = scan_insz(con, plan, None)
+            ignored = scan_insz(con, plan, key)
             for c, n in ignored.items():
                 out.append(f"  note: ignored column {c} holds {n:,} INSZ-like values (not ingested; values not shown)")
         except PopevalError as exc:
@@ -149,9 +158,7 @@ def _check_survey(cfg: Any) -> tuple[list[str], int]:
         try:
             from survey.parse import read_participants
 
-            # with pseudonymise = true raw INSZ are allowed; a throw-away key stands in for the real one
-            # (nothing is kept), so the check needs no secret
-            p = read_participants(part, key_attribute=cfg.survey.key_attribute, pseudo_key=b"check-only-not-the-study-key" if cfg.admin.pseudonymise else None)
+            p = read_participants(part, key_attribute=cfg.survey.key_attribute, pseudo_key=_CHECK_KEY if cfg.admin.pseudonymise else None)
             out.append(f"  participants: {Path(part).name}, {len(p):,} rows, person key in {cfg.survey.key_attribute}")
         except PopevalError as exc:
             out += ["  PROBLEM: " + line for line in str(exc).splitlines()]
