@@ -339,6 +339,9 @@ attest_training_id = "opleiding_attest"
 [admin.vdab.extract]
 loopbaancentrum = "LBC\\\\d{{3}}"
 
+[weighting]
+margins = [["pop", "sex"], "educ"]   # a small study: margins without sparse joint cells
+
 [effects]
 replicates = 0
 workers = 1

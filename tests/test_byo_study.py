@@ -41,6 +41,9 @@ snapshot = "{snap}"
 dwse = "{demo}/admin/dwse_applications.csv"
 vdab = "{demo}/admin/vdab_trajectories.csv"
 
+[weighting]
+margins = [["pop", "sex"], "educ"]   # a small study: margins without sparse joint cells
+
 [effects]
 replicates = 0
 workers = 1
