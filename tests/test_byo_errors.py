@@ -341,6 +341,7 @@ def test_init_writes_a_template_that_loads(foreign: Path, tmp_path: Path) -> Non
                  "--snapshot", str(foreign / "enquete"), "--out", str(out)]) == 0
     text = out.read_text(encoding="utf-8")
     assert "(person key; values not shown)" in text and "# true_values" not in text
+    assert "#   Q5_SQ001" in text and "#   interviewtime" in text  # the survey's columns, from its export
     cfg = load_config(out)
     assert cfg.admin.dwse_input.columns["educ"] == "onderwijsniveau"
     assert cfg.admin.dwse_input.rules == {"school_year": "school_year", "educ": "isced2011", "nace": "nace_bel", "company_size": "headcount", "province": "nis"}

@@ -84,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
         import json
 
         fieldmap = json.loads(Path(args.fieldmap).read_text(encoding="utf-8"))
+    elif Path(args.snapshot).is_dir() and (Path(args.snapshot) / "responses.csv").is_file():
+        # no .lss: the export's own headings make the skeleton
+        from survey.parse import FIXED_COLUMNS, read_responses
+
+        header = [str(c) for c in read_responses(Path(args.snapshot) / "responses.csv").columns]
+        own = {h for h in header if h in FIXED_COLUMNS}
+        fieldmap = {h: h for h in header if h not in own}
     text = study_template(Path(args.dwse), Path(args.vdab), base=out.resolve().parent, name=args.name, snapshot=args.snapshot,
                           participants=args.participants, fieldmap=fieldmap)
     tmp = out.with_name(out.name + ".tmp")
