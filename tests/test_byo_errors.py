@@ -425,3 +425,29 @@ def test_cli_ingest_from_the_study_toml(foreign: Path, tmp_path: Path, capsys: p
     assert "from aanvragen.sav" in cap.out and "opleidingscheque users" in cap.out
     assert "participants" in cap.out and "0 linked" not in cap.out
     assert "vdab_trajectories: codes mapped and every value validated" in cap.err  # progress per stage
+
+
+def test_nace_and_sector_cross_checked_when_both_given(tmp_path: Path) -> None:
+    """A sector that contradicts the NACE section is counted (a warning below the share, an error above)."""
+    from analysis.synth import generate
+
+    demo = tmp_path / "demo"
+    generate(persons=1_000, seed=8, out=demo)
+    dwse = pd.read_csv(demo / "admin" / "dwse_applications.csv", dtype=str, keep_default_na=False)
+    wrong = {"primair": "quartair", "secundair": "tertiair", "tertiair": "secundair", "quartair": "primair"}
+    bad = dwse.copy()
+    bad.loc[3, "sector"] = wrong[bad.loc[3, "sector"]]
+    bad.to_csv(tmp_path / "dwse_applications.csv", index=False)
+    rep = ingest(tmp_path / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", tmp_path / "n.duckdb")
+    assert dict(rep.sources[0].warnings)["nace_sector_mismatch"] == 1
+    k = len(bad) // 20
+    bad.loc[: k - 1, "sector"] = bad.loc[: k - 1, "sector"].map(wrong)
+    bad.to_csv(tmp_path / "dwse_applications.csv", index=False)
+    with pytest.raises(DataValidationError) as info:
+        ingest(tmp_path / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", tmp_path / "m.duckdb")
+    err = info.value
+    assert "NACE section and sector disagree" in err.title and err.column == "sector" and err.row == 1
+    from survey.datamodel import NACE_TO_SECTOR
+
+    n_wrong = int((bad["nace"].map(NACE_TO_SECTOR) != bad["sector"]).sum())
+    assert f"{n_wrong} of {len(bad)} rows" in err.found
