@@ -260,6 +260,8 @@ class InputPlan:
         Notes on detected settings.
     ignored
         The file's columns not used.
+    src_is_view
+        ``src`` is a view (the file needed no recoding), not a table.
     """
 
     table: Table
@@ -275,6 +277,7 @@ class InputPlan:
     date_formats: dict[str, str]
     assumed: tuple[str, ...]
     ignored: tuple[str, ...]
+    src_is_view: bool = False
 
     @property
     def file_table(self) -> str:
@@ -324,9 +327,6 @@ def plan_input(
     spec = spec or InputSpec(file=str(path))
     info = load_source(con, path, spec, table.name)
     src = f"_src_{table.name}"
-    for c in info.columns:
-        if c.startswith("\ufeff"):
-            con.execute(f"ALTER TABLE {src} RENAME {q(c)} TO {q(c.lstrip(chr(0xFEFF)))}")
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
     cols = list(types)
     where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
@@ -404,10 +404,14 @@ def plan_input(
     # the mapped values, computed once (every check below reads these columns)
     mapped_table = f"_map_{table.name}"
     con.execute(_INSZ_MACROS)
-    sel = ", ".join([f"{raw[v]} AS {q('raw__' + v)}" for v in raw] + [f"{text[v]} AS {q(v)}" for v in text]
+    # (a value that is not recoded is stored once: its raw and mapped columns are the same)
+    recoded = [v for v in raw if raw[v] != text[v]]
+    sel = ", ".join([f"{raw[v]} AS {q('raw__' + v)}" for v in recoded] + [f"{text[v]} AS {q(v)}" for v in text]
                     + [f"{pre[v]} AS {q('pre__' + v)}" for v in pre])
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {mapped_table} AS SELECT source_row, {sel} FROM {src}")
-    raw = {v: q("raw__" + v) for v in raw}
+    # plain column references (a file in popeval's own schema) need no copy: a view will do
+    plain = not derived and not recoded and not pre and all(text[v] == q(columns[v] or "") for v in text)
+    con.execute(f"CREATE TEMP {'VIEW' if plain else 'TABLE'} {mapped_table} AS SELECT source_row, {sel} FROM {src}")
+    raw = {v: q("raw__" + v) if v in recoded else q(v) for v in raw}
     text = {v: q(v) for v in text}
     src = mapped_table
     # dates: given format, else ISO, else dd/mm/yyyy when every value has that shape
@@ -443,7 +447,7 @@ def plan_input(
         con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT *, {', '.join(extra)} FROM {src}")
     used = {c for c in columns.values() if c is not None}
     ignored = tuple(c for c in cols if c not in used)
-    return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored)
+    return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored, plain)
 
 
 def _date_sql(text: str, fmt: str) -> str:
@@ -609,8 +613,10 @@ def ingest_table(
 
         with contextlib.suppress(duckdb.Error):  # an aborted transaction is rolled back by the caller
             con.execute("DROP TABLE IF EXISTS _popeval_pads")
-    con.execute(f"DROP TABLE IF EXISTS {plan.src}")
-    con.execute(f"DROP TABLE IF EXISTS {plan.file_table}")
+    con.execute(f"DROP {'VIEW' if plan.src_is_view else 'TABLE'} IF EXISTS {plan.src}")
+    from analysis.population.sources import drop_source
+
+    drop_source(con, table.name)
     _check_unique_key(con, table, path)
     key_format = _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
@@ -688,19 +694,12 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
     decimal = plan.source.settings.get("decimal", ".")
     where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
     select: list[str] = []
+    # every check is collected first and counted in ONE scan; only the first failing one (in the order
+    # of the data model's columns and of the checks) is then looked at in detail
+    checks: list[tuple[Column, str, str, str, str, str]] = []
 
     def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str) -> None:
-        n, row, val = _first(con, src, cond, t)
-        if n:
-            raise DataValidationError(
-                f"{title} in {table.name}",
-                file=plan.path,
-                row=row,
-                column=plan.columns.get(col.name) or col.name,
-                expected=expected,
-                found=_found(val, n),
-                hint=hint,
-            )
+        checks.append((col, cond, t, expected, hint, title))
 
     for col in table.columns:
         t = f"({plan.text[col.name]})"
@@ -724,18 +723,9 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
                     allowed = [c.code for c in SCHOOL_YEARS]
                 if not (col.name == "school_year" and spec.mapped):
                     cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
-                    n = int(con.execute(f"SELECT count(*) FROM {src} WHERE {cond}").fetchall()[0][0])
-                    if n:
-                        found, row, _ = _codes_found(con, src, t, cond)
-                        raise DataValidationError(
-                            f"Unknown code in {table.name}",
-                            file=plan.path,
-                            row=row,
-                            column=plan.columns.get(col.name) or col.name,
-                            expected="one of " + ", ".join(allowed),
-                            found=found,
-                            hint=f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
-                        )
+                    fail(col, cond, t, "one of " + ", ".join(allowed),
+                         f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
+                         _CODES)
             select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
         elif col.dtype in ("int", "float"):
             tt = f"replace({t}, ',', '.')" if decimal == "," else t
@@ -769,7 +759,20 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
             select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
         else:  # pragma: no cover
             raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
+    counts = con.execute(f"SELECT {', '.join(f'count_if({c[1]})' for c in checks)} FROM {src}").fetchall()[0] if checks else ()
+    for (col, cond, t, expected, hint, title), n in zip(checks, counts, strict=True):
+        if not n:
+            continue
+        column = plan.columns.get(col.name) or col.name
+        if title == _CODES:
+            found, row, _ = _codes_found(con, src, t, cond)
+            raise DataValidationError(f"Unknown code in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=found, hint=hint)
+        n, row, val = _first(con, src, cond, t)
+        raise DataValidationError(f"{title} in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=_found(val, n), hint=hint)
     return ", ".join(select)
+
+
+_CODES = "<unknown codes>"
 
 
 def _check_key_format(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:

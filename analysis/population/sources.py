@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from analysis.population.mapping import InputSpec
 
-__all__ = ["FORMATS", "SourceInfo", "detect_format", "load_source"]
+__all__ = ["FORMATS", "SourceInfo", "detect_format", "drop_source", "load_source"]
 
 #: Supported input formats (``format`` in the study TOML; by default from the file extension).
 FORMATS = ("csv", "parquet", "sav", "dta", "xlsx")
@@ -108,14 +108,26 @@ def load_source(con: duckdb.DuckDBPyConnection, path: Path, spec: InputSpec, nam
         arrow, sheet, header_row, notes = _read_xlsx(path, spec, name)
         settings, assumed = {"sheet": sheet, "header_row": header_row}, notes
         _register_arrow(con, table, arrow)
-    # source_row: a freshly created table's row ids follow the file's row order (consecutive; inside a
-    # transaction they start at a large offset)
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT CAST(rowid - (SELECT min(rowid) FROM {table}) + 1 AS BIGINT) AS source_row, * FROM {table}"
-    )
+    # the file's data stay in {table}_data; {table} is a view adding source_row: a freshly created
+    # table's row ids follow the file's row order (consecutive; inside a transaction they start at a
+    # large offset), so no copy of the data is needed
+    con.execute(f"DROP TABLE IF EXISTS {table}_data")
+    con.execute(f"ALTER TABLE {table} RENAME TO {table}_data")
+    for c in [r[0] for r in con.execute(f"DESCRIBE {table}_data").fetchall()]:
+        if c.startswith("\ufeff"):
+            new = c.lstrip("\ufeff").replace('"', '""')
+            con.execute(f'ALTER TABLE {table}_data RENAME "{c.replace(chr(34), chr(34) * 2)}" TO "{new}"')
+    offset = con.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}_data").fetchall()[0][0]
+    con.execute(f"CREATE TEMP VIEW {table} AS SELECT CAST(rowid - {int(offset)} + 1 AS BIGINT) AS source_row, * FROM {table}_data")
     cols = tuple(r[0] for r in con.execute(f"DESCRIBE {table}").fetchall())[1:]
-    rows = int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+    rows = int(con.execute(f"SELECT count(*) FROM {table}_data").fetchall()[0][0])
     return SourceInfo(fmt, settings, tuple(assumed), cols, rows)
+
+
+def drop_source(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop what :func:`load_source` created for ``name``."""
+    con.execute(f"DROP VIEW IF EXISTS _src_{name}")
+    con.execute(f"DROP TABLE IF EXISTS _src_{name}_data")
 
 
 def _register_arrow(con: duckdb.DuckDBPyConnection, table: str, arrow: Any) -> None:
