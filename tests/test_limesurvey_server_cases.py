@@ -302,7 +302,7 @@ def test_participant_pages_that_repeat_a_tid_are_refused_before_anything_is_writ
 def test_no_progress_bar_when_progress_is_off(server: StandInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from analysis.config import config_from_dict
-    from analysis.pipeline import _resolve_snapshot
+    from analysis.pipeline import resolve_snapshot
 
     sid = _deploy(server, tmp_path, _keys(2)).survey_id
     for k, v in {"LIMESURVEY_URL": server.url, "LIMESURVEY_USER": "popeval", "LIMESURVEY_PASSWORD": PASSWORD}.items():
@@ -310,9 +310,9 @@ def test_no_progress_bar_when_progress_is_off(server: StandInServer, tmp_path: P
     cfg = config_from_dict({"study": {"name": "p", "derived_dir": str(tmp_path / "d")},
                             "survey": {"survey_id": sid, "snapshot": "fetch", "snapshots_dir": str(tmp_path / "s")},
                             "admin": {"dwse": "a.csv", "vdab": "b.csv"}})
-    _resolve_snapshot(cfg, progress=False)
+    resolve_snapshot(cfg, progress=False)
     assert "LimeSurvey fetch" not in capsys.readouterr().err
-    _resolve_snapshot(cfg, progress=True)
+    resolve_snapshot(cfg, progress=True)
     assert "LimeSurvey fetch" in capsys.readouterr().err
 
 
@@ -348,7 +348,7 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
 
 def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: StandInServer, tmp_path: Path) -> None:
     from analysis.config import config_from_dict
-    from analysis.pipeline import _resolve_snapshot
+    from analysis.pipeline import resolve_snapshot
     from survey.snapshot import SnapshotWarning, latest_snapshot
 
     sid, snap = _snapshot(server, tmp_path)
@@ -359,7 +359,7 @@ def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: Stan
                             "survey": {"survey_id": sid, "snapshot": "latest", "snapshots_dir": str(tmp_path / "s")},
                             "admin": {"dwse": "a.csv", "vdab": "b.csv"}})
     with pytest.warns(SnapshotWarning, match=rf"20991231T000000Z is newer but was not used: it has no manifest.json.*using {snap.name}"):
-        assert _resolve_snapshot(cfg) == snap
+        assert resolve_snapshot(cfg) == snap
     (half / "manifest.json").write_text('{"files": {"responses.csv": "00", "participants.json": "00"}')
     with pytest.warns(SnapshotWarning, match="not valid JSON"):
         assert latest_snapshot(tmp_path / "s", sid) == snap
