@@ -90,6 +90,12 @@ def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
     out = figure(report)
     assert out.startswith("9.0|")  # the report style applies while the figure is made
     assert (tmp_path / "fig" / "mini-en.png").stat().st_size > 0
+    import pandas as pd
+
+    bal = pd.DataFrame({"variable": ["educ=laag", "educ=laag", "sex=V", "sex=V"], "stage": ["before", "after"] * 2, "smd": [0.31, 0.04, -0.12, 0.02]})
+    md = report._love_plot(bal)
+    assert "love-plot-en.png" in md
+    assert (tmp_path / "fig" / "love-plot-en.png").stat().st_size > 0
     assert matplotlib.get_backend() == backend
     assert dict(matplotlib.rcParams) == rc
     import matplotlib.pyplot as plt
