@@ -51,9 +51,9 @@ def check_study(cfg: Any, max_codes: int = 25) -> tuple[str, int]:
 
     out: list[str] = [f"popeval check: {cfg.source or 'configuration'} (a dry run; nothing is computed or written)", ""]
     problems = 0
-    for key, table, spec in (("dwse", DWSE_APPLICATIONS, cfg.admin.dwse_input), ("vdab", VDAB_TRAJECTORIES, cfg.admin.vdab_input)):
-        path = cfg.path(getattr(cfg.admin, key))
-        out.append(f"[admin.{key}] {path.name} -> {table.name}")
+    for name, table, spec in (("dwse", DWSE_APPLICATIONS, cfg.admin.dwse_input), ("vdab", VDAB_TRAJECTORIES, cfg.admin.vdab_input)):
+        path = cfg.path(getattr(cfg.admin, name))
+        out.append(f"[admin.{name}] {path.name} -> {table.name}")
         con = duckdb.connect()
         # with pseudonymise = true raw INSZ keys are allowed; a throw-away key stands in for the study's
         # (nothing is kept), so the check needs no secret
