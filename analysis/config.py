@@ -112,6 +112,19 @@ class MatchingConfig:
     ties: str = "all"
     #: Propensity scores (probability scale) differing by at most this much are ties.
     tie_tolerance: float = 1e-8
+    #: The estimand's support: ``"comparable"`` (default) estimates the ATT among the POP users
+    #: who have comparable users without a POP and names the excluded group; ``"all"`` keeps every
+    #: POP user (the excluded ones then rest on extrapolation).  Decided before outcomes are read.
+    support: str = "comparable"
+    #: Propensity rule after the cell rule: ``"minmax"`` (POP users above the largest control
+    #: score are outside), ``"crump"`` (scores outside [trim_alpha, 1 - trim_alpha]) or ``"none"``.
+    overlap_rule: str = "minmax"
+    #: A covariate category with fewer control respondents than this (or fewer than
+    #: ``min_control_ratio`` per POP respondent) has no comparable controls.
+    min_controls: int = 10
+    min_control_ratio: float = 0.1
+    #: Crump et al.'s trimming threshold for ``overlap_rule = "crump"``.
+    trim_alpha: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -188,6 +201,8 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
     ("matching", "ties"): ("all", "label", "matchit"),
+    ("matching", "support"): ("comparable", "all"),
+    ("matching", "overlap_rule"): ("minmax", "crump", "none"),
     ("effects", "estimand"): ("ATT", "ATE"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -264,6 +279,9 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
+        ("matching", "min_controls", cfg.matching.min_controls >= 1, "a whole number >= 1 (default 10)"),
+        ("matching", "min_control_ratio", cfg.matching.min_control_ratio >= 0, "a number >= 0 (default 0.1)"),
+        ("matching", "trim_alpha", 0 < cfg.matching.trim_alpha < 0.5, "a number in (0, 0.5), e.g. 0.1"),
         ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
         ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),

@@ -195,6 +195,8 @@ def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ..
     linked = complete[complete["person_key"].isin(pop.index)]
     covars = ["pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "had_guidance"]
     keep_cols = ["response_id", "person_key", "train_domain"] + ([*outcomes] if with_outcomes else [])
+    if with_outcomes:
+        keep_cols += [f"{o}_dont_know" for o in outcomes if f"{o}_dont_know" in f.columns]
     df = linked.loc[:, keep_cols].join(pop.loc[:, covars], on="person_key")
     df["pop"] = df["pop"].astype(int)
     df["guidance"] = df.pop("had_guidance").astype(int)
@@ -345,33 +347,6 @@ def _profile_tables(pr: Any) -> dict[str, pd.DataFrame]:
     return {"pop_share": pop_share, "profile": prof, "training_domains": domains, "outside_databank": outside}
 
 
-def _sensitivity(frame: pd.DataFrame, design: Any, effects: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
-    from analysis.effects.sensitivity import e_value, rosenbaum_bounds
-
-    rows = []
-    m = design.match
-    mm = m.match_matrix
-    for o in outcomes:
-        r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "likert")]
-        if r.empty:
-            continue
-        r = r.iloc[0]
-        sd = float(frame[o].std(ddof=1))
-        ev = e_value(r["estimate"], r["ci_lower"], r["ci_upper"], scale="SMD", sd=sd)
-        diffs = []
-        y = frame[o]
-        for t_idx, row in mm.iterrows():
-            c = row.iloc[0]
-            if c is None or pd.isna(c):
-                continue
-            yt, yc = y.get(t_idx), y.get(c)
-            if pd.notna(yt) and pd.notna(yc):
-                diffs.append(float(yt) - float(yc))
-        gamma = rosenbaum_bounds(np.asarray(diffs)).gamma_critical if len(diffs) > 10 else np.nan
-        rows.append({"outcome": o, "e_value": ev.e_value, "e_value_ci": ev.e_value_ci, "rosenbaum_gamma": gamma, "n_pairs": len(diffs)})
-    return pd.DataFrame(rows)
-
-
 def _p_adjust(effects: pd.DataFrame) -> pd.DataFrame:
     from scipy import stats
 
@@ -425,6 +400,8 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path) -> dict[str, Pat
     m = design.match
     df = frame.copy()
     df["w_survey"] = design.weights.to_numpy(dtype=float)
+    if design.inside is not None:
+        df["inside_support"] = design.inside.to_numpy().astype(int)
     df["propensity"] = m.distance.reindex(df.index).to_numpy(dtype=float) if m.distance is not None else np.nan
     df["w_matching"] = m.weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
     df["w_analysis"] = m.combined_weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
@@ -458,7 +435,7 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path) -> dict[str, Pat
             value_labels[o.name] = {int(a.code): a.nl for a in LIKERT if not a.missing}
             column_labels[o.name] = o.nl
     value_labels["pop"] = {0: "Geen POP", 1: "POP"}
-    column_labels.update({"pop": "POP-gebaseerde opleidingscheque", "w_survey": "Surveygewicht (gekalibreerd)", "w_matching": "Matchinggewicht", "w_analysis": "Analysegewicht (survey x matching)", "subclass": "Paar / subklasse", "propensity": "Propensityscore", "w_design": "Designgewicht"})
+    column_labels.update({"pop": "POP-gebaseerde opleidingscheque", "w_survey": "Surveygewicht (gekalibreerd)", "w_matching": "Matchinggewicht", "w_analysis": "Analysegewicht (survey x matching)", "subclass": "Paar / subklasse", "propensity": "Propensityscore", "w_design": "Designgewicht", "inside_support": "Binnen de gemeenschappelijke support (vergelijkbare controles)"})
     labels = [column_labels.get(c, c) for c in sav.columns]
     pyreadstat.write_sav(sav, out / "analysis_file.sav", column_labels=labels, variable_value_labels=value_labels)
     pyreadstat.write_dta(sav, out / "analysis_file.dta", column_labels=labels, variable_value_labels=value_labels)
@@ -582,7 +559,7 @@ def run(
             from analysis.matching import balance
 
             # the ATT's target population: the POP users of the admin population
-            bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
+            bal = balance(d.match, frame.loc[d.analysis_weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
             wm, wdiag = _weighting_tables(wdesign)
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
@@ -633,6 +610,7 @@ def run(
                     frame,
                     mg.totals,
                     spec,
+                    inside=None if d.inside is None else d.inside.to_numpy(),
                     n_replicates=cfg.effects.replicates,
                     population_sizes={int(k): float(v) for k, v in n_h.items()} if cfg.effects.fpc else None,
                     workers=cfg.effects.workers,
@@ -646,14 +624,20 @@ def run(
             else:
                 eff["se_type"] = "model"
             eff = _p_adjust(eff)
-            sens = _sensitivity(frame, d, eff, spec.outcomes)
+            from analysis.estimation import dont_know_analysis, top2_e_values
+
+            # Rosenbaum bounds are not reported: they assume 1:1 pairs without replacement and
+            # no survey weights (here controls are reused, tied and weighted), so their Gamma is
+            # not valid for this design.  E-values on the top-2-box risk-ratio scale instead.
+            sens = top2_e_values(frame, d, eff, spec)
+            dk_rates, dk_sens = dont_know_analysis(frame, d, spec)
             from analysis.effects.reliability import cronbach_alpha, hedges_g
 
             items = frame.loc[:, list(spec.outcomes)].dropna()
             alpha = cronbach_alpha(items, list(spec.outcomes))
             t = frame["pop"] == 1
             g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
-            return {"frame": frame, "effects": eff, "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g}
+            return {"dont_know": dk_rates, "dont_know_sensitivity": dk_sens, "frame": frame, "effects": eff, "direct": est.details.get("controlled_direct_effect", pd.DataFrame()), "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g}
 
         outc = step("outcomes", out_key, do_outcomes)
 
@@ -670,6 +654,11 @@ def run(
             "effects": eff,
             "category_shifts": outc["shifts"],
             "sensitivity": outc["sensitivity"],
+            "dont_know": outc["dont_know"],
+            "dont_know_sensitivity": outc["dont_know_sensitivity"],
+            "overlap": des["design"].overlap.to_frame(),
+            "overlap_excluded": des["design"].overlap.profile,
+            "controlled_direct_effect": outc.get("direct", pd.DataFrame()),
         }
         alpha = outc["alpha"]
         estimates = {
@@ -677,6 +666,7 @@ def run(
                 f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "std_error": r.std_error, "se_type": r.se_type, "model_se": r.model_se, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
                 for r in eff.itertuples()
             },
+            "estimand": des["design"].overlap.estimand(),
             "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
             "response_flow": des["flow"],
             "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
