@@ -559,7 +559,15 @@ def run(
             from analysis.matching import balance
 
             # the ATT's target population: the POP users of the admin population
-            bal = balance(d.match, frame.loc[d.analysis_weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
+            # the target population: the POP users of the admin population inside the estimand's
+            # support (the excluded covariate cells removed), for the levels the matched data have
+            analysed = frame.loc[d.analysis_weights.to_numpy() > 0]
+            target = population[population["pop"]]
+            for g in d.overlap.estimand()["excluded_groups"]:
+                target = target[target[g["variable"]].astype(str) != g["category"]]
+            present = {f"{c}{v}" for c in spec.covariates for v in analysed[c].astype(str).unique()}
+            pmeans = {k: v for k, v in _population_means(target, spec.covariates).items() if k in present}
+            bal = balance(d.match, analysed, " + ".join(spec.covariates), population_means=pmeans)
             wm, wdiag = _weighting_tables(wdesign)
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 

@@ -51,7 +51,7 @@ def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple,
     design = design_stage(frame, w, spec, with_balance=False)
     reported = outcome_stage(frame, design, spec, methods=methods).vector()
     fast = estimate_point(frame, totals, spec, inside=design.inside.to_numpy(), methods=methods)
-    assert len(fast) == len(reported) == 4 * (5 * 2 + 1)
+    assert len(fast) == len(reported) == 4 * (6 * 2)  # ologit: log-odds and top-2-box shift
     np.testing.assert_allclose(fast.reindex(reported.index).to_numpy(), reported.to_numpy(), rtol=1e-7, atol=1e-9)
 
 
