@@ -100,6 +100,9 @@ class MatchingConfig:
     covariates: tuple[str, ...] = ("educ", "age_band", "sex", "sector", "company_size")
     ratio: int = 1
     replace: bool = True
+    #: Caliper in SDs of the propensity score: the score on the probability scale (not the logit),
+    #: its SD unweighted (no survey weights) over all respondents in the design, both groups
+    #: (MatchIt's ``std.caliper``).  0.2 SD is about 0.2 x 0.1 = 0.02 in probability on the demo.
     caliper: float | None = 0.2
     m_order: str = "largest"
     exact: tuple[str, ...] = ()
@@ -277,7 +280,7 @@ def _range_checks(cfg: StudyConfig) -> None:
     checks = [
         ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
-        ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
+        ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SDs of the propensity score: probability scale, unweighted, all respondents)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
         ("matching", "min_controls", cfg.matching.min_controls >= 1, "a whole number >= 1 (default 10)"),
         ("matching", "min_control_ratio", cfg.matching.min_control_ratio >= 0, "a number >= 0 (default 0.1)"),

@@ -5,10 +5,14 @@ The **main estimator** of the study (documented in the report's methods appendix
 1. *Weighting.*  Respondents start from their design weight (population count over invited count in
    their sampling stratum, POP or no POP) and are raked to the administrative population margins
    (by default POP x education, age band, sex, sector and company size).
-2. *Design.*  A survey-weighted logistic propensity score ``pop ~ covariates`` and greedy 1:1
-   nearest-neighbour matching on it (with replacement, caliper 0.2 SD by default); matched controls
-   keep their own survey weight (Austin et al. 2018) or inherit their treated unit's (Lenis et al.
-   2019).  This stage never reads an outcome.
+2. *Design.*  Overlap diagnostics first (:func:`support_stage`): covariate cells and propensity
+   regions without comparable controls; by default the estimand is the ATT among the POP users
+   *with* comparable controls, and the excluded group is named in the bundle.  Then a
+   survey-weighted logistic propensity score ``pop ~ covariates`` and nearest-neighbour matching
+   on it (with replacement; caliper 0.2 SD of the score on the probability scale, the SD unweighted
+   over all respondents in the design; every control tied with the nearest one is used with a
+   shared weight); matched controls keep their own survey weight (Austin et al. 2018) or inherit
+   their treated unit's (Lenis et al. 2019).  This stage never reads an outcome.
 3. *Outcomes.*  For each outcome, weighted least squares of the outcome on POP and the covariates on
    the matched sample with survey x matching weights: the ATT in Likert points (Likert as interval)
    and, with the top-2-box indicator (4 or 5), as a risk difference.
@@ -18,9 +22,13 @@ The **main estimator** of the study (documented in the report's methods appendix
    default: the ATT among *all* POP users includes the unobserved Y(0) of the POP users who did not
    respond, a variance component no replicate reproduces and that roughly offsets the correction.
 
-Alternatives reported next to it: regression adjustment on the whole weighted sample, IPW and AIPW
-(doubly robust) with survey weights, the weighted ordered logit (category shifts), and the naive
-unweighted difference.
+Alternatives reported next to it, for the same estimand and each with the same end-to-end replicate
+SE: regression adjustment (g-computation: the POP users' outcomes minus their predicted outcomes
+without a POP from a weighted regression on the controls), IPW and AIPW (doubly robust) for the ATT
+with survey weights, the weighted ordered logit on the matched sample (log odds, and its ATT on the
+top-2-box scale), and the naive unweighted difference.  The fixed-effects regression that absorbs
+the training domain adjusts for a mediator (the POP names the training): it is reported apart, as a
+controlled direct effect, not as an estimate of the ATT.
 """
 
 from __future__ import annotations
