@@ -160,6 +160,19 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     df["_w0"] = frame["w_design"].to_numpy(dtype=float) if base_weights is None else np.asarray(base_weights, dtype=float)
     d = SurveyDesign(df, weights="_w0")
     m = _margin_subset(margins, spec.margins)
+    # A category of the population margins that no respondent has (e.g. no respondent in the
+    # primary sector in a small wave) is a genuine empty cell: declare it, so that the collapse
+    # rule merges it with a neighbour of the same stratum instead of refusing the margin.
+    for key, totals in m.items():
+        cols = (key,) if isinstance(key, str) else tuple(key)
+        cells = list(totals.index if hasattr(totals, "index") else totals)
+        for level, c in enumerate(cols):
+            declared = list(dict.fromkeys(cell[level] if len(cols) > 1 else cell for cell in cells))
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                continue
+            seen = set(pd.unique(df[c]))
+            if seen < set(declared):
+                df[c] = pd.Categorical(df[c], categories=declared)
     if spec.weighting == "none":
         out = d
     elif spec.weighting == "rake":
@@ -443,7 +456,8 @@ def outcome_stage(
                 shifts.append(sh)
     table = pd.DataFrame(rows)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": pd.DataFrame(direct)})
+    cde = pd.DataFrame(direct, columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde})
 
 
 def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, cluster: np.ndarray | None) -> tuple[float, float]:
@@ -884,10 +898,10 @@ def top2_e_values(frame: pd.DataFrame, design: DesignResult, effects: pd.DataFra
     cw = m.combined_weights
     rows = []
     for o in spec.outcomes:
-        r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "top2")]
-        if r.empty:
+        sel_r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "top2")]
+        if sel_r.empty:
             continue
-        r = r.iloc[0]
+        r = sel_r.iloc[0].to_dict()
         y = frame[o].reindex(cw.index)
         tsel = (m.treat == 1) & (cw > 0) & y.notna()
         p1 = float(np.average((y[tsel] >= spec.top_box).astype(float), weights=cw[tsel]))

@@ -281,7 +281,7 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     return {
         "seed": int(seed),
         "scenario": scenario,
-        "estimand": {k: estimand[k] for k in ("name", "n_treated", "n_treated_excluded", "share_treated_excluded_weighted")},
+        "estimand": {k: estimand[k] for k in ("name", "n_treated", "n_treated_excluded", "share_treated_excluded_weighted", "excluded_groups")},
         "truth_estimand_not_applied": truth_e["not_applied"],
         "fpc": bool(fpc),
         "persons": int(persons),

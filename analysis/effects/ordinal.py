@@ -187,7 +187,9 @@ def ordered_logit(
     from analysis.matching._design import resolve_weights
 
     lhs, rhs = (s.strip() for s in formula.split("~"))
-    X_df = patsy.dmatrix(f"0 + {rhs}", df, return_type="dataframe", NA_action="raise")
+    # with an intercept term patsy codes factors with a reference level; the intercept itself is
+    # dropped (the cut-points take its place), so no dummy set is collinear with the cut-points
+    X_df = patsy.dmatrix(f"1 + {rhs}", df, return_type="dataframe", NA_action="raise")
     X_df = X_df.loc[:, [c for c in X_df.columns if c != "Intercept"]]
     X = X_df.to_numpy(dtype=float)
     yraw = df[lhs]

@@ -93,7 +93,7 @@ def _sandwich(ee, theta: np.ndarray, w: np.ndarray) -> np.ndarray:  # type: igno
         tm[j] -= h
         A[:, j] = ((ee(tp) - ee(tm)) * w[:, None]).sum(axis=0) / (2 * h) / n
     B = psi.T @ psi / n
-    Ainv = np.linalg.inv(A)
+    Ainv = np.linalg.pinv(A)  # a covariate category absent from one arm leaves A singular
     return Ainv @ B @ Ainv.T / n
 
 

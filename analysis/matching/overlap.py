@@ -112,10 +112,10 @@ class OverlapResult:
         support = self.settings.get("support", "comparable")
         groups = [
             {
-                "variable": str(r.variable), "category": str(r.category), "status": str(r.status),
-                "n_treated": int(r.n_treated), "n_control": int(r.n_control),
+                "variable": str(r["variable"]), "category": str(r["category"]), "status": str(r["status"]),
+                "n_treated": int(r["n_treated"]), "n_control": int(r["n_control"]),
             }
-            for r in self.excluded_cells.itertuples()
+            for r in self.excluded_cells.to_dict("records")
         ]
         n_ps = int(((self.reason == "propensity") & (self.treat == 1)).sum())
         names = ", ".join(f"{g['variable']} = {g['category']}" for g in groups)

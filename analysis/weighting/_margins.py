@@ -188,7 +188,9 @@ def _encode(
     codes = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
     known = set()
     for level, c in enumerate(columns):
-        known |= {(level, v) for v in pd.unique(df[c])}
+        col = df[c]
+        values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)
+        known |= {(level, v) for v in values}
     return codes, [pop.index], known
 
 
