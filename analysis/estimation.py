@@ -634,55 +634,70 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     Xo = prep.Xo[idx]
     tb1 = t == 1
     for k, o in enumerate(prep.outcomes):
-        obs = ~np.isnan(prep.y[idx, k])
-        if "ipw" in methods or "aipw" in methods:
-            # IPW and AIPW fit their propensity score on the respondents who answered the item
-            e = np.full(idx.size, np.nan)
-            e[obs] = _weighted_logit(X[obs], t[obs], w[obs])
-            odds = e / (1 - e)
-        for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
-            if "matching" in methods:
-                sel = (comb > 0) & obs
-                out[(o, "matching", scale)] = float(_wls(Xo[sel], yy[sel], comb[sel])[prep.pop_col])
-            if "regression" in methods or "aipw" in methods:
-                c0 = obs & ~tb1
-                b0 = _wls(X[c0], yy[c0], w[c0])
-                r0 = np.where(obs, yy - X @ b0, 0.0)
-                t1 = obs & tb1
-                if "regression" in methods:
-                    out[(o, "regression", scale)] = float((w[t1] * r0[t1]).sum() / w[t1].sum())
-                if "aipw" in methods:
-                    out[(o, "aipw", scale)] = float(
-                        ((w[t1] * r0[t1]).sum() - (w[c0] * odds[c0] * r0[c0]).sum()) / w[t1].sum()
-                    )
-            if "ipw" in methods:
-                t1, c0 = obs & tb1, obs & ~tb1
-                a0 = w[c0] * odds[c0]
-                out[(o, "ipw", scale)] = float(np.average(yy[t1], weights=w[t1]) - (a0 * yy[c0]).sum() / a0.sum())
-            if "naive" in methods and prep.freq is not None:
-                f = prep.freq[idx]
-                t1, c0 = obs & tb1, obs & ~tb1
-                out[(o, "naive", scale)] = float(np.average(yy[t1], weights=f[t1]) - np.average(yy[c0], weights=f[c0]))
-        if "ologit" in methods:
-            from analysis.effects.ordinal import ordered_logit_fit
-
-            yy = prep.y[idx, k]
-            sel = (comb > 0) & ~np.isnan(yy)
-            Xs = Xo[sel][:, 1:]
-            Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
-            try:
-                with np.errstate(all="ignore"), warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    cats, codes = np.unique(yy[sel], return_inverse=True)
-                    theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
-                out[(o, "ologit", "log_odds")] = float(theta[0])
-                out[(o, "ologit", "top2")] = _ologit_top_shift(theta, Xs, cats, comb[sel], Xs[:, 0] == 1, spec.top_box)
-            except (PopevalError, np.linalg.LinAlgError):  # e.g. a category absent in a replicate
-                out[(o, "ologit", "log_odds")] = float("nan")
-                out[(o, "ologit", "top2")] = float("nan")
+        try:
+            _fast_outcome(out, o, k, prep, idx, X, Xo, t, tb1, w, comb, methods, spec)
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
+            # one estimator failing in one replicate (e.g. an empty arm) leaves the others
+            for meth in methods:
+                for scale in (("log_odds", "top2") if meth == "ologit" else ("likert", "top2")):
+                    out.setdefault((o, meth, scale), float("nan"))
     s = pd.Series(out, dtype=float)
     s.index = pd.MultiIndex.from_tuples(list(out), names=["outcome", "method", "scale"])
     return s
+
+
+def _fast_outcome(
+    out: dict[tuple[str, str, str], float], o: str, k: int, prep: _Prepared, idx: np.ndarray,
+    X: np.ndarray, Xo: np.ndarray, t: np.ndarray, tb1: np.ndarray, w: np.ndarray, comb: np.ndarray,
+    methods: tuple[str, ...], spec: EstimatorSpec,
+) -> None:
+    """The estimators of one outcome in :func:`_fast_point` (results written into ``out``)."""
+    obs = ~np.isnan(prep.y[idx, k])
+    if "ipw" in methods or "aipw" in methods:
+        # IPW and AIPW fit their propensity score on the respondents who answered the item
+        e = np.full(idx.size, np.nan)
+        e[obs] = _weighted_logit(X[obs], t[obs], w[obs])
+        odds = e / (1 - e)
+    for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
+        if "matching" in methods:
+            sel = (comb > 0) & obs
+            out[(o, "matching", scale)] = float(_wls(Xo[sel], yy[sel], comb[sel])[prep.pop_col])
+        if "regression" in methods or "aipw" in methods:
+            c0 = obs & ~tb1
+            b0 = _wls(X[c0], yy[c0], w[c0])
+            r0 = np.where(obs, yy - X @ b0, 0.0)
+            t1 = obs & tb1
+            if "regression" in methods:
+                out[(o, "regression", scale)] = float((w[t1] * r0[t1]).sum() / w[t1].sum())
+            if "aipw" in methods:
+                out[(o, "aipw", scale)] = float(
+                    ((w[t1] * r0[t1]).sum() - (w[c0] * odds[c0] * r0[c0]).sum()) / w[t1].sum()
+                )
+        if "ipw" in methods:
+            t1, c0 = obs & tb1, obs & ~tb1
+            a0 = w[c0] * odds[c0]
+            out[(o, "ipw", scale)] = float(np.average(yy[t1], weights=w[t1]) - (a0 * yy[c0]).sum() / a0.sum())
+        if "naive" in methods and prep.freq is not None:
+            f = prep.freq[idx]
+            t1, c0 = obs & tb1, obs & ~tb1
+            out[(o, "naive", scale)] = float(np.average(yy[t1], weights=f[t1]) - np.average(yy[c0], weights=f[c0]))
+    if "ologit" in methods:
+        from analysis.effects.ordinal import ordered_logit_fit
+
+        yy = prep.y[idx, k]
+        sel = (comb > 0) & ~np.isnan(yy)
+        Xs = Xo[sel][:, 1:]
+        Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cats, codes = np.unique(yy[sel], return_inverse=True)
+                theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
+            out[(o, "ologit", "log_odds")] = float(theta[0])
+            out[(o, "ologit", "top2")] = _ologit_top_shift(theta, Xs, cats, comb[sel], Xs[:, 0] == 1, spec.top_box)
+        except (PopevalError, np.linalg.LinAlgError):  # e.g. a category absent in a replicate
+            out[(o, "ologit", "log_odds")] = float("nan")
+            out[(o, "ologit", "top2")] = float("nan")
 
 
 def estimate_point(
@@ -806,8 +821,9 @@ def end_to_end_variance(
             hint="the sample may be too small for the matching specification; loosen the caliper or exact matching",
         )
     mat = pd.concat(good, axis=1)
-    se = mat.std(axis=1, ddof=1)
-    return pd.DataFrame({"replicate_se": se, "n_replicates": len(good), "n_failed": n_replicates - len(good)})
+    se = mat.std(axis=1, ddof=1)  # a method that failed in a replicate is left out there
+    n_ok = mat.notna().sum(axis=1)
+    return pd.DataFrame({"replicate_se": se, "n_replicates": n_ok, "n_failed": n_replicates - n_ok})
 
 
 def _progress(it: Any, total: int, show: bool) -> Any:
