@@ -38,6 +38,7 @@ __all__ = [
     "AdminConfig",
     "EffectsConfig",
     "MatchingConfig",
+    "PlansConfig",
     "ReportConfig",
     "StudyConfig",
     "StudySection",
@@ -49,6 +50,9 @@ __all__ = [
 #: Person characteristics available for margins, propensity scores and matching.
 COVARIATES = ("pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "guidance")
 _OUTCOMES = ("stronger", "job_better", "promotion", "satisfaction")
+#: Fewer end-to-end replicates (other than 0) cannot estimate a standard error and are refused;
+#: ``popeval run`` warns below 30 (analysis.pipeline.ADVISED_REPLICATES).
+MIN_REPLICATES = 4
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class StudySection:
     language: str = "nl"
     disclosure_threshold: int = 5
     derived_dir: str = "data_derived"
+    #: Allows ``disclosure_threshold = 1``, which suppresses no count (never for a published report);
+    #: the run then warns in its summary and run log.
+    disable_disclosure_control: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,11 @@ class EffectsConfig:
 
     outcomes: tuple[str, ...] = _OUTCOMES
     estimand: str = "ATT"
+    #: Must include "matching", the main estimator; a secondary method that cannot be estimated on
+    #: an outcome is reported as not estimable (with the reason) instead of stopping the run.
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
+    #: End-to-end replicates for the standard errors: 0 (model-based only) or at least
+    #: ``MIN_REPLICATES`` (4); fewer than 30 gives a warning, 100 or more for publication.
     replicates: int = 100
     #: Finite-population correction in the replicates. Off by default: the estimand (the ATT among all
     #: POP users in the population) includes the unobserved Y(0) of non-responding POP users, which no
@@ -155,6 +166,31 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PlansConfig:
+    """``[plans]``: reading the POPs (texts, sample, coders; see :mod:`analysis.plans`).
+
+    ``texts`` is a folder of .txt/.docx/.pdf files named after the trajectory, or a .csv/.parquet
+    table with ``id_column`` and ``text_column``; empty means the study has no POP part.
+    ``trainings`` is the training catalogue (``training_id``, ``training_name``).  ``previous`` is the
+    previous wave's bundle (optional).
+    """
+
+    texts: str = ""
+    id_column: str = "trajectory_id"
+    text_column: str = "text"
+    trainings: str = ""
+    population: str = "attest"
+    strata: tuple[str, ...] = ("incentive",)
+    sample_size: int = 300
+    allocation: str = "equal"
+    min_per_stratum: int = 2
+    coders: tuple[str, ...] = ("A", "B")
+    match_threshold: float = 85.0
+    bootstrap: int = 1000
+    previous: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The whole specification of a run."""
 
@@ -165,6 +201,7 @@ class StudyConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    plans: PlansConfig = field(default_factory=PlansConfig)
     base_dir: Path = field(default=Path("."), compare=False)
     source: Path | None = field(default=None, compare=False)
 
@@ -195,6 +232,7 @@ _SECTIONS = {
     "matching": MatchingConfig,
     "effects": EffectsConfig,
     "report": ReportConfig,
+    "plans": PlansConfig,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
@@ -207,6 +245,8 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "support"): ("comparable", "all"),
     ("matching", "overlap_rule"): ("minmax", "crump", "none"),
     ("effects", "estimand"): ("ATT", "ATE"),
+    ("plans", "population"): ("attest", "all"),
+    ("plans", "allocation"): ("equal", "proportional"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
@@ -214,6 +254,7 @@ _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("effects", "outcomes"): _OUTCOMES,
     ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
     ("report", "formats"): ("html", "pdf", "docx"),
+    ("plans", "strata"): ("incentive", "centre_size", "loopbaancentrum", "school_year"),
 }
 
 
@@ -278,7 +319,12 @@ def _coerce(section: str, f: Any, value: Any, source: Path | None) -> Any:
 def _range_checks(cfg: StudyConfig) -> None:
     src = cfg.source
     checks = [
-        ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
+        (
+            "study",
+            "disclosure_threshold",
+            cfg.study.disclosure_threshold >= 2 or (cfg.study.disclosure_threshold == 1 and cfg.study.disable_disclosure_control),
+            "a whole number >= 2 (default 5); 1 suppresses no count and needs disable_disclosure_control = true",
+        ),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SDs of the propensity score: probability scale, unweighted, all respondents)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
@@ -286,16 +332,43 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("matching", "min_control_ratio", cfg.matching.min_control_ratio >= 0, "a number >= 0 (default 0.1)"),
         ("matching", "trim_alpha", 0 < cfg.matching.trim_alpha < 0.5, "a number in (0, 0.5), e.g. 0.1"),
         ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
-        ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
+        (
+            "effects",
+            "replicates",
+            cfg.effects.replicates == 0 or cfg.effects.replicates >= MIN_REPLICATES,
+            f"0 (model-based standard errors only) or at least {MIN_REPLICATES}; 100 or more for publication",
+        ),
+        ("weighting", "trim_upper", cfg.weighting.trim_upper is None or cfg.weighting.trim_upper > 0, "a positive upper bound on the weights, or leave it out (no trimming)"),
+        (
+            "survey",
+            "survey_id",
+            cfg.survey.survey_id > 0 or cfg.survey.snapshot not in ("latest", "fetch"),
+            f"the LimeSurvey survey id, a positive whole number (e.g. survey_id = 461283), for snapshot = {cfg.survey.snapshot!r}",
+        ),
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
         ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
+        ("plans", "sample_size", cfg.plans.sample_size >= 2, "a whole number >= 2"),
+        ("plans", "min_per_stratum", cfg.plans.min_per_stratum >= 2, "a whole number >= 2"),
+        ("plans", "match_threshold", 0 < cfg.plans.match_threshold <= 100, "a similarity between 0 and 100, e.g. 85"),
+        ("plans", "bootstrap", cfg.plans.bootstrap >= 0, "0 (no intervals) or more, e.g. 1000"),
     ]
     for section, key, ok, expected in checks:
         if not ok:
             raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
     if not cfg.matching.covariates:
         raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
+    if not cfg.effects.outcomes:
+        raise _fail("effects", "outcomes", "at least one outcome among " + ", ".join(_OUTCOMES), [], f"e.g. outcomes = {list(_OUTCOMES)!r}", src)
+    if "matching" not in cfg.effects.methods:
+        raise _fail(
+            "effects",
+            "methods",
+            "a list that includes 'matching' (the main estimator; the others are reported beside it)",
+            list(cfg.effects.methods),
+            'e.g. methods = ["matching", "regression", "ipw", "aipw", "ologit"]',
+            src,
+        )
 
 
 def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source: Path | None = None) -> StudyConfig:

@@ -805,9 +805,13 @@ def end_to_end_variance(
     jobs = [(frame, margins, spec, base * factors[:, r], prep, ins, meth) for r in range(n_replicates)]
     results: list[pd.Series | None]
     if workers > 1:
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        from analysis.processes import worker_initializer
+
+        # workers die with this process (even on SIGKILL) and leave Ctrl-C to it
+        with ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),)) as ex:
             it = ex.map(_replicate_worker, jobs, chunksize=max(1, n_replicates // (4 * workers)))
             results = list(_progress(it, n_replicates, progress))
     else:

@@ -819,9 +819,7 @@ def generate(
         files[str(path.relative_to(out))] = sha256_file(path)
 
     snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
-    snap.mkdir(parents=True, exist_ok=True)
-    (snap / "responses.csv").write_bytes(write_csv_export(header, resp_rows))
-    (snap / "participants.json").write_bytes(php_json_dumps(participants).encode("utf-8"))
+    snap_files = {"responses.csv": write_csv_export(header, resp_rows), "participants.json": php_json_dumps(participants).encode("utf-8")}
     max_id = len(resp_rows)
     manifest = {
         "survey_id": DEMO_SURVEY_ID,
@@ -835,10 +833,12 @@ def generate(
             "complete": sum(r["submitdate"] is not None for r in resp_rows),
             "participants": len(participants),
         },
-        "files": {f: sha256_file(snap / f) for f in ("participants.json", "responses.csv")},
         "previous": None,
     }
-    (snap / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from survey.snapshot import publish_snapshot
+
+    # written like every snapshot: file by file into a temporary folder, renamed when complete
+    publish_snapshot(snap, snap_files, manifest, read_only=False, replace=True)
     for f in ("responses.csv", "participants.json", "manifest.json"):
         files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
     invite = pd.DataFrame(
