@@ -240,8 +240,6 @@ def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ..
     linked = complete[complete["person_key"].isin(pop.index)]
     covars = ["pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "had_guidance"]
     keep_cols = ["response_id", "person_key", "train_domain"] + ([*outcomes] if with_outcomes else [])
-    if with_outcomes:
-        keep_cols += [f"{o}_dont_know" for o in outcomes if f"{o}_dont_know" in f.columns]
     df = linked.loc[:, keep_cols].join(pop.loc[:, covars], on="person_key")
     df["pop"] = df["pop"].astype(int)
     df["guidance"] = df.pop("had_guidance").astype(int)
