@@ -469,7 +469,8 @@ def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, c
     X = patsy.dmatrix("pop + " + rhs, d, return_type="dataframe")
     beta, cov = weighted_ols(d[col].to_numpy(dtype=float), X.to_numpy(), np.asarray(w, dtype=float), vcov=vcov, cluster=cluster)  # type: ignore[arg-type]
     j = list(X.columns).index("pop")
-    return float(beta[j]), float(np.sqrt(cov[j, j]))
+    var = float(cov[j, j])
+    return float(beta[j]), float(np.sqrt(var)) if var >= 0 else float("nan")  # < 0: rank-deficient fit
 
 
 def _restrict_match(m: Any, index: pd.Index) -> Any:

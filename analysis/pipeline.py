@@ -561,6 +561,9 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
         value_labels[flag] = {0: "Nee", 1: "Ja"}
     value_labels["pop"] = {0: "Geen POP", 1: "POP"}
     value_labels["guidance"] = {0: "Nee", 1: "Ja"}
+    if "inside_support" in sav.columns:
+        labels["inside_support"] = "Binnen de support van de schatting (vergelijkbare controles)"
+        value_labels["inside_support"] = {0: "Nee", 1: "Ja"}
     measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
     measure["response_id"] = "nominal"
     col_labels: dict[str, str | None] = {c: labels.get(c, c) for c in sav.columns}
