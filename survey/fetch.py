@@ -318,6 +318,8 @@ class _Status:
 _HINTS = {
     "Invalid session key": "the session expired; run the command again",
     "No permission": "the survey id does not exist or the user may not export it",
+    "Error: Invalid survey ID": "check survey_id in the study file or --survey-id: `popeval deploy` prints the id LimeSurvey gave "
+    "the survey (it keeps a requested id only when that id is free)",
 }
 
 

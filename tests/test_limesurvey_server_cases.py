@@ -336,6 +336,7 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
     assert all(oct(p.stat().st_mode)[-3:] == "444" for p in snap.iterdir())
     assert not [p for p in snap.parent.iterdir() if p.name.startswith(".")]  # no temporary file or folder left
     f = snap / "participants.json"
+    original = f.read_bytes()
     f.chmod(0o644)
     f.write_bytes(f.read_bytes().replace(b'"tid":1,', b'"tid":7,', 1))
     with pytest.raises(DataValidationError, match="changed after it was written") as exc:
@@ -344,6 +345,33 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
     f.unlink()
     with pytest.raises(DataValidationError, match="is missing"):
         parse_snapshot(snap)
+    f.write_bytes(original)
+    parse_snapshot(snap)  # restored: accepted again
+    (snap / "notes.txt").write_text("added by hand")
+    with pytest.raises(DataValidationError, match="does not list") as exc:
+        parse_snapshot(snap)
+    assert "notes.txt" in str(exc.value)
+
+
+def test_a_snapshot_folder_appears_only_complete_and_validated(tmp_path: Path) -> None:
+    from survey.snapshot import publish_snapshot, verify_snapshot
+
+    final = tmp_path / "461283" / "20261201T090000Z"
+    seen: list[tuple[str, bool, list[str]]] = []
+
+    def check(folder: Path) -> None:
+        seen.append((folder.name, final.exists(), sorted(p.name for p in folder.iterdir())))
+
+    publish_snapshot(final, {"responses.csv": b"\r\n", "participants.json": b"[]"}, {"survey_id": 461283}, check=check)
+    assert seen == [(f".{final.name}.partial-{__import__('os').getpid()}", False, ["manifest.json", "participants.json", "responses.csv"])]
+    assert sorted(verify_snapshot(final)["files"]) == ["participants.json", "responses.csv"]
+
+    def refuse(folder: Path) -> None:
+        raise DataValidationError("refused")
+
+    with pytest.raises(DataValidationError, match="refused"):
+        publish_snapshot(tmp_path / "461283" / "20261201T100000Z", {"responses.csv": b"\r\n"}, {}, check=refuse)
+    assert [p.name for p in (tmp_path / "461283").iterdir()] == [final.name]
 
 
 def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: StandInServer, tmp_path: Path) -> None:
