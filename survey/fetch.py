@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from survey.errors import ConfigError, DataValidationError, LimeSurveyFetchError
 from survey.hashing import sha256_file
@@ -483,9 +483,8 @@ def fetch(
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
         version = str(_call("get_site_settings", client.get_server_version, **kw))
-        props = _call("get_survey_properties", lambda: client.get_survey_properties(
-            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw)
-        assert isinstance(props, dict)
+        props = cast("dict[str, Any]", _call("get_survey_properties", lambda: client.get_survey_properties(
+            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw))
         if props.get("active") != "Y":
             raise LimeSurveyFetchError(
                 "The survey is not active", param="survey_id", found=f"survey {survey_id} has active={props.get('active')!r}",
@@ -534,9 +533,7 @@ def fetch(
                 raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
             return payload, header, body
 
-        got = _call("export_responses", export, **kw)
-        assert not isinstance(got, _Status)
-        payload, new_header, new_rows = got
+        payload, new_header, new_rows = cast("tuple[bytes, list[str], list[list[str | None]]]", _call("export_responses", export, **kw))
         bar.update(1)
         participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
         bar.update(1)
