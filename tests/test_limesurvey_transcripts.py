@@ -1,5 +1,10 @@
 """Replay every recorded RC2 call against the stand-in server and compare the bytes.
 
+00-07 run in one replay; 08-12 (participant paging, repeat activation, the response life cycle, the
+login lockout, wrong paths and released keys) in another, on a stand-in whose clock, access codes and
+random survey id follow the recording, so that nothing in those bodies needs masking but the session
+keys, the creation date and the page's asset paths.
+
 The golden transcripts (recorded from a real LimeSurvey 6.14 server, MariaDB and PostgreSQL) live in
 ``LIMESURVEY_GOLDEN`` (default: ``../shared/limesurvey`` beside the repository).  Each call's raw
 request body is sent over HTTP to the stand-in server (with the live session key substituted), and the
@@ -129,6 +134,7 @@ def _replay_later() -> tuple[int, list[tuple[str, str, str]]]:
     now[0] = first_date
     key = model.get_session_key(user, password)  # the unrecorded login before 08
     mismatches: list[tuple[str, str, str]] = []
+    logins: list[str] = []  # keys obtained in 11, in order
     n = 0
     with StandInServer(model) as server, requests.Session() as http:
         base = server.url[: -len(server.PATH)]
@@ -142,14 +148,15 @@ def _replay_later() -> tuple[int, list[tuple[str, str, str]]]:
                 where = f"{name}#{call['step']} {call['label']}"
                 s = call.get("seconds_since_third_failure")
                 now[0] = third + s if s is not None else _http_date(call)
+                if call["label"] == "release_key_from_before_lockout":
+                    key = logins[0]
                 body = call["request_raw_body"].replace("<SESSION_KEY>", key)
                 resp = http.post(base + call["path"], data=body.encode("utf-8"), headers=dict(call["request_headers"]), timeout=30)
                 if call["method"] == "get_session_key" and resp.headers.get("content-type") == "application/json":
                     result = resp.json()["result"]
                     if isinstance(result, str):
                         key = result
-                if call["method"] == "release_session_key" and name == "11_login_lockout" and call["step"] == 27:
-                    key = next(k for k in model.sessions)  # 28 releases the key from before the lockout
+                        logins.append(result)
                 got = _mask(resp.content.decode("utf-8"), {**call, "method": "later"})
                 want = _mask(call["raw_response_body"], {**call, "method": "later"})
                 if call["method"] == "get_session_key":
