@@ -20,8 +20,6 @@ place that
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -253,50 +251,32 @@ def merge_responses(previous: tuple[list[str], Rows], header: list[str], body: l
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def publish_snapshot(final: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any], *, check: Any = None,
-                     read_only: bool = True, replace: bool = False) -> Path:
+                     read_only: bool = True) -> Path:
     """Write the snapshot folder ``final`` with ``files`` and a manifest, atomically.
 
-    Each file is written to a temporary name and renamed, inside a hidden temporary folder beside
-    ``final``; the manifest (``manifest`` plus the SHA-256 of every file) is written last,
-    ``check(folder)`` (if given) validates the finished folder, and only then is the folder renamed to
-    ``final`` (with ``replace``, an existing ``final`` is swapped out and removed).  Nothing is left
-    behind when anything fails.
+    The folder is filled under a hidden temporary name beside ``final``
+    (:func:`survey.files.atomic_dir`), each file written to a temporary name and renamed
+    (:func:`survey.files.atomic_write`); the manifest (``manifest`` plus the SHA-256 of every file) is
+    written last, ``check(folder)`` (if given) validates the finished folder, and only then does the
+    folder get its final name (an existing ``final`` is replaced only then).  Nothing is left behind
+    when anything fails.
     """
+    from survey.files import atomic_dir, atomic_write
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(final) as tmp:
         for name, data in files.items():
-            _write_file(tmp / name, data)
+            with atomic_write(tmp / name, "wb") as fh:
+                fh.write(data)
         full = {**manifest, "files": {name: sha256_file(tmp / name) for name in sorted(files)}}
-        _write_file(tmp / MANIFEST, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        with atomic_write(tmp / MANIFEST, "wb") as fh:
+            fh.write((json.dumps(full, indent=2, sort_keys=True) + "\n").encode("utf-8"))
         if check is not None:
             check(tmp)
         if read_only:
-            for p in tmp.iterdir():
-                p.chmod(0o444)
-        if replace and final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not final.exists():
-            os.rename(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+            for f in tmp.iterdir():
+                f.chmod(0o444)
     return final
 
 

@@ -363,7 +363,10 @@ def test_a_snapshot_folder_appears_only_complete_and_validated(tmp_path: Path) -
         seen.append((folder.name, final.exists(), sorted(p.name for p in folder.iterdir())))
 
     publish_snapshot(final, {"responses.csv": b"\r\n", "participants.json": b"[]"}, {"survey_id": 461283}, check=check)
-    assert seen == [(f".{final.name}.partial-{__import__('os').getpid()}", False, ["manifest.json", "participants.json", "responses.csv"])]
+    from survey.files import TEMP_PREFIX
+
+    ((name, existed, listing),) = seen
+    assert name.startswith(TEMP_PREFIX) and not existed and listing == ["manifest.json", "participants.json", "responses.csv"]
     assert sorted(verify_snapshot(final)["files"]) == ["participants.json", "responses.csv"]
 
     def refuse(folder: Path) -> None:
