@@ -139,12 +139,17 @@ def test_a_changed_questionnaire_is_refused_with_what_differs_or_deployed_as_a_n
             row.find("title").text = "HOURSWEEK"  # type: ignore[union-attr]
         if row.findtext("title") == "REMARKS":
             row.find("type").text = "S"  # type: ignore[union-attr]
+    domain = next(r.findtext("qid") for r in root.findall("questions/rows/row") if r.findtext("title") == "TRAINDOMAIN")
+    for a in root.findall("answers/rows/row"):
+        if a.findtext("qid") == domain and a.findtext("code") == "A5":
+            a.find("code").text = "A9"  # type: ignore[union-attr]
     changed = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     with pytest.raises(LimeSurveyFetchError, match="differs from the questionnaire") as exc:
         _deploy(server, tmp_path, _keys(3), lss=changed)
     msg = str(exc.value)
     assert "columns only in the questionnaire: HOURSWEEK" in msg and "columns only on the server: HOURS" in msg
     assert "REMARKS (S in the questionnaire, T on the server)" in msg and "--new-survey" in msg
+    assert "answer codes changed: TRAINDOMAIN (A9 only in the questionnaire; A5 only on the server)" in msg
     assert len(server.model.surveys) == 1 and not server.model.sessions
     res = _deploy(server, tmp_path, _keys(3), lss=changed, new_survey=True)
     assert res.imported and res.survey_id != first.survey_id and res.id_changed and res.participants_added == 3
