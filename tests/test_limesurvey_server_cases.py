@@ -256,6 +256,22 @@ def test_deploy_respond_fetch_late_completion_fetch_with_2500_participants(serve
     assert (second.snapshot / "responses.csv").read_bytes() == server.model.export_responses(key, sid, "csv").payload
     server.model.release_session_key(key)
     assert verify_chain(second.snapshot) == [first.snapshot, second.snapshot]
+    from analysis.cli import main
+
+    assert main(["fetch", "--survey-id", str(sid), "--out", str(out), "--verify"]) == 0
+    export = second.snapshot / "export.csv"
+    export.chmod(0o644)
+    export.write_bytes(export.read_bytes().replace(b'"5"', b'"4"', 1))
+    man["files"]["export.csv"] = hashlib.sha256(export.read_bytes()).hexdigest()  # even with a consistent manifest ...
+    (second.snapshot / "manifest.json").chmod(0o644)
+    (second.snapshot / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(DataValidationError, match="not its predecessor's with its export merged in"):
+        verify_chain(second.snapshot)  # ... the snapshot no longer follows from its predecessor and its export
+    export.write_bytes(server.model.export_responses(server.model.get_session_key("popeval", PASSWORD), sid, "csv", None, "all",
+                                                     "code", "short", 1).payload)
+    man["files"]["export.csv"] = hashlib.sha256(export.read_bytes()).hexdigest()
+    (second.snapshot / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    assert verify_chain(second.snapshot) == [first.snapshot, second.snapshot]
     # a third fetch with nothing new asks from the first still incomplete response and changes nothing
     third = _fetch(server, out, sid, T0 + timedelta(days=2))
     man3 = json.loads((third.snapshot / "manifest.json").read_text())
