@@ -96,6 +96,9 @@ def _replay(folder: Path) -> list[tuple[str, str, str]]:
 def _compare(where: str, call: dict[str, Any], resp: Any, got: str, want: str, out: list[tuple[str, str, str]]) -> None:
     if resp.status_code != call["http_status"]:
         out.append((where, f"HTTP {call['http_status']}", f"HTTP {resp.status_code}"))
+    cors = "Access-Control-Allow-Origin" in call["response_headers"]
+    if cors != ("Access-Control-Allow-Origin" in resp.headers):
+        out.append((where, f"Access-Control-Allow-Origin {'sent' if cors else 'absent'}", "the other"))
     ct = resp.headers.get("content-type", "")
     if ct != call["content_type"]:
         out.append((where, call["content_type"], ct))
