@@ -430,6 +430,10 @@ def test_a_zero_byte_export_never_becomes_a_snapshot(server: StandInServer, tmp_
         ingest_file(empty, sid, tmp_path / "s", now=T0 + timedelta(hours=2))
     assert str(empty) in str(exc.value)
     assert [p.name for p in (tmp_path / "s" / str(sid)).iterdir()] == [snap.name]
+    from survey.parse import parse_snapshot
+
+    with pytest.raises(DataValidationError, match=r"empty \(0 bytes\)"):
+        parse_snapshot(empty)  # and a 0-byte file is no empty survey when parsed either
 
 
 def test_a_repeated_response_id_in_an_export_is_an_error(server: StandInServer, tmp_path: Path) -> None:
