@@ -118,6 +118,16 @@ class StructureDiff:
             parts.append("answer codes changed: " + ", ".join(self.answers_changed))
         return "; ".join(parts) or "no differences"
 
+    def to_frame(self) -> pd.DataFrame:
+        """One row per difference (``kind``, ``item``)."""
+        import pandas as pd
+
+        rows = [(k, x) for k, xs in (("only_in_questionnaire", self.only_in_questionnaire), ("only_on_server", self.only_on_server),
+                                     ("type_changed", self.type_changed), ("answers_changed", self.answers_changed)) for x in xs]
+        if self.order_changed:
+            rows.append(("order_changed", ""))
+        return pd.DataFrame(rows, columns=["kind", "item"])
+
 
 def _lss_structure(lss: bytes) -> tuple[list[str], dict[str, str]]:
     """Code headings in survey order and the question type of each question code, from an ``.lss``."""

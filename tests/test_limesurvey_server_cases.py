@@ -151,6 +151,11 @@ def test_a_changed_questionnaire_is_refused_with_what_differs_or_deployed_as_a_n
     assert "REMARKS (S in the questionnaire, T on the server)" in msg and "--new-survey" in msg
     assert "answer codes changed: TRAINDOMAIN (A9 only in the questionnaire; A5 only on the server)" in msg
     assert len(server.model.surveys) == 1 and not server.model.sessions
+    from survey.deploy import compare_structure
+
+    diff = compare_structure(changed, server.model.get_fieldmap(server.model.get_session_key("popeval", PASSWORD), first.survey_id))
+    assert sorted(diff.to_frame()["kind"]) == ["only_in_questionnaire", "only_on_server", "type_changed"]
+    assert not compare_structure(build_lss(), server.model.get_fieldmap(server.model.get_session_key("popeval", PASSWORD), first.survey_id))
     res = _deploy(server, tmp_path, _keys(3), lss=changed, new_survey=True)
     assert res.imported and res.survey_id != first.survey_id and res.id_changed and res.participants_added == 3
     assert "HOURSWEEK" in _columns(server, res.survey_id)
