@@ -680,8 +680,14 @@ class LimeSurveyModel:
         rows = sorted((p for p in s.tokens if p["tid"] >= int(start or 0)), key=lambda p: p["tid"])
         if unused:
             rows = [p for p in rows if p.get("completed") == "N"]
+        columns = set(_PARTICIPANT_ORDER) | {k for p in s.tokens for k in p}
         for k, v in (conditions or {}).items():
-            rows = [p for p in rows if _condition(p.get(k), v)]
+            if isinstance(v, list):
+                if not v or v[0] not in ("<", ">", ">=", "<=", "=", "<>", "LIKE", "IN"):
+                    return {"status": f"Illegal operator: {v[0] if v else ''}"}
+                rows = [p for p in rows if _condition(p.get(k), v)]
+            elif (isinstance(v, str) or v is None) and k in columns:  # other values are silently ignored
+                rows = [p for p in rows if (p.get(k) is None if v is None else str(p.get(k)) == v)]
         rows = rows[: int(limit)]
         if not rows:
             return {"status": "No survey participants found."}
@@ -959,20 +965,19 @@ class LimeSurveyModel:
         return self._export(s, rows, doc, lang, heading or "code", rtype or "short", fields, options)
 
 
-def _condition(value: Any, cond: Any) -> bool:
-    """A ``list_participants`` condition: a value (equality) or ``[operator, value]``."""
-    if isinstance(cond, list) and len(cond) == 2 and str(cond[0]).upper() in ("<", ">", ">=", "<=", "=", "<>", "LIKE", "IN"):
-        op, ref = str(cond[0]).upper(), cond[1]
-        if op == "IN":
-            return str(value) in {str(x) for x in (ref if isinstance(ref, list) else [ref])}
-        if op == "LIKE":
-            return re.fullmatch(re.escape(str(ref)).replace("%", ".*").replace("_", "."), str(value)) is not None
-        a: Any = value
-        b: Any = ref
-        if isinstance(value, int) or isinstance(ref, int):
-            a, b = float(value), float(ref)
-        return {"<": a < b, ">": a > b, ">=": a >= b, "<=": a <= b, "=": a == b, "<>": a != b}[op]
-    return str(value) == str(cond)
+def _condition(value: Any, cond: list[Any]) -> bool:
+    """A ``list_participants`` operator condition ``[operator, value]`` (``["IN", v1, v2, ...]``)."""
+    op = cond[0]
+    if op == "IN":
+        return str(value) in {str(x) for x in cond[1:]}
+    ref = cond[1]
+    if op == "LIKE":  # Yii's addSearchCondition: a substring match
+        return str(ref).lower() in str(value or "").lower()
+    a: Any = value
+    b: Any = ref
+    if isinstance(value, int) or isinstance(ref, int):
+        a, b = float(value), float(ref)
+    return bool({"<": a < b, ">": a > b, ">=": a >= b, "<=": a <= b, "=": a == b, "<>": a != b}[op])
 
 
 def _completion_ok(r: dict[str, Any], completion: str | None) -> bool:
