@@ -764,15 +764,12 @@ class LimeSurveyModel:
         for k, v in data.items():
             if k in rec or k in names:
                 rec[k] = v
-        # LimeSurvey stamps submitdate when the key is absent (the response is complete); only an
-        # empty value leaves it NULL.  With datestamp=Y, startdate and datestamp are stamped if absent.
+        # LimeSurvey stamps submitdate when the key is absent (the response is complete); an empty
+        # value leaves it NULL.  With datestamp=Y, startdate and datestamp are handled the same way.
         now = self._now()
-        if "submitdate" not in data:
-            rec["submitdate"] = now
-        if s.props.get("datestamp") == "Y":
-            for k in ("startdate", "datestamp"):
-                if not rec[k]:
-                    rec[k] = now
+        for k in ("submitdate", "startdate", "datestamp") if s.props.get("datestamp") == "Y" else ("submitdate",):
+            if k not in data:
+                rec[k] = now
         for k in ("submitdate", "startdate", "datestamp"):
             if rec[k] == "":
                 rec[k] = None
@@ -786,7 +783,7 @@ class LimeSurveyModel:
             return err
         s = self._survey(sid)
         if s is None:
-            return {"status": "Error: Invalid survey ID"}
+            return {"status": "Invalid survey ID"}
         if not s.active:
             return {"status": "Survey is not active"}
         if s.props.get("alloweditaftercompletion") != "Y":
@@ -798,13 +795,16 @@ class LimeSurveyModel:
             hit = [r for r in s.responses if r["token"] == data["token"]]
         else:
             return {"status": "Missing response identifier (id|token)"}
-        if len(hit) != 1:
+        if not hit:
             return {"status": "No matching Response"}
+        if len(hit) > 1:
+            return {"status": "More then one matching response, updateing multiple responses at once is not supported"}
         names = set(_FIXED) | {c["fieldname"] for c in s.columns()}
         bad = [k for k in data if k not in names]
         if bad:
             return {"status": "Invalid Column names supplied: " + ", ".join(bad)}
-        hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v) for k, v in data.items() if k != "id"})
+        hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v)
+                       for k, v in data.items() if k not in ("id", "token")})
         return True
 
     def resume_response(self, sid: int, rid: int, answers: dict[str, Any], *, submit: bool = True) -> None:
