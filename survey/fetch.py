@@ -207,7 +207,7 @@ def _retry(what: str, fn: Callable[[], _T], retries: int, backoff: float) -> _T:
             raise LimeSurveyFetchError(
                 f"LimeSurvey call failed: {what}",
                 expected="an answer from the server",
-                found=f"{err} (after {retries + 1} attempts)",
+                found=_scrub(f"{err} (after {retries + 1} attempts)"),
                 hint="check the network and the server; the fetch can simply be run again (nothing was written)",
             ) from err
         delay = backoff * (2 ** (attempt - 1))
@@ -323,8 +323,20 @@ _HINTS = {
 }
 
 
+def _scrub(text: str) -> str:
+    """``text`` without the user info of any URL in it (``https://user:secret@host`` -> ``https://host``)."""
+    import re
+
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
+
+
 def _call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> _T | _Status:
-    """Run a typed citric call; a status in ``allow`` comes back as :class:`_Status`, any other is an error."""
+    """Run a typed citric call; a status in ``allow`` comes back as :class:`_Status`, any other is an error.
+
+    Every failure becomes a :class:`LimeSurveyFetchError` that names the call (never a traceback, and
+    never a URL's user info).
+    """
+    import requests
     from citric import exceptions as cx
 
     try:
@@ -338,6 +350,15 @@ def _call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allo
     except cx.LimeSurveyApiError as exc:
         raise LimeSurveyFetchError(f"LimeSurvey reported an error in {what}", found=str(exc),
                                    hint="the server raised an exception; see its log") from None
+    except (LimeSurveyFetchError, DataValidationError):
+        raise
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        raise LimeSurveyFetchError(f"LimeSurvey answered HTTP {status} to {what}", param=ENV_URL,
+                                   found=_scrub(str(exc)), hint="the server failed; see its error log, or try again later") from None
+    except Exception as exc:
+        raise LimeSurveyFetchError(f"LimeSurvey call failed: {what}", found=_scrub(f"{type(exc).__name__}: {exc}"),
+                                   hint="run the command again; if it persists, check the server") from None
 
 
 NO_PARTICIPANTS = "No survey participants found."
@@ -540,7 +561,7 @@ def fetch(
     except (LimeSurveyFetchError, DataValidationError):
         raise
     except Exception as exc:
-        raise LimeSurveyFetchError("Fetching from LimeSurvey failed", found=f"{type(exc).__name__}: {exc}") from exc
+        raise LimeSurveyFetchError("Fetching from LimeSurvey failed", found=_scrub(f"{type(exc).__name__}: {exc}")) from None
     finally:
         try:
             client.close()

@@ -1088,6 +1088,8 @@ class StandInServer:
         method = req.get("method")
         params = req.get("params", [])
         fault = self._take_fault(str(method))
+        if fault is not None and fault.kind == "http500":
+            return 500, html_ct, self.error_page("CDbConnection failed to open the DB connection."), None
         with self.model.lock:
             self.model.client_ip = client_ip
             self.model.calls.append(str(method))

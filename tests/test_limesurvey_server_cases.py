@@ -202,6 +202,18 @@ def test_a_wrong_endpoint_path_shows_the_status_and_the_path_never_the_credentia
     open_client(server.url + "/", "popeval", PASSWORD, retries=0).close()  # a trailing slash is the endpoint too
 
 
+def test_a_server_error_mid_session_names_the_call_and_never_the_credentials(server: StandInServer, tmp_path: Path) -> None:
+    from survey.fetch import fetch
+
+    sid = _deploy(server, tmp_path, _keys(2)).survey_id
+    server.inject("get_fieldmap", "http500")
+    url = server.url.replace("http://", "http://popeval:" + PASSWORD + "@")
+    with pytest.raises(LimeSurveyFetchError, match="HTTP 500 to get_fieldmap") as exc:
+        fetch(sid, tmp_path / "o", url=url, user="popeval", password=PASSWORD, retries=0, progress=False)
+    assert PASSWORD not in str(exc.value) and not server.model.sessions
+    assert not (tmp_path / "o" / str(sid)).exists() or not any((tmp_path / "o" / str(sid)).iterdir())
+
+
 def test_typed_citric_methods_not_raw_positional_calls() -> None:
     import survey.deploy
     import survey.fetch
