@@ -498,8 +498,8 @@ def fetch(
         verify_snapshot(previous)
         prev_rows = read_snapshot_rows(previous)
 
-    bar = _progress(progress, 6)
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
+    bar = _progress(progress, 6)
     bar.update(1)
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
