@@ -325,7 +325,7 @@ def deploy(
                 raise LimeSurveyFetchError(
                     f"Survey {sid} on the server differs from the questionnaire",
                     param="--survey-id" if survey_id is not None else "survey title",
-                    expected="the questionnaire's columns and question types",
+                    expected="the questionnaire's columns, question types and answer codes",
                     found=diff.summary(),
                     hint="deploy it as a new survey with --new-survey (then put the new id in the study file), "
                     "or pass --survey-id of the survey that matches; responses already collected stay on the old survey",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -168,6 +167,8 @@ def test_a_login_lockout_is_named_with_its_length_and_never_extended(server: Sta
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from analysis.cli import main
 
+    now = [2_000_000_000.0]
+    server.model.clock = lambda: now[0]  # the server's clock, moved by the test
     server.model.lockout_seconds = 2  # the recorded lock is 600 s; the stand-in's length is configurable
     sid = _deploy(server, tmp_path, _keys(2)).survey_id
     monkeypatch.setenv("LIMESURVEY_URL", server.url)
@@ -184,7 +185,9 @@ def test_a_login_lockout_is_named_with_its_length_and_never_extended(server: Sta
     assert "lockout" in err and "10 minutes" in err and "does not retry" in err
     assert "rejected the credentials" not in err and "check LIMESURVEY" not in err and PASSWORD not in err
     assert server.model.calls.count("get_session_key") == logins + 4  # one login per command, none repeated
-    time.sleep(3.1)  # whole seconds: time() > last failure + 2
+    now[0] += 2.0  # whole seconds: the lock ends when time() > last failure + 2
+    assert main(argv) == 2 and "lockout" in capsys.readouterr().err
+    now[0] += 1.0
     assert main(argv) == 0
     assert not (tmp_path / "o").exists() or len(list((tmp_path / "o" / str(sid)).iterdir())) == 1
 
