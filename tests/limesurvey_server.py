@@ -6,10 +6,16 @@ HTML page for unknown methods and too few parameters, empty-body 200 replies for
 and non-JSON content types, and base64 exports written with the streaming envelope
 ``{"id":N, "result":"...", "error":null}``.
 
-Behind it is a small stateful model of LimeSurvey: surveys imported from ``.lss``, the participants
-table, responses (``add_response``/``update_response``), exports by id range, completion status and
-token, the summary, sessions and their release.  Faults (dropped connections, stalls, invalid base64,
-truncated JSON) can be injected per method with :meth:`StandInServer.inject`.
+Behind it is a small stateful model of LimeSurvey 6.14: surveys imported from ``.lss`` (a taken
+desired id gives a random one), the participants table (created once; a second ``activate_tokens``
+is the database error in ``error``), ``list_participants`` with ``iStart`` as a lower bound on
+``tid``, responses (``add_response`` stamps ``submitdate`` unless it is given empty;
+``update_response`` only with ``alloweditaftercompletion=Y``), exports by id range, completion
+status and token, the summary, sessions and their release, the login lockout after 3 failures from
+one address (its length configurable), and the CSRF error page for a POST to any other path.  The
+server's clock, the access codes it draws and the ids it picks can be given, so a replay reproduces
+a recording.  Faults (dropped connections, stalls, invalid base64, an empty export, truncated JSON,
+the HTTP 500 page) can be injected per method with :meth:`StandInServer.inject`.
 """
 
 from __future__ import annotations
