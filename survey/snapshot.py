@@ -73,6 +73,16 @@ def _why_not_complete(folder: Path) -> str | None:
     return None
 
 
+def _stamp(folder: Path) -> str:
+    """The UTC time a snapshot folder (or the temporary folder of one being written) is named by."""
+    from survey.files import TEMP_PREFIX
+
+    name = folder.name
+    if name.startswith(TEMP_PREFIX):
+        name = name[len(TEMP_PREFIX):]
+    return name.lstrip(".")
+
+
 def latest_snapshot(root: str | Path, survey_id: int) -> Path | None:
     """The newest complete snapshot of ``survey_id`` under ``root`` (``None`` if there is none).
 
@@ -84,7 +94,7 @@ def latest_snapshot(root: str | Path, survey_id: int) -> Path | None:
     base = Path(root) / str(int(survey_id))
     if not base.is_dir():
         return None
-    folders = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name.lstrip("."))
+    folders = sorted((p for p in base.iterdir() if p.is_dir()), key=_stamp)
     skipped: list[tuple[Path, str]] = []
     for folder in reversed(folders):
         why = _why_not_complete(folder)

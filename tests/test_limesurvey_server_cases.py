@@ -435,6 +435,20 @@ def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: Stan
     (half / "manifest.json").write_text('{"files": {"responses.csv": "00", "participants.json": "00"}')
     with pytest.warns(SnapshotWarning, match="not valid JSON"):
         assert latest_snapshot(tmp_path / "s", sid) == snap
+    import shutil
+    import warnings
+
+    from survey.files import TEMP_PREFIX
+
+    shutil.rmtree(half)
+    (snap.parent / f"{TEMP_PREFIX}20991231T000000Z.abc123").mkdir()  # a fetch still writing (or interrupted)
+    with pytest.warns(SnapshotWarning, match="temporary folder of a fetch"):
+        assert latest_snapshot(tmp_path / "s", sid) == snap
+    shutil.rmtree(snap.parent / f"{TEMP_PREFIX}20991231T000000Z.abc123")
+    (snap.parent / f"{TEMP_PREFIX}20200101T000000Z.abc123").mkdir()  # older than the latest: not in the way
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert latest_snapshot(tmp_path / "s", sid) == snap
 
 
 def test_a_zero_byte_export_never_becomes_a_snapshot(server: StandInServer, tmp_path: Path) -> None:
