@@ -236,9 +236,10 @@ class LimeSurveyModel:
         LimeSurvey's ``timeOutTime`` and ``maxLoginAttempt``: after ``max_login_attempts`` failed logins
         in a row from one address every login from it is refused until ``lockout_seconds`` have passed
         since the last counted failure (600 and 3 by default, as recorded; a test may shorten the lock).
-    tokens, survey_ids
+    tokens, survey_ids, session_keys
         Values to hand out first where LimeSurvey draws at random (``create_tokens`` access codes, the
-        new id of an import whose desired id is taken), so a replay can reproduce a recording.
+        new id of an import whose desired id is taken, session keys), so a replay can reproduce a
+        recording.
     """
 
     def __init__(
@@ -254,6 +255,7 @@ class LimeSurveyModel:
         max_login_attempts: int = 3,
         tokens: Iterable[str] = (),
         survey_ids: Iterable[int] = (),
+        session_keys: Iterable[str] = (),
     ) -> None:
         self.users = dict(users or {"admin": "password"})
         self.clock = clock
@@ -263,6 +265,7 @@ class LimeSurveyModel:
         self.client_ip = "127.0.0.1"
         self.preset_tokens: deque[str] = deque(tokens)
         self.preset_survey_ids: deque[int] = deque(survey_ids)
+        self.preset_session_keys: deque[str] = deque(session_keys)
         self.sessions: set[str] = set()
         self.released: list[str] = []
         self.surveys: dict[int, _Survey] = {}
@@ -307,7 +310,10 @@ class LimeSurveyModel:
             self.failed_logins[self.client_ip] = (count + 1, now)
             return {"status": "Invalid user name or password"}
         self.failed_logins.pop(self.client_ip, None)
-        key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+        if self.preset_session_keys:
+            key = self.preset_session_keys.popleft()
+        else:
+            key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
         self.sessions.add(key)
         return key
 
