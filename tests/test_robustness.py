@@ -616,7 +616,7 @@ def _wave_with_two_answer_categories(study: Path, out: Path) -> Path:
     rows = list(csv.reader(text.splitlines(), delimiter=";"))
     col = rows[0].index("EFFECT[SQ003]")
     for r in rows[1:]:
-        if r[col] in ("1", "2", "3"):
+        if r and r[col] in ("1", "2", "3"):
             r[col] = "4" if r[col] == "3" else "5"
     with (dst / "responses.csv").open("w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
