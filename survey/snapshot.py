@@ -25,13 +25,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from survey.errors import DataValidationError
 from survey.hashing import sha256_file
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "MANIFEST",
+    "Merge",
     "SnapshotWarning",
     "latest_snapshot",
     "merge_responses",
@@ -209,6 +213,17 @@ class Merge:
     completed: tuple[int, ...]
     unchanged: int
     not_returned: tuple[int, ...]
+
+    def summary(self) -> str:
+        """What the export changed, in one line."""
+        return (f"{len(self.rows):,} responses: {len(self.new):,} new, {len(self.changed):,} changed "
+                f"({len(self.completed):,} completed), {self.unchanged:,} unchanged, {len(self.not_returned):,} not returned")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The merged responses (strings, ``None`` for NULL), in id order."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.header, dtype=object)
 
 
 def merge_responses(previous: tuple[list[str], Rows], header: list[str], body: list[list[str | None]], source: str | Path,

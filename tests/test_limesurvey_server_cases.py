@@ -268,6 +268,12 @@ def test_deploy_respond_fetch_late_completion_fetch_with_2500_participants(serve
     assert sorted(man["changes"]["completed"]) == sorted(rids[t] for t in late) == sorted(man["changes"]["changed"])
     assert len(man["changes"]["new"]) == 15 and man["changes"]["not_returned"] == []
     assert (second.new_responses, second.changed_responses, second.completed_since) == (15, 30, 30)
+    from survey.snapshot import merge_responses, read_snapshot_rows
+
+    m = merge_responses(read_snapshot_rows(first.snapshot), *read_snapshot_rows(second.snapshot)[:1],
+                        list(read_snapshot_rows(second.snapshot)[1].values()), "check")
+    assert m.summary() == "255 responses: 15 new, 30 changed (30 completed), 210 unchanged, 0 not returned"
+    assert m.to_frame()["id"].astype(int).tolist() == list(range(1, 256))
     assert (second.responses, second.complete) == (255, 160 + 30 + 15)
     data = parse_snapshot(second.snapshot).frame.set_index("response_id")
     assert data.loc[[rids[t] for t in late], "complete"].all() and (data.loc[[rids[t] for t in late], "satisfaction"] == 5).all()
