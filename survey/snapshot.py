@@ -155,7 +155,9 @@ def verify_snapshot(snapshot: str | Path) -> dict[str, Any]:
                 expected=f"SHA-256 {digest} (from {MANIFEST})", found=f"SHA-256 {got}",
                 hint="snapshots are read-only records of what LimeSurvey sent; restore the original or fetch again",
             )
-    extra = sorted(p.name for p in snap.iterdir() if p.is_file() and p.name != MANIFEST and p.name not in files)
+    # hidden files (a file browser's .DS_Store and the like) are never read, so they do not count
+    extra = sorted(p.name for p in snap.iterdir()
+                   if p.is_file() and p.name != MANIFEST and p.name not in files and not p.name.startswith("."))
     if extra:
         raise DataValidationError(
             "The survey snapshot holds a file its manifest does not list", file=snap / extra[0],

@@ -393,6 +393,7 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
     with pytest.raises(DataValidationError, match="is missing"):
         parse_snapshot(snap)
     f.write_bytes(original)
+    (snap / ".DS_Store").write_bytes(b"\0")  # a file browser's hidden file is not part of the snapshot
     parse_snapshot(snap)  # restored: accepted again
     (snap / "notes.txt").write_text("added by hand")
     with pytest.raises(DataValidationError, match="does not list") as exc:
