@@ -336,6 +336,8 @@ def _meta_args(meta: Mapping[str, str]) -> list[str]:
 
 
 def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str, timeout: int) -> RenderResult:
+    from survey.files import atomic_write  # every output file appears complete or not at all
+
     lib = qmd.parent / "_lib"
     build = out / f"_build-{lang}"
     if build.exists():
@@ -349,19 +351,21 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
     if "html" in formats:
         target = out / f"evaluation-{lang}.html"
         css = lib / "dwse.css"
-        args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", "--number-sections", "--toc", "--toc-depth=2", "-o", str(target)]
-        if css.is_file():
-            args += ["--css", str(css)]
-        args += ["-M", f"toc-title={'Inhoud' if lang == 'nl' else 'Contents'}"]
-        _pandoc(args, build)
+        with atomic_write(target, None) as tmp:
+            args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", "--number-sections", "--toc", "--toc-depth=2", "-o", str(tmp)]
+            if css.is_file():
+                args += ["--css", str(css)]
+            args += ["-M", f"toc-title={'Inhoud' if lang == 'nl' else 'Contents'}"]
+            _pandoc(args, build)
         outputs["html"] = target
     if "docx" in formats:
         target = out / f"evaluation-{lang}.docx"
-        args = [md.name, *common, "-t", "docx", "--number-sections", "-o", str(target)]
-        ref = lib / "reference.docx"
-        if ref.is_file():
-            args += ["--reference-doc", str(ref)]
-        _pandoc(args, build)
+        with atomic_write(target, None) as tmp:
+            args = [md.name, *common, "-t", "docx", "--number-sections", "-o", str(tmp)]
+            ref = lib / "reference.docx"
+            if ref.is_file():
+                args += ["--reference-doc", str(ref)]
+            _pandoc(args, build)
         outputs["docx"] = target
     if "pdf" in formats:
         import typst
@@ -375,10 +379,12 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
             args += ["-V", "template=dwse.typ"]
         _pandoc(args, build)
         try:
-            typst.compile(str(typ), output=str(target), root=str(build))
+            with atomic_write(target, None) as tmp:
+                typst.compile(str(typ), output=str(tmp), root=str(build))
         except Exception as exc:  # typst raises its own error types
             raise RenderError("typst failed to compile the PDF", file=typ, detail=str(exc)[-4000:]) from exc
         outputs["pdf"] = target
-    (out / f"evaluation-{lang}.params.json").write_text(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    with atomic_write(out / f"evaluation-{lang}.params.json") as fh:
+        fh.write(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n")
     _ = front
     return RenderResult(outputs=outputs, engine="python (jupytext + nbclient + pandoc + typst)", markdown=md, params=dict(params))
