@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from survey.errors import PopevalError
 
-__all__ = ["COMMANDS", "main", "make_parser"]
+__all__ = ["COMMANDS", "main", "make_parser", "version"]
 
 #: subcommand -> (module with add_arguments/run, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -25,9 +25,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fetch": ("survey.commands.fetch", "snapshot the LimeSurvey responses and participants (or ingest an export)"),
     "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population (separate from `run`, which does this itself)"),
     "report": ("analysis.commands.report", "render the evaluation report of a results bundle to HTML, PDF and DOCX"),
+    "init": ("analysis.commands.init", "write a commented study TOML (and a survey mapping skeleton) from the files you were given"),
+    "check": ("analysis.commands.check", "dry run: show how each input is read and mapped (columns, codes, detected format); computes nothing"),
+    "pseudonymise": ("analysis.commands.pseudonymise", "replace raw INSZ in an invitation list by the study's keyed hashes (before deploy)"),
     # the POP part: sample, coding sheets, agreement, estimates (analysis/plans)
     "plans": ("analysis.plans.command", "read the POPs: sample, coding sheets, agreement, concordance and estimates"),
 }
+
+
+def version() -> str:
+    """The installed popeval version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _v
+
+    try:
+        return _v("popeval")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        return "unknown"
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -36,6 +50,7 @@ def make_parser() -> argparse.ArgumentParser:
         prog="popeval",
         description="popeval: survey, admin linkage, weighting, matching and reports for the POP evaluation.",
     )
+    parser.add_argument("--version", action="version", version=f"popeval {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)

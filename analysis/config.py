@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from analysis.population.mapping import InputSpec
 from survey.errors import ConfigError
 
 __all__ = [
@@ -64,6 +65,8 @@ class StudySection:
     language: str = "nl"
     disclosure_threshold: int = 5
     derived_dir: str = "data_derived"
+    #: The study window as school years (``["2021-22", "2022-23"]``); empty: 2019-20 to 2023-24.
+    school_years: tuple[str, ...] = ()
     #: Allows ``disclosure_threshold = 1``, which suppresses no count (never for a published report);
     #: the run then warns in its summary and run log.
     disable_disclosure_control: bool = False
@@ -71,21 +74,46 @@ class StudySection:
 
 @dataclass(frozen=True)
 class SurveyConfig:
-    """``[survey]``: which survey and which snapshot of it."""
+    """``[survey]``: which survey and which snapshot of it, and how to read an existing survey.
+
+    ``participants`` is a participants file to use instead of the snapshot's ``participants.json``
+    (LimeSurvey's GUI CSV export or the RC2 JSON); ``key_attribute`` the attribute holding the person
+    key.  ``[survey.columns]`` and ``[survey.answers.<variable>]`` map an existing survey's columns
+    and answer codes onto popeval's (:class:`survey.mapping.SurveyMapping`).
+    """
 
     survey_id: int = 0
     snapshot: str = "latest"
     snapshots_dir: str = "data_raw/survey"
     server: str = "env"
+    participants: str = ""
+    key_attribute: str = "attribute_1"
+    columns: Mapping[str, str] = field(default_factory=dict)
+    answers: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: ``[survey.outcomes.<name>]``: Dutch/English labels and scale direction of an outcome.
+    outcomes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def mapping(self) -> Any:
+        """The questionnaire mapping (:class:`survey.mapping.SurveyMapping`)."""
+        from survey.mapping import SurveyMapping
+
+        return SurveyMapping(columns=self.columns, answers=self.answers, outcomes=self.outcomes)
 
 
 @dataclass(frozen=True)
 class AdminConfig:
-    """``[admin]``: the DWSE and VDAB extracts."""
+    """``[admin]``: the DWSE and VDAB extracts.
+
+    ``dwse`` and ``vdab`` are paths of files in popeval's own schema, or tables ``[admin.dwse]`` /
+    ``[admin.vdab]`` describing a file as delivered (format, reading settings, column mapping, code
+    tables, rules: :class:`analysis.population.mapping.InputSpec`).
+    """
 
     dwse: str = "data_raw/admin/dwse_applications.csv"
     vdab: str = "data_raw/admin/vdab_trajectories.csv"
     pseudonymise: bool = False
+    dwse_input: InputSpec = field(default_factory=InputSpec)
+    vdab_input: InputSpec = field(default_factory=InputSpec)
 
 
 @dataclass(frozen=True)
@@ -219,6 +247,9 @@ _SECTIONS = {
     "plans": PlansConfig,
 }
 
+#: Fields filled from other settings, not written in the TOML themselves.
+_NOT_SETTINGS: dict[str, tuple[str, ...]] = {"admin": ("dwse_input", "vdab_input"), "survey": ("columns", "answers", "outcomes")}
+
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("study", "language"): ("nl", "en"),
     ("weighting", "method"): ("rake", "poststratify", "linear", "logit", "none"),
@@ -335,6 +366,12 @@ def _range_checks(cfg: StudyConfig) -> None:
     for section, key, ok, expected in checks:
         if not ok:
             raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
+    import re
+
+    for y in cfg.study.school_years:
+        m = re.fullmatch(r"(\d{4})-(\d{2})", y)
+        if not m or (int(m.group(1)) + 1) % 100 != int(m.group(2)):
+            raise _fail("study", "school_years", "school years such as 2021-22 (1 September to 31 August)", y, 'e.g. school_years = ["2021-22", "2022-23"]', src)
     if not cfg.matching.covariates:
         raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
     if not cfg.effects.outcomes:
@@ -367,7 +404,24 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
         raw = data.get(name, {})
         if not isinstance(raw, Mapping):
             raise _fail(name, "", "a table", raw, f"write [{name}] followed by key = value lines", source)
-        known = {f.name: f for f in fields(cls)}
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS.get(name, ())}
+        specs: dict[str, Any] = {}
+        if name == "admin":
+            from analysis.population.mapping import input_from_toml
+            from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
+
+            raw = dict(raw)
+            for key, table in (("dwse", DWSE_APPLICATIONS), ("vdab", VDAB_TRAJECTORIES)):
+                if key in raw:
+                    spec = input_from_toml(raw[key], f"admin.{key}", table, source)
+                    specs[f"{key}_input"] = spec
+                    raw[key] = spec.file
+        if name == "survey" and ("columns" in raw or "answers" in raw or "outcomes" in raw):
+            from survey.mapping import survey_mapping_from_toml
+
+            raw = dict(raw)
+            sm = survey_mapping_from_toml(raw.pop("columns", {}), raw.pop("answers", {}), source, raw.pop("outcomes", {}))
+            specs.update(columns=sm.columns, answers=sm.answers, outcomes=sm.outcomes)
         for key in raw:
             if key not in known:
                 raise ConfigError(
@@ -379,7 +433,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
                     hint="check the spelling; every setting is documented in analysis/config.py",
                 )
         values = {k: _coerce(name, known[k], v, source) for k, v in raw.items()}
-        kwargs[name] = cls(**values)
+        kwargs[name] = cls(**values, **specs)
     cfg = StudyConfig(**kwargs, base_dir=base_dir, source=source)
     _range_checks(cfg)
     return cfg

@@ -225,6 +225,53 @@ def _resolve_snapshot(cfg: StudyConfig, progress: bool = True) -> Path:
     return p
 
 
+def _pseudo_key(cfg: StudyConfig) -> bytes | None:
+    if not cfg.admin.pseudonymise:
+        return None
+    from survey.insz import pseudo_key_from_env
+
+    return pseudo_key_from_env()
+
+
+def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
+    """The input descriptions and questionnaire mapping, with their hash (manifest and cache keys)."""
+    from analysis.population.mapping import mapping_hash
+
+    d = cfg.to_dict()
+    survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "outcomes": d["survey"]["outcomes"],
+              "key_attribute": cfg.survey.key_attribute}
+    admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
+    h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
+    return {"admin": admin, "survey": survey, "hash": h}
+
+
+def _preflight_survey(cfg: StudyConfig, snap: Path) -> None:
+    """A mapped survey column that is missing stops the run here, before anything is computed."""
+    m = cfg.survey.mapping()
+    if m.empty:
+        return
+    from survey.parse import _find_responses_file, read_responses
+
+    resp = snap if snap.is_file() else _find_responses_file(snap)
+    fm = None
+    if snap.is_dir() and (snap / "fieldmap.json").is_file():
+        fm = json.loads((snap / "fieldmap.json").read_text(encoding="utf-8"))
+    m.check_header([str(c) for c in read_responses(resp, fm if isinstance(fm, dict) and "status" not in fm else None).columns], resp)
+
+
+def _provenance(*inputs: Path) -> str:
+    """'synthetic' when the generator marked the data (``provenance.json`` beside or above the inputs), else ''."""
+    for p in inputs:
+        for folder in (p.parent, p.parent.parent):
+            f = folder / "provenance.json"
+            if f.is_file():
+                try:
+                    return str(json.loads(f.read_text(encoding="utf-8")).get("provenance", ""))
+                except (json.JSONDecodeError, AttributeError):
+                    return ""
+    return ""
+
+
 def _snapshot_hash(snap: Path) -> dict[str, str]:
     files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
     return {p.name: sha256_file(p) for p in files}
@@ -791,6 +838,12 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         if not p.exists():
             raise ConfigError("An admin extract does not exist", file=p, param=what, expected="an existing CSV or Parquet file", found="no such file", hint="check the path (relative to the configuration file)")
     admin_hash = {"dwse": sha256_file(dwse), "vdab": sha256_file(vdab)}
+    participants = cfg.path(cfg.survey.participants) if cfg.survey.participants else None
+    if participants is not None and not participants.is_file():
+        raise ConfigError("The participants file does not exist", file=participants, param="survey.participants", expected="LimeSurvey's participants CSV export or participants.json", found="no such file", hint="check the path (relative to the configuration file)")
+    part_hash = sha256_file(participants) if participants is not None else ""
+    mapping = _mapping_record(cfg)
+    _preflight_survey(cfg, snap)
     run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key)[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -839,24 +892,22 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             return value
 
         # ---- ingest + link (the admin population)
-        admin_key = _key("admin", admin_hash, cfg_dict["admin"], code_key)
-        link_key = _key("link", admin_key, snap_hash, code_key)
+        admin_key = _key("admin", admin_hash, cfg_dict["admin"], mapping["hash"], code_key)
+        link_key = _key("link", admin_key, snap_hash, part_hash, cfg.study.school_years, cfg.survey.key_attribute, code_key)
 
         def do_link() -> dict[str, Any]:
             from analysis.population import ingest, link, load_population, margins, profile
 
             db = derived / f"popeval-{admin_key[:16]}.duckdb"
-            key = None
-            if cfg.admin.pseudonymise:
-                from survey.insz import pseudo_key_from_env
-
-                key = pseudo_key_from_env()
+            key = _pseudo_key(cfg)
             # built under a temporary name and renamed when complete: never a half-written database
             with atomic_write(db, None) as tmp_db:
                 tmp_db.unlink()
                 try:
-                    ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key)
-                    lr = link(tmp_db, participants=snap if snap.is_dir() else None)
+                    ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input,
+                                 vdab_spec=cfg.admin.vdab_input, progress=say if progress else None)
+                    lr = link(tmp_db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
+                              key_attribute=cfg.survey.key_attribute, pseudo_key=key)
                     population = load_population(tmp_db)
                     mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
                     pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold)
@@ -873,12 +924,12 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         mg = pop_out["margins"]
 
         # ---- survey: parse
-        parse_key = _key("parse", snap_hash, code_key)
+        parse_key = _key("parse", snap_hash, part_hash, cfg.survey.key_attribute, mapping["survey"], code_key)
 
         def do_parse() -> Any:
             from survey.parse import parse_snapshot
 
-            return parse_snapshot(snap)
+            return parse_snapshot(snap, mapping=cfg.survey.mapping(), participants=participants, key_attribute=cfg.survey.key_attribute, pseudo_key=_pseudo_key(cfg))
 
         resp = step("survey", parse_key, do_parse)
 
@@ -1031,7 +1082,10 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             },
             "packages": packages,
             "design_hash": des["hash"],
-            "note": "synthetic demo study" if cfg.study.name == "demo" else "",
+            "mapping": mapping,
+            "outcomes": cfg.survey.mapping().outcome_table(),
+            "provenance": _provenance(dwse, vdab),
+            "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
         bundle_dir = run_dir / "bundle"
         from analysis.bundle import TABLES, write_bundle

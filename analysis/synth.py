@@ -801,6 +801,8 @@ def generate(
         " invitation list; truth/: ground truth (never read by the pipeline).\n",
         encoding="utf-8",
     )
+    # provenance marker: the data are synthetic whatever the study is called (the run manifest records it)
+    (out / "provenance.json").write_text(json.dumps({"provenance": "synthetic", "generator": "popeval demo", "persons": n, "seed": seed}, sort_keys=True) + "\n", encoding="utf-8")
     return DemoSummary(
         out=out,
         persons=n,

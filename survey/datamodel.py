@@ -10,6 +10,12 @@ Three inputs make a study (see ``data_raw/README.md``):
   participants table whose ``attribute_1`` carries the pseudonymous person key); its questions are
   defined in :mod:`survey.questionnaire`.
 
+This is popeval's own schema.  Files in another shape (other names, codes, formats, key formats,
+school years) are described in the study TOML and mapped onto it by
+:mod:`analysis.population.mapping` (admin extracts) and :mod:`survey.mapping` (an existing survey);
+for a mapped file the identifier patterns below are not enforced (identifiers need only be present
+and unique) and the person key may have any format that is the same in every row.
+
 Codes carry Dutch and English labels (:class:`Code`), so reports can be written in either language.
 This module is plain data; :mod:`survey.validate` enforces it.
 """

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,11 +21,13 @@ from survey.errors import ConfigError
 
 __all__ = [
     "PSEUDO_KEY_ENV",
+    "hmac_pads",
     "is_valid_insz",
     "looks_like_insz",
     "normalise_insz",
     "pseudo_key_from_env",
     "pseudonymise",
+    "pseudonymise_file",
     "synthetic_insz",
 ]
 
@@ -135,3 +138,58 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
         return h
 
     return norm.map(one)
+
+
+def hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer HMAC-SHA256 pads of ``key`` (RFC 2104), for computing :func:`pseudonymise` in SQL.
+
+    ``HMAC(K, m) = SHA256(opad || SHA256(ipad || m))``; DuckDB's ``sha256`` then gives the same keyed
+    hashes as :func:`pseudonymise` without a Python loop over the values.
+    """
+    k = hashlib.sha256(key).digest() if len(key) > 64 else key
+    k = k.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in k), bytes(b ^ 0x5C for b in k)
+
+
+def pseudonymise_file(src: Path, dst: Path, *, column: str, key: bytes) -> dict[str, int]:
+    """Pseudonymise the raw INSZ in ``column`` of the CSV ``src`` into ``dst`` (written atomically).
+
+    Every other column is scanned too: an INSZ-like value there is an error naming the column (the
+    value is never shown).  Returns the counts ``rows``, ``pseudonymised`` and ``kept``.
+    """
+    from survey.errors import DataValidationError
+
+    if not src.is_file():
+        raise DataValidationError("The list to pseudonymise does not exist", file=src, expected="a CSV file", found="no such file", hint="check the path")
+    head = src.read_bytes()[:4096].decode("utf-8-sig", errors="replace").splitlines()
+    sep = ";" if head and head[0].count(";") > head[0].count(",") else ","
+    try:
+        df = pd.read_csv(src, sep=sep, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataValidationError(
+            "The list could not be parsed", file=src, expected="a CSV file with a header row", found=type(exc).__name__,
+            hint="save the list as UTF-8 CSV (the line itself is not shown)",
+        ) from None
+    if column not in df.columns:
+        raise DataValidationError(
+            "The key column is not in the list", file=src, row=0, column=column, expected=f"a column {column}",
+            found="columns " + ", ".join(df.columns), hint="name the key column with --column",
+        )
+    for c in df.columns:
+        if c == column:
+            continue
+        hit = looks_like_insz(df[c]).to_numpy()
+        if hit.any():
+            raise DataValidationError(
+                "A column other than the key holds INSZ-like values", file=src, row=int(np.flatnonzero(hit)[0]) + 1, column=c,
+                expected="INSZ only in the key column", found=f"{int(hit.sum())} value(s); not shown",
+                hint="remove the column, or pseudonymise it at the source",
+            )
+    mask = looks_like_insz(df[column]).to_numpy()
+    out = df.copy()
+    if mask.any():
+        out.loc[mask, column] = pseudonymise(df.loc[mask, column], key).to_numpy()
+    tmp = dst.with_name(dst.name + ".tmp")
+    out.to_csv(tmp, index=False, sep=sep, lineterminator="\n")
+    tmp.replace(dst)
+    return {"rows": len(df), "pseudonymised": int(mask.sum()), "kept": int((~mask).sum())}

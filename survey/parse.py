@@ -41,6 +41,8 @@ from survey.questionnaire import DONT_KNOW, OUTCOMES, QUESTIONNAIRE, Question, Q
 if TYPE_CHECKING:
     import pandas as pd
 
+    from survey.mapping import SurveyMapping
+
 __all__ = [
     "FIXED_COLUMNS",
     "RespondentData",
@@ -102,13 +104,21 @@ def _load_participant_list(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def read_participants(snapshot_dir: str | Path) -> pd.DataFrame:
+def read_participants(
+    snapshot_dir: str | Path, *, key_attribute: str = "attribute_1", pseudo_key: bytes | None = None
+) -> pd.DataFrame:
     """The participants table of a snapshot: columns ``tid``, ``token``, ``attribute_1``.
 
     Parameters
     ----------
     snapshot_dir
-        A snapshot folder (holding ``participants.json``) or the ``participants.json`` file itself.
+        A snapshot folder (holding ``participants.json``), the ``participants.json`` file itself
+        (``list_participants``), or the participants CSV that LimeSurvey's GUI exports.
+    key_attribute
+        The participant attribute holding the person key (returned as ``attribute_1``).
+    pseudo_key
+        When given, raw INSZ numbers in the key are pseudonymised with it (the same keyed hash as the
+        admin extracts, so linkage works); when None they are refused.
 
     Returns
     -------
@@ -129,15 +139,29 @@ def read_participants(snapshot_dir: str | Path) -> pd.DataFrame:
     path = Path(snapshot_dir)
     if path.is_dir():
         path = path / "participants.json"
-    rows = _load_participant_list(path)
-    raw = pd.DataFrame(
-        {
-            "tid": [p.get("tid") for p in rows],
-            "token": [_blank_to_none(p.get("token")) for p in rows],
-            "attribute_1": [_blank_to_none(p.get("attribute_1")) for p in rows],
-        },
-        dtype=object,
-    )
+    if path.suffix.lower() == ".csv":
+        from survey.mapping import participants_csv
+
+        raw = participants_csv(path, key_attribute)
+    else:
+        rows = _load_participant_list(path)
+        raw = pd.DataFrame(
+            {
+                "tid": [p.get("tid") for p in rows],
+                "token": [_blank_to_none(p.get("token")) for p in rows],
+                "attribute_1": [_blank_to_none(p.get(key_attribute)) for p in rows],
+            },
+            dtype=object,
+        )
+    if pseudo_key is not None:
+        from survey.insz import looks_like_insz, pseudonymise
+
+        key_col = raw["attribute_1"].astype("string")
+        raw_insz = looks_like_insz(key_col).to_numpy()
+        if raw_insz.any():
+            key_col = key_col.astype(object)
+            key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
+            raw = raw.assign(attribute_1=key_col)
     return validate_frame(
         raw, SURVEY_PARTICIPANTS, source=path,
         duplicate_hint="LimeSurvey lists each participant once; a repeated tid means the participant pages overlapped "
@@ -197,7 +221,7 @@ def _parse_limesurvey_csv(text: str, source: str | Path) -> tuple[list[str], lis
             file=source,
             row=len(records),
             expected=f"quoted fields separated by {sep!r}",
-            found=repr(text[max(0, pos - 20) : pos + 20]),
+            found=repr(re.sub(r"\d[\d.\-\s/]{5,}\d", "<digits>", text[max(0, pos - 20) : pos + 20])) + " (numbers not shown)",
             hint="download the export again as CSV from LimeSurvey (or use the JSON export)",
         )
     # drop empty trailing lines (LimeSurvey ends the file with one extra CRLF)
@@ -421,6 +445,10 @@ def parse_snapshot(
     *,
     fieldmap: Mapping[str, Any] | None = None,
     questionnaire: Questionnaire = QUESTIONNAIRE,
+    mapping: SurveyMapping | None = None,
+    participants: str | Path | None = None,
+    key_attribute: str = "attribute_1",
+    pseudo_key: bytes | None = None,
 ) -> RespondentData:
     """Parse a snapshot folder (or a single export file) into one row per respondent.
 
@@ -433,6 +461,12 @@ def parse_snapshot(
         Resolves SGQA headings; defaults to the snapshot's ``fieldmap.json``.
     questionnaire
         The questionnaire that defines the variables.
+    mapping
+        An existing survey's own columns and answer codes (:class:`survey.mapping.SurveyMapping`).
+    participants, key_attribute, pseudo_key
+        The participants file (default: the snapshot's ``participants.json``; a GUI CSV export works
+        too), the attribute holding the person key, and the key for pseudonymising raw INSZ in it
+        (see :func:`read_participants`).
 
     Returns
     -------
@@ -460,7 +494,12 @@ def parse_snapshot(
     if fieldmap is None:
         fieldmap = _load_fieldmap(snapshot)
     raw = read_responses(resp_file, fieldmap)
+    if mapping is not None and not mapping.empty:
+        raw = mapping.apply(raw, resp_file)
+    raw, masked = _mask_insz_columns(raw)
     counts: dict[str, int] = {"raw_rows": len(raw)}
+    if masked:
+        counts["insz_masked"] = masked
     expected_cols = questionnaire.answer_columns()
     if (len(raw.columns) > len(FIXED_COLUMNS) or len(raw)) and not any(c in raw.columns for c in expected_cols):
         raise DataValidationError(
@@ -519,9 +558,9 @@ def parse_snapshot(
     kept = raw.loc[raw.index.isin(keep_idx) | ~has_token].sort_values("id", kind="stable").reset_index(drop=True)
 
     # participants
-    part_file = snapshot / "participants.json"
+    part_file = Path(participants) if participants is not None else snapshot / "participants.json"
     if part_file.is_file():
-        parts = read_participants(part_file)
+        parts = read_participants(part_file, key_attribute=key_attribute, pseudo_key=pseudo_key)
         key_of = dict(zip(parts["token"].dropna().astype(str), parts.loc[parts["token"].notna(), "attribute_1"].astype(object), strict=True))
         counts["participants"] = len(parts)
     else:
@@ -561,6 +600,22 @@ def parse_snapshot(
         missing_columns=tuple(missing_cols),
         extra_columns=extra,
     )
+
+
+def _mask_insz_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Every text column of the export with INSZ-like numbers masked (free text, ignored columns too)."""
+    from survey.mapping import mask_insz
+
+    total = 0
+    out = raw
+    for c in raw.columns:
+        if c in ("id", "token"):
+            continue
+        masked, n = mask_insz(raw[c])
+        if n:
+            out = out.assign(**{c: masked}) if out is not raw else raw.assign(**{c: masked})
+            total += n
+    return out, total
 
 
 def _column(kept: pd.DataFrame, col: str) -> pd.Series:

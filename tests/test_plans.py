@@ -45,6 +45,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 'name = "plans"',
                 "seed = 7",
                 'derived_dir = "derived"',
+                "[survey]",
+                "survey_id = 461283",
                 "[admin]",
                 'dwse = "admin/dwse_applications.csv"',
                 'vdab = "admin/vdab_trajectories.csv"',
@@ -139,9 +141,18 @@ def test_read_texts_folder_and_table(tmp_path: Path) -> None:
     doc = docx.Document()
     doc.add_paragraph("Ik volg de bachelor verpleegkunde.")
     doc.save(str(d / "sub" / "LBT00000002.docx"))
+    import typst
+
+    (tmp_path / "pop.typ").write_text("Actieplan: ik volg de opleiding Rijbewijs C bij Syntra West.", encoding="utf-8")
+    typst.compile(str(tmp_path / "pop.typ"), output=str(d / "LBT00000004.pdf"))
     t = read_texts(d)
-    assert list(t["pop_id"]) == ["LBT00000001", "LBT00000002"]
-    assert "verpleegkunde" in t["text"].iloc[1]
+    assert list(t["pop_id"]) == ["LBT00000001", "LBT00000004", "LBT00000002"]
+    assert "verpleegkunde" in t["text"].iloc[2]
+    assert "Rijbewijs C bij Syntra West" in t["text"].iloc[1]
+    (d / "LBT00000005.pdf").write_bytes(b"not a pdf")
+    with pytest.raises(DataValidationError, match="cannot be read") as e:
+        read_texts(d)
+    assert "LBT00000005.pdf" in str(e.value)
     pd.DataFrame({"id": ["LBT00000003"], "tekst": ["Opleiding: Rijbewijs C"]}).to_csv(tmp_path / "pops.csv", index=False)
     t2 = read_texts(tmp_path / "pops.csv", id_column="id", text_column="tekst")
     assert t2.iloc[0].to_dict() == {"pop_id": "LBT00000003", "text": "Opleiding: Rijbewijs C"}
@@ -399,6 +410,12 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
     assert main(["plans", "sheets", "--config", cfg]) == 0
     sheets = study / "derived" / "plans" / "sheets"
     assert sorted(p.name for p in sheets.glob("coder_*.xlsx")) == ["coder_A.xlsx", "coder_B.xlsx"]
+    from openpyxl import load_workbook
+
+    cells = [str(v) for row in load_workbook(sheets / "coder_A.xlsx")["codering"].iter_rows(values_only=True) for v in row if v]
+    joined = "\n".join(cells)
+    assert "[INSZ]" in joined and "[e-mail]" in joined  # the sample holds POPs with personal data, masked
+    assert not re.search(r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}", joined) and "@" not in joined
     assert main(["plans", "simulate", "--config", cfg, "--truth", str(study / "truth")]) == 0
     assert main(["plans", "ingest", "--config", cfg]) == 1  # disagreements: reconciliation sheet written
     assert (sheets / "reconciliation.xlsx").exists()
@@ -424,6 +441,8 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
         r = overall.loc[(measure, "design")]
         assert r["ci_lower"] - 0.03 <= t <= r["ci_upper"] + 0.03
     assert overall.loc[("mismatch", "combined"), "std_error"] < overall.loc[("mismatch", "design"), "std_error"]
+    for g in GOALS:  # the cross-fitted text classifier sharpens the goal shares; human codes stay the design estimate
+        assert overall.loc[(g, "combined"), "std_error"] < overall.loc[(g, "design"), "std_error"]  # coverage: bench/
     agr = tabs["plans_agreement"].set_index("code")
     assert (agr["kappa"] > 0.4).all() and (agr["n_disagreements"] > 0).any()
     val = tabs["plans_validation"].set_index("flag")
@@ -463,3 +482,52 @@ def test_report_include_executes(study: Path) -> None:
         assert len(inline) >= 6
         values = [str(eval(expr, ns)) for expr in inline]
         assert all(v and v != "nan" for v in values)
+
+
+def test_report_include_renders_with_a_kernel(study: Path, tmp_path: Path) -> None:
+    """The nl include, wrapped in a minimal report, runs in a Jupyter kernel and pandoc writes its tables."""
+    from analysis.render import render_report
+
+    bundle = study / "derived" / "plans" / "bundle"
+    if not (bundle / "tables" / "plans_estimates.csv").exists():
+        pytest.skip("needs test_command_sequence_to_bundle")
+    src = (Path(__file__).resolve().parents[1] / "reports" / "_plans-nl.qmd").read_text(encoding="utf-8")
+    head = '---\ntitle: "POP"\nlang: nl-BE\nexecute:\n  echo: false\njupyter: python3\n---\n\n```{python}\n#| tags: [parameters]\nbundle = "bundle"\n```\n\n'
+    qmd = tmp_path / "wrap.qmd"
+    qmd.write_text(head + src, encoding="utf-8")
+    r = render_report(bundle, qmd=qmd, out=tmp_path / "out", formats=("html",), engine="python", params={"bundle": str(bundle)})
+    html = Path(r.outputs["html"]).read_text(encoding="utf-8").replace("&nbsp;", "\u00a0")
+    from analysis.plans.report import PlansSection
+
+    sec = PlansSection(bundle, "nl")
+    for needle in ("Reden niet afleidbaar", "Cohens kappa", "(koppeling)", sec.pct("no_training"), sec.ci("mismatch", "combined")):
+        assert needle in html, needle
+
+
+@pytest.mark.parametrize(
+    ("plans", "param", "listed"),
+    [
+        ({"strata": ["provincie"]}, "plans.strata", "centre_size"),
+        ({"allocation": "neyman"}, "plans.allocation", "proportional"),
+        ({"sample_size": 1}, "plans.sample_size", ">= 2"),
+        ({"match_threshold": 150}, "plans.match_threshold", "between 0 and 100"),
+    ],
+)
+def test_plans_settings_are_checked(plans: dict[str, object], param: str, listed: str) -> None:
+    from analysis.config import config_from_dict
+    from survey.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        config_from_dict({"survey": {"survey_id": 461283}, "plans": plans})
+    assert param in str(e.value) and listed in str(e.value)
+
+
+def test_popeval_demo_writes_the_pop_documents(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--persons", "3000", "--seed", "3", "--out", str(tmp_path)]) == 0
+    assert "POP texts" in capsys.readouterr().out
+    texts = read_texts(tmp_path / "plans" / "pop_texts.parquet")
+    truth = pd.read_parquet(tmp_path / "truth" / "plans_codes.parquet")
+    cat = pd.read_csv(tmp_path / "plans" / "trainings.csv")
+    assert len(texts) == len(truth) > 100 and set(texts["pop_id"]) == set(truth["trajectory_id"])
+    assert {"training_id", "training_name", "provider"} <= set(cat.columns) and cat["training_id"].is_unique
+    assert list(pd.read_parquet(tmp_path / "plans" / "pop_texts.parquet").columns) == ["trajectory_id", "text"]  # codes only in truth/

@@ -313,10 +313,14 @@ def test_bad_empty_extract(study: dict, tmp_path: Path) -> None:
 
 
 def test_bad_file_type_and_missing_file(study: dict, tmp_path: Path) -> None:
+    path = tmp_path / "dwse_applications.docx"
+    path.write_bytes(b"not an extract")
+    err = _ingest_bad(study, tmp_path, path)
+    assert err.found == ".docx"
     path = tmp_path / "dwse_applications.xlsx"
     path.write_bytes(b"not really a workbook")
     err = _ingest_bad(study, tmp_path, path)
-    assert err.found == ".xlsx"
+    assert "could not be read" in err.title and err.found == "BadZipFile"
     err = _ingest_bad(study, tmp_path, tmp_path / "dwse_applications.csv")
     assert err.found == "no such file"
 

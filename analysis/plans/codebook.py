@@ -124,6 +124,7 @@ class Codebook:
                         "value_en": v.label_en,
                         "definition": c.definition,
                         "rules": " | ".join(c.rules),
+                        "examples": " | ".join(f"{t} -> {v}" for t, v in c.examples),
                         "applies_when": "" if c.applies_when is None else f"{c.applies_when[0]} = {c.applies_when[1]}",
                     }
                 )
@@ -136,6 +137,7 @@ class Codebook:
             lines.append(f"  {c.name}: {c.label_en} [{'/'.join(c.allowed)}]")
             lines.append(f"      {c.definition}")
             lines.extend(f"      - {r}" for r in c.rules)
+            lines.extend(f"      e.g. {text!r} -> {value}" for text, value in c.examples)
         return "\n".join(lines)
 
     def check_consistency(self, codes: Mapping[str, str]) -> str | None:

@@ -9,7 +9,7 @@ The sequence (every step reads the study configuration's ``[plans]`` section; wo
     popeval plans ingest   --config study.toml   # agreement; writes plans/sheets/reconciliation.xlsx
     (the researchers fill 'definitief' in the reconciliation sheet)
     popeval plans ingest   --config study.toml   # the reconciled code set
-    popeval plans estimate --config study.toml   # concordance, estimates -> bundle tables plans_*.csv
+    popeval plans estimate --config study.toml   # concordance, estimates -> the plans bundle (tables/plans_*.csv)
 
 For the synthetic demo, ``popeval plans simulate --config studies/demo.toml --truth data_raw/demo/truth``
 fills the coder sheets (and, with ``--reconciliation``, the reconciliation sheet) from the known codes.
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         if name in ("sample", "sheets"):
             s.add_argument("--overwrite", action="store_true", help="replace an existing sample / existing sheets")
         if name == "estimate":
-            s.add_argument("--bundle", help="bundle folder to add the plans tables to (default <derived>/plans/bundle)")
+            s.add_argument("--out", help="the plans bundle folder to write (default <derived>/plans/bundle)")
             s.add_argument("--previous", help="the previous wave's bundle (overrides [plans] previous)")
         if name == "simulate":
             s.add_argument("--truth", required=True, help="the synthetic study's truth/ folder")
@@ -229,24 +229,30 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
 
     frame["stratum"] = stratum_labels(frame, strata_cols).to_numpy()
     texts = read_texts(cfg.path(cfg.plans.texts), cfg.plans.id_column, cfg.plans.text_column)
+    texts = texts[texts["pop_id"].isin(frame["pop_id"])].reset_index(drop=True)
     texts["text"] = texts["text"].map(mask_personal)
     auto = concordance(frame, texts, _catalogue(cfg), threshold=cfg.plans.match_threshold)
-    del texts
     auto.to_parquet(wd / "concordance.parquet", index=False)
     sample_codes = units.merge(codes, on="pop_id", how="inner")
     if len(sample_codes) != len(units):
         raise ConfigError("The reconciled codes do not cover the sample", file=wd / "codes.csv", expected=f"{len(units)} POPs", found=f"{len(sample_codes)}", hint="run `popeval plans ingest` again")
-    est = pd.concat(
-        [design_estimates(sample_codes), combined_estimate(sample_codes, auto, frame[["pop_id", "stratum"]])],
-        ignore_index=True,
-    )
+    parts = [design_estimates(sample_codes), combined_estimate(sample_codes, auto, frame[["pop_id", "stratum"]])]
+    # career goals: a text classifier trained on the coded sample (cross-fitted), beside the human-code estimates
+    from analysis.plans.classify import goal_predictions
+
+    preds = goal_predictions(sample_codes, texts, frame["pop_id"], seed=cfg.study.seed)
+    for goal, pr in preds.items():
+        parts.append(combined_estimate(sample_codes, None, frame[["pop_id", "stratum"]], measure=goal, predictions=pr))
+    del texts
+    est = pd.concat(parts, ignore_index=True)
     thr = cfg.study.disclosure_threshold
+    # disclosure: no estimate or count for a stratum with fewer POPs than the threshold
     small = est["N_population"] < thr
-    est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper"]] = np.nan
+    est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper", "n_sample", "N_population"]] = np.nan
     agr = agreement(coded, n_boot=cfg.plans.bootstrap, seed=cfg.study.seed).to_frame()
     dis = disagreements(coded)
     agr["n_disagreements"] = agr["code"].map(dis.groupby("code").size()).fillna(0).astype(int)
-    validation = validate_flags(auto, codes)
+    validation = suppress(validate_flags(auto, codes), ["tp", "fp", "fn", "tn"], thr, by="flag").table
     conc_parts = []
     for comp, col in (("pop_vs_attest", "auto_attest_match"), ("pop_vs_followed", "auto_followed_match"), ("attest_vs_followed", "attest_vs_followed")):
         vc = auto[col].value_counts().sort_index()
@@ -257,8 +263,9 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     conc = suppress(conc, "n", thr, by="comparison", pct_cols={"pct": "n"}).table
     prev_path = previous or (str(cfg.path(cfg.plans.previous)) if cfg.plans.previous else None)
     changes = _changes(est, prev_path)
-    counts = pd.read_csv(wd / "frame_counts.csv")
-    strata = pd.read_csv(wd / "sample_strata.csv")
+    counts = _primary(pd.read_csv(wd / "frame_counts.csv"), "n", thr)
+    strata = suppress(pd.read_csv(wd / "sample_strata.csv"), ["N_h", "n_h"], thr, pct_cols={"pi": "N_h"}).table
+    agr["n_disagreements"] = _primary(agr, "n_disagreements", thr)["n_disagreements"]
     info = {
         "codebook_version": CODEBOOK.version,
         "codes": list(CODEBOOK.names),
@@ -289,6 +296,13 @@ def _estimate(cfg: StudyConfig, bundle: str | None, previous: str | None) -> int
     print(head[["measure", "estimator", "estimate", "ci_lower", "ci_upper"]].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"Plans tables written to {out / 'tables'}")
     return 0
+
+
+def _primary(df: pd.DataFrame, col: str, threshold: int) -> pd.DataFrame:
+    """Counts ``0 < n < threshold`` set to missing (rows that are not a partition: no totals to protect)."""
+    out = df.copy()
+    out[col] = out[col].astype("Float64").mask((out[col] > 0) & (out[col] < threshold))
+    return out
 
 
 def _changes(est: pd.DataFrame, previous: str | None) -> pd.DataFrame:
@@ -353,5 +367,5 @@ def run(args: argparse.Namespace) -> int:
     if args.plans_command == "ingest":
         return _ingest(cfg)
     if args.plans_command == "estimate":
-        return _estimate(cfg, args.bundle, args.previous)
+        return _estimate(cfg, args.out, args.previous)
     return _simulate(cfg, args.truth, args.reconciliation)

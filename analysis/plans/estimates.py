@@ -22,10 +22,16 @@ sample-only estimate when the flags agree with the coders.  Per stratum the same
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from analysis.plans.codebook import GOALS
+from survey.errors import ConfigError, DataValidationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from analysis.weighting import SurveyDesign, SurveyEstimate
 
 __all__ = ["MEASURES", "combined_estimate", "design_estimates", "sample_design"]
 
@@ -50,7 +56,7 @@ def _indicators(codes: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):
+def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None) -> SurveyDesign:
     """The sample as a :class:`~analysis.weighting.SurveyDesign` (strata, weights, fpc), with a 0/1 (or
     missing outside the domain) column per measure.  ``codes`` holds ``stratum``, ``N_h``, ``weight``."""
     from analysis.weighting import SurveyDesign
@@ -61,11 +67,11 @@ def sample_design(codes: pd.DataFrame, extra: pd.DataFrame | None = None):
     return SurveyDesign(df, weights="weight", strata="stratum", fpc="N_h")
 
 
-def _rows(est, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:
+def _rows(est: SurveyEstimate, measure: str, estimator: str, by: bool, alpha: float, n: pd.Series, N: pd.Series) -> list[dict[str, object]]:
     f = est.to_frame(alpha)
     out = []
     for idx, r in f.iterrows():
-        stratum = idx[0] if by else "alle"
+        stratum = str(idx[0]) if by and isinstance(idx, tuple) else "alle"
         out.append(
             {
                 "measure": measure,
@@ -107,7 +113,15 @@ def design_estimates(codes: pd.DataFrame, *, alpha: float = 0.05, by_stratum: bo
     return pd.DataFrame(rows)
 
 
-def combined_estimate(codes: pd.DataFrame, auto: pd.DataFrame, frame_strata: pd.DataFrame, *, measure: str = "mismatch", alpha: float = 0.05) -> pd.DataFrame:
+def combined_estimate(
+    codes: pd.DataFrame,
+    auto: pd.DataFrame | None,
+    frame_strata: pd.DataFrame,
+    *,
+    measure: str = "mismatch",
+    alpha: float = 0.05,
+    predictions: tuple[pd.Series, pd.Series] | None = None,
+) -> pd.DataFrame:
     """The difference (prediction-powered) estimator of a share, overall and per stratum.
 
     Parameters
@@ -119,7 +133,12 @@ def combined_estimate(codes: pd.DataFrame, auto: pd.DataFrame, frame_strata: pd.
     frame_strata
         ``pop_id``, ``stratum`` for every POP of the frame.
     measure
-        ``mismatch`` (or ``match`` / ``undetermined``).
+        A measure of :data:`MEASURES`: ``mismatch`` (``match``, ``undetermined``) from the automated
+        concordance, or any measure with ``predictions``.
+    predictions
+        Instead of ``auto``: (predictions for every POP of the frame, predictions for the sampled POPs),
+        both indexed by ``pop_id`` — e.g. the cross-fitted probabilities of
+        :func:`analysis.plans.classify.goal_predictions`.
 
     Returns
     -------
@@ -130,15 +149,22 @@ def combined_estimate(codes: pd.DataFrame, auto: pd.DataFrame, frame_strata: pd.
     from scipy.stats import norm
 
     code, value, _ = MEASURES[measure]
-    flag = auto.set_index("pop_id")["auto_attest_match"] == value
     fr = frame_strata.set_index("pop_id")
-    f_all = flag.reindex(fr.index).astype(float)
-    if f_all.isna().any():
-        raise ValueError("automated flags missing for some POPs of the frame")
+    if predictions is None:
+        if auto is None:
+            raise ConfigError("combined_estimate needs the automated flags or predictions", param="auto")
+        flag = (auto.set_index("pop_id")["auto_attest_match"] == value).astype(float)
+        f_all, f_s_series = flag.reindex(fr.index), flag.reindex(codes["pop_id"])
+    else:
+        f_all, f_s_series = predictions[0].reindex(fr.index).astype(float), predictions[1].reindex(codes["pop_id"]).astype(float)
+    if f_all.isna().any() or f_s_series.isna().any():
+        raise DataValidationError(
+            "Automated flags are missing for some POPs", column=measure, expected="a flag for every POP of the frame", found=f"{int(f_all.isna().sum() + f_s_series.isna().sum())} missing"
+        )
     N_h = fr.groupby("stratum").size()
     fbar_h = f_all.groupby(fr["stratum"]).mean()
     y = (codes[code] == value).astype(float).to_numpy()
-    f_s = flag.reindex(codes["pop_id"]).astype(float).to_numpy()
+    f_s = f_s_series.to_numpy()
     diff = pd.DataFrame({"d": y - f_s})
     d = sample_design(codes, extra=diff)
     q = norm.ppf(1 - alpha / 2)

@@ -101,11 +101,11 @@ class PlansSection:
 
     def n_sample(self) -> str:
         """Number of POPs read."""
-        return fmt_int(int(self.tables["plans_sample"]["n_h"].sum()), self.lang)
+        return fmt_int(self.value("no_training", column="n_sample"), self.lang)
 
     def n_frame(self) -> str:
         """Number of POPs in the population (frame)."""
-        return fmt_int(int(self.tables["plans_sample"]["N_h"].sum()), self.lang)
+        return fmt_int(self.value("no_training", column="N_population"), self.lang)
 
     def n_strata(self) -> str:
         """Number of strata."""

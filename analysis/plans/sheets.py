@@ -50,10 +50,11 @@ def _atomic_save(wb: object, path: Path) -> None:
 
 def _codebook_sheet(wb: object, codebook: Codebook) -> None:
     ws = wb.create_sheet("codeboek")  # type: ignore[attr-defined]
-    ws.append(["code", "label", "waarden", "definitie", "beslisregels"])
+    ws.append(["code", "label", "waarden", "definitie", "beslisregels", "voorbeelden"])
     for c in codebook.codes:
         vals = "; ".join(f"{v.code} = {v.label_nl}" for v in c.values)
-        ws.append([c.name, c.label_nl, vals, c.definition, "\n".join(c.rules)])
+        examples = "\n".join(f"{t} -> {v}" for t, v in c.examples)
+        ws.append([c.name, c.label_nl, vals, c.definition, "\n".join(c.rules), examples])
     lists = wb.create_sheet("lijsten")  # type: ignore[attr-defined]
     for j, c in enumerate(codebook.codes, start=1):
         for i, v in enumerate(c.allowed, start=1):

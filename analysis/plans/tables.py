@@ -1,8 +1,8 @@
-"""The bundle's ``plans_*`` tables: tidy, aggregated, never any POP text.
+"""The plans bundle's ``plans_*`` tables: tidy, aggregated, never any POP text.
 
 :data:`PLANS_TABLES` fixes every table's columns; :func:`write_plans_tables` refuses anything else and
-writes atomically (a temporary file renamed into place), with the bundle's CSV conventions (UTF-8,
-comma, LF, floats with up to 12 significant digits).
+writes the bundle atomically with the results bundle's conventions (UTF-8, comma, LF, floats with up
+to 12 significant digits, a manifest listing every file's SHA-256).
 """
 
 from __future__ import annotations
@@ -56,14 +56,21 @@ PLANS_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], info: Mapping[str, Any]) -> Path:
-    """Write the plans tables and ``plans.json`` into ``bundle`` (created when absent).
+    """Write the plans bundle: ``tables/plans_*.csv``, ``estimates.json``, ``plans.json`` and a manifest.
 
-    A folder without ``manifest.json`` gets a minimal one, so that it is a readable bundle.
+    The folder is written as a whole (filled under a temporary name, then moved into place) and its
+    ``manifest.json`` lists every file with its SHA-256, as :func:`analysis.bundle.write_bundle` does,
+    so :func:`analysis.bundle.read_bundle` verifies it.
+
+    Raises
+    ------
+    DataValidationError
+        For an unknown table, missing columns, or a column named ``text``.
     """
     from analysis.bundle import _clean
+    from survey.files import atomic_dir
+    from survey.hashing import sha256_file
 
-    bundle = Path(bundle)
-    (bundle / "tables").mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         if name not in PLANS_TABLES:
             raise DataValidationError("Unknown plans table", param=name, expected=", ".join(PLANS_TABLES), found=name)
@@ -73,21 +80,22 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
             raise DataValidationError(f"Plans table {name!r} lacks columns", param=name, expected=", ".join(cols), found=", ".join(map(str, df.columns)), hint=f"missing: {', '.join(missing)}")
         if "text" in df.columns:
             raise DataValidationError("A POP text column must never enter the bundle", param=name, column="text", expected="aggregated tables only")
-        path = bundle / "tables" / f"{name}.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        df[list(cols)].to_csv(tmp, index=False, lineterminator="\n", float_format="%.12g")
-        tmp.replace(path)
-    blob = json.dumps(_clean(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    tmp = bundle / "plans.json.tmp"
-    tmp.write_text(blob, encoding="utf-8")
-    tmp.replace(bundle / "plans.json")
-    if not (bundle / "manifest.json").exists():
-        (bundle / "estimates.json").write_text("{}\n", encoding="utf-8")
-        (bundle / "manifest.json").write_text(json.dumps({"part": "plans"}, indent=2) + "\n", encoding="utf-8")
-    return bundle
+    with atomic_dir(bundle) as tmp:
+        (tmp / "tables").mkdir()
+        for name, df in tables.items():
+            df[list(PLANS_TABLES[name][0])].to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
+        (tmp / "estimates.json").write_text("{}\n", encoding="utf-8")
+        (tmp / "plans.json").write_text(json.dumps(_clean(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {"part": "plans", "codebook_version": info.get("codebook_version"), "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(_clean(manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    return Path(bundle)
 
 
 def read_plans_tables(bundle: str | Path) -> dict[str, pd.DataFrame]:
-    """The plans tables of a bundle (those present)."""
-    bundle = Path(bundle)
-    return {n: pd.read_csv(bundle / "tables" / f"{n}.csv") for n in PLANS_TABLES if (bundle / "tables" / f"{n}.csv").exists()}
+    """The plans tables of a bundle (those present), after :func:`analysis.bundle.read_bundle` checked
+    the bundle against its manifest."""
+    from analysis.bundle import read_bundle
+
+    b = read_bundle(bundle)
+    return {n: b.tables[n] for n in PLANS_TABLES if n in b.tables}

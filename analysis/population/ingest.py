@@ -1,16 +1,22 @@
-"""Ingest the DWSE and VDAB extracts into the study's DuckDB database.
+"""Ingest the DWSE and VDAB extracts into the study's DuckDB database, entirely in DuckDB SQL.
 
-Each extract is read in chunks (Arrow's streaming CSV reader or Parquet row batches), every chunk is
-validated with :func:`survey.validate.validate_frame` against the data model
-(:data:`~survey.datamodel.DWSE_APPLICATIONS`, :data:`~survey.datamodel.VDAB_TRAJECTORIES`), and only
-validated, typed rows are written to DuckDB.  Row numbers in errors are rows of the whole file (the
-header is row 0).  Keys must be unique across the whole file; that check runs in DuckDB after the load.
+Each extract is read into DuckDB as it is (:mod:`analysis.population.sources`: CSV by ``read_csv``,
+Parquet by ``read_parquet``, SPSS/Stata by pyreadstat and Excel by openpyxl handed over as Arrow),
+mapped and recoded onto the data model (:data:`~survey.datamodel.DWSE_APPLICATIONS`,
+:data:`~survey.datamodel.VDAB_TRAJECTORIES`) by one ``SELECT`` built from the study TOML's
+description (:mod:`analysis.population.mapping`), and validated by queries: every check counts the
+offending rows and finds the first one with ``min(source_row)``; there is no Python loop over rows.
+Row numbers in errors are rows of the whole file (the header is row 0).  The error messages are
+those of :mod:`survey.validate` (file, row, column, expected, found, hint); unknown and unmapped codes
+are listed with their counts.
 
-Raw INSZ numbers never reach the database: by default an extract that carries them is refused (the
-error names the file, row and column but never shows the value); with ``pseudonymise=True`` they are
-replaced, chunk by chunk and before anything is written, by ``HMAC-SHA256(POPEVAL_PSEUDO_KEY, INSZ)``
-(:func:`survey.insz.pseudonymise`).  The load runs in one transaction: a failed ingest leaves the
-database as it was.
+Raw INSZ numbers never reach the database: every column of the file is scanned (a DuckDB macro with
+the mod-97 check); by default an extract whose person key carries them is refused (the error names
+the file, row and column but never shows the value); with ``pseudonymise=True`` they are replaced by
+``HMAC-SHA256(POPEVAL_PSEUDO_KEY, INSZ)``, computed in SQL from the key's HMAC pads (equal to
+:func:`survey.insz.pseudonymise`).  An INSZ in another mapped column is refused; in an ignored
+column it is counted.  The load runs in one transaction: a failed ingest leaves the database as it
+was.
 
 Tables written
 --------------
@@ -20,6 +26,9 @@ Tables written
 ``ingest_sources``
     One row per extract: table, file name, SHA-256 of the file, rows, pseudonymised values, ignored
     columns, time of ingest.  The population margins are versioned from these hashes.
+``ingest_checks``
+    Checks across fields (:data:`analysis.population.mapping.CROSS_CHECKS`) and INSZ-like values in
+    ignored columns, with their row counts (warnings).
 """
 
 from __future__ import annotations
@@ -31,17 +40,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.population._db import DEFAULT_DB, connect
-from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Table
+from analysis.population.mapping import InputSpec, lit, q, vocabulary_of
+from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Column, Table
 from survey.errors import DataValidationError
 from survey.hashing import sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Iterator
+    from collections.abc import Callable
 
     import duckdb
     import pandas as pd
 
-__all__ = ["DEFAULT_DB", "IngestReport", "SourceFile", "ingest", "ingest_table"]
+    from analysis.population.sources import SourceInfo
+
+__all__ = ["DEFAULT_DB", "IngestReport", "InputPlan", "SourceFile", "ingest", "ingest_table", "plan_input"]
 
 _SQL_TYPES = {"str": "VARCHAR", "category": "VARCHAR", "date": "DATE", "bool": "BOOLEAN", "int": "BIGINT", "float": "DOUBLE"}
 _CHUNK_BYTES = 32 << 20
@@ -65,6 +77,14 @@ class SourceFile:
         Values of ``person_key`` that were raw INSZ numbers and were replaced by keyed hashes.
     ignored_columns
         Columns in the file that are not in the data model (not ingested).
+    format
+        The file format read.
+    assumed
+        Reading settings that were detected, not given ("looks ;-separated, Latin-1").
+    key_format
+        The person keys' format (characters and length).
+    warnings
+        Checks across fields (and INSZ-like values in ignored columns) with their row counts.
     """
 
     table: str
@@ -73,6 +93,10 @@ class SourceFile:
     rows: int
     pseudonymised: int
     ignored_columns: tuple[str, ...]
+    format: str = "csv"
+    assumed: tuple[str, ...] = ()
+    key_format: str = ""
+    warnings: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -90,6 +114,11 @@ class IngestReport:
             extra = f"; {s.pseudonymised:,} INSZ pseudonymised" if s.pseudonymised else ""
             ign = f"; ignored columns: {', '.join(s.ignored_columns)}" if s.ignored_columns else ""
             lines.append(f"  {s.table:<20} {s.rows:>12,} rows  from {s.name} (sha256 {s.sha256[:12]}){extra}{ign}")
+            if s.assumed:
+                lines.append(f"  {'':<20} read as {s.format}; looks {', '.join(s.assumed)}")
+            for check, n in s.warnings:
+                if n:
+                    lines.append(f"  {'':<20} warning: {check}: {n:,} rows")
         return "\n".join(lines)
 
     def to_frame(self) -> pd.DataFrame:
@@ -108,6 +137,9 @@ def ingest(
     pseudonymise: bool = False,
     key: bytes | None = None,
     chunk_bytes: int = _CHUNK_BYTES,
+    dwse_spec: InputSpec | None = None,
+    vdab_spec: InputSpec | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
     """Validate both admin extracts and load them into DuckDB.
 
@@ -124,7 +156,12 @@ def ingest(
     key
         The HMAC key; by default read from ``POPEVAL_PSEUDO_KEY`` (only when ``pseudonymise``).
     chunk_bytes
-        Approximate size of the CSV chunks validated at a time (memory use scales with it).
+        Kept for compatibility (DuckDB streams the files itself).
+    dwse_spec, vdab_spec
+        How each file is read and mapped (:class:`~analysis.population.mapping.InputSpec`, from the
+        study TOML); None for a CSV or Parquet file in popeval's own schema.
+    progress
+        Called with a line per stage of each input (read, INSZ scan, codes, validation, checks).
 
     Returns
     -------
@@ -148,9 +185,18 @@ def ingest(
         con.execute("BEGIN TRANSACTION")
         try:
             sources = (
-                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes),
-                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes),
+                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=progress),
+                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=progress),
             )
+            if sources[0].key_format != sources[1].key_format:
+                raise DataValidationError(
+                    "The two extracts use different person-key formats",
+                    file=Path(vdab),
+                    column="person_key",
+                    expected=f"the format of the DWSE keys ({sources[0].key_format})",
+                    found=sources[1].key_format,
+                    hint="both agencies must use the same pseudonymisation (same key, same format) for persons to link",
+                )
             for derived in ("population", "survey_participants", "linkage_report"):
                 con.execute(f"DROP TABLE IF EXISTS {derived}")
             con.execute("COMMIT")
@@ -167,6 +213,329 @@ def _is_connection(db: Any) -> bool:
     return not isinstance(db, str | Path)
 
 
+_TRUE = ("1", "true", "True", "TRUE", "J", "j", "Y", "y")
+_FALSE = ("0", "false", "False", "FALSE", "N", "n")
+_INSZ_MACROS = r"""
+CREATE OR REPLACE TEMP MACRO popeval_insz_n(n) AS (
+    regexp_full_match(n, '[0-9]{11}')
+    AND ((97 - TRY_CAST(substr(n, 1, 9) AS BIGINT) % 97) = TRY_CAST(substr(n, 10, 2) AS BIGINT)
+         OR (97 - (TRY_CAST(substr(n, 1, 9) AS BIGINT) + 2000000000) % 97) = TRY_CAST(substr(n, 10, 2) AS BIGINT))
+    AND TRY_CAST(substr(n, 3, 2) AS INTEGER) <= 52
+    AND (TRY_CAST(substr(n, 3, 2) AS INTEGER) % 20 BETWEEN 1 AND 12 OR TRY_CAST(substr(n, 3, 2) AS INTEGER) IN (0, 20, 40)));
+CREATE OR REPLACE TEMP MACRO popeval_insz_norm(v) AS regexp_replace(v, '[\s.\-/]', '', 'g');
+CREATE OR REPLACE TEMP MACRO popeval_insz(v) AS CASE
+    WHEN length(v) BETWEEN 11 AND 20 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
+    THEN coalesce(popeval_insz_n(popeval_insz_norm(v)), false) ELSE false END;
+"""
+
+
+@dataclass(frozen=True)
+class InputPlan:
+    """How one input maps onto its data-model table (built by :func:`plan_input`; computes nothing).
+
+    Attributes
+    ----------
+    table
+        The data-model table.
+    path
+        The file.
+    source
+        What was read and how (:class:`~analysis.population.sources.SourceInfo`).
+    src
+        The DuckDB table of mapped values: ``source_row``, ``raw__<variable>`` (the file's value) and
+        ``<variable>`` (after extraction and recoding, as text), computed once.
+    columns
+        popeval variable -> the file's column (``None`` for a derived variable).
+    derived
+        popeval variable -> how it is derived (e.g. "from nace (NACE section -> DWSE sector)").
+    recodes
+        popeval variable -> "code table" and/or the name of a built-in rule.
+    text
+        popeval variable -> its column in ``src`` (after extraction and recoding).
+    raw
+        popeval variable -> the column in ``src`` of the file's value before recoding.
+    date_formats
+        date variable -> strptime format used.
+    assumed
+        Notes on detected settings.
+    ignored
+        The file's columns not used.
+    src_is_view
+        ``src`` is a view (the file needed no recoding), not a table.
+    """
+
+    table: Table
+    path: Path
+    spec: InputSpec
+    source: SourceInfo
+    src: str
+    columns: dict[str, str | None]
+    derived: dict[str, str]
+    recodes: dict[str, str]
+    text: dict[str, str]
+    raw: dict[str, str]
+    date_formats: dict[str, str]
+    assumed: tuple[str, ...]
+    ignored: tuple[str, ...]
+    src_is_view: bool = False
+
+    @property
+    def file_table(self) -> str:
+        """The DuckDB table holding the file as read."""
+        return f"_src_{self.table.name}"
+
+
+def _text_sql(col: str, typ: str, fmt: str) -> str:
+    c = q(col)
+    t = typ.upper()
+    if t == "VARCHAR":
+        return c if fmt in ("csv", "parquet") else f"NULLIF(trim({c}), '')"
+    if t == "DATE":
+        return f"strftime({c}, '%Y-%m-%d')"
+    if t.startswith("TIMESTAMP"):
+        return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
+    if t == "BOOLEAN":
+        return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
+    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        return f"CASE WHEN isfinite({c}) AND {c} = floor({c}) AND abs({c}) < 1e15 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
+    return f"CAST({c} AS VARCHAR)"
+
+
+def plan_input(
+    con: duckdb.DuckDBPyConnection,
+    path: str | Path,
+    table: Table,
+    spec: InputSpec | None = None,
+    *,
+    key: bytes | None = None,
+) -> InputPlan:
+    """Read ``path`` into DuckDB and work out the mapping (no validation yet).
+
+    Raises
+    ------
+    DataValidationError
+        The file cannot be read, or a mapped column is missing (file, column, the columns found, hint).
+    """
+    from analysis.population.mapping import (
+        rule_sql,
+        school_year_from_date_sql,
+        sector_from_nace_sql,
+    )
+    from analysis.population.sources import load_source
+
+    path = Path(path)
+    spec = spec or InputSpec(file=str(path))
+    info = load_source(con, path, spec, table.name)
+    src = f"_src_{table.name}"
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
+    cols = list(types)
+    where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
+
+    # the file's column of each variable
+    columns: dict[str, str | None] = {}
+    derived: dict[str, str] = {}
+    missing: list[tuple[str, str]] = []
+    wanted = list(table.names)
+    for var in wanted:
+        colname = spec.columns.get(var, var)
+        if colname in types:
+            columns[var] = colname
+        elif var == "sector" and "sector" not in spec.columns and ("nace" in columns or spec.rules.get("nace") == "nace_bel"):
+            columns[var] = None
+            derived[var] = "from nace (NACE section -> DWSE sector)"
+        elif var == "school_year" and "school_year" not in spec.columns and spec.mapped:
+            columns[var] = None
+            derived[var] = "from application_date (1 September to 31 August)"
+        else:
+            missing.append((var, colname))
+    if missing:
+        var, colname = missing[0]
+        mapped = var in spec.columns
+        raise DataValidationError(
+            f"Missing column{'s' if len(missing) > 1 else ''} in {table.name}",
+            file=path,
+            row=0,
+            column=colname,
+            expected=("columns " + ", ".join(table.names)) if not spec.mapped else
+            "the mapped columns " + ", ".join(f"{v} <- {c}" for v, c in missing),
+            found="columns " + ", ".join(cols),
+            hint=(f"the extract lacks {', '.join(c for _, c in missing)}; see data_raw/README.md for the data model"
+                  if not spec.mapped else
+                  f"the file has no column {colname!r} for {var}; fix [{where}.columns] {var} = \"...\" "
+                  + ("" if mapped else f"(not mapped, so popeval looked for a column named {var}) ")
+                  + "or run `popeval check` to see the file's columns"),
+        )
+    fmt = info.format
+    raw: dict[str, str] = {}
+    text: dict[str, str] = {}
+    recodes: dict[str, str] = {}
+    pre: dict[str, str] = {}
+    missing_values = tuple(spec.missing_values)
+    for var in wanted:
+        source_col = columns[var]
+        if source_col is None:
+            continue
+        colname = source_col
+        v = _text_sql(colname, types[colname], fmt)
+        if missing_values:
+            v = f"CASE WHEN {v} IN ({', '.join(lit(m) for m in missing_values)}) THEN NULL ELSE {v} END"
+        if var in spec.extract:
+            pre[var] = v
+            pat = spec.extract[var]
+            group = 1 if re.compile(pat).groups else 0
+            v = f"NULLIF(regexp_extract({v}, {lit(pat)}, {group}), '')"
+        raw[var] = v
+        table_codes = spec.codes.get(var)
+        rule = spec.rules.get(var)
+        out = v
+        if rule:
+            out = rule_sql(rule, v, spec)
+            recodes[var] = rule
+        if table_codes:
+            cases = " ".join(f"WHEN {lit(k)} THEN {lit(val)}" for k, val in table_codes.items())
+            out = f"CASE {v} {cases} ELSE {out if rule else 'NULL'} END"
+            recodes[var] = "code table" + (f" + {rule}" if rule else "")
+        if table.column(var).pseudo_key and key is not None:
+            n = f"popeval_insz_norm({out})"
+            h = "substr(sha256((SELECT opad FROM _popeval_pads) || unhex(sha256((SELECT ipad FROM _popeval_pads) || encode(" + n + ")))), 1, 32)"
+            out = f"CASE WHEN popeval_insz({out}) THEN {h} ELSE {out} END"
+        text[var] = out
+    assumed = list(info.assumed)
+    # the mapped values, computed once (every check below reads these columns)
+    mapped_table = f"_map_{table.name}"
+    con.execute(_INSZ_MACROS)
+    # (a value that is not recoded is stored once: its raw and mapped columns are the same)
+    recoded = [v for v in raw if raw[v] != text[v]]
+    sel = ", ".join([f"{raw[v]} AS {q('raw__' + v)}" for v in recoded] + [f"{text[v]} AS {q(v)}" for v in text]
+                    + [f"{pre[v]} AS {q('pre__' + v)}" for v in pre])
+    # plain column references (a file in popeval's own schema) need no copy: a view will do
+    plain = not derived and not recoded and not pre and all(text[v] == q(columns[v] or "") for v in text)
+    con.execute(f"CREATE TEMP {'VIEW' if plain else 'TABLE'} {mapped_table} AS SELECT source_row, {sel} FROM {src}")
+    raw = {v: q("raw__" + v) if v in recoded else q(v) for v in raw}
+    text = {v: q(v) for v in text}
+    src = mapped_table
+    # dates: given format, else ISO, else dd/mm/yyyy when every value has that shape
+    date_formats: dict[str, str] = {}
+    for var in wanted:
+        if table.column(var).dtype != "date" or var not in text:
+            continue
+        if spec.date_format:
+            date_formats[var] = spec.date_format
+            continue
+        n_all, n_dmy, n_dmy_dash = con.execute(
+            f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
+            f"count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}-\\d{{2}}-\\d{{4}}')) FROM (SELECT {text[var]} AS t FROM {src})"
+        ).fetchall()[0]
+        if n_all and n_dmy == n_all:
+            date_formats[var] = "%d/%m/%Y"
+        elif n_all and n_dmy_dash == n_all:
+            date_formats[var] = "%d-%m-%Y"
+        else:
+            date_formats[var] = "%Y-%m-%d"
+    dmy = sorted({f for f in date_formats.values() if f != "%Y-%m-%d"})
+    if dmy and not spec.date_format:
+        assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
+    # derived variables
+    extra = []
+    for var in derived:
+        if var == "sector":
+            extra.append(f"{sector_from_nace_sql(text['nace'])} AS {q(var)}")
+        elif var == "school_year":
+            extra.append(f"{school_year_from_date_sql(_date_sql(text['application_date'], date_formats['application_date']))} AS {q(var)}")
+        text[var] = q(var)
+    if extra:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT *, {', '.join(extra)} FROM {src}")
+    used = {c for c in columns.values() if c is not None}
+    ignored = tuple(c for c in cols if c not in used)
+    return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored, plain)
+
+
+def _date_sql(text: str, fmt: str) -> str:
+    return f"CAST(TRY_STRPTIME({text}, {lit(fmt)}) AS DATE)"
+
+
+def _first(con: duckdb.DuckDBPyConnection, src: str, cond: str, value: str = "NULL") -> tuple[int, int, Any]:
+    """(count, first source_row, value at that row) of the rows where ``cond`` holds."""
+    n, row, val = con.execute(f"SELECT count(*), min(source_row), arg_min({value}, source_row) FROM {src} WHERE {cond}").fetchall()[0]
+    return int(n), int(row or 0), val
+
+
+def _found(val: Any, n: int) -> str:
+    shown = "<NA>" if val is None else repr(val)
+    return shown + (f" ({n} rows like this)" if n > 1 else "")
+
+
+def _codes_found(con: duckdb.DuckDBPyConnection, src: str, raw: str, cond: str, limit: int = 20) -> tuple[str, int, int]:
+    rows = con.execute(
+        f"SELECT v, count(*) AS n, min(source_row) FROM (SELECT {raw} AS v, source_row FROM {src} WHERE {cond}) "
+        f"GROUP BY v ORDER BY n DESC, v LIMIT {limit + 1}"
+    ).fetchall()
+    total_codes, total_rows, first = con.execute(
+        f"SELECT count(DISTINCT {raw}), count(*), min(source_row) FROM {src} WHERE {cond}"
+    ).fetchall()[0]
+    shown = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n, _ in rows[:limit])
+    if total_codes > limit:
+        shown += f", and {total_codes - limit} more codes"
+    return f"{total_codes} code{'s' if total_codes != 1 else ''} in {total_rows} rows: {shown}", int(first), int(total_rows)
+
+
+def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None) -> dict[str, int]:
+    """Count INSZ-like values in every column of the file; refuse them where they would be ingested.
+
+    Key columns: refused (no key) or pseudonymised (key).  Other mapped columns: refused.  Columns
+    that are not ingested: counted (returned) and reported, never stored.  No value is ever shown.
+    """
+    src = plan.file_table
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
+    cols = list(types)
+    if not cols:
+        return {}
+    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length and shape test
+    # guard the mod-97 check (a plain AND would evaluate the whole check for every value)
+    cols = [c for c in cols if not (types[c].upper() in ("DATE", "BOOLEAN") or types[c].upper().startswith("TIMESTAMP"))]
+    if not cols:
+        return {}
+    hit = ", ".join(
+        f"popeval_insz({e}) AS h{i}"
+        for i, e in enumerate(_text_sql(c, types[c], plan.source.format) for c in cols)
+    )
+    agg = ", ".join(f"count_if(h{i}), min(CASE WHEN h{i} THEN source_row END)" for i in range(len(cols)))
+    res = con.execute(f"SELECT {agg} FROM (SELECT source_row, {hit} FROM {src})").fetchall()[0]
+    hits = {c: (int(res[2 * i]), int(res[2 * i + 1] or 0)) for i, c in enumerate(cols)}
+    key_cols = {plan.columns[c.name] for c in plan.table.columns if c.pseudo_key}
+    used = {v for v in plan.columns.values() if v is not None}
+    ignored: dict[str, int] = {}
+    for c in cols:
+        n, row = hits[c]
+        if not n:
+            continue
+        if c in key_cols:
+            if key is None:
+                raise DataValidationError(
+                    f"An identifier looks like a raw national register number (INSZ) in {plan.table.name}",
+                    file=plan.path,
+                    row=row,
+                    column=c,
+                    expected="a pseudonymous key (32 hex digits)" if not plan.spec.mapped else "a pseudonymous key",
+                    found=f"an 11-digit value with a valid INSZ check digit ({n} rows); the value is not shown",
+                    hint="raw INSZ numbers must not be ingested: pseudonymise them at the source, or run ingest "
+                    "with --pseudonymise (pseudonymise = true in [admin]) and POPEVAL_PSEUDO_KEY set",
+                )
+        elif c in used:
+            raise DataValidationError(
+                f"A column holds values that look like raw national register numbers (INSZ) in {plan.table.name}",
+                file=plan.path,
+                row=row,
+                column=c,
+                expected="no INSZ outside the person key",
+                found=f"{n} value(s) with a valid INSZ check digit; the values are not shown",
+                hint="map this column to another variable or remove the INSZ at the source; only the person key is pseudonymised",
+            )
+        else:
+            ignored[c] = n
+    return ignored
+
+
 def ingest_table(
     con: duckdb.DuckDBPyConnection,
     path: str | Path,
@@ -174,8 +543,10 @@ def ingest_table(
     *,
     key: bytes | None = None,
     chunk_bytes: int = _CHUNK_BYTES,
+    spec: InputSpec | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> SourceFile:
-    """Validate one extract chunk by chunk and (re)create its table in ``con``.
+    """Validate one extract and (re)create its table in ``con``, all in DuckDB SQL.
 
     Parameters
     ----------
@@ -186,54 +557,72 @@ def ingest_table(
     table
         Its data-model table.
     key
-        When given, raw INSZ numbers in ``person_key`` are replaced by HMAC-SHA256 keyed hashes;
-        when None they are refused.
+        When given, raw INSZ numbers in ``person_key`` are replaced by HMAC-SHA256 keyed hashes
+        (computed in SQL; equal to :func:`survey.insz.pseudonymise`); when None they are refused.
     chunk_bytes
-        Approximate CSV chunk size.
+        Kept for compatibility; DuckDB streams the file itself.
+    spec
+        How the file is read and mapped (:class:`~analysis.population.mapping.InputSpec`); None for
+        a CSV or Parquet file in popeval's own schema.
+    progress
+        Called with a line per stage.
 
     Returns
     -------
     SourceFile
     """
-    import numpy as np
-    import pyarrow as pa
+    del chunk_bytes
+    say = progress or (lambda _msg: None)
+    t0 = time.perf_counter()
 
-    path = Path(path)
-    _check_file(path, table)
-    cols = ", ".join(f'"{c.name}" {_SQL_TYPES[c.dtype]}' for c in table.columns)
-    con.execute(f"CREATE OR REPLACE TABLE {table.name} (source_row BIGINT NOT NULL, {cols})")
-    select = ", ".join(
-        ["source_row"] + [f'CAST("{c.name}" AS {_SQL_TYPES[c.dtype]}) AS "{c.name}"' for c in table.columns]
-    )
-    offset = 0
-    pseudonymised = 0
-    ignored: tuple[str, ...] = ()
-    for raw in _chunks(path, table, chunk_bytes):
-        n = len(raw)
-        if key is not None and "person_key" in raw.columns:
-            raw, k = _pseudonymise_chunk(raw, key)
-            pseudonymised += k
-        typed = _validate_chunk(raw, table, path, offset)
-        ignored = tuple(typed.attrs.get("ignored_columns", ()))
-        typed.insert(0, "source_row", np.arange(offset + 1, offset + n + 1, dtype=np.int64))
-        arrow = pa.Table.from_pandas(typed, preserve_index=False)
-        con.register("_popeval_chunk", arrow)
-        try:
-            con.execute(f"INSERT INTO {table.name} SELECT {select} FROM _popeval_chunk")
-        finally:
-            con.unregister("_popeval_chunk")
-        offset += n
-    if offset == 0:
-        raise DataValidationError(
-            f"The extract for {table.name} has no data rows",
-            file=path,
-            row=1,
-            expected="at least one data row after the header",
-            found="an empty table",
-            hint="check the export: the extract seems to hold only its header",
-        )
+    def stage(msg: str) -> None:
+        say(f"  {table.name}: {msg} ({time.perf_counter() - t0:.1f} s)")
+
+    if key is not None:
+        from survey.insz import hmac_pads
+
+        ipad, opad = hmac_pads(key)
+        con.execute("CREATE OR REPLACE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
+    try:
+        plan = plan_input(con, path, table, spec, key=key)
+        stage(f"read {plan.source.rows:,} rows from {plan.path.name} ({plan.source.format}) and mapped")
+        path = plan.path
+        if plan.source.rows == 0:
+            raise DataValidationError(
+                f"The extract for {table.name} has no data rows",
+                file=path,
+                row=1,
+                expected="at least one data row after the header",
+                found="an empty table",
+                hint="check the export: the extract seems to hold only its header",
+            )
+        insz_ignored = scan_insz(con, plan, key)
+        stage("every column scanned for INSZ")
+        pseudonymised = 0
+        if key is not None:
+            kc = next(c.name for c in table.columns if c.pseudo_key)
+            pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
+        check_codes(con, plan)
+        select = validate_plan(con, plan)
+        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src} ORDER BY source_row")
+        stage("codes mapped and every value validated")
+    finally:
+        import contextlib
+
+        import duckdb
+
+        with contextlib.suppress(duckdb.Error):  # an aborted transaction is rolled back by the caller
+            con.execute("DROP TABLE IF EXISTS _popeval_pads")
+    con.execute(f"DROP {'VIEW' if plan.src_is_view else 'TABLE'} IF EXISTS {plan.src}")
+    from analysis.population.sources import drop_source
+
+    drop_source(con, table.name)
     _check_unique_key(con, table, path)
+    key_format = _check_key_format(con, plan)
+    warnings = cross_checks(con, plan)
+    stage("keys unique, checks across fields done")
     sha = sha256_file(path)
+    rows = plan.source.rows
     con.execute(
         """CREATE TABLE IF NOT EXISTS ingest_sources (table_name VARCHAR PRIMARY KEY, file_name VARCHAR,
         sha256 VARCHAR, n_rows BIGINT, pseudonymised BIGINT, ignored_columns VARCHAR, ingested_at TIMESTAMPTZ)"""
@@ -241,118 +630,208 @@ def ingest_table(
     con.execute("DELETE FROM ingest_sources WHERE table_name = ?", [table.name])
     con.execute(
         "INSERT INTO ingest_sources VALUES (?, ?, ?, ?, ?, ?, now())",
-        [table.name, path.name, sha, offset, pseudonymised, ",".join(ignored)],
+        [table.name, path.name, sha, rows, pseudonymised, ",".join(plan.ignored)],
     )
-    return SourceFile(table.name, path.name, sha, offset, pseudonymised, ignored)
+    con.execute("CREATE TABLE IF NOT EXISTS ingest_checks (table_name VARCHAR, check_name VARCHAR, description VARCHAR, n_rows BIGINT, level VARCHAR)")
+    con.execute("DELETE FROM ingest_checks WHERE table_name = ?", [table.name])
+    for name, desc, n in warnings:
+        con.execute("INSERT INTO ingest_checks VALUES (?, ?, ?, ?, 'warning')", [table.name, name, desc, n])
+    for c, n in insz_ignored.items():
+        con.execute("INSERT INTO ingest_checks VALUES (?, ?, ?, ?, 'warning')",
+                    [table.name, "insz_in_ignored_column", f"column {c} (not ingested) holds INSZ-like values", n])
+    return SourceFile(
+        table.name, path.name, sha, rows, pseudonymised, plan.ignored,
+        format=plan.source.format, assumed=plan.assumed, key_format=key_format,
+        warnings=tuple((name, n) for name, _, n in warnings) + tuple((f"insz_in_ignored_column:{c}", n) for c, n in insz_ignored.items()),
+    )
 
 
-def _check_file(path: Path, table: Table) -> None:
-    if not path.is_file():
+def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
+    """Every code seen and not mapped is an error listing the codes with counts."""
+    where = f"admin.{'dwse' if plan.table.name.startswith('dwse') else 'vdab'}"
+    for var in plan.recodes:
+        raw, out = plan.raw[var], plan.text[var]
+        cond = f"({raw}) IS NOT NULL AND ({out}) IS NULL"
+        n = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE {cond}").fetchall()[0][0])
+        if not n:
+            continue
+        found, row, _ = _codes_found(con, plan.src, raw, cond)
+        col = plan.table.column(var)
+        target = ", ".join(vocabulary_of(col)) if col.vocabulary else "popeval's codes"
+        rule = plan.spec.rules.get(var)
         raise DataValidationError(
-            f"Input file for {table.name} not found",
-            file=path,
-            expected="an existing .csv or .parquet file",
-            found="no such file",
-            hint="check the path given to `popeval ingest`",
-        )
-    if path.suffix.lower() not in (".csv", ".parquet"):
-        raise DataValidationError(
-            f"Unsupported file type for {table.name}",
-            file=path,
-            expected=".csv or .parquet",
-            found=path.suffix or "no extension",
-            hint="export the extract as CSV (UTF-8, comma-separated, with a header) or Parquet",
-        )
-
-
-def _chunks(path: Path, table: Table, chunk_bytes: int) -> Iterator[pd.DataFrame]:
-    """Raw chunks of the file: strings for CSV, the stored types for Parquet."""
-    import pandas as pd
-    import pyarrow as pa
-
-    if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            pf = pq.ParquetFile(path)
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise DataValidationError(
-                f"The Parquet file for {table.name} could not be read",
-                file=path,
-                expected="a valid Parquet file",
-                found=str(exc).splitlines()[0],
-                hint="re-export the extract",
-            ) from exc
-        rows = max(10_000, chunk_bytes // 200)
-        for batch in pf.iter_batches(batch_size=rows):
-            yield pa.Table.from_batches([batch]).to_pandas()
-        return
-
-    import pyarrow.csv as pacsv
-
-    with path.open("rb") as fh:
-        head = fh.readline()
-    names = [h.strip().strip('"') for h in head.decode("utf-8-sig", errors="replace").rstrip("\r\n").split(",")]
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(use_threads=True, block_size=chunk_bytes),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names},
-                strings_can_be_null=True,
-                null_values=[""],
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        for batch in reader:
-            yield pa.Table.from_batches([batch]).to_pandas(types_mapper=pd.ArrowDtype)
-    except pa.ArrowInvalid as exc:
-        raise DataValidationError(
-            f"The CSV file for {table.name} could not be parsed",
-            file=path,
-            expected="UTF-8, comma-separated, one header row, the same number of fields on every row",
-            found=str(exc).splitlines()[0],
-            hint="re-export the extract; check for unquoted commas or line breaks inside values",
-        ) from exc
-
-
-def _pseudonymise_chunk(raw: pd.DataFrame, key: bytes) -> tuple[pd.DataFrame, int]:
-    from survey.insz import looks_like_insz, pseudonymise
-
-    s = raw["person_key"].astype("string")
-    mask = looks_like_insz(s).to_numpy()
-    k = int(mask.sum())
-    if k:
-        s = s.astype(object)
-        s[mask] = pseudonymise(s[mask], key).to_numpy()
-        raw = raw.assign(person_key=s.astype("string"))
-    return raw, k
-
-
-def _validate_chunk(raw: pd.DataFrame, table: Table, path: Path, offset: int) -> pd.DataFrame:
-    from survey.validate import validate_frame
-
-    try:
-        return validate_frame(raw, table, source=path)
-    except DataValidationError as exc:
-        if offset == 0:
-            raise
-        found = exc.found
-        if found is not None:
-            found = re.sub(r"first at row (\d+)", lambda m: f"first at row {int(m.group(1)) + offset}", found)
-        raise DataValidationError(
-            exc.title,
-            file=exc.file,
-            row=exc.row + offset if exc.row else exc.row,
-            column=exc.column,
-            param=exc.param,
-            expected=exc.expected,
+            f"Unmapped codes in {plan.table.name}",
+            file=plan.path,
+            row=row,
+            column=plan.columns[var],
+            expected=f"codes of [{where}.codes.{var}]" + (f" or values rule {rule} understands" if rule else "") + f" (popeval's codes: {target})",
             found=found,
-            hint=exc.hint,
-            detail=exc.detail,
-        ) from exc
+            hint=f"add every code to [{where}.codes.{var}], e.g. {found.split(': ', 1)[1].split(' (')[0]} = \"{vocabulary_of(col)[0] if col.vocabulary else '...'}\"",
+        )
+    for var, pat in plan.spec.extract.items():
+        pre = q("pre__" + var)
+        cond = f"{pre} IS NOT NULL AND {plan.raw[var]} IS NULL"
+        n, row, val = _first(con, plan.src, cond, pre)
+        if n:
+            raise DataValidationError(
+                f"The extraction for {var} found nothing in {plan.table.name}",
+                file=plan.path,
+                row=row,
+                column=plan.columns[var],
+                expected=f"values containing {pat}",
+                found=_found(val, n),
+                hint=f"check [{where}.extract] {var} = {pat!r} against the column's values (`popeval check` lists them)",
+            )
 
 
+def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
+    """Check every variable of the plan in SQL (first offending row by query); return the typed SELECT list."""
+    from survey.datamodel import SCHOOL_YEARS
+
+    table, spec, src = plan.table, plan.spec, plan.src
+    true_vals = tuple(_TRUE) + tuple(spec.true_values)
+    false_vals = tuple(_FALSE) + tuple(spec.false_values)
+    decimal = plan.source.settings.get("decimal", ".")
+    where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
+    select: list[str] = []
+    # every check is collected first and counted in ONE scan; only the first failing one (in the order
+    # of the data model's columns and of the checks) is then looked at in detail
+    checks: list[tuple[Column, str, str, str, str, str]] = []
+
+    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str) -> None:
+        checks.append((col, cond, t, expected, hint, title))
+
+    for col in table.columns:
+        t = f"({plan.text[col.name]})"
+        if not col.nullable:
+            fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
+        if col.dtype in ("str", "category"):
+            pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
+            if col.name in spec.patterns:
+                pattern = spec.patterns[col.name] or None
+            if pattern is not None:
+                fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
+                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value")
+            if col.dtype == "category":
+                allowed = vocabulary_of(col)
+                if col.name == "school_year" and spec.mapped:
+                    ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
+                          f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
+                    fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
+                         f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
+                elif col.name == "school_year":
+                    allowed = [c.code for c in SCHOOL_YEARS]
+                if not (col.name == "school_year" and spec.mapped):
+                    cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
+                    fail(col, cond, t, "one of " + ", ".join(allowed),
+                         f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
+                         _CODES)
+            select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
+        elif col.dtype in ("int", "float"):
+            tt = f"replace({t}, ',', '.')" if decimal == "," else t
+            num = f"TRY_CAST(trim({tt}) AS DOUBLE)"
+            bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
+            fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
+                 "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
+            rng = []
+            if col.min is not None:
+                rng.append(f"{num} < {col.min}")
+            if col.max is not None:
+                rng.append(f"{num} > {col.max}")
+            if rng:
+                fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
+            select.append(f"CAST({num} AS {'BIGINT' if col.dtype == 'int' else 'DOUBLE'}) AS {q(col.name)}")
+        elif col.dtype == "bool":
+            tv = ", ".join(lit(v) for v in true_vals)
+            fv = ", ".join(lit(v) for v in false_vals)
+            extra = f"; or set true_values/false_values for [{where}]"
+            fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
+                 "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
+                 "encode the flag as 0/1" + extra, "Wrong type")
+            select.append(f"coalesce({t} IN ({tv}), false) AS {q(col.name)}")
+        elif col.dtype == "date":
+            fmt = plan.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
+            parsed = f"TRY_STRPTIME({t}, {lit(fmt)})"
+            shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
+            human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
+            fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
+                 f"write dates in ISO format, e.g. 2022-09-15, or set date_format for [{where}]", "Wrong type")
+            select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
+        else:  # pragma: no cover
+            raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
+    counts = con.execute(f"SELECT {', '.join(f'count_if({c[1]})' for c in checks)} FROM {src}").fetchall()[0] if checks else ()
+    for (col, cond, t, expected, hint, title), n in zip(checks, counts, strict=True):
+        if not n:
+            continue
+        column = plan.columns.get(col.name) or col.name
+        if title == _CODES:
+            found, row, _ = _codes_found(con, src, t, cond)
+            raise DataValidationError(f"Unknown code in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=found, hint=hint)
+        n, row, val = _first(con, src, cond, t)
+        raise DataValidationError(f"{title} in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=_found(val, n), hint=hint)
+    return ", ".join(select)
+
+
+_CODES = "<unknown codes>"
+
+
+def _check_key_format(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
+    """The person keys' format (length and characters); more than one format in a file is an error."""
+    kc = next(c.name for c in plan.table.columns if c.pseudo_key)
+    shape = (f"CASE WHEN regexp_full_match({q(kc)}, '[0-9a-f]+') THEN 'lower-case hex' WHEN regexp_full_match({q(kc)}, '[0-9A-F]+') "
+             f"THEN 'upper-case hex' WHEN regexp_full_match({q(kc)}, '[0-9]+') THEN 'digits' WHEN regexp_full_match({q(kc)}, '[A-Za-z0-9]+') "
+             f"THEN 'letters and digits' ELSE 'other characters' END || ', ' || length({q(kc)}) || ' characters'")
+    rows = con.execute(
+        f"SELECT s, count(*) AS n, min(source_row) FROM (SELECT {shape} AS s, source_row FROM {plan.table.name}) GROUP BY s ORDER BY n DESC, s"
+    ).fetchall()
+    if len(rows) > 1:
+        raise DataValidationError(
+            f"Person keys of more than one format in {plan.table.name}",
+            file=plan.path,
+            row=int(rows[1][2]),
+            column=plan.columns.get(kc) or kc,
+            expected="one consistent key format in every row (any format: the agencies' pseudonyms are used as they are)",
+            found="; ".join(f"{s}: {n} rows" for s, n, _ in rows[:5]),
+            hint="ask the data owner for one key format; keys in different formats cannot be linked",
+        )
+    return str(rows[0][0]) if rows else ""
+
+
+def cross_checks(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> list[tuple[str, str, int]]:
+    """Checks across fields (:data:`~analysis.population.mapping.CROSS_CHECKS`): warnings, or an error above the share."""
+    from analysis.population.mapping import (
+        CROSS_CHECKS,
+        school_year_from_date_sql,
+        sector_from_nace_sql,
+    )
+
+    t = plan.table.name
+    conds: dict[str, tuple[str, str]] = {}
+    if t == "dwse_applications":
+        conds["date_outside_school_year"] = (f"school_year <> {school_year_from_date_sql('application_date')}", "application_date")
+        conds["impossible_age"] = ("year(application_date) - birth_year NOT BETWEEN 16 AND 75", "birth_year")
+        if "sector" not in plan.derived:
+            conds["nace_sector_mismatch"] = (f"sector <> ({sector_from_nace_sql('nace')})", "sector")
+    elif t == "vdab_trajectories":
+        conds["end_before_start"] = ("end_date < start_date", "end_date")
+    out: list[tuple[str, str, int]] = []
+    total = plan.source.rows
+    for name, (cond, col) in conds.items():
+        n, row, _ = _first(con, t, cond)
+        desc = CROSS_CHECKS[t][name]
+        if n and n > plan.spec.max_inconsistent_share * total:
+            raise DataValidationError(
+                f"Inconsistent fields in {t}: {desc}",
+                file=plan.path,
+                row=row,
+                column=plan.columns.get(col) or col,
+                expected=f"at most {plan.spec.max_inconsistent_share:.1%} of the rows (max_inconsistent_share)",
+                found=f"{n} of {total} rows ({n / total:.1%})",
+                hint="check the mapping of these columns (`popeval check`), correct the extract at the source, "
+                "or raise max_inconsistent_share for this input if the inconsistencies are known",
+            )
+        out.append((name, desc, n))
+    return out
 def _check_unique_key(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
     if not table.key:
         return

@@ -197,6 +197,8 @@ def link(
     participants: str | Path | pd.DataFrame | None = None,
     *,
     school_years: Sequence[str] | None = None,
+    key_attribute: str = "attribute_1",
+    pseudo_key: bytes | None = None,
 ) -> LinkageReport:
     """Build the ``population`` table from the ingested extracts and link the survey participants.
 
@@ -209,7 +211,11 @@ def link(
         :func:`survey.parse.read_participants`), a validated frame (``tid``, ``token``,
         ``attribute_1``), or None (no survey yet; survey counts are zero).
     school_years
-        The study window (codes of :data:`survey.datamodel.SCHOOL_YEARS`); default all.
+        The study window as school years (``2021-22``; any years); default 2019-20 to 2023-24
+        (:data:`survey.datamodel.SCHOOL_YEARS`).
+    key_attribute, pseudo_key
+        The participant attribute holding the person key; the key for pseudonymising raw INSZ in it
+        (the same as the extracts'), see :func:`survey.parse.read_participants`.
 
     Returns
     -------
@@ -218,10 +224,19 @@ def link(
         ``survey_participants``.
     """
     years = _window(school_years)
-    part = _participants_frame(participants)
+    part = _participants_frame(participants, key_attribute, pseudo_key)
     with connect(db) as con:
         require_table(con, "dwse_applications", "run `popeval ingest` first")
         require_table(con, "vdab_trajectories", "run `popeval ingest` first")
+        seen = [r[0] for r in con.execute("SELECT DISTINCT school_year FROM dwse_applications ORDER BY 1").fetchall()]
+        if not set(years) & set(seen):
+            raise ConfigError(
+                "No application in the school years of the study window",
+                param="school_years",
+                expected="school years among those in the DWSE extract: " + ", ".join(seen[:12]),
+                found=", ".join(years),
+                hint="set study.school_years (or --school-years) to the years of the study",
+            )
         con.execute("BEGIN TRANSACTION")
         try:
             report = _link(con, years, part)
@@ -252,23 +267,30 @@ def _is_con(db: Any) -> bool:
 
 
 def _window(school_years: Sequence[str] | None) -> tuple[str, ...]:
+    import re
+
     allowed = codes(SCHOOL_YEARS)
     if school_years is None:
         return tuple(allowed)
     years = tuple(school_years)
-    bad = [y for y in years if y not in allowed]
+
+    def ok(y: str) -> bool:
+        m = re.fullmatch(r"(\d{4})-(\d{2})", y)
+        return m is not None and (int(m.group(1)) + 1) % 100 == int(m.group(2))
+
+    bad = [y for y in years if not ok(y)]
     if not years or bad:
         raise ConfigError(
             "Unknown school year in the study window",
             param="school_years",
-            expected="one or more of " + ", ".join(allowed),
+            expected="one or more school years such as " + ", ".join(allowed[:2]),
             found=", ".join(bad) if bad else "an empty window",
-            hint="school years are written like 2021-22",
+            hint="school years are written like 2021-22 (1 September 2021 to 31 August 2022)",
         )
     return years
 
 
-def _participants_frame(participants: Any) -> pd.DataFrame | None:
+def _participants_frame(participants: Any, key_attribute: str = "attribute_1", pseudo_key: bytes | None = None) -> pd.DataFrame | None:
     import pandas as pd
 
     if participants is None:
@@ -280,7 +302,7 @@ def _participants_frame(participants: Any) -> pd.DataFrame | None:
         return validate_frame(participants, SURVEY_PARTICIPANTS, source="participants frame")
     from survey.parse import read_participants
 
-    return read_participants(participants)
+    return read_participants(participants, key_attribute=key_attribute, pseudo_key=pseudo_key)
 
 
 def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None) -> LinkageReport:

@@ -1,0 +1,279 @@
+"""``popeval init``: write a commented study TOML (and a survey mapping skeleton) from the files given.
+
+It reads each admin file (in memory, nothing else is written), guesses which column holds which
+popeval variable from common Dutch and English names, suggests built-in rules and code tables from
+the values it sees (matching popeval's codes and their Dutch labels, case-insensitively), and writes
+every setting with a comment.  Lines it cannot fill in are left commented out for you to complete;
+``popeval check --config study.toml`` then shows what the mapping does.  Values of a person-key
+column are never shown; sample values that look like an INSZ are masked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_arguments", "run", "study_template"]
+
+#: Column names popeval recognises per variable (lower case; the first match wins).
+NAME_GUESSES: dict[str, tuple[str, ...]] = {
+    "application_id": ("application_id", "aanvraagnummer", "aanvraag_id", "aanvraagnr", "dossiernummer"),
+    "person_key": ("person_key", "rijksregisternummer_pseudo", "pseudo_id", "pseudoniem", "klant_id", "insz", "rrn"),
+    "incentive": ("incentive", "maatregel", "incentive_type"),
+    "school_year": ("school_year", "schooljaar"),
+    "application_date": ("application_date", "aanvraagdatum", "datum_aanvraag"),
+    "status": ("status", "beslissing"),
+    "training_id": ("training_id", "opleidingsnummer", "opleiding_id", "opleidingsnr"),
+    "training_domain": ("training_domain", "opleidingsdomein", "domein"),
+    "in_databank": ("in_databank", "in_opleidingsdatabank"),
+    "pop_based": ("pop_based", "pop_attest", "pop_gebaseerd"),
+    "sex": ("sex", "geslacht"),
+    "birth_year": ("birth_year", "geboortejaar"),
+    "educ": ("educ", "onderwijsniveau", "opleidingsniveau", "isced"),
+    "nace": ("nace", "nace_code", "nacebel", "nace_bel"),
+    "sector": ("sector",),
+    "company_size": ("company_size", "aantal_werknemers", "bedrijfsgrootte", "grootte_onderneming"),
+    "province": ("province", "provincie_nis", "provincie", "nis_code"),
+    "statute": ("statute", "statuut"),
+    "trajectory_id": ("trajectory_id", "trajectnummer", "traject_id"),
+    "start_date": ("start_date", "startdatum"),
+    "end_date": ("end_date", "einddatum"),
+    "loopbaancentrum": ("loopbaancentrum", "centrum"),
+    "pop_made": ("pop_made", "pop_opgemaakt"),
+    "pop_attest": ("pop_attest", "popattest"),
+    "attest_training_id": ("attest_training_id", "opleiding_attest", "attest_opleiding"),
+}
+_RULE_SHAPES = {
+    "educ": ("isced2011", r"[0-8](\.0)?"),
+    "nace": ("nace_bel", r"\d{2}(\.?\d{1,3})?"),
+    "company_size": ("headcount", r"\d+(\.0)?"),
+    "province": ("nis", r"\d{4,5}"),
+    "school_year": ("school_year", r"\d{4}[-/]\d{4}"),
+}
+_FLAG_WORDS = {"ja": True, "nee": False, "yes": True, "no": False, "oui": True, "non": False, "waar": True, "onwaar": False}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Options of ``popeval init``."""
+    p.add_argument("--dwse", required=True, help="the DWSE applications file as delivered (csv, parquet, sav, dta, xlsx)")
+    p.add_argument("--vdab", required=True, help="the VDAB trajectories file as delivered")
+    p.add_argument("--snapshot", default="latest", help="the survey snapshot folder (default: latest under snapshots_dir)")
+    p.add_argument("--participants", default="", help="a participants file (LimeSurvey GUI CSV or participants.json)")
+    p.add_argument("--lss", default=None, help="the survey's .lss: write a [survey.columns] skeleton from it")
+    p.add_argument("--fieldmap", default=None, help="the survey's fieldmap.json (instead of --lss)")
+    p.add_argument("--out", default="study.toml", help="the study TOML to write (default study.toml; never overwritten)")
+    p.add_argument("--name", default="study", help="the study name")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the template."""
+    from survey.errors import ConfigError
+
+    out = Path(args.out)
+    if out.exists():
+        raise ConfigError("The study TOML exists already", file=out, param="--out", expected="a new file", found="an existing file",
+                          hint="choose another --out; popeval init never overwrites")
+    fieldmap = None
+    if args.lss:
+        from survey.lss import fieldmap_from_lss
+
+        fieldmap = fieldmap_from_lss(Path(args.lss).read_bytes())
+    elif args.fieldmap:
+        import json
+
+        fieldmap = json.loads(Path(args.fieldmap).read_text(encoding="utf-8"))
+    elif Path(args.snapshot).is_dir() and (Path(args.snapshot) / "responses.csv").is_file():
+        # no .lss: the export's own headings make the skeleton
+        from survey.parse import FIXED_COLUMNS, read_responses
+
+        header = [str(c) for c in read_responses(Path(args.snapshot) / "responses.csv").columns]
+        own = {h for h in header if h in FIXED_COLUMNS}
+        fieldmap = {h: h for h in header if h not in own}
+    text = study_template(Path(args.dwse), Path(args.vdab), base=out.resolve().parent, name=args.name, snapshot=args.snapshot,
+                          participants=args.participants, fieldmap=fieldmap)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    print(f"wrote {out}; complete the commented lines, then run `popeval check --config {out}`")
+    return 0
+
+
+def _rel(p: Path, base: Path) -> str:
+    import os
+
+    try:
+        return Path(os.path.relpath(p.resolve(), base)).as_posix()
+    except ValueError:  # another drive
+        return p.resolve().as_posix()
+
+
+def _toml_str(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _input_section(path: Path, key: str, base: Path) -> list[str]:
+    import duckdb
+
+    from analysis.population.ingest import _text_sql
+    from analysis.population.mapping import InputSpec, q
+    from analysis.population.sources import load_source
+    from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
+    from survey.insz import looks_like_insz
+
+    table = DWSE_APPLICATIONS if key == "dwse" else VDAB_TRAJECTORIES
+    con = duckdb.connect()
+    info = load_source(con, path, InputSpec(file=str(path)), table.name)
+    src = f"_src_{table.name}"
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
+    lower = {c.lower().strip(): c for c in types}
+    lines = [f"[admin.{key}]", f"file = {_toml_str(_rel(path, base))}"]
+    lines.append(f"# format = {_toml_str(info.format)}        # csv | parquet | sav | dta | xlsx (default: the extension)")
+    for k, v in info.settings.items():
+        lines.append(f"# {k} = {_toml_str(str(v)) if isinstance(v, str) else str(v).lower()}" + ("   # detected" if info.assumed else ""))
+    if info.assumed:
+        lines.append(f"# popeval detected: looks {', '.join(info.assumed)}")
+    lines += [
+        "# date_format = \"%d/%m/%Y\"   # dates as strptime format (default: ISO, or dd/mm/yyyy when every value is)",
+        "# missing_values = [\"NA\"]    # values meaning missing",
+        "# max_inconsistent_share = 0.01  # checks across fields: above this share of rows a warning becomes an error",
+    ]
+    samples: dict[str, list[tuple[str, int]]] = {}
+    for c, t in types.items():
+        rows = con.execute(f"SELECT v, count(*) n FROM (SELECT {_text_sql(c, t, info.format)} v FROM {src}) WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT 13").fetchall()
+        samples[c] = [(str(v), int(n)) for v, n in rows]
+    columns: dict[str, str] = {}
+    for var in table.names:
+        for guess in NAME_GUESSES.get(var, (var,)):
+            if guess in lower and lower[guess] not in columns.values():
+                columns[var] = lower[guess]
+                break
+    flags_true: set[str] = set()
+    flags_false: set[str] = set()
+    rules: dict[str, str] = {}
+    codes: dict[str, list[str]] = {}
+    extract: dict[str, str] = {}
+    for var, col in columns.items():
+        c = table.column(var)
+        vals = [v for v, _ in samples[col]]
+        n_distinct = int(con.execute(f"SELECT count(DISTINCT {q(col)}) FROM {src}").fetchall()[0][0])
+        if c.dtype == "bool":
+            for v in vals:
+                w = _FLAG_WORDS.get(v.lower())
+                if w is True:
+                    flags_true.add(v)
+                elif w is False:
+                    flags_false.add(v)
+        if var in _RULE_SHAPES and vals and all(re.fullmatch(_RULE_SHAPES[var][1], v) for v in vals):
+            rules[var] = _RULE_SHAPES[var][0]
+        elif c.dtype == "category" and c.vocabulary and n_distinct <= 60:
+            allowed = {x.code for x in c.vocabulary}
+            if not set(vals) <= allowed or n_distinct > len(vals):
+                every = [str(r[0]) for r in con.execute(f"SELECT DISTINCT {_text_sql(col, types[col], info.format)} v FROM {src} WHERE v IS NOT NULL ORDER BY v").fetchall()]
+                codes[var] = every
+        if var == "loopbaancentrum" and vals and not all(re.fullmatch(r"LBC\d{3}", v) for v in vals) and all(re.search(r"LBC\d{3}", v) for v in vals):
+            extract[var] = r"LBC\d{3}"
+    if flags_true:
+        lines.append(f"true_values = [{', '.join(_toml_str(v) for v in sorted(flags_true))}]")
+    if flags_false:
+        lines.append(f"false_values = [{', '.join(_toml_str(v) for v in sorted(flags_false))}]")
+    lines += ["", "# The file's columns and their most frequent values (person keys and INSZ-like values not shown):"]
+    key_cols = {columns.get("person_key")}
+    for c in types:
+        if c in key_cols:
+            shown = "(person key; values not shown)"
+        else:
+            import pandas as pd
+
+            vals = [v for v, _ in samples[c]]
+            masked: list[bool] = looks_like_insz(pd.Series(vals, dtype="string")).tolist() if vals else []
+            shown = ", ".join("[INSZ-like]" if m else v[:30] for v, m in zip(vals[:8], masked, strict=False))
+        lines.append(f"#   {c} ({types[c]}): {shown}")
+    lines += ["", f"[admin.{key}.columns]", "# popeval variable = \"the file's column\""]
+    for var in table.names:
+        c = table.column(var)
+        if var in columns:
+            lines.append(f"{var} = {_toml_str(columns[var])}   # {c.en}")
+        elif var == "sector" and "nace" in columns:
+            lines.append(f"# {var} = \"\"   # {c.en}: not found; derived from nace (cross-checked when given)")
+        else:
+            lines.append(f"# {var} = \"\"   # {c.en}: NOT FOUND - name the file's column")
+    if rules:
+        lines += ["", f"[admin.{key}.rules]", "# built-in recodings: isced2011, nace_bel, headcount, nis, school_year"]
+        lines += [f"{var} = {_toml_str(r)}" for var, r in rules.items()]
+    if extract:
+        lines += ["", f"[admin.{key}.extract]", "# a regular expression; its first group (or the whole match) is the value"]
+        lines += [f"{var} = {_toml_str(p)}" for var, p in extract.items()]
+    for var, seen in codes.items():
+        c = table.column(var)
+        by_code = {x.code.lower(): x.code for x in c.vocabulary or ()}
+        by_label = {x.nl.lower(): x.code for x in c.vocabulary or ()} | {x.en.lower(): x.code for x in c.vocabulary or ()}
+        lines += ["", f"[admin.{key}.codes.{var}]", f"# the file's code = popeval's code (one of {', '.join(x.code for x in c.vocabulary or ())})"]
+        for v in seen:
+            target = by_code.get(v.lower()) or by_label.get(v.lower())
+            lines.append(f"{_toml_str(v)} = {_toml_str(target)}" if target else f"# {_toml_str(v)} = \"\"   # fill in")
+    lines.append("")
+    con.close()
+    return lines
+
+
+def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", snapshot: str = "latest", participants: str = "",
+                   fieldmap: dict[str, Any] | None = None) -> str:
+    """The commented study TOML for these files."""
+    from survey.mapping import skeleton
+
+    lines = [
+        "# Study configuration written by `popeval init`. Paths are relative to this file.",
+        "# Complete the commented lines marked NOT FOUND / fill in, then run `popeval check --config <this file>`.",
+        "",
+        "[study]",
+        f"name = {_toml_str(name)}",
+        "seed = 2023",
+        "language = \"nl\"                 # nl | en: the report's language",
+        "disclosure_threshold = 5        # counts below this are suppressed in every published table",
+        "derived_dir = \"data_derived\"    # caches, the study database, run folders",
+        "# school_years = [\"2021-22\", \"2022-23\"]   # the study window (default 2019-20 to 2023-24)",
+        "",
+        "[survey]",
+        "survey_id = 0                   # the LimeSurvey survey id (FILL IN when snapshot = \"latest\" or \"fetch\")",
+        f"snapshot = {_toml_str(snapshot)}             # a snapshot folder, \"latest\" (under snapshots_dir) or \"fetch\"",
+        "snapshots_dir = \"data_raw/survey\"",
+        (f"participants = {_toml_str(participants)}   # LimeSurvey's participants CSV (GUI export) or participants.json"
+         if participants else "# participants = \"participants.csv\"   # default: the snapshot's participants.json"),
+        "key_attribute = \"attribute_1\"   # the participant attribute holding the person key",
+        "",
+    ]
+    if fieldmap:
+        lines += ["# An existing survey: map popeval's variables onto its columns and answer codes.", skeleton(fieldmap)]
+    lines += [
+        "[admin]",
+        "pseudonymise = false            # true: raw INSZ in the extracts and participants become HMAC-SHA256 keyed hashes (POPEVAL_PSEUDO_KEY)",
+        "",
+    ]
+    lines += _input_section(dwse, "dwse", base)
+    lines += _input_section(vdab, "vdab", base)
+    lines += [
+        "[weighting]",
+        "method = \"rake\"                 # rake | poststratify | linear | logit | none",
+        "margins = [[\"pop\", \"educ\"], [\"pop\", \"age_band\"], [\"pop\", \"sex\"], [\"pop\", \"sector\"], [\"pop\", \"company_size\"]]",
+        "min_cell = 5",
+        "",
+        "[matching]",
+        "covariates = [\"educ\", \"age_band\", \"sex\", \"sector\", \"company_size\"]",
+        "ratio = 1",
+        "replace = true",
+        "caliper = 0.2                   # SD units of the propensity score",
+        "m_order = \"largest\"             # largest | smallest | random | data",
+        "",
+        "[effects]",
+        "outcomes = [\"stronger\", \"job_better\", \"promotion\", \"satisfaction\"]",
+        "estimand = \"ATT\"                # ATT | ATE",
+        "methods = [\"matching\", \"regression\", \"ipw\", \"aipw\", \"ologit\", \"absorbed\", \"naive\"]",
+        "replicates = 100                # end-to-end replicates (0: model-based SEs only)",
+        "",
+        "[report]",
+        "formats = [\"html\", \"pdf\", \"docx\"]",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,216 @@
+"""Bring your own study: a demo rewritten in the agencies' formats and codes runs through configuration alone.
+
+The foreign study (:mod:`tests.foreign_study`) holds the same persons, applications, trajectories and
+answers as the demo it is built from, as SPSS/Excel/Latin-1 CSV files with Dutch names, the agencies'
+codes, a survey with its own question and answer codes and a GUI participants export.  ``popeval run``
+on it must give exactly the results of the demo in popeval's own schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from foreign_study import SNAP, build
+
+from analysis.config import load_config
+from analysis.population import ingest, link, load_population
+from survey.errors import DataValidationError
+
+NATIVE_TOML = """
+[study]
+name = "eigen-schema"
+seed = 7
+derived_dir = "derived"
+
+[survey]
+survey_id = 461283
+snapshot = "{snap}"
+
+[admin]
+dwse = "{demo}/admin/dwse_applications.csv"
+vdab = "{demo}/admin/vdab_trajectories.csv"
+
+[weighting]
+margins = [["pop", "sex"], "educ"]   # a small study: margins without sparse joint cells
+
+[effects]
+replicates = 0
+workers = 1
+methods = ["matching", "regression", "ipw", "naive"]
+
+[report]
+render = false
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from analysis.synth import generate
+
+    out = tmp_path_factory.mktemp("byo_demo")
+    generate(persons=12_000, seed=21, out=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def foreign(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(demo, tmp_path_factory.mktemp("byo_foreign")).parent
+
+
+def _ingest_foreign(foreign: Path, tmp: Path, dwse_file: str = "aanvragen.sav", **edits) -> tuple[Path, object]:
+    cfg = load_config(foreign / "study.toml")
+    dspec = dataclasses.replace(cfg.admin.dwse_input, file=dwse_file, **edits.get("dwse", {}))
+    vspec = dataclasses.replace(cfg.admin.vdab_input, **edits.get("vdab", {}))
+    db = tmp / f"{Path(dwse_file).stem}.duckdb"
+    rep = ingest(foreign / dwse_file, foreign / edits.get("vdab_file", "trajecten.csv"), db, dwse_spec=dspec, vdab_spec=vspec,
+                 pseudonymise=edits.get("pseudonymise", False), key=edits.get("key"))
+    return db, rep
+
+
+def _population(db: Path) -> pd.DataFrame:
+    p = load_population(db).drop(columns=["reference_application_id", "tid", "invited"])
+    p["person_key"] = p["person_key"].str.lower()
+    return p.sort_values("person_key").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ ingest through configuration
+
+
+@pytest.mark.parametrize("dwse_file", ["aanvragen.sav", "aanvragen.xlsx"])
+def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp_path: Path, dwse_file: str) -> None:
+    native_db = tmp_path / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    native = link(native_db, demo / SNAP)
+    db, rep = _ingest_foreign(foreign, tmp_path, dwse_file)
+    got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
+    for f in ("population", "pop_users", "excluded_no_oc", "excluded_oc_refused", "vdab_linked", "participants_linked", "population_invited"):
+        assert getattr(got, f) == getattr(native, f), f
+    assert dict(got.conflicts) == dict(native.conflicts)
+    pd.testing.assert_frame_equal(_population(db), _population(native_db))
+    by = {s.table: s for s in rep.sources}
+    assert by["vdab_trajectories"].format == "csv"
+    assert {"Latin-1 (not valid UTF-8)", ";-separated", "decimal comma", "dates dd/mm/yyyy"} <= set(by["vdab_trajectories"].assumed)
+    assert by["dwse_applications"].ignored_columns == ("dossierbeheerder",)
+    assert by["dwse_applications"].key_format == "upper-case hex, 32 characters"
+    if dwse_file.endswith(".xlsx"):
+        assert "header in row 3" in by["dwse_applications"].assumed
+
+
+def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Path) -> None:
+    """Recoded and derived columns equal the demo's codes row by row (sector derived from NACE-BEL)."""
+    db, _ = _ingest_foreign(foreign, tmp_path)
+    native = pd.read_csv(demo / "admin" / "dwse_applications.csv", dtype=str)
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = con.execute("SELECT * FROM dwse_applications ORDER BY source_row").df()
+    for c in ("incentive", "school_year", "status", "training_domain", "sex", "educ", "nace", "sector", "company_size", "province", "statute"):
+        np.testing.assert_array_equal(got[c].to_numpy(dtype=str), native[c].to_numpy(dtype=str), err_msg=c)
+    np.testing.assert_array_equal(got["application_date"].dt.strftime("%Y-%m-%d").to_numpy(), native["application_date"].to_numpy())
+    np.testing.assert_array_equal(got["pop_based"].to_numpy(), native["pop_based"].to_numpy() == "1")
+    with duckdb.connect(str(db), read_only=True) as con:
+        centres = con.execute("SELECT loopbaancentrum FROM vdab_trajectories ORDER BY source_row").df()["loopbaancentrum"]
+    vdab = pd.read_csv(demo / "admin" / "vdab_trajectories.csv", dtype=str)
+    np.testing.assert_array_equal(centres.to_numpy(dtype=str), vdab["loopbaancentrum"].to_numpy(dtype=str))
+
+
+def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one."""
+    from survey.insz import pseudonymise
+
+    foreign = build(demo, tmp_path / "insz", raw_insz=True).parent
+    key = b"a-test-key-of-sufficient-length"
+    db, rep = _ingest_foreign(foreign, tmp_path, pseudonymise=True, key=key)
+    assert all(s.pseudonymised == s.rows for s in rep.sources)
+    got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2", pseudo_key=key)
+    native_db = tmp_path / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    native = link(native_db, demo / SNAP)
+    assert (got.population, got.pop_users, got.participants_linked) == (native.population, native.pop_users, native.participants_linked)
+    parts = pd.read_csv(foreign / "deelnemers.csv", dtype=str)
+    raw = parts["attribute_2"].dropna().iloc[0]
+    with duckdb.connect(str(db), read_only=True) as con:
+        keys = set(con.execute("SELECT person_key FROM dwse_applications").df()["person_key"])
+        assert raw not in keys
+        assert pseudonymise(pd.Series([raw]), key).iloc[0] in set(con.execute("SELECT attribute_1 FROM survey_participants").df()["attribute_1"])
+        sql_vs_python = con.execute("SELECT count(*) FROM survey_participants WHERE attribute_1 IN (SELECT person_key FROM population)").fetchall()[0][0]
+    assert sql_vs_python == native.participants_linked
+    # refused without the key, and the value is never shown
+    nokey = tmp_path / "nokey"
+    nokey.mkdir()
+    with pytest.raises(DataValidationError) as info:
+        _ingest_foreign(foreign, nokey)
+    assert info.value.column == "rijksregisternummer_pseudo"
+    assert raw not in str(info.value)
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+def _bundle(result: object) -> Path:
+    return Path(result.bundle)  # type: ignore[attr-defined]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("manifest.json", "estimates.json")}
+
+
+def _estimates(folder: Path) -> dict:
+    est = json.loads((folder / "estimates.json").read_text(encoding="utf-8"))
+    est.pop("margins_version")  # versioned from the input files' hashes, which differ by construction
+    return est
+
+
+def test_run_through_configuration_alone_gives_identical_results(demo: Path, foreign: Path, tmp_path: Path) -> None:
+    from analysis.pipeline import run
+
+    native_toml = tmp_path / "native.toml"
+    native_toml.write_text(NATIVE_TOML.format(demo=demo.as_posix(), snap=(demo / SNAP).as_posix()), encoding="utf-8")
+    native = run(load_config(native_toml), progress=False)
+    got = run(load_config(foreign / "study.toml"), progress=False)
+    assert _digest(_bundle(got)) == _digest(_bundle(native))  # every table, byte for byte
+    assert _estimates(_bundle(got)) == _estimates(_bundle(native))  # every estimate, exactly
+    assert len(_estimates(_bundle(got))["effects"]) >= 16
+    man = json.loads((_bundle(got) / "manifest.json").read_text(encoding="utf-8"))
+    assert man["provenance"] == "synthetic" and "synthetic" in man["note"]
+    assert man["mapping"]["admin"]["dwse"]["columns"]["educ"] == "onderwijsniveau"
+    assert man["mapping"]["survey"]["columns"]["stronger"] == "Q5_SQ001"
+    assert len(man["mapping"]["hash"]) == 64
+    assert [o["name"] for o in man["outcomes"]] == ["stronger", "job_better", "promotion", "satisfaction"]
+    assert man["outcomes"][0]["column"] == "Q5_SQ001" and man["outcomes"][0]["nl"] == "Professioneel sterker"
+    native_man = json.loads((_bundle(native) / "manifest.json").read_text(encoding="utf-8"))
+    assert native_man["mapping"]["hash"] != man["mapping"]["hash"]
+
+
+def test_provenance_not_the_study_name_decides_the_demo_notice(demo: Path, tmp_path: Path) -> None:
+    from analysis.pipeline import _provenance
+
+    assert _provenance(demo / "admin" / "dwse_applications.csv") == "synthetic"
+    other = tmp_path / "real" / "admin"
+    other.mkdir(parents=True)
+    (other / "dwse.csv").write_text("x\n", encoding="utf-8")
+    assert _provenance(other / "dwse.csv") == ""
+
+
+def test_free_text_with_an_insz_is_masked_before_caching(foreign: Path) -> None:
+    from survey.parse import parse_snapshot
+
+    cfg = load_config(foreign / "study.toml")
+    resp = parse_snapshot(foreign / "enquete", mapping=cfg.survey.mapping(), participants=foreign / "deelnemers.csv", key_attribute="attribute_2")
+    assert resp.counts["insz_masked"] >= 1
+    text = " ".join(resp.frame["remarks"].dropna().astype(str))
+    assert "[INSZ]" in text
+    from survey.insz import is_valid_insz
+    from survey.mapping import _INSZ_CANDIDATE
+
+    assert not [m for m in _INSZ_CANDIDATE.findall(text) if is_valid_insz(m)]
