@@ -838,7 +838,7 @@ def generate(
     from survey.snapshot import publish_snapshot
 
     # written like every snapshot: file by file into a temporary folder, renamed when complete
-    publish_snapshot(snap, snap_files, manifest, read_only=False, replace=True)
+    publish_snapshot(snap, snap_files, manifest, read_only=False)
     for f in ("responses.csv", "participants.json", "manifest.json"):
         files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
     invite = pd.DataFrame(
