@@ -81,8 +81,33 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "Ordered-logit shifts in category probabilities among the treated",
     ),
     "sensitivity": (
-        ("outcome", "e_value", "e_value_ci", "rosenbaum_gamma"),
-        "E-values and the Rosenbaum Gamma at which significance is lost",
+        ("outcome", "p_treated", "p_control", "risk_ratio", "rr_ci_lower", "rr_ci_upper", "e_value", "e_value_ci", "approximation"),
+        "E-values of the main estimator on the top-2-box risk-ratio scale (RR = p1 / (p1 - RD), p0 held fixed for the "
+        "interval).  No Rosenbaum bounds: they need 1:1 pairs without replacement and no survey weights",
+    ),
+    "dont_know": (
+        ("outcome", "group", "n", "n_dont_know", "pct", "pct_weighted"),
+        "'Weet niet' answers per outcome and group (pop / no_pop) within the estimand's support",
+    ),
+    "dont_know_sensitivity": (
+        ("outcome", "scenario", "scale", "estimate"),
+        "Main estimate with 'weet niet' left out (complete_case) or set to 3 (as_neutral), 1 for POP and 5 for "
+        "the others (against_pop) or the reverse (for_pop)",
+    ),
+    "overlap": (
+        ("kind", "variable", "category", "n_treated", "n_control", "w_treated", "w_control", "status"),
+        "Overlap before outcomes are read: POP and non-POP respondents per covariate category (kind 'cell') "
+        "and per propensity-score bin (kind 'propensity'); status 'ok', 'sparse', 'empty' (no non-POP) or "
+        "'no_treated'",
+    ),
+    "overlap_excluded": (
+        ("variable", "category", "n", "pct"),
+        "Profile of the POP respondents outside the estimand's support (excluded group)",
+    ),
+    "controlled_direct_effect": (
+        (),
+        "Fixed-effects estimate holding the training domain fixed (a controlled direct effect, not the ATT); "
+        "empty unless effects.methods includes 'absorbed'",
     ),
     "not_estimable": (
         ("outcome", "method", "reason"),

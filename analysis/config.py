@@ -135,6 +135,9 @@ class MatchingConfig:
     covariates: tuple[str, ...] = ("educ", "age_band", "sex", "sector", "company_size")
     ratio: int = 1
     replace: bool = True
+    #: Caliper in SDs of the propensity score: the score on the probability scale (not the logit),
+    #: its SD unweighted (no survey weights) over all respondents in the design, both groups
+    #: (MatchIt's ``std.caliper``).  0.2 SD is about 0.2 x 0.1 = 0.02 in probability on the demo.
     caliper: float | None = 0.2
     m_order: str = "largest"
     exact: tuple[str, ...] = ()
@@ -147,6 +150,19 @@ class MatchingConfig:
     ties: str = "all"
     #: Propensity scores (probability scale) differing by at most this much are ties.
     tie_tolerance: float = 1e-8
+    #: The estimand's support: ``"comparable"`` (default) estimates the ATT among the POP users
+    #: who have comparable users without a POP and names the excluded group; ``"all"`` keeps every
+    #: POP user (the excluded ones then rest on extrapolation).  Decided before outcomes are read.
+    support: str = "comparable"
+    #: Propensity rule after the cell rule: ``"minmax"`` (POP users above the largest control
+    #: score are outside), ``"crump"`` (scores outside [trim_alpha, 1 - trim_alpha]) or ``"none"``.
+    overlap_rule: str = "minmax"
+    #: A covariate category with fewer control respondents than this (or fewer than
+    #: ``min_control_ratio`` per POP respondent) has no comparable controls.
+    min_controls: int = 10
+    min_control_ratio: float = 0.1
+    #: Crump et al.'s trimming threshold for ``overlap_rule = "crump"``.
+    trim_alpha: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -257,6 +273,8 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
     ("matching", "ties"): ("all", "label", "matchit"),
+    ("matching", "support"): ("comparable", "all"),
+    ("matching", "overlap_rule"): ("minmax", "crump", "none"),
     ("effects", "estimand"): ("ATT", "ATE"),
     ("plans", "population"): ("attest", "all"),
     ("plans", "allocation"): ("equal", "proportional"),
@@ -339,8 +357,11 @@ def _range_checks(cfg: StudyConfig) -> None:
             "a whole number >= 2 (default 5); 1 suppresses no count and needs disable_disclosure_control = true",
         ),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
-        ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
+        ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SDs of the propensity score: probability scale, unweighted, all respondents)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
+        ("matching", "min_controls", cfg.matching.min_controls >= 1, "a whole number >= 1 (default 10)"),
+        ("matching", "min_control_ratio", cfg.matching.min_control_ratio >= 0, "a number >= 0 (default 0.1)"),
+        ("matching", "trim_alpha", 0 < cfg.matching.trim_alpha < 0.5, "a number in (0, 0.5), e.g. 0.1"),
         ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
         (
             "effects",

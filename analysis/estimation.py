@@ -5,10 +5,14 @@ The **main estimator** of the study (documented in the report's methods appendix
 1. *Weighting.*  Respondents start from their design weight (population count over invited count in
    their sampling stratum, POP or no POP) and are raked to the administrative population margins
    (by default POP x education, age band, sex, sector and company size).
-2. *Design.*  A survey-weighted logistic propensity score ``pop ~ covariates`` and greedy 1:1
-   nearest-neighbour matching on it (with replacement, caliper 0.2 SD by default); matched controls
-   keep their own survey weight (Austin et al. 2018) or inherit their treated unit's (Lenis et al.
-   2019).  This stage never reads an outcome.
+2. *Design.*  Overlap diagnostics first (:func:`support_stage`): covariate cells and propensity
+   regions without comparable controls; by default the estimand is the ATT among the POP users
+   *with* comparable controls, and the excluded group is named in the bundle.  Then a
+   survey-weighted logistic propensity score ``pop ~ covariates`` and nearest-neighbour matching
+   on it (with replacement; caliper 0.2 SD of the score on the probability scale, the SD unweighted
+   over all respondents in the design; every control tied with the nearest one is used with a
+   shared weight); matched controls keep their own survey weight (Austin et al. 2018) or inherit
+   their treated unit's (Lenis et al. 2019).  This stage never reads an outcome.
 3. *Outcomes.*  For each outcome, weighted least squares of the outcome on POP and the covariates on
    the matched sample with survey x matching weights: the ATT in Likert points (Likert as interval)
    and, with the top-2-box indicator (4 or 5), as a risk difference.
@@ -18,9 +22,13 @@ The **main estimator** of the study (documented in the report's methods appendix
    default: the ATT among *all* POP users includes the unobserved Y(0) of the POP users who did not
    respond, a variance component no replicate reproduces and that roughly offsets the correction.
 
-Alternatives reported next to it: regression adjustment on the whole weighted sample, IPW and AIPW
-(doubly robust) with survey weights, the weighted ordered logit (category shifts), and the naive
-unweighted difference.
+Alternatives reported next to it, for the same estimand and each with the same end-to-end replicate
+SE: regression adjustment (g-computation: the POP users' outcomes minus their predicted outcomes
+without a POP from a weighted regression on the controls), IPW and AIPW (doubly robust) for the ATT
+with survey weights, the weighted ordered logit on the matched sample (log odds, and its ATT on the
+top-2-box scale), and the naive unweighted difference.  The fixed-effects regression that absorbs
+the training domain adjusts for a mediator (the POP names the training): it is reported apart, as a
+controlled direct effect, not as an estimate of the ATT.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import EffectsConfig, MatchingConfig, WeightingConfig
-from survey.errors import ConfigError, DataValidationError
+from survey.errors import ConfigError, DataValidationError, PopevalError
 
 __all__ = [
     "DesignResult",
@@ -75,6 +83,11 @@ class EstimatorSpec:
     weighted_propensity: bool = MatchingConfig.weighted_propensity
     ties: str = MatchingConfig.ties
     tie_tolerance: float = MatchingConfig.tie_tolerance
+    support: str = MatchingConfig.support
+    overlap_rule: str = MatchingConfig.overlap_rule
+    min_controls: int = MatchingConfig.min_controls
+    min_control_ratio: float = MatchingConfig.min_control_ratio
+    trim_alpha: float = MatchingConfig.trim_alpha
     outcomes: tuple[str, ...] = EffectsConfig.outcomes
     estimand: str = EffectsConfig.estimand
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
@@ -110,6 +123,11 @@ class EstimatorSpec:
             weighted_propensity=cfg.matching.weighted_propensity,
             ties=cfg.matching.ties,
             tie_tolerance=cfg.matching.tie_tolerance,
+            support=cfg.matching.support,
+            overlap_rule=cfg.matching.overlap_rule,
+            min_controls=cfg.matching.min_controls,
+            min_control_ratio=cfg.matching.min_control_ratio,
+            trim_alpha=cfg.matching.trim_alpha,
             outcomes=tuple(cfg.effects.outcomes),
             estimand=cfg.effects.estimand,
             methods=tuple(cfg.effects.methods),
@@ -147,6 +165,19 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     df["_w0"] = frame["w_design"].to_numpy(dtype=float) if base_weights is None else np.asarray(base_weights, dtype=float)
     d = SurveyDesign(df, weights="_w0")
     m = _margin_subset(margins, spec.margins)
+    # A category of the population margins that no respondent has (e.g. no respondent in the
+    # primary sector in a small wave) is a genuine empty cell: declare it, so that the collapse
+    # rule merges it with a neighbour of the same stratum instead of refusing the margin.
+    for key, totals in m.items():
+        cols = (key,) if isinstance(key, str) else tuple(key)
+        cells = list(totals.index if hasattr(totals, "index") else totals)
+        for level, c in enumerate(cols):
+            declared = list(dict.fromkeys(cell[level] if len(cols) > 1 else cell for cell in cells))
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                continue
+            seen = set(pd.unique(df[c]))
+            if seen < set(declared):
+                df[c] = pd.Categorical(df[c], categories=declared)
     if spec.weighting == "none":
         out = d
     elif spec.weighting == "rake":
@@ -168,6 +199,24 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     return out
 
 
+# --------------------------------------------------------------------------- support
+
+
+def support_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: EstimatorSpec) -> Any:
+    """Overlap diagnostics and the estimand's support (design stage: reads no outcome).
+
+    Returns an :class:`analysis.matching.overlap.OverlapResult`; multiply the survey weights by
+    ``result.inside`` to restrict every later step to the estimand's population.
+    """
+    from analysis.matching.overlap import overlap
+
+    return overlap(
+        frame, "pop", spec.covariates, weights=np.asarray(weights, dtype=float),
+        support=spec.support, rule=spec.overlap_rule, min_controls=spec.min_controls,
+        min_control_ratio=spec.min_control_ratio, alpha=spec.trim_alpha, tol=spec.tie_tolerance,
+    )
+
+
 # --------------------------------------------------------------------------- design
 
 
@@ -183,6 +232,17 @@ class DesignResult:
     n_matched_treated: int
     n_matched_control: int
     diagnostics: Mapping[str, Any] = field(default_factory=dict)
+    #: per respondent: inside the estimand's support (see :func:`support_stage`)
+    inside: pd.Series | None = None
+    #: the overlap diagnostics (:class:`analysis.matching.overlap.OverlapResult`)
+    overlap: Any = None
+
+    @property
+    def analysis_weights(self) -> pd.Series:
+        """Survey weights restricted to the estimand's support (0 outside)."""
+        if self.inside is None:
+            return self.weights
+        return self.weights * self.inside.astype(float)
 
     def summary(self) -> str:
         """One paragraph."""
@@ -201,17 +261,26 @@ class DesignResult:
                 "w_matching": m.weights,
                 "w_analysis": m.combined_weights,
                 "subclass": m.subclass,
+                **({} if self.inside is None else {"inside_support": self.inside.astype(int)}),
             }
         )
 
 
 def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: EstimatorSpec, *, with_balance: bool = True) -> DesignResult:
-    """Propensity score, matching and balance on the weighted respondents; reads no outcome."""
+    """Overlap, propensity score, matching and balance on the weighted respondents; reads no outcome.
+
+    The overlap diagnostics (:func:`support_stage`) come first; with ``spec.support =
+    "comparable"`` the propensity score and the matching use only the respondents inside the
+    estimand's support.
+    """
     from analysis.matching import balance, match
 
     cols = ["pop", *spec.covariates]
     df = frame.loc[:, cols].copy()
-    w = np.asarray(weights, dtype=float)
+    w_all = np.asarray(weights, dtype=float)
+    ov = support_stage(frame, w_all, spec)
+    inside = ov.inside.to_numpy()
+    w = w_all * inside
     df["_sw"] = w
     keep = w > 0
     sub = df.loc[keep]
@@ -244,7 +313,9 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
     t = sub["pop"].to_numpy() == 1
     mw = m.weights.to_numpy()
     return DesignResult(
-        weights=pd.Series(w, index=frame.index),
+        weights=pd.Series(w_all, index=frame.index),
+        inside=pd.Series(inside, index=frame.index, name="inside_support"),
+        overlap=ov,
         match=m,
         balance=bal,
         n_treated=int(t.sum()),
@@ -302,9 +373,10 @@ def outcome_stage(
     """Effects of POP on every outcome under every method."""
     methods = tuple(methods or spec.methods)
     rows: list[dict[str, Any]] = []
+    direct: list[dict[str, Any]] = []
     shifts: list[pd.DataFrame] = []
     fit_warnings: Counter[str] = Counter()
-    w = design.weights.to_numpy()
+    w = design.analysis_weights.to_numpy()
     base = frame.loc[w > 0].copy()
     base["_sw"] = w[w > 0]
     m = design.match
@@ -327,9 +399,12 @@ def outcome_stage(
                 est, se = _wls_effect(dm, col, spec.rhs, cw[sel], vc, cl)
                 rows.append(_row(outcome, "matching", "ATT", scale, est, se, (sel & t).sum(), (sel & ~t).sum()))
         if "regression" in methods:
+            from analysis.effects.weighting_estimators import regression_att
+
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                est, se = _wls_effect(d, col, spec.rhs, d["_sw"].to_numpy(), "HC3", None)
-                rows.append(_row(outcome, "regression", "conditional", scale, est, se, t.sum(), (~t).sum()))
+                with _expected_fit_warnings(fit_warnings, "regression"):
+                    e = regression_att(d, f"{col} ~ {spec.rhs}", "pop", weights=d["_sw"].to_numpy())
+                rows.append(_row(outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
         for method in ("ipw", "aipw"):
             if method not in methods:
                 continue
@@ -343,13 +418,17 @@ def outcome_stage(
                         e = aipw(d, f"{col} ~ {spec.rhs}", spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
                 rows.append(_row(outcome, method, spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
         if "absorbed" in methods:
+            # The training domain is chosen in the POP (the POP names the training): holding it
+            # fixed adjusts for a mediator.  This is a controlled direct effect (the effect of a
+            # POP at a given training domain), not another estimate of the ATT, so it is kept out
+            # of the effects table.
             from analysis.effects import absorbed_effect
 
             d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
                 with _expected_fit_warnings(fit_warnings, "absorbed"):
                     e = absorbed_effect(d2, col, "pop", [], ["_domain", *spec.covariates], weights="_sw")
-                rows.append(_row(outcome, "absorbed", "conditional", scale, e.estimate, e.se, t.sum(), (~t).sum()))
+                direct.append(_row(outcome, "fixed_effects", "controlled direct effect (training domain held fixed)", scale, e.estimate, e.se, t.sum(), (~t).sum()))
         if "naive" in methods:
             for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
                 a, b = d.loc[t, col], d.loc[~t, col]
@@ -364,15 +443,24 @@ def outcome_stage(
             dm["_mw"] = mw[mw > 0]
             dm[outcome] = dm[outcome].astype(int)
             with _expected_fit_warnings(fit_warnings, "ologit"):
-                res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=[1, 2, 3, 4, 5])
+                # the categories observed in the matched sample (an absent one is not identified)
+                res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
             rows.append(_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
+            # its ATT on the top-2-box scale (the shift in P(Y >= 4) among the matched POP users);
+            # no model SE (the replicates give it)
+            top = float("nan")
+            if res.prob_shifts is not None:
+                shifts_o = res.prob_shifts["shift"]
+                top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
+            rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
             if res.prob_shifts is not None:
                 sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
                 sh.insert(0, "outcome", outcome)
                 shifts.append(sh)
     table = pd.DataFrame(rows)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    return StudyEstimates(table=table, category_shifts=cs, details={"fit_warnings": _report_fit_warnings(fit_warnings)})
+    cde = pd.DataFrame(direct, columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
 
 
 #: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
@@ -411,7 +499,8 @@ def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, c
     X = patsy.dmatrix("pop + " + rhs, d, return_type="dataframe")
     beta, cov = weighted_ols(d[col].to_numpy(dtype=float), X.to_numpy(), np.asarray(w, dtype=float), vcov=vcov, cluster=cluster)  # type: ignore[arg-type]
     j = list(X.columns).index("pop")
-    return float(beta[j]), float(np.sqrt(cov[j, j]))
+    var = float(cov[j, j])
+    return float(beta[j]), float(np.sqrt(var)) if var >= 0 else float("nan")  # < 0: rank-deficient fit
 
 
 def _restrict_match(m: Any, index: pd.Index) -> Any:
@@ -470,6 +559,7 @@ class _Prepared:
     y: np.ndarray  # n x K (NaN = missing)
     top2: np.ndarray
     tiebreak: np.ndarray  # rank of the respondent labels (tie rule 'label')
+    freq: np.ndarray | None = None  # bootstrap frequency factors of a replicate (naive difference)
 
 
 def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
@@ -501,11 +591,43 @@ def _weighted_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, max_iter: int =
     return 1.0 / (1.0 + np.exp(-np.clip(X @ beta, -30, 30)))
 
 
-def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Series:
-    """Propensity score, matching and matched WLS on arrays: the replicate fast path.
+#: Methods the replicates re-estimate (every method of the effects table).
+REPLICATE_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
 
-    It reproduces :func:`design_stage` + :func:`outcome_stage` (method ``matching``) for a
-    propensity-score distance without exact matching (checked by the tests).
+
+def _wls(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
+    sq = np.sqrt(w)
+    return np.linalg.lstsq(X * sq[:, None], y * sq, rcond=None)[0]
+
+
+def _ologit_top_shift(theta: np.ndarray, X: np.ndarray, cats: np.ndarray, w: np.ndarray, treated: np.ndarray, top_box: int) -> float:
+    """Ordered logit: mean over the treated of P(Y >= top_box | POP) - P(Y >= top_box | no POP).
+
+    The ordered logit's ATT on the top-2-box scale (comparable with the other estimators'
+    top-2-box risk difference).  Column 0 of ``X`` is the POP indicator.
+    """
+    from scipy.special import expit
+
+    p = X.shape[1]
+    beta, zeta = theta[:p], theta[p:]
+    k = int(np.searchsorted(cats, top_box))  # index of the first category >= top_box
+    if k == 0:
+        return 0.0
+    cut = zeta[k - 1]  # P(Y >= cats[k]) = 1 - F(cut - x'b)
+    X1, X0 = X[treated].copy(), X[treated].copy()
+    X1[:, 0], X0[:, 0] = 1.0, 0.0
+    d = expit(cut - X0 @ beta) - expit(cut - X1 @ beta)
+    return float(np.average(d, weights=w[treated]))
+
+
+def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: Sequence[str] | None = None) -> pd.Series:
+    """Every estimator of the effects table on arrays: the replicate fast path.
+
+    It reproduces :func:`design_stage` + :func:`outcome_stage` for a propensity-score distance
+    without exact matching (checked by the tests): the matched WLS (``matching``), the
+    g-computation ATT (``regression``), IPW and AIPW for the ATT, the ordered logit's POP
+    coefficient on the matched sample (``ologit``) and the naive difference, which in a
+    replicate weights respondents by their bootstrap factors (``prep.freq``) only.
     """
     from analysis.matching.algorithms import (
         combined_weights,
@@ -516,36 +638,97 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     )
     from analysis.matching.nearest import processing_order
 
+    methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
     keep = sw > 0
     idx = np.flatnonzero(keep)
     t = prep.treat[idx]
     w = sw[idx]
-    score = _weighted_logit(prep.X[idx], t, w)
+    X = prep.X[idx]
+    score = _weighted_logit(X, t, w)
     ti = t.astype(int)
     ind1 = np.flatnonzero(ti == 1)
-    tol = float(spec.tie_tolerance)
-    score_c = tie_canonical(score, tol)
-    tb = None if spec.ties == "matchit" else prep.tiebreak[idx]
-    cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
-    if spec.ties == "all":
-        mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
-    else:
-        ord1 = processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
-                                 None if tb is None else tb[ind1])
-        mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
-    mw = weights_from_mm(mm, ti, ind1)
-    comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
     out: dict[tuple[str, str, str], float] = {}
+    comb = np.zeros(idx.size)
+    if "matching" in methods or "ologit" in methods:
+        tol = float(spec.tie_tolerance)
+        score_c = tie_canonical(score, tol)
+        tb = None if spec.ties == "matchit" else prep.tiebreak[idx]
+        cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
+        if spec.ties == "all":
+            mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
+        else:
+            ord1 = processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
+                                     None if tb is None else tb[ind1])
+            mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
+        mw = weights_from_mm(mm, ti, ind1)
+        comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
     Xo = prep.Xo[idx]
+    tb1 = t == 1
     for k, o in enumerate(prep.outcomes):
-        for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
-            sel = (comb > 0) & ~np.isnan(yy)
-            sq = np.sqrt(comb[sel])
-            beta = np.linalg.lstsq(Xo[sel] * sq[:, None], yy[sel] * sq, rcond=None)[0]
-            out[(o, "matching", scale)] = float(beta[prep.pop_col])
-    s = pd.Series(out)
-    s.index = s.index.set_names(["outcome", "method", "scale"])
+        try:
+            _fast_outcome(out, o, k, prep, idx, X, Xo, t, tb1, w, comb, methods, spec)
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
+            # one estimator failing in one replicate (e.g. an empty arm) leaves the others
+            for meth in methods:
+                for scale in (("log_odds", "top2") if meth == "ologit" else ("likert", "top2")):
+                    out.setdefault((o, meth, scale), float("nan"))
+    s = pd.Series(out, dtype=float)
+    s.index = pd.MultiIndex.from_tuples(list(out), names=["outcome", "method", "scale"])
     return s
+
+
+def _fast_outcome(
+    out: dict[tuple[str, str, str], float], o: str, k: int, prep: _Prepared, idx: np.ndarray,
+    X: np.ndarray, Xo: np.ndarray, t: np.ndarray, tb1: np.ndarray, w: np.ndarray, comb: np.ndarray,
+    methods: tuple[str, ...], spec: EstimatorSpec,
+) -> None:
+    """The estimators of one outcome in :func:`_fast_point` (results written into ``out``)."""
+    obs = ~np.isnan(prep.y[idx, k])
+    if "ipw" in methods or "aipw" in methods:
+        # IPW and AIPW fit their propensity score on the respondents who answered the item
+        e = np.full(idx.size, np.nan)
+        e[obs] = _weighted_logit(X[obs], t[obs], w[obs])
+        odds = e / (1 - e)
+    for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
+        if "matching" in methods:
+            sel = (comb > 0) & obs
+            out[(o, "matching", scale)] = float(_wls(Xo[sel], yy[sel], comb[sel])[prep.pop_col])
+        if "regression" in methods or "aipw" in methods:
+            c0 = obs & ~tb1
+            b0 = _wls(X[c0], yy[c0], w[c0])
+            r0 = np.where(obs, yy - X @ b0, 0.0)
+            t1 = obs & tb1
+            if "regression" in methods:
+                out[(o, "regression", scale)] = float((w[t1] * r0[t1]).sum() / w[t1].sum())
+            if "aipw" in methods:
+                out[(o, "aipw", scale)] = float(
+                    ((w[t1] * r0[t1]).sum() - (w[c0] * odds[c0] * r0[c0]).sum()) / w[t1].sum()
+                )
+        if "ipw" in methods:
+            t1, c0 = obs & tb1, obs & ~tb1
+            a0 = w[c0] * odds[c0]
+            out[(o, "ipw", scale)] = float(np.average(yy[t1], weights=w[t1]) - (a0 * yy[c0]).sum() / a0.sum())
+        if "naive" in methods and prep.freq is not None:
+            f = prep.freq[idx]
+            t1, c0 = obs & tb1, obs & ~tb1
+            out[(o, "naive", scale)] = float(np.average(yy[t1], weights=f[t1]) - np.average(yy[c0], weights=f[c0]))
+    if "ologit" in methods:
+        from analysis.effects.ordinal import ordered_logit_fit
+
+        yy = prep.y[idx, k]
+        sel = (comb > 0) & ~np.isnan(yy)
+        Xs = Xo[sel][:, 1:]
+        Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cats, codes = np.unique(yy[sel], return_inverse=True)
+                theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
+            out[(o, "ologit", "log_odds")] = float(theta[0])
+            out[(o, "ologit", "top2")] = _ologit_top_shift(theta, Xs, cats, comb[sel], Xs[:, 0] == 1, spec.top_box)
+        except (PopevalError, np.linalg.LinAlgError):  # e.g. a category absent in a replicate
+            out[(o, "ologit", "log_odds")] = float("nan")
+            out[(o, "ologit", "top2")] = float("nan")
 
 
 def estimate_point(
@@ -554,20 +737,47 @@ def estimate_point(
     spec: EstimatorSpec,
     base_weights: np.ndarray | None = None,
     prepared: _Prepared | None = None,
+    inside: np.ndarray | None = None,
+    methods: Sequence[str] | None = None,
 ) -> pd.Series:
-    """Weight, match and estimate once (one replicate) with the main estimator.
+    """Weight, restrict to the estimand's support, match and estimate once (one replicate).
 
-    Returns estimates keyed by (outcome, 'matching', scale).
+    Parameters
+    ----------
+    frame, margins, spec
+        As for :func:`end_to_end_variance`.
+    base_weights
+        The replicate's base weights (default the design weights).
+    prepared
+        Arrays from :func:`_prepare` (reused across replicates).
+    inside
+        Per respondent: inside the estimand's support (:func:`support_stage`); the support is a
+        fixed part of the estimand, the same in every replicate.
+    methods
+        Methods to estimate (default: those of ``spec`` that the replicates support).
+
+    Returns
+    -------
+    pd.Series
+        Estimates keyed by (outcome, method, scale).
     """
     design = weight_stage(frame, margins, spec, base_weights=base_weights)
     prep = prepared if prepared is not None else _prepare(frame, spec)
-    return _fast_point(prep, design.weights.to_numpy(dtype=float), spec)
+    sw = design.weights.to_numpy(dtype=float)
+    if inside is not None:
+        sw = sw * np.asarray(inside, dtype=float)
+    if base_weights is not None:
+        base = frame["w_design"].to_numpy(dtype=float)
+        prep = replace(prep, freq=np.divide(np.asarray(base_weights, dtype=float), base, out=np.ones(len(base)), where=base > 0))
+    elif prep.freq is None:
+        prep = replace(prep, freq=np.ones(len(frame)))
+    return _fast_point(prep, sw, spec, methods)
 
 
-def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, _Prepared]) -> pd.Series | None:
+def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, _Prepared, np.ndarray | None, tuple[str, ...] | None]) -> pd.Series | None:
     import logging
 
-    frame, margins, spec, w, prep = args
+    frame, margins, spec, w, prep, inside, methods = args
     wlog = logging.getLogger("analysis.weighting")
     level = wlog.level
     wlog.setLevel(logging.ERROR)  # the full-sample weighting already reported its collapsed cells
@@ -575,7 +785,7 @@ def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, 
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1):
-            return estimate_point(frame, margins, spec, base_weights=w, prepared=prep)
+            return estimate_point(frame, margins, spec, base_weights=w, prepared=prep, inside=inside, methods=methods)
     except Exception:  # a replicate that cannot be estimated is counted, not fatal
         return None
     finally:
@@ -593,8 +803,15 @@ def end_to_end_variance(
     workers: int = 1,
     rng: np.random.Generator | None = None,
     progress: bool = False,
+    inside: np.ndarray | None = None,
+    methods: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
+
+    Every estimator of the effects table (:data:`REPLICATE_METHODS`) is re-estimated in every
+    replicate, so all of them get the same end-to-end SE (raking, the sampling strata, the
+    propensity score and the matching included).  ``inside`` restricts every replicate to the
+    estimand's support (see :func:`estimate_point`).
 
     Returns
     -------
@@ -614,7 +831,9 @@ def end_to_end_variance(
             hint="use the model-based standard errors for this specification",
         )
     prep = _prepare(frame, spec)
-    jobs = [(frame, margins, spec, base * factors[:, r], prep) for r in range(n_replicates)]
+    ins = None if inside is None else np.asarray(inside, dtype=bool)
+    meth = None if methods is None else tuple(methods)
+    jobs = [(frame, margins, spec, base * factors[:, r], prep, ins, meth) for r in range(n_replicates)]
     results: list[pd.Series | None]
     if workers > 1:
         import os
@@ -637,8 +856,9 @@ def end_to_end_variance(
             hint="the sample may be too small for the matching specification; loosen the caliper or exact matching",
         )
     mat = pd.concat(good, axis=1)
-    se = mat.std(axis=1, ddof=1)
-    return pd.DataFrame({"replicate_se": se, "n_replicates": len(good), "n_failed": n_replicates - len(good)})
+    se = mat.std(axis=1, ddof=1)  # a method that failed in a replicate is left out there
+    n_ok = mat.notna().sum(axis=1)
+    return pd.DataFrame({"replicate_se": se, "n_replicates": n_ok, "n_failed": n_replicates - n_ok})
 
 
 def _progress(it: Any, total: int, show: bool) -> Any:
@@ -647,3 +867,106 @@ def _progress(it: Any, total: int, show: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(it, total=total, desc="replicates", unit="rep", leave=False)
+
+
+# --------------------------------------------------------------------------- 'weet niet' and sensitivity
+
+
+#: Scenarios for the 'weet niet' answers: the value they take, for POP users and for the others.
+DONT_KNOW_SCENARIOS: dict[str, tuple[float | None, float | None]] = {
+    "complete_case": (None, None),  # the main analysis: 'weet niet' left out per outcome
+    "as_neutral": (3.0, 3.0),
+    "against_pop": (1.0, 5.0),  # worst case for the POP effect
+    "for_pop": (5.0, 1.0),  # best case for the POP effect
+}
+
+
+def dont_know_analysis(frame: pd.DataFrame, design: DesignResult, spec: EstimatorSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """'Weet niet' rates by group and the main estimate under scenarios for those answers.
+
+    An outcome is 'weet niet' where ``<outcome>_dont_know`` is set (else where it is missing
+    among the analysed, complete responses).  The main analysis drops these answers outcome by
+    outcome; the scenarios give them a value instead (3, the neutral middle; 1 for POP users and
+    5 for the others, the worst case for the POP effect; and the reverse) and rerun the matched
+    estimator on the same design.  The extreme scenarios bound what informative 'weet niet'
+    answers could do to the estimate.
+
+    Returns
+    -------
+    (rates, sensitivity)
+        ``rates``: outcome, group (``pop`` / ``no_pop``), n, n_dont_know, pct, pct_weighted (within
+        the estimand's support).  ``sensitivity``: outcome, scenario, scale, estimate.
+    """
+    w = design.analysis_weights.to_numpy()
+    inside = w > 0
+    t = frame["pop"].to_numpy() == 1
+    rows = []
+    for o in spec.outcomes:
+        flag = f"{o}_dont_know"
+        dk = frame[flag].fillna(False).to_numpy(dtype=bool) if flag in frame else frame[o].isna().to_numpy()
+        for g, sel in (("pop", t), ("no_pop", ~t)):
+            s = sel & inside
+            n = int(s.sum())
+            rows.append({
+                "outcome": o, "group": g, "n": n, "n_dont_know": int((dk & s).sum()),
+                "pct": 100.0 * float((dk & s).sum()) / n if n else float("nan"),
+                "pct_weighted": 100.0 * float(w[dk & s].sum() / w[s].sum()) if n else float("nan"),
+            })
+    sens = []
+    for name, (v_pop, v_other) in DONT_KNOW_SCENARIOS.items():
+        f = frame.copy()
+        if v_pop is not None and v_other is not None:
+            for o in spec.outcomes:
+                flag = f"{o}_dont_know"
+                dk = f[flag].fillna(False).to_numpy(dtype=bool) if flag in f else f[o].isna().to_numpy()
+                f.loc[dk & t, o] = v_pop
+                f.loc[dk & ~t, o] = v_other
+        est = outcome_stage(f, design, spec, methods=("matching",)).table
+        for r in est.itertuples():
+            sens.append({"outcome": r.outcome, "scenario": name, "scale": r.scale, "estimate": r.estimate})
+    return pd.DataFrame(rows), pd.DataFrame(sens)
+
+
+def top2_e_values(frame: pd.DataFrame, design: DesignResult, effects: pd.DataFrame, spec: EstimatorSpec) -> pd.DataFrame:
+    """E-values of the main estimator on the risk-ratio scale of the top-2-box outcome.
+
+    E-values are defined for risk ratios.  The matched top-2-box risk difference ``RD`` (with its
+    replicate interval) is turned into a risk ratio ``RR = p1 / (p1 - RD)``, where ``p1`` is the
+    weighted top-2-box share of the matched POP users and ``p0 = p1 - RD`` the estimated share
+    without a POP; the interval limits use the same ``p0`` (held fixed: an approximation that
+    ignores its own sampling error).  A hidden confounder associated with both POP and the
+    outcome by risk ratios of at least the E-value (each) could explain the estimate away.
+
+    Returns
+    -------
+    pd.DataFrame
+        outcome, p_treated, p_control, risk_ratio, rr_ci_lower, rr_ci_upper, e_value, e_value_ci,
+        approximation.
+    """
+    from analysis.effects.sensitivity import e_value
+
+    m = design.match
+    cw = m.combined_weights
+    rows = []
+    for o in spec.outcomes:
+        sel_r = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "top2")]
+        if sel_r.empty:
+            continue
+        r = sel_r.iloc[0].to_dict()
+        y = frame[o].reindex(cw.index)
+        tsel = (m.treat == 1) & (cw > 0) & y.notna()
+        p1 = float(np.average((y[tsel] >= spec.top_box).astype(float), weights=cw[tsel]))
+        p0 = p1 - float(r["estimate"])
+        lo, hi = float(r["ci_lower"]), float(r["ci_upper"])
+        ok = 0 < p0 < 1 and p0 + lo > 0 and lo <= r["estimate"] <= hi
+        ev = e_value(float(r["estimate"]), lo, hi, scale="RD", baseline_risk=p0) if ok else None
+        rows.append({
+            "outcome": o, "p_treated": p1, "p_control": p0,
+            "risk_ratio": ev.rr if ev else float("nan"),
+            "rr_ci_lower": ev.rr_lower if ev else float("nan"),
+            "rr_ci_upper": ev.rr_upper if ev else float("nan"),
+            "e_value": ev.e_value if ev else float("nan"),
+            "e_value_ci": ev.e_value_ci if ev else float("nan"),
+            "approximation": "top-2-box risk ratio p1 / (p1 - RD); p0 held fixed at its estimate for the interval",
+        })
+    return pd.DataFrame(rows)

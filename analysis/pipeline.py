@@ -474,33 +474,6 @@ def _profile_tables(pr: Any) -> dict[str, pd.DataFrame]:
     return {"pop_share": pop_share, "profile": prof, "training_domains": domains, "outside_databank": outside}
 
 
-def _sensitivity(frame: pd.DataFrame, design: Any, effects: pd.DataFrame, outcomes: tuple[str, ...]) -> pd.DataFrame:
-    from analysis.effects.sensitivity import e_value, rosenbaum_bounds
-
-    rows = []
-    m = design.match
-    mm = m.match_matrix
-    for o in outcomes:
-        hit = effects[(effects["outcome"] == o) & (effects["method"] == "matching") & (effects["scale"] == "likert")]
-        if hit.empty:
-            continue
-        r = hit.iloc[0]
-        sd = float(frame[o].std(ddof=1))
-        ev = e_value(float(r["estimate"]), float(r["ci_lower"]), float(r["ci_upper"]), scale="SMD", sd=sd)
-        diffs = []
-        y = frame[o]
-        for t_idx, row in mm.iterrows():
-            c = row.iloc[0]
-            if c is None or pd.isna(c):
-                continue
-            yt, yc = y.get(t_idx), y.get(c)
-            if pd.notna(yt) and pd.notna(yc):
-                diffs.append(float(yt) - float(yc))
-        gamma = rosenbaum_bounds(np.asarray(diffs)).gamma_critical if len(diffs) > 10 else np.nan
-        rows.append({"outcome": o, "e_value": ev.e_value, "e_value_ci": ev.e_value_ci, "rosenbaum_gamma": gamma, "n_pairs": len(diffs)})
-    return pd.DataFrame(rows)
-
-
 def _p_adjust(effects: pd.DataFrame) -> pd.DataFrame:
     from scipy import stats
 
@@ -577,6 +550,8 @@ def _export_frame(frame: pd.DataFrame, design: Any, flags: pd.DataFrame | None) 
     m = design.match
     df = frame.drop(columns=["person_key"], errors="ignore").copy()
     df["w_survey"] = design.weights.to_numpy(dtype=float)
+    if design.inside is not None:
+        df["inside_support"] = design.inside.to_numpy().astype(int)
     df["propensity"] = m.distance.reindex(df.index).to_numpy(dtype=float) if m.distance is not None else np.nan
     df["w_matching"] = m.weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
     df["w_analysis"] = m.combined_weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
@@ -670,6 +645,9 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
         value_labels[flag] = {0: "Nee", 1: "Ja"}
     value_labels["pop"] = {0: "Geen POP", 1: "POP"}
     value_labels["guidance"] = {0: "Nee", 1: "Ja"}
+    if "inside_support" in sav.columns:
+        labels["inside_support"] = "Binnen de support van de schatting (vergelijkbare controles)"
+        value_labels["inside_support"] = {0: "Nee", 1: "Ja"}
     measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
     measure["response_id"] = "nominal"
     col_labels: dict[str, str | None] = {c: labels.get(c, c) for c in sav.columns}
@@ -783,7 +761,7 @@ def _not_estimable_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["outcome", "method", "reason"])
 
 
-def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame, dict[str, int]]:
+def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Every method on every outcome; a secondary method that fails is recorded, not fatal.
 
     The main estimator (matching) raises as before.  Each other (outcome, method) that raises is
@@ -798,6 +776,7 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
     tables: list[pd.DataFrame] = []
     shifts: list[pd.DataFrame] = []
     failed: list[dict[str, str]] = []
+    direct: list[pd.DataFrame] = []
     fits: Counter[str] = Counter()
     for o in spec.outcomes:
         one = dataclasses.replace(spec, outcomes=(o,))
@@ -816,13 +795,19 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                     log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
                     failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
                     continue
-            tables.append(est.table)
+            if len(est.table):
+                tables.append(est.table)
             fits.update(est.details.get("fit_warnings", {}))
             if len(est.category_shifts):
                 shifts.append(est.category_shifts)
+            cde = est.details.get("controlled_direct_effect")
+            if cde is not None and len(cde):
+                direct.append(cde)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    return table, cs, _not_estimable_frame(failed), dict(sorted(fits.items()))
+    # the fixed-effects variant is a controlled direct effect, kept out of the effects table
+    direct_table = pd.concat(direct, ignore_index=True) if direct else pd.DataFrame(columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    return table, cs, _not_estimable_frame(failed), direct_table, dict(sorted(fits.items()))
 
 
 def run(
@@ -975,7 +960,15 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             from analysis.matching import balance
 
             # the ATT's target population: the POP users of the admin population
-            bal = balance(d.match, frame.loc[wdesign.weights.to_numpy() > 0], " + ".join(spec.covariates), population_means=_population_means(population[population["pop"]], spec.covariates))
+            # the target population: the POP users of the admin population inside the estimand's
+            # support (the excluded covariate cells removed), for the levels the matched data have
+            analysed = frame.loc[d.analysis_weights.to_numpy() > 0]
+            target = population[population["pop"]]
+            for g in d.overlap.estimand()["excluded_groups"]:
+                target = target[target[g["variable"]].astype(str) != g["category"]]
+            present = {f"{c}{v}" for c in spec.covariates for v in analysed[c].astype(str).unique()}
+            pmeans = {k: v for k, v in _population_means(target, spec.covariates).items() if k in present}
+            bal = balance(d.match, analysed, " + ".join(spec.covariates), population_means=pmeans)
             wm, wdiag = _weighting_tables(wdesign)
             return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
 
@@ -1021,7 +1014,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         def do_outcomes() -> dict[str, Any]:
             frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
             d = des["design"]
-            table, shifts, failed, fit_warnings = _estimate_methods(frame, d, spec)
+            table, shifts, failed, direct, fit_warnings = _estimate_methods(frame, d, spec)
             eff = table.copy()
             eff["model_se"] = eff["std_error"]
             rep = None
@@ -1031,6 +1024,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                     frame,
                     {k: dict(v) for k, v in mg.totals.items()},  # plain dicts: sent to worker processes
                     spec,
+                    inside=None if d.inside is None else d.inside.to_numpy(),
                     n_replicates=cfg.effects.replicates,
                     population_sizes={int(k): float(v) for k, v in zip(n_h.index.to_numpy(), n_h.to_numpy(), strict=True)} if cfg.effects.fpc else None,
                     workers=cfg.effects.workers,
@@ -1044,14 +1038,20 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             else:
                 eff["se_type"] = "model"
             eff = _p_adjust(eff)
-            sens = _sensitivity(frame, d, eff, spec.outcomes)
+            from analysis.estimation import dont_know_analysis, top2_e_values
+
+            # Rosenbaum bounds are not reported: they assume 1:1 pairs without replacement and
+            # no survey weights (here controls are reused, tied and weighted), so their Gamma is
+            # not valid for this design.  E-values on the top-2-box risk-ratio scale instead.
+            sens = top2_e_values(frame, d, eff, spec)
+            dk_rates, dk_sens = dont_know_analysis(frame, d, spec)
             from analysis.effects.reliability import cronbach_alpha, hedges_g
 
             items = frame.loc[:, list(spec.outcomes)].dropna()
             alpha = cronbach_alpha(items, list(spec.outcomes)) if len(spec.outcomes) > 1 else None
             t = frame["pop"] == 1
             g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
-            return {"frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
+            return {"dont_know": dk_rates, "dont_know_sensitivity": dk_sens, "direct": direct, "frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
 
         outc = step("outcomes", out_key, do_outcomes)
         failed = outc["not_estimable"]
@@ -1075,6 +1075,11 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "effects": eff,
             "category_shifts": outc["shifts"],
             "sensitivity": outc["sensitivity"],
+            "dont_know": outc["dont_know"],
+            "dont_know_sensitivity": outc["dont_know_sensitivity"],
+            "overlap": des["design"].overlap.to_frame(),
+            "overlap_excluded": des["design"].overlap.profile,
+            "controlled_direct_effect": outc["direct"],
             "not_estimable": failed,
         }
         alpha = outc["alpha"]
@@ -1084,6 +1089,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "std_error": r.std_error, "se_type": r.se_type, "model_se": r.model_se, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
                 for r in eff.itertuples()
             },
+            "estimand": des["design"].overlap.estimand(),
             "not_estimable": [{"outcome": r.outcome, "method": r.method, "reason": r.reason} for r in failed.itertuples()],
             "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
             "response_flow": des["flow"],

@@ -136,8 +136,8 @@ TEXT: dict[str, dict[str, str]] = {
     },
     # ---------------------------------------------------------------- sensitivity
     "sens_intro": {
-        "nl": "Een vergelijking op basis van waargenomen kenmerken kan vertekend zijn door niet-gemeten verschillen. De E-waarde is de sterkte (als risicoratio) waarmee een niet-gemeten factor met zowel POP-gebruik als de uitkomst zou moeten samenhangen om het geschatte verschil (of de grens van het betrouwbaarheidsinterval) weg te verklaren. Rosenbaums Γ is de mate van verborgen selectie waarbij het verschil niet langer significant is.",
-        "en": "A comparison based on observed characteristics can be biased by unmeasured differences. The E-value is the strength (as a risk ratio) with which an unmeasured factor would have to be associated with both POP use and the outcome to explain away the estimate (or the confidence limit). Rosenbaum's Γ is the degree of hidden selection at which the difference is no longer significant.",
+        "nl": "Een vergelijking op basis van waargenomen kenmerken kan vertekend zijn door niet-gemeten verschillen. De E-waarde is de sterkte (als risicoratio) waarmee een niet-gemeten factor met zowel POP-gebruik als de uitkomst zou moeten samenhangen om het geschatte verschil (of de grens van het betrouwbaarheidsinterval) weg te verklaren. De E-waarde wordt berekend op de risicoratio van een score 4 of 5 (top-2-box); Rosenbaums Γ wordt niet gerapporteerd omdat die matching in paren zonder teruglegging en zonder surveygewichten veronderstelt.",
+        "en": "A comparison based on observed characteristics can be biased by unmeasured differences. The E-value is the strength (as a risk ratio) with which an unmeasured factor would have to be associated with both POP use and the outcome to explain away the estimate (or the confidence limit). The E-value is computed on the risk ratio of a score of 4 or 5 (top-2-box); Rosenbaum's Γ is not reported because it assumes 1:1 pair matching without replacement and without survey weights.",
     },
     # ---------------------------------------------------------------- methods
     "m_estimands_h": {"nl": "Geschatte grootheden", "en": "Estimands"},
@@ -193,7 +193,7 @@ TEXT: dict[str, dict[str, str]] = {
     "cap_effects_top2": {"nl": "Verschil in het aandeel (helemaal) akkoord, in procentpunten, per methode", "en": "Difference in the share who (strongly) agree, in percentage points, per method"},
     "cap_forest": {"nl": "Geschat verschil met 95 %-betrouwbaarheidsinterval (vijfpuntenschaal)", "en": "Estimated difference with 95% confidence interval (five-point scale)"},
     "cap_shifts": {"nl": "Verschuiving van het aandeel per antwoordcategorie bij POP (procentpunten)", "en": "Shift in the share per answer category with a POP (percentage points)"},
-    "cap_sensitivity": {"nl": "E-waarden en Rosenbaums Γ", "en": "E-values and Rosenbaum's Γ"},
+    "cap_sensitivity": {"nl": "E-waarden (risicoratio top-2-box)", "en": "E-values (top-2-box risk ratio)"},
     "cap_inputs": {"nl": "Invoerbestanden en hun SHA-256", "en": "Input files and their SHA-256"},
     "cap_run": {"nl": "Analyse, software en configuratie", "en": "Analysis, software and configuration"},
     "table": {"nl": "Tabel", "en": "Table"},
@@ -242,7 +242,7 @@ TEXT: dict[str, dict[str, str]] = {
     "col_n_control": {"nl": "Aantal geen POP", "en": "Number no POP"},
     "col_e_value": {"nl": "E-waarde", "en": "E-value"},
     "col_e_value_ci": {"nl": "E-waarde (BI-grens)", "en": "E-value (CI limit)"},
-    "col_gamma": {"nl": "Rosenbaums Γ", "en": "Rosenbaum's Γ"},
+    "col_risk_ratio": {"nl": "Risicoratio (top-2-box)", "en": "Risk ratio (top-2-box)"},
     "col_file": {"nl": "Bestand", "en": "File"},
     "col_item": {"nl": "Onderdeel", "en": "Item"},
     "yes": {"nl": "ja", "en": "yes"},
@@ -298,10 +298,10 @@ METHOD_LABELS: dict[str, dict[str, str]] = {
     "weighted": {"nl": "Gewogen", "en": "Weighted"},
     "matching": {"nl": "Matching", "en": "Matching"},
     "ipw": {"nl": "Inverse propensity-weging", "en": "Inverse propensity weighting"},
-    "regression": {"nl": "Regressie", "en": "Regression"},
+    "regression": {"nl": "Regressieaanpassing (g-computatie)", "en": "Regression adjustment (g-computation)"},
     "doubly_robust": {"nl": "Dubbel robuust", "en": "Doubly robust"},
     "ordered_logit": {"nl": "Geordend logitmodel", "en": "Ordered logit"},
-    "fixed_effects": {"nl": "Regressie met vaste effecten (opleidingsdomein)", "en": "Regression with fixed effects (training domain)"},
+    "fixed_effects": {"nl": "Gecontroleerd direct effect (opleidingsdomein vast)", "en": "Controlled direct effect (training domain held fixed)"},
 }
 
 

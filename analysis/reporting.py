@@ -743,14 +743,14 @@ class Report:
         return self._emit_figure(fig, "forest-plot", "cap_forest", "src_survey")
 
     def sensitivity(self) -> str:
-        """Sensitivity: E-values and Rosenbaum's Gamma per outcome."""
+        """Sensitivity: E-values on the top-2-box risk-ratio scale per outcome."""
         out = [self._heading(1, "h_sensitivity", "sensitivity"), self.t("sens_intro") + "\n"]
         sens = self._table("sensitivity")
         if sens.empty:
             out.append(self.t("empty") + "\n")
             return "\n".join(out)
-        rows = [[outcome_label(r["outcome"], self.lang), self._num(r["e_value"]), self._num(r["e_value_ci"]), self._num(r["rosenbaum_gamma"])] for _, r in sens.iterrows()]
-        headers = [self.t(k) for k in ("col_outcome", "col_e_value", "col_e_value_ci", "col_gamma")]
+        rows = [[outcome_label(r["outcome"], self.lang), self._num(r["e_value"]), self._num(r["e_value_ci"]), self._num(r["risk_ratio"])] for _, r in sens.iterrows()]
+        headers = [self.t(k) for k in ("col_outcome", "col_e_value", "col_e_value_ci", "col_risk_ratio")]
         method = method_label(self.main_method, self.lang) if self.main_method else ""
         note = f"{self.t('col_method')}: {method}." if method else ""
         out.append(self._emit_table(rows, headers, "lrrr", "cap_sensitivity", "src_survey", note=note))

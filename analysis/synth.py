@@ -29,6 +29,11 @@ The generating model (all parameters are in :class:`SynthParams`):
 * **Outcomes.** Four 5-point Likert items from a latent model with a person effect (the items
   correlate), confounders that also drive POP, and a known POP effect per item.  Both potential
   outcomes are drawn with the same noise, so the population ATT is known exactly.
+* **Harder worlds** (off by default, switched on per scenario by ``bench/known_truth.py``): exact
+  age as a continuous confounder, effects that grow with the propensity, interactions left out of
+  the uptake or outcome model, response that depends on POP x education and on the outcome,
+  informative 'weet niet', a hidden confounder, weak overlap and clustering by career centre (see
+  the fields of :class:`SynthParams`).
 * **Messy reality:** incomplete responses (no submitdate), 'weet niet' (99), a few duplicate
   submissions, participants and responses that cannot be linked, free text with Dutch accents,
   conflicting characteristics between a person's applications.
@@ -144,6 +149,32 @@ class SynthParams:
     sd_person: float = 0.8
     cuts: tuple[float, ...] = (-1.6, -0.7, 0.3, 1.4)
     dont_know_p: tuple[float, ...] = (0.03, 0.03, 0.08, 0.01)
+    # ---- switchable features of harder worlds (all off by default; bench/known_truth.py scenarios).
+    # Their random draws come from a stream of their own, so switching one on leaves the others'.
+    #: exact age (from the birth year, within the age band) in POP uptake and outcomes: a
+    #: continuous confounder the age band captures only partly (per 5 years from the band's middle)
+    b_age_exact: float = 0.0
+    o_age_exact: float = 0.0
+    #: effect heterogeneity: the latent effect is tau * (1 + tau_ps * standardised logit propensity),
+    #: so the ATT, the ATE and a constant-effect regression coefficient differ
+    tau_ps: float = 0.0
+    #: interactions left out of the analysis models: uptake (mid-educated x woman) and outcome
+    #: (age band 18-24 x quaternary sector)
+    b_interaction: float = 0.0
+    o_interaction: float = 0.0
+    #: response that depends on POP x high education and on the outcome (per Likert point of the
+    #: mean observed outcome above 3)
+    r_pop_high: float = 0.0
+    r_outcome: float = 0.0
+    #: informative 'weet niet': its odds rise by this factor per Likert point below 3
+    dk_outcome: float = 0.0
+    #: a hidden confounder u ~ N(0, 1) in uptake (b_hidden) and outcomes (o_hidden)
+    b_hidden: float = 0.0
+    o_hidden: float = 0.0
+    #: weak overlap: the covariate part of POP uptake multiplied by this factor
+    overlap_scale: float = 1.0
+    #: clustering by career centre: SD of a centre effect on the POP users' outcomes (40 centres)
+    sd_centre: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -363,6 +394,16 @@ def generate(
         + p.b_woman * woman
         + np.asarray(p.b_size)[size]
     )
+    # harder worlds (own stream; all terms are zero by default)
+    rng_h = np.random.default_rng([seed, 4])
+    hidden = rng_h.normal(size=n)
+    age_dev = (age2021 - (lo_age + hi_age) / 2) / 5.0
+    eta = (
+        p.overlap_scale * eta
+        + p.b_age_exact * age_dev
+        + p.b_interaction * ((educ == 1) & woman)
+        + p.b_hidden * hidden
+    )
 
     # ---------------------------------------------------------------- applications
     n_oc = np.where(has_oc, 1 + np.minimum(rng.poisson(0.25, n), 3), 0)
@@ -555,6 +596,10 @@ def generate(
     y0 = np.empty((n_pop, 4), dtype=int)
     y1 = np.empty((n_pop, 4), dtype=int)
     cuts = np.asarray(p.cuts)
+    lg = np.log(ps_oc[oc_pid] / (1 - ps_oc[oc_pid]))
+    z_ps = (lg - lg.mean()) / (lg.std() or 1.0)
+    centre_oc = rng_h.integers(0, 40, n_pop)
+    centre_eff = rng_h.normal(0.0, 1.0, 40)[centre_oc] * p.sd_centre
     for k in range(4):
         lin = (
             p.mu[k]
@@ -566,8 +611,15 @@ def generate(
             + person_eff
             + rng.normal(0.0, 1.0, n_pop)
         )
+        lin = (
+            lin
+            + p.o_age_exact * age_dev[oc_pid]
+            + p.o_interaction * ((x_band == 0) & (x_sector == 3))
+            + p.o_hidden * hidden[oc_pid]
+        )
+        tau_i = p.tau[k] * (1 + p.tau_ps * z_ps) + centre_eff
         y0[:, k] = 1 + np.searchsorted(cuts, lin, side="right")
-        y1[:, k] = 1 + np.searchsorted(cuts, lin + p.tau[k], side="right")
+        y1[:, k] = 1 + np.searchsorted(cuts, lin + tau_i, side="right")
     y_obs = np.where(D[:, None], y1, y0)
 
     # sampling and response
@@ -582,6 +634,8 @@ def generate(
             + p.r_woman * x_woman
             + np.asarray(p.r_size)[x_size]
             + p.r_pop * D
+            + p.r_pop_high * (D & (x_educ == 2))
+            + p.r_outcome * (y_obs.mean(axis=1) - 3.0)
         ),
     )
     responded = sampled & (rng.random(n_pop) < resp_p)
@@ -659,7 +713,11 @@ def generate(
             row["POPUSED"] = "Y" if said_pop else "N"
         if lastpage >= 3:
             for k, o in enumerate(OUTCOMES):
-                dk = rng.random() < p.dont_know_p[k]
+                q = p.dont_know_p[k]
+                if p.dk_outcome:
+                    odds = q / (1 - q) * np.exp(p.dk_outcome * max(0.0, 3.0 - float(y_obs[unit, k])))
+                    q = odds / (1 + odds)
+                dk = rng.random() < q
                 row[o.column] = "99" if dk else str(int(y_obs[unit, k]))
         if lastpage >= 4:
             g = "V" if woman[i_pid] else "M"
@@ -733,6 +791,7 @@ def generate(
             "sector": np.array(_SECTORS)[x_sector],
             "sex": np.where(x_woman, "V", "M"),
             "company_size": np.array(_SIZES)[x_size],
+            "centre": centre_oc,
             "propensity": ps_oc[oc_pid],
             "sample_prob": samp_p,
             "response_prob": resp_p,
@@ -779,7 +838,7 @@ def generate(
     from survey.snapshot import publish_snapshot
 
     # written like every snapshot: file by file into a temporary folder, renamed when complete
-    publish_snapshot(snap, snap_files, manifest, read_only=False, replace=True)
+    publish_snapshot(snap, snap_files, manifest, read_only=False)
     for f in ("responses.csv", "participants.json", "manifest.json"):
         files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
     invite = pd.DataFrame(

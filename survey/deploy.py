@@ -7,7 +7,8 @@ Steps (each skipped when already done, so a second run changes nothing):
    it is free and says nothing otherwise, so the id it gave is reported (and can be written into the
    study file).  A survey found on the server must have the questionnaire's structure (the same
    columns and question types); if it differs, deploy refuses and says what differs, or imports a new
-   survey when asked to (``new_survey``);
+   survey when asked to (``new_survey``); compared are the columns, the question types and the
+   answer codes;
 2. ``activate_tokens`` (participants table with ``attribute_1``) only when the survey has no
    participants table (a second call fails on the server), and ``activate_survey`` only when it is
    not active;
@@ -32,7 +33,7 @@ from survey.errors import DataValidationError, LimeSurveyFetchError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DeployResult", "StructureDiff", "compare_structure", "deploy", "read_invitations"]
+__all__ = ["DeployResult", "StructureDiff", "compare_structure", "deploy", "lss_answer_codes", "read_invitations"]
 
 
 @dataclass(frozen=True)
@@ -97,9 +98,10 @@ class StructureDiff:
     only_on_server: tuple[str, ...] = ()
     type_changed: tuple[str, ...] = ()
     order_changed: bool = False
+    answers_changed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.only_in_questionnaire or self.only_on_server or self.type_changed or self.order_changed)
+        return bool(self.only_in_questionnaire or self.only_on_server or self.type_changed or self.order_changed or self.answers_changed)
 
     def summary(self) -> str:
         """The differences, one kind per line."""
@@ -112,7 +114,19 @@ class StructureDiff:
             parts.append("question type changed: " + ", ".join(self.type_changed))
         if self.order_changed:
             parts.append("the same columns in another order")
+        if self.answers_changed:
+            parts.append("answer codes changed: " + ", ".join(self.answers_changed))
         return "; ".join(parts) or "no differences"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per difference (``kind``, ``item``)."""
+        import pandas as pd
+
+        rows = [(k, x) for k, xs in (("only_in_questionnaire", self.only_in_questionnaire), ("only_on_server", self.only_on_server),
+                                     ("type_changed", self.type_changed), ("answers_changed", self.answers_changed)) for x in xs]
+        if self.order_changed:
+            rows.append(("order_changed", ""))
+        return pd.DataFrame(rows, columns=["kind", "item"])
 
 
 def _lss_structure(lss: bytes) -> tuple[list[str], dict[str, str]]:
@@ -124,6 +138,18 @@ def _lss_structure(lss: bytes) -> tuple[list[str], dict[str, str]]:
     return list(fieldmap_from_lss(lss).values()), types
 
 
+def lss_answer_codes(lss: bytes) -> dict[str, list[str]]:
+    """Question code -> its answer codes (in order), for the questions of an ``.lss`` that have answer options."""
+    root = ET.fromstring(lss)
+    title = {r.findtext("qid") or "": r.findtext("title") or "" for r in root.findall("questions/rows/row")}
+    out: dict[str, list[tuple[int, str]]] = {}
+    for a in root.findall("answers/rows/row"):
+        q = title.get(a.findtext("qid") or "")
+        if q:
+            out.setdefault(q, []).append((int(a.findtext("sortorder") or 0), a.findtext("code") or ""))
+    return {q: [c for _, c in sorted(v)] for q, v in out.items()}
+
+
 def _server_structure(fieldmap: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
     from survey.parse import code_heading_map
 
@@ -132,11 +158,35 @@ def _server_structure(fieldmap: dict[str, Any]) -> tuple[list[str], dict[str, st
     return cols, types
 
 
-def compare_structure(lss: bytes, fieldmap: dict[str, Any]) -> StructureDiff:
-    """Compare the questionnaire's ``.lss`` with a survey's ``get_fieldmap`` (columns and question types)."""
+def compare_structure(lss: bytes, fieldmap: dict[str, Any], answers: dict[str, list[str]] | None = None) -> StructureDiff:
+    """Compare the questionnaire's ``.lss`` with a survey on the server.
+
+    Parameters
+    ----------
+    lss
+        The questionnaire.
+    fieldmap
+        The survey's ``get_fieldmap`` (columns and question types).
+    answers
+        The survey's answer codes per question code (``get_question_properties`` answeroptions);
+        compared when given.
+    """
     want, want_t = _lss_structure(lss)
     got, got_t = _server_structure(fieldmap)
+    changed: list[str] = []
+    if answers is not None:
+        for q, codes in lss_answer_codes(lss).items():
+            if q in answers and answers[q] != codes:
+                only_q = [c for c in codes if c not in answers[q]]
+                only_s = [c for c in answers[q] if c not in codes]
+                what = []
+                if only_q:
+                    what.append(f"{', '.join(only_q)} only in the questionnaire")
+                if only_s:
+                    what.append(f"{', '.join(only_s)} only on the server")
+                changed.append(f"{q} ({'; '.join(what) or 'another order'})")
     return StructureDiff(
+        answers_changed=tuple(changed),
         only_in_questionnaire=tuple(c for c in want if c not in got),
         only_on_server=tuple(c for c in got if c not in want),
         type_changed=tuple(f"{q} ({want_t[q]} in the questionnaire, {got_t[q]} on the server)"
@@ -170,6 +220,22 @@ def read_invitations(path: str | Path) -> list[dict[str, str]]:
             raise DataValidationError("Duplicate pseudonymous key in the invitations", file=path, row=i, column="attribute_1", found=key)
         seen.add(key)
     return rows
+
+
+def _server_answers(client: Any, sid: int, lss: bytes, kw: dict[str, Any]) -> dict[str, list[str]]:
+    """Answer codes on the server of the questions that have answer options in the ``.lss``."""
+    from survey.fetch import RpcStatus, rpc_call
+
+    wanted = set(lss_answer_codes(lss))
+    qs = rpc_call("list_questions", lambda: client.list_questions(sid), allow=("No questions found",), **kw)
+    out: dict[str, list[str]] = {}
+    for q in qs if isinstance(qs, list) else []:
+        if q.get("parent_qid") in (0, "0") and q.get("title") in wanted:
+            props = rpc_call("get_question_properties", partial(client.get_question_properties, int(q["qid"]), settings=["answeroptions"]), **kw)
+            opts = props.get("answeroptions") if isinstance(props, dict) and not isinstance(props, RpcStatus) else None
+            if isinstance(opts, dict):
+                out[str(q["title"])] = [k for k, _ in sorted(opts.items(), key=lambda kv: (int(kv[1].get("order", 0)), kv[0]))]
+    return out
 
 
 def deploy(
@@ -254,19 +320,20 @@ def deploy(
                 sid, imported = import_survey(None), True
         if not imported:
             fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
-            diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {})
+            diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {}, _server_answers(client, sid, lss, kw))
             if diff and not new_survey:
                 raise LimeSurveyFetchError(
                     f"Survey {sid} on the server differs from the questionnaire",
                     param="--survey-id" if survey_id is not None else "survey title",
-                    expected="the questionnaire's columns and question types",
+                    expected="the questionnaire's columns, question types and answer codes",
                     found=diff.summary(),
                     hint="deploy it as a new survey with --new-survey (then put the new id in the study file), "
                     "or pass --survey-id of the survey that matches; responses already collected stay on the old survey",
                 )
             if diff:
                 sid, imported = import_survey(None), True
-        assert sid is not None
+        if sid is None:  # pragma: no cover - every branch above sets it
+            raise LimeSurveyFetchError("No survey to deploy to", hint="pass --survey-id")
         props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(sid, ["active"]), **kw)
         existing_rows = list_all_participants(client, sid, page_size=page_size, **kw)
         if existing_rows is None:

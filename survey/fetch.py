@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from survey.errors import ConfigError, DataValidationError, LimeSurveyFetchError
 from survey.hashing import sha256_file
@@ -209,7 +209,7 @@ def _retry(what: str, fn: Callable[[], _T], retries: int, backoff: float) -> _T:
             raise LimeSurveyFetchError(
                 f"LimeSurvey call failed: {what}",
                 expected="an answer from the server",
-                found=f"{err} (after {retries + 1} attempts)",
+                found=_scrub(f"{err} (after {retries + 1} attempts)"),
                 hint="check the network and the server; the fetch can simply be run again (nothing was written)",
             ) from err
         delay = backoff * (2 ** (attempt - 1))
@@ -320,11 +320,25 @@ class RpcStatus:
 _HINTS = {
     "Invalid session key": "the session expired; run the command again",
     "No permission": "the survey id does not exist or the user may not export it",
+    "Error: Invalid survey ID": "check survey_id in the study file or --survey-id: `popeval deploy` prints the id LimeSurvey gave "
+    "the survey (it keeps a requested id only when that id is free)",
 }
 
 
+def _scrub(text: str) -> str:
+    """``text`` without the user info of any URL in it (``https://user:secret@host`` -> ``https://host``)."""
+    import re
+
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1", text)
+
+
 def rpc_call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> _T | RpcStatus:
-    """Run a typed citric call; a status in ``allow`` comes back as :class:`RpcStatus`, any other is an error."""
+    """Run a typed citric call; a status in ``allow`` comes back as :class:`RpcStatus`, any other is an error.
+
+    Every failure becomes a :class:`LimeSurveyFetchError` that names the call (never a traceback, and
+    never a URL's user info).
+    """
+    import requests
     from citric import exceptions as cx
 
     try:
@@ -338,6 +352,15 @@ def rpc_call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, a
     except cx.LimeSurveyApiError as exc:
         raise LimeSurveyFetchError(f"LimeSurvey reported an error in {what}", found=str(exc),
                                    hint="the server raised an exception; see its log") from None
+    except (LimeSurveyFetchError, DataValidationError):
+        raise
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        raise LimeSurveyFetchError(f"LimeSurvey answered HTTP {status} to {what}", param=ENV_URL,
+                                   found=_scrub(str(exc)), hint="the server failed; see its error log, or try again later") from None
+    except Exception as exc:
+        raise LimeSurveyFetchError(f"LimeSurvey call failed: {what}", found=_scrub(f"{type(exc).__name__}: {exc}"),
+                                   hint="run the command again; if it persists, check the server") from None
 
 
 NO_PARTICIPANTS = "No survey participants found."
@@ -477,15 +500,14 @@ def fetch(
         verify_snapshot(previous)
         prev_rows = read_snapshot_rows(previous)
 
-    bar = _progress(progress, 6)
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
+    bar = _progress(progress, 6)
     bar.update(1)
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
         version = str(rpc_call("get_site_settings", client.get_server_version, **kw))
-        props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(
-            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw)
-        assert isinstance(props, dict)
+        props = cast("dict[str, Any]", rpc_call("get_survey_properties", lambda: client.get_survey_properties(
+            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw))
         if props.get("active") != "Y":
             raise LimeSurveyFetchError(
                 "The survey is not active", param="survey_id", found=f"survey {survey_id} has active={props.get('active')!r}",
@@ -534,16 +556,14 @@ def fetch(
                 raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
             return payload, header, body
 
-        got = rpc_call("export_responses", export, **kw)
-        assert not isinstance(got, RpcStatus)
-        payload, new_header, new_rows = got
+        payload, new_header, new_rows = cast("tuple[bytes, list[str], list[list[str | None]]]", rpc_call("export_responses", export, **kw))
         bar.update(1)
         participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
         bar.update(1)
     except (LimeSurveyFetchError, DataValidationError):
         raise
     except Exception as exc:
-        raise LimeSurveyFetchError("Fetching from LimeSurvey failed", found=f"{type(exc).__name__}: {exc}") from exc
+        raise LimeSurveyFetchError("Fetching from LimeSurvey failed", found=_scrub(f"{type(exc).__name__}: {exc}")) from None
     finally:
         try:
             client.close()

@@ -348,7 +348,13 @@ def read_responses(path: str | Path, fieldmap: Mapping[str, Any] | None = None) 
     import pandas as pd
 
     path = Path(path)
-    header, body = parse_responses_bytes(path.read_bytes(), path)
+    data = path.read_bytes()
+    if not data:
+        raise DataValidationError(
+            "The export is empty (0 bytes)", file=path, expected="a LimeSurvey export (an export without responses is a line break)",
+            found="0 bytes", hint="the download or the copy did not finish; fetch or download the export again",
+        )
+    header, body = parse_responses_bytes(data, path)
     header = resolve_header(header, fieldmap, path)
     if not header:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in FIXED_COLUMNS})

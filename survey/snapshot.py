@@ -20,20 +20,22 @@ place that
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from survey.errors import DataValidationError
 from survey.hashing import sha256_file
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "MANIFEST",
+    "Merge",
     "SnapshotWarning",
     "latest_snapshot",
     "merge_responses",
@@ -75,6 +77,16 @@ def _why_not_complete(folder: Path) -> str | None:
     return None
 
 
+def _stamp(folder: Path) -> str:
+    """The UTC time a snapshot folder (or the temporary folder of one being written) is named by."""
+    from survey.files import TEMP_PREFIX
+
+    name = folder.name
+    if name.startswith(TEMP_PREFIX):
+        name = name[len(TEMP_PREFIX):]
+    return name.lstrip(".")
+
+
 def latest_snapshot(root: str | Path, survey_id: int) -> Path | None:
     """The newest complete snapshot of ``survey_id`` under ``root`` (``None`` if there is none).
 
@@ -86,7 +98,7 @@ def latest_snapshot(root: str | Path, survey_id: int) -> Path | None:
     base = Path(root) / str(int(survey_id))
     if not base.is_dir():
         return None
-    folders = sorted((p for p in base.iterdir() if p.is_dir()), key=lambda p: p.name.lstrip("."))
+    folders = sorted((p for p in base.iterdir() if p.is_dir()), key=_stamp)
     skipped: list[tuple[Path, str]] = []
     for folder in reversed(folders):
         why = _why_not_complete(folder)
@@ -143,7 +155,9 @@ def verify_snapshot(snapshot: str | Path) -> dict[str, Any]:
                 expected=f"SHA-256 {digest} (from {MANIFEST})", found=f"SHA-256 {got}",
                 hint="snapshots are read-only records of what LimeSurvey sent; restore the original or fetch again",
             )
-    extra = sorted(p.name for p in snap.iterdir() if p.is_file() and p.name != MANIFEST and p.name not in files)
+    # hidden files (a file browser's .DS_Store and the like) are never read, so they do not count
+    extra = sorted(p.name for p in snap.iterdir()
+                   if p.is_file() and p.name != MANIFEST and p.name not in files and not p.name.startswith("."))
     if extra:
         raise DataValidationError(
             "The survey snapshot holds a file its manifest does not list", file=snap / extra[0],
@@ -202,6 +216,17 @@ class Merge:
     unchanged: int
     not_returned: tuple[int, ...]
 
+    def summary(self) -> str:
+        """What the export changed, in one line."""
+        return (f"{len(self.rows):,} responses: {len(self.new):,} new, {len(self.changed):,} changed "
+                f"({len(self.completed):,} completed), {self.unchanged:,} unchanged, {len(self.not_returned):,} not returned")
+
+    def to_frame(self) -> pd.DataFrame:
+        """The merged responses (strings, ``None`` for NULL), in id order."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows, columns=self.header, dtype=object)
+
 
 def merge_responses(previous: tuple[list[str], Rows], header: list[str], body: list[list[str | None]], source: str | Path,
                     *, requested_from: int | None = None) -> Merge:
@@ -253,50 +278,32 @@ def merge_responses(previous: tuple[list[str], Rows], header: list[str], body: l
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def publish_snapshot(final: str | Path, files: Mapping[str, bytes], manifest: Mapping[str, Any], *, check: Any = None,
-                     read_only: bool = True, replace: bool = False) -> Path:
+                     read_only: bool = True) -> Path:
     """Write the snapshot folder ``final`` with ``files`` and a manifest, atomically.
 
-    Each file is written to a temporary name and renamed, inside a hidden temporary folder beside
-    ``final``; the manifest (``manifest`` plus the SHA-256 of every file) is written last,
-    ``check(folder)`` (if given) validates the finished folder, and only then is the folder renamed to
-    ``final`` (with ``replace``, an existing ``final`` is swapped out and removed).  Nothing is left
-    behind when anything fails.
+    The folder is filled under a hidden temporary name beside ``final``
+    (:func:`survey.files.atomic_dir`), each file written to a temporary name and renamed
+    (:func:`survey.files.atomic_write`); the manifest (``manifest`` plus the SHA-256 of every file) is
+    written last, ``check(folder)`` (if given) validates the finished folder, and only then does the
+    folder get its final name (an existing ``final`` is replaced only then).  Nothing is left behind
+    when anything fails.
     """
+    from survey.files import atomic_dir, atomic_write
+
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.partial-{os.getpid()}"
-    old = final.parent / f".{final.name}.old-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_dir(final) as tmp:
         for name, data in files.items():
-            _write_file(tmp / name, data)
+            with atomic_write(tmp / name, "wb") as fh:
+                fh.write(data)
         full = {**manifest, "files": {name: sha256_file(tmp / name) for name in sorted(files)}}
-        _write_file(tmp / MANIFEST, (json.dumps(full, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+        with atomic_write(tmp / MANIFEST, "wb") as fh:
+            fh.write((json.dumps(full, indent=2, sort_keys=True) + "\n").encode("utf-8"))
         if check is not None:
             check(tmp)
         if read_only:
-            for p in tmp.iterdir():
-                p.chmod(0o444)
-        if replace and final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not final.exists():
-            os.rename(old, final)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+            for f in tmp.iterdir():
+                f.chmod(0o444)
     return final
 
 

@@ -6,10 +6,16 @@ HTML page for unknown methods and too few parameters, empty-body 200 replies for
 and non-JSON content types, and base64 exports written with the streaming envelope
 ``{"id":N, "result":"...", "error":null}``.
 
-Behind it is a small stateful model of LimeSurvey: surveys imported from ``.lss``, the participants
-table, responses (``add_response``/``update_response``), exports by id range, completion status and
-token, the summary, sessions and their release.  Faults (dropped connections, stalls, invalid base64,
-truncated JSON) can be injected per method with :meth:`StandInServer.inject`.
+Behind it is a small stateful model of LimeSurvey 6.14: surveys imported from ``.lss`` (a taken
+desired id gives a random one), the participants table (created once; a second ``activate_tokens``
+is the database error in ``error``), ``list_participants`` with ``iStart`` as a lower bound on
+``tid``, responses (``add_response`` stamps ``submitdate`` unless it is given empty;
+``update_response`` only with ``alloweditaftercompletion=Y``), exports by id range, completion
+status and token, the summary, sessions and their release, the login lockout after 3 failures from
+one address (its length configurable), and the CSRF error page for a POST to any other path.  The
+server's clock, the access codes it draws and the ids it picks can be given, so a replay reproduces
+a recording.  Faults (dropped connections, stalls, invalid base64, an empty export, truncated JSON,
+the HTTP 500 page) can be injected per method with :meth:`StandInServer.inject`.
 """
 
 from __future__ import annotations
@@ -230,9 +236,10 @@ class LimeSurveyModel:
         LimeSurvey's ``timeOutTime`` and ``maxLoginAttempt``: after ``max_login_attempts`` failed logins
         in a row from one address every login from it is refused until ``lockout_seconds`` have passed
         since the last counted failure (600 and 3 by default, as recorded; a test may shorten the lock).
-    tokens, survey_ids
+    tokens, survey_ids, session_keys
         Values to hand out first where LimeSurvey draws at random (``create_tokens`` access codes, the
-        new id of an import whose desired id is taken), so a replay can reproduce a recording.
+        new id of an import whose desired id is taken, session keys), so a replay can reproduce a
+        recording.
     """
 
     def __init__(
@@ -248,6 +255,7 @@ class LimeSurveyModel:
         max_login_attempts: int = 3,
         tokens: Iterable[str] = (),
         survey_ids: Iterable[int] = (),
+        session_keys: Iterable[str] = (),
     ) -> None:
         self.users = dict(users or {"admin": "password"})
         self.clock = clock
@@ -257,6 +265,7 @@ class LimeSurveyModel:
         self.client_ip = "127.0.0.1"
         self.preset_tokens: deque[str] = deque(tokens)
         self.preset_survey_ids: deque[int] = deque(survey_ids)
+        self.preset_session_keys: deque[str] = deque(session_keys)
         self.sessions: set[str] = set()
         self.released: list[str] = []
         self.surveys: dict[int, _Survey] = {}
@@ -301,7 +310,10 @@ class LimeSurveyModel:
             self.failed_logins[self.client_ip] = (count + 1, now)
             return {"status": "Invalid user name or password"}
         self.failed_logins.pop(self.client_ip, None)
-        key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
+        if self.preset_session_keys:
+            key = self.preset_session_keys.popleft()
+        else:
+            key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
         self.sessions.add(key)
         return key
 
@@ -680,8 +692,14 @@ class LimeSurveyModel:
         rows = sorted((p for p in s.tokens if p["tid"] >= int(start or 0)), key=lambda p: p["tid"])
         if unused:
             rows = [p for p in rows if p.get("completed") == "N"]
+        columns = set(_PARTICIPANT_ORDER) | {k for p in s.tokens for k in p}
         for k, v in (conditions or {}).items():
-            rows = [p for p in rows if _condition(p.get(k), v)]
+            if isinstance(v, list):
+                if not v or v[0] not in ("<", ">", ">=", "<=", "=", "<>", "LIKE", "IN"):
+                    return {"status": f"Illegal operator: {v[0] if v else ''}"}
+                rows = [p for p in rows if _condition(p.get(k), v)]
+            elif (isinstance(v, str) or v is None) and k in columns:  # other values are silently ignored
+                rows = [p for p in rows if (p.get(k) is None if v is None else str(p.get(k)) == v)]
         rows = rows[: int(limit)]
         if not rows:
             return {"status": "No survey participants found."}
@@ -758,15 +776,12 @@ class LimeSurveyModel:
         for k, v in data.items():
             if k in rec or k in names:
                 rec[k] = v
-        # LimeSurvey stamps submitdate when the key is absent (the response is complete); only an
-        # empty value leaves it NULL.  With datestamp=Y, startdate and datestamp are stamped if absent.
+        # LimeSurvey stamps submitdate when the key is absent (the response is complete); an empty
+        # value leaves it NULL.  With datestamp=Y, startdate and datestamp are handled the same way.
         now = self._now()
-        if "submitdate" not in data:
-            rec["submitdate"] = now
-        if s.props.get("datestamp") == "Y":
-            for k in ("startdate", "datestamp"):
-                if not rec[k]:
-                    rec[k] = now
+        for k in ("submitdate", "startdate", "datestamp") if s.props.get("datestamp") == "Y" else ("submitdate",):
+            if k not in data:
+                rec[k] = now
         for k in ("submitdate", "startdate", "datestamp"):
             if rec[k] == "":
                 rec[k] = None
@@ -780,7 +795,7 @@ class LimeSurveyModel:
             return err
         s = self._survey(sid)
         if s is None:
-            return {"status": "Error: Invalid survey ID"}
+            return {"status": "Invalid survey ID"}
         if not s.active:
             return {"status": "Survey is not active"}
         if s.props.get("alloweditaftercompletion") != "Y":
@@ -792,13 +807,16 @@ class LimeSurveyModel:
             hit = [r for r in s.responses if r["token"] == data["token"]]
         else:
             return {"status": "Missing response identifier (id|token)"}
-        if len(hit) != 1:
+        if not hit:
             return {"status": "No matching Response"}
+        if len(hit) > 1:
+            return {"status": "More then one matching response, updateing multiple responses at once is not supported"}
         names = set(_FIXED) | {c["fieldname"] for c in s.columns()}
         bad = [k for k in data if k not in names]
         if bad:
             return {"status": "Invalid Column names supplied: " + ", ".join(bad)}
-        hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v) for k, v in data.items() if k != "id"})
+        hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v)
+                       for k, v in data.items() if k not in ("id", "token")})
         return True
 
     def resume_response(self, sid: int, rid: int, answers: dict[str, Any], *, submit: bool = True) -> None:
@@ -959,20 +977,19 @@ class LimeSurveyModel:
         return self._export(s, rows, doc, lang, heading or "code", rtype or "short", fields, options)
 
 
-def _condition(value: Any, cond: Any) -> bool:
-    """A ``list_participants`` condition: a value (equality) or ``[operator, value]``."""
-    if isinstance(cond, list) and len(cond) == 2 and str(cond[0]).upper() in ("<", ">", ">=", "<=", "=", "<>", "LIKE", "IN"):
-        op, ref = str(cond[0]).upper(), cond[1]
-        if op == "IN":
-            return str(value) in {str(x) for x in (ref if isinstance(ref, list) else [ref])}
-        if op == "LIKE":
-            return re.fullmatch(re.escape(str(ref)).replace("%", ".*").replace("_", "."), str(value)) is not None
-        a: Any = value
-        b: Any = ref
-        if isinstance(value, int) or isinstance(ref, int):
-            a, b = float(value), float(ref)
-        return {"<": a < b, ">": a > b, ">=": a >= b, "<=": a <= b, "=": a == b, "<>": a != b}[op]
-    return str(value) == str(cond)
+def _condition(value: Any, cond: list[Any]) -> bool:
+    """A ``list_participants`` operator condition ``[operator, value]`` (``["IN", v1, v2, ...]``)."""
+    op = cond[0]
+    if op == "IN":
+        return str(value) in {str(x) for x in cond[1:]}
+    ref = cond[1]
+    if op == "LIKE":  # Yii's addSearchCondition: a substring match
+        return str(ref).lower() in str(value or "").lower()
+    a: Any = value
+    b: Any = ref
+    if isinstance(value, int) or isinstance(ref, int):
+        a, b = float(value), float(ref)
+    return bool({"<": a < b, ">": a > b, ">=": a >= b, "<=": a <= b, "=": a == b, "<>": a != b}[op])
 
 
 def _completion_ok(r: dict[str, Any], completion: str | None) -> bool:
@@ -1083,6 +1100,8 @@ class StandInServer:
         method = req.get("method")
         params = req.get("params", [])
         fault = self._take_fault(str(method))
+        if fault is not None and fault.kind == "http500":
+            return 500, html_ct, self.error_page("CDbConnection failed to open the DB connection."), None
         with self.model.lock:
             self.model.client_ip = client_ip
             self.model.calls.append(str(method))
@@ -1160,7 +1179,8 @@ def _make_handler(server: StandInServer) -> type[BaseHTTPRequestHandler]:
                 ("Pragma", "no-cache"),
                 ("Access-Control-Allow-Origin", "*"),
             ):
-                self.send_header(k, v)
+                if not (status == 400 and k == "Access-Control-Allow-Origin"):  # Yii's CSRF page comes before the RPC controller
+                    self.send_header(k, v)
             self.send_header("content-type" if ctype == "application/json" else "Content-type", ctype)
             self.send_header("Content-Length", str(len(out)))
             self.send_header("Connection", "close")

@@ -46,11 +46,13 @@ def analysis_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFram
 def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple, strategy: str) -> None:
     frame, totals, _ = analysis_data
     spec = EstimatorSpec(survey_weights=strategy)
+    methods = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
     w = weight_stage(frame, totals, spec).weights
-    reported = outcome_stage(frame, design_stage(frame, w, spec, with_balance=False), spec, methods=("matching",)).vector()
-    fast = estimate_point(frame, totals, spec)
-    assert len(fast) == 8
-    np.testing.assert_allclose(fast.reindex(reported.index).to_numpy(), reported.to_numpy(), rtol=1e-9, atol=1e-12)
+    design = design_stage(frame, w, spec, with_balance=False)
+    reported = outcome_stage(frame, design, spec, methods=methods).vector()
+    fast = estimate_point(frame, totals, spec, inside=design.inside.to_numpy(), methods=methods)
+    assert len(fast) == len(reported) == 4 * (6 * 2)  # ologit: log-odds and top-2-box shift
+    np.testing.assert_allclose(fast.reindex(reported.index).to_numpy(), reported.to_numpy(), rtol=1e-7, atol=1e-9)
 
 
 def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None:
@@ -58,8 +60,12 @@ def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None
     spec = EstimatorSpec()
     rep = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
     assert (rep["n_replicates"] + rep["n_failed"] == 12).all()
+    # every published estimator has a replicate SE
+    assert set(rep.index.get_level_values("method")) == {"matching", "regression", "ipw", "aipw", "ologit"}
     assert (rep["replicate_se"] > 0.01).all()
-    assert (rep["replicate_se"] < 0.5).all()
+    mean_scale = rep.index.get_level_values("scale") != "log_odds"
+    assert (rep["replicate_se"][mean_scale] < 1.0).all()
+    assert (rep["replicate_se"][~mean_scale] < 2.0).all()
     again = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
     pd.testing.assert_frame_equal(rep, again)  # reproducible from the generator
 
@@ -86,15 +92,21 @@ def test_main_estimate_does_not_depend_on_row_order(analysis_data: tuple, ties: 
     frame, totals, _ = analysis_data
     spec = EstimatorSpec(ties=ties)
     ref = estimate_point(frame, totals, spec)
+    # the ordered logit is an iterative fit: its optimiser's path (summation order) moves it by
+    # up to ~1e-5 on a small, weakly identified sample; every other estimator is exact
+    ologit = ref.index.get_level_values("method") == "ologit"
     for seed in (1, 2):
         shuffled = frame.sample(frac=1.0, random_state=seed)
-        got = estimate_point(shuffled, totals, spec)
-        np.testing.assert_allclose(got.reindex(ref.index).to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
-    # and the design stage agrees with the fast path on the shuffled data
+        got = estimate_point(shuffled, totals, spec).reindex(ref.index).to_numpy()
+        np.testing.assert_allclose(got[~ologit], ref.to_numpy()[~ologit], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(got[ologit], ref.to_numpy()[ologit], rtol=1e-3, atol=1e-4)
+    # and the design stage (with the estimand's support) agrees on the shuffled data
+    design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
+    ref = outcome_stage(frame, design, spec, methods=("matching", "regression", "aipw")).vector()
     shuffled = frame.sample(frac=1.0, random_state=5)
-    w = weight_stage(shuffled, totals, spec).weights
-    reported = outcome_stage(shuffled, design_stage(shuffled, w, spec, with_balance=False), spec,
-                             methods=("matching",)).vector()
+    d2 = design_stage(shuffled, weight_stage(shuffled, totals, spec).weights, spec, with_balance=False)
+    pd.testing.assert_series_equal(d2.inside.loc[design.inside.index], design.inside)
+    reported = outcome_stage(shuffled, d2, spec, methods=("matching", "regression", "aipw")).vector()
     np.testing.assert_allclose(reported.reindex(ref.index).to_numpy(), ref.to_numpy(), rtol=0, atol=1e-9)
 
 

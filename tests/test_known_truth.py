@@ -50,7 +50,9 @@ def test_records_are_complete(small_run: tuple[Path, list[dict[str, Any]]]) -> N
     assert sorted(r["seed"] for r in records) == list(SEEDS)
     assert all("error" not in r for r in records), [r.get("error") for r in records]
     for r in records:
-        assert r["replicates_ok"] == REPLICATES
+        # a replicate whose raking cannot be done (a sparse cell that cannot be merged within its
+        # stratum) is counted, not fatal; at 30,000 persons that happens rarely
+        assert r["replicates_ok"] >= 0.9 * REPLICATES
         assert r["respondents_pop"] > 0 and r["respondents"] > r["respondents_pop"]
         # the linked population is the generator's study population
         assert r["population_size"] == r["truth_population_size"]
@@ -71,10 +73,30 @@ def test_truth_is_read_from_the_truth_file(small_run: tuple[Path, list[dict[str,
     rec = next(r for r in records if r["seed"] == SEEDS[0])
     generate(persons=PERSONS, seed=SEEDS[0], out=tmp_path, file_format="parquet")
     truth = json.loads((tmp_path / "truth" / "truth.json").read_text(encoding="utf-8"))
+    import pandas as pd
+
+    units = pd.read_parquet(tmp_path / "truth" / "units.parquet")
+    # the estimand's truth: the POP users outside the excluded (regulated) cells
+    assert rec["estimand"]["name"] == "ATT among POP users with comparable controls"
+    groups = rec["estimand"]["excluded_groups"]
+    assert {"variable": "educ", "category": "hoog"}.items() <= groups[0].items() or any(
+        g["variable"] == "educ" and g["category"] == "hoog" for g in groups
+    )
+    keep = units["pop"].astype(bool)
+    for g in groups:
+        if g["variable"] in units.columns:
+            keep &= units[g["variable"]].astype(str) != g["category"]
     for o in OUTCOMES:
-        assert rec["outcomes"][o]["likert"]["truth"] == truth["outcomes"][o]["att_likert"]
-        assert rec["outcomes"][o]["top2"]["truth"] == truth["outcomes"][o]["att_top2"]
+        assert rec["outcomes"][o]["likert"]["truth_all_pop"] == truth["outcomes"][o]["att_likert"]
+        assert rec["outcomes"][o]["top2"]["truth_all_pop"] == truth["outcomes"][o]["att_top2"]
+        expected = float((units.loc[keep, f"y1_{o}"] - units.loc[keep, f"y0_{o}"]).mean())
+        assert rec["outcomes"][o]["likert"]["truth"] == pytest.approx(expected, abs=1e-12)
         assert rec["outcomes"][o]["population_naive_difference"] == truth["outcomes"][o]["naive_difference"]
+        # every published estimator was estimated with a replicate SE
+        meths = rec["outcomes"][o]["likert"]["methods"]
+        assert set(meths) == {"matching", "regression", "ipw", "aipw", "naive"}
+        assert set(rec["outcomes"][o]["top2"]["methods"]) == set(meths) | {"ologit"}
+        assert all(np.isfinite(v["estimate"]) and v["replicate_se"] > 0 for v in meths.values())
 
 
 def test_errors_are_consistent_with_the_replicate_se(small_run: tuple[Path, list[dict[str, Any]]]) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -139,13 +138,23 @@ def test_a_changed_questionnaire_is_refused_with_what_differs_or_deployed_as_a_n
             row.find("title").text = "HOURSWEEK"  # type: ignore[union-attr]
         if row.findtext("title") == "REMARKS":
             row.find("type").text = "S"  # type: ignore[union-attr]
+    domain = next(r.findtext("qid") for r in root.findall("questions/rows/row") if r.findtext("title") == "TRAINDOMAIN")
+    for a in root.findall("answers/rows/row"):
+        if a.findtext("qid") == domain and a.findtext("code") == "A5":
+            a.find("code").text = "A9"  # type: ignore[union-attr]
     changed = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     with pytest.raises(LimeSurveyFetchError, match="differs from the questionnaire") as exc:
         _deploy(server, tmp_path, _keys(3), lss=changed)
     msg = str(exc.value)
     assert "columns only in the questionnaire: HOURSWEEK" in msg and "columns only on the server: HOURS" in msg
     assert "REMARKS (S in the questionnaire, T on the server)" in msg and "--new-survey" in msg
+    assert "answer codes changed: TRAINDOMAIN (A9 only in the questionnaire; A5 only on the server)" in msg
     assert len(server.model.surveys) == 1 and not server.model.sessions
+    from survey.deploy import compare_structure
+
+    diff = compare_structure(changed, server.model.get_fieldmap(server.model.get_session_key("popeval", PASSWORD), first.survey_id))
+    assert sorted(diff.to_frame()["kind"]) == ["only_in_questionnaire", "only_on_server", "type_changed"]
+    assert not compare_structure(build_lss(), server.model.get_fieldmap(server.model.get_session_key("popeval", PASSWORD), first.survey_id))
     res = _deploy(server, tmp_path, _keys(3), lss=changed, new_survey=True)
     assert res.imported and res.survey_id != first.survey_id and res.id_changed and res.participants_added == 3
     assert "HOURSWEEK" in _columns(server, res.survey_id)
@@ -158,6 +167,8 @@ def test_a_login_lockout_is_named_with_its_length_and_never_extended(server: Sta
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     from analysis.cli import main
 
+    now = [2_000_000_000.0]
+    server.model.clock = lambda: now[0]  # the server's clock, moved by the test
     server.model.lockout_seconds = 2  # the recorded lock is 600 s; the stand-in's length is configurable
     sid = _deploy(server, tmp_path, _keys(2)).survey_id
     monkeypatch.setenv("LIMESURVEY_URL", server.url)
@@ -174,7 +185,9 @@ def test_a_login_lockout_is_named_with_its_length_and_never_extended(server: Sta
     assert "lockout" in err and "10 minutes" in err and "does not retry" in err
     assert "rejected the credentials" not in err and "check LIMESURVEY" not in err and PASSWORD not in err
     assert server.model.calls.count("get_session_key") == logins + 4  # one login per command, none repeated
-    time.sleep(3.1)  # whole seconds: time() > last failure + 2
+    now[0] += 2.0  # whole seconds: the lock ends when time() > last failure + 2
+    assert main(argv) == 2 and "lockout" in capsys.readouterr().err
+    now[0] += 1.0
     assert main(argv) == 0
     assert not (tmp_path / "o").exists() or len(list((tmp_path / "o" / str(sid)).iterdir())) == 1
 
@@ -190,6 +203,18 @@ def test_a_wrong_endpoint_path_shows_the_status_and_the_path_never_the_credentia
     assert "HTTP 400" in msg and path.split("?")[0] in msg and "CSRF" in msg and "/index.php/admin/remotecontrol" in msg
     assert PASSWORD not in msg and "popeval@" not in msg and "Could not reach" not in msg
     open_client(server.url + "/", "popeval", PASSWORD, retries=0).close()  # a trailing slash is the endpoint too
+
+
+def test_a_server_error_mid_session_names_the_call_and_never_the_credentials(server: StandInServer, tmp_path: Path) -> None:
+    from survey.fetch import fetch
+
+    sid = _deploy(server, tmp_path, _keys(2)).survey_id
+    server.inject("get_fieldmap", "http500")
+    url = server.url.replace("http://", "http://popeval:" + PASSWORD + "@")
+    with pytest.raises(LimeSurveyFetchError, match="HTTP 500 to get_fieldmap") as exc:
+        fetch(sid, tmp_path / "o", url=url, user="popeval", password=PASSWORD, retries=0, progress=False)
+    assert PASSWORD not in str(exc.value) and not server.model.sessions
+    assert not (tmp_path / "o" / str(sid)).exists() or not any((tmp_path / "o" / str(sid)).iterdir())
 
 
 def test_typed_citric_methods_not_raw_positional_calls() -> None:
@@ -243,6 +268,12 @@ def test_deploy_respond_fetch_late_completion_fetch_with_2500_participants(serve
     assert sorted(man["changes"]["completed"]) == sorted(rids[t] for t in late) == sorted(man["changes"]["changed"])
     assert len(man["changes"]["new"]) == 15 and man["changes"]["not_returned"] == []
     assert (second.new_responses, second.changed_responses, second.completed_since) == (15, 30, 30)
+    from survey.snapshot import merge_responses, read_snapshot_rows
+
+    m = merge_responses(read_snapshot_rows(first.snapshot), *read_snapshot_rows(second.snapshot)[:1],
+                        list(read_snapshot_rows(second.snapshot)[1].values()), "check")
+    assert m.summary() == "255 responses: 15 new, 30 changed (30 completed), 210 unchanged, 0 not returned"
+    assert m.to_frame()["id"].astype(int).tolist() == list(range(1, 256))
     assert (second.responses, second.complete) == (255, 160 + 30 + 15)
     data = parse_snapshot(second.snapshot).frame.set_index("response_id")
     assert data.loc[[rids[t] for t in late], "complete"].all() and (data.loc[[rids[t] for t in late], "satisfaction"] == 5).all()
@@ -250,6 +281,22 @@ def test_deploy_respond_fetch_late_completion_fetch_with_2500_participants(serve
     key = server.model.get_session_key("popeval", PASSWORD)
     assert (second.snapshot / "responses.csv").read_bytes() == server.model.export_responses(key, sid, "csv").payload
     server.model.release_session_key(key)
+    assert verify_chain(second.snapshot) == [first.snapshot, second.snapshot]
+    from analysis.cli import main
+
+    assert main(["fetch", "--survey-id", str(sid), "--out", str(out), "--verify"]) == 0
+    export = second.snapshot / "export.csv"
+    export.chmod(0o644)
+    export.write_bytes(export.read_bytes().replace(b'"5"', b'"4"', 1))
+    man["files"]["export.csv"] = hashlib.sha256(export.read_bytes()).hexdigest()  # even with a consistent manifest ...
+    (second.snapshot / "manifest.json").chmod(0o644)
+    (second.snapshot / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(DataValidationError, match="not its predecessor's with its export merged in"):
+        verify_chain(second.snapshot)  # ... the snapshot no longer follows from its predecessor and its export
+    export.write_bytes(server.model.export_responses(server.model.get_session_key("popeval", PASSWORD), sid, "csv", None, "all",
+                                                     "code", "short", 1).payload)
+    man["files"]["export.csv"] = hashlib.sha256(export.read_bytes()).hexdigest()
+    (second.snapshot / "manifest.json").write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
     assert verify_chain(second.snapshot) == [first.snapshot, second.snapshot]
     # a third fetch with nothing new asks from the first still incomplete response and changes nothing
     third = _fetch(server, out, sid, T0 + timedelta(days=2))
@@ -336,6 +383,7 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
     assert all(oct(p.stat().st_mode)[-3:] == "444" for p in snap.iterdir())
     assert not [p for p in snap.parent.iterdir() if p.name.startswith(".")]  # no temporary file or folder left
     f = snap / "participants.json"
+    original = f.read_bytes()
     f.chmod(0o644)
     f.write_bytes(f.read_bytes().replace(b'"tid":1,', b'"tid":7,', 1))
     with pytest.raises(DataValidationError, match="changed after it was written") as exc:
@@ -344,6 +392,37 @@ def test_every_snapshot_file_is_checked_against_the_manifest(server: StandInServ
     f.unlink()
     with pytest.raises(DataValidationError, match="is missing"):
         parse_snapshot(snap)
+    f.write_bytes(original)
+    (snap / ".DS_Store").write_bytes(b"\0")  # a file browser's hidden file is not part of the snapshot
+    parse_snapshot(snap)  # restored: accepted again
+    (snap / "notes.txt").write_text("added by hand")
+    with pytest.raises(DataValidationError, match="does not list") as exc:
+        parse_snapshot(snap)
+    assert "notes.txt" in str(exc.value)
+
+
+def test_a_snapshot_folder_appears_only_complete_and_validated(tmp_path: Path) -> None:
+    from survey.snapshot import publish_snapshot, verify_snapshot
+
+    final = tmp_path / "461283" / "20261201T090000Z"
+    seen: list[tuple[str, bool, list[str]]] = []
+
+    def check(folder: Path) -> None:
+        seen.append((folder.name, final.exists(), sorted(p.name for p in folder.iterdir())))
+
+    publish_snapshot(final, {"responses.csv": b"\r\n", "participants.json": b"[]"}, {"survey_id": 461283}, check=check)
+    from survey.files import TEMP_PREFIX
+
+    ((name, existed, listing),) = seen
+    assert name.startswith(TEMP_PREFIX) and not existed and listing == ["manifest.json", "participants.json", "responses.csv"]
+    assert sorted(verify_snapshot(final)["files"]) == ["participants.json", "responses.csv"]
+
+    def refuse(folder: Path) -> None:
+        raise DataValidationError("refused")
+
+    with pytest.raises(DataValidationError, match="refused"):
+        publish_snapshot(tmp_path / "461283" / "20261201T100000Z", {"responses.csv": b"\r\n"}, {}, check=refuse)
+    assert [p.name for p in (tmp_path / "461283").iterdir()] == [final.name]
 
 
 def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: StandInServer, tmp_path: Path) -> None:
@@ -363,6 +442,20 @@ def test_latest_never_skips_a_half_written_newest_snapshot_silently(server: Stan
     (half / "manifest.json").write_text('{"files": {"responses.csv": "00", "participants.json": "00"}')
     with pytest.warns(SnapshotWarning, match="not valid JSON"):
         assert latest_snapshot(tmp_path / "s", sid) == snap
+    import shutil
+    import warnings
+
+    from survey.files import TEMP_PREFIX
+
+    shutil.rmtree(half)
+    (snap.parent / f"{TEMP_PREFIX}20991231T000000Z.abc123").mkdir()  # a fetch still writing (or interrupted)
+    with pytest.warns(SnapshotWarning, match="temporary folder of a fetch"):
+        assert latest_snapshot(tmp_path / "s", sid) == snap
+    shutil.rmtree(snap.parent / f"{TEMP_PREFIX}20991231T000000Z.abc123")
+    (snap.parent / f"{TEMP_PREFIX}20200101T000000Z.abc123").mkdir()  # older than the latest: not in the way
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert latest_snapshot(tmp_path / "s", sid) == snap
 
 
 def test_a_zero_byte_export_never_becomes_a_snapshot(server: StandInServer, tmp_path: Path) -> None:
@@ -378,6 +471,10 @@ def test_a_zero_byte_export_never_becomes_a_snapshot(server: StandInServer, tmp_
         ingest_file(empty, sid, tmp_path / "s", now=T0 + timedelta(hours=2))
     assert str(empty) in str(exc.value)
     assert [p.name for p in (tmp_path / "s" / str(sid)).iterdir()] == [snap.name]
+    from survey.parse import parse_snapshot
+
+    with pytest.raises(DataValidationError, match=r"empty \(0 bytes\)"):
+        parse_snapshot(empty)  # and a 0-byte file is no empty survey when parsed either
 
 
 def test_a_repeated_response_id_in_an_export_is_an_error(server: StandInServer, tmp_path: Path) -> None:

@@ -125,7 +125,25 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
         assert name in b.tables, name
         assert set(TABLES[name][0]) <= set(b.tables[name].columns)
     eff = b.table("effects")
-    assert {"matching", "regression", "ipw", "doubly_robust", "fixed_effects", "unadjusted"} <= set(eff["method"])
+    assert {"matching", "regression", "ipw", "doubly_robust", "unadjusted"} <= set(eff["method"])
+    # the fixed-effects variant holds the training domain (a mediator) fixed: not an ATT, kept apart
+    assert "fixed_effects" not in set(eff["method"])
+    cde = b.table("controlled_direct_effect")
+    assert set(cde["method"]) == {"fixed_effects"} and cde["estimand"].str.contains("controlled direct").all()
+    # every published estimator carries the end-to-end replicate SE
+    assert (eff.loc[eff["method"] != "unadjusted", "se_type"] == "replicate").all()
+    # the estimand and its excluded group, decided before outcomes were read
+    est = b.estimates["estimand"]
+    assert est["name"] == "ATT among POP users with comparable controls"
+    assert {"variable": "educ", "category": "hoog"}.items() <= est["excluded_groups"][0].items()
+    assert est["n_treated_excluded"] > 0 and 0 < est["share_treated_excluded_weighted"] < 1
+    ov = b.table("overlap")
+    assert set(ov["kind"]) == {"cell", "propensity"}
+    assert ov.loc[(ov["variable"] == "educ") & (ov["category"] == "hoog"), "status"].iloc[0] in ("sparse", "empty")
+    assert b.table("overlap_excluded")["n"].sum() > 0
+    dk = b.table("dont_know")
+    assert set(dk["group"]) == {"pop", "no_pop"} and (dk["n_dont_know"] <= dk["n"]).all()
+    assert set(b.table("dont_know_sensitivity")["scenario"]) == {"complete_case", "as_neutral", "against_pop", "for_pop"}
     main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
     assert len(main) == 4
     assert np.isfinite(main["std_error"]).all()

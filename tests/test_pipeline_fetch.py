@@ -36,7 +36,8 @@ def _config(study: Path, derived: Path, snapshot: str, snapshots_dir: Path, surv
     )
 
 
-def test_fetching_from_limesurvey_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetching_from_limesurvey_gives_the_same_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from survey.deploy import deploy, read_invitations
     from survey.lss import build_lss
 
@@ -71,7 +72,9 @@ def test_fetching_from_limesurvey_gives_the_same_results(tmp_path: Path, monkeyp
         monkeypatch.setenv("LIMESURVEY_URL", srv.url)
         monkeypatch.setenv("LIMESURVEY_USER", "popeval")
         monkeypatch.setenv("LIMESURVEY_PASSWORD", PASSWORD)
+        capsys.readouterr()
         fetched = run(_config(study, tmp_path / "d1", "fetch", tmp_path / "snapshots", sid), progress=False)
+        assert "LimeSurvey fetch" not in capsys.readouterr().err  # no progress bar when progress is off
 
     local = run(_config(study, tmp_path / "d2", str(snap), study / "survey", DEMO_SURVEY_ID), progress=False)
     from analysis.bundle import read_bundle

@@ -467,3 +467,23 @@ def test_proportion_by_domain_sums_to_one() -> None:
     sums = est.params.groupby(level="stype").sum()
     np.testing.assert_allclose(sums.to_numpy(), 1.0)
     assert (est.bse > 0).all()
+
+
+def test_collapse_never_merges_across_the_first_variable_of_a_joint_margin() -> None:
+    """A sparse 'no POP x high' cell merges with another no-POP cell, never with a POP cell."""
+    rng = np.random.default_rng(3)
+    pop = np.r_[np.zeros(300, int), np.ones(100, int)]
+    educ = np.r_[rng.choice(["laag", "midden"], 297), ["hoog"] * 3, rng.choice(["hoog", "laag", "midden"], 100)]
+    df = pd.DataFrame({"pop": pop, "educ": educ, "w": 1.0})
+    totals = {(p, e): float(((df["pop"] == p) & (df["educ"] == e)).sum() * 10) for p in (0, 1) for e in ("hoog", "laag", "midden")}
+    r = rake(SurveyDesign(df, weights="w"), {("pop", "educ"): totals}, min_cell=5)
+    assert r.diagnostics is not None
+    (rec,) = r.diagnostics.collapsed
+    assert rec.merged == ("0 x hoog", "0 x laag")  # the 1 x ... cells stay apart
+    # the POP stratum keeps its total exactly
+    assert r.weights[df["pop"] == 1].sum() == pytest.approx(1000.0)
+    # a stratum that is one sparse cell cannot be merged within itself: a clear error
+    lone = {("pop", "educ"): {(0, "laag"): 2000.0, (1, "hoog"): 50.0}}
+    d2 = pd.DataFrame({"pop": [0] * 40 + [1] * 3, "educ": ["laag"] * 40 + ["hoog"] * 3, "w": 1.0})
+    with pytest.raises(DataValidationError, match="within its stratum"):
+        rake(SurveyDesign(d2, weights="w"), lone, min_cell=5)

@@ -24,7 +24,7 @@ from analysis.effects.reliability import Reliability, cronbach_alpha, hedges_g
 from analysis.effects.results import EffectEstimate, EffectTable
 from analysis.effects.sensitivity import EValue, RosenbaumBounds, e_value, rosenbaum_bounds
 from analysis.effects.variance import ReplicateVariance, abadie_imbens_se, replicate_variance
-from analysis.effects.weighting_estimators import aipw, ipw
+from analysis.effects.weighting_estimators import aipw, ipw, regression_att
 
 __all__ = [
     "EValue",
@@ -45,6 +45,7 @@ __all__ = [
     "ipw",
     "matched_effect",
     "ordered_logit",
+    "regression_att",
     "replicate_variance",
     "rosenbaum_bounds",
     "weighted_ols",

@@ -26,7 +26,7 @@ from survey.errors import DataValidationError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OrderedLogitResult", "ordered_logit"]
+__all__ = ["OrderedLogitResult", "ordered_logit", "ordered_logit_fit"]
 
 
 def _cdf(x: np.ndarray) -> np.ndarray:
@@ -183,12 +183,13 @@ def ordered_logit(
     """
     import pandas as pd
     import patsy
-    from scipy import optimize
 
     from analysis.matching.formula import resolve_weights
 
     lhs, rhs = (s.strip() for s in formula.split("~"))
-    X_df = patsy.dmatrix(f"0 + {rhs}", df, return_type="dataframe", NA_action="raise")
+    # with an intercept term patsy codes factors with a reference level; the intercept itself is
+    # dropped (the cut-points take its place), so no dummy set is collinear with the cut-points
+    X_df = patsy.dmatrix(f"1 + {rhs}", df, return_type="dataframe", NA_action="raise")
     X_df = X_df.loc[:, [c for c in X_df.columns if c != "Intercept"]]
     X = X_df.to_numpy(dtype=float)
     yraw = df[lhs]
@@ -209,43 +210,12 @@ def ordered_logit(
     w = np.ones(len(df)) if w is None else w
     p = X.shape[1]
 
-    # start: beta = 0, cut-points from cumulative weighted proportions
-    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
-    zeta0 = np.log(cum / (1 - cum))
-
-    def unpack(u: np.ndarray) -> np.ndarray:
-        z = np.cumsum(np.concatenate([[u[p]], np.exp(u[p + 1:])]))
-        return np.concatenate([u[:p], z])
-
-    def negll(u: np.ndarray) -> tuple[float, np.ndarray]:
-        theta = unpack(u)
-        ll, s = _scores(theta, X, y, K)
-        g = (s * w[:, None]).sum(axis=0)
-        # chain rule to the unconstrained parameters
-        gu = g.copy()
-        gz = g[p:]
-        tail = np.cumsum(gz[::-1])[::-1]  # d/du_j of zeta_k for k >= j
-        gu[p] = tail[0]
-        gu[p + 1:] = tail[1:] * np.exp(u[p + 1:])
-        return -float((w * ll).sum()), -gu
-
-    u0 = np.concatenate([np.zeros(p), [zeta0[0]], np.log(np.diff(zeta0))])
-    opt = optimize.minimize(negll, u0, jac=True, method="BFGS", options={"gtol": 1e-10,
-                                                                          "maxiter": 2000})
-    theta = unpack(opt.x)
-    # Newton polish in the natural parametrisation
-    for _ in range(5):
-        H = _hessian(theta, X, y, K, w)
-        g = (_scores(theta, X, y, K)[1] * w[:, None]).sum(axis=0)
-        step = np.linalg.solve(H, g)
-        theta = theta - step
-        if np.max(np.abs(step)) < 1e-12:
-            break
-    ll, s = _scores(theta, X, y, K)
-    g = (s * w[:, None]).sum(axis=0)
-    if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
+    try:
+        theta = ordered_logit_fit(X, y, w, K)
+    except PopevalError as exc:
         raise PopevalError("The ordered logit did not converge", param="formula",
-                           found=formula, detail=str(opt.message))
+                           found=formula, detail=exc.detail) from exc
+    ll, s = _scores(theta, X, y, K)
     A = -_hessian(theta, X, y, K, w)
     ws = s * w[:, None]
     if cluster is not None:
@@ -292,6 +262,56 @@ def ordered_logit(
         nobs=len(y), llf=float((w * ll).sum()), categories=cats, treat=treat,
         prob_shifts=shifts,
     )
+
+
+def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+    """Maximum-likelihood (beta, cut-points) of a weighted proportional-odds logit on arrays.
+
+    ``X`` has no intercept, ``y`` holds category codes 0..K-1.  BFGS in an unconstrained
+    parametrisation of increasing cut-points, then Newton steps in the natural one.
+    """
+    from scipy import optimize
+
+    p = X.shape[1]
+    # start: beta = 0, cut-points from cumulative weighted proportions
+    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
+    zeta0 = np.log(cum / (1 - cum))
+
+    def unpack(u: np.ndarray) -> np.ndarray:
+        z = np.cumsum(np.concatenate([[u[p]], np.exp(u[p + 1:])]))
+        return np.concatenate([u[:p], z])
+
+    def negll(u: np.ndarray) -> tuple[float, np.ndarray]:
+        theta = unpack(u)
+        ll, s = _scores(theta, X, y, K)
+        g = (s * w[:, None]).sum(axis=0)
+        # chain rule to the unconstrained parameters
+        gu = g.copy()
+        gz = g[p:]
+        tail = np.cumsum(gz[::-1])[::-1]  # d/du_j of zeta_k for k >= j
+        gu[p] = tail[0]
+        gu[p + 1:] = tail[1:] * np.exp(u[p + 1:])
+        return -float((w * ll).sum()), -gu
+
+    u0 = np.concatenate([np.zeros(p), [zeta0[0]], np.log(np.diff(zeta0))])
+    opt = optimize.minimize(negll, u0, jac=True, method="BFGS", options={"gtol": 1e-10,
+                                                                          "maxiter": 2000})
+    theta = unpack(opt.x)
+    # Newton polish in the natural parametrisation
+    for _ in range(5):
+        g = (_scores(theta, X, y, K)[1] * w[:, None]).sum(axis=0)
+        if np.max(np.abs(g)) < 1e-10 * max(1.0, w.sum()):
+            break
+        H = _hessian(theta, X, y, K, w)
+        step = np.linalg.solve(H, g)
+        theta = theta - step
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    _ll, s = _scores(theta, X, y, K)
+    g = (s * w[:, None]).sum(axis=0)
+    if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
+        raise PopevalError("The ordered logit did not converge", detail=str(opt.message))
+    return theta
 
 
 def _hessian(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:

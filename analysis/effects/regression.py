@@ -66,7 +66,10 @@ def weighted_ols(
     elif vcov in ("HC0", "HC1", "HC3"):
         if vcov == "HC3":
             h = np.einsum("ij,jk,ik->i", Xw, bread, Xw)
-            scores = scores / (1 - h)[:, None]
+            # a unit with leverage 1 (alone in a covariate category) has a zero residual: its
+            # score is 0 (0/0 without this guard)
+            lev1 = h >= 1 - 1e-10
+            scores = np.where(lev1[:, None], 0.0, scores / np.where(lev1, 1.0, 1 - h)[:, None])
         meat = scores.T @ scores
         if vcov == "HC1":
             meat *= n / (n - k)

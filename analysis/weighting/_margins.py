@@ -188,7 +188,9 @@ def _encode(
     codes = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
     known = set()
     for level, c in enumerate(columns):
-        known |= {(level, v) for v in pd.unique(df[c])}
+        col = df[c]
+        values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)
+        known |= {(level, v) for v in values}
     return codes, [pop.index], known
 
 
@@ -243,24 +245,40 @@ def _check_labels(
 
 
 def _collapse(
-    name: str, labels: list[str], totals: np.ndarray, counts: np.ndarray, min_cell: int
+    name: str,
+    labels: list[str],
+    totals: np.ndarray,
+    counts: np.ndarray,
+    min_cell: int,
+    strata: Sequence[Any] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[CollapseRecord]]:
-    """Apply the adjacent-merge rule; return new labels, totals, counts, old->new map, records."""
+    """Apply the adjacent-merge rule; return new labels, totals, counts, old->new map, records.
+
+    ``strata`` (for a joint margin: the value of its first variable per cell) confines merges to
+    cells of the same stratum: a POP cell is never merged with a non-POP cell of ``pop x educ``.
+    A sparse stratum that is a single cell cannot be collapsed and raises an error.
+    """
     groups: list[list[int]] = [[i] for i in range(len(labels))]
     g_counts = [int(c) for c in counts]
     g_totals = [float(t) for t in totals]
+    g_strata = list(strata) if strata is not None else [None] * len(labels)
     records: list[CollapseRecord] = []
     while len(groups) > 1:
         small = [i for i, c in enumerate(g_counts) if c < min_cell]
         if not small:
             break
         i = min(small, key=lambda j: (g_counts[j], j))
-        if i == 0:
-            j = 1
-        elif i == len(groups) - 1:
-            j = i - 1
-        else:
-            j = i - 1 if g_counts[i - 1] <= g_counts[i + 1] else i + 1
+        nbrs = [j for j in (i - 1, i + 1) if 0 <= j < len(groups) and g_strata[j] == g_strata[i]]
+        if not nbrs:
+            raise DataValidationError(
+                f"Margin '{name}' has a sparse cell that cannot be merged within its stratum",
+                column=name,
+                expected=f"at least {min_cell} respondent(s) per cell, or a neighbouring cell of the same stratum",
+                found=f"{'+'.join(labels[k] for k in groups[i])} ({g_counts[i]} respondents)",
+                hint="cells of a joint margin are merged only within the categories of its first "
+                "variable; drop the joint margin, use a coarser one, or lower weighting.min_cell",
+            )
+        j = min(nbrs, key=lambda x: (g_counts[x], x))
         a, b = min(i, j), max(i, j)
         merged_labels = tuple("+".join(labels[k] for k in groups[x]) for x in (a, b))
         reason = "empty" if min(g_counts[a], g_counts[b]) == 0 else "sparse"
@@ -283,7 +301,7 @@ def _collapse(
         groups[a] = groups[a] + groups[b]
         g_counts[a] += g_counts[b]
         g_totals[a] += g_totals[b]
-        del groups[b], g_counts[b], g_totals[b]
+        del groups[b], g_counts[b], g_totals[b], g_strata[b]
     mapping = np.empty(len(labels), dtype=np.intp)
     for new, members in enumerate(groups):
         mapping[members] = new
@@ -388,6 +406,7 @@ def prepare_margins(
                 "correct the margin",
             )
         labels = [_label(v) for v in pop.index[keep]]
+        strata = [v[0] for v in pop.index[keep]] if not isinstance(key, str) else None
         totals = pop.to_numpy()[keep]
         counts = counts[keep]
         remap = np.cumsum(keep) - 1
@@ -405,7 +424,7 @@ def prepare_margins(
                     hint="pass collapse=True to merge them with adjacent cells",
                 )
             labels, totals, counts, mapping, recs = _collapse(
-                name, labels, totals, counts, min_cell
+                name, labels, totals, counts, min_cell, strata
             )
             codes = mapping[codes]
             records.extend(recs)

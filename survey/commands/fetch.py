@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
     p.add_argument("--retries", type=int, default=3, help="retries of transient faults (default 3)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    p.add_argument("--verify", action="store_true",
+                   help="do not fetch: check the latest snapshot and every one before it against their manifests, "
+                   "and rebuild each incremental one from its predecessor and the export it received")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +36,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("Which survey?", param="--survey-id", expected="a survey id",
                               found=f"{len(known)} surveys under {args.out}", hint="pass --survey-id")
         sid = int(known[0])
+    if args.verify:
+        from survey.snapshot import latest_snapshot, verify_chain
+
+        latest = latest_snapshot(args.out, sid)
+        if latest is None:
+            raise ConfigError("No snapshot to verify", file=Path(args.out) / str(sid), found="no complete snapshot",
+                              hint="run `popeval fetch` first")
+        chain = verify_chain(latest)
+        print(f"Survey {sid}: {len(chain)} snapshot(s) verified, oldest first")
+        for snap in chain:
+            print(f"  {snap.name}")
+        return 0
     if args.from_file:
         result = ingest_file(args.from_file, sid, args.out, participants=args.participants)
     else:
