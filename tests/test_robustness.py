@@ -181,17 +181,20 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
     assert b.estimates["population"]["persons"] == 100
 
 
-def test_tables_another_command_adds_to_a_bundle_are_read(tmp_path: Path) -> None:
+def test_a_plans_bundle_is_verified_like_a_run_bundle(tmp_path: Path) -> None:
     from analysis.plans.tables import write_plans_tables
 
     b = _bundle(tmp_path / "b")
     share = pd.DataFrame(
         {"measure": ["attest_matches_plan"], "stratum": ["alle"], "estimator": ["design"], "estimate": [0.8], "std_error": [0.02], "ci_lower": [0.76], "ci_upper": [0.84], "n_sample": [300], "N_population": [5000]}
     )
-    write_plans_tables(b, {"plans_estimates": share}, {"note": "test"})
-    got = read_bundle(b)
-    assert got.table("response_flow")["n"].tolist() == [100, 40]
-    assert got.table("plans_estimates")["estimate"].tolist() == [0.8]
+    plans = write_plans_tables(tmp_path / "plans", {"plans_estimates": share}, {"note": "test"})
+    # the plans bundle is its own folder, verified against its own manifest; the run bundle is untouched
+    assert read_bundle(b).table("response_flow")["n"].tolist() == [100, 40]
+    assert read_bundle(plans).table("plans_estimates")["estimate"].tolist() == [0.8]
+    (plans / "tables" / "plans_estimates.csv").write_text("measure\nchanged\n", encoding="utf-8")
+    with pytest.raises(DataValidationError, match="changed after it was written"):
+        read_bundle(plans)
 
 
 def test_optional_report_parameters_of_the_includes_are_known() -> None:
@@ -496,7 +499,7 @@ def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(study: Pat
     assert not (run_dir / "report").exists()
     assert not list(run_dir.rglob("evaluation-*.html"))
     if sig == signal.SIGINT:
-        assert proc.returncode == 130
+        assert proc.returncode == 130, err[-2000:]
         assert "Traceback" not in err and "KeyboardInterrupt" not in err
         assert "run interrupted" in (run_dir / "run.log").read_text(encoding="utf-8")
     # the bundle was complete before rendering began, and says so

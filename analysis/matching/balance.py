@@ -47,7 +47,8 @@ def _wvar(x: np.ndarray, binary: bool, w: np.ndarray | None) -> float:
     w = w / w.sum()
     mx = float((w * x).sum())
     if binary:
-        return mx * (1.0 - mx)
+        # a constant dummy can give a mean of 1 + 1 ulp: the variance is 0, never negative
+        return max(mx * (1.0 - mx), 0.0)
     return float((w * (x - mx) ** 2).sum() / (1.0 - (w**2).sum()))
 
 
