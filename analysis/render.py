@@ -304,7 +304,7 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
 
     nb = jupytext.reads(expand_includes(qmd), fmt="Rmd")
     front, front_text = _front_matter(nb)
-    defaults = (front.get("execute") or {}) if isinstance(front, dict) else {}
+    defaults = {**(project_execute(qmd.parent)), **((front.get("execute") or {}) if isinstance(front, dict) else {})}
     cells = []
     injected = False
     for cell in nb.cells[1:] if front_text else nb.cells:
@@ -427,6 +427,16 @@ def _meta_args(meta: Mapping[str, str]) -> list[str]:
     for k, v in meta.items():
         args += ["-M", f"{k}={v}"]
     return args
+
+
+def project_execute(folder: Path) -> dict[str, Any]:
+    """The ``execute`` defaults of ``_quarto.yml`` (e.g. ``echo: false``)."""
+    import yaml
+
+    path = folder / "_quarto.yml"
+    if not path.is_file():
+        return {}
+    return dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("execute") or {})
 
 
 def project_options(folder: Path) -> dict[str, Any]:
