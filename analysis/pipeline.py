@@ -90,12 +90,23 @@ class RunResult:
 # --------------------------------------------------------------------------- hashing and caching
 
 
-def code_version() -> str:
-    """SHA-256 over the package sources (``survey/``, ``analysis/``) and the report project."""
+#: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
+REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py")
+
+
+def code_version(*, report: bool = True) -> str:
+    """SHA-256 over the package sources (``survey/``, ``analysis/``) and, with ``report``, the report's.
+
+    The estimation steps are keyed without the report's sources (:data:`REPORT_SOURCES`), so that
+    changing a sentence or a table of the report re-renders it and recomputes nothing else.
+    """
     h = hashlib.sha256()
     for folder in ("survey", "analysis", "reports"):
         for p in sorted((_REPO / folder).rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua") and "_output" not in p.parts:
+            rel = p.relative_to(_REPO).as_posix()
+            if not report and any(rel == s or rel.startswith(s + "/") for s in REPORT_SOURCES):
+                continue
+            if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua", ".docx") and "_output" not in p.parts:
                 h.update(str(p.relative_to(_REPO)).encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
@@ -183,6 +194,19 @@ def _resolve_snapshot(cfg: StudyConfig) -> Path:
 def _snapshot_hash(snap: Path) -> dict[str, str]:
     files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
     return {p.name: sha256_file(p) for p in files}
+
+
+def _response_detail(resp: Any, population: pd.DataFrame, frame: pd.DataFrame, outcomes: tuple[str, ...]) -> dict[str, Any]:
+    """From the export's rows to the analysed respondents, and the missing answers per outcome."""
+    f = resp.frame
+    c = dict(resp.counts)
+    complete = f[f["complete"]]
+    no_key = complete["person_key"].isna()
+    out: dict[str, Any] = {k: int(c[k]) for k in ("raw_rows", "duplicates_dropped", "respondents", "incomplete", "complete") if k in c}
+    out["no_participant"] = int(no_key.sum())
+    out["not_in_population"] = int((~no_key & ~complete["person_key"].isin(population["person_key"])).sum())
+    out["outcomes"] = {o: {"missing": int(frame[o].isna().sum()), "analysed": int(frame[o].notna().sum())} for o in outcomes if o in frame.columns}
+    return out
 
 
 def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ...], *, with_outcomes: bool) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -490,7 +514,8 @@ def run(
     derived = cfg.path(cfg.study.derived_dir).resolve()
     derived.mkdir(parents=True, exist_ok=True)
     cache = _Cache(derived)
-    code = code_version()
+    code = code_version(report=False)  # the estimation's code: the report's sources are not part of it
+    report_code = code_version()
     reused: list[str] = []
     computed: list[str] = []
     spec = EstimatorSpec.from_config(cfg)
@@ -683,6 +708,7 @@ def run(
             "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
             "hedges_g_unadjusted": outc["hedges_g"],
             "margins_version": getattr(mg, "version", None),
+            "response_detail": _response_detail(resp, population, outc["frame"], spec.outcomes),
             "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched"},
         }
         manifest = {
@@ -718,7 +744,7 @@ def run(
         if cfg.report.render:
             from analysis.render import render_report
 
-            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, code)
+            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code)
             outdir = run_dir / "report"
             marker = outdir / "render.json"
             prev = json.loads(marker.read_text()) if marker.exists() else {}
