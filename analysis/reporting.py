@@ -265,9 +265,14 @@ class GridTable:
 
     def markdown(self) -> str:
         """The pandoc grid table."""
+        import textwrap
+
         n = len(self.columns)
-        cells = [[_escape(c) for c in self.columns]] + [[_escape(c) for c in r] for r in self.rows if not isinstance(r, Group)]
-        widths = [max(3, *(len(row[j]) for row in cells)) for j in range(n)]
+        raw = [[_escape(c) for c in self.columns]] + [[_escape(c) for c in r] for r in self.rows if not isinstance(r, Group)]
+        # long cells wrap at spaces (never inside a word): a header at its longest word, a body cell at 30
+        limit = [max([10, *(len(w) for w in raw[0][j].split())] + [min(30, max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)]) for j in range(n)]
+        cells = [[textwrap.wrap(c, limit[j], break_long_words=False, break_on_hyphens=False) or [""] for j, c in enumerate(row)] for row in raw]
+        widths = [max(3, *(len(line) for row in cells for line in row[j])) for j in range(n)]
         group_texts = ["**" + _escape(g.text) + "**" for g in self.rows if isinstance(g, Group)]
         need = max((len(t) for t in group_texts), default=0)
         total = sum(widths) + 3 * (n - 1)
@@ -302,13 +307,17 @@ class GridTable:
         lines = [sep()]
         if self.groups:
             lines += [line([(_escape(t), s) for t, s in self.groups]), sep()]
-        lines += [line([(c, 1) for c in cells[0]]), sep("=", marks=True)]
+        def multi(row: Sequence[list[str]]) -> list[str]:
+            depth = max(len(c) for c in row)
+            return [line([(c[k] if k < len(c) else "", 1) for c in row]) for k in range(depth)]
+
+        lines += [*multi(cells[0]), sep("=", marks=True)]
         body = iter(cells[1:])
         for r in self.rows:
             if isinstance(r, Group):
                 lines.append(line([("**" + _escape(r.text) + "**", n)]))
             else:
-                lines.append(line([(c, 1) for c in next(body)]))
+                lines += multi(next(body))
             lines.append(sep())
         return "\n".join(lines) + "\n"
 
@@ -832,8 +841,11 @@ class Report:
             t["grp"], t["var"], t["cat"] = "all", t["variable"], t["category"].astype(str)
         else:
             t["var"] = t["variable"].str.slice(len("pop x "))
-            parts = t["category"].astype(str).str.split(" x ", n=1)
-            t["grp"], t["cat"] = parts.str[0], parts.str[1]
+            from analysis.report import _split_merged
+
+            cells = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in _split_merged(c)])
+            t["grp"] = cells.map(lambda cs: cs[0][0])
+            t["cat"] = cells.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
         # composition within each group
         for col, new in (("population", "pp"), ("n_respondents", "pr"), ("pct_weighted", "pw")):
             tot = t.groupby(["var", "grp"])[col].transform(lambda s: pd.to_numeric(s, errors="coerce").sum())
