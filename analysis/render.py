@@ -85,8 +85,8 @@ def parse_param(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, dict | list):
-        value = raw
+    if isinstance(value, dict | list) or not isinstance(value, str | int | float | bool | type(None)):
+        value = raw  # dates and structures stay text, as Quarto passes them
     return name, value
 
 
@@ -242,7 +242,7 @@ def _front_matter(nb: Any) -> tuple[dict[str, Any], str]:
 
 def _injected_source(params: Mapping[str, Any]) -> str:
     lines = ["# injected parameters"]
-    lines += [f"{k} = {v!r}" for k, v in params.items()]
+    lines += [f"{k} = {(v if isinstance(v, str | int | float | bool | type(None)) else str(v))!r}" for k, v in params.items()]
     return "\n".join(lines)
 
 
