@@ -136,7 +136,7 @@ LABELS: dict[str, dict[str, str]] = {
     "prov_run": {"nl": "Tijdstip van de analyse", "en": "Time of the analysis"},
     "prov_commit": {"nl": "Versie van de code (commit)", "en": "Code version (commit)"},
     "prov_seed": {"nl": "Startwaarde toevalsgenerator (seed)", "en": "Random seed"},
-    "prov_version": {"nl": "Versie van popeval", "en": "popeval version"},
+    "prov_version": {"nl": "Versie van de analysesoftware", "en": "Analysis software version"},
     "prov_design": {"nl": "Vergrendeld design (SHA-256)", "en": "Locked design (SHA-256)"},
     # weighting methods (config codes)
     "wm_rake": {"nl": "raking (iteratieve proportionele aanpassing)", "en": "raking (iterative proportional fitting)"},

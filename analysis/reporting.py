@@ -50,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from analysis.bundle import ResultsBundle
 
-__all__ = ["DEFAULT_THRESHOLD", "Facts", "GridTable", "Protected", "Report", "Text", "grid_table", "protect", "threshold_from_manifest"]
+__all__ = ["DEFAULT_THRESHOLD", "Code", "Facts", "GridTable", "Protected", "Report", "Text", "grid_table", "protect", "threshold_from_manifest"]
 
 #: The disclosure threshold when neither the caller nor the bundle sets one: counts below 5 are suppressed.
 DEFAULT_THRESHOLD = 5
@@ -190,8 +190,14 @@ class Text(str):
         return str(self)
 
 
+class Code(str):
+    """A table cell shown as literal code (file names, setting names, hashes)."""
+
+
 def _escape(text: object) -> str:
-    """Markdown-escape a table cell (numbers and labels are plain text)."""
+    """Markdown-escape a table cell (numbers and labels are plain text; :class:`Code` is literal)."""
+    if isinstance(text, Code):
+        return "`" + str(text).replace("`", "'") + "`"
     s = str(text)
     for ch in "\\`*_[]<>|#$@~^":
         s = s.replace(ch, "\\" + ch)
@@ -270,8 +276,14 @@ class GridTable:
         n = len(self.columns)
         raw = [[_escape(c) for c in self.columns]] + [[_escape(c) for c in r] for r in self.rows if not isinstance(r, Group)]
         # long cells wrap at spaces (never inside a word): a header at its longest word, a body cell at 30
-        limit = [max([10, *(len(w) for w in raw[0][j].split())] + [min(30, max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)]) for j in range(n)]
-        cells = [[textwrap.wrap(c, limit[j], break_long_words=False, break_on_hyphens=False) or [""] for j, c in enumerate(row)] for row in raw]
+        cap = [36 if any(row[j].startswith("`") for row in raw[1:]) else 30 for j in range(n)]
+        limit = [max([10, *(len(w) for w in raw[0][j].split())] + [min(cap[j], max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)]) for j in range(n)]
+        def wrap(c: str, width: int) -> list[str]:
+            if c.startswith("`") and c.endswith("`") and len(c) > 2:  # a code span wraps into code spans
+                return [f"`{x}`" for x in textwrap.wrap(c[1:-1], width, break_long_words=False, break_on_hyphens=False)] or [c]
+            return textwrap.wrap(c, width, break_long_words=False, break_on_hyphens=False) or [""]
+
+        cells = [[wrap(c, limit[j]) for j, c in enumerate(row)] for row in raw]
         widths = [max(3, *(len(line) for row in cells for line in row[j])) for j in range(n)]
         group_texts = ["**" + _escape(g.text) + "**" for g in self.rows if isinstance(g, Group)]
         need = max((len(t) for t in group_texts), default=0)
@@ -876,7 +888,8 @@ class Report:
                         cells.append(SUPPRESSED if sup.at[i, "n_respondents"] else self._pct(t.at[i, "pw"]))
                     row += cells
                 rows.append(row)
-        leaf = [self.label("col_population"), self.label("col_pct_population"), self.label("col_respondents"), self.label("col_pct_unweighted")] + ([self.label("col_pct_weighted")] if show_weighted else [])
+        pct = self.label("col_pct")
+        leaf = [self.label("col_population"), pct, self.label("col_respondents"), pct] + ([self.label("col_pct_weighted")] if show_weighted else [])
         names = {"1": self.label("pop"), "0": self.label("no_pop"), "all": self.label("all_users")}
         return grid_table([self.label("col_characteristic")] + leaf * len(grps), rows, "l" + "r" * per * len(grps), groups=[("", 1)] + [(names[g], per) for g in grps])
 
@@ -1016,7 +1029,7 @@ class Report:
 
     def _t_inputs(self) -> GridTable:
         inputs = self.bundle.manifest.get("inputs") or {}
-        rows = [[f"{name}", _sha(digest)] for name, digest in sorted(inputs.items())]
+        rows = [[Code(name), Code(_sha(digest))] for name, digest in sorted(inputs.items())]
         return grid_table([self.label("col_file"), "SHA-256"], rows or [[label("not_given", self.lang), MISSING]], "ll")
 
     def _t_run(self) -> GridTable:
@@ -1024,18 +1037,18 @@ class Report:
         ng = self.label("not_given")
         rows = [
             [self.label("prov_run"), self.fact.run_datetime],
-            [self.label("prov_version"), str(man.get("popeval_version") or ng)],
-            [self.label("prov_commit"), str(man.get("commit") or ng)],
+            [self.label("prov_version"), Code(f"popeval {man['popeval_version']}") if man.get("popeval_version") else ng],
+            [self.label("prov_commit"), Code(man["commit"]) if man.get("commit") else ng],
             [self.label("prov_seed"), str(man.get("seed", ng))],
         ]
         if man.get("design_hash"):
-            rows.append([self.label("prov_design"), _sha(man["design_hash"])])
-        rows += [[pkg, str(ver)] for pkg, ver in sorted((man.get("packages") or {}).items())]
+            rows.append([self.label("prov_design"), Code(_sha(man["design_hash"]))])
+        rows += [[Code(pkg), str(ver)] for pkg, ver in sorted((man.get("packages") or {}).items())]
         return grid_table([self.label("col_item"), self.label("col_value")], rows, "ll")
 
     def _t_config(self) -> GridTable:
         cfg = self.bundle.manifest.get("config") or {}
-        rows = [[k, v] for k, v in _flatten(cfg)]
+        rows: list[Sequence[str] | Group] = [[Code(k), Code(v)] for k, v in _flatten(cfg)]
         return grid_table([self.label("col_setting"), self.label("col_value")], rows, "ll")
 
     # ------------------------------------------------------------------ figures
