@@ -295,8 +295,8 @@ class GridTable:
             for text, span in self.groups:
                 t = _escape(text)
                 have = sum(widths[start : start + span]) + 3 * (span - 1)
-                if len(t) > have:
-                    widths[start + span - 1] += len(t) - have
+                for k in range(max(0, len(t) - have)):  # spread the extra width over the group
+                    widths[start + k % span] += 1
                 start += span
 
         def sep(ch: str = "-", marks: bool = False) -> str:

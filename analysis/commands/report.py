@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output format; repeatable (default: html, pdf and docx)",
     )
     p.add_argument("--engine", choices=["auto", "quarto", "python"], default="auto", help="quarto when on PATH (auto), or the python fallback")
-    p.add_argument("--qmd", default=None, help="report source (default reports/evaluation.qmd)")
+    p.add_argument("--qmd", default=None, help="report source (default reports/evaluation-<lang>.qmd)")
 
 
 def run(args: argparse.Namespace) -> int:
