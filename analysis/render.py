@@ -363,7 +363,7 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
                 src = nb.cells[pos - 1]
                 out = "".join(o.get("text", "") for o in src.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
                 values = iter(_json.loads(out.strip().splitlines()[-1]))
-                text = _INLINE.sub(lambda _m: next(values), text)
+                text = _INLINE.sub(lambda _m, it=values: next(it), text)
             parts.append(text)
             continue
         if cell.cell_type != "code":

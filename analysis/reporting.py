@@ -42,7 +42,14 @@ from analysis.formatting import (
     is_missing,
     tick_formatter,
 )
-from analysis.report import category_label, category_order, label, method_label, outcome_label, variable_label
+from analysis.report import (
+    category_label,
+    category_order,
+    label,
+    method_label,
+    outcome_label,
+    variable_label,
+)
 from survey.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -277,7 +284,8 @@ class GridTable:
         raw = [[_escape(c) for c in self.columns]] + [[_escape(c) for c in r] for r in self.rows if not isinstance(r, Group)]
         # long cells wrap at spaces (never inside a word): a header at its longest word, a body cell at 30
         cap = [36 if any(row[j].startswith("`") for row in raw[1:]) else 30 for j in range(n)]
-        limit = [max([10, *(len(w) for w in raw[0][j].split())] + [min(cap[j], max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)]) for j in range(n)]
+        limit = [max(10, *(len(w) for w in raw[0][j].split()), min(cap[j], max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)) for j in range(n)]
+
         def wrap(c: str, width: int) -> list[str]:
             if c.startswith("`") and c.endswith("`") and len(c) > 2:  # a code span wraps into code spans
                 return [f"`{x}`" for x in textwrap.wrap(c[1:-1], width, break_long_words=False, break_on_hyphens=False)] or [c]
@@ -441,7 +449,7 @@ class Report:
         return fmt_ci(lo, hi, digits, self.lang).replace(" ", NBSP)
 
     @staticmethod
-    def _cell(p: Protected, i: int, col: str, fmt: Callable[[Any], str]) -> str:
+    def _cell(p: Protected, i: Any, col: str, fmt: Callable[[Any], str]) -> str:
         if p.suppressed.at[i, col]:
             return SUPPRESSED
         return fmt(p.table.at[i, col])

@@ -392,7 +392,7 @@ def test_verdicts_say_when_methods_disagree(bundle_dir: Path) -> None:
         if verdict == "consistent":
             assert sig.all() and (rows["estimate"] > 0).all()
         elif verdict == "inconclusive":
-            assert not main_sig and sig.any() or (np.sign(rows.loc[sig, "estimate"]).nunique() > 1)
+            assert (not main_sig and sig.any()) or (np.sign(rows.loc[sig, "estimate"]).nunique() > 1)
         elif verdict == "none":
             assert not sig.any()
 

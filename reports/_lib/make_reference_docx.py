@@ -78,8 +78,8 @@ def build(out: Path) -> Path:
     styles = _replace_style(styles, "Date", f'<w:style w:type="paragraph" w:styleId="Date"><w:name w:val="Date"/><w:basedOn w:val="Normal"/><w:next w:val="BodyText"/><w:qFormat/><w:pPr><w:spacing w:after="240"/></w:pPr>{_rpr(18, MUTED)}</w:style>')
     # captions: tables above (keep with the table), figures below
     styles = _replace_style(styles, "Caption", f'<w:style w:type="paragraph" w:styleId="Caption"><w:name w:val="caption"/><w:basedOn w:val="Normal"/><w:qFormat/><w:pPr><w:spacing w:before="120" w:after="80"/></w:pPr>{_rpr(18, INK, bold=True)}</w:style>')
-    styles = _replace_style(styles, "TableCaption", f'<w:style w:type="paragraph" w:styleId="TableCaption"><w:name w:val="Table Caption"/><w:basedOn w:val="Caption"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="200" w:after="80"/></w:pPr></w:style>')
-    styles = _replace_style(styles, "ImageCaption", f'<w:style w:type="paragraph" w:styleId="ImageCaption"><w:name w:val="Image Caption"/><w:basedOn w:val="Caption"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="60" w:after="60"/></w:pPr></w:style>')
+    styles = _replace_style(styles, "TableCaption", '<w:style w:type="paragraph" w:styleId="TableCaption"><w:name w:val="Table Caption"/><w:basedOn w:val="Caption"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="200" w:after="80"/></w:pPr></w:style>')
+    styles = _replace_style(styles, "ImageCaption", '<w:style w:type="paragraph" w:styleId="ImageCaption"><w:name w:val="Image Caption"/><w:basedOn w:val="Caption"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="60" w:after="60"/></w:pPr></w:style>')
     styles = _replace_style(styles, "CaptionedFigure", '<w:style w:type="paragraph" w:styleId="CaptionedFigure"><w:name w:val="Captioned Figure"/><w:basedOn w:val="Normal"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="160" w:after="0"/></w:pPr></w:style>')
     styles = _replace_style(styles, "Source", _style("Source", "Source", ppr='<w:spacing w:before="60" w:after="200"/>', rpr=_rpr(15, MUTED)))
     styles = _replace_style(styles, "Callout", _style("Callout", "Callout", ppr=f'<w:pBdr><w:left w:val="single" w:sz="24" w:space="8" w:color="{ACCENT}"/></w:pBdr><w:shd w:val="clear" w:color="auto" w:fill="F4F5F6"/><w:spacing w:before="60" w:after="60"/><w:ind w:left="200" w:right="200"/>', rpr=_rpr(18, INK)))
@@ -103,12 +103,12 @@ def build(out: Path) -> Path:
     parts["word/header1.xml"] = (
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:hdr {ns}><w:p><w:pPr><w:pBdr><w:bottom w:val="single" w:sz="4" w:space="2" w:color="{MUTED}"/></w:pBdr></w:pPr>'
         f"<w:r>{_rpr(15, MUTED)}<w:t>{PUBLISHER}</w:t></w:r></w:p></w:hdr>"
-    ).encode("utf-8")
+    ).encode()
     parts["word/footer1.xml"] = (
         f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:ftr {ns}><w:p><w:pPr><w:jc w:val="right"/></w:pPr>'
         f'<w:r>{_rpr(15, MUTED)}<w:fldChar w:fldCharType="begin"/></w:r><w:r>{_rpr(15, MUTED)}<w:instrText xml:space="preserve"> PAGE </w:instrText></w:r>'
         f'<w:r>{_rpr(15, MUTED)}<w:fldChar w:fldCharType="separate"/></w:r><w:r>{_rpr(15, MUTED)}<w:t>1</w:t></w:r><w:r>{_rpr(15, MUTED)}<w:fldChar w:fldCharType="end"/></w:r></w:p></w:ftr>'
-    ).encode("utf-8")
+    ).encode()
     rels = parts["word/_rels/document.xml.rels"].decode("utf-8")
     rels = rels.replace(
         "</Relationships>",
