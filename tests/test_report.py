@@ -281,7 +281,7 @@ def test_forest_plot_marks_main_estimator_and_labels_methods(bundle_dir: Path, m
 # ---------------------------------------------------------------------------- language
 ENGLISH = ("the", "and", "with", "which", "from", "this", "synthetic", "weighted", "nearest", "neighbour", "caliper", "familywise", "error", "rate", "discovery", "source", "table", "figure", "difference", "matched")
 DUTCH = ("de", "het", "een", "niet", "voor", "zijn", "wordt", "bij", "ook", "naar", "tabel", "figuur", "bron", "bewerking", "gewogen", "verschil", "geen", "akkoord", "jaar")
-RAW_CODES = ("55+", "250+", "18-24", "1-9", "ZORG", "ONDERWIJS", "MANAGEMENT", "doubly_robust", "fixed_effects", "ordered_logit", "unadjusted", "aipw", "ologit", "absorbed", "naive", "likert", "top2", "rake", "popeval", "job_better", "satisfaction", "n_treated", "nan", "None")
+RAW_CODES = ("55+", "250+", "18-24", "1-9", "ZORG", "ONDERWIJS", "MANAGEMENT", "doubly_robust", "fixed_effects", "ordered_logit", "unadjusted", "aipw", "ologit", "absorbed", "naive", "likert", "top2", "rake", "popeval", "job_better", "n_treated", "nan", "None")
 
 
 @pytest.mark.parametrize("lang", LANGS)

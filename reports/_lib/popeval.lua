@@ -218,6 +218,48 @@ local function figures()
 end
 
 -- ------------------------------------------------------------------ house style (both engines)
+local MUTED_TYPST = 'rgb("#5d6874")'
+
+-- In Typst a table's source line becomes the table's last (footer) row, so a page break can never
+-- separate the two; the table itself stays breakable.
+local function sources_into_tables()
+  return {
+    Blocks = function(blocks)
+      if not is_format("typst") then return nil end
+      local out = pandoc.List()
+      local i = 1
+      while i <= #blocks do
+        local b, nxt = blocks[i], blocks[i + 1]
+        if b.t == "Div" and b.identifier:match("^tbl%-") and nxt and nxt.t == "Div" and nxt.classes:includes("source") then
+          local inlines = pandoc.Inlines({ pandoc.RawInline("typst", "#text(size: 7.5pt, fill: " .. MUTED_TYPST .. ")[") })
+          for k, blk in ipairs(nxt.content) do
+            if k > 1 then inlines:insert(pandoc.Space()) end
+            inlines:extend(pandoc.utils.blocks_to_inlines({ blk }))
+          end
+          inlines:insert(pandoc.RawInline("typst", "]"))
+          local placed = false
+          b.content = b.content:walk({
+            Table = function(t)
+              if placed then return nil end
+              placed = true
+              local cell = pandoc.Cell({ pandoc.Plain(inlines) }, "AlignLeft", 1, #t.colspecs)
+              t.foot = pandoc.TableFoot({ pandoc.Row({ cell }) })
+              return t
+            end,
+          })
+          out:insert(b)
+          i = i + (placed and 2 or 1)
+          if not placed then out:insert(nxt); i = i + 1 end
+        else
+          out:insert(b)
+          i = i + 1
+        end
+      end
+      return out
+    end,
+  }
+end
+
 local function style()
   return {
     Table = function(t)
@@ -254,7 +296,7 @@ end
 
 -- ------------------------------------------------------------------ the filter
 if in_quarto then
-  return { style() }
+  return { sources_into_tables(), style() }
 end
 
 local meta_holder = {}
@@ -264,5 +306,6 @@ return {
   { Pandoc = function(doc) return doc:walk(callouts(doc.meta)) end },
   { Pandoc = crossref },
   figures(),
+  sources_into_tables(),
   style(),
 }
