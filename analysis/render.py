@@ -275,6 +275,12 @@ def expand_includes(path: Path, _seen: tuple[Path, ...] = ()) -> str:
     return _INCLUDE.sub(sub, text)
 
 
+def _substitute_inline(text: str, values: Sequence[str]) -> str:
+    """Replace the inline expressions of ``text``, in order, by their values."""
+    it = iter(values)
+    return _INLINE.sub(lambda _m: next(it), text)
+
+
 def _inline_cell(exprs: Sequence[str]) -> str:
     lines = ["__popeval_inline__ = []"]
     lines += [f"__popeval_inline__.append(__popeval_md__(({e})))" for e in exprs]
@@ -362,8 +368,8 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
             if "popeval_inline_from" in cell.metadata:
                 src = nb.cells[pos - 1]
                 out = "".join(o.get("text", "") for o in src.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
-                values = iter(_json.loads(out.strip().splitlines()[-1]))
-                text = _INLINE.sub(lambda _m, it=values: next(it), text)
+                values: list[str] = list(_json.loads(out.strip().splitlines()[-1]))
+                text = _substitute_inline(text, values)
             parts.append(text)
             continue
         if cell.cell_type != "code":

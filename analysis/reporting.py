@@ -448,6 +448,12 @@ class Report:
     def _ci(self, lo: Any, hi: Any, digits: int) -> str:
         return fmt_ci(lo, hi, digits, self.lang).replace(" ", NBSP)
 
+    def _signed(self, scale: float, digits: int) -> Callable[[Any], str]:
+        def fmt(v: Any) -> str:
+            return fmt_signed(scale * float(v), digits, self.lang)
+
+        return fmt
+
     @staticmethod
     def _cell(p: Protected, i: Any, col: str, fmt: Callable[[Any], str]) -> str:
         if p.suppressed.at[i, col]:
@@ -695,8 +701,8 @@ class Report:
         # effects
         f["main_method"] = _low(method_label(self.main_method, self.lang)) if self.main_method else MISSING
         eff = self._table("effects")
-        main_se = eff.loc[eff["method"] == self.main_method, "se_type"] if "se_type" in eff.columns and not eff.empty else []
-        f["main_se"] = label("se_replicate" if len(main_se) and (main_se == "replicate").any() else "se_model", self.lang)
+        se_types = set(eff.loc[eff["method"] == self.main_method, "se_type"].astype(str)) if "se_type" in eff.columns and not eff.empty else set()
+        f["main_se"] = label("se_replicate" if "replicate" in se_types else "se_model", self.lang)
         verdicts = self.verdicts()
         for o in self._outcomes():
             main = self._main_row(o, "top2")
@@ -863,9 +869,9 @@ class Report:
             t["var"] = t["variable"].str.slice(len("pop x "))
             from analysis.report import _split_merged
 
-            cells = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in _split_merged(c)])
-            t["grp"] = cells.map(lambda cs: cs[0][0])
-            t["cat"] = cells.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
+            merged = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in _split_merged(c)])
+            t["grp"] = merged.map(lambda cs: cs[0][0])
+            t["cat"] = merged.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
         # composition within each group
         for col, new in (("population", "pp"), ("n_respondents", "pr"), ("pct_weighted", "pw")):
             tot = t.groupby(["var", "grp"])[col].transform(lambda s: pd.to_numeric(s, errors="coerce").sum())
@@ -970,7 +976,7 @@ class Report:
                 rows.append(
                     [
                         self._method_name(m),
-                        self._cell(eff, i, "estimate", lambda v, k=k, d=digits: fmt_signed(k * v, d, self.lang)),
+                        self._cell(eff, i, "estimate", self._signed(k, digits)),
                         SUPPRESSED if eff.suppressed.at[i, "ci_lower"] else self._ci(k * r["ci_lower"], k * r["ci_upper"], digits),
                         self._cell(eff, i, "p_holm", lambda v: fmt_p(v, self.lang)),
                         se,

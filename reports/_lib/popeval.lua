@@ -272,6 +272,14 @@ local function style()
           if type(spec[2]) == "number" then t.colspecs[i] = { spec[1], spec[2] / total } end
         end
       end
+      -- column-group headers (a header row above the column names) are centred over their columns
+      if #t.head.rows > 1 then
+        for r = 1, #t.head.rows - 1 do
+          for _, cell in ipairs(t.head.rows[r].cells) do
+            if cell.col_span > 1 then cell.alignment = "AlignCenter" end
+          end
+        end
+      end
       return t
     end,
     Div = function(div)
