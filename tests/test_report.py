@@ -361,8 +361,10 @@ def test_margins_table_groups_and_composition(bundle_dir: Path) -> None:
     frame = r.frame("margins")
     # composition within each group: the population percentages of a characteristic add up to 100
     educ = frame[frame[""] == "Onderwijsniveau"]
-    for col in (3, 7):  # % of the population, POP and no POP
-        pct = educ.iloc[:, col].str.replace("\u00a0%", "").str.replace(",", ".").astype(float)
+    for col in (3, 7):  # % of the population, POP and no POP ('–' where a cell was merged with another)
+        cells = educ.iloc[:, col]
+        assert not cells.eq(SUPPRESSED).any()
+        pct = cells[cells != MISSING].str.replace("\u00a0%", "").str.replace(",", ".").astype(float)
         assert pct.sum() == pytest.approx(100.0, abs=0.2)
     # every group row names its characteristic; no blanked-out row labels
     assert frame.iloc[:, 1].ne("").all()
@@ -465,7 +467,8 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path)
     pd.DataFrame({"group": ["POP", "geen POP"], "n": [600, 1800], "min": [0.01, 0.001]}).to_csv(b / "tables" / "overlap.csv", index=False)
     eff = pd.read_csv(b / "tables" / "effects.csv")
     eff["reason"] = ""
-    sel = (eff["method"] == "fixed_effects") & (eff["outcome"] == "promotion")
+    other = next(m for m in eff["method"] if m != "matching")
+    sel = (eff["method"] == other) & (eff["outcome"] == "promotion")
     eff.loc[sel, ["estimate", "ci_lower", "ci_upper", "p_holm"]] = float("nan")
     eff.loc[sel, "reason"] = "te weinig domeinen"
     eff.to_csv(b / "tables" / "effects.csv", index=False)
@@ -473,7 +476,7 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path)
     assert r.has("estimand") and r.has("overlap") and r.has("not_estimable")
     assert r.estimand_statement().startswith("Hooggeschoolde")
     assert "600" in str(r.table("overlap"))
-    assert "niet schatbaar: te weinig domeinen" in str(r.table("effects_top2"))
+    assert (r.frame("effects_top2") == "niet schatbaar: te weinig domeinen").to_numpy().sum() == 1
     plain = Report(bundle_dir, "nl")
     assert not plain.has("estimand") and not plain.has("overlap")
     assert str(plain.table("overlap"))  # hidden in the report, but building it is no error
