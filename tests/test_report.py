@@ -643,3 +643,75 @@ def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monke
     assert pipeline.code_version() != rep
     (tmp_path / "analysis" / "pipeline.py").write_text((tmp_path / "analysis" / "pipeline.py").read_text() + "\n# edited\n")
     assert pipeline.code_version(report=False) != est
+
+
+# ---------------------------------------------------------------------------- defects that stay fixed
+def test_counts_are_whole_numbers_and_match_the_prose(bundle_dir: Path) -> None:
+    r = Report(bundle_dir, "nl")
+    weights = dict(r.frame("weights").to_numpy().tolist())
+    for stat in ("stat_n", "stat_iterations", "stat_collapsed_cells", "stat_n_effective"):
+        value = weights[label(stat, "nl")]
+        assert re.fullmatch(r"\d{1,3}(\.\d{3})*", value), (stat, value)
+    assert weights[label("stat_n_effective", "nl")] == r.fact.n_effective
+
+
+def test_categories_in_codebook_order_everywhere(bundle_dir: Path) -> None:
+    from survey import datamodel
+
+    r = Report(bundle_dir, "nl")
+    ages = [c.nl for c in datamodel.AGE_BANDS]
+    sizes = [c.nl for c in datamodel.COMPANY_SIZE]
+    domains = [c.nl for c in datamodel.TRAINING_DOMAINS]
+    for name in ("profile", "margins", "balance"):
+        col = r.frame(name).iloc[:, 1].tolist()
+        assert [a for a in col if a in ages] == [a for a in ages if a in col], name
+        assert [s for s in col if s in sizes] == [s for s in sizes if s in col], name
+    shown = r.frame("domains").iloc[:, 0].tolist()
+    assert shown == [d for d in domains if d in shown]
+
+
+def test_no_all_missing_columns(bundle_dir: Path) -> None:
+    r = Report(bundle_dir, "nl")
+    for name in ("pop_share", "profile", "domains", "flow", "margins", "weights", "balance", "effects_top2", "effects_likert", "summary", "shifts", "sensitivity"):
+        frame = r.frame(name)
+        for col in range(frame.shape[1]):
+            cells = frame.iloc[:, col]
+            assert not cells.isin([MISSING, ""]).all(), (name, frame.columns[col])
+    assert label("col_vr_after", "nl") not in r.table("balance").columns  # the demo's covariates are all binary
+
+
+def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.reporting import FONT
+
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    Report(bundle_dir, "en").figure("profile")
+    axes = [a for a in shown[0].axes if a.axison]
+    assert {a.get_title(loc="left") for a in axes} == {"Education level", "Age", "Sex", "Employer sector", "Company size"}
+    assert len({a.get_xlim() for a in axes}) == 1
+    assert {t.get_fontname() for a in axes for t in a.get_yticklabels()} == {FONT}
+    assert FONT in (REPORTS / "_lib" / "typst-template.typ").read_text() and FONT in (REPORTS / "_lib" / "dwse.css").read_text()
+
+
+@needs_pdftotext
+def test_pdf_source_lines_styled_intervals_and_hashes_whole(rendered: dict[str, dict[str, Path]], bundle_dir: Path) -> None:
+    pages = _pdf_words(rendered["nl"]["pdf"])
+    heights = {}
+    for _w, _h, words in pages:
+        for x0, y0, x1, y1, w in words:
+            heights.setdefault(w, []).append(y1 - y0)
+    body = sorted(heights["de"])[len(heights["de"]) // 2]
+    assert max(heights["Bron:"]) < 0.9 * body  # source lines are small print, as in the template
+    text = _pdftotext(rendered["nl"]["pdf"], "-layout")
+    for line in text.splitlines():
+        for m in re.finditer(r"\[[−\d]", line):  # an interval never wraps inside its cell or sentence
+            assert "]" in line[m.start() :], line
+    for digest in read_bundle(bundle_dir).manifest["inputs"].values():
+        sha = digest["sha256"] if isinstance(digest, dict) else digest
+        for k in range(0, 64, 16):
+            assert sha[k : k + 16] in text, sha
