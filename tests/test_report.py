@@ -701,9 +701,9 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
 @needs_pdftotext
 def test_pdf_source_lines_styled_intervals_and_hashes_whole(rendered: dict[str, dict[str, Path]], bundle_dir: Path) -> None:
     pages = _pdf_words(rendered["nl"]["pdf"])
-    heights = {}
+    heights: dict[str, list[float]] = {}
     for _w, _h, words in pages:
-        for x0, y0, x1, y1, w in words:
+        for _x0, y0, _x1, y1, w in words:
             heights.setdefault(w, []).append(y1 - y0)
     body = sorted(heights["de"])[len(heights["de"]) // 2]
     assert max(heights["Bron:"]) < 0.9 * body  # source lines are small print, as in the template
@@ -715,3 +715,21 @@ def test_pdf_source_lines_styled_intervals_and_hashes_whole(rendered: dict[str, 
         sha = digest["sha256"] if isinstance(digest, dict) else digest
         for k in range(0, 64, 16):
             assert sha[k : k + 16] in text, sha
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_no_half_empty_pages(rendered: dict[str, dict[str, Path]], lang: str, tmp_path: Path) -> None:
+    """Every page but the last is filled (text or figure) to at least 70 % of its height."""
+    import numpy as np
+    from PIL import Image
+
+    subprocess.run(["pdftoppm", "-r", "20", "-gray", str(rendered[lang]["pdf"]), str(tmp_path / "p")], check=True)
+    pages = sorted(tmp_path.glob("p-*.pgm"))
+    assert len(pages) > 8
+    for page in pages[:-1]:
+        a = np.asarray(Image.open(page))
+        h = a.shape[0]
+        top, bottom = int(0.06 * h), int(0.9 * h)  # below the running header, above the footer
+        rows = np.where((a[top:bottom] < 200).any(axis=1))[0]
+        assert len(rows) and (rows.max() + top) / h > 0.7, f"{page.name} is filled to {(rows.max() + top) / h if len(rows) else 0:.0%}"
