@@ -597,8 +597,10 @@ class Report:
             for key in ("linked", "analysed"):
                 if key in base:
                     steps.append((key, base[key], ""))
-            for o, d in (detail.get("outcomes") or {}).items():
-                steps.append(("dont_know", d.get("missing", 0), o))
+            per = detail.get("outcomes") or {}
+            order = {o: i for i, o in enumerate(self._outcomes())}
+            for o in sorted(per, key=lambda x: order.get(x, len(order))):
+                steps.append(("dont_know", per[o].get("missing", 0), o))
         else:
             steps += [(k, v, "") for k, v in base.items() if k != "invited"]
         return steps
