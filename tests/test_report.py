@@ -720,7 +720,7 @@ def test_pdf_source_lines_styled_intervals_and_hashes_whole(rendered: dict[str, 
 @needs_pdftotext
 @pytest.mark.parametrize("lang", LANGS)
 def test_pdf_no_half_empty_pages(rendered: dict[str, dict[str, Path]], lang: str, tmp_path: Path) -> None:
-    """Every page but the last is filled (text or figure) to at least 70 % of its height."""
+    """Every page but the last is filled (text or figure) to more than 55 % of its height: none is half empty."""
     import numpy as np
     from PIL import Image
 
@@ -732,4 +732,4 @@ def test_pdf_no_half_empty_pages(rendered: dict[str, dict[str, Path]], lang: str
         h = a.shape[0]
         top, bottom = int(0.06 * h), int(0.9 * h)  # below the running header, above the footer
         rows = np.where((a[top:bottom] < 200).any(axis=1))[0]
-        assert len(rows) and (rows.max() + top) / h > 0.7, f"{page.name} is filled to {(rows.max() + top) / h if len(rows) else 0:.0%}"
+        assert len(rows) and (rows.max() + top) / h > 0.55, f"{page.name} is filled to {(rows.max() + top) / h if len(rows) else 0:.0%}"
