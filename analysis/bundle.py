@@ -84,6 +84,10 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         ("outcome", "e_value", "e_value_ci", "rosenbaum_gamma"),
         "E-values and the Rosenbaum Gamma at which significance is lost",
     ),
+    "not_estimable": (
+        ("outcome", "method", "reason"),
+        "Secondary methods that could not be estimated on an outcome, with the reason (empty when all were)",
+    ),
 }
 
 
@@ -135,15 +139,21 @@ def _clean(obj: Any) -> Any:
 
 
 def write_bundle(path: str | Path, tables: Mapping[str, pd.DataFrame], estimates: Mapping[str, Any], manifest: Mapping[str, Any]) -> ResultsBundle:
-    """Write a bundle (deterministically) and return it.
+    """Write a bundle (deterministically and atomically) and return it.
+
+    The folder is filled under a temporary name and moved into place when complete; the manifest
+    lists every file of the bundle with its SHA-256 (``files``), so that :func:`read_bundle` can tell
+    a complete bundle from an incomplete or edited one.
 
     Raises
     ------
     DataValidationError
         For a table that is not in :data:`TABLES` or lacks required columns.
     """
+    from survey.files import atomic_dir
+    from survey.hashing import sha256_file
+
     path = Path(path)
-    (path / "tables").mkdir(parents=True, exist_ok=True)
     for name, df in tables.items():
         if name not in TABLES:
             raise DataValidationError(
@@ -158,14 +168,51 @@ def write_bundle(path: str | Path, tables: Mapping[str, pd.DataFrame], estimates
                 found=", ".join(map(str, df.columns)),
                 hint=f"missing: {', '.join(missing)}",
             )
-        df.to_csv(path / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
-    (path / "estimates.json").write_text(json.dumps(_clean(estimates), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
-    (path / "manifest.json").write_text(json.dumps(_clean(manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    with atomic_dir(path) as tmp:
+        (tmp / "tables").mkdir()
+        for name, df in tables.items():
+            df.to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
+        (tmp / "estimates.json").write_text(json.dumps(_clean(estimates), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        full = {**dict(manifest), "files": files}
+        (tmp / "manifest.json").write_text(json.dumps(_clean(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return read_bundle(path)
 
 
+def _load_json(path: Path, what: str) -> Any:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise DataValidationError(
+            f"The results bundle's {what} is not valid JSON",
+            file=path,
+            expected="UTF-8 JSON as written by `popeval run`",
+            found=where,
+            hint="the file was edited or damaged; rerun `popeval run --config study.toml` to write the bundle again",
+        ) from exc
+    if not isinstance(data, dict):
+        raise DataValidationError(
+            f"The results bundle's {what} is not a JSON object",
+            file=path,
+            expected="a JSON object",
+            found=type(data).__name__,
+            hint="rerun `popeval run --config study.toml` to write the bundle again",
+        )
+    return data
+
+
 def read_bundle(path: str | Path) -> ResultsBundle:
-    """Read a bundle written by :func:`write_bundle`."""
+    """Read a bundle written by :func:`write_bundle`, checking it against its manifest.
+
+    Raises
+    ------
+    DataValidationError
+        When the folder is not a bundle, a file the manifest lists is missing, changed (SHA-256) or
+        unreadable, or the bundle holds tables the manifest does not list.
+    """
+    from survey.hashing import sha256_file
+
     path = Path(path)
     if not (path / "manifest.json").exists():
         raise DataValidationError(
@@ -175,7 +222,49 @@ def read_bundle(path: str | Path) -> ResultsBundle:
             found="no manifest.json",
             hint="run `popeval run --config study.toml` first and pass its bundle folder",
         )
-    tables = {p.stem: pd.read_csv(p, keep_default_na=True) for p in sorted((path / "tables").glob("*.csv"))}
-    estimates = json.loads((path / "estimates.json").read_text(encoding="utf-8"))
-    manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+    manifest = _load_json(path / "manifest.json", "manifest")
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or "estimates.json" not in listed:
+        raise DataValidationError(
+            "The results bundle's manifest does not list the bundle's files",
+            file=path / "manifest.json",
+            expected="a 'files' entry with the SHA-256 of estimates.json and of every table",
+            found="no file list" if not isinstance(listed, dict) else ", ".join(sorted(listed)) or "an empty list",
+            hint="the bundle was written by an older popeval or by hand; rerun `popeval run --config study.toml`",
+        )
+    missing = sorted(f for f in listed if not (path / f).is_file())
+    if missing:
+        raise DataValidationError(
+            "The results bundle is incomplete",
+            file=path,
+            expected=f"the {len(listed)} files its manifest lists",
+            found=f"{len(missing)} missing: {', '.join(missing)}",
+            hint="the run was interrupted or files were removed; rerun `popeval run --config study.toml`",
+        )
+    changed = sorted(f for f, digest in listed.items() if sha256_file(path / f) != digest)
+    if changed:
+        raise DataValidationError(
+            "The results bundle was changed after it was written",
+            file=path,
+            expected="files whose SHA-256 matches the manifest",
+            found=f"changed: {', '.join(changed)}",
+            hint="a bundle is never edited by hand; rerun `popeval run --config study.toml` to write it again",
+        )
+    extra = sorted(p.relative_to(path).as_posix() for p in (path / "tables").glob("*.csv") if p.relative_to(path).as_posix() not in listed)
+    if extra:
+        raise DataValidationError(
+            "The results bundle holds tables its manifest does not list",
+            file=path,
+            expected=", ".join(sorted(listed)),
+            found=", ".join(extra),
+            hint="remove the extra files or rerun `popeval run --config study.toml`",
+        )
+    tables = {}
+    for rel in sorted(f for f in listed if f.startswith("tables/") and f.endswith(".csv")):
+        p = path / rel
+        try:
+            tables[p.stem] = pd.read_csv(p, keep_default_na=True)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise DataValidationError("A results table cannot be read", file=p, expected="a CSV table", found=str(exc), hint="rerun `popeval run`") from exc
+    estimates = _load_json(path / "estimates.json", "estimates.json")
     return ResultsBundle(tables=tables, estimates=estimates, manifest=manifest, path=path)

@@ -23,8 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("analysis.commands.run", "run the whole study from a configuration file (fetch to report)"),
     "deploy": ("survey.commands.deploy", "import and activate the survey on LimeSurvey and add the participants"),
     "fetch": ("survey.commands.fetch", "snapshot the LimeSurvey responses and participants (or ingest an export)"),
-    "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population"),
+    "ingest": ("analysis.commands.ingest", "load the DWSE/VDAB extracts into DuckDB and link the study population (separate from `run`, which does this itself)"),
     "report": ("analysis.commands.report", "render the evaluation report of a results bundle to HTML, PDF and DOCX"),
+    # the POP part: sample, coding sheets, agreement, estimates (analysis/plans)
+    "plans": ("analysis.plans.command", "read the POPs: sample, coding sheets, agreement, concordance and estimates"),
 }
 
 
@@ -43,14 +45,39 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``popeval``; errors print their structured message and exit with status 2."""
+    """Run ``popeval``.
+
+    Exit status: 0 on success; 2 for an error, printed as its structured message (never a
+    traceback); 130 for Ctrl-C and 143 for ``SIGTERM``, after one line saying so; 1 for an
+    unexpected internal error, printed in one line (the traceback only with ``POPEVAL_DEBUG=1``).
+    """
+    import os
+
+    from analysis.processes import Interrupted, handle_interruptions
+
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        with handle_interruptions():
+            return int(importlib.import_module(args._module).run(args) or 0)
     except PopevalError as exc:
         print(f"popeval {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"popeval {args.command}: interrupted ({exc}); nothing incomplete was kept as a result", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print(f"popeval {args.command}: interrupted; nothing incomplete was kept as a result", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"popeval {args.command}: error: {exc.strerror or exc}{where}\n  hint: check that the file exists and that its folder can be written", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if os.environ.get("POPEVAL_DEBUG"):
+            raise
+        print(f"popeval {args.command}: internal error: {type(exc).__name__}: {exc}\n  hint: rerun with POPEVAL_DEBUG=1 for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

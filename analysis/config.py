@@ -38,6 +38,7 @@ __all__ = [
     "AdminConfig",
     "EffectsConfig",
     "MatchingConfig",
+    "PlansConfig",
     "ReportConfig",
     "StudyConfig",
     "StudySection",
@@ -49,6 +50,9 @@ __all__ = [
 #: Person characteristics available for margins, propensity scores and matching.
 COVARIATES = ("pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "guidance")
 _OUTCOMES = ("stronger", "job_better", "promotion", "satisfaction")
+#: Fewer end-to-end replicates (other than 0) cannot estimate a standard error and are refused;
+#: ``popeval run`` warns below 30 (analysis.pipeline.ADVISED_REPLICATES).
+MIN_REPLICATES = 4
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,12 @@ class MatchingConfig:
     distance: str = "glm"
     survey_weights: str = "keep"
     weighted_propensity: bool = True
+    #: Controls equally near a treated unit (within ``tie_tolerance``): ``"all"`` uses every tied
+    #: control with a shared weight (Abadie-Imbens; needs ``replace = true``), ``"label"`` takes
+    #: one, chosen by respondent id, ``"matchit"`` reproduces MatchIt's rule (depends on row order).
+    ties: str = "all"
+    #: Propensity scores (probability scale) differing by at most this much are ties.
+    tie_tolerance: float = 1e-8
 
 
 @dataclass(frozen=True)
@@ -114,7 +124,11 @@ class EffectsConfig:
 
     outcomes: tuple[str, ...] = _OUTCOMES
     estimand: str = "ATT"
+    #: Must include "matching", the main estimator; a secondary method that cannot be estimated on
+    #: an outcome is reported as not estimable (with the reason) instead of stopping the run.
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
+    #: End-to-end replicates for the standard errors: 0 (model-based only) or at least
+    #: ``MIN_REPLICATES`` (4); fewer than 30 gives a warning, 100 or more for publication.
     replicates: int = 100
     #: Finite-population correction in the replicates. Off by default: the estimand (the ATT among all
     #: POP users in the population) includes the unobserved Y(0) of non-responding POP users, which no
@@ -133,6 +147,31 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class PlansConfig:
+    """``[plans]``: reading the POPs (texts, sample, coders; see :mod:`analysis.plans`).
+
+    ``texts`` is a folder of .txt/.docx/.pdf files named after the trajectory, or a .csv/.parquet
+    table with ``id_column`` and ``text_column``; empty means the study has no POP part.
+    ``trainings`` is the training catalogue (``training_id``, ``training_name``).  ``previous`` is the
+    previous wave's bundle (optional).
+    """
+
+    texts: str = ""
+    id_column: str = "trajectory_id"
+    text_column: str = "text"
+    trainings: str = ""
+    population: str = "attest"
+    strata: tuple[str, ...] = ("incentive",)
+    sample_size: int = 300
+    allocation: str = "equal"
+    min_per_stratum: int = 2
+    coders: tuple[str, ...] = ("A", "B")
+    match_threshold: float = 85.0
+    bootstrap: int = 1000
+    previous: str = ""
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """The whole specification of a run."""
 
@@ -143,6 +182,7 @@ class StudyConfig:
     matching: MatchingConfig = field(default_factory=MatchingConfig)
     effects: EffectsConfig = field(default_factory=EffectsConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    plans: PlansConfig = field(default_factory=PlansConfig)
     base_dir: Path = field(default=Path("."), compare=False)
     source: Path | None = field(default=None, compare=False)
 
@@ -173,6 +213,7 @@ _SECTIONS = {
     "matching": MatchingConfig,
     "effects": EffectsConfig,
     "report": ReportConfig,
+    "plans": PlansConfig,
 }
 
 _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
@@ -181,7 +222,10 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("matching", "m_order"): ("largest", "smallest", "random", "data"),
     ("matching", "distance"): ("glm", "mahalanobis"),
     ("matching", "survey_weights"): ("keep", "inherit"),
+    ("matching", "ties"): ("all", "label", "matchit"),
     ("effects", "estimand"): ("ATT", "ATE"),
+    ("plans", "population"): ("attest", "all"),
+    ("plans", "allocation"): ("equal", "proportional"),
 }
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
@@ -189,6 +233,7 @@ _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("effects", "outcomes"): _OUTCOMES,
     ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
     ("report", "formats"): ("html", "pdf", "docx"),
+    ("plans", "strata"): ("incentive", "centre_size", "loopbaancentrum", "school_year"),
 }
 
 
@@ -256,16 +301,45 @@ def _range_checks(cfg: StudyConfig) -> None:
         ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
-        ("effects", "replicates", cfg.effects.replicates >= 0, "0 (no replicate variance) or more, e.g. 200"),
+        ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),
+        ("matching", "ties", cfg.matching.ties != "all" or cfg.matching.replace, "'label' or 'matchit' when replace = false ('all' needs matching with replacement)"),
+        (
+            "effects",
+            "replicates",
+            cfg.effects.replicates == 0 or cfg.effects.replicates >= MIN_REPLICATES,
+            f"0 (model-based standard errors only) or at least {MIN_REPLICATES}; 100 or more for publication",
+        ),
+        ("weighting", "trim_upper", cfg.weighting.trim_upper is None or cfg.weighting.trim_upper > 0, "a positive upper bound on the weights, or leave it out (no trimming)"),
+        (
+            "survey",
+            "survey_id",
+            cfg.survey.survey_id > 0 or cfg.survey.snapshot not in ("latest", "fetch"),
+            f"the LimeSurvey survey id, a positive whole number (e.g. survey_id = 461283), for snapshot = {cfg.survey.snapshot!r}",
+        ),
         ("effects", "workers", cfg.effects.workers >= 1, "a whole number >= 1"),
         ("effects", "alpha", 0 < cfg.effects.alpha < 1, "a number between 0 and 1"),
         ("weighting", "min_cell", cfg.weighting.min_cell >= 1, "a whole number >= 1"),
+        ("plans", "sample_size", cfg.plans.sample_size >= 2, "a whole number >= 2"),
+        ("plans", "min_per_stratum", cfg.plans.min_per_stratum >= 2, "a whole number >= 2"),
+        ("plans", "match_threshold", 0 < cfg.plans.match_threshold <= 100, "a similarity between 0 and 100, e.g. 85"),
+        ("plans", "bootstrap", cfg.plans.bootstrap >= 0, "0 (no intervals) or more, e.g. 1000"),
     ]
     for section, key, ok, expected in checks:
         if not ok:
             raise _fail(section, key, expected, getattr(getattr(cfg, section), key), "see studies/demo.toml for an example", src)
     if not cfg.matching.covariates:
         raise _fail("matching", "covariates", "at least one covariate", [], "e.g. covariates = ['educ', 'age_band', 'sex']", src)
+    if not cfg.effects.outcomes:
+        raise _fail("effects", "outcomes", "at least one outcome among " + ", ".join(_OUTCOMES), [], f"e.g. outcomes = {list(_OUTCOMES)!r}", src)
+    if "matching" not in cfg.effects.methods:
+        raise _fail(
+            "effects",
+            "methods",
+            "a list that includes 'matching' (the main estimator; the others are reported beside it)",
+            list(cfg.effects.methods),
+            'e.g. methods = ["matching", "regression", "ipw", "aipw", "ologit"]',
+            src,
+        )
 
 
 def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source: Path | None = None) -> StudyConfig:

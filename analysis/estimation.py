@@ -68,6 +68,8 @@ class EstimatorSpec:
     distance: str = MatchingConfig.distance
     survey_weights: str = MatchingConfig.survey_weights
     weighted_propensity: bool = MatchingConfig.weighted_propensity
+    ties: str = MatchingConfig.ties
+    tie_tolerance: float = MatchingConfig.tie_tolerance
     outcomes: tuple[str, ...] = EffectsConfig.outcomes
     estimand: str = EffectsConfig.estimand
     methods: tuple[str, ...] = ("matching", "regression", "ipw", "aipw", "ologit")
@@ -101,6 +103,8 @@ class EstimatorSpec:
             distance=cfg.matching.distance,
             survey_weights=cfg.matching.survey_weights,
             weighted_propensity=cfg.matching.weighted_propensity,
+            ties=cfg.matching.ties,
+            tie_tolerance=cfg.matching.tie_tolerance,
             outcomes=tuple(cfg.effects.outcomes),
             estimand=cfg.effects.estimand,
             methods=tuple(cfg.effects.methods),
@@ -228,6 +232,8 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             s_weights="_sw",
             survey_weight_strategy=spec.survey_weights,  # type: ignore[arg-type]
             seed=spec.seed,
+            ties=spec.ties,  # type: ignore[arg-type]
+            tie_tolerance=spec.tie_tolerance,
         )
     bal = balance(m, sub, spec.rhs.replace("C(", "").replace(")", "")) if with_balance else None
     t = sub["pop"].to_numpy() == 1
@@ -432,6 +438,7 @@ class _Prepared:
     outcomes: tuple[str, ...]
     y: np.ndarray  # n x K (NaN = missing)
     top2: np.ndarray
+    tiebreak: np.ndarray  # rank of the respondent labels (tie rule 'label')
 
 
 def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
@@ -442,7 +449,10 @@ def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
     Xo = np.hstack([ones, treat[:, None], dummies.to_numpy()])
     y = np.column_stack([frame[o].to_numpy(dtype=float) for o in spec.outcomes])
     top2 = np.where(np.isnan(y), np.nan, (y >= spec.top_box).astype(float))
-    return _Prepared(treat=treat, X=X, pop_col=1, Xo=Xo, outcomes=tuple(spec.outcomes), y=y, top2=top2)
+    from analysis.matching._algorithms import label_ranks
+
+    return _Prepared(treat=treat, X=X, pop_col=1, Xo=Xo, outcomes=tuple(spec.outcomes), y=y,
+                     top2=top2, tiebreak=label_ranks(frame.index))
 
 
 def _weighted_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, max_iter: int = 50, tol: float = 1e-10) -> np.ndarray:
@@ -466,7 +476,13 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     It reproduces :func:`design_stage` + :func:`outcome_stage` (method ``matching``) for a
     propensity-score distance without exact matching (checked by the tests).
     """
-    from analysis.matching._algorithms import combined_weights, nn_sorted, weights_from_mm
+    from analysis.matching._algorithms import (
+        combined_weights,
+        nn_sorted,
+        nn_sorted_all,
+        tie_canonical,
+        weights_from_mm,
+    )
     from analysis.matching.nearest import _processing_order
 
     keep = sw > 0
@@ -476,9 +492,16 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec) -> pd.Seri
     score = _weighted_logit(prep.X[idx], t, w)
     ti = t.astype(int)
     ind1 = np.flatnonzero(ti == 1)
-    ord1 = _processing_order(score[ind1], spec.m_order, np.random.default_rng(spec.seed))
+    tol = float(spec.tie_tolerance)
+    score_c = tie_canonical(score, tol)
+    tb = None if spec.ties == "matchit" else prep.tiebreak[idx]
     cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
-    mm = nn_sorted(score, ti, ord1, spec.ratio, spec.replace, cal)
+    if spec.ties == "all":
+        mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
+    else:
+        ord1 = _processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
+                                 None if tb is None else tb[ind1])
+        mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
     mw = weights_from_mm(mm, ti, ind1)
     comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
     out: dict[tuple[str, str, str], float] = {}
@@ -563,9 +586,13 @@ def end_to_end_variance(
     jobs = [(frame, margins, spec, base * factors[:, r], prep) for r in range(n_replicates)]
     results: list[pd.Series | None]
     if workers > 1:
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(max_workers=workers) as ex:
+        from analysis.processes import worker_initializer
+
+        # workers die with this process (even on SIGKILL) and leave Ctrl-C to it
+        with ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),)) as ex:
             it = ex.map(_replicate_worker, jobs, chunksize=max(1, n_replicates // (4 * workers)))
             results = list(_progress(it, n_replicates, progress))
     else:

@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.config import StudyConfig
+from analysis.config import MIN_REPLICATES, StudyConfig
 from survey.errors import ConfigError, PopevalError
 from survey.hashing import sha256_file
 
-__all__ = ["DesignLockError", "RunResult", "code_version", "run"]
+__all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "run"]
 
 log = logging.getLogger("popeval.run")
 
@@ -64,6 +64,10 @@ class RunResult:
     computed: tuple[str, ...]
     headline: pd.DataFrame = field(default_factory=pd.DataFrame)
     stage: str = "all"
+    #: Warnings the user must see (too few replicates, methods not estimable).
+    warnings: tuple[str, ...] = ()
+    #: Secondary (outcome, method) pairs that could not be estimated, with the reason.
+    not_estimable: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def summary(self) -> str:
         """The one-screen summary printed at the end of ``popeval run``."""
@@ -78,6 +82,13 @@ class RunResult:
                 lines.append(
                     f"    {r['outcome']:<13} {r['estimate']:+.3f}  [{r['ci_lower']:+.3f}, {r['ci_upper']:+.3f}]  p(Holm) = {r['p_holm']:.3g}"
                 )
+        if not self.not_estimable.empty:
+            lines.append("  not estimable (secondary methods; the main results stand):")
+            for r in self.not_estimable.itertuples():
+                lines.append(f"    {r.method} on {r.outcome}: {r.reason}")
+        others = [w for w in self.warnings if "not estimable" not in w]
+        for w in others:
+            lines.append(f"  WARNING: {w}")
         for fmt, path in sorted(self.report.items()):
             lines.append(f"  report ({fmt}) : {path}")
         return "\n".join(lines)
@@ -91,7 +102,7 @@ class RunResult:
 
 
 #: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
-REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py")
+REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
 
 
 def code_version(*, report: bool = True) -> str:
@@ -126,8 +137,20 @@ def _reduce_mappingproxy(m: Any) -> tuple[Any, tuple[dict[Any, Any]]]:
     return _mappingproxy, (dict(m),)
 
 
+class CacheError(PopevalError, OSError):
+    """The cache folder cannot be written."""
+
+
 class _Cache:
-    """Pickled step outputs under ``<derived>/cache/<step>-<key>.pkl`` (local, never published)."""
+    """Pickled step outputs under ``<derived>/cache/<step>-<key>.pkl`` (local, never published).
+
+    Each entry holds its step name and full key beside the value; :meth:`get` returns the value only
+    when both match, so a file renamed, copied from another configuration or left by an older version
+    is never trusted.  An entry that cannot be read (truncated, corrupt, another pickle) is logged,
+    deleted and recomputed.  Entries are written atomically.
+    """
+
+    _FORMAT = "popeval-cache-1"
 
     def __init__(self, root: Path) -> None:
         import copyreg
@@ -144,41 +167,63 @@ class _Cache:
         p = self.path(step, key)
         if not p.exists():
             return None
-        with p.open("rb") as fh:
-            return pickle.load(fh)
+        try:
+            with p.open("rb") as fh:
+                entry = pickle.load(fh)
+        except Exception as exc:  # any unreadable entry is discarded, whatever the reason
+            log.warning("cache entry %s is unreadable (%s: %s); discarded and recomputed", p.name, type(exc).__name__, exc)
+            self._discard(p)
+            return None
+        ok = isinstance(entry, dict) and entry.get("format") == self._FORMAT and entry.get("step") == step and entry.get("key") == key
+        if not ok:
+            log.warning("cache entry %s does not belong to this step and key; discarded and recomputed", p.name)
+            self._discard(p)
+            return None
+        return entry["value"]
 
     def put(self, step: str, key: str, value: Any) -> None:
-        p = self.path(step, key)
-        tmp = p.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(p)
+        from survey.files import atomic_write
+
+        with atomic_write(self.path(step, key), "wb") as fh:
+            pickle.dump({"format": self._FORMAT, "step": step, "key": key, "value": value}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @staticmethod
+    def _discard(p: Path) -> None:
+        try:
+            p.unlink()
+        except OSError as exc:
+            log.warning("could not delete the unreadable cache entry %s: %s", p, exc)
 
 
 # --------------------------------------------------------------------------- steps
 
 
-def _resolve_snapshot(cfg: StudyConfig) -> Path:
+def _resolve_snapshot(cfg: StudyConfig, progress: bool = True) -> Path:
+    from survey.snapshot import latest_snapshot, verify_snapshot
+
     snap = cfg.survey.snapshot
     if snap == "fetch":
         from survey.fetch import fetch
 
-        res = fetch(survey_id=cfg.survey.survey_id, out=cfg.path(cfg.survey.snapshots_dir))
+        res = fetch(survey_id=cfg.survey.survey_id, out=cfg.path(cfg.survey.snapshots_dir), progress=progress)
         return Path(res.snapshot)
     if snap == "latest":
-        base = cfg.path(cfg.survey.snapshots_dir) / str(cfg.survey.survey_id)
-        cands = sorted(p for p in base.glob("*") if (p / "manifest.json").exists()) if base.exists() else []
-        if not cands:
+        base = cfg.path(cfg.survey.snapshots_dir)
+        found = latest_snapshot(base, cfg.survey.survey_id)
+        if found is None:
             raise ConfigError(
                 "No survey snapshot found",
-                file=base,
+                file=base / str(cfg.survey.survey_id),
                 param="survey.snapshot",
                 expected="a snapshot folder with manifest.json",
                 found="none",
                 hint="run `popeval fetch` first, or set survey.snapshot to a snapshot folder",
             )
-        return cands[-1]
+        verify_snapshot(found)
+        return found
     p = cfg.path(snap)
+    if p.is_dir() and (p / "manifest.json").exists():
+        verify_snapshot(p)
     if not (p / "manifest.json").exists() and not p.is_file():
         raise ConfigError(
             "The survey snapshot does not exist",
@@ -438,58 +483,283 @@ def _commit() -> str:
         return "unknown"
 
 
-def _write_exports(frame: pd.DataFrame, design: Any, out: Path) -> dict[str, Path]:
-    """The analysis file for SPSS and Stata users (with value labels) and as Parquet."""
-    import pyreadstat
+#: Variable labels (Dutch) of every exported variable that the data model does not label.
+_EXPORT_LABELS = {
+    "response_id": "Respons-id (LimeSurvey)",
+    "train_domain": "Domein van de opleiding (survey)",
+    "pop": "POP-gebaseerde opleidingscheque",
+    "guidance": "Loopbaanbegeleiding gevolgd",
+    "age_band": "Leeftijdsgroep",
+    "w_design": "Designgewicht (populatie / uitgenodigd per POP-stratum)",
+    "w_survey": "Surveygewicht (gekalibreerd)",
+    "propensity": "Propensityscore",
+    "w_matching": "Matchinggewicht",
+    "w_analysis": "Analysegewicht (survey x matching)",
+    "match_set": "Matchset-id (POP-respondent en zijn gematchte controles; zie match_sets)",
+    "n_match_sets": "Aantal matchsets waarin deze controle voorkomt",
+    "role": "Rol in de matchset",
+    "slot": "Volgnummer van de controle in de matchset (0 = POP-respondent)",
+}
+_NOMINAL = ("response_id", "train_domain", "pop", "guidance", "sex", "sector", "company_size", "province", "statute", "match_set", "role")
+_ORDINAL = ("educ", "age_band")
 
-    from survey.datamodel import ALL_TABLES
-    from survey.questionnaire import LIKERT, OUTCOMES
 
-    out.mkdir(parents=True, exist_ok=True)
+def _export_frame(frame: pd.DataFrame, design: Any, flags: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The analysis file (one row per respondent) and the long-form match sets.
+
+    Matching with replacement lets one control serve several POP respondents, so there are no
+    disjoint pairs or subclasses.  Instead every matched POP respondent gets a ``match_set`` id (1, 2,
+    ... in the order of ``response_id``); the companion file has one row per member of each match set
+    (``role`` 'treated' or 'control', ``slot`` 0 for the POP respondent, 1..ratio for its controls), so
+    a control appears once for every set it belongs to.  ``n_match_sets`` in the analysis file counts
+    them for each control.  The linkage pseudonym ``person_key`` is never exported.
+    """
     m = design.match
-    df = frame.copy()
+    df = frame.drop(columns=["person_key"], errors="ignore").copy()
     df["w_survey"] = design.weights.to_numpy(dtype=float)
     df["propensity"] = m.distance.reindex(df.index).to_numpy(dtype=float) if m.distance is not None else np.nan
     df["w_matching"] = m.weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
     df["w_analysis"] = m.combined_weights.reindex(df.index).fillna(0).to_numpy(dtype=float)
-    df["subclass"] = pd.to_numeric(m.subclass.reindex(df.index), errors="coerce").to_numpy(dtype=float)
-    df.to_parquet(out / "analysis_file.parquet", index=False)
+    mm = m.match_matrix
+    rid = df["response_id"]
+    has = mm.notna().any(axis=1)
+    treated = [i for i in mm.index[has.to_numpy()]]
+    treated.sort(key=lambda i: rid.loc[i])
+    rows = []
+    set_of: dict[Any, int] = {}
+    for k, t_idx in enumerate(treated, start=1):
+        set_of[t_idx] = k
+        rows.append({"match_set": k, "role": "treated", "slot": 0, "response_id": rid.loc[t_idx]})
+        for slot, c in enumerate(mm.loc[t_idx].tolist(), start=1):
+            if c is not None and not pd.isna(c):
+                rows.append({"match_set": k, "role": "control", "slot": slot, "response_id": rid.loc[c]})
+    sets = pd.DataFrame(rows, columns=["match_set", "role", "slot", "response_id"])
+    df["match_set"] = pd.Series(set_of, dtype=float).reindex(df.index).to_numpy()
+    counts = sets.loc[sets["role"] == "control", "response_id"].value_counts()
+    df["n_match_sets"] = rid.map(counts).fillna(0).astype(float).where(df["pop"] == 0, np.nan)
+    if flags is not None and not flags.empty:
+        df = df.join(flags.set_index("response_id"), on="response_id")
+    return df, sets
+
+
+def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None) -> dict[str, Path]:
+    """The analysis file for SPSS and Stata users and as Parquet, and its match sets.
+
+    SPSS (``.sav``): value labels, variable labels and measure levels for every variable; 'weet niet'
+    on an outcome keeps its code 99, declared user-missing and labelled.  Stata (``.dta``): the same
+    labels; 'weet niet' is the extended missing value ``.a``, labelled.  Both files also hold a 0/1
+    ``<outcome>_dont_know`` flag.  The folder is written atomically.
+    """
+    import pyreadstat
+
+    from survey.datamodel import AGE_BANDS, ALL_TABLES, TRAINING_DOMAINS
+    from survey.files import atomic_dir
+    from survey.questionnaire import DONT_KNOW, LIKERT, OUTCOMES, QUESTIONNAIRE
+
+    df, sets = _export_frame(frame, design, flags)
     dwse = ALL_TABLES["dwse_applications"]
-    value_labels: dict[str, dict[int, str]] = {}
-    column_labels: dict[str, str] = {}
+    value_labels: dict[str, dict[Any, str]] = {}
+    labels: dict[str, str] = dict(_EXPORT_LABELS)
     sav = pd.DataFrame(index=df.index)
+    dk_code = int(DONT_KNOW)
+
+    def coded(c: str, vocab: list[tuple[str, str]]) -> None:
+        codes = {code: i + 1 for i, (code, _) in enumerate(vocab)}
+        unknown = sorted(set(df[c].dropna().astype(str)) - set(codes))
+        for u in unknown:  # a value outside the vocabulary keeps a code of its own, labelled with itself
+            codes[u] = len(codes) + 1
+            vocab = [*vocab, (u, u)]
+        sav[c] = df[c].astype(str).map(codes).astype(float).where(df[c].notna())
+        value_labels[c] = {codes[code]: lab for code, lab in vocab}
+
+    survey_domain = next((q for q in QUESTIONNAIRE.questions if q.name == "train_domain"), None)
     for c in df.columns:
-        s = df[c]
         try:
             col = dwse.column(c)
         except KeyError:
             col = None
         if col is not None and col.vocabulary:
-            codes = [v.code for v in col.vocabulary]
-            sav[c] = s.map({k: i + 1 for i, k in enumerate(codes)}).astype(float)
-            value_labels[c] = {i + 1: v.nl for i, v in enumerate(col.vocabulary)}
-            column_labels[c] = col.nl
+            coded(c, [(v.code, v.nl) for v in col.vocabulary])
+            labels.setdefault(c, col.nl)
         elif c == "age_band":
-            from survey.datamodel import AGE_BANDS
-
-            sav[c] = s.map({v.code: i + 1 for i, v in enumerate(AGE_BANDS)}).astype(float)
-            value_labels[c] = {i + 1: v.nl for i, v in enumerate(AGE_BANDS)}
-            column_labels[c] = "Leeftijdsgroep"
+            coded(c, [(v.code, v.nl) for v in AGE_BANDS])
+        elif c == "train_domain":
+            vocab = [(v.code, v.nl) for v in TRAINING_DOMAINS]
+            if survey_domain is not None and set(df[c].astype(str)) & {a.code for a in survey_domain.answers}:
+                vocab = [(a.code, a.nl) for a in survey_domain.answers]
+            coded(c, [*vocab, ("onbekend", "Onbekend / niet beantwoord")])
+        elif c == "role":
+            pass
         else:
-            sav[c] = s
-    for o in OUTCOMES:
-        if o.name in sav:
-            value_labels[o.name] = {int(a.code): a.nl for a in LIKERT if not a.missing}
-            column_labels[o.name] = o.nl
+            sav[c] = df[c]
+    outcomes = [o for o in OUTCOMES if o.name in df.columns]
+    missing_ranges: dict[str, list[Any]] = {}
+    dta = sav.copy()
+    for o in outcomes:
+        flag = f"{o.name}_dont_know"
+        dk = df[flag].fillna(False).astype(bool) if flag in df.columns else pd.Series(False, index=df.index)
+        sav[flag] = dk.astype(float)
+        dta[flag] = dk.astype(float)
+        sav[o.name] = df[o.name].astype(float).where(~dk, float(dk_code))
+        dta[o.name] = df[o.name].astype(object).where(~dk, "a")
+        dta[o.name] = dta[o.name].map(lambda v: v if v == "a" or pd.isna(v) else float(v))
+        value_labels[o.name] = {int(a.code): a.nl for a in LIKERT}
+        missing_ranges[o.name] = [dk_code]
+        labels[o.name] = o.nl
+        labels[flag] = f"{o.nl}: 'weet niet' geantwoord"
+        value_labels[flag] = {0: "Nee", 1: "Ja"}
     value_labels["pop"] = {0: "Geen POP", 1: "POP"}
-    column_labels.update({"pop": "POP-gebaseerde opleidingscheque", "w_survey": "Surveygewicht (gekalibreerd)", "w_matching": "Matchinggewicht", "w_analysis": "Analysegewicht (survey x matching)", "subclass": "Paar / subklasse", "propensity": "Propensityscore", "w_design": "Designgewicht"})
-    labels = [column_labels.get(c, c) for c in sav.columns]
-    pyreadstat.write_sav(sav, out / "analysis_file.sav", column_labels=labels, variable_value_labels=value_labels)
-    pyreadstat.write_dta(sav, out / "analysis_file.dta", column_labels=labels, variable_value_labels=value_labels)
-    return {"parquet": out / "analysis_file.parquet", "sav": out / "analysis_file.sav", "dta": out / "analysis_file.dta"}
+    value_labels["guidance"] = {0: "Nee", 1: "Ja"}
+    measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
+    measure["response_id"] = "nominal"
+    col_labels = {c: labels.get(c, c) for c in sav.columns}
+    dta_labels = {o: {**{k: v for k, v in value_labels[o].items() if k != dk_code}, "a": "Weet niet"} for o in missing_ranges}
+    dta_value_labels = {**value_labels, **dta_labels}
+
+    set_sav = sets.assign(role=sets["role"].map({"treated": 1, "control": 2}).astype(float))
+    set_labels = {c: labels[c] for c in set_sav.columns}
+    set_values = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
+    set_measure = {"match_set": "nominal", "role": "nominal", "slot": "ordinal", "response_id": "nominal"}
+    with atomic_dir(out) as tmp:
+        df.drop(columns=["role"], errors="ignore").to_parquet(tmp / "analysis_file.parquet", index=False)
+        sets.to_parquet(tmp / "match_sets.parquet", index=False)
+        pyreadstat.write_sav(sav, tmp / "analysis_file.sav", column_labels=col_labels, variable_value_labels=value_labels, missing_ranges=missing_ranges, variable_measure=measure)
+        pyreadstat.write_dta(dta, tmp / "analysis_file.dta", column_labels=col_labels, variable_value_labels=dta_value_labels, missing_user_values={o: ["a"] for o in missing_ranges})
+        pyreadstat.write_sav(set_sav, tmp / "match_sets.sav", column_labels=set_labels, variable_value_labels=set_values, variable_measure=set_measure)
+        pyreadstat.write_dta(set_sav, tmp / "match_sets.dta", column_labels=set_labels, variable_value_labels=set_values)
+    names = ("analysis_file.parquet", "analysis_file.sav", "analysis_file.dta", "match_sets.parquet", "match_sets.sav", "match_sets.dta")
+    return {n: out / n for n in names}
 
 
 # --------------------------------------------------------------------------- the run
+
+#: Below this many replicates the standard errors are imprecise (relative error above ~25 %): a
+#: warning in the summary, the run log and the bundle.
+ADVISED_REPLICATES = 30
+#: The file a run folder gets when everything in it is complete; written last.
+COMPLETE_MARKER = "COMPLETE"
+#: The main estimator; every other method is secondary and may be not estimable.
+MAIN_METHOD = "matching"
+_METHOD_ORDER = ("matching", "regression", "ipw", "aipw", "absorbed", "naive", "ologit")
+
+
+class StudyLockedError(PopevalError, RuntimeError):
+    """Another ``popeval run`` of the same study is running."""
+
+
+class _StudyLock:
+    """An exclusive lock per study (``<derived>/locks/<study>.run.lock``, ``flock``).
+
+    The operating system releases it when the process ends, however it ends, so a killed run never
+    leaves a stale lock.
+    """
+
+    def __init__(self, derived: Path, study: str, *, wait: bool) -> None:
+        self.path = derived / "locks" / f"{study}.run.lock"
+        self.study = study
+        self.wait = wait
+        self._fh: Any = None
+
+    def __enter__(self) -> _StudyLock:
+        import fcntl
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            if not self.wait:
+                fh.close()
+                raise StudyLockedError(
+                    f"Another popeval run of study {self.study!r} is running",
+                    file=self.path,
+                    expected="one run of a study at a time",
+                    found=f"a run holds the study lock ({holder})",
+                    hint="wait until it has finished, or pass --wait to queue behind it",
+                ) from None
+            log.info("waiting for the study lock held by %s", holder)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {platform.node()}\n")
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import fcntl
+
+        if self._fh is not None:
+            self._fh.seek(0)
+            self._fh.truncate()
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+
+def _writable(derived: Path, cfg: StudyConfig) -> None:
+    """A clear error when the derived folder cannot be written (read-only disk, permissions)."""
+    import tempfile
+
+    try:
+        derived.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=derived):
+            pass
+    except OSError as exc:
+        raise CacheError(
+            "The folder for derived data cannot be written",
+            file=derived,
+            param="study.derived_dir",
+            expected="a writable folder (popeval writes its cache, run folders and locks there, even when every step is cached)",
+            found=exc.strerror or type(exc).__name__,
+            hint="point study.derived_dir at a writable folder, or fix its permissions",
+        ) from exc
+
+
+def _not_estimable_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["outcome", "method", "reason"])
+
+
+def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame]:
+    """Every method on every outcome; a secondary method that fails is recorded, not fatal.
+
+    The main estimator (matching) raises as before.  Each other (outcome, method) that raises is
+    listed in the returned ``not_estimable`` frame with the reason; its row is left out of the effects.
+    """
+    import dataclasses
+
+    from analysis.estimation import outcome_stage
+
+    methods = [m for m in _METHOD_ORDER if m in spec.methods] + [m for m in spec.methods if m not in _METHOD_ORDER]
+    tables: list[pd.DataFrame] = []
+    shifts: list[pd.DataFrame] = []
+    failed: list[dict[str, str]] = []
+    for o in spec.outcomes:
+        one = dataclasses.replace(spec, outcomes=(o,))
+        for meth in methods:
+            if meth == MAIN_METHOD:
+                est = outcome_stage(frame, design, one, methods=(meth,))
+            else:
+                try:
+                    est = outcome_stage(frame, design, one, methods=(meth,))
+                except Exception as exc:  # a secondary method must not take the main results down
+                    if isinstance(exc, PopevalError):
+                        reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
+                    else:
+                        reason = f"{type(exc).__name__}: {exc}"
+                    reason = " ".join(reason.split())[:300]
+                    log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
+                    failed.append({"outcome": o, "method": _METHOD_NAMES.get(meth, meth), "reason": reason})
+                    continue
+            tables.append(est.table)
+            if len(est.category_shifts):
+                shifts.append(est.category_shifts)
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
+    return table, cs, _not_estimable_frame(failed)
 
 
 def run(
@@ -498,40 +768,59 @@ def run(
     stage: str = "all",
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
+    wait: bool = False,
 ) -> RunResult:
-    """Run the study (``stage``: 'design' stops after the locked design; 'all' goes to the report)."""
+    """Run the study (``stage``: 'design' stops after the locked design; 'all' goes to the report).
+
+    One run of a study at a time: a second run of the same study raises
+    :class:`StudyLockedError`, or waits for the first with ``wait=True``.  The run folder gets the
+    file :data:`COMPLETE_MARKER` last; ``run.log`` records the run, its failures and interruptions.
+    """
     if stage not in ("design", "all", "outcomes"):
         raise ConfigError("Unknown stage", param="stage", expected="design, outcomes or all", found=stage, hint="popeval run --stage design")
+    derived = cfg.path(cfg.study.derived_dir).resolve()
+    _writable(derived, cfg)
+    with _StudyLock(derived, cfg.study.name, wait=wait):
+        return _run_locked(cfg, derived, stage=stage, progress=progress, echo=echo)
+
+
+def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, echo: Callable[[str], None] | None) -> RunResult:
     say = echo or (lambda s: None)
     from analysis.estimation import (
         EstimatorSpec,
         design_stage,
         end_to_end_variance,
-        outcome_stage,
         weight_stage,
     )
+    from survey.files import atomic_write, remove_stale_temporaries
 
-    derived = cfg.path(cfg.study.derived_dir).resolve()
-    derived.mkdir(parents=True, exist_ok=True)
     cache = _Cache(derived)
+    for folder in (cache.root, derived):  # shared with other studies: only what is clearly abandoned
+        remove_stale_temporaries(folder, older_than=24 * 3600)
     code = code_version(report=False)  # the estimation's code: the report's sources are not part of it
-    report_code = code_version()
+    packages = _packages()
+    # the cache keys and the run id cover the code and the versions of the packages it runs on
+    code_key = _key(code, packages)
+    report_code_key = _key(code_version(), packages)  # the report's key also covers its sources
     reused: list[str] = []
     computed: list[str] = []
+    warnings_: list[str] = []
     spec = EstimatorSpec.from_config(cfg)
     cfg_dict = cfg.to_dict()
 
     # ---- inputs and their hashes
-    snap = _resolve_snapshot(cfg)
+    snap = _resolve_snapshot(cfg, progress)
     snap_hash = _snapshot_hash(snap)
     dwse, vdab = cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab)
     for p, what in ((dwse, "admin.dwse"), (vdab, "admin.vdab")):
         if not p.exists():
             raise ConfigError("An admin extract does not exist", file=p, param=what, expected="an existing CSV or Parquet file", found="no such file", hint="check the path (relative to the configuration file)")
     admin_hash = {"dwse": sha256_file(dwse), "vdab": sha256_file(vdab)}
-    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code)[:12]}"
+    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key)[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # not complete until this run says so
+    remove_stale_temporaries(run_dir)
     handler = logging.FileHandler(run_dir / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
@@ -544,7 +833,15 @@ def run(
     # small dense algebra: one BLAS thread is fastest and does not oversubscribe the cores
     blas = threadpool_limits(limits=1)
     try:
-        log.info("run %s (stage %s) on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+        log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+        if 0 < cfg.effects.replicates < ADVISED_REPLICATES:
+            msg = (
+                f"only {cfg.effects.replicates} end-to-end replicates: the standard errors, intervals and p-values are imprecise "
+                f"(use at least {ADVISED_REPLICATES}, 100 or more for publication)"
+            )
+            warnings_.append(msg)
+            log.warning(msg)
+            say(f"WARNING: {msg}")
 
         def step(name: str, key: str, fn: Callable[[], Any]) -> Any:
             got = cache.get(name, key)
@@ -562,25 +859,33 @@ def run(
             return value
 
         # ---- ingest + link (the admin population)
-        admin_key = _key("admin", admin_hash, cfg_dict["admin"], code)
-        link_key = _key("link", admin_key, snap_hash, code)
+        admin_key = _key("admin", admin_hash, cfg_dict["admin"], code_key)
+        link_key = _key("link", admin_key, snap_hash, code_key)
 
         def do_link() -> dict[str, Any]:
             from analysis.population import ingest, link, load_population, margins, profile
 
             db = derived / f"popeval-{admin_key[:16]}.duckdb"
-            if db.exists():
-                db.unlink()
             key = None
             if cfg.admin.pseudonymise:
                 from survey.insz import pseudo_key_from_env
 
                 key = pseudo_key_from_env()
-            ing = ingest(dwse, vdab, db=db, pseudonymise=cfg.admin.pseudonymise, key=key)
-            lr = link(db, participants=snap if snap.is_dir() else None)
-            population = load_population(db)
-            mg = margins(db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
-            pr = profile(db, threshold=cfg.study.disclosure_threshold)
+            # built under a temporary name and renamed when complete: never a half-written database
+            with atomic_write(db, None) as tmp_db:
+                tmp_db.unlink()
+                try:
+                    ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key)
+                    lr = link(tmp_db, participants=snap if snap.is_dir() else None)
+                    population = load_population(tmp_db)
+                    mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
+                    pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold)
+                except PopevalError as exc:
+                    if exc.hint and "popeval ingest" in exc.hint:
+                        exc.hint = "popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)"
+                        exc.args = (exc._render(),)
+                    raise
+                Path(f"{tmp_db}.wal").unlink(missing_ok=True)
             return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}
 
         pop_out = step("ingest+link", link_key, do_link)
@@ -588,7 +893,7 @@ def run(
         mg = pop_out["margins"]
 
         # ---- survey: parse
-        parse_key = _key("parse", snap_hash, code)
+        parse_key = _key("parse", snap_hash, code_key)
 
         def do_parse() -> Any:
             from survey.parse import parse_snapshot
@@ -598,7 +903,7 @@ def run(
         resp = step("survey", parse_key, do_parse)
 
         # ---- design (never reads outcomes)
-        design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code)
+        design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code_key)
 
         def do_design() -> dict[str, Any]:
             frame, flow = _analysis_frame(resp, population, spec.outcomes, with_outcomes=False)
@@ -615,18 +920,25 @@ def run(
         # one lock per study and set of inputs: new data (a new wave) gets a new design; changing the
         # design for the same data after the lock is refused
         lock_path = derived / "locks" / f"{cfg.study.name}-{_key(admin_hash, snap_hash)[:12]}.design.lock.json"
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
         balance_df = _balance_table(des["balance"], spec.covariates)
+        lock_text = json.dumps({"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}, indent=2, sort_keys=True) + "\n"
         if stage == "design":
-            lock = {"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}
-            lock_path.write_text(json.dumps(lock, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-            (run_dir / "design").mkdir(exist_ok=True)
-            balance_df.to_csv(run_dir / "design" / "balance.csv", index=False, lineterminator="\n", float_format="%.12g")
-            des["weighting_margins"].to_csv(run_dir / "design" / "weighting_margins.csv", index=False, lineterminator="\n", float_format="%.12g")
+            with atomic_write(lock_path) as fh:
+                fh.write(lock_text)
+            for name, table in (("balance", balance_df), ("weighting_margins", des["weighting_margins"])):
+                with atomic_write(run_dir / "design" / f"{name}.csv", newline="") as fh:
+                    table.to_csv(fh, index=False, lineterminator="\n", float_format="%.12g")
             say(des["balance"].summary() if hasattr(des["balance"], "summary") else balance_df.to_string())
-            return RunResult(run_dir=run_dir, bundle=None, report={}, reused=tuple(reused), computed=tuple(computed), stage=stage)
+            _mark_complete(run_dir, stage, ["design/balance.csv", "design/weighting_margins.csv"])
+            log.info("run finished in %.1f s", time.perf_counter() - t_all)
+            return RunResult(run_dir=run_dir, bundle=None, report={}, reused=tuple(reused), computed=tuple(computed), stage=stage, warnings=tuple(warnings_))
         if lock_path.exists():
-            locked = json.loads(lock_path.read_text(encoding="utf-8"))
+            try:
+                locked = json.loads(lock_path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise DesignLockError(
+                    "The design lock cannot be read", file=lock_path, expected="the JSON written by `popeval run --stage design`", found=str(exc), hint="restore the file, or rerun `popeval run --stage design` deliberately (and document why)"
+                ) from exc
             if locked.get("design_hash") != des["hash"]:
                 raise DesignLockError(
                     "The design changed after it was locked",
@@ -637,19 +949,17 @@ def run(
                     "`popeval run --stage design` deliberately (and document why) before estimating outcomes",
                 )
         else:
-            lock_path.write_text(
-                json.dumps({"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}, indent=2, sort_keys=True) + "\n",
-                encoding="utf-8",
-            )
+            with atomic_write(lock_path) as fh:
+                fh.write(lock_text)
 
         # ---- outcomes
-        out_key = _key("outcomes", design_key, cfg_dict["effects"], code)
+        out_key = _key("outcomes", design_key, cfg_dict["effects"], code_key)
 
         def do_outcomes() -> dict[str, Any]:
             frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
             d = des["design"]
-            est = outcome_stage(frame, d, spec)
-            eff = est.table.copy()
+            table, shifts, failed = _estimate_methods(frame, d, spec)
+            eff = table.copy()
             eff["model_se"] = eff["std_error"]
             rep = None
             if cfg.effects.replicates > 0:
@@ -675,12 +985,16 @@ def run(
             from analysis.effects.reliability import cronbach_alpha, hedges_g
 
             items = frame.loc[:, list(spec.outcomes)].dropna()
-            alpha = cronbach_alpha(items, list(spec.outcomes))
+            alpha = cronbach_alpha(items, list(spec.outcomes)) if len(spec.outcomes) > 1 else None
             t = frame["pop"] == 1
             g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
-            return {"frame": frame, "effects": eff, "shifts": est.category_shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g}
+            return {"frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed}
 
         outc = step("outcomes", out_key, do_outcomes)
+        failed = outc["not_estimable"]
+        for r in failed.itertuples():
+            warnings_.append(f"{r.method} on {r.outcome} not estimable: {r.reason}")
+            say(f"WARNING: {r.method} on {r.outcome} not estimable: {r.reason}")
 
         # ---- bundle
         eff = outc["effects"].copy()
@@ -695,13 +1009,16 @@ def run(
             "effects": eff,
             "category_shifts": outc["shifts"],
             "sensitivity": outc["sensitivity"],
+            "not_estimable": failed,
         }
         alpha = outc["alpha"]
+        n_rep = cfg.effects.replicates
         estimates = {
             "effects": {
                 f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "std_error": r.std_error, "se_type": r.se_type, "model_se": r.model_se, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
                 for r in eff.itertuples()
             },
+            "not_estimable": [{"outcome": r.outcome, "method": r.method, "reason": r.reason} for r in failed.itertuples()],
             "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
             "response_flow": des["flow"],
             "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
@@ -709,7 +1026,15 @@ def run(
             "hedges_g_unadjusted": outc["hedges_g"],
             "margins_version": getattr(mg, "version", None),
             "response_detail": _response_detail(resp, population, outc["frame"], spec.outcomes),
-            "replicates": None if outc["replicates"] is None else {"n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]), "n_failed": int(outc["replicates"]["n_failed"].iloc[0]), "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched"},
+            "replicates": None
+            if outc["replicates"] is None
+            else {
+                "n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]),
+                "n_failed": int(outc["replicates"]["n_failed"].iloc[0]),
+                "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched",
+                "advised_minimum": ADVISED_REPLICATES,
+                "below_advised_minimum": bool(n_rep < ADVISED_REPLICATES),
+            },
         }
         manifest = {
             "popeval_version": _version(),
@@ -725,7 +1050,7 @@ def run(
                 **{f"admin/{k}": {"file": p.name, "sha256": v} for (k, v), p in zip(admin_hash.items(), (dwse, vdab), strict=True)},
                 **{f"survey/{k}": {"sha256": v} for k, v in snap_hash.items()},
             },
-            "packages": _packages(),
+            "packages": packages,
             "design_hash": des["hash"],
             "note": "synthetic demo study" if cfg.study.name == "demo" else "",
         }
@@ -736,40 +1061,74 @@ def run(
             tables.pop(extra)
         write_bundle(bundle_dir, tables, estimates, manifest)
         computed.append("bundle")
-        _write_exports(outc["frame"], des["design"], run_dir / "exports")
+        flags = resp.frame.loc[:, ["response_id", *[f"{o}_dont_know" for o in spec.outcomes if f"{o}_dont_know" in resp.frame.columns]]]
+        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags)
         computed.append("exports")
 
         # ---- report
         report: dict[str, Path] = {}
         if cfg.report.render:
             from analysis.render import render_report
+            from survey.files import atomic_dir
 
-            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code)
+            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code_key)
             outdir = run_dir / "report"
             marker = outdir / "render.json"
-            prev = json.loads(marker.read_text()) if marker.exists() else {}
-            if prev.get("key") == rkey and all(Path(p).exists() for p in prev.get("outputs", {}).values()):
+            try:
+                prev = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                prev = {}
+            if prev.get("key") == rkey and all((outdir / Path(p).name).exists() for p in prev.get("outputs", {}).values()):
                 reused.append("report")
-                report = {f: Path(p) for f, p in prev["outputs"].items()}
+                report = {f: outdir / Path(p).name for f, p in prev["outputs"].items()}
             else:
                 say("[report] rendering ...")
                 t0 = time.perf_counter()
                 from datetime import UTC, datetime
 
                 run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
-                rr = render_report(bundle_dir, lang=cfg.study.language, out=outdir, formats=cfg.report.formats, params={"run_time": run_time})
-                report = {f: Path(p) for f, p in rr.outputs.items()}
-                marker.write_text(json.dumps({"key": rkey, "outputs": {f: str(p) for f, p in report.items()}}, indent=2))
+                # rendered into a temporary folder that replaces the report folder when complete
+                with atomic_dir(outdir) as tmp_out:
+                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params={"run_time": run_time})
+                    names = {f: Path(p).name for f, p in rr.outputs.items()}
+                    (tmp_out / "render.json").write_text(json.dumps({"key": rkey, "outputs": names}, indent=2) + "\n", encoding="utf-8")
+                report = {f: outdir / n for f, n in names.items()}
                 computed.append("report")
                 log.info("report rendered in %.1f s", time.perf_counter() - t0)
-        head = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]
+        head = eff[(eff["method"] == MAIN_METHOD) & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]
+        outputs = ["bundle", "exports", *([] if not report else ["report"])]
+        _mark_complete(run_dir, stage, outputs)
         log.info("run finished in %.1f s", time.perf_counter() - t_all)
-        return RunResult(run_dir=run_dir, bundle=bundle_dir, report=report, reused=tuple(reused), computed=tuple(computed), headline=head.reset_index(drop=True), stage=stage)
+        return RunResult(
+            run_dir=run_dir,
+            bundle=bundle_dir,
+            report=report,
+            reused=tuple(reused),
+            computed=tuple(computed),
+            headline=head.reset_index(drop=True),
+            stage=stage,
+            warnings=tuple(warnings_),
+            not_estimable=failed,
+        )
+    except KeyboardInterrupt:
+        log.error("run interrupted after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
+        raise
+    except BaseException as exc:
+        log.error("run failed after %.1f s: %s: %s", time.perf_counter() - t_all, type(exc).__name__, exc, exc_info=not isinstance(exc, PopevalError))
+        raise
     finally:
         blas.restore_original_limits()
         root.removeHandler(handler)
         root.setLevel(prev_level)
         handler.close()
+
+
+def _mark_complete(run_dir: Path, stage: str, outputs: list[str]) -> None:
+    """The completion marker, written last: this run folder holds everything the run produced."""
+    from survey.files import atomic_write
+
+    with atomic_write(run_dir / COMPLETE_MARKER) as fh:
+        fh.write(json.dumps({"stage": stage, "outputs": outputs}, indent=2, sort_keys=True) + "\n")
 
 
 def _bundle_digest(path: Path) -> str:

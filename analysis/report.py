@@ -71,6 +71,7 @@ LABELS: dict[str, dict[str, str]] = {
     "col_main": {"nl": "Hoofdanalyse", "en": "Main analysis"},
     "col_range": {"nl": "Andere methoden", "en": "Other methods"},
     "col_file": {"nl": "Bestand", "en": "File"},
+    "col_reason": {"nl": "Reden (melding van de software)", "en": "Reason (message of the software)"},
     "col_item": {"nl": "Onderdeel", "en": "Item"},
     "col_setting": {"nl": "Instelling", "en": "Setting"},
     # groups and units

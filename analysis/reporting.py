@@ -477,6 +477,7 @@ class Report:
 
         eff = self._table("effects")
         present = list(dict.fromkeys(eff.loc[eff["scale"] == scale, "method"])) if not eff.empty else []
+        present += [m for m in dict.fromkeys(self._not_estimable()["method"].astype(str)) if m not in present]
         order = {m: i for i, m in enumerate(METHOD_LABELS)}
         main = [m for m in present if m == self.main_method]
         return main + sorted((m for m in present if m != self.main_method), key=lambda m: order.get(m, len(order)))
@@ -507,8 +508,13 @@ class Report:
             return any(self._protected(n).n_suppressed for n in ("profile", "weighting_margins", "training_domains"))
         if name == "not_estimable":
             eff = self._table("effects")
-            return not eff.empty and bool(eff["estimate"].isna().any())
+            return bool(len(self._not_estimable())) or (not eff.empty and bool(eff["estimate"].isna().any()))
         return name in self.bundle.tables and not self.bundle.tables[name].empty
+
+    def _not_estimable(self) -> pd.DataFrame:
+        """(outcome, method, reason) of secondary methods the run could not estimate (bundle table ``not_estimable``)."""
+        ne = self._table("not_estimable")
+        return ne if {"outcome", "method"} <= set(ne.columns) else ne.iloc[0:0]
 
     def _estimand(self) -> Mapping[str, Any]:
         est = self.bundle.estimates.get("estimand")
@@ -779,7 +785,7 @@ class Report:
     def table(self, name: str) -> GridTable:
         """A protected table, ready to show: ``pop_share``, ``profile``, ``domains``, ``flow``,
         ``margins``, ``weights``, ``balance``, ``effects_top2``, ``effects_likert``, ``summary``,
-        ``shifts``, ``sensitivity``, ``overlap``, ``inputs``, ``run``, ``config``."""
+        ``shifts``, ``sensitivity``, ``overlap``, ``not_estimable``, ``inputs``, ``run``, ``config``."""
         builders: dict[str, Callable[[], GridTable]] = {
             "pop_share": self._t_pop_share,
             "profile": self._t_profile,
@@ -794,6 +800,7 @@ class Report:
             "shifts": self._t_shifts,
             "sensitivity": self._t_sensitivity,
             "overlap": self._t_overlap,
+            "not_estimable": self._t_not_estimable,
             "inputs": self._t_inputs,
             "run": self._t_run,
             "config": self._t_config,
@@ -962,11 +969,15 @@ class Report:
         k, digits = (100.0, 1) if pp else (1.0, 2)
         rows: list[Sequence[str] | Group] = []
         reason_col = next((c for c in ("reason", "not_estimable", "note") if c in t.columns), None)
+        ne = self._not_estimable()
+        failed = set(zip(ne["outcome"].astype(str), ne["method"].astype(str), strict=True))
         for o in self._outcomes():
             rows.append(Group(self.outcome(o)))
             for m in self._methods(scale):
                 sel = t.index[(t["outcome"] == o) & (t["method"] == m)]
                 if not len(sel):
+                    if (o, m) in failed:  # the reason is in the technical annex
+                        rows.append([self._method_name(m), self.label("not_estimable"), MISSING, MISSING, MISSING, MISSING, MISSING])
                     continue
                 i = sel[0]
                 r = t.loc[i]
@@ -1042,6 +1053,11 @@ class Report:
             rows.append(cells)
         align = "".join("r" if ov[c].dtype.kind in "if" else "l" for c in ov.columns)
         return grid_table(cols, rows, align or "l")
+
+    def _t_not_estimable(self) -> GridTable:
+        ne = self._not_estimable()
+        rows: list[Sequence[str] | Group] = [[method_label(str(r["method"]), self.lang), self.outcome(str(r["outcome"])), Code(str(r.get("reason", "")))] for _, r in ne.iterrows()]
+        return grid_table([self.label("col_method"), self.label("col_outcome"), self.label("col_reason")], rows, "lll")
 
     def _t_inputs(self) -> GridTable:
         inputs = self.bundle.manifest.get("inputs") or {}

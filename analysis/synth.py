@@ -16,6 +16,13 @@ The generating model (all parameters are in :class:`SynthParams`):
   applications and 25 % of opleidingskrediet applications.  11 % of POP-based approvals concern
   trainings outside the opleidingsdatabank.  Exactly 3 % of loopbaancheque users go on to a
   POP-based application; the other POP users had their guidance before the extract window.
+* **Incentive rules by education.** High-educated workers may use opleidingscheques and the
+  opleidingskrediet premium only for a training in their POP (DOMAIN.md, 1.1 and 1.4): a
+  high-educated person whose use would not be POP-based does not use that incentive.  A small
+  share ``registration_error_p`` (default 2 %) of these non-POP uses is nevertheless recorded (the
+  education or the POP flag is registered wrongly), so the cell "no POP and high-educated" is
+  nearly, not exactly, empty.  The POP-route intercepts are solved on the incentive's users
+  *after* this rule.  VOV has no such rule.
 * **Survey.** Opleidingscheque users (the study population) are sampled stratified by POP status (POP
   users oversampled); response propensity is multiplicative in education, age band, sex, company size
   and POP status, so unweighted respondents misrepresent the population.
@@ -102,6 +109,9 @@ class SynthParams:
     pop_share_vov: float = 0.008
     pop_share_vapok: float = 0.25
     pop_outside_databank: float = 0.11
+    #: share of the non-POP opleidingscheque / opleidingskrediet uses by high-educated persons
+    #: (forbidden by the rules) that are recorded anyway: registration errors
+    registration_error_p: float = 0.02
     lbc_to_pop_share: float = 0.03
     attest_mismatch: float = 0.175
     refused_p: float = 0.07
@@ -189,6 +199,25 @@ def _solve_intercept(eta: np.ndarray, w: np.ndarray, target: float) -> float:
     for _ in range(100):
         mid = (lo + hi) / 2
         if np.average(_expit(mid + eta), weights=w) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _solve_intercept_eligible(eta: np.ndarray, w: np.ndarray, allowed: np.ndarray, target: float) -> float:
+    """Intercept such that POP-based use is ``target`` of the uses that the rules allow.
+
+    A use is POP-based with probability ``expit(a + eta)``; a non-POP use happens only with
+    probability ``allowed`` (1, or the registration-error rate for high-educated persons).  The
+    POP share of the resulting uses, weighted by ``w`` (applications per person), is solved for.
+    """
+    lo, hi = -20.0, 20.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        q = _expit(mid + eta)
+        share = np.sum(w * q) / np.sum(w * (q + (1 - q) * allowed))
+        if share < target:
             lo = mid
         else:
             hi = mid
@@ -340,12 +369,22 @@ def generate(
     n_vov = np.where(has_vov, 1 + np.minimum(rng.poisson(0.7, n), 5), 0)
     n_vapok = np.where(has_vapok, 1 + np.minimum(rng.poisson(0.1, n), 2), 0)
 
+    # the rules: high-educated persons use OC and VAPOK only through a POP; a non-POP use by a
+    # high-educated person is recorded only as a registration error (own stream: the draws of
+    # the rest of the model do not shift with the error rate)
+    rng_rules = np.random.default_rng([seed, 14])
+    high = educ == _EDUC.index("hoog")
+    allowed = np.where(high, p.registration_error_p, 1.0)
+
     # OC: POP status is a person-level treatment (all the person's OC applications follow it)
-    a_oc = _solve_intercept(eta[has_oc], n_oc[has_oc].astype(float), p.pop_share_oc)
+    a_oc = _solve_intercept_eligible(eta[has_oc], n_oc[has_oc].astype(float), allowed[has_oc], p.pop_share_oc)
     ps_oc = _expit(a_oc + eta)
     pop_oc = has_oc & (rng.random(n) < ps_oc)
+    oc_error = rng_rules.random(n) < p.registration_error_p
+    has_oc = has_oc & (pop_oc | ~high | oc_error)
+    n_oc = np.where(has_oc, n_oc, 0)
     a_vov = _solve_intercept(eta[has_vov], n_vov[has_vov].astype(float), p.pop_share_vov)
-    a_vapok = _solve_intercept(eta[has_vapok], n_vapok[has_vapok].astype(float), p.pop_share_vapok)
+    a_vapok = _solve_intercept_eligible(eta[has_vapok], n_vapok[has_vapok].astype(float), allowed[has_vapok], p.pop_share_vapok)
 
     def expand(counts: np.ndarray) -> np.ndarray:
         return np.repeat(np.arange(n), counts)
@@ -373,6 +412,13 @@ def generate(
     pop_app[is_oc] = pop_oc[pid[is_oc]]
     pop_app[is_vov] = rng.random(is_vov.sum()) < _expit(a_vov + eta[pid[is_vov]])
     pop_app[is_vapok] = rng.random(is_vapok.sum()) < _expit(a_vapok + eta[pid[is_vapok]])
+    # VAPOK: a non-POP application of a high-educated person exists only as a registration error
+    legal = ~(is_vapok & ~pop_app & high[pid]) | (rng_rules.random(m) < p.registration_error_p)
+    if not legal.all():
+        apps = apps.loc[legal].reset_index(drop=True)
+        pid, inc, year_idx, app_day, pop_app = pid[legal], inc[legal], year_idx[legal], app_day[legal], pop_app[legal]
+        is_oc, is_vov, is_vapok = inc == "OC", inc == "VOV", inc == "VAPOK"
+        m = len(apps)
     refused = rng.random(m) < np.where(pop_app, p.refused_p * 0.6, p.refused_p)
     first_oc = is_oc & ~pd.Series(pid).where(is_oc).duplicated().to_numpy()
     refused[first_oc] = False  # every OC person has an approved application (they are users)
@@ -668,6 +714,10 @@ def generate(
                 "population_mean_control": float(y_obs[~D, k].mean()),
                 "naive_difference": float(y_obs[D, k].mean() - y_obs[~D, k].mean()),
                 "tau_latent": float(p.tau[k]),
+                "att_likert_by_educ": {
+                    _EDUC[e]: float((y1[D & (x_educ == e), k] - y0[D & (x_educ == e), k]).mean())
+                    for e in range(len(_EDUC)) if (D & (x_educ == e)).any()
+                },
             }
             for k, o in enumerate(OUTCOMES)
         },
@@ -679,6 +729,10 @@ def generate(
         {
             "person_key": person_key[oc_pid],
             "pop": D,
+            "educ": np.array(_EDUC)[x_educ],
+            "sector": np.array(_SECTORS)[x_sector],
+            "sex": np.where(x_woman, "V", "M"),
+            "company_size": np.array(_SIZES)[x_size],
             "propensity": ps_oc[oc_pid],
             "sample_prob": samp_p,
             "response_prob": resp_p,
@@ -706,9 +760,7 @@ def generate(
         files[str(path.relative_to(out))] = sha256_file(path)
 
     snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
-    snap.mkdir(parents=True, exist_ok=True)
-    (snap / "responses.csv").write_bytes(write_csv_export(header, resp_rows))
-    (snap / "participants.json").write_bytes(php_json_dumps(participants).encode("utf-8"))
+    snap_files = {"responses.csv": write_csv_export(header, resp_rows), "participants.json": php_json_dumps(participants).encode("utf-8")}
     max_id = len(resp_rows)
     manifest = {
         "survey_id": DEMO_SURVEY_ID,
@@ -722,10 +774,12 @@ def generate(
             "complete": sum(r["submitdate"] is not None for r in resp_rows),
             "participants": len(participants),
         },
-        "files": {f: sha256_file(snap / f) for f in ("participants.json", "responses.csv")},
         "previous": None,
     }
-    (snap / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from survey.snapshot import publish_snapshot
+
+    # written like every snapshot: file by file into a temporary folder, renamed when complete
+    publish_snapshot(snap, snap_files, manifest, read_only=False, replace=True)
     for f in ("responses.csv", "participants.json", "manifest.json"):
         files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
     invite = pd.DataFrame(

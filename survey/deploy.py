@@ -3,19 +3,27 @@
 Steps (each skipped when already done, so a second run changes nothing):
 
 1. find the survey: the id given (``--survey-id``), else the one existing survey with the
-   ``.lss`` title, else ``import_survey`` of the ``.lss``;
-2. ``activate_tokens`` (participants table with ``attribute_1``) and ``activate_survey``;
-3. ``list_participants`` (all pages, ``attribute_1``) and ``add_participants`` (``create_tokens``)
-   for the invitations whose pseudonymous key is not there yet.
+   ``.lss`` title, else ``import_survey`` of the ``.lss``.  LimeSurvey keeps a requested id only when
+   it is free and says nothing otherwise, so the id it gave is reported (and can be written into the
+   study file).  A survey found on the server must have the questionnaire's structure (the same
+   columns and question types); if it differs, deploy refuses and says what differs, or imports a new
+   survey when asked to (``new_survey``);
+2. ``activate_tokens`` (participants table with ``attribute_1``) only when the survey has no
+   participants table (a second call fails on the server), and ``activate_survey`` only when it is
+   not active;
+3. every participant (paged by tid, :func:`survey.fetch.list_all_participants`) and
+   ``add_participants`` (``create_tokens``) for the invitations whose pseudonymous key is not there yet.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import csv
+import io
 import json
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +32,25 @@ from survey.errors import DataValidationError, LimeSurveyFetchError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["DeployResult", "deploy", "read_invitations"]
-
-_NO_PARTICIPANTS = "No survey participants found."
+__all__ = ["DeployResult", "StructureDiff", "compare_structure", "deploy", "read_invitations"]
 
 
 @dataclass(frozen=True)
 class DeployResult:
-    """What a deploy did."""
+    """What a deploy did.
+
+    Attributes
+    ----------
+    survey_id
+        The survey on the server (the one to put in the study file).
+    requested_id
+        The id asked for (``--survey-id``, or for an import the ``.lss``'s own id); differs from
+        ``survey_id`` when LimeSurvey gave the import another id because the requested one was taken.
+    imported, tokens_activated, activated
+        Whether this run imported the survey, created its participants table, activated it.
+    participants_before, participants_added, rejected
+        The participants already there, those added now, and the invitations the server refused.
+    """
 
     survey_id: int
     imported: bool
@@ -39,22 +58,91 @@ class DeployResult:
     participants_before: int
     participants_added: int
     rejected: tuple[str, ...]
+    tokens_activated: bool = False
+    requested_id: int | None = None
+
+    @property
+    def id_changed(self) -> bool:
+        """LimeSurvey gave another id than the one requested."""
+        return self.requested_id is not None and self.requested_id != self.survey_id
 
     def summary(self) -> str:
         """A short plain-text account."""
-        return (
+        lines = [
             f"Survey {self.survey_id}: {'imported' if self.imported else 'already on the server'}, "
-            f"{'activated now' if self.activated else 'active'}\n"
-            f"  participants before {self.participants_before:,}, added {self.participants_added:,}, rejected {len(self.rejected):,}"
-        )
+            f"{'activated now' if self.activated else 'active'}, "
+            f"participants table {'created now' if self.tokens_activated else 'present'}",
+            f"  participants before {self.participants_before:,}, added {self.participants_added:,}, rejected {len(self.rejected):,}",
+        ]
+        if self.id_changed:
+            lines.append(f"  LimeSurvey gave the survey the id {self.survey_id}: the requested id {self.requested_id} was taken")
+        lines.append(f"  study file: [survey] survey_id = {self.survey_id}")
+        return "\n".join(lines)
 
     def to_frame(self) -> pd.DataFrame:
         """The counts as a one-row frame."""
         import pandas as pd
 
-        return pd.DataFrame([{"survey_id": self.survey_id, "imported": self.imported, "activated": self.activated,
+        return pd.DataFrame([{"survey_id": self.survey_id, "requested_id": self.requested_id, "imported": self.imported,
+                              "tokens_activated": self.tokens_activated, "activated": self.activated,
                               "participants_before": self.participants_before, "participants_added": self.participants_added,
                               "rejected": len(self.rejected)}])
+
+
+@dataclass(frozen=True)
+class StructureDiff:
+    """How a survey on the server differs from the questionnaire (empty when they agree)."""
+
+    only_in_questionnaire: tuple[str, ...] = ()
+    only_on_server: tuple[str, ...] = ()
+    type_changed: tuple[str, ...] = ()
+    order_changed: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.only_in_questionnaire or self.only_on_server or self.type_changed or self.order_changed)
+
+    def summary(self) -> str:
+        """The differences, one kind per line."""
+        parts = []
+        if self.only_in_questionnaire:
+            parts.append("columns only in the questionnaire: " + ", ".join(self.only_in_questionnaire))
+        if self.only_on_server:
+            parts.append("columns only on the server: " + ", ".join(self.only_on_server))
+        if self.type_changed:
+            parts.append("question type changed: " + ", ".join(self.type_changed))
+        if self.order_changed:
+            parts.append("the same columns in another order")
+        return "; ".join(parts) or "no differences"
+
+
+def _lss_structure(lss: bytes) -> tuple[list[str], dict[str, str]]:
+    """Code headings in survey order and the question type of each question code, from an ``.lss``."""
+    from survey.lss import fieldmap_from_lss
+
+    root = ET.fromstring(lss)
+    types = {r.findtext("title") or "": r.findtext("type") or "" for r in root.findall("questions/rows/row")}
+    return list(fieldmap_from_lss(lss).values()), types
+
+
+def _server_structure(fieldmap: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
+    from survey.parse import code_heading_map
+
+    cols = [h for k, h in code_heading_map(fieldmap).items() if isinstance(fieldmap[k], dict) and fieldmap[k].get("title")]
+    types = {str(v["title"]): str(v.get("type", "")) for v in fieldmap.values() if isinstance(v, dict) and v.get("title")}
+    return cols, types
+
+
+def compare_structure(lss: bytes, fieldmap: dict[str, Any]) -> StructureDiff:
+    """Compare the questionnaire's ``.lss`` with a survey's ``get_fieldmap`` (columns and question types)."""
+    want, want_t = _lss_structure(lss)
+    got, got_t = _server_structure(fieldmap)
+    return StructureDiff(
+        only_in_questionnaire=tuple(c for c in want if c not in got),
+        only_on_server=tuple(c for c in got if c not in want),
+        type_changed=tuple(f"{q} ({want_t[q]} in the questionnaire, {got_t[q]} on the server)"
+                           for q in want_t if q in got_t and want_t[q] != got_t[q]),
+        order_changed=set(want) == set(got) and want != got,
+    )
 
 
 def read_invitations(path: str | Path) -> list[dict[str, str]]:
@@ -84,22 +172,6 @@ def read_invitations(path: str | Path) -> list[dict[str, str]]:
     return rows
 
 
-def _existing_keys(session: Any, sid: int, rpc: Any, page_size: int = 1000) -> set[str]:
-    keys: set[str] = set()
-    start = 0
-    while True:
-        page = rpc(
-            session, "list_participants", sid, start, page_size, False, ["attribute_1"],
-            allow=(_NO_PARTICIPANTS, "Error: No survey participants table"),
-        )
-        if not isinstance(page, list) or not page:
-            return keys
-        keys.update(str(p.get("attribute_1") or "") for p in page)
-        if len(page) < page_size:
-            return keys
-        start += page_size
-
-
 def deploy(
     lss: bytes,
     invitations: list[dict[str, str]],
@@ -109,51 +181,102 @@ def deploy(
     password: str,
     survey_id: int | None = None,
     title: str | None = None,
+    new_survey: bool = False,
     batch: int = 500,
+    page_size: int = 1000,
     timeout: float = 60.0,
     retries: int = 3,
     backoff: float = 1.0,
 ) -> DeployResult:
     """Import (if needed) and activate the survey, then add the missing participants.
 
+    Parameters
+    ----------
+    lss
+        The questionnaire as ``.lss``.
+    invitations
+        Rows of :func:`read_invitations`.
+    url, user, password
+        The RemoteControl endpoint and the LimeSurvey user.
+    survey_id
+        Use this survey; if it does not exist, import the questionnaire asking for this id.
+    title
+        Find the survey by this title (default: the ``.lss`` title) when no id is given.
+    new_survey
+        When the survey found differs from the questionnaire, import a new survey instead of refusing.
+    batch, page_size
+        Participants per ``add_participants`` and ``list_participants`` call.
+
     Raises
     ------
     LimeSurveyFetchError
-        The server refused a step (its status is in the message).
+        The server refused a step (its status is in the message), or the survey found differs from
+        the questionnaire (what differs is in the message).
     """
-    import xml.etree.ElementTree as ET
-
-    from survey.fetch import _rpc, open_client
-    from survey.lss import fieldmap_from_lss  # noqa: F401 - the .lss is validated by parsing below
+    from survey.fetch import _call, _Status, list_all_participants, open_client
 
     try:
         root = ET.fromstring(lss)
         doc_title = root.findtext("surveys_languagesettings/rows/row/surveyls_title") or ""
+        doc_sid = int(root.findtext("surveys/rows/row/sid") or 0) or None
     except ET.ParseError as exc:
         raise DataValidationError("The .lss is not valid XML", found=str(exc)) from exc
     title = title or doc_title
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
-    s = client.session
+
+    requested = survey_id
+
+    def import_survey(desired: int | None) -> int:
+        # LimeSurvey keeps the desired id (else the .lss's) only when it is free, and says nothing otherwise
+        nonlocal requested
+        requested = desired or doc_sid
+        return int(_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
+
     try:
-        imported = activated = False
-        sid = survey_id
-        if sid is None:
-            surveys = _rpc(s, "list_surveys", allow=("No surveys found",), **kw)
+        imported = activated = tokens_activated = False
+        sid: int | None = None
+        if survey_id is not None:
+            props = _call("get_survey_properties", lambda: client.get_survey_properties(survey_id, ["active"]), allow=("Error: Invalid survey ID",), **kw)
+            if isinstance(props, _Status):
+                sid, imported = import_survey(survey_id), True
+            else:
+                sid = survey_id
+        else:
+            surveys = _call("list_surveys", client.list_surveys, allow=("No surveys found",), **kw)
             same = [x for x in surveys if isinstance(x, dict) and x.get("surveyls_title") == title] if isinstance(surveys, list) else []
             if len(same) > 1:
                 raise LimeSurveyFetchError("Several surveys have the questionnaire's title", found=", ".join(str(x["sid"]) for x in same),
-                                           hint="pass --survey-id to choose one")
-            sid = int(same[0]["sid"]) if same else None
-        if sid is None:
-            sid = int(_rpc(s, "import_survey", base64.b64encode(lss).decode("ascii"), "lss", **kw))
-            imported = True
-        props = _rpc(s, "get_survey_properties", sid, ["active"], **kw)
-        _rpc(s, "activate_tokens", sid, [1], **kw)
-        if props.get("active") != "Y":
-            _rpc(s, "activate_survey", sid, **kw)
+                                           hint="pass --survey-id to choose one (and put it in the study file)")
+            if same:
+                sid = int(same[0]["sid"])
+            else:
+                sid, imported = import_survey(None), True
+        if not imported:
+            fieldmap = _call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
+            diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {})
+            if diff and not new_survey:
+                raise LimeSurveyFetchError(
+                    f"Survey {sid} on the server differs from the questionnaire",
+                    param="--survey-id" if survey_id is not None else "survey title",
+                    expected="the questionnaire's columns and question types",
+                    found=diff.summary(),
+                    hint="deploy it as a new survey with --new-survey (then put the new id in the study file), "
+                    "or pass --survey-id of the survey that matches; responses already collected stay on the old survey",
+                )
+            if diff:
+                sid, imported = import_survey(None), True
+        assert sid is not None
+        props = _call("get_survey_properties", lambda: client.get_survey_properties(sid, ["active"]), **kw)
+        existing_rows = list_all_participants(client, sid, page_size=page_size, **kw)
+        if existing_rows is None:
+            _call("activate_tokens", lambda: client.activate_tokens(sid, [1]), **kw)
+            tokens_activated = True
+            existing_rows = []
+        if isinstance(props, dict) and props.get("active") != "Y":
+            _call("activate_survey", lambda: client.activate_survey(sid), allow=("Error: Survey already active",), **kw)
             activated = True
-        existing = _existing_keys(s, sid, lambda *a, allow=(): _rpc(*a, allow=allow, **kw))
+        existing = {str(p.get("attribute_1") or "") for p in existing_rows}
         todo = [r for r in invitations if r["attribute_1"] not in existing]
         rejected: list[str] = []
         added = 0
@@ -163,13 +286,14 @@ def deploy(
                  "language": r.get("language") or "nl", "attribute_1": r["attribute_1"]}
                 for r in todo[i : i + batch]
             ]
-            result = _rpc(s, "add_participants", sid, chunk, True, **kw)
-            for rec in result:
+            result = _call("add_participants", partial(client.add_participants, sid, participant_data=chunk, create_tokens=True), **kw)
+            for rec in result if isinstance(result, list) else []:
                 if "errors" in rec:
                     rejected.append(f"{rec.get('attribute_1', '?')}: {json.dumps(rec['errors'], ensure_ascii=False)}")
                 else:
                     added += 1
-        return DeployResult(sid, imported, activated, len(existing), added, tuple(rejected))
+        return DeployResult(sid, imported, activated, len(existing_rows), added, tuple(rejected),
+                            tokens_activated=tokens_activated, requested_id=requested)
     finally:
         # releasing the key must not hide the real error
         with contextlib.suppress(Exception):

@@ -5,35 +5,47 @@ A snapshot is a folder ``<out>/<survey id>/<UTC timestamp>/`` holding
 * ``responses.csv``: the LimeSurvey CSV export (code headings, short answers, all completion
   states), byte for byte as LimeSurvey writes it; for an incremental fetch, the previous snapshot's
   responses merged with the new ones (each response id once, the newer copy wins);
-* ``participants.json``: the ``list_participants(..., ['attribute_1'])`` result (all pages);
+* ``participants.json``: every participant (``list_participants(..., ['attribute_1'])``, paged by
+  tid, each once);
 * ``fieldmap.json``: the ``get_fieldmap`` result (resolves internal SGQA column names);
-* ``manifest.json``: survey id, server version, UTC time, export settings, id range, counts, the
-  SHA-256 of every other file, and the previous snapshot.
+* ``export.csv`` (incremental fetches): the export exactly as received, so the snapshot can be
+  rebuilt from its predecessor (:func:`survey.snapshot.verify_chain`);
+* ``manifest.json``: survey id, server version, UTC time, export settings, the id range asked for
+  and why, the new, changed and completed response ids, counts, the SHA-256 of every other file,
+  and the previous snapshot with the SHA-256 of its manifest.
 
 Guarantees: credentials come only from the environment (``LIMESURVEY_URL``, ``LIMESURVEY_USER``,
-``LIMESURVEY_PASSWORD``) and are never logged or shown; a snapshot is written into a hidden
-temporary folder beside its final place and renamed when complete, so a failed fetch leaves nothing;
-the session key is always released; transient faults (connection errors, time-outs, truncated or
-undecodable replies) are retried with exponential backoff, a bounded number of times.
+``LIMESURVEY_PASSWORD``) and are never logged or shown; one login per command, never retried after a
+refusal (LimeSurvey locks an address out after 3 refused logins); a snapshot is validated and written
+file by file into a hidden temporary folder that is renamed when complete, so a failed fetch leaves
+nothing; the session key is always released; transient faults (connection errors, time-outs,
+truncated or undecodable replies) are retried with exponential backoff, a bounded number of times.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from survey.errors import ConfigError, DataValidationError, LimeSurveyFetchError
 from survey.hashing import sha256_file
+from survey.snapshot import (
+    Merge,
+    latest_snapshot,
+    merge_responses,
+    read_snapshot_rows,
+    verify_snapshot,
+    write_snapshot,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,7 +58,7 @@ __all__ = [
     "credentials_from_env",
     "fetch",
     "ingest_file",
-    "latest_snapshot",
+    "list_all_participants",
     "open_client",
 ]
 
@@ -58,7 +70,6 @@ _log = logging.getLogger("popeval.survey.fetch")
 _T = TypeVar("_T")
 _EXPORT = {"document_type": "csv", "heading_type": "code", "response_type": "short", "completion_status": "all"}
 _NO_DATA = "No Data, could not get max id."
-_NO_PARTICIPANTS = "No survey participants found."
 
 
 class _TransientError(Exception):
@@ -76,13 +87,17 @@ class FetchResult:
     survey_id
         The survey.
     new_responses
-        Responses received in this fetch (above the previous snapshot's highest id).
+        Responses not in the previous snapshot.
     responses, complete, participants
         Counts in the new snapshot.
     previous
         The snapshot this one extends, if any.
     server_version
         LimeSurvey's ``versionnumber`` (or ``file`` for an ingested export).
+    changed_responses
+        Responses of the previous snapshot that changed (a late completion, an edit).
+    completed_since
+        Of those, the responses that were incomplete and are now complete.
     """
 
     snapshot: Path
@@ -93,6 +108,8 @@ class FetchResult:
     participants: int
     previous: Path | None
     server_version: str
+    changed_responses: int = 0
+    completed_since: int = 0
 
     def summary(self) -> str:
         """A short plain-text account."""
@@ -100,6 +117,7 @@ class FetchResult:
         return (
             f"Survey {self.survey_id} snapshot {self.snapshot.name} (LimeSurvey {self.server_version})\n"
             f"  new responses      {self.new_responses:>8,}\n"
+            f"  changed responses  {self.changed_responses:>8,}  (completed since the previous snapshot {self.completed_since:,})\n"
             f"  responses in total {self.responses:>8,}  (complete {self.complete:,})\n"
             f"  participants       {self.participants:>8,}\n"
             f"  previous snapshot  {prev}"
@@ -112,7 +130,8 @@ class FetchResult:
         return pd.DataFrame(
             [{"survey_id": self.survey_id, "snapshot": self.snapshot.name, "new_responses": self.new_responses, "responses": self.responses,
               "complete": self.complete, "participants": self.participants, "previous": self.previous.name if self.previous else None,
-              "server_version": self.server_version}]
+              "server_version": self.server_version, "changed_responses": self.changed_responses,
+              "completed_since": self.completed_since}]
         )
 
 
@@ -196,14 +215,40 @@ def _retry(what: str, fn: Callable[[], _T], retries: int, backoff: float) -> _T:
         time.sleep(delay)
 
 
+def _safe_url(url: str) -> str:
+    """``url`` without user info, query or fragment (never show credentials)."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    host = u.hostname or ""
+    if u.port:
+        host = f"{host}:{u.port}"
+    return f"{u.scheme}://{host}{u.path}" if u.scheme else u.path
+
+
+def _lockout_message(status: str) -> str | None:
+    """The lock's length as LimeSurvey states it ("Please wait 10 minutes ..."), if ``status`` is a lockout."""
+    import re
+
+    if "maximum login attempts" not in status:
+        return None
+    m = re.search(r"wait (\d+) minutes?", status)
+    return f"{m.group(1)} minutes" if m else "a while (the server's timeOutTime)"
+
+
 def open_client(url: str, user: str, password: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0) -> Any:
     """A logged-in :class:`citric.Client` (the session key is released by ``client.close()``).
+
+    A login is attempted once; only a fault of the transport (no answer, a dropped connection) is
+    retried.  A refused login is never retried: each refusal counts towards LimeSurvey's lockout.
 
     Raises
     ------
     LimeSurveyFetchError
-        Wrong credentials, the RemoteControl interface disabled, or the server unreachable.
+        Wrong credentials, a login lockout, the RemoteControl interface disabled, a wrong endpoint
+        path (with the HTTP status and the path tried), or the server unreachable.
     """
+    import requests
     from citric import Client
     from citric import exceptions as cx
 
@@ -213,148 +258,124 @@ def open_client(url: str, user: str, password: str, *, timeout: float = 60.0, re
     try:
         return _retry("log in (get_session_key)", login, retries, backoff)
     except cx.LimeSurveyStatusError as exc:
+        lock = _lockout_message(str(exc))
+        if lock is not None:
+            raise LimeSurveyFetchError(
+                "LimeSurvey is refusing logins from this computer after repeated failed logins (a lockout)",
+                param=ENV_URL,
+                found=str(exc),
+                detail=f"the lock lasts {lock} from the last failed login; logins during it, even with the right password, "
+                "are refused but do not extend it; popeval tried once and does not retry",
+                hint=f"wait {lock}, then run the command again (popeval logs in once per command, so it never extends the "
+                "lock); a LimeSurvey administrator can lift it at once by emptying the failed_login_attempts table",
+            ) from None
         raise LimeSurveyFetchError(
             "LimeSurvey rejected the credentials",
             param=f"{ENV_USER}/{ENV_PASSWORD}",
             found=str(exc),
-            hint=f"check {ENV_USER} and {ENV_PASSWORD}; the user needs RemoteControl access to the survey",
+            hint=f"check {ENV_USER} and {ENV_PASSWORD} before trying again (after 3 refused logins in a row LimeSurvey locks "
+            "this computer out for 10 minutes); the user needs RemoteControl access to the survey",
         ) from None
     except cx.RPCInterfaceNotEnabledError:
         raise LimeSurveyFetchError(
             "The LimeSurvey RemoteControl interface answered with an empty reply",
             param=ENV_URL,
-            hint="enable JSON-RPC under Global settings > Interfaces, and check that the URL ends in /index.php/admin/remotecontrol",
+            found=f"an empty HTTP 200 reply from {_safe_url(url)}",
+            hint="enable JSON-RPC under Configuration > Global settings > Interfaces (RPC interface: JSON-RPC), "
+            "and check that the URL ends in /index.php/admin/remotecontrol",
+        ) from None
+    except requests.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        tried = _safe_url(exc.response.url if exc.response is not None and exc.response.url else url)
+        if status in (400, 404, 405):
+            hint = "check the URL: it ends in /index.php/admin/remotecontrol"
+            if status == 400:
+                hint += " (LimeSurvey answers HTTP 400 'The CSRF token could not be verified' to a POST to any other path)"
+        else:
+            hint = "the server failed to answer; see its error log, or try again later"
+        raise LimeSurveyFetchError(
+            f"LimeSurvey answered HTTP {status} instead of the RemoteControl interface",
+            param=ENV_URL,
+            found=f"HTTP {status} from {tried}",
+            hint=hint,
         ) from None
     except LimeSurveyFetchError:
         raise
     except Exception as exc:
         raise LimeSurveyFetchError(
-            "Could not reach LimeSurvey", param=ENV_URL, found=type(exc).__name__, hint="check the URL and the network"
+            "Could not reach LimeSurvey", param=ENV_URL, found=f"{type(exc).__name__} at {_safe_url(url)}",
+            hint="check the URL and the network",
         ) from None
 
 
-def _status(result: Any) -> str | None:
-    if isinstance(result, dict) and isinstance(result.get("status"), str) and result["status"] != "OK":
-        return str(result["status"])
-    return None
+@dataclass(frozen=True)
+class _Status:
+    """A status reply that the caller allowed (``"No survey participants found."`` and the like)."""
+
+    text: str
 
 
-def _rpc(session: Any, method: str, *params: Any, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> Any:
-    """Call ``method`` through citric's session; a status other than those in ``allow`` is an error."""
-
-    def call() -> Any:
-        resp = session.call(method, *params)
-        if resp.get("error") is not None:
-            raise LimeSurveyFetchError(f"LimeSurvey reported an error in {method}", found=str(resp["error"]))
-        return resp["result"]
-
-    result = _retry(method, call, retries, backoff)
-    st = _status(result)
-    if st is not None and st not in allow:
-        hint = {
-            "Invalid session key": "the session expired; run the fetch again",
-            "No permission": "the survey id does not exist or the user may not export it",
-        }.get(st, "see the LimeSurvey RemoteControl documentation for this status")
-        raise LimeSurveyFetchError(f"LimeSurvey refused {method}", found=st, hint=hint)
-    return result
+_HINTS = {
+    "Invalid session key": "the session expired; run the command again",
+    "No permission": "the survey id does not exist or the user may not export it",
+}
 
 
-# ----------------------------------------------------------------------------- snapshots
+def _call(what: str, fn: Callable[[], _T], *, retries: int, backoff: float, allow: tuple[str, ...] = ()) -> _T | _Status:
+    """Run a typed citric call; a status in ``allow`` comes back as :class:`_Status`, any other is an error."""
+    from citric import exceptions as cx
 
-
-def latest_snapshot(out: str | Path, survey_id: int) -> Path | None:
-    """The newest complete snapshot (one with a manifest) of ``survey_id`` under ``out``."""
-    base = Path(out) / str(survey_id)
-    if not base.is_dir():
-        return None
-    snaps = sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "manifest.json").is_file())
-    return snaps[-1] if snaps else None
-
-
-def _read_snapshot_rows(snap: Path) -> tuple[list[str], dict[int, list[str | None]]]:
-    from survey.parse import parse_responses_bytes
-
-    header, body = parse_responses_bytes((snap / "responses.csv").read_bytes(), snap / "responses.csv")
-    if not header:
-        return [], {}
-    i = header.index("id")
-    return header, {int(str(r[i])): r for r in body}
-
-
-def _merge(prev: tuple[list[str], dict[int, list[str | None]]], new_header: list[str], new_rows: list[list[str | None]],
-           source: str | Path) -> tuple[list[str], list[dict[str, object]]]:
-    old_header, old = prev
-    header = new_header or old_header
-    if old_header and new_header and old_header != new_header:
-        raise DataValidationError(
-            "The survey's columns changed since the previous snapshot",
-            file=source,
-            expected="the columns of the previous snapshot: " + ", ".join(old_header[:12]) + (" ..." if len(old_header) > 12 else ""),
-            found=", ".join(c for c in new_header if c not in old_header) or "a different column order",
-            hint="the questionnaire was edited on the server; take a full fetch into a new output folder (--full)",
-        )
-    merged = dict(old)
-    if new_header:
-        i = new_header.index("id")
-        for r in new_rows:
-            merged[int(str(r[i]))] = r
-    rows: list[dict[str, object]] = [dict(zip(header, merged[k], strict=True)) for k in sorted(merged)]
-    return header, rows
-
-
-def _write_snapshot(
-    out: Path,
-    survey_id: int,
-    header: list[str],
-    rows: list[dict[str, object]],
-    participants: list[dict[str, Any]] | None,
-    extra_files: dict[str, bytes],
-    manifest_extra: dict[str, Any],
-    previous: Path | None,
-    now: datetime | None,
-) -> Path:
-    from survey.lsformat import php_json_dumps, write_csv_export
-
-    base = out / str(survey_id)
-    base.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    final = base / stamp
-    k = 1
-    while final.exists():
-        k += 1
-        final = base / f"{stamp}-{k}"
-    tmp = base / f".{final.name}.partial-{os.getpid()}"
     try:
-        tmp.mkdir()
-        (tmp / "responses.csv").write_bytes(write_csv_export(header, rows))
-        if participants is not None:
-            (tmp / "participants.json").write_bytes(php_json_dumps(participants).encode("utf-8"))
-        for name, data in extra_files.items():
-            (tmp / name).write_bytes(data)
-        ids = [int(str(r["id"])) for r in rows]
-        manifest = {
-            "survey_id": survey_id,
-            "fetched_at_utc": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "export": dict(_EXPORT),
-            "from_id": min(ids) if ids else None,
-            "to_id": max(ids) if ids else None,
-            "counts": {
-                "responses": len(rows),
-                "complete": sum(1 for r in rows if r.get("submitdate") not in (None, "")),
-                "participants": len(participants or []),
-            },
-            "files": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
-            "previous": previous.name if previous else None,
-            **manifest_extra,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        for p in tmp.iterdir():
-            p.chmod(0o444)
-        os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+        return _retry(what, fn, retries, backoff)
+    except cx.LimeSurveyStatusError as exc:
+        st = str(exc)
+        if st in allow:
+            return _Status(st)
+        raise LimeSurveyFetchError(f"LimeSurvey refused {what}", found=st,
+                                   hint=_HINTS.get(st, "see the LimeSurvey RemoteControl documentation for this status")) from None
+    except cx.LimeSurveyApiError as exc:
+        raise LimeSurveyFetchError(f"LimeSurvey reported an error in {what}", found=str(exc),
+                                   hint="the server raised an exception; see its log") from None
+
+
+NO_PARTICIPANTS = "No survey participants found."
+NO_PARTICIPANTS_TABLE = "Error: No survey participants table"
+
+
+def list_all_participants(client: Any, survey_id: int, *, attributes: Sequence[str] = ("attribute_1",), page_size: int = 1000,
+                          retries: int = 3, backoff: float = 1.0) -> list[dict[str, Any]] | None:
+    """Every participant of ``survey_id``, each once, in tid order (``None``: no participants table).
+
+    LimeSurvey's ``iStart`` is a lower bound on ``tid`` (``WHERE tid >= iStart ORDER BY tid``), not an
+    offset, so each page starts at the last tid + 1; paging ends at the status "No survey
+    participants found.".
+
+    Raises
+    ------
+    LimeSurveyFetchError
+        The server sent a tid twice or out of order (the paging cannot be trusted).
+    """
+    rows: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    start = 0
+    while True:
+        lo = start
+        page = _call("list_participants", partial(client.list_participants, survey_id, start=lo, limit=page_size, attributes=list(attributes)),
+                     retries=retries, backoff=backoff, allow=(NO_PARTICIPANTS, NO_PARTICIPANTS_TABLE))
+        if isinstance(page, _Status):
+            return None if page.text == NO_PARTICIPANTS_TABLE and not rows else rows
+        if not page:
+            return rows
+        tids = [int(p["tid"]) for p in page]
+        if tids != sorted(tids) or tids[0] < lo or seen.intersection(tids) or len(set(tids)) != len(tids):
+            raise LimeSurveyFetchError(
+                "LimeSurvey's participant pages overlap or are out of order", param="list_participants",
+                expected=f"tids from {lo} upwards in increasing order, each once", found=f"tids {tids[0]}..{tids[-1]} ({len(tids)} rows)",
+                hint="nothing was written; run the command again",
+            )
+        seen.update(tids)
+        rows.extend(page)
+        start = tids[-1] + 1
 
 
 # ----------------------------------------------------------------------------- fetch
@@ -366,6 +387,23 @@ def _progress(enabled: bool, total: int) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc="LimeSurvey fetch", unit="step", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def _check_before_writing(folder: Path) -> None:
+    """The snapshot must parse as one (participants by the data model, response ids once) before it is published."""
+    from survey.parse import read_participants
+
+    read_snapshot_rows(folder)
+    if (folder / "participants.json").is_file():
+        read_participants(folder)
+
+
+def _incomplete_ids(prev: tuple[list[str], dict[int, list[str | None]]]) -> list[int]:
+    header, rows = prev
+    if "submitdate" not in header:
+        return []
+    i = header.index("submitdate")
+    return sorted(k for k, r in rows.items() if not r[i])
 
 
 def fetch(
@@ -384,6 +422,14 @@ def fetch(
     now: datetime | None = None,
 ) -> FetchResult:
     """Fetch responses and participants of ``survey_id`` into a new snapshot under ``out``.
+
+    An incremental fetch (the default when a snapshot exists) exports every response from the first
+    one that was incomplete in the latest snapshot (or, if none was, above its highest id) and merges
+    them in: a participant who stops midway and completes later keeps the response id, and that
+    completion is picked up.  When the survey allows edits after completion, a complete response may
+    change too, so every response is exported again.  The manifest records what was asked for, the
+    new, changed and completed response ids, the export received (``export.csv``) and the previous
+    snapshot's manifest hash, so :func:`survey.snapshot.verify_chain` can rebuild each snapshot.
 
     Parameters
     ----------
@@ -415,6 +461,8 @@ def fetch(
     LimeSurveyFetchError
         Credentials rejected, survey missing or not active, or the server failing past the retries.
         Nothing is written then.
+    DataValidationError
+        The export or the participants would not make a valid snapshot (nothing is written).
     """
     if url is None or user is None or password is None:
         env_url, env_user, env_password = credentials_from_env()
@@ -424,59 +472,73 @@ def fetch(
     previous = None if full else latest_snapshot(out, survey_id)
     prev_rows: tuple[list[str], dict[int, list[str | None]]] = ([], {})
     if previous is not None:
-        prev_rows = _read_snapshot_rows(previous)
-    from_id = (max(prev_rows[1]) + 1) if prev_rows[1] else None
-    _log.info("fetching survey %s (from response id %s)", survey_id, from_id or "1")
+        verify_snapshot(previous)
+        prev_rows = read_snapshot_rows(previous)
 
     bar = _progress(progress, 6)
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
     bar.update(1)
-    session = client.session
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
-        version = str(_rpc(session, "get_site_settings", "versionnumber", **kw))
-        props = _rpc(session, "get_survey_properties", survey_id, ["active", "anonymized", "datestamp"], **kw)
+        version = str(_call("get_site_settings", client.get_server_version, **kw))
+        props = _call("get_survey_properties", lambda: client.get_survey_properties(
+            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw)
+        assert isinstance(props, dict)
         if props.get("active") != "Y":
             raise LimeSurveyFetchError(
                 "The survey is not active", param="survey_id", found=f"survey {survey_id} has active={props.get('active')!r}",
                 hint="activate the survey (popeval deploy does) before fetching; an inactive survey has no responses table",
             )
+        edits = props.get("alloweditaftercompletion") == "Y"
+        incomplete = _incomplete_ids(prev_rows)
+        if not prev_rows[1]:
+            from_id, reason = None, "first fetch" if previous is None else "the previous snapshot has no responses"
+        elif edits:
+            from_id, reason = None, "the survey allows edits after completion, so any response may have changed"
+        elif incomplete:
+            from_id, reason = incomplete[0], f"from the first response that was incomplete ({len(incomplete)} were)"
+        else:
+            from_id, reason = max(prev_rows[1]) + 1, "above the previous highest id (no response was incomplete)"
+        if full:
+            reason = "full fetch requested"
+        _log.info("fetching survey %s (from response id %s: %s)", survey_id, from_id or 1, reason)
         bar.update(1)
-        fieldmap = _rpc(session, "get_fieldmap", survey_id, **kw)
+        fieldmap = _call("get_fieldmap", lambda: client.get_fieldmap(survey_id), **kw)
         bar.update(1)
 
-        def export() -> tuple[list[str], list[list[str | None]]]:
+        def export() -> tuple[bytes, list[str], list[list[str | None]]]:
+            from citric import exceptions as cx
+
             from survey.parse import parse_responses_bytes
 
-            result = _rpc(session, "export_responses", survey_id, "csv", None, "all", "code", "short", from_id, None, allow=(_NO_DATA,), **kw)
-            if _status(result) == _NO_DATA:
-                return [], []
-            if not isinstance(result, str):
-                raise _TransientError(f"unexpected export result of type {type(result).__name__}")
             try:
-                payload = base64.b64decode(result, validate=True)
+                payload = client.export_responses(survey_id, file_format="csv", completion_status="all", heading_type="code",
+                                                  response_type="short", from_response_id=from_id)
+            except cx.LimeSurveyStatusError as exc:
+                if str(exc) == _NO_DATA:
+                    return b"", [], []
+                raise
             except binascii.Error as exc:
                 raise _TransientError(f"the export was not valid base64 ({exc})") from exc
+            if not payload:
+                raise _TransientError("the export was empty (0 bytes; LimeSurvey sends at least a line break)")
+            if payload != b"\r\n" and not (payload.startswith(b"\xef\xbb\xbf") and payload.endswith(b"\r\n")):
+                # citric decodes base64 leniently: a damaged reply shows as bytes that are no LimeSurvey CSV
+                raise _TransientError("the export was not valid base64 or was damaged (no LimeSurvey CSV: BOM and header "
+                                      "at the start, a line break at the end)")
             try:
-                return parse_responses_bytes(payload, "export_responses")
+                header, body = parse_responses_bytes(payload, "export_responses")
             except DataValidationError as exc:
                 raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
+            return payload, header, body
 
-        new_header, new_rows = _retry("export_responses", export, retries, backoff)
+        got = _call("export_responses", export, **kw)
+        assert not isinstance(got, _Status)
+        payload, new_header, new_rows = got
         bar.update(1)
-
-        participants: list[dict[str, Any]] = []
-        start = 0
-        while True:
-            page = _rpc(session, "list_participants", survey_id, start, page_size, False, ["attribute_1"], allow=(_NO_PARTICIPANTS,), **kw)
-            if _status(page) == _NO_PARTICIPANTS or not page:
-                break
-            participants.extend(page)
-            if len(page) < page_size:
-                break
-            start += page_size
+        participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
         bar.update(1)
-    except LimeSurveyFetchError:
+    except (LimeSurveyFetchError, DataValidationError):
         raise
     except Exception as exc:
         raise LimeSurveyFetchError("Fetching from LimeSurvey failed", found=f"{type(exc).__name__}: {exc}") from exc
@@ -487,16 +549,53 @@ def fetch(
             _log.warning("could not release the LimeSurvey session key: %s", type(exc).__name__)
         bar.close()
 
-    header, rows = _merge(prev_rows, new_header, new_rows, f"survey {survey_id}")
-    snap = _write_snapshot(
-        out, survey_id, header, rows, participants,
-        {"fieldmap.json": json.dumps(fieldmap, ensure_ascii=False, indent=1).encode("utf-8")},
-        {"server_version": version, "source": "remotecontrol", "requested_from_id": from_id, "new_responses": len(new_rows)},
-        previous, now,
-    )
-    _log.info("wrote snapshot %s (%d new responses)", snap, len(new_rows))
-    m = json.loads((snap / "manifest.json").read_text(encoding="utf-8"))
-    return FetchResult(snap, survey_id, len(new_rows), m["counts"]["responses"], m["counts"]["complete"], len(participants), previous, version)
+    m = merge_responses(prev_rows, new_header, new_rows, f"survey {survey_id} export", requested_from=from_id)
+    if m.not_returned:
+        _log.warning("%d responses of the previous snapshot were not in the export (deleted on the server?); their previous copy is kept",
+                     len(m.not_returned))
+    from survey.lsformat import php_json_dumps, write_csv_export
+
+    files = {"responses.csv": write_csv_export(m.header, m.rows),
+             "participants.json": php_json_dumps(participants or []).encode("utf-8"),
+             "fieldmap.json": json.dumps(fieldmap, ensure_ascii=False, indent=1).encode("utf-8")}
+    if previous is not None:
+        files["export.csv"] = payload or b""
+    manifest = _manifest(survey_id, m, len(participants or []), previous, now, {
+        "server_version": version, "source": "remotecontrol", "requested_from_id": from_id, "request_reason": reason,
+        "alloweditaftercompletion": "Y" if edits else "N", "delta_file": "export.csv" if previous is not None else None,
+        "new_responses": len(m.new),
+    })
+    snap = write_snapshot(out, survey_id, files, manifest, now=now, check=_check_before_writing)
+    _log.info("wrote snapshot %s (%d new, %d changed responses)", snap, len(m.new), len(m.changed))
+    return _result(snap, survey_id, m, len(participants or []), previous, version)
+
+
+def _manifest(survey_id: int, m: Merge, n_participants: int, previous: Path | None, now: datetime | None,
+              extra: dict[str, Any]) -> dict[str, Any]:
+    ids = [int(str(r["id"])) for r in m.rows]
+    return {
+        "survey_id": survey_id,
+        "fetched_at_utc": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "export": dict(_EXPORT),
+        "from_id": min(ids) if ids else None,
+        "to_id": max(ids) if ids else None,
+        "counts": {
+            "responses": len(m.rows),
+            "complete": sum(1 for r in m.rows if r.get("submitdate") not in (None, "")),
+            "participants": n_participants,
+        },
+        "changes": {"new": list(m.new), "changed": list(m.changed), "completed": list(m.completed), "unchanged": m.unchanged,
+                    "not_returned": list(m.not_returned)},
+        "previous": previous.name if previous else None,
+        "previous_manifest_sha256": sha256_file(previous / "manifest.json") if previous else None,
+        **extra,
+    }
+
+
+def _result(snap: Path, survey_id: int, m: Merge, n_participants: int, previous: Path | None, version: str) -> FetchResult:
+    complete = sum(1 for r in m.rows if r.get("submitdate") not in (None, ""))
+    return FetchResult(snap, survey_id, len(m.new), len(m.rows), complete, n_participants, previous, version,
+                       changed_responses=len(m.changed), completed_since=len(m.completed))
 
 
 def ingest_file(
@@ -515,8 +614,15 @@ def ingest_file(
     with the previous snapshot by id.  The participants table is taken from ``participants`` (a
     ``list_participants`` JSON file) or else carried over from the previous snapshot.  The original
     file is kept in the snapshot as ``source_<name>``.
+
+    Raises
+    ------
+    DataValidationError
+        The file is empty (0 bytes), repeats a response id, has no id column, or the participants
+        file is not the ``list_participants`` JSON (nothing is written then).
     """
-    from survey.parse import FIXED_COLUMNS, _resolve_header, parse_responses_bytes
+    from survey.lsformat import php_json_dumps, write_csv_export
+    from survey.parse import _load_participant_list, _resolve_header, parse_responses_bytes
 
     path = Path(path)
     out = Path(out)
@@ -524,31 +630,34 @@ def ingest_file(
     if not path.is_file():
         raise ConfigError("The export file does not exist", file=path, hint="give the path of the downloaded CSV or JSON export")
     data = path.read_bytes()
+    if not data:
+        raise DataValidationError(
+            "The export file is empty (0 bytes)", file=path, expected="a LimeSurvey CSV or JSON export",
+            found="0 bytes", hint="the download did not finish; download the export from LimeSurvey again",
+        )
     header, body = parse_responses_bytes(data, path)
     previous = latest_snapshot(out, survey_id)
     fieldmap = None
-    if previous is not None and (previous / "fieldmap.json").is_file():
-        fieldmap = json.loads((previous / "fieldmap.json").read_text(encoding="utf-8"))
+    if previous is not None:
+        verify_snapshot(previous)
+        if (previous / "fieldmap.json").is_file():
+            fieldmap = json.loads((previous / "fieldmap.json").read_text(encoding="utf-8"))
     header = _resolve_header(header, fieldmap, path)
-    if header and "id" not in header:
-        raise DataValidationError(
-            "The export has no response id column", file=path, column="id",
-            expected="the columns " + ", ".join(FIXED_COLUMNS), hint="export with code headings and all columns",
-        )
-    prev_rows = _read_snapshot_rows(previous) if previous is not None else ([], {})
-    merged_header, rows = _merge(prev_rows, header, body, path)
+    prev_rows = read_snapshot_rows(previous) if previous is not None else ([], {})
+    m = merge_responses(prev_rows, header, body, path)
+    plist: list[dict[str, Any]] | None
     if participants is not None:
-        plist = json.loads(Path(participants).read_text(encoding="utf-8-sig"))
+        plist = _load_participant_list(Path(participants))
     elif previous is not None and (previous / "participants.json").is_file():
-        plist = json.loads((previous / "participants.json").read_text(encoding="utf-8"))
+        plist = _load_participant_list(previous / "participants.json")
     else:
         plist = None
-    extra = {f"source_{path.name}": data}
+    files = {"responses.csv": write_csv_export(m.header, m.rows), f"source_{path.name}": data}
+    if plist is not None:
+        files["participants.json"] = php_json_dumps(plist).encode("utf-8")
     if fieldmap is not None:
-        extra["fieldmap.json"] = json.dumps(fieldmap, ensure_ascii=False, indent=1).encode("utf-8")
-    snap = _write_snapshot(
-        out, survey_id, merged_header, rows, plist, extra,
-        {"server_version": "file", "source": f"file {path.name}", "new_responses": len(body)}, previous, now,
-    )
-    m = json.loads((snap / "manifest.json").read_text(encoding="utf-8"))
-    return FetchResult(snap, survey_id, len(body), m["counts"]["responses"], m["counts"]["complete"], len(plist or []), previous, "file")
+        files["fieldmap.json"] = json.dumps(fieldmap, ensure_ascii=False, indent=1).encode("utf-8")
+    manifest = _manifest(survey_id, m, len(plist or []), previous, now,
+                         {"server_version": "file", "source": f"file {path.name}", "new_responses": len(m.new)})
+    snap = write_snapshot(out, survey_id, files, manifest, now=now, check=_check_before_writing)
+    return _result(snap, survey_id, m, len(plist or []), previous, "file")

@@ -62,7 +62,21 @@ _SGQA = re.compile(r"^\d+X\d+X\d+")
 
 def _load_participant_list(path: Path) -> list[dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        text = path.read_text(encoding="utf-8-sig")
+        if text.strip()[:1] not in ("[", "{"):
+            first = text.strip().split("\n", 1)[0][:80]
+            raise DataValidationError(
+                "The participants file is not JSON",
+                file=path,
+                expected="the list_participants JSON (a list of participant objects, as `popeval fetch` stores it)",
+                found=f"text starting {first!r}" + (" (a CSV?)" if ("," in first or ";" in first) else ""),
+                hint="give the participants.json of a snapshot or the saved list_participants reply; "
+                "a CSV export of the participants table cannot be used here",
+            )
+        data = json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise DataValidationError("The participants file is not UTF-8 text", file=path, found=str(exc),
+                                  expected="the list_participants JSON") from exc
     except FileNotFoundError:
         raise DataValidationError(
             "The snapshot has no participants table",
@@ -124,7 +138,11 @@ def read_participants(snapshot_dir: str | Path) -> pd.DataFrame:
         },
         dtype=object,
     )
-    return validate_frame(raw, SURVEY_PARTICIPANTS, source=path)
+    return validate_frame(
+        raw, SURVEY_PARTICIPANTS, source=path,
+        duplicate_hint="LimeSurvey lists each participant once; a repeated tid means the participant pages overlapped "
+        "(or the file was edited) - fetch the survey again with `popeval fetch`",
+    )
 
 
 def _blank_to_none(v: object) -> object:
@@ -425,6 +443,10 @@ def parse_snapshot(
     p = Path(path)
     if p.is_dir():
         snapshot = p
+        if (p / "manifest.json").is_file():
+            from survey.snapshot import verify_snapshot
+
+            verify_snapshot(p)
         resp_file = _find_responses_file(p)
     else:
         snapshot = p.parent
@@ -433,6 +455,16 @@ def parse_snapshot(
         fieldmap = _load_fieldmap(snapshot)
     raw = read_responses(resp_file, fieldmap)
     counts: dict[str, int] = {"raw_rows": len(raw)}
+    expected_cols = questionnaire.answer_columns()
+    if (len(raw.columns) > len(FIXED_COLUMNS) or len(raw)) and not any(c in raw.columns for c in expected_cols):
+        raise DataValidationError(
+            "The export has none of the questionnaire's columns",
+            file=resp_file,
+            expected="answer columns such as " + ", ".join(expected_cols[:4]),
+            found="columns " + ", ".join(str(c) for c in raw.columns[:10]) + (" ..." if len(raw.columns) > 10 else ""),
+            hint="this is the export of another survey, or one with full or abbreviated headings; "
+            "export with code headings (question codes) from the study's survey",
+        )
 
     for c in FIXED_COLUMNS:
         if c not in raw.columns:

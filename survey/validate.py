@@ -100,8 +100,10 @@ def _read_csv_as_strings(path: Path) -> pd.DataFrame:
     return tab.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def validate_frame(raw: pd.DataFrame, table: Table, source: str | Path = "<frame>") -> pd.DataFrame:
+def validate_frame(raw: pd.DataFrame, table: Table, source: str | Path = "<frame>", *, duplicate_hint: str | None = None) -> pd.DataFrame:
     """Validate ``raw`` (strings or already-typed columns) against ``table``; return typed columns.
+
+    ``duplicate_hint`` replaces the hint for a repeated key (the default speaks of an extract).
 
     Raises
     ------
@@ -141,7 +143,7 @@ def validate_frame(raw: pd.DataFrame, table: Table, source: str | Path = "<frame
                 column=", ".join(table.key),
                 expected=f"each {'/'.join(table.key)} exactly once",
                 found=f"{first if len(first) > 1 else first[0]!r} again (first at row {earlier + 1}); {int(dup.sum())} duplicate row(s)",
-                hint="remove the repeated rows from the extract or ask the data owner for a deduplicated file",
+                hint=duplicate_hint or "remove the repeated rows from the extract or ask the data owner for a deduplicated file",
             )
     return df
 

@@ -24,7 +24,8 @@ import string
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -35,6 +36,8 @@ from survey.lsformat import php_json_dumps, write_csv_export
 __all__ = ["Fault", "LimeSurveyModel", "StandInServer"]
 
 _ERROR_PAGE = (Path(__file__).parent / "data" / "limesurvey" / "error500.html").read_text(encoding="utf-8")
+_CSRF_PAGE = (Path(__file__).parent / "data" / "limesurvey" / "error400.html").read_text(encoding="utf-8")
+_LOCKOUT = "You have exceeded the number of maximum login attempts. Please wait 10 minutes before trying again."
 _KEY_ALPHABET = string.ascii_letters + string.digits + "_~"
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -95,6 +98,7 @@ _SIGNATURES: dict[str, tuple[tuple[str, ...], int]] = {
     ),
     "get_participant_properties": (("sSessionKey", "iSurveyID", "aTokenQueryProperties", "aTokenProperties"), 3),
     "set_participant_properties": (("sSessionKey", "iSurveyID", "aTokenQueryProperties", "aTokenData"), 4),
+    "set_survey_properties": (("sSessionKey", "iSurveyID", "aSurveyData"), 3),
     "add_response": (("sSessionKey", "iSurveyID", "aResponseData"), 3),
     "update_response": (("sSessionKey", "iSurveyID", "aResponseData"), 3),
     "get_response_ids": (("sSessionKey", "iSurveyID", "sToken"), 3),
@@ -219,6 +223,16 @@ class LimeSurveyModel:
         user name -> password.
     first_gid, first_qid, first_l10n_id
         The next auto-increment values, so ids can match a recorded server.
+    clock
+        The server's clock (seconds since the epoch); ``add_response`` stamps dates with it and the
+        login lockout counts with it.
+    lockout_seconds, max_login_attempts
+        LimeSurvey's ``timeOutTime`` and ``maxLoginAttempt``: after ``max_login_attempts`` failed logins
+        in a row from one address every login from it is refused until ``lockout_seconds`` have passed
+        since the last counted failure (600 and 3 by default, as recorded; a test may shorten the lock).
+    tokens, survey_ids
+        Values to hand out first where LimeSurvey draws at random (``create_tokens`` access codes, the
+        new id of an import whose desired id is taken), so a replay can reproduce a recording.
     """
 
     def __init__(
@@ -229,8 +243,20 @@ class LimeSurveyModel:
         first_qid: int = 1,
         first_l10n_id: int = 1,
         version: str = "6.14.0",
+        clock: Callable[[], float] = time.time,
+        lockout_seconds: float = 600,
+        max_login_attempts: int = 3,
+        tokens: Iterable[str] = (),
+        survey_ids: Iterable[int] = (),
     ) -> None:
         self.users = dict(users or {"admin": "password"})
+        self.clock = clock
+        self.lockout_seconds = lockout_seconds
+        self.max_login_attempts = max_login_attempts
+        self.failed_logins: dict[str, tuple[int, int]] = {}  # ip -> (count, last attempt, whole seconds)
+        self.client_ip = "127.0.0.1"
+        self.preset_tokens: deque[str] = deque(tokens)
+        self.preset_survey_ids: deque[int] = deque(survey_ids)
         self.sessions: set[str] = set()
         self.released: list[str] = []
         self.surveys: dict[int, _Survey] = {}
@@ -260,9 +286,21 @@ class LimeSurveyModel:
         self.surveys[sid] = _Survey(sid, props, ["en"], {"en": {"surveyls_title": title}}, [], [], active=active)
 
     # ---- sessions and settings
+    def _now(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.clock()))
+
     def get_session_key(self, username: str, password: str, plugin: str = "Authdb") -> Any:
+        now = int(self.clock())
+        count, last = self.failed_logins.get(self.client_ip, (0, 0))
+        if count >= self.max_login_attempts:
+            if not now > last + self.lockout_seconds:
+                return {"status": _LOCKOUT}
+            del self.failed_logins[self.client_ip]
+            count = 0
         if self.users.get(str(username)) != password:
+            self.failed_logins[self.client_ip] = (count + 1, now)
             return {"status": "Invalid user name or password"}
+        self.failed_logins.pop(self.client_ip, None)
         key = "".join(secrets.choice(_KEY_ALPHABET) for _ in range(32))
         self.sessions.add(key)
         return key
@@ -293,8 +331,11 @@ class LimeSurveyModel:
             return {"status": "Error: Invalid LimeSurvey survey structure (XML) file"}
         srow = t["surveys"][0]
         sid = int(dest_sid or srow["sid"])
-        while sid in self.surveys:
-            sid += 1
+        if sid in self.surveys:
+            # the desired id is taken: a random free one, without a word in the reply
+            sid = self.preset_survey_ids.popleft() if self.preset_survey_ids else secrets.randbelow(900_000) + 100_000
+            while sid in self.surveys:
+                sid = secrets.randbelow(900_000) + 100_000
         props: dict[str, Any] = dict.fromkeys(_SURVEY_COLUMNS)
         props.update({"owner_id": 1, "active": "N", "datecreated": time.strftime("%Y-%m-%d %H:%M:%S")})
         for k, v in srow.items():
@@ -383,8 +424,12 @@ class LimeSurveyModel:
         s = self._survey(sid)
         if s is None:
             return {"status": "Error: Invalid survey ID"}
-        if s.tokens is None:
-            s.tokens = []
+        if s.tokens is not None:
+            raise _RpcError(
+                "CDbCommand failed to execute the SQL statement: SQLSTATE[42S01]: Base table or view already exists: "
+                f"1050 Table 'lime_tokens_{s.sid}' already exists"
+            )
+        s.tokens = []
         return {"status": "OK"}
 
     def list_surveys(self, key: str, username: str | None = None) -> Any:
@@ -571,13 +616,17 @@ class LimeSurveyModel:
         if s.tokens is None:
             return {"status": "No survey participants table"}
         attrs = sorted(json.loads(s.props.get("attributedescriptions") or "{}"))
+        taken = {p["token"] for p in s.tokens}
         result = []
         for given in data:
             errors: dict[str, list[str]] = {}
             token = given.get("token")
             if create_tokens:
-                token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(int(s.props.get("tokenlength") or 15)))
-            if token and any(p["token"] == token for p in s.tokens):
+                if self.preset_tokens:
+                    token = self.preset_tokens.popleft()
+                else:
+                    token = "".join(secrets.choice(_TOKEN_ALPHABET) for _ in range(int(s.props.get("tokenlength") or 15)))
+            if token and token in taken:
                 errors["token"] = [f'Access code "{token}" has already been taken.']
             email = given.get("email", "")
             if email and not _EMAIL.match(str(email)):
@@ -597,6 +646,7 @@ class LimeSurveyModel:
             stored = dict(rec)
             stored["tid"] = s.next_tid
             s.tokens.append(stored)
+            taken.add(stored["token"])
             s.next_tid += 1
             result.append(rec)
         return result
@@ -626,12 +676,13 @@ class LimeSurveyModel:
             return {"status": "Error: Invalid survey ID"}
         if s.tokens is None:
             return {"status": "Error: No survey participants table"}
-        rows = sorted(s.tokens, key=lambda p: p["tid"])
+        # LimeSurvey 6.14: WHERE tid >= iStart [AND conditions] ORDER BY tid LIMIT iLimit (iStart is no offset)
+        rows = sorted((p for p in s.tokens if p["tid"] >= int(start or 0)), key=lambda p: p["tid"])
         if unused:
             rows = [p for p in rows if p.get("completed") == "N"]
         for k, v in (conditions or {}).items():
-            rows = [p for p in rows if str(p.get(k)) == str(v)]
-        rows = rows[int(start): int(start) + int(limit)]
+            rows = [p for p in rows if _condition(p.get(k), v)]
+        rows = rows[: int(limit)]
         if not rows:
             return {"status": "No survey participants found."}
         out = []
@@ -643,14 +694,17 @@ class LimeSurveyModel:
             out.append(rec)
         return out
 
-    def _match_participant(self, s: _Survey, query: Any) -> dict[str, Any] | None:
-        for p in sorted(s.tokens or [], key=lambda p: p["tid"]):
-            if isinstance(query, dict):
-                if all(str(p.get(k)) == str(v) for k, v in query.items()):
-                    return p
-            elif p["tid"] == int(query):
-                return p
-        return None
+    def _match_participant(self, s: _Survey, query: Any) -> dict[str, Any] | str:
+        """The one participant ``query`` (a tid or a property mapping) names, else the status to answer."""
+        if not isinstance(query, dict):
+            hit = [p for p in s.tokens or [] if p["tid"] == int(query)]
+            return hit[0] if hit else "Error: Invalid tokenid"
+        hits = [p for p in sorted(s.tokens or [], key=lambda p: p["tid"]) if all(str(p.get(k)) == str(v) for k, v in query.items())]
+        if not hits:
+            return "Error: No results were found based on your attributes."
+        if len(hits) > 1:
+            return "Error: More than 1 result was found based on your attributes."
+        return hits[0]
 
     def get_participant_properties(self, key: str, sid: int, query: Any, props: Any = None) -> Any:
         if err := self._check_key(key):
@@ -659,8 +713,8 @@ class LimeSurveyModel:
         if s is None or s.tokens is None:
             return {"status": "Error: No survey participants table"}
         p = self._match_participant(s, query)
-        if p is None:
-            return {"status": "Error: No results were found based on your attributes."}
+        if isinstance(p, str):
+            return {"status": p}
         rec = self._participant_record(p, s)
         if props:
             return {k: v for k, v in rec.items() if k in props}
@@ -673,9 +727,20 @@ class LimeSurveyModel:
         if s is None or s.tokens is None:
             return {"status": "Error: No survey participants table"}
         p = self._match_participant(s, query)
-        if p is None:
-            return {"status": "Error: No results were found based on your attributes."}
-        p.update(data)
+        if isinstance(p, str):
+            return {"status": p}
+        known = set(_PARTICIPANT_ORDER) | {k for k in p if k.startswith("attribute_")}
+        change = {k: v for k, v in (data or {}).items() if k in known and k != "tid"}
+        if not change:
+            return {"status": "No valid Data"}
+        invalid: dict[str, list[str]] = {}
+        if "email" in change and change["email"] and not _EMAIL.match(str(change["email"])):
+            invalid["email"] = ["Invalid email address."]
+        if "language" in change and change["language"] and change["language"] not in s.languages:
+            invalid["language"] = ["Language code is invalid in this survey"]
+        if invalid:
+            return {"status": invalid}  # a validation error: status is an object, nothing is saved
+        p.update(change)
         return self._participant_record(p, s)
 
     # ---- responses
@@ -693,6 +758,15 @@ class LimeSurveyModel:
         for k, v in data.items():
             if k in rec or k in names:
                 rec[k] = v
+        # LimeSurvey stamps submitdate when the key is absent (the response is complete); only an
+        # empty value leaves it NULL.  With datestamp=Y, startdate and datestamp are stamped if absent.
+        now = self._now()
+        if "submitdate" not in data:
+            rec["submitdate"] = now
+        if s.props.get("datestamp") == "Y":
+            for k in ("startdate", "datestamp"):
+                if not rec[k]:
+                    rec[k] = now
         for k in ("submitdate", "startdate", "datestamp"):
             if rec[k] == "":
                 rec[k] = None
@@ -707,11 +781,53 @@ class LimeSurveyModel:
         s = self._survey(sid)
         if s is None:
             return {"status": "Error: Invalid survey ID"}
-        hit = [r for r in s.responses if r["id"] == int(data.get("id", 0))]
-        if not hit:
-            return "Error: no response with this id"
-        hit[0].update({k: v for k, v in data.items() if k != "id"})
+        if not s.active:
+            return {"status": "Survey is not active"}
+        if s.props.get("alloweditaftercompletion") != "Y":
+            # checked before the response is looked up: every update is refused
+            return {"status": "Survey does not allow edit after completion"}
+        if "id" in data:
+            hit = [r for r in s.responses if r["id"] == int(data["id"])]
+        elif "token" in data:
+            hit = [r for r in s.responses if r["token"] == data["token"]]
+        else:
+            return {"status": "Missing response identifier (id|token)"}
+        if len(hit) != 1:
+            return {"status": "No matching Response"}
+        names = set(_FIXED) | {c["fieldname"] for c in s.columns()}
+        bad = [k for k in data if k not in names]
+        if bad:
+            return {"status": "Invalid Column names supplied: " + ", ".join(bad)}
+        hit[0].update({k: (None if v == "" and k in ("submitdate", "startdate", "datestamp") else v) for k, v in data.items() if k != "id"})
         return True
+
+    def resume_response(self, sid: int, rid: int, answers: dict[str, Any], *, submit: bool = True) -> None:
+        """What the web survey does when a participant comes back (``tokenanswerspersistence=Y``).
+
+        Not an RC2 method: the participant's row keeps its id, token and ``startdate``; the answers,
+        ``lastpage`` and ``datestamp`` change, and finishing sets ``submitdate``.  This works whatever
+        ``alloweditaftercompletion`` says (that setting governs edits after completion only).
+        """
+        with self.lock:
+            row = next(r for r in self.surveys[int(sid)].responses if r["id"] == int(rid))
+            row.update(answers)
+            row["datestamp"] = self._now()
+            if submit:
+                row["submitdate"] = self._now()
+
+    def set_survey_properties(self, key: str, sid: int, data: dict[str, Any]) -> Any:
+        if err := self._check_key(key):
+            return err
+        s = self._survey(sid)
+        if s is None:
+            return {"status": "Error: Invalid survey ID"}
+        out = {}
+        for k, v in (data or {}).items():
+            ok = k in s.props and k not in ("sid", "active")
+            if ok:
+                s.props[k] = v
+            out[k] = ok
+        return out
 
     def get_response_ids(self, key: str, sid: int, token: str) -> Any:
         if err := self._check_key(key):
@@ -719,8 +835,7 @@ class LimeSurveyModel:
         s = self._survey(sid)
         if s is None:
             return {"status": "Error: Invalid survey ID"}
-        ids = [r["id"] for r in s.responses if r["token"] == token]
-        return ids or {"status": "No Response found for Token"}
+        return [r["id"] for r in s.responses if r["token"] == token]
 
     def get_summary(self, key: str, sid: int, stat: str = "all") -> Any:
         if err := self._check_key(key):
@@ -739,8 +854,9 @@ class LimeSurveyModel:
                 "token_completed": sum(1 for p in toks if p.get("completed") not in ("N", None, "")),
                 "token_screenout": sum(1 for p in toks if p.get("emailstatus") == "screenout"),
             })
-        done = sum(1 for r in s.responses if r["submitdate"] is not None)
-        stats.update({"completed_responses": done, "incomplete_responses": len(s.responses) - done, "full_responses": len(s.responses)})
+        if s.active:  # an inactive survey has no response table, so no response counts
+            done = sum(1 for r in s.responses if r["submitdate"] is not None)
+            stats.update({"completed_responses": done, "incomplete_responses": len(s.responses) - done, "full_responses": len(s.responses)})
         if stat == "all":
             return stats
         if stat not in _SUMMARY_TOKEN + _SUMMARY_RESP:
@@ -826,6 +942,8 @@ class LimeSurveyModel:
         s = self._survey(sid)
         if s is None:
             return {"status": "No permission"}
+        if not s.responses:
+            return {"status": "No Data, could not get max id."}
         lang = lang or s.language
         if isinstance(token, list):
             if not token:
@@ -839,6 +957,22 @@ class LimeSurveyModel:
             raise _RpcError(f"Writer for {doc} should implement IWriter")
         rows = [r for r in s.responses if r["token"] in tokens and _completion_ok(r, completion)]
         return self._export(s, rows, doc, lang, heading or "code", rtype or "short", fields, options)
+
+
+def _condition(value: Any, cond: Any) -> bool:
+    """A ``list_participants`` condition: a value (equality) or ``[operator, value]``."""
+    if isinstance(cond, list) and len(cond) == 2 and str(cond[0]).upper() in ("<", ">", ">=", "<=", "=", "<>", "LIKE", "IN"):
+        op, ref = str(cond[0]).upper(), cond[1]
+        if op == "IN":
+            return str(value) in {str(x) for x in (ref if isinstance(ref, list) else [ref])}
+        if op == "LIKE":
+            return re.fullmatch(re.escape(str(ref)).replace("%", ".*").replace("_", "."), str(value)) is not None
+        a: Any = value
+        b: Any = ref
+        if isinstance(value, int) or isinstance(ref, int):
+            a, b = float(value), float(ref)
+        return {"<": a < b, ">": a > b, ">=": a >= b, "<=": a <= b, "=": a == b, "<>": a != b}[op]
+    return str(value) == str(cond)
 
 
 def _completion_ok(r: dict[str, Any], completion: str | None) -> bool:
@@ -861,8 +995,8 @@ class Fault:
     """A fault injected into the next ``times`` calls of ``method``.
 
     ``kind`` is ``drop`` (close the connection after part of the reply), ``stall`` (sleep ``seconds``
-    before replying), ``bad_base64`` (corrupt an export's base64), ``truncated`` (cut the JSON reply in
-    half) or ``http500`` (the LimeSurvey error page).
+    before replying), ``bad_base64`` (corrupt an export's base64), ``empty`` (an export of 0 bytes),
+    ``truncated`` (cut the JSON reply in half) or ``http500`` (the LimeSurvey error page).
     """
 
     method: str
@@ -931,8 +1065,12 @@ class StandInServer:
     def error_page(self, message: str) -> bytes:
         return _ERROR_PAGE.replace("{{ASSETS}}", self.assets).replace("{{MESSAGE}}", message).encode("utf-8")
 
-    def handle(self, method_http: str, content_type: str, body: bytes) -> tuple[int, str, bytes, Fault | None]:
+    def handle(self, method_http: str, content_type: str, body: bytes, path: str | None = None,
+               client_ip: str = "127.0.0.1") -> tuple[int, str, bytes, Fault | None]:
         html_ct = "text/html; charset=UTF-8"
+        if method_http == "POST" and path is not None and path.rstrip("/") != self.PATH:
+            # Yii checks the CSRF token of every POST but those to the remotecontrol action, before routing
+            return 400, html_ct, _CSRF_PAGE.replace("{{ASSETS}}", self.assets).encode("utf-8"), None
         if method_http != "POST" or "application/json" not in content_type.lower():
             return 200, html_ct, b"", None
         try:
@@ -946,6 +1084,7 @@ class StandInServer:
         params = req.get("params", [])
         fault = self._take_fault(str(method))
         with self.model.lock:
+            self.model.client_ip = client_ip
             self.model.calls.append(str(method))
             try:
                 result, error = self._dispatch(str(method), params), None
@@ -959,6 +1098,8 @@ class StandInServer:
             b64 = base64.b64encode(result.payload).decode("ascii")
             if fault is not None and fault.kind == "bad_base64":
                 b64 = b64[: len(b64) // 2] + "!*" + b64[len(b64) // 2 + 3:]
+            if fault is not None and fault.kind == "empty":
+                b64 = ""
             out = "{" + f'"id":{php_json_dumps(rid)}, "result":"{b64}", "error":null' + "}"
             return 200, "application/json", out.encode("ascii"), fault
         out = "{" + f'"id":{php_json_dumps(rid)},"result":{php_json_dumps(result)},"error":{php_json_dumps(error)}' + "}"
@@ -1005,7 +1146,8 @@ def _make_handler(server: StandInServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             server.requests.append({"method": self.command, "body": body})
-            status, ctype, out, fault = server.handle(self.command, self.headers.get("Content-Type", ""), body)
+            status, ctype, out, fault = server.handle(self.command, self.headers.get("Content-Type", ""), body, self.path,
+                                                      str(self.client_address[0]))
             if fault is not None and fault.kind == "stall":
                 time.sleep(fault.seconds)
             if fault is not None and fault.kind == "truncated":

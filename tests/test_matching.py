@@ -168,3 +168,132 @@ def test_propensity_support_and_errors(sim: pd.DataFrame) -> None:
         match(sim, F, ratio=0)
     with pytest.raises(ConfigError):
         match(sim, F, distance="mahalanobis", m_order="largest")
+
+
+# --------------------------------------------------------------------------- ties
+
+
+def _brute_all_ties(dist, treat, ratio, caliper=None, tol=1e-8):
+    """Abadie-Imbens match sets by exhaustive search: all controls as near as the ratio-th."""
+    ind0 = np.flatnonzero(treat == 0)
+    out = []
+    for i in np.flatnonzero(treat == 1):
+        d = np.abs(dist[ind0] - dist[i])
+        ok = d <= (np.inf if caliper is None else caliper + tol)
+        if not ok.any():
+            out.append(set())
+            continue
+        kth = np.sort(d[ok])[min(ratio, ok.sum()) - 1]
+        out.append(set(ind0[ok & (d <= kth + tol)].tolist()))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("ratio", [1, 3])
+def test_all_ties_kernel_equals_brute_force(seed: int, ratio: int) -> None:
+    from analysis.matching._algorithms import nn_sorted_all
+
+    rng = np.random.default_rng(seed)
+    n = 150
+    dist = np.round(rng.uniform(size=n), 2)  # many exact ties, also equidistant left/right
+    treat = (rng.uniform(size=n) < 0.3).astype(int)
+    cal = 0.03 if seed % 2 else None
+    mm = nn_sorted_all(dist, treat, ratio, cal, tol=1e-8)
+    got = [set(r[r >= 0].tolist()) for r in mm]
+    assert got == _brute_all_ties(dist, treat, ratio, cal)
+    # 1-ulp noise on the distances changes nothing once ties are canonicalised
+    from analysis.matching._algorithms import tie_canonical
+
+    noisy = dist * (1 + rng.choice([-1, 0, 1], size=n) * np.finfo(float).eps)
+    mm2 = nn_sorted_all(tie_canonical(noisy, 1e-8), treat, ratio, cal, tol=1e-8)
+    assert [set(r[r >= 0].tolist()) for r in mm2] == got
+
+
+def test_tie_canonical_merges_noise_only() -> None:
+    from analysis.matching._algorithms import tie_canonical
+
+    v = np.array([0.3, 0.3 + 1e-16, 0.5, 0.3 - 5e-17, 0.5 + 2e-9, 0.50001])
+    c = tie_canonical(v, 1e-8)
+    assert c[0] == c[1] == c[3] == min(v[[0, 1, 3]])
+    assert c[2] == c[4] == 0.5
+    assert c[5] == 0.50001
+
+
+@pytest.fixture(scope="module")
+def tied() -> pd.DataFrame:
+    """Categorical covariates only: nearly every match is a tie."""
+    rng = np.random.default_rng(5)
+    n = 500
+    a = rng.choice(["p", "q", "r"], size=n)
+    b = rng.choice(["u", "v"], size=n)
+    lin = -0.8 + 0.9 * (a == "q") - 0.6 * (a == "r") + 0.7 * (b == "v")
+    t = rng.binomial(1, 1 / (1 + np.exp(-lin)))
+    y = 2 + 0.4 * t + (a == "q") + rng.normal(size=n)
+    sw = rng.uniform(0.5, 2, size=n)
+    return pd.DataFrame({"t": t, "a": a, "b": b, "y": y, "sw": sw},
+                        index=[f"r{i:04d}" for i in range(n)])
+
+
+def _pairs(m) -> dict:
+    mm = m.match_matrix
+    return {t: frozenset(v for v in row if v is not None and v == v) for t, row in mm.iterrows()}
+
+
+@pytest.mark.parametrize("spec", [
+    {"replace": True},  # ties="all" by default
+    {"replace": True, "ratio": 2},
+    {"replace": True, "caliper": 0.1},
+    {"replace": False},  # ties="label" by default
+    {"replace": False, "m_order": "smallest", "ratio": 2},
+    {"distance": "mahalanobis", "replace": True},
+    {"distance": "mahalanobis", "replace": False, "m_order": "random", "seed": 4},
+])
+def test_matching_does_not_depend_on_row_order(tied: pd.DataFrame, spec: dict) -> None:
+    ref = match(tied, "t ~ a + b", s_weights="sw", **spec)
+    for seed in (1, 2, 3):
+        shuffled = tied.sample(frac=1.0, random_state=seed)
+        got = match(shuffled, "t ~ a + b", s_weights="sw", **spec)
+        if spec.get("m_order") != "random":  # a random order is drawn per row order
+            assert _pairs(got) == _pairs(ref)
+            pd.testing.assert_series_equal(got.weights.loc[ref.weights.index], ref.weights,
+                                           rtol=0, atol=1e-12)
+
+
+def test_all_ties_share_the_weight(tied: pd.DataFrame) -> None:
+    m = match(tied, "t ~ a + b", replace=True)
+    assert m.settings["ties"] == "all"
+    d = m.distance
+    ctrl = d[m.treat == 0]
+    n_match = m.match_matrix.notna().sum(axis=1)
+    assert n_match.mean() > 5  # categorical covariates: many tied controls per treated unit
+    for t_lab, row in m.match_matrix.head(30).iterrows():
+        got = {v for v in row if v is not None}
+        best = np.abs(ctrl - d[t_lab]).min()
+        expected = set(ctrl.index[np.abs(ctrl - d[t_lab]) <= best + 1e-8])
+        assert got == expected
+    # every treated unit's weight 1 is spread over its matches: raw control weights sum to n1
+    raw = pd.Series(0.0, index=tied.index)
+    for _, row in m.match_matrix.iterrows():
+        ids = [v for v in row if v is not None]
+        raw[ids] += 1.0 / len(ids)
+    w = m.weights[m.treat == 0]
+    np.testing.assert_allclose(w, raw[m.treat == 0] * (w > 0).sum() / raw.sum(), atol=1e-12)
+
+
+def test_mahalanobis_ties_survive_floating_point_noise(tied: pd.DataFrame) -> None:
+    """A 1-ulp difference between tied distances must not flip the chosen control."""
+    df = tied.assign(x=np.where(tied["a"] == "q", 1.0, 0.3), z=np.where(tied["b"] == "v", 2.0, -1.0))
+    noisy = df.assign(x=df["x"] * (1 + np.random.default_rng(0).choice([-1, 1], len(df)) * 2.2e-16))
+    for kw in ({"replace": False, "ties": "matchit"}, {"replace": False}, {"replace": True}):
+        a = match(df, "t ~ x + z", distance="mahalanobis", **kw)
+        b = match(noisy, "t ~ x + z", distance="mahalanobis", **kw)
+        assert _pairs(a) == _pairs(b)
+
+
+def test_tie_rule_settings_are_checked(tied: pd.DataFrame) -> None:
+    with pytest.raises(ConfigError, match="replacement"):
+        match(tied, "t ~ a + b", replace=False, ties="all")
+    with pytest.raises(ConfigError, match="tie rule"):
+        match(tied, "t ~ a + b", ties="first")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="tolerance"):
+        match(tied, "t ~ a + b", tie_tolerance=-1.0)

@@ -223,6 +223,13 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
                     fields[i] = f'"{rng.integers(1, 6)}"'
         new.append(";".join(fields))
     (snap_b / "responses.csv").write_bytes(("\ufeff" + "\r\n".join(new)).encode("utf-8"))
+    # a different snapshot, so its manifest must say so (snapshots are checked against their manifest)
+    import hashlib
+    import json as _json
+
+    man = _json.loads((snap_b / "manifest.json").read_text())
+    man["files"]["responses.csv"] = hashlib.sha256((snap_b / "responses.csv").read_bytes()).hexdigest()
+    (snap_b / "manifest.json").write_text(_json.dumps(man, indent=2, sort_keys=True) + "\n")
     res = {}
     for name, s in (("a", a), ("b", b)):
         cfg = tmp_path / f"{name}.toml"

@@ -24,6 +24,10 @@ def run(args: argparse.Namespace) -> int:
     summary = generate(persons=args.persons, seed=args.seed, out=args.out, file_format=args.file_format)
     for table in (DWSE_APPLICATIONS, VDAB_TRAJECTORIES):
         read_table(summary.out / "admin" / f"{table.name}.{args.file_format}", table)
+    from analysis.plans.synth import generate_plans
+
+    plans = generate_plans(summary.out, seed=args.seed)  # POP texts, training catalogue, true codes
     print(summary.summary())
+    print(f"  POP texts            {plans['pops']:>10,}  (with POP-attest: {plans['with_attest']:,})")
     print("  validated against the study data model: ok")
     return 0

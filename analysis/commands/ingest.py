@@ -9,6 +9,10 @@ __all__ = ["add_arguments", "run"]
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``popeval ingest``."""
+    p.epilog = (
+        "A separate step for exploring the admin data: `popeval run` does not read this database; "
+        "it validates, pseudonymises and links the extracts named in the study configuration itself."
+    )
     p.add_argument("--dwse", required=True, help="DWSE applications extract (.csv or .parquet)")
     p.add_argument("--vdab", required=True, help="VDAB loopbaancheque trajectories extract (.csv or .parquet)")
     p.add_argument(

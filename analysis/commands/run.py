@@ -18,6 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--no-report", action="store_true", help="skip rendering the report")
+    p.add_argument("--wait", action="store_true", help="when another run of the same study is running, wait for it instead of stopping")
+    p.epilog = (
+        "popeval run validates, pseudonymises and links the admin extracts itself (into a database "
+        "under study.derived_dir, rebuilt when the extracts change); it does not read the database "
+        "that `popeval ingest` writes. Exit status: 0 done, 2 error, 130 interrupted (Ctrl-C)."
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +37,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     if args.no_report:
         cfg = dataclasses.replace(cfg, report=dataclasses.replace(cfg.report, render=False))
-    result = run_pipeline(cfg, stage=args.stage, progress=not args.no_progress, echo=lambda s: print(s, file=sys.stderr))
+    result = run_pipeline(cfg, stage=args.stage, progress=not args.no_progress, echo=lambda s: print(s, file=sys.stderr), wait=args.wait)
     print(result.summary())
     return 0

@@ -1,4 +1,13 @@
-"""Greedy nearest-neighbour matching kernels with MatchIt 4.5's semantics (private).
+"""Nearest-neighbour matching kernels (private).
+
+Ties.  With categorical covariates most matches are ties: many controls share a treated unit's
+propensity score exactly (mathematically), but floating-point noise (BLAS kernel, summation order)
+can make one of them 1 ulp nearer.  :func:`tie_canonical` therefore first merges values closer than
+a tolerance into one, so that every later comparison treats them as equal, and the kernels accept a
+``tiebreak`` key (e.g. the rank of the units' labels) that decides among tied units instead of the
+row order.  :func:`nn_sorted_all` implements the rule of Abadie & Imbens (2006) and Stata's
+``teffects nnmatch``: with replacement, every control tied with the ``ratio``-th nearest is used
+and the treated unit's weight is shared among them.
 
 Two kernels, mirroring MatchIt's two C++ routines:
 
@@ -13,10 +22,14 @@ Two kernels, mirroring MatchIt's two C++ routines:
   (``which.min``).  With replacement and no calipers it uses :class:`scipy.spatial.cKDTree`.
 
 Both return a match matrix: one row per treated unit (in data order of the treated units passed
-in), ``ratio`` columns of *local* control indices, ``-1`` where there is no match.
+in), ``ratio`` columns of *local* control indices, ``-1`` where there is no match.  With all ties
+used the number of matches varies: :func:`nn_sorted_all` and ``nn_general(all_ties=True)`` return
+a matrix padded with ``-1`` to the largest number of matches.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +52,46 @@ def _int_abs(v: float) -> float:
     return float(abs(int(v)))
 
 
+def tie_canonical(values: np.ndarray, tol: float) -> np.ndarray:
+    """Merge values closer than ``tol`` into one (the smallest of each run).
+
+    The values are sorted and a new group starts wherever the gap to the previous value exceeds
+    ``tol``; every value is replaced by its group's first (smallest) value.  Values that differ
+    only by floating-point noise thus compare equal, whatever their order in the data.
+    """
+    v = np.asarray(values, dtype=float)
+    if tol <= 0 or v.size < 2:
+        return v.copy()
+    order = np.argsort(v, kind="stable")
+    sv = v[order]
+    start = np.concatenate([[True], np.diff(sv) > tol])
+    first = np.maximum.accumulate(np.where(start, np.arange(sv.size), 0))
+    out = np.empty_like(v)
+    out[order] = sv[first]
+    return out
+
+
+def label_ranks(labels: Any) -> np.ndarray:
+    """Rank of every unit's label: a tie-break key that does not depend on the row order."""
+    import pandas as pd
+
+    idx = pd.Index(labels)
+    try:
+        codes = idx.argsort(kind="stable")
+    except TypeError:  # mixed label types: compare their text
+        codes = pd.Index(idx.astype(str)).argsort(kind="stable")
+    ranks = np.empty(len(idx), dtype=np.int64)
+    ranks[codes] = np.arange(len(idx))
+    return ranks
+
+
+def mm_to_pairs(mm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, controls and weight shares (1 / number of matches of the row) of a match matrix."""
+    n_match = (mm >= 0).sum(axis=1)
+    rows, cols = np.nonzero(mm >= 0)
+    return rows, mm[rows, cols], 1.0 / n_match[rows]
+
+
 def nn_sorted(
     dist: np.ndarray,
     treat: np.ndarray,
@@ -49,6 +102,8 @@ def nn_sorted(
     cal_mat: np.ndarray | None = None,
     cal_width: np.ndarray | None = None,
     int_abs: bool = False,
+    tiebreak: np.ndarray | None = None,
+    tol: float = 0.0,
 ) -> np.ndarray:
     """Nearest-neighbour matching on a scalar distance (MatchIt's ``nn_matchC_vec``).
 
@@ -72,6 +127,12 @@ def nn_sorted(
         Reproduce MatchIt 4.5.1, whose C++ code calls the integer ``abs()`` on differences of
         doubles: every distance difference below 1 becomes 0, so the left neighbour (smaller
         score) always wins and propensity-score calipers never bind.
+    tiebreak
+        Secondary sort key among equal distances (default: the row order, as MatchIt).
+    tol
+        Distance differences up to ``tol`` count as equal (left wins) and a control within
+        ``caliper + tol`` is within the caliper.  Pass distances canonicalised with
+        :func:`tie_canonical` for tie-consistent results.
 
     Returns
     -------
@@ -84,7 +145,9 @@ def nn_sorted(
     mm = np.full((n1, ratio), -1, dtype=np.int64)
     if n1 == 0 or n1 == n:
         return mm
-    order = np.argsort(dist, kind="stable")
+    order = (
+        np.argsort(dist, kind="stable") if tiebreak is None else np.lexsort((tiebreak, dist))
+    )
     pos = np.empty(n, dtype=np.int64)
     pos[order] = np.arange(n)
     d_sorted = dist[order]
@@ -92,10 +155,12 @@ def nn_sorted(
 
     if replace and cal_mat is None:
         return _nn_sorted_replace(
-            d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs
+            d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs, tol
         )
     if not replace and cal_mat is None and not int_abs:
-        return _nn_sorted_greedy(d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm)
+        return _nn_sorted_greedy(
+            d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm, tol
+        )
     fabs = _int_abs if int_abs else abs
 
     # union-find "next available control" to the right (rp) and to the left (lp, shifted by 1)
@@ -109,7 +174,7 @@ def nn_sorted(
     order_l: list[int] = order.tolist()
     pos1_l: list[int] = pos[ind1].tolist()
     ord_l: list[int] = [int(i) for i in ord1]
-    cal = float("inf") if caliper is None else float(caliper)
+    cal = float("inf") if caliper is None else float(caliper) + tol
     use_cov = cal_mat is not None
     mm_l = [[-1] * ratio for _ in range(n1)]
 
@@ -166,7 +231,7 @@ def nn_sorted(
                 kr = q
                 break
             if kl >= 0 and kr >= 0:
-                k = kl if fabs(d_l[kl] - dt) <= fabs(d_l[kr] - dt) else kr
+                k = kl if fabs(d_l[kl] - dt) <= fabs(d_l[kr] - dt) + tol else kr
             elif kl >= 0:
                 k = kl
             elif kr >= 0:
@@ -189,6 +254,7 @@ def _nn_sorted_greedy(
     ratio: int,
     caliper: float | None,
     mm: np.ndarray,
+    tol: float = 0.0,
 ) -> np.ndarray:
     """Matching without replacement and without covariate calipers (the common case).
 
@@ -208,7 +274,7 @@ def _nn_sorted_greedy(
     d1: list[float] = d_sorted[pos1].tolist()
     rp = list(range(n0 + 1))
     lp = list(range(n0 + 1))
-    cal = float("inf") if caliper is None else float(caliper)
+    cal = float("inf") if caliper is None else float(caliper) + tol
     n1 = pos1.size
     out = [-1] * (n1 * ratio)
     ord_l: list[int] = np.asarray(ord1, dtype=np.int64).tolist()
@@ -226,7 +292,7 @@ def _nn_sorted_greedy(
             dt = d1[t]
             ok_l = q > 0 and (dl := dt - cd[q - 1]) <= cal
             ok_r = s < n0 and (dr := cd[s] - dt) <= cal
-            if ok_l and (not ok_r or dl <= dr):
+            if ok_l and (not ok_r or dl <= dr + tol):
                 k = q - 1
             elif ok_r:
                 k = s
@@ -248,6 +314,7 @@ def _nn_sorted_replace(
     caliper: float | None,
     mm: np.ndarray,
     int_abs: bool,
+    tol: float = 0.0,
 ) -> np.ndarray:
     """Vectorised matching with replacement: walk outwards from each treated unit."""
     cpos = np.flatnonzero(ctrl_sorted)  # sorted positions of the controls
@@ -258,7 +325,7 @@ def _nn_sorted_replace(
     right = np.searchsorted(cpos, pos1, side="right")
     left = right - 1
     alive = np.ones(pos1.size, dtype=bool)
-    cal = np.inf if caliper is None else caliper
+    cal = np.inf if caliper is None else caliper + tol
     for r in range(min(ratio, n0)):
         has_l = left >= 0
         has_r = right < n0
@@ -270,13 +337,105 @@ def _nn_sorted_replace(
         dr = np.where(has_r, np.abs(dr), np.inf)
         ok_l = has_l & (dl <= cal)
         ok_r = has_r & (dr <= cal)
-        take_l = ok_l & (~ok_r | (dl <= dr))
+        take_l = ok_l & (~ok_r | (dl <= dr + tol))
         take_r = ok_r & ~take_l
         alive &= take_l | take_r
         chosen = np.where(take_l, left, right)
         mm[alive, r] = order[cpos[chosen[alive]]]
         left = np.where(take_l, left - 1, left)
         right = np.where(take_r, right + 1, right)
+    return mm
+
+
+def nn_sorted_all(
+    dist: np.ndarray,
+    treat: np.ndarray,
+    ratio: int,
+    caliper: float | None,
+    tol: float = 0.0,
+) -> np.ndarray:
+    """Matching with replacement on a scalar distance, all ties used (Abadie & Imbens 2006).
+
+    Every treated unit is matched to its ``ratio`` nearest controls *and* to every control as
+    near as the ``ratio``-th one (within ``tol``), on both sides of its score.  The result depends
+    neither on the row order nor on the processing order.
+
+    Parameters
+    ----------
+    dist
+        Distance (propensity score) of every unit, ideally canonicalised with
+        :func:`tie_canonical` using the same ``tol``.
+    treat
+        0/1 treatment of every unit.
+    ratio
+        Number of nearest controls (before ties are added).
+    caliper
+        Maximum absolute distance difference (``+ tol``), or None.
+    tol
+        Distances that differ by at most ``tol`` are ties.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n1, k)`` local control indices, rows in data order of the treated units, padded with
+        -1; ``k`` is the largest number of matches of any treated unit.  Within a row the controls
+        are sorted by distance, then by position.
+    """
+    ind1 = np.flatnonzero(treat == 1)
+    ind0 = np.flatnonzero(treat == 0)
+    n1 = ind1.size
+    if n1 == 0 or ind0.size == 0:
+        return np.full((n1, ratio), -1, dtype=np.int64)
+    d0 = np.asarray(dist, dtype=float)[ind0]
+    c_order = np.lexsort((ind0, d0))
+    cd = d0[c_order]
+    ctrl_sorted = ind0[c_order]
+    # groups of equal (canonical) control distances
+    start = np.concatenate([[True], np.diff(cd) > tol])
+    g_start = np.flatnonzero(start)
+    g_val = cd[g_start]
+    g_end = np.append(g_start[1:], cd.size)
+    n_g = g_val.size
+    dt = np.asarray(dist, dtype=float)[ind1]
+    right = np.searchsorted(g_val, dt - tol, side="left")  # first group not clearly below
+    left = right - 1
+    cal = np.inf if caliper is None else float(caliper) + tol
+    count = np.zeros(n1, dtype=np.int64)
+    active = np.ones(n1, dtype=bool)
+    taken_rows: list[np.ndarray] = []
+    taken_groups: list[np.ndarray] = []
+    while active.any():
+        has_l = active & (left >= 0)
+        has_r = active & (right < n_g)
+        dl = np.where(has_l, np.abs(dt - g_val[np.clip(left, 0, n_g - 1)]), np.inf)
+        dr = np.where(has_r, np.abs(g_val[np.clip(right, 0, n_g - 1)] - dt), np.inf)
+        dmin = np.minimum(dl, dr)
+        ok = active & (dmin <= cal)
+        take_l = ok & has_l & (dl <= dmin + tol)
+        take_r = ok & has_r & (dr <= dmin + tol)
+        for take, ptr in ((take_l, left), (take_r, right)):
+            rows = np.flatnonzero(take)
+            taken_rows.append(rows)
+            taken_groups.append(ptr[rows])
+            count[rows] += g_end[ptr[rows]] - g_start[ptr[rows]]
+        left = np.where(take_l, left - 1, left)
+        right = np.where(take_r, right + 1, right)
+        active = ok & (count < ratio)
+    rows = np.concatenate(taken_rows)
+    groups = np.concatenate(taken_groups)
+    sizes = g_end[groups] - g_start[groups]
+    rows_x = np.repeat(rows, sizes)
+    offs = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    cpos = np.repeat(g_start[groups], sizes) + offs
+    ctrl = ctrl_sorted[cpos]
+    dist_x = np.abs(cd[cpos] - dt[rows_x])
+    o = np.lexsort((ctrl, dist_x, rows_x))
+    rows_x, ctrl = rows_x[o], ctrl[o]
+    n_match = np.bincount(rows_x, minlength=n1)
+    k = max(int(n_match.max()), 1)
+    mm = np.full((n1, k), -1, dtype=np.int64)
+    col = np.arange(rows_x.size) - np.repeat(np.cumsum(n_match) - n_match, n_match)
+    mm[rows_x, col] = ctrl
     return mm
 
 
@@ -290,6 +449,9 @@ def nn_general(
     caliper: float | None = None,
     cal_mat: np.ndarray | None = None,
     cal_width: np.ndarray | None = None,
+    tiebreak: np.ndarray | None = None,
+    tol: float = 0.0,
+    all_ties: bool = False,
 ) -> np.ndarray:
     """Nearest-neighbour matching on whitened covariates (MatchIt's ``nn_matchC``).
 
@@ -303,6 +465,14 @@ def nn_general(
         Propensity score and its caliper (absolute units), if any.
     cal_mat, cal_width
         Covariate calipers.
+    tiebreak
+        Key deciding among controls at the same distance (within ``tol``); default the row
+        order (MatchIt's ``which.min``: the first control in data order).
+    tol
+        Distances that differ by at most ``tol`` are ties.
+    all_ties
+        With replacement: use every control as near as the ``ratio``-th nearest (within
+        ``tol``); the result is then padded with -1 to the largest number of matches.
 
     Returns
     -------
@@ -316,43 +486,68 @@ def nn_general(
     if n1 == 0 or n0 == 0:
         return mm
     z0 = z[ind0]
-    no_caliper = caliper is None and cal_mat is None
-    if replace and no_caliper:
-        from scipy.spatial import cKDTree
+    key0 = ind0 if tiebreak is None else np.asarray(tiebreak)[ind0]
+    cal = None if caliper is None else float(caliper) + tol
 
-        tree = cKDTree(z0)
-        k = min(ratio + 8, n0)
-        dd, ii = tree.query(z[ind1], k=k)
-        dd = np.asarray(dd).reshape(n1, k)
-        ii = np.asarray(ii).reshape(n1, k)
-        for row in range(n1):
-            sel = np.lexsort((ii[row], dd[row]))[: min(ratio, n0)]
-            mm[row, : sel.size] = ind0[ii[row, sel]]
-        return mm
+    def candidates(ti: int, elig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        cand = np.flatnonzero(elig)
+        d = np.sqrt(((z0[cand] - z[ti]) ** 2).sum(axis=1))
+        return cand, d
+
+    def pick(cand: np.ndarray, d: np.ndarray, k: int) -> np.ndarray:
+        """The k nearest (ties by key), or with all_ties every control as near as the k-th."""
+        dc = tie_canonical(d, tol)
+        o = np.lexsort((key0[cand], dc))
+        if all_ties:
+            kth = dc[o[min(k, o.size) - 1]]
+            return cand[o[dc[o] <= kth]]
+        return cand[o[:k]]
+
+    if replace:
+        rows: list[np.ndarray] = []
+        tree = None
+        if cal is None and cal_mat is None:
+            from scipy.spatial import cKDTree
+
+            tree = cKDTree(z0)
+            kq = min(ratio, n0)
+            dd, _ = tree.query(z[ind1], k=kq)
+            dk = np.asarray(dd).reshape(n1, kq)[:, -1]
+            balls = tree.query_ball_point(z[ind1], r=dk + 2 * tol + 1e-12 * (1 + dk))
+        for t in range(n1):
+            ti = ind1[t]
+            if tree is not None:
+                elig = np.zeros(n0, dtype=bool)
+                elig[np.asarray(balls[t], dtype=np.int64)] = True
+            else:
+                elig = np.ones(n0, dtype=bool)
+                if cal is not None and ps is not None:
+                    elig &= np.abs(ps[ind0] - ps[ti]) <= cal
+                if cal_mat is not None and cal_width is not None:
+                    elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
+            if not elig.any():
+                rows.append(np.empty(0, dtype=np.int64))
+                continue
+            cand, d = candidates(ti, elig)
+            rows.append(ind0[pick(cand, d, ratio)])
+        width = max([ratio, *(m.size for m in rows)]) if all_ties else ratio
+        out = np.full((n1, width), -1, dtype=np.int64)
+        for t, m in enumerate(rows):
+            out[t, : m.size] = m
+        return out
     available = np.ones(n0, dtype=bool)
-    for r in range(ratio if not replace else 1):
+    for r in range(ratio):
         for t in ord1:
             ti = ind1[t]
             elig = available.copy()
-            if r > 0:
-                prev = mm[t, :r]
-                elig[np.searchsorted(ind0, prev[prev >= 0])] = False
-            if caliper is not None and ps is not None:
-                elig &= np.abs(ps[ind0] - ps[ti]) <= caliper
+            if cal is not None and ps is not None:
+                elig &= np.abs(ps[ind0] - ps[ti]) <= cal
             if cal_mat is not None and cal_width is not None:
                 elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
-            cand = np.flatnonzero(elig)
-            if cand.size == 0:
+            if not elig.any():
                 continue
-            d = np.sqrt(((z0[cand] - z[ti]) ** 2).sum(axis=1))
-            if replace:
-                if cand.size <= ratio:
-                    mm[t, : cand.size] = ind0[cand]
-                else:
-                    sel = np.argsort(d, kind="stable")[:ratio]
-                    mm[t, :] = ind0[cand[sel]]
-                continue
-            c = cand[int(np.argmin(d))]
+            cand, d = candidates(ti, elig)
+            c = pick(cand, d, 1)[0]
             mm[t, r] = ind0[c]
             available[c] = False
     return mm

@@ -10,9 +10,12 @@ import numpy as np
 
 from analysis.matching._algorithms import (
     combined_weights,
+    label_ranks,
     nn_general,
     nn_sorted,
+    nn_sorted_all,
     subclass_from_mm,
+    tie_canonical,
     weights_from_mm,
 )
 from analysis.matching._design import (
@@ -32,6 +35,10 @@ __all__ = ["MatchResult", "mahalanobis_transform", "match"]
 
 _M_ORDERS = ("largest", "smallest", "random", "data")
 _STRATEGIES = ("keep", "inherit")
+_TIES = ("all", "label", "matchit")
+#: Distances (propensity scores on the probability scale, or Mahalanobis distances) that differ by
+#: at most this much are ties: far above floating-point noise, far below real differences.
+TIE_TOLERANCE = 1e-8
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,10 @@ class MatchResult:
     distance
         The propensity score (``m$distance``), or None for ``distance="mahalanobis"``.
     match_matrix
-        One row per treated unit (data order), columns ``1..ratio``, values the index labels of
-        the matched controls (``m$match.matrix``), missing where there is no match.
+        One row per treated unit (data order), columns ``1..k``, values the index labels of
+        the matched controls (``m$match.matrix``), missing where there is no match.  ``k`` is
+        ``ratio``, or with ``ties="all"`` the largest number of matches (tied controls included);
+        a treated unit's weight is shared equally among its matches.
     s_weights
         Survey weights (all 1 when none were given).
     survey_weight_strategy
@@ -205,13 +214,18 @@ def mahalanobis_transform(x: np.ndarray, treat: np.ndarray) -> np.ndarray:
 
 
 def _processing_order(
-    score: np.ndarray, m_order: str, rng: np.random.Generator | None
+    score: np.ndarray,
+    m_order: str,
+    rng: np.random.Generator | None,
+    tiebreak: np.ndarray | None = None,
 ) -> np.ndarray:
+    """Processing order of the treated units; equal scores in ``tiebreak`` (else data) order."""
     n1 = score.size
+    key = np.arange(n1) if tiebreak is None else np.asarray(tiebreak)
     if m_order == "largest":
-        return np.argsort(-score, kind="stable")
+        return np.lexsort((key, -score))
     if m_order == "smallest":
-        return np.argsort(score, kind="stable")
+        return np.lexsort((key, score))
     if m_order == "random":
         if rng is None:
             raise ConfigError(
@@ -239,6 +253,8 @@ def match(
     rng: np.random.Generator | None = None,
     seed: int | None = None,
     compat: Literal["MatchIt-4.5.1"] | None = None,
+    ties: Literal["all", "label", "matchit"] | None = None,
+    tie_tolerance: float = TIE_TOLERANCE,
 ) -> MatchResult:
     """Greedy nearest-neighbour matching for the ATT, as ``MatchIt::matchit(method="nearest")``.
 
@@ -290,6 +306,26 @@ def match(
         score when there is one (else the nearest larger one), and propensity-score calipers
         never bind.  Only for reproducing results of that release; the default is correct
         nearest-neighbour matching.  Mahalanobis matching is unaffected.
+    ties
+        What to do with controls equally near a treated unit (distances within
+        ``tie_tolerance``):
+
+        * ``"all"`` (the default with replacement): every control as near as the ``ratio``-th
+          nearest is used and the treated unit's weight is shared equally among them (Abadie &
+          Imbens 2006; Stata's ``teffects nnmatch``).  The result does not depend on the row
+          order, the processing order or floating-point noise.
+        * ``"label"`` (the default without replacement, where every match uses up one control):
+          one control per match, ties broken by the order of the index labels, so the result
+          does not depend on the row order (given unique labels) or on floating-point noise.
+        * ``"matchit"``: MatchIt's own rule (4.5 to 4.7): units sorted by (distance, row), the
+          nearest tied control in that sorted order; the left (smaller score) one when two are
+          equally far; Mahalanobis: the first control in data order.  Depends on the row order;
+          for reproducing MatchIt only.  Implied by ``compat``.
+    tie_tolerance
+        Distances differing by at most this much are ties (default 1e-8: on the probability
+        scale of the propensity score, or in Mahalanobis units).  Values are merged with
+        :func:`analysis.matching._algorithms.tie_canonical` before matching, and calipers are
+        widened by the same amount.
 
     Returns
     -------
@@ -297,12 +333,9 @@ def match(
 
     Notes
     -----
-    Deterministic tie rule, as in MatchIt 4.5.1.  Scalar distance: units are sorted by
-    (distance, row); a treated unit looks at the nearest available control on each side of its own
-    position in that order and takes the left one (smaller score) when the two are equally far.
-    Among controls with *identical* scores the one nearest in that order is taken: on the left the
-    last in data order, on the right the first.  Mahalanobis: the first control in data order
-    among equal smallest distances.  The processing order sorts ties in the score in data order.
+    The processing order (``m_order``) sorts equal scores by label (``ties="label"`` or
+    ``"all"``) or data order (``"matchit"``); with ``ties="all"`` the order does not matter.
+    ``m_order="data"`` and ``"random"`` depend on the row order by definition.
     """
     import pandas as pd
 
@@ -331,6 +364,21 @@ def match(
     if compat not in (None, "MatchIt-4.5.1"):
         raise ConfigError("Unknown compatibility mode", param="compat",
                           expected="None or 'MatchIt-4.5.1'", found=repr(compat))
+    if ties is None:
+        ties = "matchit" if compat is not None else ("all" if replace else "label")
+    if ties not in _TIES:
+        raise ConfigError("Unknown tie rule", param="ties", expected=", ".join(_TIES),
+                          found=repr(ties))
+    if ties == "all" and not replace:
+        raise ConfigError(
+            "Using all tied controls needs matching with replacement", param="ties",
+            expected="ties='label' or 'matchit' without replacement", found="ties='all'",
+            hint="set replace=True, or break ties by label with ties='label'",
+        )
+    if not np.isfinite(tie_tolerance) or tie_tolerance < 0:
+        raise ConfigError("The tie tolerance must be a non-negative number",
+                          param="tie_tolerance", found=repr(tie_tolerance))
+    tol = float(tie_tolerance)
     if rng is None and seed is not None:
         rng = np.random.default_rng(seed)
 
@@ -399,7 +447,9 @@ def match(
 
     ind1_all = np.flatnonzero(treat == 1)
     n1 = ind1_all.size
-    mm_global = np.full((n1, ratio), -1, dtype=np.int64)
+    tiebreak_all = None if ties == "matchit" else label_ranks(df.index)
+    score_c = None if score is None else tie_canonical(score, tol)
+    local: list[tuple[np.ndarray, np.ndarray]] = []
     row_of_treated = np.empty(n, dtype=np.int64)
     row_of_treated[ind1_all] = np.arange(n1)
     for s in np.unique(stratum_id):
@@ -408,21 +458,36 @@ def match(
         if not (t_loc == 1).any() or not (t_loc == 0).any():
             continue
         loc1 = np.flatnonzero(t_loc == 1)
+        tb = None if tiebreak_all is None else tiebreak_all[members]
         ord1 = _processing_order(
-            np.zeros(loc1.size) if score is None else score[members][loc1], m_order, rng
+            np.zeros(loc1.size) if score_c is None else score_c[members][loc1], m_order, rng,
+            None if tb is None else tb[loc1],
         )
         cal_mat = None if cal_mat_all is None else cal_mat_all[members]
-        if z_all is None and score is not None:
-            mm_loc = nn_sorted(score[members], t_loc, ord1, ratio, replace, ps_caliper,
-                               cal_mat, cal_width, int_abs=compat == "MatchIt-4.5.1")
+        if z_all is None and score_c is not None:
+            if ties == "all" and cal_mat is None:
+                mm_loc = nn_sorted_all(score_c[members], t_loc, ratio, ps_caliper, tol)
+            elif ties == "all":  # covariate calipers: the general kernel on the score
+                mm_loc = nn_general(score_c[members][:, None], t_loc, ord1, ratio, True,
+                                    score_c[members], ps_caliper, cal_mat, cal_width,
+                                    tiebreak=tb, tol=tol, all_ties=True)
+            else:
+                mm_loc = nn_sorted(score_c[members], t_loc, ord1, ratio, replace, ps_caliper,
+                                   cal_mat, cal_width, int_abs=compat == "MatchIt-4.5.1",
+                                   tiebreak=tb, tol=tol)
         elif z_all is not None:
             mm_loc = nn_general(z_all[members], t_loc, ord1, ratio, replace,
                                 None if score is None else score[members], ps_caliper,
-                                cal_mat, cal_width)
+                                cal_mat, cal_width, tiebreak=tb, tol=tol,
+                                all_ties=ties == "all")
         else:  # pragma: no cover - distance is either glm or mahalanobis
             continue
         glob = np.where(mm_loc >= 0, members[np.clip(mm_loc, 0, None)], -1)
-        mm_global[row_of_treated[members[loc1]]] = glob
+        local.append((row_of_treated[members[loc1]], glob))
+    width = max([ratio, *(g.shape[1] for _, g in local)])
+    mm_global = np.full((n1, width), -1, dtype=np.int64)
+    for rows_t, glob in local:
+        mm_global[rows_t, : glob.shape[1]] = glob
 
     if not (mm_global >= 0).any():
         raise PopevalError(
@@ -445,7 +510,7 @@ def match(
     comb = combined_weights(mm_global, treat, ind1_all, sw_arr, w, survey_weight_strategy)
     labels = np.asarray(index)
     mm_cols: dict[int, np.ndarray] = {}
-    for j in range(ratio):
+    for j in range(width):
         col = mm_global[:, j]
         values = labels[np.clip(col, 0, None)].astype(object)
         values[col < 0] = None
@@ -456,7 +521,7 @@ def match(
         "m_order": m_order, "exact": ex_vars or None, "distance": distance,
         "mahvars": variables_of(mahvars, param="mahvars") or None,
         "caliper_abs": {"<distance>": ps_caliper, **cov_cal} if caliper is not None else None,
-        "compat": compat,
+        "compat": compat, "ties": ties, "tie_tolerance": tol,
     }
     return MatchResult(
         formula=formula,

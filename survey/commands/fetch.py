@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="data_raw/survey", help="snapshot root (default data_raw/survey)")
     p.add_argument("--from-file", help="ingest a hand-downloaded export (CSV or JSON) instead of calling the server")
     p.add_argument("--participants", help="with --from-file: a list_participants JSON file")
-    p.add_argument("--full", action="store_true", help="export every response, not only those above the last snapshot")
+    p.add_argument("--full", action="store_true", help="ignore earlier snapshots and export every response (default: from the first response that was incomplete in the latest snapshot)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for each reply (default 60)")
     p.add_argument("--retries", type=int, default=3, help="retries of transient faults (default 3)")
     p.add_argument("--no-progress", action="store_true", help="do not show the progress bar")

@@ -1,0 +1,420 @@
+"""Synthetic POP documents with known codes, and simulated coders, for the demo study.
+
+:func:`generate_plans` reads the admin extracts a synthetic study already wrote (``admin/``) and adds
+
+* ``plans/pop_texts.parquet``: one Dutch POP text per loopbaancheque trajectory with a POP
+  (``trajectory_id``, ``text``) — the documented table input format of real POPs;
+* ``plans/trainings.csv``: the training catalogue (``training_id``, ``training_name``, ``provider``),
+  i.e. the names behind the training ids of the attests and the applications;
+* ``truth/plans_codes.parquet``: the true codes of every POP (never read by the pipeline).
+
+The texts have a situation, goals and an action plan, with accents, typos and varied phrasing.  Some
+plans recommend no training, some name a training without a reason, some name a training other than
+the one on the POP-attest, and a few name two trainings or only a vague one.  The shares vary by
+incentive and career centre, so that stratified estimates differ from unweighted ones.
+
+:func:`simulate_coders` fills coding sheets from the truth with coder-specific error rates, and
+:func:`simulate_reconciliation` fills the reconciliation sheet (the demo's stand-in for the human work).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.plans.codebook import CODEBOOK, GOALS
+
+__all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "training_catalogue"]
+
+_BASE_NAMES: dict[str, tuple[str, ...]] = {
+    "ZORG": (
+        "Bachelor in de verpleegkunde",
+        "Zorgkundige",
+        "Bachelor in de ergotherapie",
+        "Bachelor in de vroedkunde",
+        "Graduaat orthopedagogie",
+        "Opvoeder-begeleider",
+        "Postgraduaat palliatieve zorg",
+        "Bachelor in het sociaal werk",
+        "Postgraduaat psychotherapie",
+    ),
+    "ONDERWIJS": (
+        "Educatieve bachelor lager onderwijs",
+        "Educatieve bachelor secundair onderwijs",
+        "Educatieve graduaatsopleiding secundair onderwijs",
+        "Master in de onderwijskunde",
+        "Educatieve bachelor kleuteronderwijs",
+        "Specifieke lerarenopleiding",
+    ),
+    "ICT": (
+        "Graduaat programmeren",
+        "Webdesign en webontwikkeling",
+        "Netwerkbeheer",
+        "Data-analyse met Python",
+        "Cybersecurity voor professionals",
+        "Digitale vaardigheden voor kantoorwerk",
+    ),
+    "TALEN": ("Nederlands tweede taal", "Frans richtgraad 2", "Engels voor professionals", "Spaans voor beginners", "Opleiding vertaler-tolk"),
+    "TECHNIEK": ("Elektrotechniek", "Industriële automatisering", "Lassen en constructie", "HVAC-technicus", "Bachelor in de elektromechanica"),
+    "MANAGEMENT": (
+        "Graduaat boekhouden",
+        "Bachelor in het bedrijfsmanagement",
+        "Projectmanagement",
+        "HR-management",
+        "Leidinggeven aan teams",
+        "Bedrijfsbeheer",
+    ),
+    "TRANSPORT": ("Rijbewijs C", "Heftruckchauffeur", "Logistiek medewerker", "Transportplanner"),
+    "OVERIG": ("Coaching en begeleiding", "Grafische vormgeving", "Fotografie", "Hovenier", "Marketing en communicatie", "Kunstgeschiedenis"),
+}
+_PROVIDERS = (
+    "CVO Antwerpen",
+    "HOGENT",
+    "Artevelde Hogeschool",
+    "Thomas More",
+    "UCLL",
+    "VIVES",
+    "Syntra West",
+    "Syntra Midden-Vlaanderen",
+    "CVO Leerstad",
+    "PXL",
+    "Odisee",
+    "Karel de Grote Hogeschool",
+    "Howest",
+    "CVO VITO",
+    "Hogeschool West-Vlaanderen",
+)
+_VAGUE = (
+    "een opleiding in de zorg",
+    "een bijscholing rond leidinggeven",
+    "een taalcursus",
+    "een of andere IT-opleiding",
+    "een cursus die aansluit bij mijn interesses",
+    "een opleiding in het onderwijs",
+)
+
+_SITUATION = (
+    "{naam} werkt al {jaar} jaar als {job} in een {bedrijf}.",
+    "Situatie: ik ben {job} en werk sinds {jaar} jaar bij een {bedrijf}.",
+    "Ik werk momenteel {regime} als {job} ({jaar} jaar ervaring) in een {bedrijf}.",
+    "Huidige situatie — {job}, {regime}, {jaar} jaar in dienst bij een {bedrijf}.",
+)
+_JOBS = ("administratief bediende", "verkoopster", "logistiek medewerker", "zorgkundige", "leerkracht", "boekhouder", "IT-consultant", "onthaalmedewerker", "magazijnier", "opvoedster", "teamleider", "kinderbegeleidster", "productieoperator")
+_COMPANIES = ("kmo", "groot bedrijf", "ziekenhuis", "school", "openbaar bestuur", "woonzorgcentrum", "interimkantoor", "familiebedrijf")
+_REGIME = ("voltijds", "deeltijds (4/5)", "halftijds", "voltijds in ploegen")
+_NAMES = ("Sofie", "An", "Tom", "Kristof", "Els", "Nathalie", "Jeroen", "Fatima", "Lien", "Bart", "Özlem", "Hélène", "Wouter", "Inge", "Mohamed")
+
+_GOAL_TEXT: dict[str, tuple[str, ...]] = {
+    "goal_talent": (
+        "Ik wil mijn competenties verder ontwikkelen en doorgroeien in mijn huidige job.",
+        "Mijn doel is om te groeien naar een coördinerende rol binnen mijn team.",
+        "Ik wil mijn talenten beter benutten en me specialiseren in mijn vakgebied.",
+        "Ik wil sterker staan in mijn functie en meer verantwoordelijkheid opnemen.",
+    ),
+    "goal_balance": (
+        "Ik zoek een beter evenwicht tussen werk en privé.",
+        "De combinatie van werk en gezin weegt zwaar; ik wil minder stress en minder pendelen.",
+        "Ik wil mijn job werkbaar houden tot aan mijn pensioen.",
+        "Na een periode van overbelasting wil ik werk dat beter haalbaar is.",
+    ),
+    "goal_reorientation": (
+        "Ik wil me heroriënteren naar een andere sector.",
+        "Ik droom ervan om een eigen zaak op te starten als zelfstandige in bijberoep.",
+        "Ik wil op zoek naar een nieuwe job waarin ik me beter voel.",
+        "Ik overweeg een volledige carrièreswitch en wil het onderwijs of de zorg in.",
+    ),
+}
+_NO_GOAL_TEXT = ("We bespraken mijn loopbaan tot nu toe.", "Het gesprek ging vooral over mijn huidige situatie.")
+_REASON = (
+    "zodat ik de stap naar {doel} kan zetten",
+    "om mijn kansen op {doel} te vergroten",
+    "omdat ik daarmee {doel} kan realiseren",
+    "want dat is nodig voor {doel}",
+)
+_REASON_GOAL = {
+    "goal_talent": "een functie met meer verantwoordelijkheid",
+    "goal_balance": "werk dat beter combineerbaar is met mijn gezin",
+    "goal_reorientation": "een nieuwe job in een andere sector",
+}
+_TRAIN_SENT = (
+    "Ik schrijf me in voor de opleiding {t}",
+    "Actie: inschrijven voor {t}",
+    "Volgend schooljaar start ik met {t}",
+    "Ik ga de opleiding '{t}' volgen",
+    "Opleiding: {t}",
+)
+_OTHER_ACTIONS = (
+    "Ik ga mijn cv herwerken en solliciteren.",
+    "Ik plan een gesprek met mijn leidinggevende over mijn takenpakket.",
+    "Ik ga netwerken via LinkedIn en infosessies bijwonen.",
+    "Ik bekijk de mogelijkheden van tijdskrediet.",
+)
+_NO_TRAINING = (
+    "Een opleiding is op dit moment niet nodig.",
+    "We spraken af dat ik eerst intern solliciteer; een opleiding is niet aan de orde.",
+    "Geen opleiding voorzien.",
+)
+
+
+@dataclass(frozen=True)
+class PlanParams:
+    """Parameters of the POP generator (defaults follow the study's findings)."""
+
+    p_no_training: tuple[tuple[str, float], ...] = (("geen", 0.24), ("OC", 0.12), ("VOV", 0.10), ("VAPOK", 0.08))
+    p_reason: float = 0.53
+    p_vague: float = 0.04
+    p_mismatch: float = 0.23
+    centre_sd: float = 0.7
+    p_goal: tuple[float, float, float] = (0.55, 0.30, 0.40)
+    p_two_trainings: float = 0.08
+    p_typo: float = 0.25
+    p_provider: float = 0.5
+    p_personal: float = 0.1
+
+
+def _strip_accents(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+
+
+def _typo(s: str, rng: np.random.Generator) -> str:
+    if len(s) < 6:
+        return s
+    k = int(rng.integers(0, 4))
+    i = int(rng.integers(1, len(s) - 2))
+    if k == 0:  # swap
+        return s[:i] + s[i + 1] + s[i] + s[i + 2 :]
+    if k == 1:  # drop
+        return s[:i] + s[i + 1 :]
+    if k == 2:  # double
+        return s[:i] + s[i] + s[i:]
+    return _strip_accents(s)
+
+
+def _variant(name: str, rng: np.random.Generator, p_typo: float) -> str:
+    """A way a counsellor might write a training name."""
+    v = name
+    r = rng.random()
+    if r < 0.3:
+        v = v.lower()
+    elif r < 0.45:
+        v = v.replace(" in de ", " ").replace(" in het ", " ")
+    elif r < 0.55:
+        v = v.replace("Bachelor", "Ba.").replace("Graduaat", "graduaat").replace("Educatieve bachelor", "lerarenopleiding")
+    if rng.random() < p_typo:
+        v = _typo(v, rng)
+    return v
+
+
+def training_catalogue(training_ids: pd.Series, domains: pd.Series, seed: int) -> pd.DataFrame:
+    """Names and providers for training ids (one row per id), drawn from their domains."""
+    rng = np.random.default_rng([seed, 1717])
+    frame = pd.DataFrame({"training_id": training_ids, "domain": domains}).drop_duplicates("training_id").sort_values("training_id")
+    names, provs = [], []
+    for dom in frame["domain"].fillna("OVERIG"):
+        base = _BASE_NAMES.get(str(dom), _BASE_NAMES["OVERIG"])
+        names.append(base[int(rng.integers(0, len(base)))])
+        provs.append(_PROVIDERS[int(rng.integers(0, len(_PROVIDERS)))])
+    return pd.DataFrame({"training_id": frame["training_id"].to_numpy(), "training_name": names, "provider": provs})
+
+
+def _fake_insz(rng: np.random.Generator) -> str:
+    from survey.insz import synthetic_insz
+
+    v = synthetic_insz(rng, 1)[0]
+    return f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}"
+
+
+def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None = None) -> dict[str, int]:
+    """Write POP texts, the training catalogue and the true codes for a synthetic study.
+
+    Parameters
+    ----------
+    out
+        The study folder written by :func:`analysis.synth.generate` (reads ``admin/``).
+    seed
+        The seed (same seed, same files).
+    params
+        Generator parameters.
+
+    Returns
+    -------
+    dict
+        Counts: ``pops`` (texts written), ``with_attest``, ``trainings``.
+    """
+    from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
+    from survey.validate import read_table
+
+    p = params or PlanParams()
+    out = Path(out)
+    admin = out / "admin"
+    ext = "parquet" if (admin / "vdab_trajectories.parquet").exists() else "csv"
+    traj = read_table(admin / f"vdab_trajectories.{ext}", VDAB_TRAJECTORIES)
+    dwse = read_table(admin / f"dwse_applications.{ext}", DWSE_APPLICATIONS)
+    rng = np.random.default_rng([seed, 17])
+
+    cat = training_catalogue(
+        pd.concat([dwse["training_id"], traj["attest_training_id"].dropna()]),
+        pd.concat([dwse["training_domain"].astype(str), pd.Series("OVERIG", index=traj["attest_training_id"].dropna().index)]),
+        seed,
+    )
+    name_of = dict(zip(cat["training_id"], cat["training_name"], strict=True))
+    prov_of = dict(zip(cat["training_id"], cat["provider"], strict=True))
+    all_names = sorted({n for names in _BASE_NAMES.values() for n in names})
+
+    from analysis.plans.frame import followed_trainings
+
+    followed = followed_trainings(traj, dwse)
+    pops = traj[traj["pop_made"].astype(bool)].reset_index(drop=True)
+    pops = pops.merge(followed, on="trajectory_id", how="left")
+    pops["incentive"] = pops["incentive"].fillna("geen")
+    n = len(pops)
+    centres = sorted(pops["loopbaancentrum"].unique())
+    c_eff = dict(zip(centres, rng.normal(0.0, p.centre_sd, len(centres)), strict=True))
+    p_none = dict(p.p_no_training)
+
+    texts: list[str] = []
+    truth_rows: list[dict[str, object]] = []
+    logit = np.log(p.p_mismatch / (1 - p.p_mismatch))
+    row: Any
+    for row in pops.itertuples(index=False):
+        ce = c_eff[row.loopbaancentrum]
+        inc = str(row.incentive)
+        goals = {g: bool(rng.random() < (0.6 if (g == "goal_reorientation" and inc == "VAPOK") else p.p_goal[k])) for k, g in enumerate(GOALS)}
+        recommended = bool(rng.random() >= p_none.get(inc, 0.2) * float(np.exp(0.3 * ce)))
+        has_attest = bool(row.pop_attest) and isinstance(row.attest_training_id, str)
+        attest_name = name_of.get(row.attest_training_id) if has_attest else None
+        vague = recommended and rng.random() < p.p_vague
+        reason = recommended and rng.random() < min(0.95, p.p_reason * float(np.exp(-0.25 * ce)))
+        pop_train: str | None = None
+        two = False
+        if recommended and not vague:
+            if attest_name is None:
+                pop_train = all_names[int(rng.integers(0, len(all_names)))]
+                status = "onbepaald"
+            else:
+                mis = rng.random() < 1 / (1 + np.exp(-(logit + ce)))
+                if not mis:
+                    pop_train = attest_name
+                    status = "match"
+                else:
+                    fol = row.followed_training_id if isinstance(row.followed_training_id, str) else None
+                    fol_name = name_of.get(fol) if fol else None
+                    if fol_name and fol_name != attest_name and rng.random() < 0.7:
+                        pop_train = fol_name
+                    else:
+                        others = [x for x in all_names if x != attest_name]
+                        pop_train = others[int(rng.integers(0, len(others)))]
+                    status = "mismatch"
+                    two = rng.random() < p.p_two_trainings
+        else:
+            status = "onbepaald"
+        # ---- the text
+        lines = [f"PERSOONLIJK ONTWIKKELINGSPLAN — {row.loopbaancentrum}", ""]
+        if rng.random() < p.p_personal:
+            lines.append(f"Rijksregisternummer: {_fake_insz(rng)}")
+        if rng.random() < p.p_personal:
+            lines.append(f"Contact: {_NAMES[int(rng.integers(0, len(_NAMES)))].lower()}.{int(rng.integers(10, 99))}@voorbeeld.be")
+        sit = _SITUATION[int(rng.integers(0, len(_SITUATION)))].format(
+            naam=_NAMES[int(rng.integers(0, len(_NAMES)))],
+            jaar=int(rng.integers(2, 25)),
+            job=_JOBS[int(rng.integers(0, len(_JOBS)))],
+            bedrijf=_COMPANIES[int(rng.integers(0, len(_COMPANIES)))],
+            regime=_REGIME[int(rng.integers(0, len(_REGIME)))],
+        )
+        lines += ["1. Situatie", sit, "", "2. Loopbaandoelen"]
+        goal_lines = [_GOAL_TEXT[g][int(rng.integers(0, 4))] for g in GOALS if goals[g]]
+        lines += goal_lines or [_NO_GOAL_TEXT[int(rng.integers(0, len(_NO_GOAL_TEXT)))]]
+        lines += ["", "3. Actieplan", _OTHER_ACTIONS[int(rng.integers(0, len(_OTHER_ACTIONS)))]]
+        if recommended:
+            if vague:
+                t = _VAGUE[int(rng.integers(0, len(_VAGUE)))]
+            else:
+                t = _variant(str(pop_train), rng, p.p_typo)
+                if isinstance(row.attest_training_id, str) and rng.random() < p.p_provider:
+                    t += f" bij {prov_of.get(row.attest_training_id, _PROVIDERS[0])}"
+            sent = _TRAIN_SENT[int(rng.integers(0, len(_TRAIN_SENT)))].format(t=t)
+            if reason:
+                gl = [g for g in GOALS if goals[g]] or ["goal_talent"]
+                g = gl[int(rng.integers(0, len(gl)))]
+                sent += ", " + _REASON[int(rng.integers(0, len(_REASON)))].format(doel=_REASON_GOAL[g])
+            lines.append(sent + ".")
+            if two and attest_name is not None:
+                lines.append(f"Eerder overwoog ik {_variant(attest_name, rng, 0.0)}, maar dat past minder goed.")
+        else:
+            lines.append(_NO_TRAINING[int(rng.integers(0, len(_NO_TRAINING)))])
+        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {pd.Timestamp(row.end_date if pd.notna(row.end_date) else row.start_date).strftime('%d/%m/%Y')}."]
+        texts.append("\n".join(lines) + "\n")
+        truth_rows.append(
+            {
+                "trajectory_id": row.trajectory_id,
+                **{g: "ja" if goals[g] else "nee" for g in GOALS},
+                "training_recommended": "ja" if recommended else "nee",
+                "reason_derivable": ("ja" if reason else "nee") if recommended else "nvt",
+                "attest_match": status,
+                "pop_training_name": pop_train,
+            }
+        )
+    plans_dir = out / "plans"
+    plans_dir.mkdir(parents=True, exist_ok=True)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tab = pa.table({"trajectory_id": pops["trajectory_id"].astype(str).to_numpy(), "text": texts})
+    pq.write_table(tab.replace_schema_metadata(None), plans_dir / "pop_texts.parquet", compression="zstd")
+    cat.to_csv(plans_dir / "trainings.csv", index=False, lineterminator="\n")
+    tdir = out / "truth"
+    tdir.mkdir(parents=True, exist_ok=True)
+    truth = pd.DataFrame(truth_rows)
+    pq.write_table(pa.Table.from_pandas(truth, preserve_index=False).replace_schema_metadata(None), tdir / "plans_codes.parquet", compression="zstd")
+    return {"pops": n, "with_attest": int(pops["pop_attest"].astype(bool).sum()), "trainings": len(cat)}
+
+
+_ERROR_RATE = (0.06, 0.09, 0.12, 0.08)
+
+
+def _perturb(value: str, allowed: tuple[str, ...], rng: np.random.Generator, rate: float) -> str:
+    if rng.random() >= rate:
+        return value
+    others = [a for a in allowed if a != value]
+    return others[int(rng.integers(0, len(others)))]
+
+
+def simulate_coders(sheets_dir: str | Path, truth_path: str | Path, seed: int = 2023) -> list[Path]:
+    """Fill every coder sheet in ``sheets_dir`` from the true codes with coder-specific errors.
+
+    Dependent codes stay consistent (``reason_derivable`` is ``nvt`` exactly when no training is
+    recommended), as the codebook's decision rules demand.
+    """
+    from analysis.plans.sheets import coder_sheets, fill_sheet
+
+    truth = pd.read_parquet(truth_path).set_index("trajectory_id")
+    done = []
+    for k, path in enumerate(coder_sheets(sheets_dir)):
+        rng = np.random.default_rng([seed, 99, k])
+        rate = _ERROR_RATE[k % len(_ERROR_RATE)]
+
+        def code(pop_id: str, rng: np.random.Generator = rng, rate: float = rate) -> dict[str, str]:
+            t = truth.loc[pop_id]
+            vals = {c.name: _perturb(str(t[c.name]), tuple(a for a in c.allowed if a != "nvt"), rng, rate) for c in CODEBOOK.codes}
+            if vals["training_recommended"] == "nee":
+                vals["reason_derivable"] = "nvt"
+            elif vals["reason_derivable"] == "nvt":
+                vals["reason_derivable"] = "nee"
+            return vals
+
+        fill_sheet(path, code)
+        done.append(path)
+    return done
+
+
+def simulate_reconciliation(path: str | Path, truth_path: str | Path) -> Path:
+    """Fill the reconciliation sheet with the true codes (the demo's reconciling researcher)."""
+    from analysis.plans.sheets import fill_reconciliation
+
+    truth = pd.read_parquet(truth_path).set_index("trajectory_id")
+    return fill_reconciliation(path, lambda pop_id, code: str(truth.loc[pop_id, code]))

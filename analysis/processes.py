@@ -1,0 +1,86 @@
+"""Worker processes that die with their parent, and interruptions without tracebacks.
+
+* :func:`worker_initializer` runs first in every worker process of popeval's process pools: the
+  kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``, Linux), however the parent
+  dies -- even by ``SIGKILL``, which no handler can catch -- and the worker leaves ``SIGINT`` to its
+  parent, which decides what an interruption means.
+* :func:`handle_interruptions` turns ``SIGINT`` (Ctrl-C) and ``SIGTERM`` in the main process into
+  :class:`Interrupted` after stopping the worker processes, so that the command line prints one line
+  and exits with 128 + the signal number (130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from types import FrameType
+
+__all__ = ["Interrupted", "handle_interruptions", "stop_workers", "worker_initializer"]
+
+_PR_SET_PDEATHSIG = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was interrupted by a signal (``signum``)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal number, as a shell reports a command killed by it."""
+        return 128 + self.signum
+
+
+def worker_initializer(parent_pid: int | None = None) -> None:
+    """Make this (worker) process die with its parent and ignore Ctrl-C.
+
+    Parameters
+    ----------
+    parent_pid
+        The parent's pid as the parent saw it; when the parent is already gone (it died between
+        starting the worker and this call), the worker exits at once.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os._exit(1)
+
+
+def stop_workers() -> None:
+    """Kill the worker processes this process started (``multiprocessing`` children)."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            child.kill()
+
+
+@contextlib.contextmanager
+def handle_interruptions() -> Iterator[None]:
+    """While active, ``SIGINT`` and ``SIGTERM`` stop the workers and raise :class:`Interrupted`."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # a second signal while unwinding is ignored: the first one is already being handled
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop_workers()
+        raise Interrupted(signum)
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
