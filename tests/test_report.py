@@ -454,42 +454,49 @@ def test_labels_in_both_languages() -> None:
 
 
 # ---------------------------------------------------------------------------- optional bundle parts
-def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path) -> None:
+def _variant(src: Path, dst: Path, *, tables: dict[str, pd.DataFrame] | None = None, estimates: dict[str, object] | None = None, manifest: dict[str, object] | None = None) -> Path:
+    """A copy of a bundle with some parts replaced, written by write_bundle (so it checks out)."""
+    from analysis.bundle import write_bundle
+
+    b = read_bundle(src)
+    man = {k: v for k, v in {**b.manifest, **(manifest or {})}.items() if k != "files"}
+    write_bundle(dst, {**b.tables, **(tables or {})}, {**b.estimates, **(estimates or {})}, man)
+    return dst
+
+
+def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An estimand statement, an overlap table and a method that could not be estimated (with its
     reason) are read when the bundle has them; without them the report still builds."""
-    import json
+    from analysis import bundle as bundle_module
 
-    b = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, b)
-    est = json.loads((b / "estimates.json").read_text())
-    est["estimand"] = {"statement": {"nl": "Hooggeschoolde POP-gebruikers kunnen niet vergeleken worden.", "en": "High-educated POP users cannot be compared."}}
-    (b / "estimates.json").write_text(json.dumps(est))
-    pd.DataFrame({"group": ["POP", "geen POP"], "n": [600, 1800], "min": [0.01, 0.001]}).to_csv(b / "tables" / "overlap.csv", index=False)
-    eff = pd.read_csv(b / "tables" / "effects.csv")
-    eff["reason"] = ""
+    monkeypatch.setitem(bundle_module.TABLES, "overlap", (("group", "n"), "propensity-score overlap (test)"))
+    eff = read_bundle(bundle_dir).table("effects")
     other = next(m for m in eff["method"] if m != "matching")
-    sel = (eff["method"] == other) & (eff["outcome"] == "promotion")
-    eff.loc[sel, ["estimate", "ci_lower", "ci_upper", "p_holm"]] = float("nan")
-    eff.loc[sel, "reason"] = "te weinig domeinen"
-    eff.to_csv(b / "tables" / "effects.csv", index=False)
+    keep = eff[~((eff["method"] == other) & (eff["outcome"] == "promotion"))]
+    b = _variant(
+        bundle_dir,
+        tmp_path / "bundle",
+        tables={
+            "overlap": pd.DataFrame({"group": ["POP", "geen POP"], "n": [600, 1800], "min": [0.01, 0.001]}),
+            "effects": keep,
+            "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "reason": ["Singular matrix"]}),
+        },
+        estimates={"estimand": {"statement": {"nl": "Hooggeschoolde POP-gebruikers kunnen niet vergeleken worden.", "en": "High-educated POP users cannot be compared."}}},
+    )
     r = Report(b, "nl")
     assert r.has("estimand") and r.has("overlap") and r.has("not_estimable")
     assert r.estimand_statement().startswith("Hooggeschoolde")
     assert "600" in str(r.table("overlap"))
-    assert (r.frame("effects_top2") == "niet schatbaar: te weinig domeinen").to_numpy().sum() == 1
+    frame = r.frame("effects_top2")
+    assert (frame == label("not_estimable", "nl")).to_numpy().sum() == 1
+    assert "Singular matrix" in str(r.table("not_estimable"))
     plain = Report(bundle_dir, "nl")
     assert not plain.has("estimand") and not plain.has("overlap")
     assert str(plain.table("overlap"))  # hidden in the report, but building it is no error
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:
-    import json
-
-    b = tmp_path / "bundle"
-    shutil.copytree(bundle_dir, b)
-    man = json.loads((b / "manifest.json").read_text())
-    man["provenance"] = {"data": "administrative"}
-    (b / "manifest.json").write_text(json.dumps(man))
+    b = _variant(bundle_dir, tmp_path / "bundle", manifest={"provenance": {"data": "administrative"}})
     assert Report(bundle_dir, "nl").is_demo and not Report(b, "nl").is_demo
 
 
