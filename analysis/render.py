@@ -189,6 +189,8 @@ def bundle_metadata(bundle: str | Path) -> dict[str, str]:
 
     r = Report(bundle)
     flags = {"demo": r.is_demo, "estimand": r.has("estimand"), "overlap": r.has("overlap"), "response-detail": r.has("response_detail"), "suppressed": r.has("suppressed"), "not-estimable": r.has("not_estimable")}
+    verdicts = set(r.verdicts().values())
+    flags.update({v.replace("_", "-"): v in verdicts for v in ("consistent", "main_only", "inconclusive", "none", "lower")})
     return {f"popeval-{k}": "true" for k, v in flags.items() if v}
 
 
