@@ -187,6 +187,33 @@ local function crossref(doc)
   return doc
 end
 
+-- ------------------------------------------------------------------ a figure's source line (Typst)
+local function sources_into_figures()
+  return {
+    Blocks = function(blocks)
+      if not is_format("typst") then return nil end
+      local out = pandoc.List()
+      local i = 1
+      while i <= #blocks do
+        local b, nxt = blocks[i], blocks[i + 1]
+        if b.t == "Figure" and nxt and nxt.t == "Div" and nxt.classes:includes("source") then
+          local parts = {}
+          for _, blk in ipairs(nxt.content) do
+            parts[#parts + 1] = typst_inlines(pandoc.utils.blocks_to_inlines({ blk }))
+          end
+          b.attributes["popeval-source"] = table.concat(parts, " ")
+          out:insert(b)
+          i = i + 2
+        else
+          out:insert(b)
+          i = i + 1
+        end
+      end
+      return out
+    end,
+  }
+end
+
 -- ------------------------------------------------------------------ figures' alt text
 local function figures()
   return {
@@ -210,7 +237,13 @@ local function figures()
         local w = width and width:gsub("%%$", "%%") or "100%"
         local alt_arg = alt and (', alt: "' .. typst_escape_string(alt) .. '"') or ""
         local label = fig.identifier ~= "" and (" <" .. fig.identifier .. ">") or ""
-        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image)" .. label)
+        local source = fig.attributes["popeval-source"]
+        if source then
+          cap = cap .. ' #linebreak() #text(size: 7.5pt, weight: "regular", fill: ' .. 'rgb("#5d6874")' .. ")[" .. source .. "]"
+        end
+        -- a figure floats to where it fits (top or bottom of a page), so no page is left half empty;
+        -- its source line travels with it, in the caption
+        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image, placement: auto)" .. label)
       end
       return fig
     end,
@@ -313,6 +346,7 @@ return {
   { Pandoc = function(doc) return doc:walk(conditional(doc.meta)) end },
   { Pandoc = function(doc) return doc:walk(callouts(doc.meta)) end },
   { Pandoc = crossref },
+  sources_into_figures(),
   figures(),
   sources_into_tables(),
   style(),
