@@ -250,7 +250,10 @@ def read_bundle(path: str | Path) -> ResultsBundle:
             found=f"changed: {', '.join(changed)}",
             hint="a bundle is never edited by hand; rerun `popeval run --config study.toml` to write it again",
         )
-    extra = sorted(p.relative_to(path).as_posix() for p in (path / "tables").glob("*.csv") if p.relative_to(path).as_posix() not in listed)
+    unlisted = sorted(p.relative_to(path).as_posix() for p in (path / "tables").glob("*.csv") if p.relative_to(path).as_posix() not in listed)
+    # other popeval commands may add their own tables (``popeval plans``); a results table of
+    # TABLES that the manifest does not list was not written by `popeval run`
+    extra = [f for f in unlisted if Path(f).stem in TABLES]
     if extra:
         raise DataValidationError(
             "The results bundle holds tables its manifest does not list",
@@ -260,7 +263,7 @@ def read_bundle(path: str | Path) -> ResultsBundle:
             hint="remove the extra files or rerun `popeval run --config study.toml`",
         )
     tables = {}
-    for rel in sorted(f for f in listed if f.startswith("tables/") and f.endswith(".csv")):
+    for rel in sorted({*[f for f in listed if f.startswith("tables/") and f.endswith(".csv")], *unlisted}):
         p = path / rel
         try:
             tables[p.stem] = pd.read_csv(p, keep_default_na=True)

@@ -53,21 +53,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     import os
 
-    from analysis.processes import Interrupted, handle_interruptions
+    from analysis.processes import Interrupted, announce, handle_interruptions
 
     parser = make_parser()
     args = parser.parse_args(argv)
+    stopped = f"popeval {args.command}: interrupted"
     try:
-        with handle_interruptions():
+        with handle_interruptions(stopped):
             return int(importlib.import_module(args._module).run(args) or 0)
     except PopevalError as exc:
         print(f"popeval {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except Interrupted as exc:
-        print(f"popeval {args.command}: interrupted ({exc}); nothing incomplete was kept as a result", file=sys.stderr)
+        announce(f"{stopped} ({exc})")
         return exc.exit_status
     except KeyboardInterrupt:
-        print(f"popeval {args.command}: interrupted; nothing incomplete was kept as a result", file=sys.stderr)
+        announce(stopped)
         return 130
     except OSError as exc:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

@@ -64,6 +64,9 @@ class StudySection:
     language: str = "nl"
     disclosure_threshold: int = 5
     derived_dir: str = "data_derived"
+    #: Allows ``disclosure_threshold = 1``, which suppresses no count (never for a published report);
+    #: the run then warns in its summary and run log.
+    disable_disclosure_control: bool = False
 
 
 @dataclass(frozen=True)
@@ -298,7 +301,12 @@ def _coerce(section: str, f: Any, value: Any, source: Path | None) -> Any:
 def _range_checks(cfg: StudyConfig) -> None:
     src = cfg.source
     checks = [
-        ("study", "disclosure_threshold", cfg.study.disclosure_threshold >= 1, "a whole number >= 1 (default 5)"),
+        (
+            "study",
+            "disclosure_threshold",
+            cfg.study.disclosure_threshold >= 2 or (cfg.study.disclosure_threshold == 1 and cfg.study.disable_disclosure_control),
+            "a whole number >= 2 (default 5); 1 suppresses no count and needs disable_disclosure_control = true",
+        ),
         ("matching", "ratio", cfg.matching.ratio >= 1, "a whole number >= 1"),
         ("matching", "caliper", cfg.matching.caliper is None or cfg.matching.caliper > 0, "a positive number (SD units of the propensity score)"),
         ("matching", "tie_tolerance", cfg.matching.tie_tolerance >= 0, "a number >= 0, e.g. 1e-8"),

@@ -612,13 +612,13 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
     value_labels["guidance"] = {0: "Nee", 1: "Ja"}
     measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
     measure["response_id"] = "nominal"
-    col_labels = {c: labels.get(c, c) for c in sav.columns}
+    col_labels: dict[str, str | None] = {c: labels.get(c, c) for c in sav.columns}
     dta_labels = {o: {**{k: v for k, v in value_labels[o].items() if k != dk_code}, "a": "Weet niet"} for o in missing_ranges}
     dta_value_labels = {**value_labels, **dta_labels}
 
     set_sav = sets.assign(role=sets["role"].map({"treated": 1, "control": 2}).astype(float))
-    set_labels = {c: labels[c] for c in set_sav.columns}
-    set_values = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
+    set_labels: dict[str, str | None] = {c: labels[c] for c in set_sav.columns}
+    set_values: dict[str, dict[Any, str]] = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
     set_measure = {"match_set": "nominal", "role": "nominal", "slot": "ordinal", "response_id": "nominal"}
     with atomic_dir(out) as tmp:
         df.drop(columns=["role"], errors="ignore").to_parquet(tmp / "analysis_file.parquet", index=False)
@@ -752,7 +752,7 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                         reason = f"{type(exc).__name__}: {exc}"
                     reason = " ".join(reason.split())[:300]
                     log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
-                    failed.append({"outcome": o, "method": _METHOD_NAMES.get(meth, meth), "reason": reason})
+                    failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
                     continue
             tables.append(est.table)
             if len(est.category_shifts):
@@ -834,6 +834,11 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     blas = threadpool_limits(limits=1)
     try:
         log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+        if cfg.study.disclosure_threshold <= 1:
+            msg = "disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report"
+            warnings_.append(msg)
+            log.warning(msg)
+            say(f"WARNING: {msg}")
         if 0 < cfg.effects.replicates < ADVISED_REPLICATES:
             msg = (
                 f"only {cfg.effects.replicates} end-to-end replicates: the standard errors, intervals and p-values are imprecise "
@@ -1111,7 +1116,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             not_estimable=failed,
         )
     except KeyboardInterrupt:
-        log.error("run interrupted after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
+        log.error("run stopped after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
         raise
     except BaseException as exc:
         log.error("run failed after %.1f s: %s: %s", time.perf_counter() - t_all, type(exc).__name__, exc, exc_info=not isinstance(exc, PopevalError))

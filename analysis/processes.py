@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["Interrupted", "handle_interruptions", "stop_workers", "worker_initializer"]
+__all__ = ["UNWIND_SECONDS", "Interrupted", "announce", "handle_interruptions", "stop_workers", "worker_initializer"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -65,15 +65,51 @@ def stop_workers() -> None:
             child.kill()
 
 
+#: Seconds the main process may take to unwind after an interruption before it is ended anyway
+#: (a process pool whose workers were stopped can block its own shutdown).
+UNWIND_SECONDS = 5.0
+_announced = False
+
+
+def announce(line: str) -> None:
+    """Print the one line that reports an interruption (once, whoever gets there first)."""
+    global _announced
+    if not _announced:
+        _announced = True
+        print(line, file=sys.stderr, flush=True)
+
+
+def _watchdog(signum: int, line: str) -> None:
+    import threading
+
+    def end() -> None:
+        announce(line)
+        os._exit(128 + signum)
+
+    t = threading.Timer(UNWIND_SECONDS, end)
+    t.daemon = True
+    t.start()
+
+
 @contextlib.contextmanager
-def handle_interruptions() -> Iterator[None]:
-    """While active, ``SIGINT`` and ``SIGTERM`` stop the workers and raise :class:`Interrupted`."""
+def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
+    """While active, ``SIGINT`` and ``SIGTERM`` stop the workers and raise :class:`Interrupted`.
+
+    The interruption is logged (``popeval.run``: the run log, when a run is under way) before the
+    main process unwinds; if unwinding takes longer than :data:`UNWIND_SECONDS`, the process prints
+    ``line`` and ends with 128 + the signal number.  Every output is written atomically, so ending
+    early never leaves a file that looks complete.
+    """
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        import logging
+
         # a second signal while unwinding is ignored: the first one is already being handled
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        logging.getLogger("popeval.run").error("run interrupted by %s", signal.Signals(signum).name)
         stop_workers()
+        _watchdog(signum, f"{line} ({signal.Signals(signum).name})")
         raise Interrupted(signum)
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

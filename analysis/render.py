@@ -465,6 +465,8 @@ def project_options(folder: Path) -> dict[str, Any]:
 def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str, timeout: int) -> RenderResult:
     import os
 
+    from survey.files import atomic_write  # every output file appears complete or not at all
+
     folder = qmd.parent.resolve()
     opts = project_options(folder)
     build = out / f"_build-{lang}"
@@ -492,18 +494,20 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
     if "html" in formats:
         h = opts.get("html", {})
         target = out / f"{base}.html"
-        args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", *flags(h), "-o", str(target)]
-        for css in [h["css"]] if isinstance(h.get("css"), str) else h.get("css", []):
-            args += ["--css", str(folder / css)]
-        _pandoc(args, build)
+        with atomic_write(target, None) as tmp:
+            args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", *flags(h), "-o", str(tmp)]
+            for css in [h["css"]] if isinstance(h.get("css"), str) else h.get("css", []):
+                args += ["--css", str(folder / css)]
+            _pandoc(args, build)
         outputs["html"] = target
     if "docx" in formats:
         d = opts.get("docx", {})
         target = out / f"{base}.docx"
-        args = [md.name, *common, "-t", "docx", *flags(d), "-o", str(target)]
-        if d.get("reference-doc") and (folder / d["reference-doc"]).is_file():
-            args += ["--reference-doc", str(folder / d["reference-doc"])]
-        _pandoc(args, build)
+        with atomic_write(target, None) as tmp:
+            args = [md.name, *common, "-t", "docx", *flags(d), "-o", str(tmp)]
+            if d.get("reference-doc") and (folder / d["reference-doc"]).is_file():
+                args += ["--reference-doc", str(folder / d["reference-doc"])]
+            _pandoc(args, build)
         outputs["docx"] = target
     if "pdf" in formats:
         import typst
@@ -521,11 +525,13 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
             args += ["-V", "template=typst-template.typ"]
         _pandoc(args, build)
         try:
-            typst.compile(str(typ), output=str(target), root=str(build), font_paths=_font_paths())
+            with atomic_write(target, None) as tmp:
+                typst.compile(str(typ), output=str(tmp), root=str(build), font_paths=_font_paths())
         except Exception as exc:  # typst raises its own error types
             raise RenderError("typst failed to compile the PDF", file=typ, detail=str(exc)[-4000:]) from exc
         outputs["pdf"] = target
-    (out / f"{base}.params.json").write_text(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    with atomic_write(out / f"{base}.params.json") as fh:
+        fh.write(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n")
     return RenderResult(outputs=outputs, engine="python (jupytext + nbclient + pandoc + typst)", markdown=md, params=dict(params))
 
 

@@ -85,6 +85,8 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path: Path) -> None
         ({"effects": {"replicates": 2}}, "effects.replicates", "at least 4"),
         ({"effects": {"replicates": 3}}, "effects.replicates", "at least 4"),
         ({}, "survey.survey_id", "LimeSurvey survey id"),
+        ({"study": {"disclosure_threshold": 1}}, "study.disclosure_threshold", "disable_disclosure_control = true"),
+        ({"study": {"disclosure_threshold": 0, "disable_disclosure_control": True}}, "study.disclosure_threshold", ">= 2"),
     ],
 )
 def test_settings_that_cannot_work_are_refused(data: dict, param: str, expected: str) -> None:
@@ -95,6 +97,11 @@ def test_settings_that_cannot_work_are_refused(data: dict, param: str, expected:
         config_from_dict(data, source=Path("study.toml"))
     assert e.value.param == param
     assert expected in str(e.value)
+
+
+def test_disabling_disclosure_control_in_a_study_is_explicit() -> None:
+    cfg = config_from_dict({"survey": {"survey_id": DEMO_SURVEY_ID}, "study": {"disclosure_threshold": 1, "disable_disclosure_control": True}})
+    assert cfg.study.disclosure_threshold == 1
 
 
 def test_an_empty_configuration_file_names_the_missing_setting(tmp_path: Path) -> None:
@@ -174,6 +181,27 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
     assert b.estimates["population"]["persons"] == 100
 
 
+def test_tables_another_command_adds_to_a_bundle_are_read(tmp_path: Path) -> None:
+    from analysis.plans.tables import write_plans_tables
+
+    b = _bundle(tmp_path / "b")
+    share = pd.DataFrame(
+        {"measure": ["attest_matches_plan"], "stratum": ["alle"], "estimator": ["design"], "estimate": [0.8], "std_error": [0.02], "ci_lower": [0.76], "ci_upper": [0.84], "n_sample": [300], "N_population": [5000]}
+    )
+    write_plans_tables(b, {"plans_estimates": share}, {"note": "test"})
+    got = read_bundle(b)
+    assert got.table("response_flow")["n"].tolist() == [100, 40]
+    assert got.table("plans_estimates")["estimate"].tolist() == [0.8]
+
+
+def test_optional_report_parameters_of_the_includes_are_known() -> None:
+    from analysis.commands.report import check_params, report_parameters
+    from analysis.render import default_qmd
+
+    assert {"threshold", "main_method", "plans_bundle"} <= set(report_parameters(default_qmd()))
+    assert check_params({"plans_bundle": "data_derived/plans/bundle"}, default_qmd()) == {"plans_bundle": "data_derived/plans/bundle"}
+
+
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -191,7 +219,7 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
             "changed after it was written",
         ),
         (
-            lambda b: (b / "tables" / "extra.csv").write_text("a\n1\n", encoding="utf-8"),
+            lambda b: (b / "tables" / "effects.csv").write_text("outcome\nstronger\n", encoding="utf-8"),
             "does not list",
         ),
         (
@@ -275,6 +303,10 @@ derived_dir = "{derived.as_posix()}"
 [survey]
 survey_id = {DEMO_SURVEY_ID}
 snapshots_dir = "{(study / "survey").as_posix()}"
+
+[weighting]
+# few margins: the small study must weight in every replicate
+margins = [["pop", "sex"], ["pop", "age_band"], "educ"]
 
 [admin]
 dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
@@ -411,15 +443,17 @@ def test_sigkill_during_the_replicates_takes_the_workers_down(
 
 
 @pytest.mark.skipif(not LINUX, reason="reads /proc")
-def test_ctrl_c_during_the_replicates_prints_one_line_and_exits_130(
-    study: Path, derived: Path, tmp_path: Path
-) -> None:
+@pytest.mark.parametrize(("sig", "status", "replicates"), [(signal.SIGINT, 130, 401), (signal.SIGTERM, 143, 403)])
+def test_ctrl_c_during_the_replicates_prints_one_line_and_exits_130(study: Path, derived: Path, tmp_path: Path, sig: signal.Signals, status: int, replicates: int) -> None:
     before = _run_dirs(derived)
-    proc = _start(_fresh_config(tmp_path, study, derived, replicates=401))
+    proc = _start(_fresh_config(tmp_path, study, derived, replicates=replicates))
     workers = _wait_for_workers(proc)
-    os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # as a terminal does: the whole process group
+    else:
+        os.kill(proc.pid, sig)  # as a scheduler does: the main process only
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    assert proc.returncode == status, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
     assert [ln for ln in err.splitlines() if "interrupted" in ln] == [
         ln for ln in err.splitlines() if ln.startswith("popeval run: ")
@@ -607,16 +641,17 @@ def _wave_with_two_answer_categories(study: Path, out: Path) -> Path:
     """A copy of the study's snapshot in which every promotion answer is 4 or 5 (a later snapshot)."""
     import csv
     import hashlib
+    import io
     import shutil
 
     src = next((study / "survey" / str(DEMO_SURVEY_ID)).glob("*/manifest.json")).parent
     dst = out / "survey" / str(DEMO_SURVEY_ID) / "20991231T000000Z"
     shutil.copytree(src, dst)
     text = (dst / "responses.csv").read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(text.splitlines(), delimiter=";"))
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=";"))
     col = rows[0].index("EFFECT[SQ003]")
     for r in rows[1:]:
-        if r[col] in ("1", "2", "3"):
+        if len(r) > col and r[col] in ("1", "2", "3"):
             r[col] = "4" if r[col] == "3" else "5"
     with (dst / "responses.csv").open("w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh, delimiter=";", quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
@@ -719,3 +754,71 @@ def test_exports_keep_labels_missing_codes_measure_levels_and_match_sets(derived
     assert (
         controls > 0
     ).all() and controls.max() > 1  # with replacement, some controls serve several POP users
+
+
+def test_too_few_replicates_are_flagged_in_the_log_and_the_bundle(derived: Path) -> None:
+    run_dir = next(p for p in _run_dirs(derived) if (p / COMPLETE_MARKER).exists() and read_bundle(p / "bundle").manifest["config"]["effects"]["replicates"] == 4)
+    assert "only 4 end-to-end replicates" in (run_dir / "run.log").read_text(encoding="utf-8")
+    rep = read_bundle(run_dir / "bundle").estimates["replicates"]
+    assert rep["below_advised_minimum"] is True
+    assert rep["advised_minimum"] == 30
+
+
+def test_run_and_ingest_say_that_they_are_separate() -> None:
+    for cmd in ("run", "ingest"):
+        r = subprocess.run([POPEVAL, cmd, "--help"], capture_output=True, text=True, timeout=60)
+        assert "does not read" in " ".join(r.stdout.split()), r.stdout
+
+
+def test_a_failed_run_is_recorded_and_its_folder_not_marked_complete(study: Path, derived: Path, tmp_path: Path) -> None:
+    """Last in this file: it damages the design lock of the shared derived folder (and restores it)."""
+    cfg = _fresh_config(tmp_path, study, derived, replicates=4, workers=1)
+    lock = next((derived / "locks").glob("robust-*.design.lock.json"))
+    saved = lock.read_bytes()
+    try:
+        lock.write_text('{"design_hash": ', encoding="utf-8")
+        r = subprocess.run([POPEVAL, "run", "--config", str(cfg), "--no-progress"], capture_output=True, text=True, timeout=600)
+    finally:
+        lock.write_bytes(saved)
+    assert r.returncode == 2
+    assert "The design lock cannot be read" in r.stderr and "Traceback" not in r.stderr
+    run_dir = next(p for p in _run_dirs(derived) if "design lock cannot be read" in (p / "run.log").read_text(encoding="utf-8"))
+    assert "run failed" in (run_dir / "run.log").read_text(encoding="utf-8")
+    assert not (run_dir / COMPLETE_MARKER).exists()
+
+
+def test_the_study_lock_refuses_or_waits(tmp_path: Path) -> None:
+    import threading
+
+    from analysis.pipeline import StudyLockedError, _StudyLock
+
+    first = _StudyLock(tmp_path, "demo", wait=False).__enter__()
+    with pytest.raises(StudyLockedError, match="Another popeval run of study 'demo' is running") as e:
+        _StudyLock(tmp_path, "demo", wait=False).__enter__()
+    assert f"pid {os.getpid()}" in str(e.value)
+    # another study is not blocked
+    with _StudyLock(tmp_path, "other", wait=False):
+        pass
+    # a waiting run gets the lock once the first one lets go
+    timer = threading.Timer(0.5, first.__exit__, args=(None, None, None))
+    timer.start()
+    t0 = time.monotonic()
+    with _StudyLock(tmp_path, "demo", wait=True):
+        assert time.monotonic() - t0 >= 0.4
+    timer.join()
+
+
+def test_a_kill_while_the_admin_data_are_loaded_leaves_no_database(study: Path, tmp_path: Path) -> None:
+    cold = tmp_path / "derived"
+    cfg = _fresh_config(tmp_path, study, cold, replicates=4, workers=1)
+    proc = _start(cfg)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "[ingest+link] computing" in line:
+            break
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    # the database is built under a hidden temporary name: nothing that looks like a finished one
+    assert not [p for p in cold.glob("*.duckdb") if not p.name.startswith(TEMP_PREFIX)]
+    assert not list((cold / "cache").glob("ingest+link-*.pkl"))

@@ -41,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def report_parameters(qmd: Path) -> dict[str, str]:
-    """The parameters a report declares (its ``#| tags: [parameters]`` cell): name -> default text."""
+    """The parameters a report takes: name -> default text.
+
+    Those of its ``#| tags: [parameters]`` cell, and the optional ones that the report or the files
+    beside it (its includes) read with ``globals().get("name")``.
+    """
     import re
 
     lines = qmd.read_text(encoding="utf-8").splitlines()
@@ -55,6 +59,10 @@ def report_parameters(qmd: Path) -> dict[str, str]:
                 if a:
                     out[a.group(1)] = a.group(2)
             break
+    # optional parameters that the report or its includes read only when given
+    for f in sorted(qmd.parent.glob("*.qmd")):
+        for name in re.findall(r"""globals\(\)\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""", f.read_text(encoding="utf-8")):
+            out.setdefault(name, "None")
     return out
 
 
