@@ -1094,7 +1094,10 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
                 # rendered into a temporary folder that replaces the report folder when complete
                 with atomic_dir(outdir) as tmp_out:
-                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params={"run_time": run_time})
+                    report_params: dict[str, Any] = {"run_time": run_time}
+                    if cfg.study.disclosure_threshold <= 1:  # the report then carries a do-not-publish notice
+                        report_params["disclosure_control_disabled"] = True
+                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params=report_params)
                     names = {f: Path(p).name for f, p in rr.outputs.items()}
                     (tmp_out / "render.json").write_text(json.dumps({"key": rkey, "outputs": names}, indent=2) + "\n", encoding="utf-8")
                 report = {f: outdir / n for f, n in names.items()}
