@@ -193,3 +193,42 @@ def fmt_datetime(value: Any, lang: str = "nl") -> str:
         zone = ""
     word = "om" if lang == "nl" else "at"
     return f"{fmt_date(d, lang)} {word} {d:%H:%M}{zone}"
+
+
+def tick_decimals(values: Any, max_digits: int = 6) -> int:
+    """The fewest decimals that write every tick value exactly (``0, 0.25, 0.5`` → 2).
+
+    >>> tick_decimals([0, 0.25, 0.5, 0.75])
+    2
+    >>> tick_decimals([0, 10, 20])
+    0
+    """
+    vals = [float(v) for v in values if not is_missing(v) and math.isfinite(float(v))]
+    for d in range(max_digits + 1):
+        if all(abs(round(v, d) - v) <= 1e-9 * max(1.0, abs(v)) for v in vals):
+            return d
+    return max_digits
+
+
+def tick_formatter(lang: str = "nl") -> Any:
+    """A matplotlib tick formatter in the report's number format, its decimals from the tick step.
+
+    Every label parses back to its tick value: ticks at 0, 0.25, 0.5 read ``0,00 0,25 0,50``.
+    """
+    from matplotlib.ticker import Formatter
+
+    check_lang(lang)
+
+    class _LocaleTicks(Formatter):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.digits = 0
+
+        def format_ticks(self, values: Any) -> list[str]:
+            self.set_locs(values)
+            self.digits = tick_decimals(values)
+            return [self(v, i) for i, v in enumerate(values)]
+
+        def __call__(self, x: float, pos: int | None = None) -> str:
+            return fmt_num(x, self.digits, lang)
+
+    return _LocaleTicks()

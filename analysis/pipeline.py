@@ -105,12 +105,23 @@ class RunResult:
 # --------------------------------------------------------------------------- hashing and caching
 
 
-def code_version() -> str:
-    """SHA-256 over the package sources (``survey/``, ``analysis/``) and the report project."""
+#: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
+REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
+
+
+def code_version(*, report: bool = True) -> str:
+    """SHA-256 over the package sources (``survey/``, ``analysis/``) and, with ``report``, the report's.
+
+    The estimation steps are keyed without the report's sources (:data:`REPORT_SOURCES`), so that
+    changing a sentence or a table of the report re-renders it and recomputes nothing else.
+    """
     h = hashlib.sha256()
     for folder in ("survey", "analysis", "reports"):
         for p in sorted((_REPO / folder).rglob("*")):
-            if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua") and "_output" not in p.parts:
+            rel = p.relative_to(_REPO).as_posix()
+            if not report and any(rel == s or rel.startswith(s + "/") for s in REPORT_SOURCES):
+                continue
+            if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua", ".docx") and "_output" not in p.parts:
                 h.update(str(p.relative_to(_REPO)).encode())
                 h.update(p.read_bytes())
     return h.hexdigest()
@@ -312,6 +323,19 @@ def _provenance(*inputs: Path) -> str:
 def _snapshot_hash(snap: Path) -> dict[str, str]:
     files = [snap] if snap.is_file() else sorted(p for p in snap.iterdir() if p.is_file())
     return {p.name: sha256_file(p) for p in files}
+
+
+def _response_detail(resp: Any, population: pd.DataFrame, frame: pd.DataFrame, outcomes: tuple[str, ...]) -> dict[str, Any]:
+    """From the export's rows to the analysed respondents, and the missing answers per outcome."""
+    f = resp.frame
+    c = dict(resp.counts)
+    complete = f[f["complete"]]
+    no_key = complete["person_key"].isna()
+    out: dict[str, Any] = {k: int(c[k]) for k in ("raw_rows", "duplicates_dropped", "respondents", "incomplete", "complete") if k in c}
+    out["no_participant"] = int(no_key.sum())
+    out["not_in_population"] = int((~no_key & ~complete["person_key"].isin(population["person_key"])).sum())
+    out["outcomes"] = {o: {"missing": int(frame[o].isna().sum()), "analysed": int(frame[o].notna().sum())} for o in outcomes if o in frame.columns}
+    return out
 
 
 def _analysis_frame(resp: Any, population: pd.DataFrame, outcomes: tuple[str, ...], *, with_outcomes: bool) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -845,10 +869,11 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     cache = _Cache(derived)
     for folder in (cache.root, derived):  # shared with other studies: only what is clearly abandoned
         remove_stale_temporaries(folder, older_than=24 * 3600)
-    code = code_version()
+    code = code_version(report=False)  # the estimation's code: the report's sources are not part of it
     packages = _packages()
     # the cache keys and the run id cover the code and the versions of the packages it runs on
     code_key = _key(code, packages)
+    report_code_key = _key(code_version(), packages)  # the report's key also covers its sources
     reused: list[str] = []
     computed: list[str] = []
     warnings_: list[str] = []
@@ -1097,6 +1122,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
             "hedges_g_unadjusted": outc["hedges_g"],
             "margins_version": getattr(mg, "version", None),
+            "response_detail": _response_detail(resp, population, outc["frame"], spec.outcomes),
             "replicates": None
             if outc["replicates"] is None
             else {
@@ -1145,7 +1171,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             from analysis.render import render_report
             from survey.files import atomic_dir
 
-            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, code_key)
+            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code_key)
             outdir = run_dir / "report"
             marker = outdir / "render.json"
             try:
@@ -1163,7 +1189,10 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
                 # rendered into a temporary folder that replaces the report folder when complete
                 with atomic_dir(outdir) as tmp_out:
-                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params={"run_time": run_time})
+                    report_params: dict[str, Any] = {"run_time": run_time}
+                    if cfg.study.disclosure_threshold <= 1:  # the report then carries a do-not-publish notice
+                        report_params["disclosure_control_disabled"] = True
+                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params=report_params)
                     names = {f: Path(p).name for f, p in rr.outputs.items()}
                     (tmp_out / "render.json").write_text(json.dumps({"key": rkey, "outputs": names}, indent=2) + "\n", encoding="utf-8")
                 report = {f: outdir / n for f, n in names.items()}

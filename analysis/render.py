@@ -1,21 +1,27 @@
 """Render the Quarto report to HTML, PDF and DOCX, with Quarto or with the engines Quarto uses.
 
-When a ``quarto`` binary is on PATH, :func:`render_report` runs ``quarto render`` with ``-P``
-parameters.  Otherwise it runs the same ``.qmd`` through Quarto's engines itself:
+The report is ``reports/evaluation-<lang>.qmd`` (one file per language) with shared include files;
+``reports/_quarto.yml`` wires in the stylesheet, the Typst template, the reference DOCX and the Lua
+filter ``reports/_lib/popeval.lua``.  When a ``quarto`` binary is on PATH, :func:`render_report`
+runs ``quarto render`` with ``-P`` parameters.  Otherwise it runs the same files through Quarto's
+engines itself, supporting exactly the subset of Quarto the report uses:
 
-1. **jupytext** reads the ``.qmd`` (its ```` ```{python} ```` chunks are R Markdown chunks) into a notebook;
-2. the parameters cell (``#| tags: [parameters]``) is followed by an injected cell that sets the
-   ``-P`` values, as Quarto (papermill-style) does;
-3. **nbclient** + **ipykernel** execute the code cells in a build folder;
-4. the outputs become Markdown, honouring the cell options ``echo``, ``output: asis``, ``include``,
-   ``label`` and ``fig-cap`` (matplotlib figures become PNG files);
-5. **pandoc** (pypandoc-binary's bundled binary) writes a self-contained HTML file
-   (``--embed-resources --standalone``, the report's stylesheet) and a DOCX file (with
-   ``reports/_lib/reference.docx`` when present), and Typst markup that **typst** (PyPI) compiles to
-   PDF with the report's Typst template (``reports/_lib/dwse.typ``).
+1. ``{{< include file >}}`` lines are expanded (recursively, relative to the including file);
+2. **jupytext** reads the result into a notebook (```` ```{python} ```` chunks, ``#|`` options);
+3. the parameters cell (``#| tags: [parameters]``) is followed by an injected cell with the ``-P``
+   values, as Quarto (papermill-style) does;
+4. inline expressions (```` `{python} expr` ````) become hidden cells placed before their paragraph;
+5. **nbclient** + **ipykernel** execute the cells in a build folder (IPC transport; the kernel's own
+   log goes to ``kernel.log`` there, not to the console);
+6. outputs become Markdown honouring ``echo``, ``include``, ``output`` (``asis``), ``label``,
+   ``tbl-cap``, ``fig-cap`` and ``fig-alt``: a ``tbl-`` cell is a ``::: {#tbl-...}`` div with its
+   caption, a ``fig-`` cell an image ``{#fig-...}``;
+7. **pandoc** (pypandoc-binary) with the Lua filter — which numbers tables and figures and resolves
+   ``@tbl-``/``@fig-`` references, renders callouts and ``content-visible when-meta`` blocks, as
+   Quarto does — writes HTML and DOCX, and Typst markup that **typst** (PyPI) compiles to PDF.
 
-The title block (title, subtitle, publisher, date of the run) comes from :mod:`analysis.report`
-and the bundle's manifest, in the report's language.
+The title block (title, subtitle, publisher, date) comes from :mod:`analysis.report` and the run's
+time, in the report's language, and is passed to both engines as metadata.
 """
 
 from __future__ import annotations
@@ -56,9 +62,9 @@ class RenderResult:
         return "\n".join(lines)
 
 
-def default_qmd() -> Path:
-    """The evaluation report's source: ``reports/evaluation.qmd`` beside the packages."""
-    return Path(__file__).resolve().parents[1] / "reports" / "evaluation.qmd"
+def default_qmd(lang: str = "nl") -> Path:
+    """The evaluation report's source in ``lang``: ``reports/evaluation-<lang>.qmd`` beside the packages."""
+    return Path(__file__).resolve().parents[1] / "reports" / f"evaluation-{lang}.qmd"
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -79,8 +85,8 @@ def parse_param(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, dict | list):
-        value = raw
+    if isinstance(value, dict | list) or not isinstance(value, str | int | float | bool | type(None)):
+        value = raw  # dates and structures stay text, as Quarto passes them
     return name, value
 
 
@@ -137,7 +143,7 @@ def render_report(
         raise ConfigError("Unknown output format", param="formats", expected=", ".join(FORMATS), found=", ".join(bad) or "none")
     if engine not in ("auto", "quarto", "python"):
         raise ConfigError("Unknown render engine", param="engine", expected="auto, quarto or python", found=engine)
-    qmd = Path(qmd) if qmd is not None else default_qmd()
+    qmd = Path(qmd) if qmd is not None else default_qmd(lang)
     if not qmd.is_file():
         raise ConfigError("Report source not found", file=qmd, expected="a .qmd file", hint="run from the repository, or pass --qmd")
     bundle = Path(bundle).resolve()
@@ -146,29 +152,46 @@ def render_report(
     out.mkdir(parents=True, exist_ok=True)
     out = out.resolve()
     all_params: dict[str, Any] = {**dict(params or {}), "bundle": str(bundle), "lang": lang}
-    meta = title_metadata(manifest, lang)
+    if not all_params.get("run_time"):
+        from datetime import UTC, datetime
+
+        all_params["run_time"] = str(manifest.get("created_at") or datetime.now(UTC).replace(microsecond=0).isoformat())
+    meta = title_metadata(manifest, lang, run_time=str(all_params["run_time"]))
+    meta.update(bundle_metadata(bundle))
     use_quarto = engine == "quarto" or (engine == "auto" and shutil.which("quarto") is not None)
     if use_quarto:
         return _render_quarto(qmd, out, all_params, formats, meta, lang)
     return _render_python(qmd, out, all_params, formats, meta, lang, timeout)
 
 
-def title_metadata(manifest: Mapping[str, Any], lang: str) -> dict[str, str]:
+def title_metadata(manifest: Mapping[str, Any], lang: str, run_time: str | None = None) -> dict[str, str]:
     """Title block metadata in ``lang``: title, subtitle, author (publisher), date, lang."""
     from analysis.formatting import fmt_date
-    from analysis.report import t
+    from analysis.report import label
 
-    when = manifest.get("created_at") or manifest.get("run_at")
+    when = run_time or manifest.get("created_at") or manifest.get("run_at")
     meta = {
-        "title": t("title", lang),
-        "subtitle": t("subtitle", lang),
-        "author": t("publisher", lang),
+        "title": label("title", lang),
+        "subtitle": label("subtitle", lang),
+        "author": label("publisher", lang),
         "lang": "nl-BE" if lang == "nl" else "en-GB",
-        "pagetitle": t("title", lang),
+        "pagetitle": label("title", lang),
+        "toc-title": label("toc", lang),
     }
     if when:
         meta["date"] = fmt_date(str(when)[:10], lang)
     return meta
+
+
+def bundle_metadata(bundle: str | Path) -> dict[str, str]:
+    """``popeval.*`` metadata for ``content-visible when-meta`` blocks: which optional parts the bundle has."""
+    from analysis.reporting import Report
+
+    r = Report(bundle)
+    flags = {"demo": r.is_demo, "estimand": r.has("estimand"), "overlap": r.has("overlap"), "response-detail": r.has("response_detail"), "suppressed": r.has("suppressed"), "not-estimable": r.has("not_estimable")}
+    verdicts = set(r.verdicts().values())
+    flags.update({v.replace("_", "-"): v in verdicts for v in ("consistent", "main_only", "inconclusive", "none", "lower")})
+    return {f"popeval-{k}": "true" for k, v in flags.items() if v}
 
 
 # ====================================================================== quarto
@@ -221,24 +244,75 @@ def _front_matter(nb: Any) -> tuple[dict[str, Any], str]:
 
 def _injected_source(params: Mapping[str, Any]) -> str:
     lines = ["# injected parameters"]
-    lines += [f"{k} = {v!r}" for k, v in params.items()]
+    lines += [f"{k} = {(v if isinstance(v, str | int | float | bool | type(None)) else str(v))!r}" for k, v in params.items()]
     return "\n".join(lines)
+
+
+_INCLUDE = re.compile(r"^[ \t]*\{\{<\s*include\s+(\S+?)\s*>\}\}[ \t]*$", flags=re.M)
+_INLINE = re.compile(r"`\{python\}\s+([^`]+?)`")
+
+
+def expand_includes(path: Path, _seen: tuple[Path, ...] = ()) -> str:
+    """The text of ``path`` with every ``{{< include file >}}`` line replaced by that file's text.
+
+    Raises
+    ------
+    RenderError
+        For a missing include file or an include cycle.
+    """
+    path = path.resolve()
+    if path in _seen:
+        raise RenderError("Include cycle in the report", file=path, found=" -> ".join(p.name for p in (*_seen, path)))
+    if not path.is_file():
+        raise RenderError("Included file not found", file=path, expected="an existing .qmd beside the report", hint="include paths are relative to the including file")
+    text = path.read_text(encoding="utf-8")
+
+    def sub(m: re.Match[str]) -> str:
+        inc = expand_includes(path.parent / m.group(1), (*_seen, path))
+        if inc.startswith("---"):  # an include's front matter is not part of the document
+            parts = inc.split("---", 2)
+            inc = parts[2] if len(parts) == 3 else inc
+        return inc.strip("\n")
+
+    return _INCLUDE.sub(sub, text)
+
+
+def _substitute_inline(text: str, values: Sequence[str]) -> str:
+    """Replace the inline expressions of ``text``, in order, by their values."""
+    it = iter(values)
+    return _INLINE.sub(lambda _m: next(it), text)
+
+
+def _inline_cell(exprs: Sequence[str]) -> str:
+    lines = ["__popeval_inline__ = []"]
+    lines += [f"__popeval_inline__.append(__popeval_md__(({e})))" for e in exprs]
+    lines.append("print(__popeval_json__.dumps(__popeval_inline__))")
+    return "\n".join(lines)
+
+
+_KERNEL_SETUP = """%matplotlib inline
+import json as __popeval_json__
+def __popeval_md__(value):
+    md = getattr(value, "_repr_markdown_", None)
+    return md() if callable(md) else str(value)
+"""
 
 
 def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) -> tuple[str, dict[str, Any]]:
     """Execute the .qmd's code cells in ``build`` and return the Markdown document and its front matter."""
     import base64
+    import json as _json
     import os
 
     import jupytext
     import nbformat
+    from jupyter_client.manager import KernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = jupytext.reads(qmd.read_text(encoding="utf-8"), fmt="Rmd")
+    nb = jupytext.reads(expand_includes(qmd), fmt="Rmd")
     front, front_text = _front_matter(nb)
-    defaults = (front.get("execute") or {}) if isinstance(front, dict) else {}
-    # parse options; inject parameters after the parameters cell
+    defaults = {**(project_execute(qmd.parent)), **((front.get("execute") or {}) if isinstance(front, dict) else {})}
     cells = []
     injected = False
     for cell in nb.cells[1:] if front_text else nb.cells:
@@ -251,14 +325,23 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
                 new.metadata["quarto"] = {"echo": False, "include": False}
                 cells.append(new)
                 injected = True
+        elif cell.cell_type == "markdown" and _INLINE.search(cell.source):
+            exprs = _INLINE.findall(cell.source)
+            new = nbformat.v4.new_code_cell(_inline_cell(exprs))
+            new.metadata["quarto"] = {"include": False}
+            new.metadata["popeval_inline"] = True
+            cell.metadata["popeval_inline_from"] = len(cells)
+            cells += [new, cell]
         else:
             cells.append(cell)
     if not injected:
         new = nbformat.v4.new_code_cell(_injected_source(params))
         new.metadata["quarto"] = {"echo": False, "include": False}
         cells.insert(0, new)
-    # as Quarto's setup cell: figures shown by a cell come back as PNG display data
-    setup = nbformat.v4.new_code_cell("%matplotlib inline")
+        for c in cells:
+            if "popeval_inline_from" in c.metadata:
+                c.metadata["popeval_inline_from"] += 1
+    setup = nbformat.v4.new_code_cell(_KERNEL_SETUP)
     setup.metadata["quarto"] = {"echo": False, "include": False}
     nb.cells = [setup, *cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -266,17 +349,27 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
     env_path = os.environ.get("PYTHONPATH", "")
     # the kernel's own environment finds this package; this process's environment is not changed
     kernel_env = {**os.environ, "PYTHONPATH": repo + (os.pathsep + env_path if env_path else "")}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(build / "kernel"))
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
+    log = (build / "kernel.log").open("w", encoding="utf-8")
     try:
-        client.execute(env=kernel_env)
+        client.execute(env=kernel_env, stdout=log, stderr=log, cwd=str(build))
     except CellExecutionError as exc:
-        raise RenderError("A code cell of the report failed", file=qmd, detail=str(exc)[-4000:], hint="the traceback above names the cell; check the bundle") from exc
+        raise RenderError("A code cell of the report failed", file=qmd, detail=re.sub(r"\x1b\[[0-9;]*m", "", str(exc))[-4000:], hint="the traceback above names the cell; check the bundle") from exc
+    finally:
+        log.close()
 
     parts: list[str] = [front_text] if front_text else []
     nfig = 0
-    for cell in nb.cells:
+    for pos, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown":
-            parts.append(cell.source)
+            text = cell.source
+            if "popeval_inline_from" in cell.metadata:
+                src = nb.cells[pos - 1]
+                out = "".join(o.get("text", "") for o in src.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+                values: list[str] = list(_json.loads(out.strip().splitlines()[-1]))
+                text = _substitute_inline(text, values)
+            parts.append(text)
             continue
         if cell.cell_type != "code":
             continue
@@ -286,32 +379,42 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
         _, code = _cell_options(cell.source)
         if opts.get("echo", defaults.get("echo", True)) and code.strip():
             parts.append(f"```python\n{code}\n```")
-        asis = opts.get("output", defaults.get("output")) == "asis"
         if opts.get("output", True) is False:
             continue
+        asis = opts.get("output", defaults.get("output")) == "asis"
+        lab = str(opts.get("label") or "")
+        body: list[str] = []
         for output in cell.get("outputs", []):
             kind = output.get("output_type")
             if kind == "stream":
                 if output.get("name") == "stderr":
                     continue
                 text = output.get("text", "")
-                parts.append(text if asis else f"```\n{text.rstrip()}\n```")
+                body.append(text if asis else f"```\n{text.rstrip()}\n```")
             elif kind in ("display_data", "execute_result"):
                 data = output.get("data", {})
                 if "image/png" in data:
                     nfig += 1
-                    label = opts.get("label") or f"fig-cell-{nfig}"
-                    path = build / "_figures" / f"{label}.png"
+                    name = lab or f"fig-cell-{nfig}"
+                    path = build / "_figures" / f"{name}-{nfig}.png"
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(base64.b64decode(data["image/png"]))
-                    cap = opts.get("fig-cap", "")
-                    parts.append(f"![{cap}]({path.relative_to(build).as_posix()}){{#{label} width=100%}}")
+                    cap = str(opts.get("fig-cap", ""))
+                    alt = str(opts.get("fig-alt", "")).replace('"', "&quot;")
+                    ident = f"#{lab} " if lab.startswith("fig-") else ""
+                    alt_attr = f' fig-alt="{alt}"' if alt else ""
+                    body.append(f"![{cap}]({path.relative_to(build).as_posix()}){{{ident}width=100%{alt_attr}}}")
                 elif "text/markdown" in data:
-                    parts.append(data["text/markdown"])
+                    body.append(data["text/markdown"])
                 elif "text/plain" in data and not asis:
-                    parts.append(f"```\n{data['text/plain']}\n```")
+                    body.append(f"```\n{data['text/plain']}\n```")
                 elif "text/plain" in data:
-                    parts.append(data["text/plain"])
+                    body.append(data["text/plain"])
+        if lab.startswith("tbl-"):
+            cap = str(opts.get("tbl-cap", ""))
+            parts.append(f"::: {{#{lab}}}\n\n" + "\n\n".join(b.rstrip("\n") for b in body) + f"\n\n: {cap}\n\n:::")
+        else:
+            parts += body
     return "\n\n".join(p.rstrip("\n") for p in parts) + "\n", front
 
 
@@ -331,56 +434,106 @@ def _meta_args(meta: Mapping[str, str]) -> list[str]:
     return args
 
 
+def project_execute(folder: Path) -> dict[str, Any]:
+    """The ``execute`` defaults of ``_quarto.yml`` (e.g. ``echo: false``)."""
+    import yaml
+
+    path = folder / "_quarto.yml"
+    if not path.is_file():
+        return {}
+    return dict((yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("execute") or {})
+
+
+def project_options(folder: Path) -> dict[str, Any]:
+    """The format options of ``_quarto.yml`` the fallback honours: css, template, reference-doc, toc, filters."""
+    import yaml
+
+    path = folder / "_quarto.yml"
+    if not path.is_file():
+        return {}
+    try:
+        cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise RenderError("Invalid _quarto.yml", file=path, detail=str(exc)) from exc
+    fmt = cfg.get("format") or {}
+    return {"filters": list(cfg.get("filters") or []), "html": fmt.get("html") or {}, "typst": fmt.get("typst") or {}, "docx": fmt.get("docx") or {}}
+
+
 def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str, timeout: int) -> RenderResult:
+    import os
+
     from survey.files import atomic_write  # every output file appears complete or not at all
 
-    lib = qmd.parent / "_lib"
+    folder = qmd.parent.resolve()
+    opts = project_options(folder)
     build = out / f"_build-{lang}"
     if build.exists():
         shutil.rmtree(build)
     build.mkdir(parents=True)
-    md_text, front = _execute(qmd, build, params, timeout)
+    md_text, _front = _execute(qmd, build, params, timeout)
     md = build / f"evaluation-{lang}.md"
     md.write_text(md_text, encoding="utf-8")
     outputs: dict[str, Path] = {}
-    common = ["-f", "markdown-implicit_figures+implicit_figures", *_meta_args(meta), "--resource-path", f"{build}:{qmd.parent}", "--columns", "400"]
+    filters: list[str] = []
+    for f in opts.get("filters", []):
+        filters += ["--lua-filter", str(folder / f)]
+    common = ["-f", "markdown", *_meta_args(meta), "--resource-path", f"{build}{os.pathsep}{folder}", "--columns", "400", *filters]
+
+    def flags(fmt_opts: Mapping[str, Any]) -> list[str]:
+        args = []
+        if fmt_opts.get("number-sections"):
+            args.append("--number-sections")
+        if fmt_opts.get("toc"):
+            args += ["--toc", f"--toc-depth={fmt_opts.get('toc-depth', 2)}"]
+        return args
+
+    base = f"evaluation-{lang}"
     if "html" in formats:
-        target = out / f"evaluation-{lang}.html"
-        css = lib / "dwse.css"
+        h = opts.get("html", {})
+        target = out / f"{base}.html"
         with atomic_write(target, None) as tmp:
-            args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", "--number-sections", "--toc", "--toc-depth=2", "-o", str(tmp)]
-            if css.is_file():
-                args += ["--css", str(css)]
-            args += ["-M", f"toc-title={'Inhoud' if lang == 'nl' else 'Contents'}"]
+            args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", *flags(h), "-o", str(tmp)]
+            for css in [h["css"]] if isinstance(h.get("css"), str) else h.get("css", []):
+                args += ["--css", str(folder / css)]
             _pandoc(args, build)
         outputs["html"] = target
     if "docx" in formats:
-        target = out / f"evaluation-{lang}.docx"
+        d = opts.get("docx", {})
+        target = out / f"{base}.docx"
         with atomic_write(target, None) as tmp:
-            args = [md.name, *common, "-t", "docx", "--number-sections", "-o", str(tmp)]
-            ref = lib / "reference.docx"
-            if ref.is_file():
-                args += ["--reference-doc", str(ref)]
+            args = [md.name, *common, "-t", "docx", *flags(d), "-o", str(tmp)]
+            if d.get("reference-doc") and (folder / d["reference-doc"]).is_file():
+                args += ["--reference-doc", str(folder / d["reference-doc"])]
             _pandoc(args, build)
         outputs["docx"] = target
     if "pdf" in formats:
         import typst
 
-        target = out / f"evaluation-{lang}.pdf"
-        typ = build / f"evaluation-{lang}.typ"
-        args = [md.name, *common, "-t", "typst", "--standalone", "--number-sections", "-V", "section-numbering=1.1", "-V", "papersize=a4", "-o", str(typ)]
-        template = lib / "dwse.typ"
-        if template.is_file():
-            shutil.copyfile(template, build / "dwse.typ")
-            args += ["-V", "template=dwse.typ"]
+        t = opts.get("typst", {})
+        target = out / f"{base}.pdf"
+        typ = build / f"{base}.typ"
+        args = [md.name, *common, "-t", "typst", "--standalone", *flags(t), "-V", f"papersize={t.get('papersize', 'a4')}", "-o", str(typ)]
+        if t.get("section-numbering"):
+            args += ["-V", f"section-numbering={t['section-numbering']}"]
+        partials = [str(x) for x in t.get("template-partials") or []]
+        template = next((x for x in partials if Path(x).name == "typst-template.typ"), None)
+        if template:  # the partial that defines conf(); pandoc's own typst template imports it
+            shutil.copyfile(folder / template, build / "typst-template.typ")
+            args += ["-V", "template=typst-template.typ"]
         _pandoc(args, build)
         try:
             with atomic_write(target, None) as tmp:
-                typst.compile(str(typ), output=str(tmp), root=str(build))
+                typst.compile(str(typ), output=str(tmp), root=str(build), font_paths=_font_paths())
         except Exception as exc:  # typst raises its own error types
             raise RenderError("typst failed to compile the PDF", file=typ, detail=str(exc)[-4000:]) from exc
         outputs["pdf"] = target
-    with atomic_write(out / f"evaluation-{lang}.params.json") as fh:
+    with atomic_write(out / f"{base}.params.json") as fh:
         fh.write(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n")
-    _ = front
     return RenderResult(outputs=outputs, engine="python (jupytext + nbclient + pandoc + typst)", markdown=md, params=dict(params))
+
+
+def _font_paths() -> list[str]:
+    """matplotlib's bundled fonts (DejaVu Sans): the figures' typeface is then always the text's."""
+    import matplotlib
+
+    return [str(Path(matplotlib.get_data_path()) / "fonts" / "ttf")]

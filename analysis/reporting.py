@@ -1,46 +1,55 @@
-"""The evaluation report's content: sections as Markdown, tables and figures, from a results bundle.
+"""What the report's ``.qmd`` files read from a results bundle: formatted numbers, tables, figures.
 
-``reports/evaluation.qmd`` creates one :class:`Report` and prints its sections (cells with
-``#| output: asis``), so the Quarto render and popeval's fallback engine see the same Markdown.
-Every table and figure is built from a table that went through disclosure control
-(:func:`protect`): counts below the threshold are suppressed, then as many other cells as needed so
-that none can be recovered from totals (secondary suppression), and percentages based on suppressed
-counts with them.  Suppressed cells show :data:`analysis.formatting.SUPPRESSED`.
+``reports/_setup.qmd`` creates one :class:`Report`; the prose in ``reports/evaluation-<lang>.qmd``
+quotes its numbers as inline expressions (```` `{python} r.fact.invited` ````), shows its tables in
+labelled cells (``r.table("margins")``, ``#| label: tbl-margins``) and its figures in labelled cells
+(``r.figure("forest")``, ``#| label: fig-forest``).  Nothing here is prose: captions, sentences and
+notices are in the ``.qmd``; column headers and category labels come from :mod:`analysis.report`
+and the codebook.
 
-Tables and figures are numbered in order of appearance; every one has a caption and a source line.
-Figures are matplotlib PNG files written to ``figdir`` and referenced from the Markdown, so HTML (as
-data URIs), PDF and DOCX embed the same image.
+Every table goes through disclosure control (:func:`protect`) before it is shown: counts below the
+threshold are suppressed, then as many other cells as needed so that none can be recovered from
+totals (secondary suppression), and percentages based on suppressed counts with them.  Suppressed
+cells show :data:`analysis.formatting.SUPPRESSED`.  :meth:`Report.frame` gives the protected table as
+a DataFrame of display strings.
 
-The manifest keys the report reads (all optional; a missing one reads "niet opgegeven"/"not given"):
-``created_at`` (ISO time of the run), ``popeval_version``, ``commit``, ``seed``, ``inputs``
-(file -> SHA-256), ``packages`` (name -> version), ``note`` and ``config`` with
-``disclosure.threshold``, ``weighting.method``/``weighting.margins``,
-``matching.method``/``matching.covariates``, ``report.main_method`` and ``study`` (``"demo"`` prints
-the synthetic-data notice).
+Optional parts of the bundle (an ``estimand`` block in ``estimates.json``, ``tables/overlap.csv``,
+a ``reason`` column for methods that could not be estimated, outcome labels, the manifest's
+``provenance``) are read when present; :meth:`Report.has` tells the ``.qmd`` whether to show them.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.formatting import (
     MISSING,
+    NBSP,
     SUPPRESSED,
     check_lang,
     fmt_ci,
+    fmt_date,
     fmt_datetime,
     fmt_int,
     fmt_num,
     fmt_p,
     fmt_pct,
     fmt_signed,
+    is_missing,
+    tick_formatter,
 )
-from analysis.report import category_label, method_label, outcome_label, t, variable_label
+from analysis.report import (
+    category_label,
+    category_order,
+    label,
+    method_label,
+    outcome_label,
+    variable_label,
+)
 from survey.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,44 +57,24 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from analysis.bundle import ResultsBundle
 
-__all__ = ["DEFAULT_THRESHOLD", "Protected", "Report", "markdown_table", "protect", "threshold_from_manifest"]
+__all__ = ["DEFAULT_THRESHOLD", "Code", "Facts", "GridTable", "Protected", "Report", "Text", "grid_table", "protect", "threshold_from_manifest"]
 
 #: The disclosure threshold when neither the caller nor the bundle sets one: counts below 5 are suppressed.
 DEFAULT_THRESHOLD = 5
 
-_INK = "#1d2b3a"  # dark slate: text, POP series
+_INK = "#1d2b3a"  # dark slate: text, POP series, main estimator
 _ACCENT = "#b08a00"  # dark Flemish yellow
 _GREY = "#8c959f"
+_LIGHT = "#c9ced4"
+#: The report's typeface, shared by the text (CSS, Typst template, reference.docx) and the figures.
+FONT = "DejaVu Sans"
+#: Methods that describe rather than adjust: shown, but not part of a verdict.
+_DESCRIPTIVE = {"unadjusted", "weighted"}
+#: The significance level of the verdicts (Holm-adjusted p-values).
+ALPHA = 0.05
 
 
 # ====================================================================== disclosure control
-#: matplotlib settings of the report's figures, applied only while a figure is made
-_STYLE = {
-    "font.family": "DejaVu Sans",
-    "font.size": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.edgecolor": _GREY,
-    "axes.labelcolor": _INK,
-    "xtick.color": _INK,
-    "ytick.color": _INK,
-    "axes.formatter.use_locale": False,
-}
-
-
-def _styled(method: Callable[..., str]) -> Callable[..., str]:
-    """Run a figure method under :data:`_STYLE` (``matplotlib.rc_context``), leaving rcParams as they were."""
-
-    @functools.wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> str:
-        import matplotlib
-
-        with matplotlib.rc_context(_STYLE):
-            return method(*args, **kwargs)
-
-    return wrapper
-
-
 @dataclass(frozen=True)
 class Protected:
     """A table after disclosure control: the values and a mask of suppressed cells."""
@@ -106,8 +95,6 @@ class Protected:
 def threshold_from_manifest(manifest: Mapping[str, Any], override: int | None = None) -> int:
     """The disclosure threshold: ``override``, else the bundle configuration's, else 5.
 
-    The configuration key is ``config.disclosure.threshold`` (``disclosure.threshold`` in study.toml).
-
     Raises
     ------
     ConfigError
@@ -126,8 +113,7 @@ def threshold_from_manifest(manifest: Mapping[str, Any], override: int | None = 
 
 
 def _primary_and_secondary(df: pd.DataFrame, count_cols: Sequence[str], threshold: int, by: Sequence[str]) -> pd.DataFrame:
-    """Suppression mask for ``count_cols``: primary (0 < n < threshold) and secondary within groups,
-    by :func:`analysis.disclosure.suppress` (the one disclosure rule of the project)."""
+    """Suppression mask for ``count_cols`` by :func:`analysis.disclosure.suppress` (the one rule)."""
     from analysis.disclosure import suppress
 
     result = suppress(df, list(count_cols), threshold=threshold, by=list(by) or None, row_totals=False)
@@ -158,8 +144,7 @@ def protect(
     derived
         count column -> columns computed from it (percentages, estimates); suppressed with it.
     complements
-        ``(part, total)`` pairs: a part is also suppressed when ``total - part`` is confidential,
-        since the difference could be computed from the published table.
+        ``(part, total)`` pairs: a part is also suppressed when ``total - part`` is confidential.
 
     Returns
     -------
@@ -170,8 +155,7 @@ def protect(
 
     df = df.reset_index(drop=True)
     counts = df[list(count_cols)].apply(pd.to_numeric, errors="coerce")
-    # a missing count was suppressed upstream (e.g. by the population profile): keep it suppressed and
-    # let secondary suppression account for it (1 stands for 'some count below the threshold')
+    # a missing count was suppressed upstream: keep it suppressed and let secondary suppression account for it
     upstream = counts.isna()
     counts = counts.mask(upstream, 1)
     work = pd.concat([df.drop(columns=list(count_cols)), counts], axis=1)
@@ -182,13 +166,13 @@ def protect(
         if extra.any():
             mask[part] = mask[part] | extra
             work2 = work.copy()
-            work2.loc[mask[part], part] = 0  # already suppressed: re-run secondary on this column
+            work2.loc[mask[part], part] = 0
             mask[part] = mask[part] | _secondary_only(work2, part, mask[part], by)
     full = pd.DataFrame(False, index=df.index, columns=df.columns)
     for c in count_cols:
         full[c] = mask[c] | upstream[c]
         for d in (derived or {}).get(c, ()):
-            full[d] = full[d] | mask[c]
+            full[d] = full[d] | full[c]
     return Protected(table=df, suppressed=full)
 
 
@@ -205,24 +189,214 @@ def _secondary_only(df: pd.DataFrame, col: str, mask: pd.Series, by: Sequence[st
     return mask
 
 
-# ====================================================================== markdown
-def markdown_table(rows: Sequence[Sequence[str]], headers: Sequence[str], align: str) -> str:
-    """A pandoc pipe table; ``align`` has one letter per column (``l``, ``r`` or ``c``)."""
-    if len(align) != len(headers):
-        raise ConfigError("Table alignment does not match the columns", expected=f"{len(headers)} letters", found=align)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+# ====================================================================== inline text and tables
+class Text(str):
+    """A string shown as Markdown by Jupyter (so an inline expression prints it without quotes)."""
 
-    def cell(s: object) -> str:
-        return str(s).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+    def _repr_markdown_(self) -> str:
+        return str(self)
 
 
-# ====================================================================== the report
+class Code(str):
+    """A table cell shown as literal code (file names, setting names, hashes)."""
+
+
+def _escape(text: object) -> str:
+    """Markdown-escape a table cell (numbers and labels are plain text; :class:`Code` is literal)."""
+    if isinstance(text, Code):
+        return "`" + str(text).replace("`", "'") + "`"
+    s = str(text)
+    for ch in "\\`*_[]<>|#$@~^":
+        s = s.replace(ch, "\\" + ch)
+    return s.replace("\n", " ")
+
+
+@dataclass(frozen=True)
+class Group:
+    """A row that names the group of rows below it (spans every column)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class GridTable:
+    """A table as pandoc grid-table Markdown: column groups, group rows, alignment, widths.
+
+    Attributes
+    ----------
+    columns
+        The column headers.
+    rows
+        Rows of cell strings, or :class:`Group` rows that span every column.
+    align
+        One letter per column: ``l`` or ``r``.
+    groups
+        Optional column groups above the headers: ``(label, span)`` pairs covering every column.
+    frame
+        The same content as a DataFrame (group rows repeated as a column), for :meth:`to_frame`.
+    """
+
+    columns: Sequence[str]
+    rows: Sequence[Sequence[str] | Group]
+    align: str
+    groups: Sequence[tuple[str, int]] = ()
+    frame: Any = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.align) != len(self.columns):
+            raise ConfigError("Table alignment does not match the columns", expected=f"{len(self.columns)} letters", found=self.align)
+        if self.groups and sum(s for _, s in self.groups) != len(self.columns):
+            raise ConfigError("Column groups do not cover the columns", expected=str(len(self.columns)), found=str(sum(s for _, s in self.groups)))
+        for r in self.rows:
+            if not isinstance(r, Group) and len(r) != len(self.columns):
+                raise ConfigError("A table row has the wrong number of cells", expected=str(len(self.columns)), found=str(len(r)))
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def __str__(self) -> str:
+        return self.markdown()
+
+    def to_frame(self) -> pd.DataFrame:
+        """The table's display strings as a DataFrame."""
+        import pandas as pd
+
+        if self.frame is not None:
+            return self.frame
+        data, group = [], ""
+        for r in self.rows:
+            if isinstance(r, Group):
+                group = r.text
+                continue
+            data.append([group, *r] if any(isinstance(x, Group) for x in self.rows) else list(r))
+        cols = ([""] if any(isinstance(x, Group) for x in self.rows) else []) + list(self.columns)
+        return pd.DataFrame(data, columns=cols)
+
+    def summary(self) -> str:
+        """The number of rows and columns."""
+        return f"GridTable: {sum(not isinstance(r, Group) for r in self.rows)} rows × {len(self.columns)} columns"
+
+    def markdown(self) -> str:
+        """The pandoc grid table."""
+        import textwrap
+
+        n = len(self.columns)
+        raw = [[_escape(c) for c in self.columns]] + [[_escape(c) for c in r] for r in self.rows if not isinstance(r, Group)]
+        # long cells wrap at spaces (never inside a word): a header at its longest word, a body cell at 30
+        cap = [36 if any(row[j].startswith("`") for row in raw[1:]) else 30 for j in range(n)]
+        limit = [max(10, *(len(w) for w in raw[0][j].split()), min(cap[j], max(len(row[j]) for row in raw[1:]) if len(raw) > 1 else 0)) for j in range(n)]
+
+        def wrap(c: str, width: int) -> list[str]:
+            if c.startswith("`") and c.endswith("`") and len(c) > 2:  # a code span wraps into code spans
+                return [f"`{x}`" for x in textwrap.wrap(c[1:-1], width, break_long_words=False, break_on_hyphens=False)] or [c]
+            return textwrap.wrap(c, width, break_long_words=False, break_on_hyphens=False) or [""]
+
+        cells = [[wrap(c, limit[j]) for j, c in enumerate(row)] for row in raw]
+        widths = [max(3, *(len(line) for row in cells for line in row[j])) for j in range(n)]
+        group_texts = ["**" + _escape(g.text) + "**" for g in self.rows if isinstance(g, Group)]
+        need = max((len(t) for t in group_texts), default=0)
+        total = sum(widths) + 3 * (n - 1)
+        if need > total:
+            widths[0] += need - total
+        if self.groups:
+            start = 0
+            for text, span in self.groups:
+                t = _escape(text)
+                have = sum(widths[start : start + span]) + 3 * (span - 1)
+                for k in range(max(0, len(t) - have)):  # spread the extra width over the group
+                    widths[start + k % span] += 1
+                start += span
+
+        def sep(ch: str = "-", marks: bool = False) -> str:
+            parts = []
+            for j, w in enumerate(widths):
+                seg = ch * (w + 2)
+                if marks:
+                    seg = (":" + ch * (w + 1)) if self.align[j] == "l" else (ch * (w + 1) + ":")
+                parts.append(seg)
+            return "+" + "+".join(parts) + "+"
+
+        def line(spans: Sequence[tuple[str, int]]) -> str:
+            out, j = "|", 0
+            for text, span in spans:
+                w = sum(widths[j : j + span]) + 3 * (span - 1)
+                out += " " + text.ljust(w) + " |"
+                j += span
+            return out
+
+        lines = [sep()]
+        if self.groups:
+            lines += [line([(_escape(t), s) for t, s in self.groups]), sep()]
+        def multi(row: Sequence[list[str]]) -> list[str]:
+            depth = max(len(c) for c in row)
+            return [line([(c[k] if k < len(c) else "", 1) for c in row]) for k in range(depth)]
+
+        lines += [*multi(cells[0]), sep("=", marks=True)]
+        body = iter(cells[1:])
+        for r in self.rows:
+            if isinstance(r, Group):
+                lines.append(line([("**" + _escape(r.text) + "**", n)]))
+            else:
+                lines += multi(next(body))
+            lines.append(sep())
+        return "\n".join(lines) + "\n"
+
+
+def grid_table(columns: Sequence[str], rows: Sequence[Sequence[str] | Group], align: str, groups: Sequence[tuple[str, int]] = ()) -> GridTable:
+    """Shorthand for :class:`GridTable`."""
+    return GridTable(columns=list(columns), rows=list(rows), align=align, groups=list(groups))
+
+
+class Facts:
+    """Formatted numbers for the prose, as attributes: ``r.fact.invited`` → ``'11.422'``.
+
+    An unknown name raises an error naming the known ones; a number the bundle lacks is
+    :data:`~analysis.formatting.MISSING`.
+    """
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        object.__setattr__(self, "_values", {k: Text(v) for k, v in values.items()})
+
+    def __getattr__(self, name: str) -> Text:
+        values = object.__getattribute__(self, "_values")
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return values[name]
+        except KeyError:
+            raise ConfigError("The report quotes an unknown number", param=name, expected=", ".join(sorted(values)), found=name, hint="see Report.facts() in analysis/reporting.py") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Facts are read-only")
+
+    def __dir__(self) -> list[str]:
+        return sorted(object.__getattribute__(self, "_values"))
+
+    def to_dict(self) -> dict[str, str]:
+        """Every fact by name."""
+        return dict(object.__getattribute__(self, "_values"))
+
+
+# ====================================================================== the report's data
+# matplotlib settings of every report figure, applied with rc_context (never globally)
+_FIGURE_STYLE: dict[str, Any] = {
+    "font.family": FONT,
+    "font.size": 8,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.edgecolor": _GREY,
+    "axes.labelcolor": _INK,
+    "xtick.color": _INK,
+    "ytick.color": _INK,
+    "text.color": _INK,
+    "axes.formatter.use_locale": False,
+    "figure.dpi": 150,
+    "savefig.dpi": 200,
+}
+
+
 class Report:
-    """The evaluation report's sections, built from one results bundle.
+    """The results bundle as the report's ``.qmd`` files see it.
 
     Parameters
     ----------
@@ -233,10 +407,12 @@ class Report:
     threshold
         Disclosure threshold; default from the bundle's configuration, else 5.
     figdir
-        Folder for the figures' PNG files (created), referenced relative to the working directory.
+        Kept for compatibility; figures are shown by the cells that draw them.
     main_method
-        The method whose results the key findings quote (default: ``config.report.main_method``,
-        else ``matching`` when present, else the first method in the effects table).
+        The main estimator (default: ``config.report.main_method``, else ``matching`` when present,
+        else the first method in the effects table).
+    run_time
+        The time of the run (ISO 8601); the report's date.  Default: the bundle's ``created_at``.
     """
 
     def __init__(
@@ -250,22 +426,23 @@ class Report:
     ) -> None:
         from analysis.bundle import ResultsBundle, read_bundle
 
-        self.run_time = run_time
-
         self.bundle = bundle if isinstance(bundle, ResultsBundle) else read_bundle(bundle)
         self.lang = check_lang(lang)
         self.threshold = threshold_from_manifest(self.bundle.manifest, threshold)
         self.figdir = Path(figdir)
-        self._ntab = 0
-        self._nfig = 0
-        cfg = self.bundle.manifest.get("config") or {}
-        methods = list(dict.fromkeys(self._table("effects")["method"])) if not self._table("effects").empty else []
-        self.main_method = main_method or (cfg.get("report") or {}).get("main_method") or ("matching" if "matching" in methods else (methods[0] if methods else None))
+        man = self.bundle.manifest
+        self.run_time = run_time or man.get("created_at") or man.get("run_at")
+        cfg = man.get("config") or {}
+        eff = self._table("effects")
+        methods = list(dict.fromkeys(eff["method"])) if not eff.empty else []
+        self.main_method: str | None = main_method or (cfg.get("report") or {}).get("main_method") or ("matching" if "matching" in methods else (methods[0] if methods else None))
+        self._outcome_labels = (self.bundle.estimates.get("outcome_labels") or man.get("outcome_labels") or {}) if isinstance(self.bundle.estimates, Mapping) else {}
+        self.fact = Facts(self.facts())
 
     # ------------------------------------------------------------------ helpers
-    def t(self, key: str, **fields: object) -> str:
-        """Report text in this report's language."""
-        return t(key, self.lang, **fields)
+    def label(self, key: str, **fields: object) -> str:
+        """A table/figure label in this report's language."""
+        return label(key, self.lang, **fields)
 
     def _table(self, name: str) -> pd.DataFrame:
         import pandas as pd
@@ -274,7 +451,7 @@ class Report:
 
         if name in self.bundle.tables:
             return self.bundle.tables[name]
-        return pd.DataFrame(columns=list(TABLES[name][0]))
+        return pd.DataFrame(columns=list(TABLES[name][0]) if name in TABLES else [])
 
     def _int(self, x: Any) -> str:
         return fmt_int(x, self.lang)
@@ -285,61 +462,117 @@ class Report:
     def _num(self, x: Any, digits: int = 2) -> str:
         return fmt_num(x, digits, self.lang)
 
-    def _cell(self, p: Protected, i: int, col: str, fmt: Any) -> str:
+    def _ci(self, lo: Any, hi: Any, digits: int) -> str:
+        return fmt_ci(lo, hi, digits, self.lang).replace(" ", NBSP)
+
+    def _signed(self, scale: float, digits: int) -> Callable[[Any], str]:
+        def fmt(v: Any) -> str:
+            return fmt_signed(scale * float(v), digits, self.lang)
+
+        return fmt
+
+    @staticmethod
+    def _cell(p: Protected, i: Any, col: str, fmt: Callable[[Any], str]) -> str:
         if p.suppressed.at[i, col]:
             return SUPPRESSED
         return fmt(p.table.at[i, col])
 
-    def next_table(self) -> int:
-        """The number the next table will get."""
-        return self._ntab + 1
+    def outcome(self, name: str) -> str:
+        """The label of an outcome (the bundle's when it carries labels)."""
+        return outcome_label(name, self.lang, self._outcome_labels)
 
-    def next_figure(self) -> int:
-        """The number the next figure will get."""
-        return self._nfig + 1
+    def _outcomes(self) -> list[str]:
+        from survey.questionnaire import OUTCOMES
 
-    def _emit_table(self, rows: Sequence[Sequence[str]], headers: Sequence[str], align: str, caption: str, source: str, note: str = "") -> str:
-        self._ntab += 1
-        src = f"{self.t('source')}: {self.t(source)}."
-        if note:
-            src = f"{note} {src}"
-        return f"{markdown_table(rows, headers, align)}\n\n: {self.t('table')} {self._ntab}. {self.t(caption)}\n\n::: {{.source}}\n{src}\n:::\n"
+        eff = self._table("effects")
+        present = list(dict.fromkeys(eff["outcome"])) if not eff.empty else []
+        order = {o.name: i for i, o in enumerate(OUTCOMES)}
+        return sorted(present, key=lambda o: order.get(o, len(order)))
 
-    def _emit_figure(self, fig: Any, name: str, caption: str, source: str, note: str = "") -> str:
-        self._nfig += 1
-        self.figdir.mkdir(parents=True, exist_ok=True)
-        path = self.figdir / f"{name}-{self.lang}.png"
-        fig.savefig(path, dpi=200, bbox_inches="tight", metadata={"Software": None})
-        src = f"{self.t('source')}: {self.t(source)}."
-        if note:
-            src = f"{note} {src}"
-        return f"![{self.t('figure')} {self._nfig}. {self.t(caption)}]({path.as_posix()}){{width=100%}}\n\n::: {{.source}}\n{src}\n:::\n"
+    def _methods(self, scale: str) -> list[str]:
+        from analysis.report import METHOD_LABELS
 
-    def _heading(self, level: int, key: str, ident: str = "") -> str:
-        attr = f" {{#{ident}}}" if ident else ""
-        return f"{'#' * level} {self.t(key)}{attr}\n"
+        eff = self._table("effects")
+        present = list(dict.fromkeys(eff.loc[eff["scale"] == scale, "method"])) if not eff.empty else []
+        present += [m for m in dict.fromkeys(self._not_estimable()["method"].astype(str)) if m not in present]
+        order = {m: i for i, m in enumerate(METHOD_LABELS)}
+        main = [m for m in present if m == self.main_method]
+        return main + sorted((m for m in present if m != self.main_method), key=lambda m: order.get(m, len(order)))
 
-    def _figure(self, width: float = 6.4, height: float = 3.4) -> tuple[Any, Any]:
-        # a Figure of its own (no pyplot): no backend is chosen, no global figure registry used
-        from matplotlib.figure import Figure
+    def _method_name(self, m: str) -> str:
+        name = method_label(m, self.lang)
+        return f"{name} ({self.label('main_marker')})" if m == self.main_method else name
 
-        fig = Figure(figsize=(width, height), layout="constrained")
-        return fig, fig.subplots()
+    # ------------------------------------------------------------------ what is there
+    @property
+    def is_demo(self) -> bool:
+        """Whether the bundle comes from synthetic demonstration data (manifest ``provenance``, else the study name)."""
+        man = self.bundle.manifest
+        prov = man.get("provenance")
+        if prov is not None:
+            kind = prov.get("data") if isinstance(prov, Mapping) else prov
+            return str(kind).lower() in ("synthetic", "demo", "synthetisch")
+        cfg = man.get("config") or {}
+        return str((cfg.get("study") or {}).get("name", cfg.get("study", ""))).lower() == "demo" or "synthetic" in str(man.get("note", ""))
 
-    def _axis_formatter(self, digits: int = 1) -> Any:
-        from matplotlib.ticker import FuncFormatter
+    def has(self, name: str) -> bool:
+        """Whether the bundle holds the optional part ``name`` (a table, or ``estimand``/``response_detail``)."""
+        if name == "estimand":
+            return bool(self._estimand())
+        if name == "response_detail":
+            return bool(self.bundle.estimates.get("response_detail"))
+        if name == "suppressed":
+            return any(self._protected(n).n_suppressed for n in ("profile", "weighting_margins", "training_domains"))
+        if name == "not_estimable":
+            eff = self._table("effects")
+            return bool(len(self._not_estimable())) or (not eff.empty and bool(eff["estimate"].isna().any()))
+        return name in self.bundle.tables and not self.bundle.tables[name].empty
 
-        return FuncFormatter(lambda v, _pos: fmt_num(v, digits, self.lang))
+    def _not_estimable(self) -> pd.DataFrame:
+        """(outcome, method, reason) of secondary methods the run could not estimate (bundle table ``not_estimable``)."""
+        ne = self._table("not_estimable")
+        return ne if {"outcome", "method"} <= set(ne.columns) else ne.iloc[0:0]
+
+    def _estimand(self) -> Mapping[str, Any]:
+        est = self.bundle.estimates.get("estimand")
+        return est if isinstance(est, Mapping) else ({"statement": est} if est else {})
+
+    def estimand_statement(self) -> Text:
+        """The estimand and the group it excludes, as the bundle states it (in this language when given)."""
+        est = self._estimand()
+        for key in ("statement", "excluded", "description"):
+            v = est.get(key)
+            if isinstance(v, Mapping):
+                v = v.get(self.lang) or next(iter(v.values()), None)
+            if v:
+                return Text(str(v))
+        return Text(MISSING)
+
+    def when(self, condition: bool, markdown: str) -> None:
+        """Print ``markdown`` (prose written in the ``.qmd``) when ``condition`` holds; for ``output: asis`` cells."""
+        if condition:
+            print(markdown.strip("\n") + "\n")
 
     # ------------------------------------------------------------------ protected tables
-    def pop_share(self) -> Protected:
-        """POP share per incentive, protected (a POP count is also hidden when the rest is small)."""
+    def _protected(self, name: str) -> Protected:
+        return {
+            "pop_share": self._pop_share,
+            "profile": self._profile,
+            "training_domains": self._domains,
+            "weighting_margins": self._margins,
+            "response_flow": self._flow,
+        }[name]()
+
+    def _pop_share(self) -> Protected:
         df = self._table("pop_share").copy()
         return protect(df, ["n_approved", "n_pop"], self.threshold, derived={"n_pop": ["pct_pop"], "n_approved": ["pct_pop"]}, complements=[("n_pop", "n_approved")])
 
-    def profile(self) -> Protected:
-        """The profile, wide (one row per characteristic and category), protected."""
+    def _profile(self) -> Protected:
         df = self._table("profile")
+        if df.empty:
+            import pandas as pd
+
+            return protect(pd.DataFrame(columns=["variable", "category", "n_pop", "n_all", "pct_pop", "pct_all"]), ["n_pop", "n_all"], self.threshold)
         wide = df.pivot_table(index=["variable", "category"], columns="group", values=["n", "pct"], aggfunc="first", sort=False)
         wide.columns = [f"{a}_{b}" for a, b in wide.columns]
         wide = wide.reset_index()
@@ -348,528 +581,714 @@ class Report:
                 wide[c] = math.nan
         order = {v: i for i, v in enumerate(dict.fromkeys(df["variable"]))}
         wide["_o"] = wide["variable"].map(order)
-        wide["_c"] = wide.apply(lambda r: self._category_order(r["variable"], r["category"]), axis=1)
-        wide = wide.sort_values(["_o", "_c"]).drop(columns=["_o", "_c"])
+        wide["_c"] = [category_order(v, c) for v, c in zip(wide["variable"], wide["category"], strict=True)]
+        wide = wide.sort_values(["_o", "_c"], kind="stable").drop(columns=["_o", "_c"])
         return protect(wide, ["n_pop", "n_all"], self.threshold, by=["variable"], derived={"n_pop": ["pct_pop"], "n_all": ["pct_all"]}, complements=[("n_pop", "n_all")])
 
-    @staticmethod
-    def _category_order(variable: str, code: Any) -> int:
-        from survey import datamodel
-
-        vocab = {"sex": datamodel.SEX, "educ": datamodel.EDUCATION, "age_band": datamodel.AGE_BANDS, "sector": datamodel.SECTORS, "company_size": datamodel.COMPANY_SIZE}.get(variable)
-        codes = [c.code for c in vocab] if vocab else []
-        return codes.index(str(code)) if str(code) in codes else len(codes)
-
-    def training_domains(self) -> Protected:
-        """Training domains of POP applications, protected within inside/outside the database."""
+    def _domains(self) -> Protected:
         df = self._table("training_domains")
-        df = df[df["group"] == "pop"] if "pop" in set(df["group"]) else df
-        df = df.sort_values(["in_databank", "n"], ascending=[False, False])
+        if not df.empty and "pop" in set(df["group"]):
+            df = df[df["group"] == "pop"]
+        df = df.assign(in_databank=df["in_databank"].astype(int), _c=[category_order("domain", d) for d in df["domain"]]).sort_values(["in_databank", "_c"], ascending=[False, True], kind="stable").drop(columns="_c")
         return protect(df, ["n"], self.threshold, by=["in_databank"], derived={"n": ["pct"]})
 
-    def response_flow(self) -> Protected:
-        """The response flow with the share of invited, protected."""
-        df = self._table("response_flow").copy()
+    def _flow(self) -> Protected:
+        import pandas as pd
+
+        steps = self._flow_steps()
+        df = pd.DataFrame(steps, columns=["step", "n", "outcome"])
         invited = df.loc[df["step"] == "invited", "n"]
-        df["pct_invited"] = 100.0 * df["n"] / float(invited.iloc[0]) if len(invited) and invited.iloc[0] else math.nan
+        df["pct_invited"] = 100.0 * df["n"].astype(float) / float(invited.iloc[0]) if len(invited) and invited.iloc[0] else math.nan
         return protect(df, ["n"], self.threshold, derived={"n": ["pct_invited"]})
 
-    def weighting_margins(self) -> Protected:
-        """Margins: population and respondents, protected per characteristic."""
-        df = self._table("weighting_margins").copy()
-        return protect(
-            df,
-            ["population", "n_respondents"],
-            self.threshold,
-            by=["variable"],
-            derived={"population": ["pct_population"], "n_respondents": ["pct_unweighted", "pct_weighted"]},
-        )
+    def _flow_steps(self) -> list[tuple[str, float, str]]:
+        flow = self._table("response_flow")
+        base = dict(zip(flow["step"].astype(str), flow["n"], strict=True)) if not flow.empty else {}
+        detail = self.bundle.estimates.get("response_detail") or {}
+        steps: list[tuple[str, float, str]] = []
+        if "invited" in base:
+            steps.append(("invited", base["invited"], ""))
+        if detail:
+            for key in ("raw_rows", "duplicates_dropped", "respondents", "incomplete"):
+                if key in detail:
+                    steps.append((key, detail[key], ""))
+            if "completed" in base:
+                steps.append(("completed", base["completed"], ""))
+            for key in ("no_participant", "not_in_population"):
+                if key in detail:
+                    steps.append((key, detail[key], ""))
+            for key in ("linked", "analysed"):
+                if key in base:
+                    steps.append((key, base[key], ""))
+            per = detail.get("outcomes") or {}
+            order = {o: i for i, o in enumerate(self._outcomes())}
+            for o in sorted(per, key=lambda x: order.get(x, len(order))):
+                steps.append(("dont_know", per[o].get("missing", 0), o))
+        else:
+            steps += [(k, v, "") for k, v in base.items() if k != "invited"]
+        return steps
 
-    def effects(self, scale: str = "likert") -> Protected:
-        """Effects on one scale; an estimate is suppressed with a group count below the threshold."""
+    def _margins(self) -> Protected:
+        df = self._table("weighting_margins").copy()
+        return protect(df, ["population", "n_respondents"], self.threshold, by=["variable"], derived={"population": ["pct_population"], "n_respondents": ["pct_unweighted", "pct_weighted"]})
+
+    def _effects(self, scale: str) -> Protected:
         df = self._table("effects")
         df = df[df["scale"] == scale].copy()
-        dep = ["estimate", "std_error", "ci_lower", "ci_upper", "p_value", "p_holm", "p_bh"]
+        dep = [c for c in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "p_holm", "p_bh") if c in df.columns]
         return protect(df, ["n_treated", "n_control"], self.threshold, derived={"n_treated": dep, "n_control": dep})
 
-    # ------------------------------------------------------------------ sections
-    def title_block(self) -> str:
-        """The notices under the title: demonstration data (when so) and disclosure control."""
-        parts = []
-        cfg = self.bundle.manifest.get("config") or {}
-        if str(cfg.get("study", "")).lower() == "demo" or "synthetic" in str(self.bundle.manifest.get("note", "")):
-            parts.append(f"::: {{.notice}}\n{self.t('demo_notice')}\n:::\n")
-        parts.append(f"::: {{.sdc}}\n{self.t('sdc_notice', threshold=self.threshold, x=SUPPRESSED)}\n:::\n")
-        return "\n".join(parts)
-
-    def findings(self) -> str:
-        """Key findings: a short list of sentences built from the bundle's numbers."""
-        out = [self._heading(1, "h_findings", "findings"), self.t("kf_intro") + "\n"]
-        bullets = []
-        share = self.pop_share()
-        for i, row in share.table.iterrows():
-            if share.suppressed.at[i, "pct_pop"]:
-                continue
-            if row["incentive"] == "LBC":
-                bullets.append(self.t("kf_lbc", pct=self._pct(row["pct_pop"])))
-            else:
-                bullets.append(
-                    self.t(
-                        "kf_share",
-                        pct=self._pct(row["pct_pop"]),
-                        incentive=category_label("incentive", row["incentive"], self.lang).lower().replace("vlaams", "Vlaams").replace("flemish", "Flemish"),
-                        n=self._int(row["n_pop"]),
-                        total=self._int(row["n_approved"]),
-                    )
-                )
-        prof = self.profile()
-        pt = prof.table.set_index(["variable", "category"])
-        sup = prof.suppressed.set_index(pd_index(prof.table))
-        if ("educ", "hoog") in pt.index and ("sex", "V") in pt.index:
-            def pick(key: tuple[str, str], col: str) -> str:
-                return SUPPRESSED if sup.loc[key, col] else self._pct(pt.loc[key, col])
-
-            bullets.append(
-                self.t(
-                    "kf_profile",
-                    pct_pop=pick(("educ", "hoog"), "pct_pop"),
-                    pct_all=pick(("educ", "hoog"), "pct_all"),
-                    women_pop=pick(("sex", "V"), "pct_pop"),
-                    women_all=pick(("sex", "V"), "pct_all"),
-                )
-            )
-        flow = self.response_flow()
-        ft = flow.table.set_index("step")
-        if {"invited", "analysed"} <= set(ft.index):
-            bullets.append(self.t("kf_survey", invited=self._int(ft.at["invited", "n"]), analysed=self._int(ft.at["analysed", "n"]), rate=self._pct(ft.at["analysed", "pct_invited"])))
-        eff = self.effects("likert")
-        if self.main_method is not None and not eff.table.empty:
-            sel = eff.table.index[(eff.table["method"] == self.main_method) & ~eff.suppressed["estimate"]]
-            rows = eff.table.loc[sel]
-            sig = rows[(rows["p_holm"] < 0.05) & (rows["estimate"] > 0)]
-            method = method_label(self.main_method, self.lang).lower()
-            if len(sig):
-                names = [f"{outcome_label(r['outcome'], self.lang).lower()} ({fmt_signed(r['estimate'], 2, self.lang)})" for _, r in sig.iterrows()]
-                bullets.append(self.t("kf_effects_sig", method=method, outcomes="; ".join(names)))
-            elif len(rows):
-                bullets.append(self.t("kf_effects_none", method=method, lo=fmt_signed(rows["estimate"].min(), 2, self.lang), hi=fmt_signed(rows["estimate"].max(), 2, self.lang)))
+    # ------------------------------------------------------------------ facts
+    def facts(self) -> dict[str, str]:
+        """Every formatted number the prose may quote, by name."""
+        f: dict[str, str] = {"threshold": str(self.threshold), "x": SUPPRESSED}
+        man = self.bundle.manifest
+        cfg = man.get("config") or {}
+        f["date"] = fmt_date(str(self.run_time)[:10], self.lang) if self.run_time else label("not_given", self.lang)
+        f["run_datetime"] = fmt_datetime(self.run_time, self.lang) if self.run_time else label("not_given", self.lang)
+        f["year"] = str(self.run_time)[:4] if self.run_time else MISSING
+        f["version"] = str(man.get("popeval_version") or label("not_given", self.lang))
+        # population
+        share = self._pop_share()
+        for i, r in share.table.iterrows():
+            k = str(r["incentive"]).lower()
+            f[f"pct_pop_{k}"] = self._cell(share, i, "pct_pop", self._pct)
+            f[f"n_pop_{k}"] = self._cell(share, i, "n_pop", self._int)
+            f[f"n_approved_{k}"] = self._cell(share, i, "n_approved", self._int)
+        prof = self._profile()
+        pt = prof.table
+        groups = {
+            "high": ("educ", ["hoog"]),
+            "low": ("educ", ["laag"]),
+            "medium": ("educ", ["midden"]),
+            "women": ("sex", ["V"]),
+            "under25": ("age_band", ["18-24"]),
+            "age25_44": ("age_band", ["25-34", "35-44"]),
+            "over55": ("age_band", ["55+"]),
+            "primary": ("sector", ["primair"]),
+            "tert_quart": ("sector", ["tertiair", "quartair"]),
+            "sme": ("company_size", ["1-9", "10-49", "50-249"]),
+        }
+        for key, (var, cats) in groups.items():
+            for grp in ("pop", "all"):
+                sel = pt.index[(pt["variable"] == var) & pt["category"].astype(str).isin(cats)]
+                if len(sel) != len(cats) or prof.suppressed.loc[sel, f"pct_{grp}"].any():
+                    f[f"pct_{key}_{grp}"] = SUPPRESSED if len(sel) == len(cats) else MISSING
+                else:
+                    f[f"pct_{key}_{grp}"] = self._pct(pt.loc[sel, f"pct_{grp}"].astype(float).sum())
+        n_pop = pt.loc[pt["variable"] == pt["variable"].iloc[0], "n_pop"].sum() if not pt.empty else math.nan
+        n_all = pt.loc[pt["variable"] == pt["variable"].iloc[0], "n_all"].sum() if not pt.empty else math.nan
+        f["persons_pop"], f["persons_all"] = self._int(n_pop), self._int(n_all)
+        outside = self._table("outside_databank")
+        sel = outside[outside["incentive"] == "all"] if not outside.empty else outside
+        f["pct_outside"] = self._pct(sel["pct_outside"].iloc[0]) if len(sel) else MISSING
+        dom = self._domains().table
+        inside = dom[dom["in_databank"] == 1] if not dom.empty else dom
+        if len(inside):
+            top = inside.sort_values("n", ascending=False, kind="stable")
+            f["top_domain"] = category_label("domain", top["domain"].iloc[0], self.lang).lower()
+            f["top_domain_pct"] = self._pct(top["pct"].iloc[0])
+            f["second_domain"] = category_label("domain", top["domain"].iloc[1], self.lang).lower() if len(top) > 1 else MISSING
+        else:
+            f["top_domain"] = f["top_domain_pct"] = f["second_domain"] = MISSING
+        # survey
+        flow = self._table("response_flow")
+        fl = dict(zip(flow["step"].astype(str), flow["n"], strict=True)) if not flow.empty else {}
+        for k in ("invited", "started", "completed", "linked", "analysed"):
+            f[k] = SUPPRESSED if k in fl and 0 < float(fl[k]) < self.threshold else self._int(fl.get(k))
+        f["response_rate"] = self._pct(100.0 * fl["analysed"] / fl["invited"]) if fl.get("invited") and "analysed" in fl else MISSING
+        detail = self.bundle.estimates.get("response_detail") or {}
+        for k in ("raw_rows", "duplicates_dropped", "incomplete", "no_participant", "not_in_population"):
+            f[k] = self._int(detail.get(k)) if k in detail else MISSING
+        design = self.bundle.estimates.get("design") or {}
+        for k in ("n_treated", "n_control", "n_matched_treated", "n_matched_control"):
+            f[k] = self._int(design.get(k)) if k in design else MISSING
+        diag = self._table("weight_diagnostics")
+        d = dict(zip(diag["statistic"], diag["value"], strict=True)) if not diag.empty else {}
+        f["deff"] = self._num(d.get("kish_deff"))
+        f["n_effective"] = self._int(d.get("n_effective"))
+        f["weight_ratio"] = self._num(d.get("ratio_max_min"), 1)
+        f["collapsed_cells"] = self._int(d.get("collapsed_cells"))
+        wcfg = cfg.get("weighting") or {}
+        wm = str(wcfg.get("method", ""))
+        f["weighting_method"] = label(f"wm_{wm}", self.lang) if f"wm_{wm}" in _label_keys() else label("not_given", self.lang)
+        margins = wcfg.get("margins", [])
+        f["weighting_margins"] = _join([" × ".join(_low(variable_label(v, self.lang)) for v in ([m] if isinstance(m, str) else m) if v != "pop") for m in margins], self.lang) or label("not_given", self.lang)
+        mcfg = cfg.get("matching") or {}
+        f["matching_covariates"] = _join([_low(variable_label(v, self.lang)) for v in mcfg.get("covariates", [])], self.lang) or label("not_given", self.lang)
+        f["matching_ratio"] = str(mcfg.get("ratio", 1))
+        f["matching_caliper"] = self._num(mcfg["caliper"], 2) if mcfg.get("caliper") is not None else MISSING
+        f["matching_replace"] = label("with_replacement" if mcfg.get("replace") else "without_replacement", self.lang)
+        ecfg = cfg.get("effects") or {}
+        reps = self.bundle.estimates.get("replicates") or {}
+        f["replicates"] = self._int(reps.get("n_replicates", ecfg.get("replicates")))
+        f["replicates_failed"] = self._int(reps.get("n_failed", 0))
+        # effects
+        f["main_method"] = _low(method_label(self.main_method, self.lang)) if self.main_method else MISSING
+        eff = self._table("effects")
+        se_types = set(eff.loc[eff["method"] == self.main_method, "se_type"].astype(str)) if "se_type" in eff.columns and not eff.empty else set()
+        f["main_se"] = label("se_replicate" if "replicate" in se_types else "se_model", self.lang)
+        verdicts = self.verdicts()
+        for o in self._outcomes():
+            main = self._main_row(o, "top2")
+            f[f"pp_{o}"] = fmt_signed(100 * main["estimate"], 1, self.lang) if main is not None else MISSING
+            f[f"ci_{o}"] = self._ci(100 * main["ci_lower"], 100 * main["ci_upper"], 1) if main is not None else MISSING
+            mainl = self._main_row(o, "likert")
+            f[f"pt_{o}"] = fmt_signed(mainl["estimate"], 2, self.lang) if mainl is not None else MISSING
+            f[f"verdict_{o}"] = label(f"verdict_{verdicts.get(o, 'none')}", self.lang)
+            f[f"outcome_{o}"] = _low(self.outcome(o))
+        for v in ("consistent", "main_only", "inconclusive", "none", "lower"):
+            names = [_low(self.outcome(o)) for o, k in verdicts.items() if k == v]
+            f[f"outcomes_{v}"] = _join(names, self.lang) or MISSING
+            f[f"n_{v}"] = str(len(names))
+        f["n_outcomes"] = str(len(self._outcomes()))
         sens = self._table("sensitivity")
         if not sens.empty and sens["e_value"].notna().any():
-            top = sens.loc[sens["e_value"].idxmax()]
-            bullets.append(self.t("kf_sensitivity", evalue=self._num(top["e_value"]), outcome=outcome_label(top["outcome"], self.lang).lower()))
-        out.append("\n".join(f"- {b}" for b in bullets) + "\n")
-        return "\n".join(out)
+            top = sens.loc[sens["e_value"].astype(float).idxmax()]
+            f["evalue_max"], f["evalue_outcome"] = self._num(top["e_value"]), _low(self.outcome(str(top["outcome"])))
+            low = sens.loc[sens["rosenbaum_gamma"].astype(float).idxmin()]
+            f["gamma_min"], f["gamma_outcome"] = self._num(low["rosenbaum_gamma"]), _low(self.outcome(str(low["outcome"])))
+        else:
+            f["evalue_max"] = f["evalue_outcome"] = f["gamma_min"] = f["gamma_outcome"] = MISSING
+        f["commit"] = str(man.get("commit") or label("not_given", self.lang))
+        f["seed"] = str(man.get("seed", label("not_given", self.lang)))
+        f["estimand"] = str(ecfg.get("estimand", "ATT"))
+        return f
 
-    def population(self) -> str:
-        """Population: POP share per incentive, profile (table + figure), training domains."""
-        out = [self._heading(1, "h_population", "population"), self.t("pop_intro") + "\n", self._heading(2, "h_pop_share")]
-        share = self.pop_share()
+    def _main_row(self, outcome: str, scale: str) -> pd.Series | None:
+        eff = self._effects(scale)
+        t = eff.table
+        if t.empty or self.main_method is None:
+            return None
+        sel = t.index[(t["outcome"] == outcome) & (t["method"] == self.main_method) & ~eff.suppressed["estimate"]]
+        if not len(sel) or is_missing(t.at[sel[0], "estimate"]):
+            return None
+        return t.loc[sel[0]]
+
+    def verdicts(self, scale: str = "top2") -> dict[str, str]:
+        """Per outcome: ``consistent``, ``main_only``, ``inconclusive``, ``none`` or ``lower``.
+
+        Significance is a Holm-adjusted p below 5 %; only adjusting, estimable methods on ``scale``
+        count (the raw difference does not).  ``inconclusive``: the main analysis finds no
+        difference but another method does, or methods find differences of opposite sign.
+        """
+        eff = self._effects(scale)
+        t = eff.table
+        out: dict[str, str] = {}
+        if t.empty:
+            return out
+        for o in self._outcomes():
+            rows = t[(t["outcome"] == o) & ~t["method"].isin(_DESCRIPTIVE) & t["estimate"].notna() & ~eff.suppressed.loc[t.index, "estimate"]]
+            if rows.empty:
+                continue
+            sig = rows["p_holm"].astype(float) < ALPHA
+            pos, neg = sig & (rows["estimate"] > 0), sig & (rows["estimate"] < 0)
+            main = rows[rows["method"] == self.main_method]
+            main_pos = bool(len(main)) and bool(pos[main.index].all())
+            main_neg = bool(len(main)) and bool(neg[main.index].all())
+            if pos.any() and neg.any():
+                out[o] = "inconclusive"
+            elif main_pos:
+                out[o] = "consistent" if pos.all() else "main_only"
+            elif main_neg:
+                out[o] = "lower"
+            elif pos.any() or neg.any():
+                out[o] = "inconclusive"
+            else:
+                out[o] = "none"
+        return out
+
+    # ------------------------------------------------------------------ tables
+    def table(self, name: str) -> GridTable:
+        """A protected table, ready to show: ``pop_share``, ``profile``, ``domains``, ``flow``,
+        ``margins``, ``weights``, ``balance``, ``effects_top2``, ``effects_likert``, ``summary``,
+        ``shifts``, ``sensitivity``, ``overlap``, ``not_estimable``, ``inputs``, ``run``, ``config``."""
+        builders: dict[str, Callable[[], GridTable]] = {
+            "pop_share": self._t_pop_share,
+            "profile": self._t_profile,
+            "domains": self._t_domains,
+            "flow": self._t_flow,
+            "margins": self._t_margins,
+            "weights": self._t_weights,
+            "balance": self._t_balance,
+            "effects_top2": lambda: self._t_effects("top2"),
+            "effects_likert": lambda: self._t_effects("likert"),
+            "summary": self._t_summary,
+            "shifts": self._t_shifts,
+            "sensitivity": self._t_sensitivity,
+            "overlap": self._t_overlap,
+            "not_estimable": self._t_not_estimable,
+            "inputs": self._t_inputs,
+            "run": self._t_run,
+            "config": self._t_config,
+        }
+        if name not in builders:
+            raise ConfigError("Unknown report table", param=name, expected=", ".join(builders), found=name)
+        return builders[name]()
+
+    def frame(self, name: str) -> pd.DataFrame:
+        """A protected table as a DataFrame of display strings (what :meth:`table` shows)."""
+        return self.table(name).to_frame()
+
+    def _t_pop_share(self) -> GridTable:
+        p = self._pop_share()
         rows = [
-            [
-                category_label("incentive", r["incentive"], self.lang),
-                self._cell(share, i, "n_approved", self._int),
-                self._cell(share, i, "n_pop", self._int),
-                self._cell(share, i, "pct_pop", self._pct),
-            ]
-            for i, r in share.table.iterrows()
+            [category_label("incentive", r["incentive"], self.lang), self._cell(p, i, "n_approved", self._int), self._cell(p, i, "n_pop", self._int), self._cell(p, i, "pct_pop", self._pct)]
+            for i, r in p.table.iterrows()
+            if str(r.get("unit", "applications")) != "persons" and r["incentive"] != "LBC"
         ]
-        headers = [self.t("col_incentive"), self.t("col_n_approved"), self.t("col_n_pop"), self.t("col_pct_pop")]
-        out.append(self._emit_table(rows, headers, "lrrr", "cap_pop_share", "src_dwse"))
-        out.append(self._heading(2, "h_profile"))
-        prof = self.profile()
-        out.append(self.t("profile_intro", table=self.next_table()) + "\n")
-        rows = []
+        return grid_table([self.label(k) for k in ("col_incentive", "col_n_approved", "col_n_pop", "col_pct_pop")], rows, "lrrr")
+
+    def _t_profile(self) -> GridTable:
+        p = self._profile()
+        rows: list[Sequence[str] | Group] = []
         last = None
-        for i, r in prof.table.iterrows():
-            var = variable_label(r["variable"], self.lang)
-            rows.append(
-                [
-                    var if var != last else "",
-                    category_label(r["variable"], r["category"], self.lang),
-                    self._cell(prof, i, "n_pop", self._int),
-                    self._cell(prof, i, "pct_pop", self._pct),
-                    self._cell(prof, i, "n_all", self._int),
-                    self._cell(prof, i, "pct_all", self._pct),
-                ]
-            )
-            last = var
-        headers = [self.t("col_characteristic"), self.t("col_category"), self.t("col_n_group_pop"), self.t("col_pct_group_pop"), self.t("col_n_group_all"), self.t("col_pct_group_all")]
-        out.append(self._emit_table(rows, headers, "llrrrr", "cap_profile", "src_dwse"))
-        out.append(self._profile_figure(prof))
-        out.append(self._heading(2, "h_domains"))
-        dom = self.training_domains()
-        if dom.table.empty:
-            out.append(self.t("empty") + "\n")
-            return "\n".join(out)
-        outside = self.bundle.tables.get("outside_databank")
-        if outside is not None and (outside["incentive"] == "all").any():
-            pct_out = float(outside.loc[outside["incentive"] == "all", "pct_outside"].iloc[0])
-        else:  # only the listed domains are known
-            tot = dom.table.assign(in_databank=dom.table["in_databank"].astype(int)).groupby("in_databank")["n"].sum()
-            pct_out = 100.0 * float(tot.get(0, 0)) / tot.sum() if tot.sum() else math.nan
-        out.append(self.t("domains_intro", table=self.next_table(), pct=self._pct(pct_out)) + "\n")
+        for i, r in p.table.iterrows():
+            if r["variable"] != last:
+                rows.append(Group(variable_label(r["variable"], self.lang)))
+                last = r["variable"]
+            rows.append([category_label(r["variable"], r["category"], self.lang), self._cell(p, i, "n_pop", self._int), self._cell(p, i, "pct_pop", self._pct), self._cell(p, i, "n_all", self._int), self._cell(p, i, "pct_all", self._pct)])
+        n, pct = self.label("col_n"), self.label("col_pct")
+        return grid_table([self.label("col_characteristic"), n, pct, n, pct], rows, "lrrrr", groups=[("", 1), (self.label("col_group_pop_users"), 2), (self.label("col_group_all_users"), 2)])
+
+    def _t_domains(self) -> GridTable:
+        p = self._domains()
+        t = p.table
+        doms = sorted(dict.fromkeys(t["domain"]), key=lambda d: category_order("domain", d))
         rows = []
-        last = None
-        for i, r in dom.table.iterrows():
-            where = self.t("inside") if int(r["in_databank"]) == 1 else self.t("outside")
-            rows.append([where if where != last else "", category_label("domain", r["domain"], self.lang), self._cell(dom, i, "n", self._int), self._cell(dom, i, "pct", self._pct)])
-            last = where
-        out.append(self._emit_table(rows, [self.t("col_databank"), self.t("col_domain"), self.t("col_n"), self.t("col_pct")], "llrr", "cap_domains", "src_dwse"))
-        return "\n".join(out)
+        for d in doms:
+            row = [category_label("domain", d, self.lang)]
+            for inside in (1, 0):
+                sel = t.index[(t["domain"] == d) & (t["in_databank"] == inside)]
+                row += [self._cell(p, sel[0], "n", self._int), self._cell(p, sel[0], "pct", self._pct)] if len(sel) else [MISSING, MISSING]
+            rows.append(row)
+        n, pct = self.label("col_n"), self.label("col_pct")
+        return grid_table([self.label("col_domain"), n, pct, n, pct], rows, "lrrrr", groups=[("", 1), (self.label("inside"), 2), (self.label("outside"), 2)])
 
-    @_styled
-    def _profile_figure(self, prof: Protected) -> str:
-        import numpy as np
+    def _t_flow(self) -> GridTable:
+        p = self._flow()
+        rows = []
+        for i, r in p.table.iterrows():
+            key = f"step_{r['step']}"
+            name = self.label(key, outcome=_low(self.outcome(r["outcome"]))) if r["step"] == "dont_know" else (self.label(key) if key in _label_keys() else str(r["step"]))
+            rows.append([name, self._cell(p, i, "n", self._int), self._cell(p, i, "pct_invited", self._pct)])
+        return grid_table([self.label("col_step"), self.label("col_n"), self.label("col_pct_invited")], rows, "lrr")
 
-        variables = [v for v in ("educ", "age_band", "sector") if v in set(prof.table["variable"])]
-        if not variables:
-            return ""
-        fig, axes = self._figure(6.4, 2.9)
-        fig.clear()
-        axes = fig.subplots(1, len(variables))
-        axes = np.atleast_1d(axes)
-        for ax, var in zip(axes, variables, strict=True):
-            sub = prof.table[prof.table["variable"] == var]
-            labels = [category_label(var, c, self.lang) for c in sub["category"]]
-            y = np.arange(len(sub))[::-1]
-            for k, (col, color, name) in enumerate((("pct_pop", _INK, self.t("pop")), ("pct_all", _ACCENT, self.t("all_users")))):
-                vals = sub[col].to_numpy(dtype=float)
-                hidden = prof.suppressed.loc[sub.index, col].to_numpy()
-                shown = np.where(hidden, 0.0, vals)
-                ax.barh(y + (0.2 if k == 0 else -0.2), shown, height=0.38, color=color, label=name)
-                for yy, h in zip(y, hidden, strict=True):
-                    if h:
-                        ax.text(0.5, yy + (0.2 if k == 0 else -0.2), SUPPRESSED, va="center", fontsize=7, color=color)
-            ax.set_yticks(y, labels, fontsize=7.5)
-            ax.set_title(variable_label(var, self.lang), fontsize=9, color=_INK, loc="left")
-            ax.xaxis.set_major_formatter(self._axis_formatter(0))
-            ax.set_xlabel(self.t("axis_pct"), fontsize=8)
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, frameon=False, fontsize=7.5, loc="outside lower center", ncols=2)
-        return self._emit_figure(fig, "profile", "cap_profile_fig", "src_dwse", note=self.t("suppressed_fig", x=SUPPRESSED) + "." if prof.n_suppressed else "")
+    def margins_weighted_equals_population(self) -> bool:
+        """Whether the weighted margins equal the population's (as raking achieves by construction)."""
+        df = self._table("weighting_margins")
+        if df.empty:
+            return True
+        diff = (df["pct_weighted"].astype(float) - df["pct_population"].astype(float)).abs()
+        return bool((diff.fillna(0) < 0.05).all())
 
-    def survey(self) -> str:
-        """The survey: response flow (table + figure), margins, weight diagnostics."""
-        out = [self._heading(1, "h_survey", "survey"), self._heading(2, "h_flow")]
-        flow = self.response_flow()
-        out.append(self.t("survey_intro", table=self.next_table()) + "\n")
-        rows = [[self.t(f"step_{r['step']}") if f"step_{r['step']}" in _step_keys() else str(r["step"]), self._cell(flow, i, "n", self._int), self._cell(flow, i, "pct_invited", self._pct)] for i, r in flow.table.iterrows()]
-        out.append(self._emit_table(rows, [self.t("col_step"), self.t("col_n"), self.t("col_pct_invited")], "lrr", "cap_flow", "src_survey"))
-        out.append(self._flow_figure(flow))
-        out.append(self._heading(2, "h_margins"))
-        mar = self.weighting_margins()
-        if mar.table.empty:
-            out.append(self.t("empty") + "\n")
+    def _t_margins(self) -> GridTable:
+        import pandas as pd
+
+        p = self._margins()
+        t = p.table.copy()
+        split = t["variable"].astype(str).str.startswith("pop x ")
+        show_weighted = not self.margins_weighted_equals_population()
+        if not split.all():  # margins without the POP split: one group
+            t["grp"], t["var"], t["cat"] = "all", t["variable"], t["category"].astype(str)
         else:
-            out.append(self.t("margins_intro", table=self.next_table()) + "\n")
-            rows = []
-            last = None
-            for i, r in mar.table.iterrows():
-                var = variable_label(r["variable"], self.lang)
-                rows.append(
-                    [
-                        var if var != last else "",
-                        category_label(r["variable"], r["category"], self.lang),
-                        self._cell(mar, i, "population", self._int),
-                        self._cell(mar, i, "n_respondents", self._int),
-                        self._cell(mar, i, "pct_population", self._pct),
-                        self._cell(mar, i, "pct_unweighted", self._pct),
-                        self._cell(mar, i, "pct_weighted", self._pct),
+            t["var"] = t["variable"].str.slice(len("pop x "))
+            from analysis.report import _split_merged
+
+            merged = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in _split_merged(c)])
+            t["grp"] = merged.map(lambda cs: cs[0][0])
+            t["cat"] = merged.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
+        # composition within each group
+        for col, new in (("population", "pp"), ("n_respondents", "pr"), ("pct_weighted", "pw")):
+            tot = t.groupby(["var", "grp"])[col].transform(lambda s: pd.to_numeric(s, errors="coerce").sum())
+            t[new] = 100.0 * pd.to_numeric(t[col], errors="coerce") / tot
+        sup = p.suppressed
+        grps = [g for g in ("1", "0", "all") if g in set(t["grp"])]
+        per = 5 if show_weighted else 4
+        rows: list[Sequence[str] | Group] = []
+        for var in dict.fromkeys(t["var"]):
+            rows.append(Group(variable_label(var, self.lang)))
+            sub = t[t["var"] == var]
+            cats = sorted(dict.fromkeys(sub["cat"]), key=lambda c: min((category_order(var, x) for x in c.split("+") if x), default=99))
+            for c in cats:
+                row = [category_label(var, c, self.lang)]
+                for g in grps:
+                    sel = sub.index[(sub["cat"] == c) & (sub["grp"] == g)]
+                    if not len(sel):
+                        row += [MISSING] * per
+                        continue
+                    i = sel[0]
+                    cells = [
+                        SUPPRESSED if sup.at[i, "population"] else self._int(t.at[i, "population"]),
+                        SUPPRESSED if sup.at[i, "population"] else self._pct(t.at[i, "pp"]),
+                        SUPPRESSED if sup.at[i, "n_respondents"] else self._int(t.at[i, "n_respondents"]),
+                        SUPPRESSED if sup.at[i, "n_respondents"] else self._pct(t.at[i, "pr"]),
                     ]
-                )
-                last = var
-            headers = [self.t(k) for k in ("col_characteristic", "col_category", "col_population", "col_n_respondents", "col_pct_population", "col_pct_unweighted", "col_pct_weighted")]
-            out.append(self._emit_table(rows, headers, "llrrrrr", "cap_margins", "src_survey"))
-        out.append(self._heading(2, "h_weights"))
+                    if show_weighted:
+                        cells.append(SUPPRESSED if sup.at[i, "n_respondents"] else self._pct(t.at[i, "pw"]))
+                    row += cells
+                rows.append(row)
+        pct = self.label("col_pct")
+        leaf = [self.label("col_population"), pct, self.label("col_respondents"), pct] + ([self.label("col_pct_weighted")] if show_weighted else [])
+        names = {"1": self.label("pop"), "0": self.label("no_pop"), "all": self.label("all_users")}
+        return grid_table([self.label("col_characteristic")] + leaf * len(grps), rows, "l" + "r" * per * len(grps), groups=[("", 1)] + [(names[g], per) for g in grps])
+
+    def _t_weights(self) -> GridTable:
         diag = self._table("weight_diagnostics")
-        if diag.empty:
-            out.append(self.t("empty") + "\n")
-        else:
-            d = dict(zip(diag["statistic"], diag["value"], strict=True))
-            out.append(self.t("weights_intro", table=self.next_table(), deff=self._num(d.get("kish_deff")), neff=fmt_num(d.get("n_effective"), 0, self.lang)) + "\n")
-            rows = []
-            for stat, value in zip(diag["statistic"], diag["value"], strict=True):
-                label = self.t(f"stat_{stat}") if f"stat_{stat}" in _stat_keys() else str(stat)
-                if stat == "n":
-                    text = SUPPRESSED if 0 < float(value) < self.threshold else self._int(value)
-                elif stat == "iterations":
-                    text = self._int(value)
-                elif stat == "converged":
-                    text = self.t("yes") if float(value) else self.t("no")
-                else:
-                    text = self._num(value)
-                rows.append([label, text])
-            out.append(self._emit_table(rows, [self.t("col_statistic"), self.t("col_value")], "lr", "cap_weights", "src_survey"))
-        return "\n".join(out)
+        rows = []
+        for stat, value in zip(diag["statistic"], diag["value"], strict=True):
+            key = f"stat_{stat}"
+            name = self.label(key) if key in _label_keys() else str(stat)
+            if stat == "n":
+                text = SUPPRESSED if 0 < float(value) < self.threshold else self._int(value)
+            elif stat in ("iterations", "collapsed_cells", "n_effective"):
+                text = self._int(value)
+            elif stat == "converged":
+                text = self.label("yes") if float(value) else self.label("no")
+            else:
+                text = self._num(value)
+            rows.append([name, text])
+        return grid_table([self.label("col_statistic"), self.label("col_value")], rows, "lr")
 
-    @_styled
-    def _flow_figure(self, flow: Protected) -> str:
-        import numpy as np
+    def _balance_wide(self) -> tuple[pd.DataFrame, list[str]]:
+        bal = self._table("balance")
+        wide = bal.pivot_table(index="variable", columns="stage", values=["smd", "variance_ratio"], aggfunc="first", sort=False)
+        names = [str(v).partition("=")[0] for v in wide.index]
+        order = {v: i for i, v in enumerate(dict.fromkeys(names))}
+        keys = sorted(wide.index, key=lambda v: (order[str(v).partition("=")[0]], category_order(str(v).partition("=")[0], str(v).partition("=")[2])))
+        return wide.loc[keys], [str(k) for k in keys]
 
-        if flow.table.empty:
-            return ""
-        fig, ax = self._figure(6.4, 2.2)
-        labels = [self.t(f"step_{s}") if f"step_{s}" in _step_keys() else str(s) for s in flow.table["step"]]
-        vals = flow.table["n"].to_numpy(dtype=float)
-        hidden = flow.suppressed["n"].to_numpy()
-        y = np.arange(len(vals))[::-1]
-        ax.barh(y, np.where(hidden, 0.0, vals), color=_INK, height=0.6)
-        for yy, v, h in zip(y, vals, hidden, strict=True):
-            ax.text((0 if h else v) + vals.max() * 0.01, yy, SUPPRESSED if h else self._int(v), va="center", fontsize=8, color=_INK)
-        ax.set_yticks(y, labels, fontsize=8)
-        ax.set_xlim(0, vals.max() * 1.12 if len(vals) else 1)
-        ax.xaxis.set_major_formatter(self._axis_formatter(0))
-        ax.set_xlabel(self.t("axis_persons"), fontsize=8)
-        return self._emit_figure(fig, "response-flow", "cap_flow_fig", "src_survey")
-
-    def comparison(self) -> str:
-        """POP vs no POP: balance (table + love plot), effects (tables + forest plot), category shifts."""
-        out = [self._heading(1, "h_comparison", "comparison"), self._heading(2, "h_balance")]
+    def _t_balance(self) -> GridTable:
         bal = self._table("balance")
         if bal.empty:
-            out.append(self.t("empty") + "\n")
-        else:
-            out.append(self.t("balance_intro", table=self.next_table(), figure=self.next_figure()) + "\n")
-            wide = bal.pivot_table(index="variable", columns="stage", values=["smd", "variance_ratio"], aggfunc="first", sort=False)
-            rows = []
-            for var in wide.index:
-                name, _, cat = str(var).partition("=")
-                label = f"{variable_label(name, self.lang)}: {category_label(name, cat, self.lang)}" if cat else variable_label(name, self.lang)
-
-                def get(col: str, stage: str, var: Any = var) -> Any:
-                    return wide.at[var, (col, stage)] if (col, stage) in wide.columns else math.nan
-
-                rows.append([label, self._num(get("smd", "population")), self._num(get("smd", "before")), self._num(get("smd", "after")), self._num(get("variance_ratio", "after"))])
-            headers = [self.t(k) for k in ("col_variable", "col_smd_population", "col_smd_before", "col_smd_after", "col_vr_after")]
-            out.append(self._emit_table(rows, headers, "lrrrr", "cap_balance", "src_survey", note=self.t("smd_note")))
-            out.append(self._love_plot(bal))
-        out.append(self._heading(2, "h_effects"))
-        eff = self.effects("likert")
-        if eff.table.empty:
-            out.append(self.t("empty") + "\n")
-        else:
-            out.append(self.t("effects_intro", table=self.next_table(), figure=self.next_figure()) + "\n")
-            out.append(self._effects_table(eff, "cap_effects", scale=1.0))
-            out.append(self._forest_plot(eff))
-            top2 = self.effects("top2")
-            if not top2.table.empty:
-                out.append(self.t("effects_top2", table=self.next_table()) + "\n")
-                out.append(self._effects_table(top2, "cap_effects_top2", scale=100.0))
-        out.append(self._heading(2, "h_shifts"))
-        sh = self._table("category_shifts")
-        if sh.empty:
-            out.append(self.t("empty") + "\n")
-        else:
-            out.append(self.t("shifts_intro", table=self.next_table()) + "\n")
-            from survey.questionnaire import LIKERT
-
-            cats = [a.code for a in LIKERT if not a.missing]
-            rows = []
-            for outcome, sub in sh.groupby("outcome", sort=False):
-                by = {str(c): v for c, v in zip(sub["category"].astype(str), sub["shift"], strict=True)}
-                rows.append([outcome_label(str(outcome), self.lang)] + [fmt_signed(100.0 * by[c], 1, self.lang) if c in by else MISSING for c in cats])
-            headers = [self.t("col_outcome")] + [(a.nl if self.lang == "nl" else a.en) for a in LIKERT if not a.missing]
-            out.append(self._emit_table(rows, headers, "l" + "r" * len(cats), "cap_shifts", "src_survey"))
-        return "\n".join(out)
-
-    def _effects_table(self, eff: Protected, caption: str, scale: float) -> str:
-        rows = []
+            return grid_table([self.label("col_characteristic")], [], "l")
+        wide, keys = self._balance_wide()
+        stages = [s for s in ("population", "before", "after") if ("smd", s) in wide.columns]
+        with_vr = ("variance_ratio", "after") in wide.columns and wide[("variance_ratio", "after")].notna().any()
+        rows: list[Sequence[str] | Group] = []
         last = None
-        for i, r in eff.table.sort_values(["outcome", "method"], key=lambda s: s.map(_outcome_order()) if s.name == "outcome" else s.map(_method_order())).iterrows():
-            name = outcome_label(r["outcome"], self.lang)
-            rows.append(
-                [
-                    name if name != last else "",
-                    method_label(r["method"], self.lang),
-                    self._cell(eff, i, "estimate", lambda v: fmt_signed(scale * v, 2 if scale == 1 else 1, self.lang)),
-                    SUPPRESSED if eff.suppressed.at[i, "ci_lower"] else fmt_ci(scale * r["ci_lower"], scale * r["ci_upper"], 2 if scale == 1 else 1, self.lang),
-                    self._cell(eff, i, "p_holm", lambda v: fmt_p(v, self.lang)),
-                    self._cell(eff, i, "p_bh", lambda v: fmt_p(v, self.lang)),
-                    self._cell(eff, i, "n_treated", self._int),
-                    self._cell(eff, i, "n_control", self._int),
-                ]
-            )
-            last = name
-        headers = [self.t(k) for k in ("col_outcome", "col_method", "col_estimate", "col_ci", "col_p_holm", "col_p_bh", "col_n_treated", "col_n_control")]
-        return self._emit_table(rows, headers, "llrrrrrr", caption, "src_survey")
+        for k in keys:
+            name, _, cat = k.partition("=")
+            if name != last:
+                rows.append(Group(variable_label(name, self.lang)))
+                last = name
+            row = [category_label(name, cat, self.lang) if cat else variable_label(name, self.lang)] + [self._num(wide.at[k, ("smd", s)]) for s in stages]
+            if with_vr:
+                row.append(self._num(wide.at[k, ("variance_ratio", "after")]))
+            rows.append(row)
+        heads = [self.label(f"col_smd_{s}") for s in stages] + ([self.label("col_vr_after")] if with_vr else [])
+        return grid_table([self.label("col_characteristic"), *heads], rows, "l" + "r" * len(heads))
 
-    @_styled
-    def _love_plot(self, bal: pd.DataFrame) -> str:
+    def _t_effects(self, scale: str) -> GridTable:
+        eff = self._effects(scale)
+        t = eff.table
+        pp = scale == "top2"
+        k, digits = (100.0, 1) if pp else (1.0, 2)
+        rows: list[Sequence[str] | Group] = []
+        reason_col = next((c for c in ("reason", "not_estimable", "note") if c in t.columns), None)
+        ne = self._not_estimable()
+        failed = set(zip(ne["outcome"].astype(str), ne["method"].astype(str), strict=True))
+        for o in self._outcomes():
+            rows.append(Group(self.outcome(o)))
+            for m in self._methods(scale):
+                sel = t.index[(t["outcome"] == o) & (t["method"] == m)]
+                if not len(sel):
+                    if (o, m) in failed:  # the reason is in the technical annex
+                        rows.append([self._method_name(m), self.label("not_estimable"), MISSING, MISSING, MISSING, MISSING, MISSING])
+                    continue
+                i = sel[0]
+                r = t.loc[i]
+                se = self.label("se_replicate") if str(r.get("se_type", "")) == "replicate" else self.label("se_model")
+                if is_missing(r["estimate"]) and not eff.suppressed.at[i, "estimate"]:
+                    why = str(r[reason_col]) if reason_col and not is_missing(r[reason_col]) else ""
+                    rows.append([self._method_name(m), self.label("not_estimable") + (f": {why}" if why else ""), MISSING, MISSING, MISSING, self._cell(eff, i, "n_treated", self._int), self._cell(eff, i, "n_control", self._int)])
+                    continue
+                rows.append(
+                    [
+                        self._method_name(m),
+                        self._cell(eff, i, "estimate", self._signed(k, digits)),
+                        SUPPRESSED if eff.suppressed.at[i, "ci_lower"] else self._ci(k * r["ci_lower"], k * r["ci_upper"], digits),
+                        self._cell(eff, i, "p_holm", lambda v: fmt_p(v, self.lang)),
+                        se,
+                        self._cell(eff, i, "n_treated", self._int),
+                        self._cell(eff, i, "n_control", self._int),
+                    ]
+                )
+        head = self.label("col_estimate_pp" if pp else "col_estimate_pt")
+        return grid_table([self.label("col_method"), head, self.label("col_ci"), self.label("col_p_holm"), self.label("col_se"), self.label("col_n_treated"), self.label("col_n_control")], rows, "lrrrlrr")
+
+    def _t_summary(self) -> GridTable:
+        eff = self._effects("top2")
+        t = eff.table
+        verdicts = self.verdicts()
+        rows = []
+        for o in self._outcomes():
+            main = self._main_row(o, "top2")
+            main_text = f"{fmt_signed(100 * main['estimate'], 1, self.lang)} {self._ci(100 * main['ci_lower'], 100 * main['ci_upper'], 1)}" if main is not None else MISSING
+            others = t[(t["outcome"] == o) & (t["method"] != self.main_method) & ~t["method"].isin(_DESCRIPTIVE) & t["estimate"].notna() & ~eff.suppressed.loc[t.index, "estimate"]]
+            rng = f"{fmt_signed(100 * others['estimate'].min(), 1, self.lang)} {self.label('to')} {fmt_signed(100 * others['estimate'].max(), 1, self.lang)}" if len(others) else MISSING
+            rows.append([self.outcome(o), main_text, rng, self.label(f"verdict_{verdicts.get(o, 'none')}")])
+        return grid_table([self.label("col_outcome"), self.label("col_main"), self.label("col_range"), self.label("col_verdict")], rows, "lrrl")
+
+    def _t_shifts(self) -> GridTable:
+        from survey.questionnaire import LIKERT
+
+        sh = self._table("category_shifts")
+        rows: list[Sequence[str] | Group] = []
+        answers = [a for a in LIKERT if not a.missing]
+        for o in [x for x in self._outcomes() if x in set(sh["outcome"])]:
+            rows.append(Group(self.outcome(o)))
+            sub = sh[sh["outcome"] == o]
+            by = {str(c): r for c, (_, r) in zip(sub["category"].astype(str), sub.iterrows(), strict=True)}
+            for a in answers:
+                r = by.get(str(a.code))
+                if r is None:
+                    rows.append([a.nl if self.lang == "nl" else a.en, MISSING, MISSING])
+                    continue
+                rows.append([a.nl if self.lang == "nl" else a.en, fmt_signed(100 * r["shift"], 1, self.lang), self._ci(100 * r["ci_lower"], 100 * r["ci_upper"], 1)])
+        return grid_table([self.label("col_category"), self.label("col_shift"), self.label("col_ci")], rows, "lrr")
+
+    def _t_sensitivity(self) -> GridTable:
+        sens = self._table("sensitivity")
+        rows = [[self.outcome(str(r["outcome"])), self._num(r["e_value"]), self._num(r["e_value_ci"]), self._num(r["rosenbaum_gamma"])] for _, r in sens.iterrows()]
+        return grid_table([self.label(k) for k in ("col_outcome", "col_e_value", "col_e_value_ci", "col_gamma")], rows, "lrrr")
+
+    def _t_overlap(self) -> GridTable:
+        ov = self._table("overlap")
+        if ov.columns.empty:  # not in this bundle: the section that shows it is hidden
+            return grid_table([MISSING], [], "l")
+        cols = [str(c) for c in ov.columns]
+        rows = []
+        for _, r in ov.iterrows():
+            cells = []
+            for c in cols:
+                v = r[c]
+                if isinstance(v, int | float) and not isinstance(v, bool) and not is_missing(v):
+                    cells.append(self._int(v) if float(v).is_integer() and abs(v) >= 1 else self._num(v))
+                else:
+                    cells.append(MISSING if is_missing(v) else str(v))
+            rows.append(cells)
+        align = "".join("r" if ov[c].dtype.kind in "if" else "l" for c in ov.columns)
+        return grid_table(cols, rows, align or "l")
+
+    def _t_not_estimable(self) -> GridTable:
+        ne = self._not_estimable()
+        rows: list[Sequence[str] | Group] = [[method_label(str(r["method"]), self.lang), self.outcome(str(r["outcome"])), Code(str(r.get("reason", "")))] for _, r in ne.iterrows()]
+        return grid_table([self.label("col_method"), self.label("col_outcome"), self.label("col_reason")], rows, "lll")
+
+    def _t_inputs(self) -> GridTable:
+        inputs = self.bundle.manifest.get("inputs") or {}
+        rows = [[Code(name), Code(_sha(digest))] for name, digest in sorted(inputs.items())]
+        return grid_table([self.label("col_file"), "SHA-256"], rows or [[label("not_given", self.lang), MISSING]], "ll")
+
+    def _t_run(self) -> GridTable:
+        man = self.bundle.manifest
+        ng = self.label("not_given")
+        rows = [
+            [self.label("prov_run"), self.fact.run_datetime],
+            [self.label("prov_version"), Code(f"popeval {man['popeval_version']}") if man.get("popeval_version") else ng],
+            [self.label("prov_commit"), Code(man["commit"]) if man.get("commit") else ng],
+            [self.label("prov_seed"), str(man.get("seed", ng))],
+        ]
+        if man.get("design_hash"):
+            rows.append([self.label("prov_design"), Code(_sha(man["design_hash"]))])
+        rows += [[Code(pkg), str(ver)] for pkg, ver in sorted((man.get("packages") or {}).items())]
+        return grid_table([self.label("col_item"), self.label("col_value")], rows, "ll")
+
+    def _t_config(self) -> GridTable:
+        cfg = self.bundle.manifest.get("config") or {}
+        rows: list[Sequence[str] | Group] = [[Code(k), Code(v)] for k, v in _flatten(cfg)]
+        return grid_table([self.label("col_setting"), self.label("col_value")], rows, "ll")
+
+    # ------------------------------------------------------------------ figures
+    def figure(self, name: str, **options: Any) -> Any:
+        """Draw a figure and show it (in a Jupyter cell): ``profile``, ``flow``, ``balance``, ``forest``.
+
+        Returns the matplotlib figure (already shown and closed).
+        """
+        import matplotlib.pyplot as plt
+
+        builders: dict[str, Callable[..., Any]] = {"profile": self._f_profile, "flow": self._f_flow, "balance": self._f_balance, "forest": self._f_forest}
+        if name not in builders:
+            raise ConfigError("Unknown report figure", param=name, expected=", ".join(builders), found=name)
+        import matplotlib
+
+        # the report's style holds for this figure only: drawn, shown and closed inside the context
+        with matplotlib.rc_context(_FIGURE_STYLE):
+            fig = builders[name](**options)
+            plt.show()
+            plt.close(fig)
+        return None
+
+
+    def _f_profile(self) -> Any:
+        import matplotlib.pyplot as plt
         import numpy as np
 
-        wide = bal.pivot_table(index="variable", columns="stage", values="smd", aggfunc="first", sort=False)
+        p = self._profile()
+        variables = [v for v in ("educ", "age_band", "sex", "sector", "company_size") if v in set(p.table["variable"])]
+        nrow = math.ceil(len(variables) / 2) or 1
+        heights = [max(len(p.table[p.table["variable"] == v]) for v in variables[2 * i : 2 * i + 2]) + 1.2 for i in range(nrow)]
+        fig, axes = plt.subplots(nrow, 2, figsize=(6.6, 0.32 * sum(heights) + 0.6), sharex=True, layout="constrained", gridspec_kw={"height_ratios": heights})
+        axes = np.atleast_1d(axes).ravel()
+        top = float(np.nanmax(p.table[["pct_pop", "pct_all"]].to_numpy(dtype=float))) if not p.table.empty else 100.0
+        for ax, var in zip(axes, variables, strict=False):
+            sub = p.table[p.table["variable"] == var]
+            labels = [category_label(var, c, self.lang) for c in sub["category"]]
+            y = np.arange(len(sub))[::-1]
+            for k, (col, color, name) in enumerate((("pct_pop", _INK, self.label("pop")), ("pct_all", _ACCENT, self.label("all_users")))):
+                vals = sub[col].to_numpy(dtype=float)
+                hidden = p.suppressed.loc[sub.index, col].to_numpy()
+                off = 0.2 if k == 0 else -0.2
+                ax.barh(y + off, np.where(hidden, 0.0, vals), height=0.38, color=color, label=name)
+                for yy, h in zip(y, hidden, strict=True):
+                    if h:
+                        ax.text(0.5, yy + off, SUPPRESSED, va="center", fontsize=7, color=color)
+            ax.set_yticks(y, labels, fontsize=7)
+            ax.set_title(variable_label(var, self.lang), fontsize=8.5, loc="left", color=_INK)
+            ax.set_xlim(0, min(100.0, math.ceil(top / 10) * 10 + 5))
+            ax.xaxis.set_major_formatter(tick_formatter(self.lang))
+            ax.tick_params(axis="x", labelbottom=True, labelsize=7)
+            ax.grid(axis="x", color="#e6e8eb", linewidth=0.6)
+            ax.set_axisbelow(True)
+        for ax in axes[len(variables) :]:
+            ax.axis("off")
+        axes[len(variables) - 1].set_xlabel(self.label("axis_pct"), fontsize=7.5)
+        if len(variables) > 1:
+            axes[len(variables) - 2].set_xlabel(self.label("axis_pct"), fontsize=7.5)
+        handles, labs = axes[0].get_legend_handles_labels()
+        if len(variables) < len(axes):
+            axes[-1].legend(handles, labs, frameon=False, fontsize=8, loc="center")
+        else:
+            fig.legend(handles, labs, frameon=False, fontsize=8, loc="outside lower center", ncols=2)
+        return fig
+
+    def _f_flow(self) -> Any:
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        flow = self._table("response_flow")
+        steps = [s for s in ("invited", "started", "completed", "linked", "analysed") if s in set(flow["step"])]
+        vals = np.array([float(flow.loc[flow["step"] == s, "n"].iloc[0]) for s in steps])
+        hidden = np.array([0 < v < self.threshold for v in vals])
+        fig, ax = plt.subplots(figsize=(6.6, 0.3 * len(steps) + 0.7), layout="constrained")
+        y = np.arange(len(vals))[::-1]
+        ax.barh(y, np.where(hidden, 0.0, vals), color=_INK, height=0.6)
+        top = float(vals.max()) if len(vals) else 1.0
+        for yy, v, h in zip(y, vals, hidden, strict=True):
+            ax.text((0 if h else v) + top * 0.01, yy, SUPPRESSED if h else self._int(v), va="center", fontsize=7.5, color=_INK)
+        ax.set_yticks(y, [self.label(f"step_{s}") for s in steps], fontsize=7.5)
+        ax.set_xlim(0, top * 1.15)
+        ax.xaxis.set_major_formatter(tick_formatter(self.lang))
+        ax.set_xlabel(self.label("axis_persons"), fontsize=7.5)
+        return fig
+
+    def _f_balance(self) -> Any:
+        import matplotlib.pyplot as plt
+        import numpy as np
+
+        wide, keys = self._balance_wide()
         labels = []
-        for var in wide.index:
-            name, _, cat = str(var).partition("=")
-            labels.append(f"{variable_label(name, self.lang)}: {category_label(name, cat, self.lang)}" if cat else variable_label(name, self.lang))
-        y = np.arange(len(wide))[::-1]
-        fig, ax = self._figure(6.4, 0.2 * len(wide) + 0.9)
-        for stage, marker, color, key in (("before", "o", _GREY, "before"), ("after", "D", _INK, "after")):
-            if stage in wide.columns:
-                ax.scatter(np.abs(wide[stage].to_numpy(dtype=float)), y, marker=marker, s=18, color=color, label=self.t(key), zorder=3, facecolors="none" if stage == "before" else color)
+        for k in keys:
+            name, _, cat = k.partition("=")
+            labels.append(f"{variable_label(name, self.lang)}: {_low(category_label(name, cat, self.lang))}" if cat else variable_label(name, self.lang))
+        y = np.arange(len(keys))[::-1]
+        fig, ax = plt.subplots(figsize=(6.6, 0.19 * len(keys) + 0.9), layout="constrained")
+        for stage, marker, color in (("before", "o", _GREY), ("after", "D", _INK)):
+            if ("smd", stage) in wide.columns:
+                vals = np.abs(wide[("smd", stage)].to_numpy(dtype=float))
+                ax.scatter(vals, y, marker=marker, s=16, color=color, label=self.label(stage), zorder=3, facecolors="none" if stage == "before" else color)
         ax.axvline(0.1, color=_ACCENT, linestyle="--", linewidth=1)
-        ax.set_yticks(y, labels, fontsize=7)
-        ax.set_xlabel(self.t("axis_smd"), fontsize=8)
-        ax.xaxis.set_major_formatter(self._axis_formatter(1))
-        ax.grid(axis="y", color="#e6e8eb", linewidth=0.6)
-        ax.legend(frameon=False, fontsize=7.5, loc="lower right")
-        return self._emit_figure(fig, "love-plot", "cap_love", "src_survey")
+        ax.set_yticks(y, labels, fontsize=6.8)
+        ax.set_xlabel(self.label("axis_smd"), fontsize=7.5)
+        ax.set_xlim(left=0)
+        ax.xaxis.set_major_formatter(tick_formatter(self.lang))
+        ax.grid(axis="y", color="#eef0f2", linewidth=0.6)
+        fig.legend(frameon=False, fontsize=7.5, loc="outside upper center", ncols=2)
+        return fig
 
-    @_styled
-    def _forest_plot(self, eff: Protected) -> str:
+    def _f_forest(self, scale: str = "top2") -> Any:
+        import matplotlib.pyplot as plt
+        import numpy as np
 
-        tab = eff.table
-        outcomes = sorted(dict.fromkeys(tab["outcome"]), key=lambda o: _outcome_order().get(o, 99))
-        methods = sorted(dict.fromkeys(tab["method"]), key=lambda m: _method_order().get(m, 99))
-        colors = [_GREY, _ACCENT, _INK, "#5b7a99", "#7a5b99"]
-        fig, ax = self._figure(6.4, 0.17 * len(outcomes) * (max(1, len(methods)) + 1) + 0.9)
-        ticks, ticklabels = [], []
-        for k, o in enumerate(outcomes):
-            base = (len(outcomes) - 1 - k) * (len(methods) + 1)
-            ticks.append(base + (len(methods) - 1) / 2)
-            ticklabels.append(outcome_label(o, self.lang))
+        eff = self._effects(scale)
+        t = eff.table
+        k = 100.0 if scale == "top2" else 1.0
+        outcomes = self._outcomes()
+        methods = self._methods(scale)
+        ncol = 2
+        nrow = math.ceil(len(outcomes) / ncol) or 1
+        fig, axes = plt.subplots(nrow, ncol, figsize=(6.6, nrow * (0.26 * len(methods) + 0.8) + 0.3), sharex=True, sharey=True, layout="constrained")
+        axes = np.atleast_1d(axes).ravel()
+        y = np.arange(len(methods))[::-1]
+        lo = np.nanmin(k * t["ci_lower"].to_numpy(dtype=float)) if not t.empty else -1
+        hi = np.nanmax(k * t["ci_upper"].to_numpy(dtype=float)) if not t.empty else 1
+        for ax, o in zip(axes, outcomes, strict=False):
             for j, m in enumerate(methods):
-                sel = tab.index[(tab["outcome"] == o) & (tab["method"] == m)]
-                if not len(sel) or eff.suppressed.at[sel[0], "estimate"]:
+                sel = t.index[(t["outcome"] == o) & (t["method"] == m)]
+                if not len(sel) or eff.suppressed.at[sel[0], "estimate"] or is_missing(t.at[sel[0], "estimate"]):
                     continue
-                r = tab.loc[sel[0]]
-                yy = base + (len(methods) - 1 - j)
-                ax.errorbar(r["estimate"], yy, xerr=[[r["estimate"] - r["ci_lower"]], [r["ci_upper"] - r["estimate"]]], fmt="o", color=colors[j % len(colors)], markersize=4, capsize=2, linewidth=1.2, label=method_label(m, self.lang) if k == 0 else None)
-        ax.axvline(0, color=_INK, linewidth=0.8)
-        ax.set_yticks(ticks, ticklabels, fontsize=8)
-        ax.set_xlabel(self.t("axis_diff"), fontsize=8)
-        ax.xaxis.set_major_formatter(self._axis_formatter(1))
-        ax.legend(frameon=False, fontsize=7.5, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-        return self._emit_figure(fig, "forest-plot", "cap_forest", "src_survey")
-
-    def sensitivity(self) -> str:
-        """Sensitivity: E-values on the top-2-box risk-ratio scale per outcome."""
-        out = [self._heading(1, "h_sensitivity", "sensitivity"), self.t("sens_intro") + "\n"]
-        sens = self._table("sensitivity")
-        if sens.empty:
-            out.append(self.t("empty") + "\n")
-            return "\n".join(out)
-        rows = [[outcome_label(r["outcome"], self.lang), self._num(r["e_value"]), self._num(r["e_value_ci"]), self._num(r["risk_ratio"])] for _, r in sens.iterrows()]
-        headers = [self.t(k) for k in ("col_outcome", "col_e_value", "col_e_value_ci", "col_risk_ratio")]
-        method = method_label(self.main_method, self.lang) if self.main_method else ""
-        note = f"{self.t('col_method')}: {method}." if method else ""
-        out.append(self._emit_table(rows, headers, "lrrr", "cap_sensitivity", "src_survey", note=note))
-        return "\n".join(out)
-
-    def methods(self) -> str:
-        """The methods appendix: estimands, weighting, matching, variance, disclosure control."""
-        cfg = self.bundle.manifest.get("config") or {}
-        wcfg = cfg.get("weighting") or {}
-        mcfg = cfg.get("matching") or {}
-        def low(v: str) -> str:
-            lab = variable_label(v, self.lang)
-            return lab if lab.isupper() else lab.lower()  # keep acronyms such as POP
-
-        margins = ", ".join(" × ".join(low(v) for v in ([m] if isinstance(m, str) else m)) for m in wcfg.get("margins", [])) or self.t("not_given")
-        covs = ", ".join(low(m) for m in mcfg.get("covariates", [])) or self.t("not_given")
-        out = [
-            self._heading(1, "h_methods", "methods"),
-            self._heading(2, "m_estimands_h"),
-            self.t("m_estimands") + "\n",
-            self._heading(2, "m_weighting_h"),
-            self.t("m_weighting", method=wcfg.get("method", self.t("not_given")), margins=margins) + "\n",
-            self._heading(2, "m_matching_h"),
-            self.t("m_matching", method=self._matching_method(mcfg), covariates=covs) + "\n",
-            self._heading(2, "m_variance_h"),
-            self.t("m_variance", replicates=fmt_num((cfg.get("effects") or {}).get("replicates", 0), 0, self.lang)) + "\n",
-            self._heading(2, "m_sdc_h"),
-            self.t("m_sdc", threshold=self.threshold) + "\n",
-        ]
-        return "\n".join(out)
-
-    def _matching_method(self, mcfg: Mapping[str, Any]) -> str:
-        """The matching specification in words, from the configuration."""
-        if "method" in mcfg:  # a free-text description given by the bundle
-            return str(mcfg["method"])
-        if not mcfg:
-            return self.t("not_given")
-        nl = self.lang == "nl"
-        ratio = mcfg.get("ratio", 1)
-        parts = [f"1:{ratio} nearest neighbour" + (" op de propensityscore" if nl else " on the propensity score")]
-        if mcfg.get("replace"):
-            parts.append("met teruglegging" if nl else "with replacement")
-        if mcfg.get("caliper") is not None:
-            parts.append(f"caliper {fmt_num(mcfg['caliper'], 2, self.lang)} SD")
-        if mcfg.get("exact"):
-            parts.append(("exact op " if nl else "exact on ") + ", ".join(variable_label(v, self.lang).lower() for v in mcfg["exact"]))
-        sw = mcfg.get("survey_weights")
-        if sw == "keep":
-            parts.append("controles behouden hun eigen surveygewicht" if nl else "controls keep their own survey weight")
-        elif sw == "inherit":
-            parts.append("controles nemen het surveygewicht van hun POP-partner over" if nl else "controls inherit their POP partner's survey weight")
-        return ", ".join(parts)
-
-    def provenance(self) -> str:
-        """Provenance: input SHA-256s, the run (time, commit, seed, versions) and the configuration."""
-        import json
-
-        man = self.bundle.manifest
-        out = [self._heading(1, "h_provenance", "provenance"), self.t("prov_intro", table=self.next_table(), table2=self.next_table() + 1) + "\n"]
-        inputs = man.get("inputs") or {}
-        rows = [[f"`{name}`", f"`{_sha(digest)}`"] for name, digest in sorted(inputs.items())]
-        if not rows:
-            rows = [[self.t("not_given"), MISSING]]
-        out.append(self._emit_table(rows, [self.t("col_file"), "SHA-256"], "ll", "cap_inputs", "src_bundle"))
-        ng = self.t("not_given")
-        when = self.run_time or man.get("created_at") or man.get("run_at") or man.get("time")
-        rows = [
-            [self.t("prov_run"), fmt_datetime(when, self.lang) if when else ng],
-            [self.t("prov_version"), str(man.get("popeval_version") or ng)],
-            [self.t("prov_commit"), f"`{man['commit']}`" if man.get("commit") else ng],
-            [self.t("prov_seed"), str(man.get("seed", ng))],
-        ]
-        rows += [[f"`{pkg}`", str(ver)] for pkg, ver in sorted((man.get("packages") or {}).items())]
-        for key, value in sorted((man.get("config") or {}).items()):
-            text = json.dumps(value, ensure_ascii=False, sort_keys=True) if isinstance(value, Mapping | list) else str(value)
-            rows.append([f"{self.t('prov_config')}: `{key}`", f"`{text}`"])
-        if man.get("note"):
-            rows.append([self.t("prov_note"), str(man["note"])])
-        out.append(self._emit_table(rows, [self.t("col_item"), self.t("col_value")], "ll", "cap_run", "src_bundle"))
-        return "\n".join(out)
-
-    def sections(self) -> list[str]:
-        """Every section in order (what the .qmd prints)."""
-        return [self.findings(), self.population(), self.survey(), self.comparison(), self.sensitivity(), self.methods(), self.provenance()]
+                r = t.loc[sel[0]]
+                main = m == self.main_method
+                color = _INK if main else _GREY
+                ax.errorbar(k * r["estimate"], y[j], xerr=[[k * (r["estimate"] - r["ci_lower"])], [k * (r["ci_upper"] - r["estimate"])]], fmt="D" if main else "o", color=color, markersize=5 if main else 3.5, capsize=2, linewidth=1.6 if main else 1.0, zorder=3)
+            ax.axvline(0, color=_INK, linewidth=0.7)
+            ax.set_title(self.outcome(o), fontsize=8.5, loc="left", color=_INK)
+            ax.set_yticks(y, [method_label(m, self.lang) for m in methods], fontsize=7)
+            for tick, m in zip(ax.get_yticklabels(), methods, strict=False):
+                if m == self.main_method:
+                    tick.set_fontweight("bold")
+            ax.grid(axis="x", color="#e6e8eb", linewidth=0.6)
+            ax.set_axisbelow(True)
+            ax.tick_params(axis="x", labelbottom=True, labelsize=7)
+            ax.xaxis.set_major_formatter(tick_formatter(self.lang))
+        pad = 0.05 * (hi - lo) if hi > lo else 1
+        axes[0].set_xlim(min(lo, 0) - pad, max(hi, 0) + pad)
+        for ax in axes[len(outcomes) :]:
+            ax.axis("off")
+        fig.supxlabel(self.label("axis_pp" if scale == "top2" else "axis_pt"), fontsize=7.5)
+        return fig
 
 
-def pd_index(df: pd.DataFrame) -> pd.MultiIndex:
-    """The (variable, category) index of a wide profile table."""
-    import pandas as pd
+# ====================================================================== small helpers
+def _label_keys() -> set[str]:
+    from analysis.report import LABELS
 
-    return pd.MultiIndex.from_frame(df[["variable", "category"]])
+    return set(LABELS)
+
+
+def _low(text: str) -> str:
+    """Lower-case a label for use inside a sentence, keeping acronyms (POP, ICT, AIPW)."""
+    words = text.split(" ")
+    return " ".join(w if (sum(ch.isupper() for ch in w) > 1 or (i > 0 and w[:1].isupper() and w.lower() in ("vlaams", "flemish"))) else (w[:1].lower() + w[1:]) for i, w in enumerate(words))
+
+
+def _join(items: Sequence[str], lang: str) -> str:
+    """``a, b en c`` / ``a, b and c``."""
+    items = [i for i in items if i]
+    if len(items) <= 1:
+        return "".join(items)
+    word = " en " if lang == "nl" else " and "
+    return ", ".join(items[:-1]) + word + items[-1]
 
 
 def _sha(digest: Any) -> str:
+    """A SHA-256 in four groups of 16 hex digits, so it wraps between groups, never inside one."""
     if isinstance(digest, Mapping):
         digest = digest.get("sha256", "")
-    return str(digest)
+    s = str(digest)
+    return " ".join(s[i : i + 16] for i in range(0, len(s), 16)) if len(s) == 64 else s
 
 
-def _step_keys() -> set[str]:
-    from analysis.report import TEXT
-
-    return {k for k in TEXT if k.startswith("step_")}
-
-
-def _stat_keys() -> set[str]:
-    from analysis.report import TEXT
-
-    return {k for k in TEXT if k.startswith("stat_")}
-
-
-def _outcome_order() -> dict[str, int]:
-    from survey.questionnaire import OUTCOMES
-
-    return {o.name: i for i, o in enumerate(OUTCOMES)}
-
-
-def _method_order() -> dict[str, int]:
-    from analysis.report import METHOD_LABELS
-
-    return {m: i for i, m in enumerate(METHOD_LABELS)}
-
+def _flatten(cfg: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k in sorted(cfg):
+        v = cfg[k]
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out += _flatten(v, name + ".")
+        elif isinstance(v, list | tuple):
+            out.append((name, ", ".join(" × ".join(map(str, x)) if isinstance(x, list | tuple) else str(x) for x in v) or "[]"))
+        else:
+            out.append((name, str(v)))
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ["make_demo_bundle"]
 
 
-def make_demo_bundle(out: str | Path, *, persons: int = 20_000, seed: int = 11, work: str | Path | None = None, replicates: int = 10) -> Path:
+def make_demo_bundle(out: str | Path, *, persons: int = 20_000, seed: int = 5, work: str | Path | None = None, replicates: int = 8) -> Path:
     """Generate a study, run the pipeline on it and copy its bundle to ``out``."""
     import tempfile
 
@@ -27,7 +27,7 @@ def make_demo_bundle(out: str | Path, *, persons: int = 20_000, seed: int = 11, 
     generate(persons=persons, seed=seed, out=study)
     cfg = config_from_dict(
         {
-            "study": {"name": "demo", "seed": seed, "derived_dir": str(base / "derived")},
+            "study": {"name": "demo", "seed": 3, "derived_dir": str(base / "derived")},
             "survey": {"survey_id": DEMO_SURVEY_ID, "snapshot": "latest", "snapshots_dir": str(study / "survey")},
             "admin": {"dwse": str(study / "admin" / "dwse_applications.csv"), "vdab": str(study / "admin" / "vdab_trajectories.csv")},
             "effects": {"replicates": replicates, "workers": 1},

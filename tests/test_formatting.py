@@ -77,3 +77,14 @@ def test_dates() -> None:
 def test_unknown_language() -> None:
     with pytest.raises(ConfigError, match="language"):
         fmt_num(1.0, 1, "fr")
+
+
+def test_tick_labels_take_their_decimals_from_the_step() -> None:
+    from analysis.formatting import tick_decimals, tick_formatter
+
+    assert tick_decimals([0, 0.25, 0.5, 0.75]) == 2
+    assert tick_decimals([0, 10, 20, 30]) == 0
+    assert tick_decimals([-0.1, 0.0, 0.1]) == 1
+    assert tick_formatter("nl").format_ticks([0, 0.25, 0.5, 0.75]) == ["0,00", "0,25", "0,50", "0,75"]
+    assert tick_formatter("en").format_ticks([0, 2000, 4000]) == ["0", "2,000", "4,000"]
+    assert tick_formatter("nl").format_ticks([-10, 0, 10]) == ["−10", "0", "10"]

@@ -71,31 +71,26 @@ def test_run_scope_restores_state_when_the_run_fails(tmp_path: Path) -> None:
 
 def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
     import matplotlib
-
-    from analysis.bundle import write_bundle
-    from analysis.reporting import Report, _styled
-
-    bundle = write_bundle(tmp_path / "b", {}, {}, {"config": {}})
-    report = Report(bundle, lang="en", figdir=tmp_path / "fig")
-    backend = matplotlib.get_backend()
-    rc = dict(matplotlib.rcParams)
-
-    @_styled
-    def figure(self: Report) -> str:
-        fig, ax = self._figure(2, 1)
-        ax.plot([0, 1], [0, 1])
-        size = matplotlib.rcParams["font.size"]
-        return f"{size}|" + self._emit_figure(fig, "mini", "cap_love", "src_survey")
-
-    out = figure(report)
-    assert out.startswith("9.0|")  # the report style applies while the figure is made
-    assert (tmp_path / "fig" / "mini-en.png").stat().st_size > 0
     import pandas as pd
 
-    bal = pd.DataFrame({"variable": ["educ=laag", "educ=laag", "sex=V", "sex=V"], "stage": ["before", "after"] * 2, "smd": [0.31, 0.04, -0.12, 0.02]})
-    md = report._love_plot(bal)
-    assert "love-plot-en.png" in md
-    assert (tmp_path / "fig" / "love-plot-en.png").stat().st_size > 0
+    from analysis.bundle import write_bundle
+    from analysis.reporting import Report
+
+    flow = pd.DataFrame({"step": ["invited", "started", "completed", "linked", "analysed"], "n": [900, 500, 420, 410, 400]})
+    bundle = write_bundle(tmp_path / "b", {"response_flow": flow}, {}, {"config": {}})
+    report = Report(bundle, lang="en")
+    backend = matplotlib.get_backend()
+    rc = dict(matplotlib.rcParams)
+    seen: list[float] = []
+    draw = report._f_flow
+
+    def spy() -> object:
+        seen.append(matplotlib.rcParams["font.size"])
+        return draw()
+
+    report._f_flow = spy  # type: ignore[method-assign]
+    report.figure("flow")
+    assert seen == [8.0]  # the report style applies while the figure is made
     assert matplotlib.get_backend() == backend
     assert dict(matplotlib.rcParams) == rc
     import matplotlib.pyplot as plt

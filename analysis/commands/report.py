@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output format; repeatable (default: html, pdf and docx)",
     )
     p.add_argument("--engine", choices=["auto", "quarto", "python"], default="auto", help="quarto when on PATH (auto), or the python fallback")
-    p.add_argument("--qmd", default=None, help="report source (default reports/evaluation.qmd)")
+    p.add_argument("--qmd", default=None, help="report source (default reports/evaluation-<lang>.qmd)")
     p.add_argument(
         "--disable-disclosure-control",
         action="store_true",
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from analysis.render import default_qmd, parse_param, render_report
 
     params = dict(parse_param(p) for p in args.params)
-    qmd = Path(args.qmd) if args.qmd else default_qmd()
+    qmd = Path(args.qmd) if args.qmd else default_qmd(args.lang)
     if qmd.is_file():
         check_params(params, qmd, allow_no_disclosure_control=args.disable_disclosure_control)
     if params.get("threshold") == 1:
