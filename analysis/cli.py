@@ -66,9 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback); 130 for Ctrl-C and 143 for ``SIGTERM``, after one line saying so; 1 for an
     unexpected internal error, printed in one line (the traceback only with ``POPEVAL_DEBUG=1``).
     """
-    import os
 
-    from analysis.processes import Interrupted, announce, handle_interruptions
+    import signal
+
+    from analysis.processes import Interrupted, announce, handle_interruptions, received_signal
 
     parser = make_parser()
     args = parser.parse_args(argv)
@@ -76,24 +77,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with handle_interruptions(stopped):
             return int(importlib.import_module(args._module).run(args) or 0)
-    except PopevalError as exc:
-        print(f"popeval {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except Exception as exc:
+        signum = received_signal()
+        if signum is not None:  # the interruption surfaced as another exception while unwinding
+            announce(f"{stopped} ({signal.Signals(signum).name})")
+            return 128 + signum
+        return _error_status(args.command, exc)
     except Interrupted as exc:
         announce(f"{stopped} ({exc})")
         return exc.exit_status
     except KeyboardInterrupt:
         announce(stopped)
         return 130
-    except OSError as exc:
-        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        print(f"popeval {args.command}: error: {exc.strerror or exc}{where}\n  hint: check that the file exists and that its folder can be written", file=sys.stderr)
+
+
+def _error_status(command: str, exc: Exception) -> int:
+    """Print an error in one line (no traceback) and return the exit status."""
+    import os
+
+    if isinstance(exc, PopevalError):
+        print(f"popeval {command}: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:
-        if os.environ.get("POPEVAL_DEBUG"):
-            raise
-        print(f"popeval {args.command}: internal error: {type(exc).__name__}: {exc}\n  hint: rerun with POPEVAL_DEBUG=1 for the traceback and report it", file=sys.stderr)
-        return 1
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"popeval {command}: error: {exc.strerror or exc}{where}\n  hint: check that the file exists and that its folder can be written", file=sys.stderr)
+        return 2
+    if os.environ.get("POPEVAL_DEBUG"):
+        raise exc
+    print(f"popeval {command}: internal error: {type(exc).__name__}: {exc}\n  hint: rerun with POPEVAL_DEBUG=1 for the traceback and report it", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

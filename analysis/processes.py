@@ -18,9 +18,26 @@ import sys
 from collections.abc import Iterator
 from types import FrameType
 
-__all__ = ["UNWIND_SECONDS", "Interrupted", "announce", "handle_interruptions", "stop_workers", "worker_initializer"]
+__all__ = [
+    "UNWIND_SECONDS",
+    "Interrupted",
+    "announce",
+    "handle_interruptions",
+    "received_signal",
+    "stop_workers",
+    "worker_initializer",
+]
 
 _PR_SET_PDEATHSIG = 1
+
+# the signal that interrupted this process, once one did: code that the interruption unwinds through
+# (an event loop, a kernel client) may turn it into another exception, which is still an interruption
+_RECEIVED: list[int] = []
+
+
+def received_signal() -> int | None:
+    """The number of the signal that interrupted this process, or None."""
+    return _RECEIVED[0] if _RECEIVED else None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -107,6 +124,7 @@ def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
         # a second signal while unwinding is ignored: the first one is already being handled
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        _RECEIVED.append(signum)
         logging.getLogger("popeval.run").error("run interrupted by %s", signal.Signals(signum).name)
         stop_workers()
         _watchdog(signum, f"{line} ({signal.Signals(signum).name})")

@@ -15,7 +15,7 @@ from typing import Any
 
 from survey.errors import ConfigError
 
-__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "outcome_label", "variable_label"]
+__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "outcome_label", "split_merged", "variable_label"]
 
 LABELS: dict[str, dict[str, str]] = {
     # title block and colofon (metadata, not prose)
@@ -250,7 +250,7 @@ def category_order(variable: str, code: object) -> int:
     return codes.index(str(code)) if str(code) in codes else len(codes)
 
 
-def _split_merged(code: str) -> list[str]:
+def split_merged(code: str) -> list[str]:
     """Cells merged by the sparse-cell rule are joined with ``+``; a code may itself end in ``+``
     (``55+``), so an empty piece after a split gives its ``+`` back to the piece before it."""
     parts: list[str] = []
@@ -275,7 +275,7 @@ def category_label(variable: str, code: object, lang: str) -> str:
     if " x " in variable:
         names = variable.split(" x ")
         pieces = []
-        for cell in _split_merged(code_s):
+        for cell in split_merged(code_s):
             parts = [p.strip() for p in cell.split(" x ")]
             pieces.append(" × ".join(category_label(v, c, lang) for v, c in zip(names, parts, strict=True)) if len(parts) == len(names) else cell)
         return " + ".join(pieces)
@@ -286,7 +286,7 @@ def category_label(variable: str, code: object, lang: str) -> str:
     vocab = _VOCAB.get(variable)
     if vocab is None or not hasattr(datamodel, vocab):
         return code_s
-    parts = _split_merged(code_s)
+    parts = split_merged(code_s)
     out = []
     for p in parts:
         try:

@@ -893,9 +893,9 @@ class Report:
             t["grp"], t["var"], t["cat"] = "all", t["variable"], t["category"].astype(str)
         else:
             t["var"] = t["variable"].str.slice(len("pop x "))
-            from analysis.report import _split_merged
+            from analysis.report import split_merged
 
-            merged = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in _split_merged(c)])
+            merged = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in split_merged(c)])
             t["grp"] = merged.map(lambda cs: cs[0][0])
             t["cat"] = merged.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
         # composition within each group

@@ -53,7 +53,7 @@ LAYERS: dict[str, int] = {
     "analysis.config": 3,
     "analysis.estimation": 4,
     "analysis.reporting": 4,
-    "analysis.render": 4,
+    "analysis.render": 5,
     "analysis.plans": 5,
     "analysis.pipeline": 6,
     "analysis.commands": 7,

@@ -15,7 +15,7 @@ import pandas as pd
 from analysis.formatting import MISSING, check_lang, fmt_int, fmt_num, fmt_pct
 from analysis.plans.codebook import CODEBOOK
 from analysis.plans.tables import read_plans_tables
-from analysis.reporting import markdown_table
+from analysis.reporting import grid_table
 from survey.errors import DataValidationError
 
 __all__ = ["PlansSection"]
@@ -159,7 +159,7 @@ class PlansSection:
             rows.append([L[m], self.pct(m), self.ci(m)])
         rows.append([L["mismatch"] + (" — gecombineerd met automatische vlag" if nl else " — combined with the automated flag"), self.pct("mismatch", "combined"), self.ci("mismatch", "combined")])
         head = ["Kenmerk", "Aandeel", "95%-betrouwbaarheidsinterval"] if nl else ["Characteristic", "Share", "95% confidence interval"]
-        return markdown_table(rows, head, "lrr")
+        return grid_table(head, rows, "lrr").markdown()
 
     def strata_table(self) -> str:
         """Shares per stratum (design-based)."""
@@ -170,7 +170,7 @@ class PlansSection:
         for r in st.itertuples(index=False):
             rows.append([str(r.stratum), fmt_int(r.N_h, self.lang), fmt_int(r.n_h, self.lang), *[self.pct(m, stratum=str(r.stratum)) for m in ms]])
         head = ["Stratum", "POPs", "Gelezen" if self.lang == "nl" else "Read", *[L[m] for m in ms]]
-        return markdown_table(rows, head, "lrrrrr")
+        return grid_table(head, rows, "lrrrrr").markdown()
 
     def agreement_table(self) -> str:
         """Agreement per code with bootstrap intervals."""
@@ -194,7 +194,7 @@ class PlansSection:
             if self.lang == "nl"
             else ["Code", "Agreement", "Cohen's kappa", "Krippendorff's alpha", "Disagreements reconciled"]
         )
-        return markdown_table(rows, head, "lrrrr")
+        return grid_table(head, rows, "lrrrr").markdown()
 
     def concordance_table(self) -> str:
         """Automated and admin-level concordance counts (suppressed cells shown as missing)."""
@@ -211,7 +211,7 @@ class PlansSection:
                 ]
             )
         head = ["Vergelijking", "Uitkomst", "Aantal", "%"] if self.lang == "nl" else ["Comparison", "Outcome", "Number", "%"]
-        return markdown_table(rows, head, "llrr")
+        return grid_table(head, rows, "llrr").markdown()
 
     def changes_table(self) -> str:
         """Change since the previous wave (percentage points)."""
@@ -230,4 +230,4 @@ class PlansSection:
                 ]
             )
         head = ["Kenmerk", "Vorige meting", "Deze meting", "Verschil in procentpunten (95%-BI)"] if self.lang == "nl" else ["Characteristic", "Previous wave", "This wave", "Difference in points (95% CI)"]
-        return markdown_table(rows, head, "lrrr")
+        return grid_table(head, rows, "lrrr").markdown()
