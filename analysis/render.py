@@ -158,6 +158,13 @@ def render_report(
         all_params["run_time"] = str(manifest.get("created_at") or datetime.now(UTC).replace(microsecond=0).isoformat())
     meta = title_metadata(manifest, lang, run_time=str(all_params["run_time"]))
     meta.update(bundle_metadata(bundle))
+    plans = all_params.get("plans_bundle")
+    if plans:
+        plans = str(Path(str(plans)).resolve())
+        read_bundle(plans)  # a plans bundle is verified against its manifest like the run bundle
+        all_params["plans_bundle"] = plans
+    if plans or any(t.startswith("plans_") for t in read_bundle(bundle).tables):
+        meta["popeval-plans"] = "true"
     use_quarto = engine == "quarto" or (engine == "auto" and shutil.which("quarto") is not None)
     if use_quarto:
         return _render_quarto(qmd, out, all_params, formats, meta, lang)
@@ -196,18 +203,24 @@ def bundle_metadata(bundle: str | Path) -> dict[str, str]:
 
 # ====================================================================== quarto
 def _render_quarto(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str) -> RenderResult:
+    import os
+    import tempfile
+
     to = {"html": "html", "pdf": "typst", "docx": "docx"}
     outputs: dict[str, Path] = {}
     for fmt in formats:
         name = f"evaluation-{lang}{FORMATS[fmt]}"
-        cmd = ["quarto", "render", str(qmd), "--to", to[fmt], "--output", name, "--output-dir", str(out)]
-        for k, v in params.items():
-            cmd += ["-P", f"{k}:{v}"]
-        for k, v in meta.items():
-            cmd += ["-M", f"{k}:{v}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=qmd.parent)
-        if proc.returncode != 0:
-            raise RenderError("quarto render failed", file=qmd, found=f"exit status {proc.returncode}", detail=proc.stderr[-4000:])
+        # quarto writes into a temporary folder; the finished file is renamed into place (atomic)
+        with tempfile.TemporaryDirectory(dir=out, prefix=".popeval-tmp-") as tmp:
+            cmd = ["quarto", "render", str(qmd), "--to", to[fmt], "--output", name, "--output-dir", tmp]
+            for k, v in params.items():
+                cmd += ["-P", f"{k}:{v}"]
+            for k, v in meta.items():
+                cmd += ["-M", f"{k}:{v}"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=qmd.parent)
+            if proc.returncode != 0:
+                raise RenderError("quarto render failed", file=qmd, found=f"exit status {proc.returncode}", detail=proc.stderr[-4000:])
+            os.replace(Path(tmp) / name, out / name)
         outputs[fmt] = out / name
     return RenderResult(outputs=outputs, engine="quarto", params=dict(params))
 

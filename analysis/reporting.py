@@ -538,8 +538,15 @@ class Report:
         return est if isinstance(est, Mapping) else ({"statement": est} if est else {})
 
     def estimand_statement(self) -> Text:
-        """The estimand and the group it excludes, as the bundle states it (in this language when given)."""
+        """The estimand and the group it excludes, in the report's language.
+
+        Built from the bundle's structured estimand (``excluded_groups``, the weighted excluded
+        share); a bundle with only a ``statement`` gives that text (in this language when given).
+        """
         est = self._estimand()
+        groups = est.get("excluded_groups")
+        if isinstance(groups, list) and "share_treated_excluded_weighted" in est:
+            return Text(self._estimand_text(est, groups))
         for key in ("statement", "excluded", "description"):
             v = est.get(key)
             if isinstance(v, Mapping):
@@ -547,6 +554,26 @@ class Report:
             if v:
                 return Text(str(v))
         return Text(MISSING)
+
+    def _estimand_text(self, est: Mapping[str, Any], groups: list[Any]) -> str:
+        nl = self.lang == "nl"
+        share = self._pct(float(est["share_treated_excluded_weighted"]))
+        names = [f"{_low(variable_label(str(g['variable']), self.lang))}: {_low(category_label(str(g['variable']), g['category'], self.lang))}" for g in groups if isinstance(g, Mapping)]
+        if nl:
+            text = "De vergelijking betreft de POP-gebruikers voor wie er vergelijkbare gebruikers zonder POP zijn."
+            if names:
+                text += f" Buiten die groep valt {share} van de POP-gebruikers (gewogen): {'; '.join(names)}. Voor hen zijn er geen of te weinig vergelijkbare gebruikers zonder POP."
+        else:
+            text = "The comparison concerns the POP users for whom there are comparable users without a POP."
+            if names:
+                text += f" Outside that group are {share} of the POP users (weighted): {'; '.join(names)}. For them there are no or too few comparable users without a POP."
+        if any(isinstance(g, Mapping) and g.get("variable") == "educ" and g.get("category") == "hoog" for g in groups):
+            text += (
+                " Hooggeschoolden kunnen opleidingscheques volgens de regelgeving enkel gebruiken voor een opleiding uit hun POP: hooggeschoolde POP-gebruikers hebben dus geen vergelijkingsgroep."
+                if nl
+                else " By regulation, high-educated workers may use training vouchers only for a training in their POP: high-educated POP users therefore have no comparison group."
+            )
+        return text
 
     def when(self, condition: bool, markdown: str) -> None:
         """Print ``markdown`` (prose written in the ``.qmd``) when ``condition`` holds; for ``output: asis`` cells."""
@@ -746,10 +773,8 @@ class Report:
         if not sens.empty and sens["e_value"].notna().any():
             top = sens.loc[sens["e_value"].astype(float).idxmax()]
             f["evalue_max"], f["evalue_outcome"] = self._num(top["e_value"]), _low(self.outcome(str(top["outcome"])))
-            low = sens.loc[sens["rosenbaum_gamma"].astype(float).idxmin()]
-            f["gamma_min"], f["gamma_outcome"] = self._num(low["rosenbaum_gamma"]), _low(self.outcome(str(low["outcome"])))
         else:
-            f["evalue_max"] = f["evalue_outcome"] = f["gamma_min"] = f["gamma_outcome"] = MISSING
+            f["evalue_max"] = f["evalue_outcome"] = MISSING
         f["commit"] = str(man.get("commit") or label("not_given", self.lang))
         f["seed"] = str(man.get("seed", label("not_given", self.lang)))
         f["estimand"] = str(ecfg.get("estimand", "ATT"))
@@ -1050,26 +1075,25 @@ class Report:
 
     def _t_sensitivity(self) -> GridTable:
         sens = self._table("sensitivity")
-        rows = [[self.outcome(str(r["outcome"])), self._num(r["e_value"]), self._num(r["e_value_ci"]), self._num(r["rosenbaum_gamma"])] for _, r in sens.iterrows()]
-        return grid_table([self.label(k) for k in ("col_outcome", "col_e_value", "col_e_value_ci", "col_gamma")], rows, "lrrr")
+        rows = [[self.outcome(str(r["outcome"])), self._num(r["risk_ratio"]), self._num(r["e_value"]), self._num(r["e_value_ci"])] for _, r in sens.iterrows()]
+        return grid_table([self.label(k) for k in ("col_outcome", "col_risk_ratio", "col_e_value", "col_e_value_ci")], rows, "lrrr")
 
     def _t_overlap(self) -> GridTable:
+        """Covariate cells where one group is empty or sparse (counts below the threshold suppressed)."""
         ov = self._table("overlap")
-        if ov.columns.empty:  # not in this bundle: the section that shows it is hidden
+        if ov.columns.empty or not {"variable", "category", "n_treated", "n_control", "status"} <= set(ov.columns):
             return grid_table([MISSING], [], "l")
-        cols = [str(c) for c in ov.columns]
-        rows = []
-        for _, r in ov.iterrows():
-            cells = []
-            for c in cols:
-                v = r[c]
-                if isinstance(v, int | float) and not isinstance(v, bool) and not is_missing(v):
-                    cells.append(self._int(v) if float(v).is_integer() and abs(v) >= 1 else self._num(v))
-                else:
-                    cells.append(MISSING if is_missing(v) else str(v))
-            rows.append(cells)
-        align = "".join("r" if ov[c].dtype.kind in "if" else "l" for c in ov.columns)
-        return grid_table(cols, rows, align or "l")
+        cells = ov[(ov["kind"] == "cell") & (ov["status"] != "ok")] if "kind" in ov.columns else ov[ov["status"] != "ok"]
+
+        def count(v: Any) -> str:
+            n = int(v)
+            return SUPPRESSED if 0 < n < self.threshold else self._int(n)
+
+        rows: list[Sequence[str] | Group] = [
+            [variable_label(str(r["variable"]), self.lang), category_label(str(r["variable"]), r["category"], self.lang), count(r["n_treated"]), count(r["n_control"]), self.label(f"overlap_{r['status']}")]
+            for _, r in cells.iterrows()
+        ]
+        return grid_table([self.label(k) for k in ("col_variable", "col_ov_category", "col_ov_pop", "col_ov_nopop", "col_status")], rows, "llrrl")
 
     def _t_not_estimable(self) -> GridTable:
         ne = self._not_estimable()

@@ -377,7 +377,8 @@ def test_effects_tables_mark_main_estimator_and_se(bundle_dir: Path) -> None:
         main = frame[frame["Methode"].str.contains(label("main_marker", "nl"))]
         assert len(main) == 4 and (main["Standaardfout"] == label("se_replicate", "nl")).all()
         others = frame[~frame.index.isin(main.index) & (frame["Verschil (procentpunt)" if name == "effects_top2" else "Verschil (punten)"] != label("not_estimable", "nl"))]
-        assert (others["Standaardfout"] == label("se_model", "nl")).all()
+        # with replicates every published estimator has the end-to-end replicate SE
+        assert len(others) > 0 and (others["Standaardfout"] == label("se_replicate", "nl")).all()
     shifts = r.frame("shifts")
     assert shifts[label("col_ci", "nl")].str.startswith("[").all()
 
@@ -470,7 +471,6 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     reason) are read when the bundle has them; without them the report still builds."""
     from analysis import bundle as bundle_module
 
-    monkeypatch.setitem(bundle_module.TABLES, "overlap", (("group", "n"), "propensity-score overlap (test)"))
     eff = read_bundle(bundle_dir).table("effects")
     other = next(m for m in eff["method"] if m != "matching")
     keep = eff[~((eff["method"] == other) & (eff["outcome"] == "promotion"))]
@@ -478,7 +478,7 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
         bundle_dir,
         tmp_path / "bundle",
         tables={
-            "overlap": pd.DataFrame({"group": ["POP", "geen POP"], "n": [600, 1800], "min": [0.01, 0.001]}),
+            "overlap": pd.DataFrame({"kind": ["cell", "cell", "cell"], "variable": ["educ", "educ", "sector"], "category": ["hoog", "laag", "primair"], "n_treated": [600, 40, 12], "n_control": [2, 900, 0], "w_treated": [600.0, 40.0, 12.0], "w_control": [2.0, 900.0, 0.0], "status": ["sparse", "ok", "empty"]}),
             "effects": keep,
             "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "reason": ["Singular matrix"]}),
         },
@@ -487,13 +487,20 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     r = Report(b, "nl")
     assert r.has("estimand") and r.has("overlap") and r.has("not_estimable")
     assert r.estimand_statement().startswith("Hooggeschoolde")
-    assert "600" in str(r.table("overlap"))
+    overlap = r.frame("overlap")
+    assert overlap.shape[0] == 2  # the cells without comparable users, not the ones that are fine
+    assert overlap.iloc[0].tolist() == ["Onderwijsniveau", "Hooggeschoold", "600", SUPPRESSED, label("overlap_sparse", "nl")]
+    assert overlap.iloc[1, 3] == "0" and overlap.iloc[1, 4] == label("overlap_empty", "nl")
     frame = r.frame("effects_top2")
     assert (frame == label("not_estimable", "nl")).to_numpy().sum() == 1
     assert "Singular matrix" in str(r.table("not_estimable"))
+    # the pipeline's structured estimand is stated in the report's language, with the regulation
     plain = Report(bundle_dir, "nl")
-    assert not plain.has("estimand") and not plain.has("overlap")
-    assert str(plain.table("overlap"))  # hidden in the report, but building it is no error
+    text = str(plain.estimand_statement())
+    assert text.startswith("De vergelijking betreft") and "regelgeving" in text
+    assert str(Report(bundle_dir, "en").estimand_statement()).startswith("The comparison concerns")
+    bare = _variant(bundle_dir, tmp_path / "bare", estimates={"estimand": {}})
+    assert not Report(bare, "nl").has("estimand")
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:

@@ -79,6 +79,8 @@ def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
     flow = pd.DataFrame({"step": ["invited", "started", "completed", "linked", "analysed"], "n": [900, 500, 420, 410, 400]})
     bundle = write_bundle(tmp_path / "b", {"response_flow": flow}, {}, {"config": {}})
     report = Report(bundle, lang="en")
+    import matplotlib.pyplot as plt  # importing pyplot resolves the backend once; not under test
+
     backend = matplotlib.get_backend()
     rc = dict(matplotlib.rcParams)
     seen: list[float] = []
@@ -93,8 +95,6 @@ def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
     assert seen == [8.0]  # the report style applies while the figure is made
     assert matplotlib.get_backend() == backend
     assert dict(matplotlib.rcParams) == rc
-    import matplotlib.pyplot as plt
-
     assert plt.get_fignums() == []  # no figure left in pyplot's registry
 
 

@@ -18,7 +18,7 @@ from analysis.plans.tables import read_plans_tables
 from analysis.reporting import grid_table
 from survey.errors import DataValidationError
 
-__all__ = ["PlansSection"]
+__all__ = ["NoPlans", "PlansSection", "plans_section"]
 
 _MEASURE_LABELS = {
     "nl": {
@@ -231,3 +231,25 @@ class PlansSection:
             )
         head = ["Kenmerk", "Vorige meting", "Deze meting", "Verschil in procentpunten (95%-BI)"] if self.lang == "nl" else ["Characteristic", "Previous wave", "This wave", "Difference in points (95% CI)"]
         return grid_table(head, rows, "lrrr").markdown()
+
+
+class NoPlans:
+    """Stands in for :class:`PlansSection` when the bundle has no plans tables.
+
+    The section's cells still run (Quarto executes the cells of hidden content too) but the
+    section is hidden (``popeval-plans`` is not set): every number and table is empty.
+    """
+
+    has_changes = False
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return lambda *args, **kwargs: ""
+
+
+def plans_section(bundle: str | Path | None, lang: str = "nl") -> PlansSection | NoPlans:
+    """The plans section of ``bundle``, or :class:`NoPlans` when it has no plans tables."""
+    if bundle is None or "plans_estimates" not in read_plans_tables(bundle):
+        return NoPlans()
+    return PlansSection(bundle, lang=lang)
