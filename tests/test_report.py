@@ -469,7 +469,6 @@ def _variant(src: Path, dst: Path, *, tables: dict[str, pd.DataFrame] | None = N
 def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An estimand statement, an overlap table and a method that could not be estimated (with its
     reason) are read when the bundle has them; without them the report still builds."""
-    from analysis import bundle as bundle_module
 
     eff = read_bundle(bundle_dir).table("effects")
     other = next(m for m in eff["method"] if m != "matching")
