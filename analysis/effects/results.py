@@ -99,7 +99,7 @@ class EffectEstimate:
         """One row: outcome, estimand, method, estimate, SE, CI, p-value, nobs."""
         import pandas as pd
 
-        ci = self.conf_int().loc[self.term]
+        lower, upper = (float(v) for v in self.conf_int().loc[self.term, ["lower", "upper"]].to_numpy())
         return pd.DataFrame(
             [
                 {
@@ -108,8 +108,8 @@ class EffectEstimate:
                     "method": self.method,
                     "estimate": self.estimate,
                     "se": self.se,
-                    "ci_lower": float(ci["lower"]),
-                    "ci_upper": float(ci["upper"]),
+                    "ci_lower": lower,
+                    "ci_upper": upper,
                     "pvalue": self.pvalue,
                     "nobs": self.nobs,
                     "vcov_type": self.vcov_type,
