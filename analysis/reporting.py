@@ -557,7 +557,7 @@ class Report:
 
     def _estimand_text(self, est: Mapping[str, Any], groups: list[Any]) -> str:
         nl = self.lang == "nl"
-        share = self._pct(float(est["share_treated_excluded_weighted"]))
+        share = fmt_pct(float(est["share_treated_excluded_weighted"]), 1, self.lang, proportion=True)
         names = [f"{_low(variable_label(str(g['variable']), self.lang))}: {_low(category_label(str(g['variable']), g['category'], self.lang))}" for g in groups if isinstance(g, Mapping)]
         if nl:
             text = "De vergelijking betreft de POP-gebruikers voor wie er vergelijkbare gebruikers zonder POP zijn."

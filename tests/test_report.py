@@ -497,6 +497,8 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     plain = Report(bundle_dir, "nl")
     text = str(plain.estimand_statement())
     assert text.startswith("De vergelijking betreft") and "regelgeving" in text
+    share = float(read_bundle(bundle_dir).estimates["estimand"]["share_treated_excluded_weighted"])
+    assert f"{100 * share:.1f}".replace(".", ",") + "\u00a0%" in text  # a proportion, shown as a percentage
     assert str(Report(bundle_dir, "en").estimand_statement()).startswith("The comparison concerns")
     bare = _variant(bundle_dir, tmp_path / "bare", estimates={"estimand": {}})
     assert not Report(bare, "nl").has("estimand")
