@@ -25,6 +25,7 @@ from survey.errors import DataValidationError
 __all__ = [
     "PERSONAL_DATA_NOTICE",
     "coder_sheets",
+    "coding_progress",
     "fill_reconciliation",
     "fill_sheet",
     "read_reconciliation",
@@ -244,6 +245,31 @@ def read_sheets(paths: Sequence[str | Path], sample_ids: Sequence[str], *, codeb
         frames.append(pd.DataFrame(recs, columns=["coder", "pop_id", *codebook.names]))
     _raise(problems, Path(paths[0]).parent, "The coding sheets have problems")
     return pd.concat(frames, ignore_index=True).sort_values(["pop_id", "coder"], kind="stable").reset_index(drop=True)
+
+
+def coding_progress(path: str | Path, *, codebook: Codebook = CODEBOOK) -> tuple[int, int]:
+    """``(coded, total)``: rows of a coder workbook with a value in every code column, and all rows.
+
+    A progress count only; :func:`read_sheets` checks the values.
+    """
+    from openpyxl import load_workbook
+
+    path = Path(path)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise DataValidationError("A coding sheet cannot be opened", file=path, expected="an .xlsx workbook", found=type(exc).__name__) from None
+    try:
+        if SHEET not in wb.sheetnames:
+            raise DataValidationError("A coding sheet lacks its sheet", file=path, expected=SHEET, found=", ".join(wb.sheetnames), hint="restore the workbook written by `popeval plans sheets`")
+        rows = list(wb[SHEET].iter_rows(values_only=True))
+    finally:
+        wb.close()
+    header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
+    cols = [header.index(c) for c in codebook.names if c in header]
+    body = [r for r in rows[1:] if r and r[0] is not None and str(r[0]).strip()]
+    done = sum(1 for r in body if len(cols) == len(codebook.names) and all(j < len(r) and r[j] is not None and str(r[j]).strip() for j in cols))
+    return done, len(body)
 
 
 def fill_sheet(path: str | Path, code: Callable[[str], dict[str, str]]) -> Path:
