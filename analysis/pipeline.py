@@ -1098,7 +1098,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         # ---- the POP part (its own step: the estimation's keys do not depend on it)
         plans = None
         if plans_inputs is not None:
-            plans = _plans_step(cfg, population, step, say, warnings_, _key(admin_hash, cfg.study.seed, cfg.study.disclosure_threshold, packages))
+            plans = _plans_step(cfg, population, derived / pop_out["db"], step, say, warnings_, _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, packages))
 
         # ---- bundle
         eff = outc["effects"].copy()
@@ -1254,7 +1254,9 @@ def _plans_inputs(cfg: StudyConfig) -> dict[str, Any] | None:
     return input_hashes(cfg)
 
 
-def _plans_step(cfg: StudyConfig, population: pd.DataFrame, step: Callable[[str, str, Callable[[], Any]], Any], say: Callable[[str], None], warnings_: list[str], base_key: str) -> dict[str, Any]:
+def _plans_step(
+    cfg: StudyConfig, population: pd.DataFrame, db: Path, step: Callable[[str, str, Callable[[], Any]], Any], say: Callable[[str], None], warnings_: list[str], base_key: str
+) -> dict[str, Any]:
     """The POP part of a run: advance it (sample, sheets, ingest) and, once coded, its tables (cached).
 
     Returns the manifest's ``inputs`` entries, the ``plans`` manifest record and the ``plans_*``
@@ -1262,7 +1264,7 @@ def _plans_step(cfg: StudyConfig, population: pd.DataFrame, step: Callable[[str,
     """
     from analysis.plans.stage import advance, compute_tables
 
-    state = advance(cfg)  # writes the sample, blank sheets or the reconciliation sheet: never the researchers' work
+    state = advance(cfg, db=db if db.exists() else None)  # writes the sample, blank sheets or the reconciliation sheet: never the researchers' work
     inputs = _plans_inputs(cfg) or {}
     info: dict[str, Any] = {"state": state.state}
     if not state.ready:

@@ -13,6 +13,9 @@ report or the run log.
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +69,7 @@ bootstrap = 100
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The study and the state after each run of the newcomer's path."""
     from analysis.plans.synth import generate_plans
 
@@ -75,12 +78,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     generate(persons=PERSONS, seed=SEED, out=study)
     generate_plans(study, seed=SEED)
     cfg_path = base / "study.toml"
-    cfg_path.write_text(_config(study, base / "derived"), encoding="utf-8")
+    # a short derived folder: the report kernel's IPC socket lives under the run folder, and a socket
+    # path is limited to about 100 characters
+    derived = Path(tempfile.mkdtemp(prefix="pr"))
+    cfg_path.write_text(_config(study, derived), encoding="utf-8")
     first = run(load_config(cfg_path), progress=False)
     waiting = run(load_config(cfg_path), progress=False)
     assert main(["plans", "simulate", "--config", str(cfg_path), "--truth", str(study / "truth"), "--complete"]) == 0
     coded = run(load_config(cfg_path), progress=False)
-    return {"base": base, "study": study, "cfg": cfg_path, "first": first, "waiting": waiting, "coded": coded, "derived": base / "derived"}
+    yield {"base": base, "study": study, "cfg": cfg_path, "first": first, "waiting": waiting, "coded": coded, "derived": derived}
+    shutil.rmtree(derived, ignore_errors=True)
 
 
 def _texts(study: Path) -> pd.DataFrame:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,13 @@ PERSONAL_DATA_NOTICE = (
     "BEVAT PERSOONSGEGEVENS. Dit werkbestand bevat (gemaskeerde) tekst uit persoonlijke ontwikkelingsplannen. "
     "Bewaar het enkel in de afgeschermde werkmap van de studie, verspreid het niet en verwijder het na de codering."
 )
+
+
+def _flag_personal(wb: Any) -> None:
+    """Mark the workbook itself (document properties) as holding personal text."""
+    wb.properties.keywords = "persoonsgegevens; personal data; POP"
+    wb.properties.subject = "Werkbestand met persoonsgegevens (POP-teksten)"
+    wb.properties.description = PERSONAL_DATA_NOTICE
 
 
 def _atomic_save(wb: object, path: Path) -> None:
@@ -108,6 +116,7 @@ def write_sheets(
     paths = []
     for k, coder in enumerate(coders):
         wb = Workbook()
+        _flag_personal(wb)
         ws = wb.active
         ws.title = SHEET
         header = [*_FIXED, *codebook.names]
@@ -302,6 +311,7 @@ def write_reconciliation(path: str | Path, disagreements: pd.DataFrame, texts: p
 
     path = Path(path)
     wb = Workbook()
+    _flag_personal(wb)
     ws = wb.active
     ws.title = RECONCILE_SHEET
     ws.append(["pop_id", "code", *[f"codeur_{c}" for c in coders], "pop_tekst", "definitief"])

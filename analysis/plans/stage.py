@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "PlansState",
+    "admin_db",
     "advance",
     "catalogue",
     "compute_tables",
@@ -113,19 +114,48 @@ def catalogue(cfg: StudyConfig) -> pd.DataFrame:
     return cat
 
 
-def draw(cfg: StudyConfig, *, overwrite: bool = False) -> Any:
-    """Build the POP frame and draw the sample; returns the :class:`~analysis.plans.sample.PlanSample`."""
+def admin_db(cfg: StudyConfig, db: str | Path | None = None) -> Path:
+    """The linked admin database: ``db`` (``popeval run`` passes its own), else built in the working folder.
+
+    The admin extracts are read as ``popeval run`` reads them (own file layouts of ``[admin.dwse]`` /
+    ``[admin.vdab]``, raw INSZ pseudonymised with ``POPEVAL_PSEUDO_KEY`` when ``pseudonymise``).
+    """
+    if db is not None:
+        return Path(db)
+    from analysis.population import ingest as ingest_admin
+    from analysis.population import link
+
+    path = workdir(cfg) / "admin.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    ingest_admin(cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab), path, pseudonymise=cfg.admin.pseudonymise, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
+    link(path)
+    return path
+
+
+def _admin_tables(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The validated VDAB trajectories and DWSE applications of the admin database."""
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        traj = con.execute("SELECT * EXCLUDE (source_row) FROM vdab_trajectories ORDER BY trajectory_id").df()
+        dwse = con.execute("SELECT * EXCLUDE (source_row) FROM dwse_applications ORDER BY application_id").df()
+    return traj, dwse
+
+
+def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = None) -> Any:
+    """Build the POP frame and draw the sample; returns the :class:`~analysis.plans.sample.PlanSample`.
+
+    ``db`` is the linked admin database (see :func:`admin_db`).
+    """
     from analysis.plans.frame import build_frame
     from analysis.plans.sample import draw_sample
-    from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
-    from survey.validate import read_table
 
     wd = workdir(cfg)
     if (wd / "sample.csv").exists() and not overwrite:
         raise ConfigError("A POP sample already exists", file=wd / "sample.csv", expected="no sample yet", found="an existing sample (coding may have started)", hint="use --overwrite to draw a new one")
     texts = _read_texts(cfg)
-    traj = read_table(cfg.path(cfg.admin.vdab), VDAB_TRAJECTORIES)
-    dwse = read_table(cfg.path(cfg.admin.dwse), DWSE_APPLICATIONS)
+    traj, dwse = _admin_tables(admin_db(cfg, db))
     frame, counts = build_frame(texts, traj, dwse, cfg.plans.population)
     del texts
     s = draw_sample(frame, cfg.plans.sample_size, cfg.plans.strata, allocation=cfg.plans.allocation, min_per_stratum=cfg.plans.min_per_stratum, seed=cfg.study.seed)
@@ -243,7 +273,7 @@ def _reconciliation_open(path: Path) -> int:
     return sum(1 for r in rows[1:] if r and r[0] and (len(r) <= j or r[j] is None or str(r[j]).strip() == ""))
 
 
-def advance(cfg: StudyConfig) -> PlansState:
+def advance(cfg: StudyConfig, *, db: str | Path | None = None) -> PlansState:
     """Take the POP part as far as the study's files allow (what ``popeval run`` does).
 
     No sample yet: draw it and write blank coder sheets.  Sheets not completely coded: report each
@@ -256,7 +286,7 @@ def advance(cfg: StudyConfig) -> PlansState:
     wd = workdir(cfg)
     sheets = wd / "sheets"
     if not (wd / "sample.csv").exists():
-        s = draw(cfg)
+        s = draw(cfg, db=db)
         write_coder_sheets(cfg)
         return PlansState(
             "sheets_written",
@@ -282,14 +312,9 @@ def advance(cfg: StudyConfig) -> PlansState:
 def _admin_concordance(cfg: StudyConfig, population: pd.DataFrame | None) -> pd.DataFrame:
     """The linkage's ``attest_matches_training`` among population persons with a POP-attest."""
     if population is None:
-        from analysis.population import ingest as ingest_admin
-        from analysis.population import link, load_population
+        from analysis.population import load_population
 
-        db = workdir(cfg) / "admin.duckdb"
-        db.unlink(missing_ok=True)
-        ingest_admin(cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab), db, pseudonymise=cfg.admin.pseudonymise, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
-        link(db)
-        population = load_population(db, ["person_key", "pop", "pop_attest", "attest_matches_training"])
+        population = load_population(admin_db(cfg), ["person_key", "pop", "pop_attest", "attest_matches_training"])
     sel = population[population["pop_attest"].astype(bool)]
     n_match = int(sel["attest_matches_training"].astype(bool).sum())
     return pd.DataFrame({"comparison": "attest_matches_training", "category": ["match", "no_match"], "n": [n_match, len(sel) - n_match]})
