@@ -238,3 +238,29 @@ def test_second_wave_shows_what_changed_in_the_rendered_report(world: dict[str, 
     html = Path(res.report["html"]).read_text(encoding="utf-8")
     assert "Evolutie tegenover de vorige meting" in html and "Eerste meting" not in html
     _assert_no_personal_text(html, world["study"])
+
+
+def test_demo_coding_is_idempotent_and_changed_texts_are_refused(world: dict[str, Any], tmp_path: Path) -> None:
+    from analysis.plans.stage import advance
+    from survey.errors import DataValidationError
+    from survey.hashing import sha256_file
+
+    sheets = world["derived"] / "plans" / "sheets"
+    before = {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")}
+    assert main(["plans", "simulate", "--config", str(world["cfg"]), "--truth", str(world["study"] / "truth"), "--complete"]) == 0
+    assert {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")} == before  # a second `make demo` changes nothing
+    # the texts change after the sample was drawn: a clear error, and nothing of the coders' work is touched
+    texts = _texts(world["study"])
+    texts.loc[0, "text"] = texts.loc[0, "text"] + "\nAanvulling."
+    changed = tmp_path / "pop_texts.parquet"
+    texts.to_parquet(changed, index=False)
+    cfg = load_config(world["cfg"])
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, plans=dataclasses.replace(cfg.plans, texts=str(changed)))
+    with pytest.raises(DataValidationError) as e:
+        advance(cfg)
+    msg = str(e.value)
+    assert "changed after the sample was drawn" in msg and "pop_texts.parquet" in msg and "--overwrite" in msg
+    assert "Aanvulling" not in msg
+    assert {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")} == before

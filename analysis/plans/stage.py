@@ -43,6 +43,9 @@ __all__ = [
     "draw",
     "ingest",
     "input_hashes",
+    "sample_matches_texts",
+    "sheet_units",
+    "texts_hash",
     "workdir",
     "write_coder_sheets",
 ]
@@ -167,9 +170,23 @@ def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = N
     _atomic_csv(counts, wd / "frame_counts.csv")
     _atomic_csv(s.strata, wd / "sample_strata.csv")
     with atomic_write(wd / "sample.json") as fh:
-        fh.write(json.dumps({"strata": list(s.strata_columns), "seed": s.seed, "allocation": cfg.plans.allocation, "n": s.nobs}, indent=2) + "\n")
+        fh.write(json.dumps({"strata": list(s.strata_columns), "seed": s.seed, "allocation": cfg.plans.allocation, "n": s.nobs, "texts_sha256": texts_hash(cfg)}, indent=2) + "\n")
     _atomic_csv(s.units, wd / "sample.csv")  # last: a sample exists only when its frame does
     return s
+
+
+def texts_hash(cfg: StudyConfig) -> str:
+    """SHA-256 of the POP texts (the file, or every file of the folder)."""
+    return _hash_path(cfg.path(cfg.plans.texts))
+
+
+def sample_matches_texts(cfg: StudyConfig) -> bool:
+    """Whether the existing sample was drawn from the POP texts as they are now."""
+    meta = workdir(cfg) / "sample.json"
+    if not meta.exists() or not (workdir(cfg) / "frame.parquet").exists():
+        return False
+    recorded = json.loads(meta.read_text(encoding="utf-8")).get("texts_sha256")
+    return recorded is None or recorded == texts_hash(cfg)
 
 
 def _sample_units(cfg: StudyConfig) -> pd.DataFrame:
@@ -292,6 +309,14 @@ def advance(cfg: StudyConfig, *, db: str | Path | None = None) -> PlansState:
             "sheets_written",
             f"POP sample of {s.nobs} drawn; blank coding sheets for coders {', '.join(cfg.plans.coders)} written to {sheets} "
             "(personal text: keep them in the protected study folder). Have each coder fill their sheet, then run again.",
+        )
+    if not sample_matches_texts(cfg):
+        raise DataValidationError(
+            "The POP texts changed after the sample was drawn",
+            file=cfg.path(cfg.plans.texts),
+            expected="the texts the sample and the coding sheets were made from",
+            found="other texts (SHA-256 differs from sample.json)",
+            hint="restore the texts, or draw a new sample with `popeval plans sample --overwrite` (coding starts again)",
         )
     if not all(p.exists() for p in _coder_paths(cfg)):
         paths = write_coder_sheets(cfg)

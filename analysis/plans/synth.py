@@ -447,14 +447,23 @@ def simulate_study(cfg: Any, truth_path: str | Path) -> Any:
     analysis.plans.stage.PlansState
         ``coded``: the reconciled codes are in the working folder.
     """
-    from analysis.plans.stage import draw, ingest, workdir, write_coder_sheets
+    from analysis.plans.sheets import coding_progress
+    from analysis.plans.stage import (
+        PlansState,
+        draw,
+        ingest,
+        sample_matches_texts,
+        workdir,
+        write_coder_sheets,
+    )
 
     wd = workdir(cfg)
-    truth = pd.read_parquet(truth_path)
-    fresh = not (wd / "sample.csv").exists()
-    if not fresh:
-        ids = pd.read_csv(wd / "sample.csv", dtype={"pop_id": str})["pop_id"]
-        fresh = not ids.isin(truth["trajectory_id"]).all() or not (wd / "frame.parquet").exists()
+    fresh = not (wd / "sample.csv").exists() or not sample_matches_texts(cfg)
+    sheets = [wd / "sheets" / f"coder_{c}.xlsx" for c in cfg.plans.coders]
+    done_before = not fresh and (wd / "codes.csv").exists() and all(p.exists() for p in sheets)
+    if done_before and all(done == n for done, n in map(coding_progress, sheets)):
+        # already done for these texts: leave the files (and their hashes) as they are
+        return PlansState("coded", f"The demo's POP sample is already coded and reconciled ({wd / 'codes.csv'}).")
     if fresh:
         draw(cfg, overwrite=True)
     write_coder_sheets(cfg, overwrite=True)
