@@ -264,3 +264,21 @@ def test_demo_coding_is_idempotent_and_changed_texts_are_refused(world: dict[str
     assert "changed after the sample was drawn" in msg and "pop_texts.parquet" in msg and "--overwrite" in msg
     assert "Aanvulling" not in msg
     assert {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")} == before
+
+
+def test_pop_part_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing the POP part's code changes its own key, never the survey estimation's."""
+    from analysis import pipeline
+
+    repo = Path(pipeline.__file__).resolve().parents[1]
+    for folder in ("survey", "analysis", "reports"):
+        shutil.copytree(repo / folder, tmp_path / folder, ignore=shutil.ignore_patterns("_output", "__pycache__"))
+    monkeypatch.setattr(pipeline, "_REPO", tmp_path)
+    est, plans = pipeline.code_version(report=False, plans=False), pipeline.code_version(report=False)
+    f = tmp_path / "analysis" / "plans" / "estimates.py"
+    f.write_text(f.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert pipeline.code_version(report=False, plans=False) == est
+    assert pipeline.code_version(report=False) != plans
+    g = tmp_path / "analysis" / "estimation.py"
+    g.write_text(g.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert pipeline.code_version(report=False, plans=False) != est

@@ -81,7 +81,7 @@ class PlansState:
 
 def workdir(cfg: StudyConfig) -> Path:
     """The POP part's working folder (``<derived_dir>/plans``): personal text, never published."""
-    return cfg.path(cfg.study.derived_dir) / "plans"
+    return cfg.path(cfg.study.derived_dir).resolve() / "plans"
 
 
 def _need(path: Path, what: str, hint: str) -> Path:
