@@ -143,9 +143,20 @@ def test_coded_run_puts_the_plans_tables_in_the_bundle_without_reestimating(worl
     assert m["inputs"]["plans/trainings"]["sha256"] == sha256_file(world["study"] / "plans" / "trainings.csv")
     assert m["inputs"]["plans/sample"]["sha256"] == sha256_file(world["derived"] / "plans" / "sample.csv")
     assert m["inputs"]["plans/texts"]["sha256"] == sha256_file(world["study"] / "plans" / "pop_texts.parquet")
+    # every sheet a person reads holds masked text only
+    from openpyxl import load_workbook
+
+    masked = 0
+    for name in ("coder_A.xlsx", "coder_B.xlsx", "reconciliation.xlsx"):
+        cells = "\n".join(str(v) for ws in load_workbook(sheets / name, read_only=True) for row in ws.iter_rows(values_only=True) for v in row if v)
+        assert not re.search(r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}", cells) and "@voorbeeld.be" not in cells, name
+        masked += cells.count("[INSZ]") + cells.count("[e-mail]")
+    assert masked > 0  # the sample holds POPs with personal data, and they were masked
     # a rerun reuses the POP part too and writes the same bundle
+    before = {f.name: sha256_file(f) for f in (coded.bundle / "tables").glob("plans_*.csv")} | {"manifest.json": sha256_file(coded.bundle / "manifest.json")}
     again = run(load_config(world["cfg"]), progress=False)
     assert "plans" in again.reused and again.run_dir == coded.run_dir
+    assert {f.name: sha256_file(f) for f in (again.bundle / "tables").glob("plans_*.csv")} | {"manifest.json": sha256_file(again.bundle / "manifest.json")} == before
     # the simulated coders disagree realistically: some, not all, and more often on the codes that need judgement
     agr = b.tables["plans_agreement"].set_index("code")
     assert (agr["percent_agreement"] < 1).all() and (agr["percent_agreement"] > 0.75).all()
