@@ -973,6 +973,12 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         population: pd.DataFrame = pop_out["population"]
         mg = pop_out["margins"]
 
+        # ---- the POP part, early so that a problem in the coding sheets stops the run at once
+        # (its own step: the estimation's keys do not depend on it)
+        plans = None
+        if plans_inputs is not None and stage != "design":
+            plans = _plans_step(cfg, population, derived / pop_out["db"], step, say, warnings_, _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, packages))
+
         # ---- survey: parse
         parse_key = _key("parse", snap_hash, part_hash, cfg.survey.key_attribute, mapping["survey"], code_key)
 
@@ -1094,11 +1100,6 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         fits = Counter(des["design"].diagnostics.get("fit_warnings", {})) + Counter(outc.get("fit_warnings", {}))
         for what, n in sorted(fits.items()):
             warnings_.append(f"{what} warned {n} time(s) while fitting")
-
-        # ---- the POP part (its own step: the estimation's keys do not depend on it)
-        plans = None
-        if plans_inputs is not None:
-            plans = _plans_step(cfg, population, derived / pop_out["db"], step, say, warnings_, _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, packages))
 
         # ---- bundle
         eff = outc["effects"].copy()

@@ -293,3 +293,23 @@ def test_pop_part_sources_are_not_part_of_the_estimation_key(tmp_path: Path, mon
     g = tmp_path / "analysis" / "estimation.py"
     g.write_text(g.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     assert pipeline.code_version(report=False, plans=False) != est
+
+
+def test_an_invalid_code_stops_the_run_naming_sheet_row_and_column(world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import load_workbook
+
+    sheet = world["derived"] / "plans" / "sheets" / "coder_B.xlsx"
+    original = sheet.read_bytes()
+    try:
+        wb = load_workbook(sheet)
+        ws = wb["codering"]
+        col = [c.value for c in ws[1]].index("goal_talent") + 1
+        ws.cell(row=5, column=col, value="misschien")
+        wb.save(sheet)
+        assert main(["run", "--config", str(world["cfg"]), "--no-progress", "--no-report"]) == 2
+        err = capsys.readouterr().err
+        assert "coder_B.xlsx" in err and "row 5" in err and "goal_talent" in err and "misschien" in err
+        assert "Traceback" not in err
+        _assert_no_personal_text(err, world["study"])
+    finally:
+        sheet.write_bytes(original)
