@@ -178,6 +178,9 @@ def _expected(bundle: Path, lang: str) -> dict[str, str]:
         r = est[(est["measure"] == m) & (est["estimator"] == e) & (est["stratum"] == "alle")].iloc[0]
         out[f"{m}/{e}"] = p(r["estimate"])
         out[f"{m}/{e}/ci"] = f"{p(r['ci_lower'])} {word} {p(r['ci_upper'])}"
+    # per stratum, with the interval
+    st = est[(est["measure"] == "mismatch") & (est["estimator"] == "design") & (est["stratum"] != "alle")].dropna(subset=["estimate"]).iloc[0]
+    out["mismatch/stratum"] = f"{p(st['estimate'])} ({p(st['ci_lower'])} {word} {p(st['ci_upper'])})"
     agr = pd.read_csv(bundle / "tables" / "plans_agreement.csv")
     out["kappa"] = f"{agr['kappa'].min():.2f}".replace(".", sep) + f" {word} " + f"{agr['kappa'].max():.2f}".replace(".", sep)
     return out
@@ -212,7 +215,7 @@ def test_whole_report_renders_the_plans_section_with_its_numbers(world: dict[str
     _assert_no_personal_text(html, world["study"])
 
 
-def test_no_pop_text_in_bundle_cache_or_log(world: dict[str, Any]) -> None:
+def test_no_pop_text_in_bundle_or_run_log(world: dict[str, Any]) -> None:
     run_dir = world["coded"].run_dir
     files = [p for p in (run_dir / "bundle").rglob("*") if p.is_file()] + [run_dir / "run.log"]
     blob = "\n".join(p.read_text(encoding="utf-8") for p in files)

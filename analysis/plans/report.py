@@ -161,14 +161,21 @@ class PlansSection:
         head = ["Kenmerk", "Aandeel", "95%-betrouwbaarheidsinterval"] if nl else ["Characteristic", "Share", "95% confidence interval"]
         return grid_table(head, rows, "lrr").markdown()
 
+    def _share_with_ci(self, measure: str, stratum: str) -> str:
+        """``21,3 % (15,1 tot 27,4 %)``: a share with its 95 % interval (missing when suppressed)."""
+        est = self.pct(measure, stratum=stratum)
+        if est == MISSING:
+            return MISSING
+        return f"{est} ({self.ci(measure, stratum=stratum)})"
+
     def strata_table(self) -> str:
-        """Shares per stratum (design-based)."""
+        """Shares per stratum (design-based) with their 95 % intervals."""
         L = self._labels()
         st = self.tables["plans_sample"]
         ms = ("no_training", "no_reason", "mismatch")
         rows = []
         for r in st.itertuples(index=False):
-            rows.append([str(r.stratum), fmt_int(r.N_h, self.lang), fmt_int(r.n_h, self.lang), *[self.pct(m, stratum=str(r.stratum)) for m in ms]])
+            rows.append([str(r.stratum), fmt_int(r.N_h, self.lang), fmt_int(r.n_h, self.lang), *[self._share_with_ci(m, str(r.stratum)) for m in ms]])
         head = ["Stratum", "POPs", "Gelezen" if self.lang == "nl" else "Read", *[L[m] for m in ms]]
         return grid_table(head, rows, "lrrrrr").markdown()
 
