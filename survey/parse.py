@@ -16,7 +16,7 @@ Rules (every dropped or changed row is counted in :attr:`RespondentData.counts`)
 * **Person key**: ``person_key`` is the participant's ``attribute_1``, joined through the token.  A
   response whose token is not in the participants table is kept with ``person_key`` missing and
   counted (``no_participant``).
-* **Outcomes** (:data:`survey.questionnaire.OUTCOMES`) become ordered categoricals with categories
+* **Outcomes** (:data:`survey.questionnaire.OUTCOMES`, or the study's own from its mapping) become ordered categoricals with categories
   1..5; 'weet niet' (99) is missing, flagged in ``<name>_dont_know`` and counted
   (``dont_know_<name>``).  Answers with ``missing=True`` in other questions become missing too and are
   counted (``missing_code_<name>``).
@@ -36,7 +36,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from survey.errors import DataValidationError
-from survey.questionnaire import DONT_KNOW, OUTCOMES, QUESTIONNAIRE, Question, Questionnaire
+from survey.questionnaire import DONT_KNOW, QUESTIONNAIRE, Question, Questionnaire
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -408,8 +408,9 @@ class RespondentData:
             f"  respondents            {c['respondents']:>8,}  (complete {c['complete']:,}, incomplete {c['incomplete']:,})",
             f"  linked to a person key {c['linked']:>8,}  (no token {c['no_token']:,}, token without participant {c['no_participant']:,})",
         ]
-        for o in OUTCOMES:
-            lines.append(f"  'weet niet' {o.name:<18} {c[f'dont_know_{o.name}']:>6,}")
+        for k, n in c.items():
+            if k.startswith("dont_know_"):
+                lines.append(f"  'weet niet' {k[len('dont_know_'):]:<18} {n:>6,}")
         if self.missing_columns:
             lines.append("  columns not in the export: " + ", ".join(self.missing_columns))
         return "\n".join(lines)
@@ -497,6 +498,8 @@ def parse_snapshot(
     if fieldmap is None:
         fieldmap = _load_fieldmap(snapshot)
     raw = read_responses(resp_file, fieldmap)
+    if mapping is not None and questionnaire is QUESTIONNAIRE:
+        questionnaire = mapping.questionnaire()  # the study's own outcomes, if it has them
     if mapping is not None and not mapping.empty:
         raw = mapping.apply(raw, resp_file)
     raw, masked = _mask_insz_columns(raw)
@@ -650,7 +653,6 @@ def _convert_question(q: Question, kept: pd.DataFrame, out: dict[str, Any], coun
     import numpy as np
     import pandas as pd
 
-    outcome_of = {o.column: o for o in OUTCOMES}
     if q.qtype == "F":
         codes = [a.code for a in q.answers]
         valid = [a.code for a in q.answers if not a.missing]
@@ -658,8 +660,7 @@ def _convert_question(q: Question, kept: pd.DataFrame, out: dict[str, Any], coun
             col = f"{q.code}[{sq.code}]"
             s = _column(kept, col).map(_blank_to_none)
             _bad_code(q, col, s, s.isna() | s.isin(codes), source, codes)
-            o = outcome_of.get(col)
-            nm = o.name if o is not None else name
+            nm = name
             dk = (s == DONT_KNOW).fillna(False).astype(bool)
             vals = s.where(s.isin(valid)).map(lambda v: int(v) if v is not None and v == v else None)
             cat = pd.Categorical(vals, categories=[int(c) for c in valid], ordered=True)
