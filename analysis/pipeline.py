@@ -287,7 +287,7 @@ def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
 
     d = cfg.to_dict()
     survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "outcomes": d["survey"]["outcomes"],
-              "key_attribute": cfg.survey.key_attribute}
+              "key_attribute": cfg.survey.key_attribute, "outcome_order": list(cfg.survey.outcome_names())}
     admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
     h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
     return {"admin": admin, "survey": survey, "hash": h}

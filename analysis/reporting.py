@@ -506,14 +506,14 @@ class Report:
     # ------------------------------------------------------------------ what is there
     @property
     def is_demo(self) -> bool:
-        """Whether the bundle comes from synthetic demonstration data (manifest ``provenance``, else the study name)."""
+        """Whether the bundle comes from synthetic demonstration data: the data's provenance (manifest
+        ``provenance``, set from the generator's mark), never the study's name."""
         man = self.bundle.manifest
         prov = man.get("provenance")
         if prov is not None:
             kind = prov.get("data") if isinstance(prov, Mapping) else prov
             return str(kind).lower() in ("synthetic", "demo", "synthetisch")
-        cfg = man.get("config") or {}
-        return str((cfg.get("study") or {}).get("name", cfg.get("study", ""))).lower() == "demo" or "synthetic" in str(man.get("note", ""))
+        return "synthetic" in str(man.get("note", ""))
 
     def has(self, name: str) -> bool:
         """Whether the bundle holds the optional part ``name`` (a table, or ``estimand``/``response_detail``)."""

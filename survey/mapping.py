@@ -312,7 +312,15 @@ def skeleton(fieldmap: Mapping[str, Any]) -> str:
         note = f"  # {q.nl[:60]}" if q is not None else ""
         lines.append(f'{var} = "{guess}"{note}' if guess else f'# {var} = ""{note}')
     lines += ["", "# answer codes: the survey's code = popeval's code; weet niet = \"99\"", "[survey.answers.stronger]",
-              '# A1 = "1"', '# A6 = "99"']
+              '# A1 = "1"', '# A6 = "99"', "",
+              "# Outcomes: popeval's four (stronger, job_better, promotion, satisfaction), five-point agreement scales.",
+              "# Per outcome a table gives its labels and the scale's direction; a table with a name of its own makes",
+              "# the study's outcomes exactly the tables written, in that order (any number, e.g. three):",
+              "# [survey.outcomes.career]",
+              '# nl = "Betere loopbaankansen"',
+              '# en = "Better career prospects"',
+              '# direction = "ascending"        # or "descending" (A1 = agree most; turned around before the analysis)',
+              '#   ... with its column under [survey.columns]: career = "Q5_SQ001", and its answers in [survey.answers.career]']
     return "\n".join(lines) + "\n"
 
 

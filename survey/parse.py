@@ -54,6 +54,7 @@ __all__ = [
     "read_participants",
     "read_responses",
     "resolve_header",
+    "validate_participants",
 ]
 
 #: The fixed columns of a LimeSurvey export (not anonymised, date stamps on), in export order.
@@ -136,9 +137,6 @@ def read_participants(
     """
     import pandas as pd
 
-    from survey.datamodel import SURVEY_PARTICIPANTS
-    from survey.validate import validate_frame
-
     path = Path(snapshot_dir)
     if path.is_dir():
         path = path / "participants.json"
@@ -156,20 +154,61 @@ def read_participants(
             },
             dtype=object,
         )
-    if pseudo_key is not None:
-        from survey.insz import looks_like_insz, pseudonymise
+    from survey.insz import looks_like_insz
 
-        key_col = raw["attribute_1"].astype("string")
-        raw_insz = looks_like_insz(key_col).to_numpy()
-        if raw_insz.any():
-            key_col = key_col.astype(object)
-            key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
-            raw = raw.assign(attribute_1=key_col)
-    return validate_frame(
-        raw, SURVEY_PARTICIPANTS, source=path,
+    key_col = raw["attribute_1"].astype("string")
+    raw_insz = looks_like_insz(key_col).to_numpy()
+    if raw_insz.any() and pseudo_key is not None:
+        from survey.insz import pseudonymise
+
+        key_col = key_col.astype(object)
+        key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
+        raw = raw.assign(attribute_1=key_col)
+    elif raw_insz.any():
+        pos = int(raw_insz.argmax())
+        raise DataValidationError(
+            "An identifier looks like a raw national register number (INSZ) in survey_participants",
+            file=path,
+            row=pos + 1,
+            column=key_attribute,
+            expected="a pseudonymous key",
+            found=f"an 11-digit value with a valid INSZ check digit ({int(raw_insz.sum())} rows); the value is not shown",
+            hint="raw INSZ numbers must not be ingested: set pseudonymise = true under [admin] (with POPEVAL_PSEUDO_KEY set) "
+            "so they are pseudonymised with the extracts' key",
+        )
+    return validate_participants(
+        raw, path, key_attribute,
         duplicate_hint="LimeSurvey lists each participant once; a repeated tid means the participant pages overlapped "
         "(or the file was edited) - fetch the survey again with `popeval fetch`",
     )
+
+
+def validate_participants(raw: pd.DataFrame, source: str | Path, key_attribute: str = "attribute_1", *, duplicate_hint: str | None = None) -> pd.DataFrame:
+    """Check participants (``tid``, ``token``, ``attribute_1``) against the data model in DuckDB; return them typed.
+
+    The checks are those of every input (:func:`survey.sqlcheck.check_columns`, as for the admin
+    extracts): row ``i`` is the ``i``-th participant, the key column is named as the file names it.
+    """
+    import duckdb
+    import pandas as pd
+
+    from survey.datamodel import SURVEY_PARTICIPANTS
+    from survey.sqlcheck import check_columns, check_unique_key, q
+
+    names = {"tid": "tid", "token": "token", "attribute_1": key_attribute}
+    frame = pd.DataFrame({c: [None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else str(v) for v in raw[c].tolist()]
+                          for c in ("tid", "token", "attribute_1")}, dtype=object)
+    frame.insert(0, "source_row", range(1, len(frame) + 1))
+    with duckdb.connect() as con:
+        con.register("_participants_frame", frame)
+        con.execute("CREATE TEMP TABLE _participants AS SELECT CAST(source_row AS BIGINT) AS source_row, "
+                    + ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in ("tid", "token", "attribute_1")) + " FROM _participants_frame")
+        con.unregister("_participants_frame")
+        select = check_columns(con, "_participants", SURVEY_PARTICIPANTS, source, {c: q(c) for c in names}, columns=names)
+        con.execute(f"CREATE TEMP TABLE survey_participants AS SELECT source_row, {select} FROM _participants")
+        check_unique_key(con, "survey_participants", SURVEY_PARTICIPANTS, source, duplicate_hint)
+        out = con.execute("SELECT tid, token, attribute_1 FROM survey_participants ORDER BY source_row").df()
+    return pd.DataFrame({"tid": out["tid"].astype("int64"), "token": out["token"].astype("string"), "attribute_1": out["attribute_1"].astype("string")})
 
 
 def _blank_to_none(v: object) -> object:

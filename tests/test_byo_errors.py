@@ -307,6 +307,37 @@ def test_participants_csv_without_the_key_attribute(foreign: Path) -> None:
     assert err.column == "attribute_3" and "attribute_2" in err.found and "key_attribute" in err.hint
 
 
+@pytest.mark.parametrize(
+    ("edit", "title", "row", "column", "expected", "found", "hint"),
+    [
+        (lambda p: p.assign(attribute_2=p["attribute_2"].where(p.index != 2, "abc def")), "Malformed value in survey_participants", 3,
+         "attribute_2", "values matching", "'abc def'", "export settings"),
+        (lambda p: p.assign(tid=p["tid"].astype(str).where(p.index != 1, "t2")), "Wrong type in survey_participants", 2, "tid", "a whole number", "'t2'", "number format"),
+        (lambda p: p.assign(tid=p["tid"].where(p.index != 4, p["tid"].iloc[0])), "Duplicate key in survey_participants", 5, "tid", "exactly once", "first at row 1",
+         "popeval fetch"),
+    ],
+)
+def test_participants_are_validated_like_the_extracts(foreign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      edit, title: str, row: int, column: str, expected: str, found: str, hint: str) -> None:
+    """One validator (DuckDB, as for the extracts): file, row, the file's column, expected, found, hint."""
+    import survey.validate
+    from survey.parse import read_participants
+
+    def pandas_validator(*_a: object, **_k: object) -> None:
+        raise AssertionError("participants must not go through the pandas validator")
+
+    monkeypatch.setattr(survey.validate, "validate_frame", pandas_validator)
+    good = read_participants(foreign / "deelnemers.csv", key_attribute="attribute_2")
+    assert good["tid"].dtype == "int64" and len(good) == len(pd.read_csv(foreign / "deelnemers.csv"))
+    bad = tmp_path / "deelnemers.csv"
+    edit(pd.read_csv(foreign / "deelnemers.csv", dtype=str, keep_default_na=False)).to_csv(bad, index=False)
+    with pytest.raises(DataValidationError) as info:
+        read_participants(bad, key_attribute="attribute_2")
+    err = info.value
+    assert str(err).startswith(title) and err.file == str(bad) and err.row == row and err.column == column
+    assert expected in err.expected and found in err.found and hint in err.hint
+
+
 # ------------------------------------------------------------------ commands
 
 

@@ -262,3 +262,51 @@ def test_free_text_with_an_insz_is_masked_before_caching(foreign: Path) -> None:
     from survey.mapping import _INSZ_CANDIDATE
 
     assert not [m for m in _INSZ_CANDIDATE.findall(text) if is_valid_insz(m)]
+
+
+# ------------------------------------------------------------------ the documentation
+
+
+def _readme_toml(after: str) -> str:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "data_raw" / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```toml\n(.*?)```", readme.split(after, 1)[1], re.S)
+    assert match is not None, after
+    return match.group(1)
+
+
+def test_the_worked_example_in_data_raw_readme_is_accepted_and_describes_the_foreign_study(
+        foreign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's worked example, with the foreign study's files where it says: `popeval check` accepts it, same mapping."""
+    import shutil
+
+    from analysis.cli import main
+    from analysis.pipeline import _mapping_record
+
+    root = tmp_path / "golf"
+    (root / "studies").mkdir(parents=True)
+    (root / "data_raw" / "admin").mkdir(parents=True)
+    shutil.copytree(foreign / "enquete", root / "data_raw" / "survey" / "461283" / "20240701T080000Z")
+    shutil.copy(foreign / "deelnemers.csv", root / "data_raw" / "survey" / "deelnemers.csv")
+    for name in ("aanvragen.sav", "trajecten.csv"):
+        shutil.copy(foreign / name, root / "data_raw" / "admin" / name)
+    study = root / "studies" / "golf-2024.toml"
+    study.write_text(_readme_toml("### Worked example"), encoding="utf-8")
+    assert main(["check", "--config", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "PROBLEM" not in out and "UNMAPPED" not in out
+    assert "stronger             <- Q5_SQ001" in out and "participants: deelnemers.csv" in out
+    assert _mapping_record(load_config(study))["hash"] == _mapping_record(load_config(foreign / "study.toml"))["hash"]
+
+
+def test_the_readme_example_of_outcomes_of_the_surveys_own_parses() -> None:
+    import tomllib
+
+    from analysis.config import config_from_dict
+
+    given = tomllib.loads(_readme_toml("**Outcomes of the survey's own.**"))
+    cfg = config_from_dict({"survey": {"survey_id": 461283, **given["survey"]}})
+    assert cfg.effects.outcomes == ("career", "skills", "confidence")
+    assert [(o.name, o.column, o.direction) for o in cfg.survey.mapping().outcome_list()] == [
+        ("career", "EFFECT[SQ101]", "ascending"), ("skills", "EFFECT[SQ102]", "descending"), ("confidence", "EFFECT[SQ103]", "ascending")]
