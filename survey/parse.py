@@ -184,31 +184,21 @@ def read_participants(
 
 
 def validate_participants(raw: pd.DataFrame, source: str | Path, key_attribute: str = "attribute_1", *, duplicate_hint: str | None = None) -> pd.DataFrame:
-    """Check participants (``tid``, ``token``, ``attribute_1``) against the data model in DuckDB; return them typed.
+    """Check participants (``tid``, ``token``, ``attribute_1``) against the data model; return them typed.
 
-    The checks are those of every input (:func:`survey.sqlcheck.check_columns`, as for the admin
-    extracts): row ``i`` is the ``i``-th participant, the key column is named as the file names it.
+    The checks are those of every input (:func:`survey.validate.validate_frame`, i.e. the DuckDB
+    queries of :mod:`survey.sqlcheck` that check the admin extracts): row ``i`` is the ``i``-th
+    participant; the key column is named as the file names it (``key_attribute``).
     """
-    import duckdb
     import pandas as pd
 
     from survey.datamodel import SURVEY_PARTICIPANTS
-    from survey.sqlcheck import check_columns, check_unique_key, q
+    from survey.validate import validate_frame
 
-    names = {"tid": "tid", "token": "token", "attribute_1": key_attribute}
-    frame = pd.DataFrame({c: [None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else str(v) for v in raw[c].tolist()]
-                          for c in ("tid", "token", "attribute_1")}, dtype=object)
-    frame.insert(0, "source_row", range(1, len(frame) + 1))
-    with duckdb.connect() as con:
-        con.register("_participants_frame", frame)
-        con.execute("CREATE TEMP TABLE _participants AS SELECT CAST(source_row AS BIGINT) AS source_row, "
-                    + ", ".join(f"CAST({q(c)} AS VARCHAR) AS {q(c)}" for c in ("tid", "token", "attribute_1")) + " FROM _participants_frame")
-        con.unregister("_participants_frame")
-        select = check_columns(con, "_participants", SURVEY_PARTICIPANTS, source, {c: q(c) for c in names}, columns=names)
-        con.execute(f"CREATE TEMP TABLE survey_participants AS SELECT source_row, {select} FROM _participants")
-        check_unique_key(con, "survey_participants", SURVEY_PARTICIPANTS, source, duplicate_hint)
-        out = con.execute("SELECT tid, token, attribute_1 FROM survey_participants ORDER BY source_row").df()
-    return pd.DataFrame({"tid": out["tid"].astype("int64"), "token": out["token"].astype("string"), "attribute_1": out["attribute_1"].astype("string")})
+    frame = raw.loc[:, ["tid", "token", "attribute_1"]].astype(object)
+    tids: list[str | None] = [None if v is None or v != v else str(v) for v in frame["tid"]]
+    frame["tid"] = pd.Series(tids, index=frame.index, dtype=object)
+    return validate_frame(frame, SURVEY_PARTICIPANTS, source=source, duplicate_hint=duplicate_hint, columns={"attribute_1": key_attribute})
 
 
 def _blank_to_none(v: object) -> object:

@@ -21,7 +21,7 @@ from survey.errors import DataValidationError
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-__all__ = ["FALSE_VALUES", "TRUE_VALUES", "CheckOptions", "check_columns", "check_unique_key", "codes_found", "first_row", "found_text", "lit", "q", "vocabulary_of"]
+__all__ = ["FALSE_VALUES", "TRUE_VALUES", "CheckOptions", "check_columns", "check_unique_key", "codes_found", "first_row", "found_text", "lit", "q", "text_sql", "vocabulary_of"]
 
 #: Values read as true / false in a flag column (besides a file's own ``true_values``/``false_values``).
 TRUE_VALUES = ("1", "true", "True", "TRUE", "J", "j", "Y", "y")
@@ -59,6 +59,23 @@ def lit(value: str) -> str:
 def vocabulary_of(col: Column) -> list[str]:
     """The allowed codes of a category column."""
     return [c.code for c in col.vocabulary] if col.vocabulary else []
+
+
+def text_sql(col: str, typ: str, fmt: str) -> str:
+    """SQL for the value of column ``col`` (DuckDB type ``typ``, file format ``fmt``) as text, as the checks read it."""
+    c = q(col)
+    t = typ.upper()
+    if t == "VARCHAR":
+        return c if fmt in ("csv", "parquet") else f"NULLIF(trim({c}), '')"
+    if t == "DATE":
+        return f"strftime({c}, '%Y-%m-%d')"
+    if t.startswith("TIMESTAMP"):
+        return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
+    if t == "BOOLEAN":
+        return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
+    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
+        return f"CASE WHEN isfinite({c}) AND {c} = floor({c}) AND abs({c}) < 1e15 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
+    return f"CAST({c} AS VARCHAR)"
 
 
 def first_row(con: duckdb.DuckDBPyConnection, src: str, cond: str, value: str = "NULL") -> tuple[int, int, Any]:
@@ -184,7 +201,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: 
                 if not (col.name == "school_year" and spec.mapped):
                     cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
                     fail(col, cond, t, "one of " + ", ".join(allowed),
-                         f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
+                         "recode the value to the data model's codes (see data_raw/README.md)" + (f", or map them in [{where}.codes.{col.name}]" if where else ""),
                          _CODES_CHECK)
             select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
         elif col.dtype in ("int", "float"):
@@ -204,7 +221,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: 
         elif col.dtype == "bool":
             tv = ", ".join(lit(v) for v in true_vals)
             fv = ", ".join(lit(v) for v in false_vals)
-            extra = f"; or set true_values/false_values for [{where}]"
+            extra = f"; or set true_values/false_values for [{where}]" if where else ""
             fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
                  "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
                  "encode the flag as 0/1" + extra, "Wrong type")
@@ -215,7 +232,7 @@ def check_columns(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: 
             shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
             human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
             fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
-                 f"write dates in ISO format, e.g. 2022-09-15, or set date_format for [{where}]", "Wrong type")
+                 "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if where else ""), "Wrong type")
             select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
         else:  # pragma: no cover
             raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)

@@ -53,6 +53,7 @@ from survey.sqlcheck import (
     found_text,
     lit,
     q,
+    text_sql,
     vocabulary_of,
 )
 
@@ -292,22 +293,6 @@ class InputPlan:
     def file_table(self) -> str:
         """The DuckDB table holding the file as read."""
         return f"_src_{self.table.name}"
-
-
-def text_sql(col: str, typ: str, fmt: str) -> str:
-    c = q(col)
-    t = typ.upper()
-    if t == "VARCHAR":
-        return c if fmt in ("csv", "parquet") else f"NULLIF(trim({c}), '')"
-    if t == "DATE":
-        return f"strftime({c}, '%Y-%m-%d')"
-    if t.startswith("TIMESTAMP"):
-        return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
-    if t == "BOOLEAN":
-        return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
-    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
-        return f"CASE WHEN isfinite({c}) AND {c} = floor({c}) AND abs({c}) < 1e15 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
-    return f"CAST({c} AS VARCHAR)"
 
 
 def plan_input(
