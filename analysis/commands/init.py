@@ -247,6 +247,11 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
     ]
     if fieldmap:
         lines += ["# An existing survey: map popeval's variables onto its columns and answer codes.", skeleton(fieldmap)]
+    else:
+        lines += ["# An existing survey with its own codes: [survey.columns] (popeval variable = the survey's column),",
+                  "# [survey.answers.<variable>] (the survey's code = popeval's code, \"99\" = weet niet) and",
+                  "# [survey.outcomes.<name>] (nl, en, direction; a name of its own defines the survey's own outcomes).",
+                  "# `popeval init --lss survey.lss` (or --fieldmap) writes them; data_raw/README.md has a worked example.", ""]
     lines += [
         "[admin]",
         "pseudonymise = false            # true: raw INSZ in the extracts and participants become HMAC-SHA256 keyed hashes (POPEVAL_PSEUDO_KEY)",
