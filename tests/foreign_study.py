@@ -72,12 +72,12 @@ def _id_ranks(ids: pd.Series, base: int) -> pd.Series:
     return ids.map(order).astype("int64") + base
 
 
-def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False) -> Path:
+def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False) -> Path:
     """Write the foreign study into ``out`` and return the path of its study TOML.
 
     With ``own_outcomes`` the survey asks three outcomes of its own (:data:`OWN_OUTCOMES`): the
     demo's first three under other names, the second on a descending scale (A1 = agree most), and
-    no fourth.
+    no fourth.  With ``long_keys`` the person keys are 64 hex digits (another agency's pseudonyms).
     """
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +90,10 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_
 
         fake = synthetic_insz(np.random.default_rng(seed + 1), len(keys))
         key_of = dict(zip(keys, fake, strict=True))
+    elif long_keys:
+        import hashlib
+
+        key_of = {k: hashlib.sha256(k.encode()).hexdigest() for k in keys}
     else:
         key_of = {k: k.upper() for k in keys}
 

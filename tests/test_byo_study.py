@@ -104,6 +104,18 @@ def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp
         assert "header in row 3" in by["dwse_applications"].assumed
 
 
+def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, tmp_path: Path) -> None:
+    foreign = build(demo, tmp_path / "long", long_keys=True).parent
+    db, rep = _ingest_foreign(foreign, tmp_path)
+    assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
+    got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
+    native_db = tmp_path / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    native = link(native_db, demo / SNAP)
+    for f in ("population", "pop_users", "vdab_linked", "participants_linked", "population_invited"):
+        assert getattr(got, f) == getattr(native, f), f
+
+
 def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Path) -> None:
     """Recoded and derived columns equal the demo's codes row by row (sector derived from NACE-BEL)."""
     db, _ = _ingest_foreign(foreign, tmp_path)
