@@ -282,5 +282,15 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
         "[report]",
         "formats = [\"html\", \"pdf\", \"docx\"]",
         "",
+        "# The POP part (optional): uncomment to read a sample of POPs; `popeval run` then draws the sample,",
+        "# writes the coding sheets and, once they are coded, adds the section on the POP and the POP-attest.",
+        "# [plans]",
+        "# texts = \"data_raw/plans/pops\"               # folder of LBT*.txt/.docx/.pdf, or a table (trajectory_id, text)",
+        "# trainings = \"data_raw/plans/trainings.csv\"  # training catalogue: training_id, training_name",
+        "# strata = [\"incentive\", \"centre_size\"]      # among incentive, centre_size, loopbaancentrum, school_year",
+        "# sample_size = 300",
+        "# coders = [\"A\", \"B\"]",
+        "# previous = \"\"                               # the previous wave's bundle, for what changed",
+        "",
     ]
     return "\n".join(lines)
