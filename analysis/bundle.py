@@ -74,7 +74,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "n_treated",
             "n_control",
         ),
-        "POP effects on the four outcomes per method (scale: 'likert' or 'top2')",
+        "POP effects on each of the study's outcomes per method (scale: 'likert' or 'top2')",
     ),
     "category_shifts": (
         ("outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"),

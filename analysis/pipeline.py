@@ -294,7 +294,7 @@ def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
 
     d = cfg.to_dict()
     survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "outcomes": d["survey"]["outcomes"],
-              "key_attribute": cfg.survey.key_attribute}
+              "key_attribute": cfg.survey.key_attribute, "outcome_order": list(cfg.survey.outcome_names())}
     admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
     h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
     return {"admin": admin, "survey": survey, "hash": h}
@@ -608,7 +608,13 @@ def _export_frame(frame: pd.DataFrame, design: Any, flags: pd.DataFrame | None) 
     return df, sets
 
 
-def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None) -> dict[str, Path]:
+def _outcome_table(cfg: StudyConfig, analysed: tuple[str, ...]) -> list[dict[str, str]]:
+    """The analysed outcomes in their order, with survey column, labels and direction (the manifest's ``outcomes``)."""
+    rows = {r["name"]: r for r in cfg.survey.mapping().outcome_table()}
+    return [rows[o] for o in analysed if o in rows]
+
+
+def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None, outcomes: tuple[Any, ...] | None = None) -> dict[str, Path]:
     """The analysis file for SPSS and Stata users and as Parquet, and its match sets.
 
     SPSS (``.sav``): value labels, variable labels and measure levels for every variable; 'weet niet'
@@ -622,6 +628,7 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
     from survey.files import atomic_dir
     from survey.questionnaire import DONT_KNOW, LIKERT, OUTCOMES, QUESTIONNAIRE
 
+    outcomes = OUTCOMES if outcomes is None else outcomes
     df, sets = _export_frame(frame, design, flags)
     dwse = ALL_TABLES["dwse_applications"]
     value_labels: dict[str, dict[Any, str]] = {}
@@ -658,10 +665,10 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
             pass
         else:
             sav[c] = df[c]
-    outcomes = [o for o in OUTCOMES if o.name in df.columns]
+    present = [o for o in outcomes if o.name in df.columns]
     missing_ranges: dict[str, list[Any]] = {}
     dta = sav.copy()
-    for o in outcomes:
+    for o in present:
         flag = f"{o.name}_dont_know"
         dk = df[flag].fillna(False).astype(bool) if flag in df.columns else pd.Series(False, index=df.index)
         sav[flag] = dk.astype(float)
@@ -1164,7 +1171,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "packages": packages,
             "design_hash": des["hash"],
             "mapping": mapping,
-            "outcomes": cfg.survey.mapping().outcome_table(),
+            "outcomes": _outcome_table(cfg, spec.outcomes),
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
@@ -1185,7 +1192,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         write_bundle(bundle_dir, tables, estimates, manifest, extra_tables=extra_tables)
         computed.append("bundle")
         flags = resp.frame.loc[:, ["response_id", *[f"{o}_dont_know" for o in spec.outcomes if f"{o}_dont_know" in resp.frame.columns]]]
-        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags)
+        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags, outcomes=cfg.survey.mapping().outcome_list())
         computed.append("exports")
 
         # ---- report

@@ -15,7 +15,7 @@ from typing import Any
 
 from survey.errors import ConfigError
 
-__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "outcome_label", "split_merged", "variable_label"]
+__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "number_word", "outcome_label", "split_merged", "variable_label"]
 
 LABELS: dict[str, dict[str, str]] = {
     # title block and colofon (metadata, not prose)
@@ -99,6 +99,9 @@ LABELS: dict[str, dict[str, str]] = {
     "yes": {"nl": "ja", "en": "yes"},
     "no": {"nl": "nee", "en": "no"},
     "not_given": {"nl": "niet opgegeven", "en": "not given"},
+    # one difference per outcome, listed in a sentence
+    "pp_for_outcome": {"nl": "{value} procentpunt voor {outcome}", "en": "{value} percentage points for {outcome}"},
+    "pt_for_outcome": {"nl": "{value} punt voor {outcome}", "en": "{value} points for {outcome}"},
     # verdicts per outcome
     "verdict_consistent": {"nl": "hoger met POP, in alle methoden", "en": "higher with a POP, in all methods"},
     "verdict_main_only": {"nl": "hoger met POP volgens de hoofdanalyse, niet in alle methoden", "en": "higher with a POP in the main analysis, not in all methods"},
@@ -190,6 +193,18 @@ def label(key: str, lang: str, **fields: object) -> str:
     except KeyError as exc:
         raise ConfigError("No report label", param=key, expected="a key of analysis.report.LABELS in nl and en", found=f"{key!r} ({lang})") from exc
     return text.format(**fields) if fields else text
+
+
+_NUMBER_WORDS = {
+    "nl": ("nul", "één", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf"),
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"),
+}
+
+
+def number_word(n: int, lang: str) -> str:
+    """A small count as a word (``4`` -> ``vier`` / ``four``); from 13 on the digits."""
+    words = _NUMBER_WORDS["nl" if lang == "nl" else "en"]
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def method_label(method: str, lang: str) -> str:

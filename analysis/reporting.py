@@ -47,6 +47,7 @@ from analysis.report import (
     category_order,
     label,
     method_label,
+    number_word,
     outcome_label,
     variable_label,
 )
@@ -436,7 +437,7 @@ class Report:
         eff = self._table("effects")
         methods = list(dict.fromkeys(eff["method"])) if not eff.empty else []
         self.main_method: str | None = main_method or (cfg.get("report") or {}).get("main_method") or ("matching" if "matching" in methods else (methods[0] if methods else None))
-        self._outcome_labels = (self.bundle.estimates.get("outcome_labels") or man.get("outcome_labels") or {}) if isinstance(self.bundle.estimates, Mapping) else {}
+        self._outcome_order, self._outcome_labels = _bundle_outcomes(self.bundle)
         self.fact = Facts(self.facts())
 
     # ------------------------------------------------------------------ helpers
@@ -482,11 +483,10 @@ class Report:
         return outcome_label(name, self.lang, self._outcome_labels)
 
     def _outcomes(self) -> list[str]:
-        from survey.questionnaire import OUTCOMES
-
+        """The outcomes in the effects table, in the study's order (the manifest's ``outcomes``)."""
         eff = self._table("effects")
         present = list(dict.fromkeys(eff["outcome"])) if not eff.empty else []
-        order = {o.name: i for i, o in enumerate(OUTCOMES)}
+        order = {o: i for i, o in enumerate(self._outcome_order)}
         return sorted(present, key=lambda o: order.get(o, len(order)))
 
     def _methods(self, scale: str) -> list[str]:
@@ -506,14 +506,14 @@ class Report:
     # ------------------------------------------------------------------ what is there
     @property
     def is_demo(self) -> bool:
-        """Whether the bundle comes from synthetic demonstration data (manifest ``provenance``, else the study name)."""
+        """Whether the bundle comes from synthetic demonstration data: the data's provenance (manifest
+        ``provenance``, set from the generator's mark), never the study's name."""
         man = self.bundle.manifest
         prov = man.get("provenance")
         if prov is not None:
             kind = prov.get("data") if isinstance(prov, Mapping) else prov
             return str(kind).lower() in ("synthetic", "demo", "synthetisch")
-        cfg = man.get("config") or {}
-        return str((cfg.get("study") or {}).get("name", cfg.get("study", ""))).lower() == "demo" or "synthetic" in str(man.get("note", ""))
+        return "synthetic" in str(man.get("note", ""))
 
     def has(self, name: str) -> bool:
         """Whether the bundle holds the optional part ``name`` (a table, or ``estimand``/``response_detail``)."""
@@ -769,6 +769,9 @@ class Report:
             f[f"outcomes_{v}"] = _join(names, self.lang) or MISSING
             f[f"n_{v}"] = str(len(names))
         f["n_outcomes"] = str(len(self._outcomes()))
+        f["n_outcomes_word"] = number_word(len(self._outcomes()), self.lang)
+        f["pp_by_outcome"] = _join([self.label("pp_for_outcome", value=f[f"pp_{o}"], outcome=f[f"outcome_{o}"]) for o in self._outcomes()], self.lang) or MISSING
+        f["pt_by_outcome"] = _join([self.label("pt_for_outcome", value=f[f"pt_{o}"], outcome=f[f"outcome_{o}"]) for o in self._outcomes()], self.lang) or MISSING
         sens = self._table("sensitivity")
         if not sens.empty and sens["e_value"].notna().any():
             top = sens.loc[sens["e_value"].astype(float).idxmax()]
@@ -1285,6 +1288,23 @@ def _low(text: str) -> str:
     """Lower-case a label for use inside a sentence, keeping acronyms (POP, ICT, AIPW)."""
     words = text.split(" ")
     return " ".join(w if (sum(ch.isupper() for ch in w) > 1 or (i > 0 and w[:1].isupper() and w.lower() in ("vlaams", "flemish"))) else (w[:1].lower() + w[1:]) for i, w in enumerate(words))
+
+
+def _bundle_outcomes(bundle: Any) -> tuple[list[str], dict[str, Any]]:
+    """The study's outcome order and labels from the bundle (manifest ``outcomes``; older bundles: ``outcome_labels``)."""
+    man = bundle.manifest
+    est = bundle.estimates if isinstance(bundle.estimates, Mapping) else {}
+    labels: dict[str, Any] = dict(est.get("outcome_labels") or man.get("outcome_labels") or {})
+    order: list[str] = []
+    for o in man.get("outcomes") or []:
+        if isinstance(o, Mapping) and "name" in o:
+            order.append(str(o["name"]))
+            labels.setdefault(str(o["name"]), {k: o[k] for k in ("nl", "en") if k in o})
+    if not order:
+        from survey.questionnaire import OUTCOMES
+
+        order = [o.name for o in OUTCOMES]
+    return order, labels
 
 
 def _join(items: Sequence[str], lang: str) -> str:
