@@ -558,9 +558,8 @@ def test_cli_rejects_unknown_language(bundle_dir: Path, tmp_path: Path) -> None:
         render_report(bundle_dir, lang="fr", out=tmp_path)
 
 
-def test_fallback_engine_subset(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    """Includes, inline expressions, labelled tables and figures with cross-references, callouts,
-    content-visible blocks and -P injection after the parameters cell; no kernel warning on the console."""
+def _mini_report(tmp_path: Path) -> Path:
+    """A small Quarto project with every feature of the fallback engine's subset."""
     (tmp_path / "_part.qmd").write_text(
         """```{python}
 #| include: false
@@ -616,6 +615,13 @@ plt.show()
 """,
         encoding="utf-8",
     )
+    return qmd
+
+
+def test_fallback_engine_subset(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Includes, inline expressions, labelled tables and figures with cross-references, callouts,
+    content-visible blocks and -P injection after the parameters cell; no kernel warning on the console."""
+    qmd = _mini_report(tmp_path)
     bundle = _tiny_bundle(tmp_path / "b")
     res = render_report(bundle, lang="en", out=tmp_path / "out", qmd=qmd, formats=("html",), engine="python", params={"word": "injected"})
     html = _norm(res.outputs["html"].read_text(encoding="utf-8"))
@@ -641,6 +647,31 @@ def _tiny_bundle(path: Path) -> Path:
 
     write_bundle(path, {}, {}, {"config": {}})
     return path
+
+
+@pytest.mark.parametrize("warnings_filter", ["", "always::ResourceWarning"])
+def test_a_render_prints_no_warning_on_the_console(tmp_path: Path, warnings_filter: str) -> None:
+    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
+    the console but the result, with Python's default warning filters and with resource warnings on."""
+    import os
+
+    qmd = _mini_report(tmp_path)
+    bundle = _tiny_bundle(tmp_path / "b")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
+    if warnings_filter:
+        env["PYTHONWARNINGS"] = warnings_filter
+    popeval = str(Path(sys.executable).parent / "popeval")
+    r = subprocess.run(
+        [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "out" / "evaluation-en.html").is_file()
+    assert r.stderr == "", r.stderr[-3000:]
+    assert "Warning" not in r.stdout and "Unclosed" not in r.stdout
 
 
 def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
