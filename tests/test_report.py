@@ -236,6 +236,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
 
     r = Report(bundle_dir, lang)
     shown = []
+    close = plt.close  # the figures stay open to be inspected, and are closed here afterwards
     monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
     monkeypatch.setattr(plt, "close", lambda *a, **k: None)
     for name in ("profile", "flow", "balance", "forest"):
@@ -253,7 +254,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
                     continue
                 assert _parse_number(text, lang) == pytest.approx(value, abs=1e-9), (text, value)
                 checked += 1
-        matplotlib.pyplot.close(fig)
+        close(fig)
     assert checked > 20
 
 
