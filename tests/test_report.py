@@ -103,6 +103,55 @@ def _visible_text(html: str) -> str:
     return _norm(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
+
+# Injected into the report page: once it has loaded, lists every element that reaches past the
+# viewport's right edge and is not inside a container that scrolls (or clips) sideways, and posts
+# the page's scroll width, the viewport width and that list to the harness page around it.
+_OVERFLOW_PROBE = """<script>
+window.addEventListener('load', function () {
+  var vw = window.innerWidth, wide = [];
+  document.querySelectorAll('body *').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= vw + 0.5) return;
+    for (var p = el.parentElement; p; p = p.parentElement) {
+      var o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden') return;
+    }
+    wide.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + el.className : '') + ' ' + Math.round(r.right) + 'px: ' + (el.textContent || '').slice(0, 40));
+  });
+  parent.postMessage(JSON.stringify({viewport: vw, scroll_width: document.documentElement.scrollWidth, wide: wide}), '*');
+});
+</script>"""
+
+
+def _page_overflow(html: Path, width: int, work: Path) -> dict[str, object]:
+    """Load ``html`` in headless Chromium in a frame ``width`` CSS pixels wide and measure its overflow.
+
+    A frame because Chromium's headless window is never narrower than 500 pixels.
+    """
+    import html as htmllib
+    import json
+
+    work.mkdir(parents=True, exist_ok=True)
+    page = work / f"page-{width}.html"
+    page.write_text(html.read_text(encoding="utf-8").replace("</body>", _OVERFLOW_PROBE + "</body>"), encoding="utf-8")
+    harness = work / f"harness-{width}.html"
+    harness.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" style="width:{width}px;height:2000px;border:0"></iframe>'
+        "<script>window.addEventListener('message', function (e) { var p = document.createElement('pre');"
+        " p.id = 'popeval-result'; p.textContent = e.data; document.body.appendChild(p); });</script></body></html>",
+        encoding="utf-8",
+    )
+    assert CHROMIUM is not None
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={work / 'profile'}", f"--window-size={width + 100},2100", "--virtual-time-budget=15000", "--dump-dom", harness.as_uri()]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    m = re.search(r'<pre id="popeval-result">([^<]*)</pre>', r.stdout)
+    assert m, f"the page did not report its layout (exit {r.returncode}): {r.stderr[-2000:]}"
+    return dict(json.loads(htmllib.unescape(m.group(1))))
+
+
 def _pdftotext(path: Path, *args: str) -> str:
     return subprocess.run(["pdftotext", *args, str(path), "-"], capture_output=True, text=True, check=True).stdout
 
@@ -744,6 +793,18 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     assert len({a.get_xlim() for a in axes}) == 1
     assert {t.get_fontname() for a in axes for t in a.get_yticklabels()} == {FONT}
     assert FONT in (REPORTS / "_lib" / "typst-template.typ").read_text() and FONT in (REPORTS / "_lib" / "dwse.css").read_text()
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [390, 1280])
+def test_html_has_no_horizontal_overflow_on_a_phone_or_a_laptop(rendered: dict[str, dict[str, Path]], width: int, tmp_path: Path) -> None:
+    """In Chromium at 390 px (a phone) and 1280 px, nothing sticks out of the page: wide tables
+    scroll sideways inside their own container, and the page itself never scrolls sideways."""
+    for lang in LANGS:
+        got = _page_overflow(rendered[lang]["html"], width, tmp_path / lang)
+        assert got["viewport"] == width
+        assert got["wide"] == [], (lang, width, got["wide"])
+        assert int(got["scroll_width"]) <= width, (lang, width, got)  # type: ignore[call-overload]
 
 
 @needs_pdftotext
