@@ -780,7 +780,9 @@ class Report:
         f["commit"] = str(man.get("commit") or label("not_given", self.lang))
         f["seed"] = str(man.get("seed", label("not_given", self.lang)))
         f["estimand"] = str(ecfg.get("estimand", "ATT"))
-        return f
+        # prose never shows the tables' suppression flag as if it were a number
+        hidden = self.label("suppressed_in_prose")
+        return {k: hidden if v == SUPPRESSED and k != "x" else v for k, v in f.items()}
 
     def _main_row(self, outcome: str, scale: str) -> pd.Series | None:
         eff = self._effects(scale)

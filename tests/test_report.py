@@ -8,6 +8,7 @@ the rendered files, not on intermediate Markdown.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -107,7 +108,8 @@ CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "goog
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
 
 # Injected into the report page: once it has loaded, lists every element that reaches past the
-# viewport's right edge and is not inside a container that scrolls (or clips) sideways, and posts
+# viewport's right edge and is not inside a container that scrolls (or clips) sideways -- prose and
+# captions count even there, as they must be readable without scrolling -- and posts
 # the page's scroll width, the viewport width and that list to the harness page around it.
 _OVERFLOW_PROBE = """<script>
 window.addEventListener('load', function () {
@@ -115,7 +117,9 @@ window.addEventListener('load', function () {
   document.querySelectorAll('body *').forEach(function (el) {
     var r = el.getBoundingClientRect();
     if (r.width === 0 || r.right <= vw + 0.5) return;
-    for (var p = el.parentElement; p; p = p.parentElement) {
+    // prose and captions are read without scrolling sideways, also above a table that scrolls
+    var prose = el.matches('caption, p, li, h1, h2, h3, h4, figcaption') && !el.closest('td, th');
+    for (var p = el.parentElement; p && !prose; p = p.parentElement) {
       var o = getComputedStyle(p).overflowX;
       if (o === 'auto' || o === 'scroll' || o === 'hidden') return;
     }
@@ -232,8 +236,9 @@ def _pdf_words(path: Path) -> list[tuple[float, float, list[tuple[float, float, 
 @needs_pdftotext
 @pytest.mark.parametrize("lang", LANGS)
 def test_pdf_no_overlapping_words_and_clean_footer(rendered: dict[str, dict[str, Path]], lang: str) -> None:
-    """No two words of a page overlap (tables that spill into each other, rows printed on top of one
-    another), and nothing but the page number sits in the footer band (the bottom margin)."""
+    """No two words of a page overlap or touch (tables that spill into each other, rows printed on top
+    of one another, column names running into the next column), and nothing but the page number sits
+    in the footer band (the bottom margin)."""
     pages = _pdf_words(rendered[lang]["pdf"])
     assert len(pages) > 8
     footer_band = 2.2 / 2.54 * 72  # the template's bottom margin, in points
@@ -249,6 +254,15 @@ def test_pdf_no_overlapping_words_and_clean_footer(rendered: dict[str, dict[str,
                 dy = min(a[3], b[3]) - max(a[1], b[1])
                 smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
                 assert not (dx > 0.5 and dy > 0.5 and dx * dy > 0.15 * smaller), f"page {n}: {a[4]!r} overlaps {b[4]!r}"
+        # nor do two words of one line touch (less than half a space apart): a column name wider
+        # than its column runs into the next one
+        lines: dict[float, list[tuple[float, float, float, float, str]]] = {}
+        for w in words:
+            lines.setdefault(round(w[1]), []).append(w)
+        for line in lines.values():
+            line.sort(key=lambda w: w[0])
+            for a, b in itertools.pairwise(line):
+                assert not -0.5 < b[0] - a[2] < 1.2, f"page {n}: {a[4]!r} runs into {b[4]!r}"
 
 
 @needs_pdftotext
@@ -384,6 +398,20 @@ def test_every_quoted_number_exists(bundle_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("lang", LANGS)
+def test_prose_never_shows_the_suppression_flag(rendered: dict[str, dict[str, Path]], bundle_dir: Path, lang: str) -> None:
+    """A suppressed number quoted in a sentence reads as words, not as the tables' flag 'x'."""
+    import html as htmllib
+
+    page = re.sub(r"<(table|style|script|code)\b.*?</\1>", " ", rendered[lang]["html"].read_text(encoding="utf-8"), flags=re.S | re.I)
+    prose = [_norm(htmllib.unescape(re.sub(r"<[^>]+>", "", m))) for m in re.findall(r"<(?:p|li)\b[^>]*>(.*?)</(?:p|li)>", page, flags=re.S)]
+    flag = re.compile(rf"(?<![\w‘’'\"]){re.escape(SUPPRESSED)}(?![\w‘’'\"])")
+    assert [t for t in prose if flag.search(t)] == []
+    facts = Report(bundle_dir, lang).fact.to_dict()
+    assert label("suppressed_in_prose", lang) in facts.values()  # the demo study has such a number
+    assert facts["x"] == SUPPRESSED  # (the notice that explains the flag quotes it)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_small_counts_in_html_tables(rendered: dict[str, dict[str, Path]], lang: str) -> None:
     cells, suppressed = [], 0
@@ -799,7 +827,8 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
 @pytest.mark.parametrize("width", [390, 1280])
 def test_html_has_no_horizontal_overflow_on_a_phone_or_a_laptop(rendered: dict[str, dict[str, Path]], width: int, tmp_path: Path) -> None:
     """In Chromium at 390 px (a phone) and 1280 px, nothing sticks out of the page: wide tables
-    scroll sideways inside their own container, and the page itself never scrolls sideways."""
+    scroll sideways inside their own container (their captions stay within the page), and the page
+    itself never scrolls sideways."""
     for lang in LANGS:
         got = _page_overflow(rendered[lang]["html"], width, tmp_path / lang)
         assert got["viewport"] == width
