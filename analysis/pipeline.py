@@ -912,12 +912,15 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key, *([plans_inputs, code_version(report=False)] if plans_inputs is not None else []))[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    unfinished = (run_dir / "run.log").exists() and not (run_dir / COMPLETE_MARKER).exists()
     (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # not complete until this run says so
     remove_stale_temporaries(run_dir)
     scope = contextlib.ExitStack()
     scope.enter_context(run_scope(run_dir / "run.log"))
     t_all = time.perf_counter()
     try:
+        if unfinished:  # a run that was killed (SIGKILL, power loss) cannot say so itself
+            log.warning("the previous run in this folder did not finish (failed, interrupted or killed); its partial outputs are replaced")
         log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
         if cfg.study.disclosure_threshold <= 1:
             msg = "disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report"

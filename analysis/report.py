@@ -117,6 +117,7 @@ LABELS: dict[str, dict[str, str]] = {
     "axis_pct": {"nl": "Aandeel (%)", "en": "Share (%)"},
     "axis_persons": {"nl": "Aantal personen", "en": "Number of persons"},
     "suppressed_fig": {"nl": "x = onderdrukt (geheimhouding)", "en": "x = suppressed (confidentiality)"},
+    "suppressed_in_prose": {"nl": "te weinig personen om te tonen", "en": "too few people to show"},
     # response flow (from the export's rows to the analysed respondents)
     "step_raw_rows": {"nl": "Rijen in de export van de bevraging", "en": "Rows in the survey export"},
     "step_duplicates_dropped": {"nl": "− dubbele antwoorden van dezelfde deelnemer", "en": "− duplicate responses of the same participant"},

@@ -55,6 +55,7 @@ from survey.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from matplotlib.typing import RcKeyType
 
     from analysis.bundle import ResultsBundle
 
@@ -180,8 +181,8 @@ def protect(
 def _secondary_only(df: pd.DataFrame, col: str, mask: pd.Series, by: Sequence[str]) -> pd.Series:
     mask = mask.copy()
     groups = [df.index] if not by else [idx for _, idx in df.groupby(list(by), sort=False).groups.items()]
-    for idx in groups:
-        idx = list(idx)
+    for group in groups:
+        idx = list(group)
         while mask.loc[idx].sum() == 1 and len(idx) > 1:
             others = df.loc[idx, col][~mask.loc[idx]]
             if others.empty:
@@ -380,7 +381,7 @@ class Facts:
 
 # ====================================================================== the report's data
 # matplotlib settings of every report figure, applied with rc_context (never globally)
-_FIGURE_STYLE: dict[str, Any] = {
+_FIGURE_STYLE: dict[RcKeyType, Any] = {
     "font.family": FONT,
     "font.size": 8,
     "axes.spines.top": False,
@@ -601,7 +602,7 @@ class Report:
 
             return protect(pd.DataFrame(columns=["variable", "category", "n_pop", "n_all", "pct_pop", "pct_all"]), ["n_pop", "n_all"], self.threshold)
         wide = df.pivot_table(index=["variable", "category"], columns="group", values=["n", "pct"], aggfunc="first", sort=False)
-        wide.columns = [f"{a}_{b}" for a, b in wide.columns]
+        wide.columns = ["_".join(map(str, pair)) for pair in wide.columns]  # (value, group) -> value_group
         wide = wide.reset_index()
         for c in ("n_pop", "n_all", "pct_pop", "pct_all"):
             if c not in wide.columns:
@@ -707,8 +708,8 @@ class Report:
         n_all = pt.loc[pt["variable"] == pt["variable"].iloc[0], "n_all"].sum() if not pt.empty else math.nan
         f["persons_pop"], f["persons_all"] = self._int(n_pop), self._int(n_all)
         outside = self._table("outside_databank")
-        sel = outside[outside["incentive"] == "all"] if not outside.empty else outside
-        f["pct_outside"] = self._pct(sel["pct_outside"].iloc[0]) if len(sel) else MISSING
+        everyone = outside[outside["incentive"] == "all"] if not outside.empty else outside
+        f["pct_outside"] = self._pct(everyone["pct_outside"].iloc[0]) if len(everyone) else MISSING
         dom = self._domains().table
         inside = dom[dom["in_databank"] == 1] if not dom.empty else dom
         if len(inside):
@@ -774,14 +775,17 @@ class Report:
         f["pt_by_outcome"] = _join([self.label("pt_for_outcome", value=f[f"pt_{o}"], outcome=f[f"outcome_{o}"]) for o in self._outcomes()], self.lang) or MISSING
         sens = self._table("sensitivity")
         if not sens.empty and sens["e_value"].notna().any():
-            top = sens.loc[sens["e_value"].astype(float).idxmax()]
-            f["evalue_max"], f["evalue_outcome"] = self._num(top["e_value"]), _low(self.outcome(str(top["outcome"])))
+            e_value = sens["e_value"].astype(float)
+            best = sens[e_value == e_value.max()].iloc[0]
+            f["evalue_max"], f["evalue_outcome"] = self._num(best["e_value"]), _low(self.outcome(str(best["outcome"])))
         else:
             f["evalue_max"] = f["evalue_outcome"] = MISSING
         f["commit"] = str(man.get("commit") or label("not_given", self.lang))
         f["seed"] = str(man.get("seed", label("not_given", self.lang)))
         f["estimand"] = str(ecfg.get("estimand", "ATT"))
-        return f
+        # prose never shows the tables' suppression flag as if it were a number
+        hidden = self.label("suppressed_in_prose")
+        return {k: hidden if v == SUPPRESSED and k != "x" else v for k, v in f.items()}
 
     def _main_row(self, outcome: str, scale: str) -> pd.Series | None:
         eff = self._effects(scale)
@@ -928,7 +932,7 @@ class Report:
             t["cat"] = merged.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
         # composition within each group
         for col, new in (("population", "pp"), ("n_respondents", "pr"), ("pct_weighted", "pw")):
-            tot = t.groupby(["var", "grp"])[col].transform(lambda s: pd.to_numeric(s, errors="coerce").sum())
+            tot = pd.to_numeric(t[col], errors="coerce").groupby([t["var"], t["grp"]]).transform("sum")
             t[new] = 100.0 * pd.to_numeric(t[col], errors="coerce") / tot
         sup = p.suppressed
         grps = [g for g in ("1", "0", "all") if g in set(t["grp"])]
