@@ -37,7 +37,7 @@ import pandas as pd
 
 from survey.errors import ConfigError, DataValidationError
 
-__all__ = ["OverlapResult", "overlap"]
+__all__ = ["OverlapResult", "extrapolated", "overlap"]
 
 _RULES = ("minmax", "crump", "none")
 _SUPPORT = ("comparable", "all")
@@ -173,6 +173,81 @@ class OverlapResult:
         return "\n".join(lines)
 
 
+def _cell_status(n1: int, n0: int, min_controls: int, min_control_ratio: float) -> str:
+    """``"empty"`` (POP users, no controls), ``"sparse"`` (too few controls) or ``"ok"``."""
+    if n0 == 0:
+        return "empty" if n1 > 0 else "ok"
+    if n1 > 0 and (n0 < min_controls or n0 < min_control_ratio * n1):
+        return "sparse"
+    return "ok"
+
+
+def extrapolated(
+    df: pd.DataFrame,
+    treat: str,
+    covariates: Sequence[str],
+    *,
+    weights: np.ndarray | pd.Series | None = None,
+    score: np.ndarray | pd.Series | None = None,
+    min_controls: int = 10,
+    min_control_ratio: float = 0.1,
+    tol: float = 1e-8,
+) -> pd.Series:
+    """POP users whose outcome without a POP a regression model has to extrapolate, in one sample.
+
+    A model fitted on a sample (regression adjustment, AIPW, the ordered logit) predicts the
+    outcome without a POP of every POP user in it.  For a POP user outside the sample's common
+    support that prediction rests on the model's form, not on comparable controls: the POP user
+    is in a covariate category whose controls in *this* sample (units with a positive weight,
+    e.g. those who answered the outcome) are empty or sparse (the rule of :func:`overlap`:
+    fewer than ``min_controls``, or fewer than ``min_control_ratio`` per POP user), or the POP
+    user's propensity ``score`` lies above the largest control score (beyond ``tol``).  With the
+    default estimand (``support = "comparable"``) the design excludes such POP users before any
+    outcome is read, so only the outcome's own missing answers can leave a few; with
+    ``support = "all"`` the excluded group is flagged here.
+
+    Parameters
+    ----------
+    df
+        The estimation sample: the treatment and the covariates.
+    treat
+        Treatment column (0/1).
+    covariates
+        The model's (categorical) covariates.
+    weights
+        Units with weight 0 are not in the sample (default: all are).
+    score
+        Propensity score per unit (NaN: not checked); default: only the cell rule.
+    min_controls, min_control_ratio, tol
+        As for :func:`overlap`.
+
+    Returns
+    -------
+    pd.Series
+        Boolean per unit (the data's index): a POP user whose prediction extrapolates.
+    """
+    missing = [c for c in [treat, *covariates] if c not in df.columns]
+    if missing:
+        raise DataValidationError("A covariate of the extrapolation check is not in the data", column=missing[0])
+    t = df[treat].to_numpy().astype(int)
+    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
+    inn = w > 0
+    flag = np.zeros(len(df), dtype=bool)
+    for v in covariates:
+        col = df[v].astype(str).to_numpy()
+        for c in set(col[inn & (t == 1)]):
+            sel = inn & (col == c)
+            n1, n0 = int((sel & (t == 1)).sum()), int((sel & (t == 0)).sum())
+            if _cell_status(n1, n0, min_controls, min_control_ratio) != "ok":
+                flag |= sel & (t == 1)
+    if score is not None:
+        sc = np.asarray(score, dtype=float)
+        ctrl = inn & (t == 0) & np.isfinite(sc)
+        if ctrl.any():
+            flag |= inn & (t == 1) & np.isfinite(sc) & (sc > sc[ctrl].max() + tol)
+    return pd.Series(flag, index=df.index, name="extrapolated")
+
+
 def overlap(
     df: pd.DataFrame,
     treat: str,
@@ -245,12 +320,7 @@ def overlap(
         for c in sorted(set(col)):
             sel = col == c
             n1, n0 = int((sel & (t == 1)).sum()), int((sel & (t == 0)).sum())
-            if n0 == 0:
-                status = "empty" if n1 > 0 else "ok"
-            elif n1 > 0 and (n0 < min_controls or n0 < min_control_ratio * n1):
-                status = "sparse"
-            else:
-                status = "ok"
+            status = _cell_status(n1, n0, min_controls, min_control_ratio)
             rows.append({"variable": v, "category": c, "n_treated": n1, "n_control": n0,
                          "w_treated": float(w[sel & (t == 1)].sum()), "w_control": float(w[sel & (t == 0)].sum()),
                          "status": status})
