@@ -479,16 +479,18 @@ def outcome_stage(
 def _extrapolated_share(sample: pd.DataFrame, w: np.ndarray, design: DesignResult, spec: EstimatorSpec) -> float:
     """Weighted share of the sample's POP users whose predicted outcome without a POP extrapolates.
 
-    See :func:`analysis.matching.overlap.extrapolated` (empty or sparse covariate cells of the
-    sample, propensity scores above the controls' largest).
+    See :func:`analysis.matching.overlap.extrapolated`: the design's cells without comparable
+    controls, covariate categories without controls in the sample, propensity scores above the
+    controls' largest.
     """
     from analysis.matching.overlap import extrapolated
 
     dist = getattr(design.match, "distance", None)
     score = None if dist is None else dist.reindex(sample.index).to_numpy(dtype=float)
+    cells = design.overlap.excluded_cells if design.overlap is not None else pd.DataFrame(columns=["variable", "category"])
     flag = extrapolated(
-        sample, "pop", spec.covariates, weights=w, score=score, min_controls=spec.min_controls,
-        min_control_ratio=spec.min_control_ratio, tol=spec.tie_tolerance,
+        sample, "pop", spec.covariates, weights=w, score=score, tol=spec.tie_tolerance,
+        excluded_cells=list(zip(cells["variable"].astype(str), cells["category"].astype(str), strict=True)),
     ).to_numpy()
     treated = (sample["pop"].to_numpy() == 1) & (w > 0)
     tot = float(w[treated].sum())

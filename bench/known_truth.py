@@ -66,6 +66,11 @@ BIAS_TOLERANCE_LIKERT = 0.02
 COVERAGE_RANGE = (0.93, 0.97)
 Z95 = 1.959963984540054
 SCALES = ("likert", "top2")
+#: The rules of the secondary record fields: ``matching_matchit_ties`` (``ties="matchit"``) and
+#: ``extrapolated`` (:func:`analysis.matching.overlap.extrapolated`).  Records without ``rules``
+#: used MatchIt's pre-4.7 rule (the left one of two equally near controls) and a sample-level
+#: sparse-cell rule for ``extrapolated``; the summary leaves their ``extrapolated`` out.
+RULES = {"matchit_ties": "MatchIt 4.7", "extrapolated": "design cells, sample cells without controls, score range"}
 #: Every published estimator of the effects table (as `popeval run` names them internally).
 METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
 #: The scenario matrix: switchable features of :class:`analysis.synth.SynthParams` (one harder
@@ -289,6 +294,8 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     return {
         "seed": int(seed),
         "scenario": scenario,
+        # the rules behind the secondary columns (records without them predate these rules)
+        "rules": dict(RULES),
         "estimand": {k: estimand[k] for k in ("name", "n_treated", "n_treated_excluded", "share_treated_excluded_weighted", "excluded_groups")},
         "truth_estimand_not_applied": truth_e["not_applied"],
         "fpc": bool(fpc),
@@ -436,6 +443,7 @@ def summarise_methods(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for o in good[0]["outcomes"]:
         for scale in SCALES:
             cells = [r["outcomes"][o][scale] for r in good]
+            current = [r.get("rules", {}).get("extrapolated") == RULES["extrapolated"] for r in good]
             names = [*list(cells[0]["methods"]), "matching_matchit_ties"]
             for meth in names:
                 if meth == "matching_matchit_ties":
@@ -444,7 +452,7 @@ def summarise_methods(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 else:
                     est = np.array([c["methods"][meth]["estimate"] for c in cells], dtype=float)
                     se = np.array([c["methods"][meth]["replicate_se"] for c in cells], dtype=float)
-                xs = [c["methods"][meth].get("extrapolated") for c in cells] if meth != "matching_matchit_ties" else []
+                xs = [c["methods"][meth].get("extrapolated") if cur else None for c, cur in zip(cells, current, strict=True)] if meth != "matching_matchit_ties" else []
                 xs_f = np.array([np.nan if x is None else x for x in xs], dtype=float)
                 truth = np.array([c["truth"] for c in cells], dtype=float)
                 ok = np.isfinite(est) & np.isfinite(truth)
@@ -844,9 +852,18 @@ def run_matrix(names: Sequence[str], a: argparse.Namespace) -> int:
         "(one tied control, by row order): compare its empirical SD with `matching`'s.",
         "",
         "`extrapolated`: mean over studies of the weighted share of POP users whose predicted outcome without a POP lies "
-        "outside the sample's common support (regression, AIPW, ordered logit; `effects.extrapolated` of a run).",
+        "outside common support (regression, AIPW, ordered logit; `effects.extrapolated` of a run).",
         "",
     ]
+    recs_all = [r for name in names for r in read_records(out / f"{name}.jsonl") if "error" not in r]
+    old = sum(r.get("rules") != RULES for r in recs_all)
+    if old:
+        lines += [
+            f"{old} of the {len(recs_all)} studies were run before the current rules of the two secondary columns: there "
+            "`matching_matchit_ties` takes the left one of two equally near controls (MatchIt's rule before 4.7) and "
+            "`extrapolated` is left out.  Every other estimate is computed as by the current code.",
+            "",
+        ]
     if len(table):
         lines += _criteria_lines(table)
     lines += [

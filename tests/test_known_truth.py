@@ -261,3 +261,56 @@ def test_full_run_summary_matches_its_records() -> None:
         g = got[(r["outcome"], r["scale"])]
         for k in ("bias", "coverage", "naive_bias", "mean_replicate_se"):
             assert g[k] == pytest.approx(r[k], rel=1e-6, abs=1e-9), (r["outcome"], r["scale"], k)  # the JSON rounds
+
+
+# --------------------------------------------------------------------------- the scenario matrix, small
+
+
+@pytest.fixture(scope="module")
+def small_matrix(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """Two scenarios x two tiny studies through the matrix's own code path (``--scenarios``)."""
+    out = tmp_path_factory.mktemp("matrix") / "m"
+    args = ["--scenarios", "baseline,informative_dont_know", "--studies", "2", "--persons", "30000", "--replicates", "8",
+            "--workers", "1", "--seed0", "7100", "--out", str(out), "--no-progress", "--tmp", str(out.parent)]
+    assert kt.main(args) == 0
+    return out, json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+def test_small_matrix_summary_structure(small_matrix: tuple[Path, dict[str, Any]]) -> None:
+    out, payload = small_matrix
+    rows = payload["summary"]
+    assert {r["scenario"] for r in rows} == {"baseline", "informative_dont_know"}
+    for sc in ("baseline", "informative_dont_know"):
+        got = {(r["method"], r["outcome"], r["scale"]) for r in rows if r["scenario"] == sc}
+        for o in OUTCOMES:
+            for m in ("matching", "regression", "ipw", "aipw", "naive", "matching_matchit_ties"):
+                assert {(m, o, "likert"), (m, o, "top2")} <= got, (sc, m, o)
+            assert ("ologit", o, "top2") in got
+        assert len(kt.read_records(out / f"{sc}.jsonl")) == 2
+    assert all(r["studies"] == 2 and r["failed"] == 0 for r in rows)
+    crit = {(c["scenario"], c["method"]) for c in payload["criteria"]}
+    assert ("baseline", "matching") in crit and ("informative_dont_know", "aipw") in crit
+    md = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| baseline | matching | stronger | likert | 2 |" in md and "| informative_dont_know |" in md
+    assert payload["tolerances"] == {"abs_bias_likert": kt.BIAS_TOLERANCE_LIKERT, "coverage": list(kt.COVERAGE_RANGE)}
+
+
+def test_small_matrix_values_are_real(small_matrix: tuple[Path, dict[str, Any]]) -> None:
+    """Wide bounds a broken estimator or SE would cross: two tiny studies cannot show more."""
+    _, payload = small_matrix
+    for r in payload["summary"]:
+        likert = r["scale"] == "likert"
+        assert abs(r["bias"]) < (0.8 if likert else 0.35), r
+        assert r["rmse"] >= abs(r["bias"]) - 1e-12 and r["empirical_sd"] >= 0, r
+        if r["method"] == "matching_matchit_ties":
+            assert r["mean_replicate_se"] is None or not np.isfinite(r["mean_replicate_se"])
+            continue
+        assert 0.01 < r["mean_replicate_se"] < (0.8 if likert else 0.4), r
+        assert 0 <= r["coverage"] <= 1, r
+        if r["method"] in ("regression", "aipw", "ologit"):
+            assert 0 <= r["mean_extrapolated"] <= 1, r
+        else:
+            assert r["mean_extrapolated"] is None or not np.isfinite(r["mean_extrapolated"]), r
+    for r in payload["summary"]:
+        if r["scenario"] == "baseline" and r["method"] == "matching":
+            assert 0.3 < r["respondents"] < 1e4 and 0 <= r["excluded_share"] < 1

@@ -189,22 +189,20 @@ def extrapolated(
     *,
     weights: np.ndarray | pd.Series | None = None,
     score: np.ndarray | pd.Series | None = None,
-    min_controls: int = 10,
-    min_control_ratio: float = 0.1,
+    excluded_cells: Sequence[tuple[str, str]] = (),
     tol: float = 1e-8,
 ) -> pd.Series:
     """POP users whose outcome without a POP a regression model has to extrapolate, in one sample.
 
     A model fitted on a sample (regression adjustment, AIPW, the ordered logit) predicts the
-    outcome without a POP of every POP user in it.  For a POP user outside the sample's common
-    support that prediction rests on the model's form, not on comparable controls: the POP user
-    is in a covariate category whose controls in *this* sample (units with a positive weight,
-    e.g. those who answered the outcome) are empty or sparse (the rule of :func:`overlap`:
-    fewer than ``min_controls``, or fewer than ``min_control_ratio`` per POP user), or the POP
-    user's propensity ``score`` lies above the largest control score (beyond ``tol``).  With the
-    default estimand (``support = "comparable"``) the design excludes such POP users before any
-    outcome is read, so only the outcome's own missing answers can leave a few; with
-    ``support = "all"`` the excluded group is flagged here.
+    outcome without a POP of every POP user in it.  For a POP user outside common support that
+    prediction rests on the model's form, not on comparable controls: the POP user is in one of
+    the design's cells without comparable controls (``excluded_cells``, the empty and sparse
+    cells of :func:`overlap`, kept when ``support = "all"``), in a covariate category without any
+    control in *this* sample (units with a positive weight, e.g. those who answered the outcome),
+    or has a propensity ``score`` above the largest control score in the sample (beyond ``tol``).
+    With the default estimand (``support = "comparable"``) the design excludes the first group
+    before any outcome is read, so only an outcome's own missing answers can leave a few.
 
     Parameters
     ----------
@@ -217,9 +215,12 @@ def extrapolated(
     weights
         Units with weight 0 are not in the sample (default: all are).
     score
-        Propensity score per unit (NaN: not checked); default: only the cell rule.
-    min_controls, min_control_ratio, tol
-        As for :func:`overlap`.
+        Propensity score per unit (NaN: not checked); default: only the cell rules.
+    excluded_cells
+        (variable, category) pairs without comparable controls in the design
+        (:attr:`OverlapResult.excluded_cells`).
+    tol
+        Tolerance of the score comparison.
 
     Returns
     -------
@@ -232,19 +233,20 @@ def extrapolated(
     t = df[treat].to_numpy().astype(int)
     w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
     inn = w > 0
+    t1 = inn & (t == 1)
     flag = np.zeros(len(df), dtype=bool)
+    excluded = {(str(v), str(c)) for v, c in excluded_cells}
     for v in covariates:
         col = df[v].astype(str).to_numpy()
-        for c in set(col[inn & (t == 1)]):
-            sel = inn & (col == c)
-            n1, n0 = int((sel & (t == 1)).sum()), int((sel & (t == 0)).sum())
-            if _cell_status(n1, n0, min_controls, min_control_ratio) != "ok":
-                flag |= sel & (t == 1)
+        controls = set(col[inn & (t == 0)])
+        for c in set(col[t1]):
+            if c not in controls or (v, c) in excluded:
+                flag |= t1 & (col == c)
     if score is not None:
         sc = np.asarray(score, dtype=float)
         ctrl = inn & (t == 0) & np.isfinite(sc)
         if ctrl.any():
-            flag |= inn & (t == 1) & np.isfinite(sc) & (sc > sc[ctrl].max() + tol)
+            flag |= t1 & np.isfinite(sc) & (sc > sc[ctrl].max() + tol)
     return pd.Series(flag, index=df.index, name="extrapolated")
 
 
