@@ -182,8 +182,8 @@ def test_summary_arithmetic() -> None:
 
 MATRIX_JSON = BENCH / "results" / "known_truth_matrix.json"
 MATRIX_DIR = BENCH / "results" / "known_truth_matrix"
-#: studies of the committed baseline run (the run's target is 200; see its .md)
-BASELINE_STUDIES = 150
+#: studies of the committed baseline run (the issue asks for at least 200)
+BASELINE_STUDIES = 200
 
 
 def _matrix() -> dict[str, Any]:
@@ -212,14 +212,15 @@ def test_matrix_main_estimator_is_unbiased_in_the_baseline() -> None:
         assert abs(r["bias"]) <= kt.BIAS_TOLERANCE_LIKERT, (o, r["bias"], r["bias_mc_se"])
 
 
-def test_matrix_main_estimator_interval_is_not_too_narrow() -> None:
-    """Coverage of the main estimator's 95 % interval at least 93 % on every outcome, and its replicate SE
-    not below the empirical SD by more than the Monte-Carlo noise of 20 replicates (about 16 %)."""
+def test_matrix_main_estimator_covers_in_the_baseline() -> None:
+    """The issue's criterion: coverage of the main estimator's 95 % interval in [93 %, 97 %] on every outcome,
+    with a replicate SE neither below its empirical SD by more than the noise of 20 replicates nor far above it."""
     from analysis.pipeline import MAIN_METHOD
 
+    lo, hi = kt.COVERAGE_RANGE
     for o, r in _rows("baseline", MAIN_METHOD).items():
-        assert r["coverage"] >= kt.COVERAGE_RANGE[0] - 2 * r["coverage_mc_se"], (o, r["coverage"])
-        assert r["mean_replicate_se"] >= 0.84 * r["empirical_sd"], (o, r["mean_replicate_se"], r["empirical_sd"])
+        assert lo <= r["coverage"] <= hi, (o, r["coverage"])
+        assert 0.9 <= r["mean_replicate_se"] / r["empirical_sd"] <= 1.3, (o, r["mean_replicate_se"], r["empirical_sd"])
 
 
 def test_matrix_all_tied_controls_reduce_the_sd() -> None:
