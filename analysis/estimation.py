@@ -360,6 +360,7 @@ def _row(outcome: str, method: str, estimand: str, scale: str, est: float, se: f
         "std_error": float(se),
         "n_treated": int(nt),
         "n_control": int(nc),
+        "extrapolated": float("nan"),
     }
 
 
@@ -381,12 +382,17 @@ def outcome_stage(
     base["_sw"] = w[w > 0]
     m = design.match
     for outcome in spec.outcomes:
+        first_row = len(rows)
+        # the sample (and its weights) on which each model-based method predicts the POP users'
+        # outcome without a POP: checked for extrapolation outside common support below
+        samples: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
         y = base[outcome].astype(float)
         ok = y.notna().to_numpy()
         d = base.loc[ok].copy()
         d[outcome] = y[ok]
         d[f"{outcome}_top2"] = (y[ok] >= spec.top_box).astype(float)
         t = d["pop"].to_numpy() == 1
+        samples["regression"] = samples["aipw"] = (d, d["_sw"].to_numpy())
         if "matching" in methods:
             cw = m.combined_weights.reindex(d.index).fillna(0.0).to_numpy()
             sel = cw > 0
@@ -442,6 +448,7 @@ def outcome_stage(
             dm = d.loc[mw > 0].copy()
             dm["_mw"] = mw[mw > 0]
             dm[outcome] = dm[outcome].astype(int)
+            samples["ologit"] = (dm, dm["_mw"].to_numpy())
             with _expected_fit_warnings(fit_warnings, "ologit"):
                 # the categories observed in the matched sample (an absent one is not identified)
                 res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
@@ -457,10 +464,37 @@ def outcome_stage(
                 sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
                 sh.insert(0, "outcome", outcome)
                 shifts.append(sh)
+        shares: dict[str, float] = {}
+        for r in rows[first_row:]:
+            if r["method"] in samples:
+                if r["method"] not in shares:
+                    shares[r["method"]] = _extrapolated_share(*samples[r["method"]], design, spec)
+                r["extrapolated"] = shares[r["method"]]
     table = pd.DataFrame(rows)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
     cde = pd.DataFrame(direct, columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
     return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
+
+
+def _extrapolated_share(sample: pd.DataFrame, w: np.ndarray, design: DesignResult, spec: EstimatorSpec) -> float:
+    """Weighted share of the sample's POP users whose predicted outcome without a POP extrapolates.
+
+    See :func:`analysis.matching.overlap.extrapolated`: the design's cells without comparable
+    controls, covariate categories without controls in the sample, propensity scores above the
+    controls' largest.
+    """
+    from analysis.matching.overlap import extrapolated
+
+    dist = getattr(design.match, "distance", None)
+    score = None if dist is None else dist.reindex(sample.index).to_numpy(dtype=float)
+    cells = design.overlap.excluded_cells if design.overlap is not None else pd.DataFrame(columns=["variable", "category"])
+    flag = extrapolated(
+        sample, "pop", spec.covariates, weights=w, score=score, tol=spec.tie_tolerance,
+        excluded_cells=list(zip(cells["variable"].astype(str), cells["category"].astype(str), strict=True)),
+    ).to_numpy()
+    treated = (sample["pop"].to_numpy() == 1) & (w > 0)
+    tot = float(w[treated].sum())
+    return float(w[flag & treated].sum() / tot) if tot > 0 else float("nan")
 
 
 #: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.

@@ -756,6 +756,9 @@ class Report:
         eff = self._table("effects")
         se_types = set(eff.loc[eff["method"] == self.main_method, "se_type"].astype(str)) if "se_type" in eff.columns and not eff.empty else set()
         f["main_se"] = label("se_replicate" if "replicate" in se_types else "se_model", self.lang)
+        # model-based methods: the largest weighted share of POP users whose prediction extrapolates
+        xs = [float(v) for v in eff["extrapolated"] if not is_missing(v)] if "extrapolated" in eff.columns else []
+        f["extrapolated_max"] = self._pct(100.0 * max(xs)) if xs else MISSING
         verdicts = self.verdicts()
         for o in self._outcomes():
             main = self._main_row(o, "top2")

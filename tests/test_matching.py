@@ -17,7 +17,11 @@ from survey.errors import ConfigError, DataValidationError
 
 
 def _brute(dist, treat, ord1, ratio, caliper=None):
-    """Greedy nearest neighbour by exhaustive search, MatchIt's order and tie rule."""
+    """Greedy nearest neighbour by exhaustive search, MatchIt 4.7's order and tie rule.
+
+    Of two equally near controls (exactly: MatchIt compares doubles) the one fewer sorted
+    positions away, the left one at an equal number (see ``_matchit47_walk`` below).
+    """
     order = np.argsort(dist, kind="stable")
     pos = np.empty_like(order)
     pos[order] = np.arange(order.size)
@@ -38,7 +42,11 @@ def _brute(dist, treat, ord1, ratio, caliper=None):
             if not cands:
                 continue
             if len(cands) == 2:
-                k = kl if abs(dist[kl] - dist[i]) <= abs(dist[kr] - dist[i]) else kr
+                dl, dr = abs(dist[kl] - dist[i]), abs(dist[kr] - dist[i])
+                if dl == dr:
+                    k = kl if pos[i] - pos[kl] <= pos[kr] - pos[i] else kr
+                else:
+                    k = kl if dl < dr else kr
             else:
                 k = cands[0]
             mm[t, r] = k
@@ -60,14 +68,17 @@ def test_fast_kernel_equals_brute_force(seed: int, ratio: int) -> None:
     np.testing.assert_array_equal(got, _brute(dist, treat, ord1, ratio, cal))
 
 
-def test_replacement_takes_nearest_and_left_on_ties() -> None:
+def test_replacement_takes_nearest_and_matchit_47_on_ties() -> None:
     dist = np.array([0.5, 0.4, 0.6, 0.45, 0.9])
     treat = np.array([1, 0, 0, 1, 0])
     mm = nn_sorted(dist, treat, np.array([0, 1]), 1, True, None)
-    # 0.5 is 0.1 from both 0.4 and 0.6: the left (smaller score) wins; 0.45 -> 0.4
-    np.testing.assert_array_equal(mm[:, 0], [1, 1])
+    # sorted: 0.4 (C1), 0.45 (T3), 0.5 (T0), 0.6 (C2), 0.9.  0.5 is equally far (in doubles too)
+    # from 0.4 and 0.6: MatchIt 4.7 keeps 0.6, one sorted position away (0.4 is two); 0.45 -> 0.4
+    np.testing.assert_array_equal(mm[:, 0], [2, 1])
+    # with a tie-break key (ties="label") the left one wins
+    np.testing.assert_array_equal(nn_sorted(dist, treat, np.array([0, 1]), 1, True, None, tiebreak=np.arange(5))[:, 0], [1, 1])
     mm2 = nn_sorted(dist, treat, np.array([0, 1]), 2, True, None)
-    np.testing.assert_array_equal(mm2, [[1, 2], [1, 2]])
+    np.testing.assert_array_equal(mm2, [[2, 1], [1, 2]])
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +308,97 @@ def test_tie_rule_settings_are_checked(tied: pd.DataFrame) -> None:
         match(tied, "t ~ a + b", ties="first")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="tolerance"):
         match(tied, "t ~ a + b", tie_tolerance=-1.0)
+
+
+# ---------------------------------------------------------------------------- MatchIt 4.7's tie rule
+#
+# ``ties="matchit"`` follows MatchIt 4.7 (checked against the source of MatchIt 4.7.0 and 4.7.2,
+# ``src/internal.cpp``: ``find_control_vec``, called by ``nn_matchC_vec``; the tie handling is the
+# same in both).  Units are sorted by (score, row) with R's ``order()``; from the treated unit the
+# routine steps outwards one sorted position at a time, alternating and starting on the left,
+# keeps the first eligible control within the caliper on each side, stops a side at a control
+# strictly farther than one already found, and of the candidates keeps the nearer, the one found
+# first when they are equally near.  ``_matchit47_walk`` restates that walk for ratio 1; MatchIt
+# itself cannot run here (CRAN is out of reach and Debian ships 4.5.1), so the rule is checked on
+# hand-worked cases and against the walk on random data full of ties.
+
+
+def _matchit47_walk(dist: np.ndarray, treat: np.ndarray, order1: np.ndarray, replace: bool, caliper: float | None) -> np.ndarray:
+    srt = np.argsort(dist, kind="stable")
+    pos = np.empty(dist.size, dtype=int)
+    pos[srt] = np.arange(dist.size)
+    treated = np.flatnonzero(treat == 1)
+    usable = treat == 0
+    out = np.full(treated.size, -1)
+    for j in order1:
+        i = treated[j]
+        lo = hi = pos[i]
+        found: list[tuple[int, float]] = []
+        stop = {"l": False, "r": False}
+        got = {"l": 0, "r": 0}
+        side = "r"
+        while not (stop["l"] and stop["r"]):
+            side = "r" if stop["l"] else "l" if stop["r"] else ("l" if side == "r" else "r")
+            if got[side] == 1 or (lo <= 0 if side == "l" else hi >= dist.size - 1):
+                stop[side] = True
+                continue
+            if side == "l":
+                lo -= 1
+                z = srt[lo]
+            else:
+                hi += 1
+                z = srt[hi]
+            if not usable[z]:
+                continue
+            d = abs(dist[i] - dist[z])
+            if (caliper is not None and d > caliper) or (found and found[0][1] < d):
+                stop[side] = True
+                continue
+            found.append((z, d))
+            got[side] += 1
+        if found:
+            z = found[1][0] if len(found) == 2 and found[1][1] < found[0][1] else found[0][0]
+            out[j] = z
+            if not replace:
+                usable[z] = False
+    return out
+
+
+def test_matchit_tie_rule_on_hand_worked_cases() -> None:
+    # equal score: C0 T1 T2 C3 in data order.  T1: C0 one position left, C3 two right -> C0;
+    # T2: C3 one position right, C0 two left -> C3 (the left-wins rule would take C0 twice)
+    dist = np.full(4, 0.25)
+    treat = np.array([0, 1, 1, 0])
+    steps = nn_sorted(dist, treat, np.arange(2), 1, True, None)
+    assert steps[:, 0].tolist() == [0, 3]
+    left = nn_sorted(dist, treat, np.arange(2), 1, True, None, tiebreak=np.arange(4))
+    assert left[:, 0].tolist() == [0, 0]
+    # equally near on both sides, the left control three positions away, the right one adjacent
+    dist = np.array([0.375, 0.4375, 0.46875, 0.5, 0.625])
+    treat = np.array([0, 1, 1, 1, 0])
+    for replace in (True, False):
+        mm = nn_sorted(dist, treat, np.array([2, 1, 0]), 1, replace, None)
+        assert mm[2, 0] == 4  # the treated unit at 0.5: 0.625 (1 position), not 0.375 (3)
+    # without replacement: C0 C1 T2 T3 C4, processed in data order.  T2 takes C1 (adjacent); for
+    # T3 the left walk passes T2 and the used C1 before C0 (3 positions), the right finds C4 (1)
+    dist = np.full(5, 0.5)
+    treat = np.array([0, 0, 1, 1, 0])
+    assert nn_sorted(dist, treat, np.arange(2), 1, False, None)[:, 0].tolist() == [1, 4]
+    assert nn_sorted(dist, treat, np.arange(2), 1, False, None, tiebreak=np.arange(5))[:, 0].tolist() == [1, 0]
+    # MatchIt 4.5.1 (integer abs(): every difference below 1 is 0) keeps its own rule: always left
+    assert nn_sorted(dist, treat, np.arange(2), 1, False, None, int_abs=True)[:, 0].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("replace", [True, False])
+@pytest.mark.parametrize("caliper", [None, 0.1])
+def test_matchit_tie_rule_equals_its_walk_on_tied_data(replace: bool, caliper: float | None) -> None:
+    rng = np.random.default_rng(47)
+    for _ in range(40):
+        n = int(rng.integers(8, 60))
+        dist = rng.integers(0, 12, n) / 32.0  # dyadic: differences are exact, ties everywhere
+        treat = (rng.random(n) < 0.35).astype(int)
+        if treat.sum() == 0 or treat.sum() == n:
+            continue
+        order1 = rng.permutation(int(treat.sum()))
+        got = nn_sorted(dist, treat, order1, 1, replace, caliper)[:, 0]
+        np.testing.assert_array_equal(got, _matchit47_walk(dist, treat, order1, replace, caliper))

@@ -91,3 +91,61 @@ def test_regression_att_is_the_att_not_the_pooled_coefficient() -> None:
         s = df.sample(frac=1.0, replace=True, random_state=b)
         boots.append(regression_att(s, "y ~ C(g)", "t").estimate)
     assert e.se == pytest.approx(np.std(boots, ddof=1), rel=0.3)
+
+
+def test_extrapolated_flags_pop_users_without_comparable_controls(regulated: pd.DataFrame) -> None:
+    """The design's excluded cells, categories without controls in the sample, scores above the controls'."""
+    from analysis.matching.overlap import extrapolated
+
+    high_pop = (regulated["educ"] == "hoog") & (regulated["pop"] == 1)
+    w = regulated["w"].to_numpy()
+    # the hoog cell has a few controls (registration errors): not flagged by the sample alone,
+    # flagged as one of the design's cells without comparable controls
+    assert not extrapolated(regulated, "pop", ["educ", "sex"], weights=w).any()
+    cells = overlap(regulated, "pop", ["educ", "sex"], weights="w", support="all").excluded_cells
+    flag = extrapolated(regulated, "pop", ["educ", "sex"], weights=w,
+                        excluded_cells=list(zip(cells["variable"], cells["category"], strict=True)))
+    assert flag.index.equals(regulated.index)
+    assert flag[high_pop].all() and not flag[~high_pop].any()
+    # units with weight 0 are not in the sample: without the hoog controls the cell has none
+    w0 = w * ~((regulated["educ"] == "hoog") & (regulated["pop"] == 0)).to_numpy()
+    assert extrapolated(regulated, "pop", ["educ", "sex"], weights=w0).to_numpy().tolist() == high_pop.tolist()
+    # a propensity score above every control's is flagged (beyond the tolerance only)
+    score = np.where(regulated["pop"] == 1, 0.3, 0.5)
+    others = np.flatnonzero((regulated["pop"] == 1).to_numpy() & ~high_pop.to_numpy())
+    score[others[:3]] = 0.5 + 1e-9
+    score[others[3:5]] = 0.6
+    assert int(extrapolated(regulated, "pop", ["educ", "sex"], weights=w, score=score).sum()) == 2
+
+
+def test_model_based_rows_state_their_extrapolated_share() -> None:
+    """With support = 'all' the POP users of a cell without controls are extrapolated by regression,
+    AIPW and the ordered logit (their weighted share); with the default estimand nobody is."""
+    from dataclasses import replace
+
+    from analysis.estimation import EstimatorSpec, design_stage, outcome_stage
+
+    rng = np.random.default_rng(11)
+    n = 2400
+    educ = rng.choice(["laag", "midden", "hoog"], size=n, p=[0.35, 0.45, 0.2])
+    sex = rng.choice(["M", "V"], size=n)
+    pop = rng.binomial(1, 1 / (1 + np.exp(-(-1.2 + 0.6 * (educ == "midden") + 0.3 * (sex == "V")))))
+    pop[educ == "hoog"] = 1  # no control in the cell: by regulation
+    y = np.clip(np.round(3 + 0.3 * pop + 0.4 * (educ == "midden") + rng.normal(0, 1, n)), 1, 5)
+    frame = pd.DataFrame({"pop": pop, "educ": educ, "sex": sex, "stronger": y}, index=[f"r{i}" for i in range(n)])
+    w = rng.uniform(1, 2, n)
+    methods = ("matching", "regression", "aipw", "ologit", "naive")
+    base = EstimatorSpec(covariates=("educ", "sex"), outcomes=("stronger",), methods=methods, caliper=None)
+    t_high = (pop == 1) & (educ == "hoog")
+    for support, expected in (("all", w[t_high].sum() / w[pop == 1].sum()), ("comparable", 0.0)):
+        spec = replace(base, support=support)
+        design = design_stage(frame, w, spec, with_balance=False)
+        tab = outcome_stage(frame, design, spec).table.set_index(["method", "scale"])["extrapolated"]
+        for key in (("regression", "likert"), ("aipw", "top2")):
+            assert tab[key] == pytest.approx(expected, rel=1e-12, abs=1e-12), (support, key)
+        assert np.isnan(tab[("matching", "likert")]) and np.isnan(tab[("naive", "likert")])
+        if support == "all":
+            # the matched sample: hoog POP users matched to controls of other cells
+            assert 0 < tab[("ologit", "top2")] <= 1
+        else:
+            assert tab[("ologit", "top2")] == 0.0

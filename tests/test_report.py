@@ -397,6 +397,16 @@ def test_every_quoted_number_exists(bundle_dir: Path) -> None:
         _ = Report(bundle_dir, "nl").fact.no_such_number
 
 
+def test_extrapolated_share_is_in_the_bundle_and_quoted(bundle_dir: Path) -> None:
+    """The effects table flags the model-based methods' extrapolation; the report quotes its maximum."""
+    eff = read_bundle(bundle_dir).tables["effects"]
+    model = eff["method"].isin(["regression", "doubly_robust", "ordered_logit"])
+    assert model.any() and eff.loc[model, "extrapolated"].between(0, 1).all()
+    assert eff.loc[~model, "extrapolated"].isna().all()
+    facts = Report(bundle_dir, "en").fact.to_dict()
+    assert facts["extrapolated_max"] == fmt_pct(100 * float(eff.loc[model, "extrapolated"].max()), 1, "en")
+
+
 # ---------------------------------------------------------------------------- tables
 @pytest.mark.parametrize("lang", LANGS)
 def test_prose_never_shows_the_suppression_flag(rendered: dict[str, dict[str, Path]], bundle_dir: Path, lang: str) -> None:

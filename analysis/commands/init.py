@@ -269,7 +269,7 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
         "covariates = [\"educ\", \"age_band\", \"sex\", \"sector\", \"company_size\"]",
         "ratio = 1",
         "replace = true",
-        "caliper = 0.2                   # SD units of the propensity score",
+        "caliper = 0.2                   # SDs of the propensity score (probability scale, unweighted SD over all respondents)",
         "m_order = \"largest\"             # largest | smallest | random | data",
         "",
         "[effects]",

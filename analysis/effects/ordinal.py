@@ -267,15 +267,72 @@ def ordered_logit(
 def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
     """Maximum-likelihood (beta, cut-points) of a weighted proportional-odds logit on arrays.
 
-    ``X`` has no intercept, ``y`` holds category codes 0..K-1.  BFGS in an unconstrained
-    parametrisation of increasing cut-points, then Newton steps in the natural one.
+    ``X`` has no intercept, ``y`` holds category codes 0..K-1.  Newton's method with the analytic
+    Hessian and step halving (the log-likelihood is concave in (beta, cut-points), Pratt 1981),
+    started at beta = 0 and the cut-points of the weighted cumulative proportions; should it fail
+    to converge, BFGS in an unconstrained parametrisation of increasing cut-points, then Newton
+    steps.  Either way the result must pass the same gradient check.
     """
+    p = X.shape[1]
+    # start: beta = 0, cut-points from cumulative weighted proportions (the MLE at beta = 0)
+    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
+    zeta0 = np.log(cum / (1 - cum))
+    theta0 = np.concatenate([np.zeros(p), zeta0])
+    tol = 1e-10 * max(1.0, float(w.sum()))
+    theta = _newton(theta0, X, y, K, w, tol)
+    detail = "Newton's method did not converge"
+    if theta is None:
+        theta, detail = _bfgs(theta0, X, y, K, w, tol)
+    _ll, s = _scores(theta, X, y, K)
+    g = (s * w[:, None]).sum(axis=0)
+    if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
+        raise PopevalError("The ordered logit did not converge", detail=detail)
+    return theta
+
+
+def _newton(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float,
+            max_iter: int = 100) -> np.ndarray | None:
+    """Newton-Raphson with step halving on the weighted log-likelihood; None if it fails.
+
+    With collinear columns the steps are minimum-norm (the likelihood is then flat along the
+    collinear directions; the identified coefficients are unique).
+    """
+    p = X.shape[1]
+    ll, s = _scores(theta, X, y, K)
+    f = float((w * ll).sum())
+    for _ in range(max_iter):
+        g = (s * w[:, None]).sum(axis=0)
+        if np.max(np.abs(g)) < tol:
+            return theta
+        try:
+            # least squares: with collinear columns (a rank-deficient sample) the minimum-norm step
+            step = np.linalg.lstsq(_hessian_analytic(theta, X, y, K, w), g, rcond=None)[0]
+        except np.linalg.LinAlgError:
+            return None
+        t = 1.0
+        for _half in range(40):
+            cand = theta - t * step
+            if np.all(np.diff(cand[p:]) > 0):
+                ll_c, s_c = _scores(cand, X, y, K)
+                f_c = float((w * ll_c).sum())
+                if np.isfinite(f_c) and f_c >= f - 1e-12 * abs(f):
+                    break
+            t /= 2
+        else:
+            return None
+        if np.max(np.abs(cand - theta)) < 1e-13:
+            theta, s = cand, s_c
+            g = (s * w[:, None]).sum(axis=0)
+            return theta if np.max(np.abs(g)) < 1e-5 * max(1.0, float(w.sum())) else None
+        theta, ll, s, f = cand, ll_c, s_c, f_c
+    return None
+
+
+def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float) -> tuple[np.ndarray, str]:
+    """BFGS in an unconstrained parametrisation of increasing cut-points, then Newton polish."""
     from scipy import optimize
 
     p = X.shape[1]
-    # start: beta = 0, cut-points from cumulative weighted proportions
-    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
-    zeta0 = np.log(cum / (1 - cum))
 
     def unpack(u: np.ndarray) -> np.ndarray:
         z = np.cumsum(np.concatenate([[u[p]], np.exp(u[p + 1:])]))
@@ -293,6 +350,7 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
         gu[p + 1:] = tail[1:] * np.exp(u[p + 1:])
         return -float((w * ll).sum()), -gu
 
+    zeta0 = theta0[p:]
     u0 = np.concatenate([np.zeros(p), [zeta0[0]], np.log(np.diff(zeta0))])
     opt = optimize.minimize(negll, u0, jac=True, method="BFGS", options={"gtol": 1e-10,
                                                                           "maxiter": 2000})
@@ -300,18 +358,48 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     # Newton polish in the natural parametrisation
     for _ in range(5):
         g = (_scores(theta, X, y, K)[1] * w[:, None]).sum(axis=0)
-        if np.max(np.abs(g)) < 1e-10 * max(1.0, w.sum()):
+        if np.max(np.abs(g)) < tol:
             break
         H = _hessian(theta, X, y, K, w)
         step = np.linalg.solve(H, g)
         theta = theta - step
         if np.max(np.abs(step)) < 1e-12:
             break
-    _ll, s = _scores(theta, X, y, K)
-    g = (s * w[:, None]).sum(axis=0)
-    if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
-        raise PopevalError("The ordered logit did not converge", detail=str(opt.message))
-    return theta
+    return theta, str(opt.message)
+
+
+def _hessian_analytic(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:
+    """Analytic Hessian of the weighted log-likelihood in (beta, zeta).
+
+    Per unit, ``l = log(F(a) - F(b))`` with ``a = zeta_y - x'beta`` and ``b = zeta_{y-1} - x'beta``
+    (``F`` logistic, ``f = F(1 - F)``, ``f' = f(1 - 2F)``; an infinite cut-point contributes 0).
+    """
+    p = X.shape[1]
+    k = theta.size
+    beta, zeta = theta[:p], theta[p:]
+    c = _cuts(zeta)
+    eta = X @ beta
+    a = c[y + 1] - eta
+    b = c[y] - eta
+    fin_a, fin_b = np.isfinite(a), np.isfinite(b)
+    Fa = np.where(fin_a, _cdf(np.where(fin_a, a, 0.0)), 1.0)
+    Fb = np.where(fin_b, _cdf(np.where(fin_b, b, 0.0)), 0.0)
+    fa = np.where(fin_a, Fa * (1 - Fa), 0.0)
+    fb = np.where(fin_b, Fb * (1 - Fb), 0.0)
+    P = np.clip(Fa - Fb, 1e-300, None)
+    haa = fa * (1 - 2 * Fa) / P - (fa / P) ** 2
+    hbb = -fb * (1 - 2 * Fb) / P - (fb / P) ** 2
+    hab = fa * fb / P**2
+    n = X.shape[0]
+    Ga = np.zeros((n, k))
+    Gb = np.zeros((n, k))
+    Ga[:, :p] = -X
+    Gb[:, :p] = -X
+    up, lo = np.flatnonzero(y < K - 1), np.flatnonzero(y > 0)
+    Ga[up, p + y[up]] = 1.0
+    Gb[lo, p + y[lo] - 1] = 1.0
+    Hab = (Ga * (w * hab)[:, None]).T @ Gb
+    return (Ga * (w * haa)[:, None]).T @ Ga + (Gb * (w * hbb)[:, None]).T @ Gb + Hab + Hab.T
 
 
 def _hessian(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:

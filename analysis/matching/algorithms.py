@@ -138,11 +138,17 @@ def nn_sorted(
         doubles: every distance difference below 1 becomes 0, so the left neighbour (smaller
         score) always wins and propensity-score calipers never bind.
     tiebreak
-        Secondary sort key among equal distances (default: the row order, as MatchIt).
+        Secondary sort key among equal distances.  Default (None): MatchIt 4.7's rule.  Units are
+        sorted by (distance, row), as R's ``order()`` does, and MatchIt's ``find_control_vec``
+        walks outwards from the treated unit one sorted position at a time, left first, taking
+        the first eligible control on each side; of two equally near controls it keeps the one
+        found first, i.e. the one fewer sorted positions away (treated and used units count as
+        positions), the left one at an equal number.  With a key, the left one of two equally
+        near controls wins (and with ``int_abs``, MatchIt 4.5.1's rule: always the left one).
     tol
-        Distance differences up to ``tol`` count as equal (left wins) and a control within
-        ``caliper + tol`` is within the caliper.  Pass distances canonicalised with
-        :func:`tie_canonical` for tie-consistent results.
+        Distance differences up to ``tol`` count as equal and a control within ``caliper + tol``
+        is within the caliper.  Pass distances canonicalised with :func:`tie_canonical` for
+        tie-consistent results.
 
     Returns
     -------
@@ -162,14 +168,16 @@ def nn_sorted(
     pos[order] = np.arange(n)
     d_sorted = dist[order]
     ctrl_sorted = treat[order] == 0
+    # MatchIt 4.7: of two equally near controls the one fewer sorted positions away
+    steps = tiebreak is None and not int_abs
 
     if replace and cal_mat is None:
         return _nn_sorted_replace(
-            d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs, tol
+            d_sorted, ctrl_sorted, order, pos[ind1], ratio, caliper, mm, int_abs, tol, steps
         )
     if not replace and cal_mat is None and not int_abs:
         return _nn_sorted_greedy(
-            d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm, tol
+            d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm, tol, steps
         )
     fabs = _int_abs if int_abs else abs
 
@@ -241,7 +249,11 @@ def nn_sorted(
                 kr = q
                 break
             if kl >= 0 and kr >= 0:
-                k = kl if fabs(d_l[kl] - dt) <= fabs(d_l[kr] - dt) + tol else kr
+                gl, gr = fabs(d_l[kl] - dt), fabs(d_l[kr] - dt)
+                if steps and abs(gl - gr) <= tol:
+                    k = kl if p - kl <= kr - p else kr
+                else:
+                    k = kl if gl <= gr + tol else kr
             elif kl >= 0:
                 k = kl
             elif kr >= 0:
@@ -265,13 +277,15 @@ def _nn_sorted_greedy(
     caliper: float | None,
     mm: np.ndarray,
     tol: float = 0.0,
+    steps: bool = False,
 ) -> np.ndarray:
     """Matching without replacement and without covariate calipers (the common case).
 
     The same greedy rule as the general loop of :func:`nn_sorted`, on the controls only: the
     union-find arrays run over the controls' ranks in the sorted order, and since the distance is
     sorted only the nearest available control on each side can be within the caliper.  Path
-    halving keeps the finds near constant time.
+    halving keeps the finds near constant time.  ``steps``: MatchIt 4.7's tie rule (see
+    :func:`nn_sorted`).
     """
     cpos = np.flatnonzero(ctrl_sorted)
     n0 = cpos.size
@@ -282,6 +296,8 @@ def _nn_sorted_greedy(
     # lp is shifted by one (lp[k + 1] is control k, lp[0] the sentinel).
     first_right: list[int] = np.searchsorted(cpos, pos1, side="right").tolist()
     d1: list[float] = d_sorted[pos1].tolist()
+    pos1_l: list[int] = pos1.tolist()
+    cpos_l: list[int] = cpos.tolist()
     rp = list(range(n0 + 1))
     lp = list(range(n0 + 1))
     cal = float("inf") if caliper is None else float(caliper) + tol
@@ -302,7 +318,9 @@ def _nn_sorted_greedy(
             dt = d1[t]
             ok_l = q > 0 and (dl := dt - cd[q - 1]) <= cal
             ok_r = s < n0 and (dr := cd[s] - dt) <= cal
-            if ok_l and (not ok_r or dl <= dr + tol):
+            if ok_l and ok_r and steps and abs(dl - dr) <= tol:
+                k = q - 1 if pos1_l[t] - cpos_l[q - 1] <= cpos_l[s] - pos1_l[t] else s
+            elif ok_l and (not ok_r or dl <= dr + tol):
                 k = q - 1
             elif ok_r:
                 k = s
@@ -325,8 +343,13 @@ def _nn_sorted_replace(
     mm: np.ndarray,
     int_abs: bool,
     tol: float = 0.0,
+    steps: bool = False,
 ) -> np.ndarray:
-    """Vectorised matching with replacement: walk outwards from each treated unit."""
+    """Vectorised matching with replacement: walk outwards from each treated unit.
+
+    ``steps``: MatchIt 4.7's tie rule (see :func:`nn_sorted`): of two equally near controls the
+    one fewer sorted positions from the treated unit, the left one at an equal number.
+    """
     cpos = np.flatnonzero(ctrl_sorted)  # sorted positions of the controls
     cd = d_sorted[cpos]
     n0 = cpos.size
@@ -347,7 +370,13 @@ def _nn_sorted_replace(
         dr = np.where(has_r, np.abs(dr), np.inf)
         ok_l = has_l & (dl <= cal)
         ok_r = has_r & (dr <= cal)
-        take_l = ok_l & (~ok_r | (dl <= dr + tol))
+        if steps:
+            gap_l = pos1 - cpos[np.clip(left, 0, n0 - 1)]
+            gap_r = cpos[np.clip(right, 0, n0 - 1)] - pos1
+            tie = np.abs(dl - dr) <= tol
+            take_l = ok_l & (~ok_r | np.where(tie, gap_l <= gap_r, dl < dr))
+        else:
+            take_l = ok_l & (~ok_r | (dl <= dr + tol))
         take_r = ok_r & ~take_l
         alive &= take_l | take_r
         chosen = np.where(take_l, left, right)

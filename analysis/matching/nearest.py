@@ -317,10 +317,20 @@ def match(
         * ``"label"`` (the default without replacement, where every match uses up one control):
           one control per match, ties broken by the order of the index labels, so the result
           does not depend on the row order (given unique labels) or on floating-point noise.
-        * ``"matchit"``: MatchIt's own rule (4.5 to 4.7): units sorted by (distance, row), the
-          nearest tied control in that sorted order; the left (smaller score) one when two are
-          equally far; Mahalanobis: the first control in data order.  Depends on the row order;
-          for reproducing MatchIt only.  Implied by ``compat``.
+        * ``"matchit"``: MatchIt 4.7's rule for propensity-score matching (checked against the
+          source of MatchIt 4.7.0 and 4.7.2, ``find_control_vec`` in ``src/internal.cpp``; CRAN
+          is not reachable from the test machines, so by the hand-worked cases and the restated
+          walk in ``tests/test_matching.py``): units sorted by (distance, row) as R's
+          ``order()`` does; from the treated unit MatchIt steps outwards one sorted position at a
+          time, alternating and starting on the left, and of the nearest control on each side
+          keeps the nearer, and of two equally near ones the one fewer sorted positions away
+          (treated and used units count), the left one at an equal number.  Exact for
+          ``ratio = 1``; for ``ratio > 1`` each further control is chosen by the same rule, and
+          with ``exact`` positions are counted within the exact-matching group (MatchIt counts
+          them over all units).  Mahalanobis matching: the first control in data order among
+          equally near ones (not re-checked against 4.7).  With ``compat="MatchIt-4.5.1"`` the
+          4.5.1 rule instead (always the left one).  Depends on the row order; for reproducing
+          MatchIt only.  Implied by ``compat``.
     tie_tolerance
         Distances differing by at most this much are ties (default 1e-8: on the probability
         scale of the propensity score, or in Mahalanobis units).  Values are merged with

@@ -37,7 +37,7 @@ import pandas as pd
 
 from survey.errors import ConfigError, DataValidationError
 
-__all__ = ["OverlapResult", "overlap"]
+__all__ = ["OverlapResult", "extrapolated", "overlap"]
 
 _RULES = ("minmax", "crump", "none")
 _SUPPORT = ("comparable", "all")
@@ -173,6 +173,83 @@ class OverlapResult:
         return "\n".join(lines)
 
 
+def _cell_status(n1: int, n0: int, min_controls: int, min_control_ratio: float) -> str:
+    """``"empty"`` (POP users, no controls), ``"sparse"`` (too few controls) or ``"ok"``."""
+    if n0 == 0:
+        return "empty" if n1 > 0 else "ok"
+    if n1 > 0 and (n0 < min_controls or n0 < min_control_ratio * n1):
+        return "sparse"
+    return "ok"
+
+
+def extrapolated(
+    df: pd.DataFrame,
+    treat: str,
+    covariates: Sequence[str],
+    *,
+    weights: np.ndarray | pd.Series | None = None,
+    score: np.ndarray | pd.Series | None = None,
+    excluded_cells: Sequence[tuple[str, str]] = (),
+    tol: float = 1e-8,
+) -> pd.Series:
+    """POP users whose outcome without a POP a regression model has to extrapolate, in one sample.
+
+    A model fitted on a sample (regression adjustment, AIPW, the ordered logit) predicts the
+    outcome without a POP of every POP user in it.  For a POP user outside common support that
+    prediction rests on the model's form, not on comparable controls: the POP user is in one of
+    the design's cells without comparable controls (``excluded_cells``, the empty and sparse
+    cells of :func:`overlap`, kept when ``support = "all"``), in a covariate category without any
+    control in *this* sample (units with a positive weight, e.g. those who answered the outcome),
+    or has a propensity ``score`` above the largest control score in the sample (beyond ``tol``).
+    With the default estimand (``support = "comparable"``) the design excludes the first group
+    before any outcome is read, so only an outcome's own missing answers can leave a few.
+
+    Parameters
+    ----------
+    df
+        The estimation sample: the treatment and the covariates.
+    treat
+        Treatment column (0/1).
+    covariates
+        The model's (categorical) covariates.
+    weights
+        Units with weight 0 are not in the sample (default: all are).
+    score
+        Propensity score per unit (NaN: not checked); default: only the cell rules.
+    excluded_cells
+        (variable, category) pairs without comparable controls in the design
+        (:attr:`OverlapResult.excluded_cells`).
+    tol
+        Tolerance of the score comparison.
+
+    Returns
+    -------
+    pd.Series
+        Boolean per unit (the data's index): a POP user whose prediction extrapolates.
+    """
+    missing = [c for c in [treat, *covariates] if c not in df.columns]
+    if missing:
+        raise DataValidationError("A covariate of the extrapolation check is not in the data", column=missing[0])
+    t = df[treat].to_numpy().astype(int)
+    w = np.ones(len(df)) if weights is None else np.asarray(weights, dtype=float)
+    inn = w > 0
+    t1 = inn & (t == 1)
+    flag = np.zeros(len(df), dtype=bool)
+    excluded = {(str(v), str(c)) for v, c in excluded_cells}
+    for v in covariates:
+        col = df[v].astype(str).to_numpy()
+        controls = set(col[inn & (t == 0)])
+        for c in set(col[t1]):
+            if c not in controls or (v, c) in excluded:
+                flag |= t1 & (col == c)
+    if score is not None:
+        sc = np.asarray(score, dtype=float)
+        ctrl = inn & (t == 0) & np.isfinite(sc)
+        if ctrl.any():
+            flag |= t1 & np.isfinite(sc) & (sc > sc[ctrl].max() + tol)
+    return pd.Series(flag, index=df.index, name="extrapolated")
+
+
 def overlap(
     df: pd.DataFrame,
     treat: str,
@@ -245,12 +322,7 @@ def overlap(
         for c in sorted(set(col)):
             sel = col == c
             n1, n0 = int((sel & (t == 1)).sum()), int((sel & (t == 0)).sum())
-            if n0 == 0:
-                status = "empty" if n1 > 0 else "ok"
-            elif n1 > 0 and (n0 < min_controls or n0 < min_control_ratio * n1):
-                status = "sparse"
-            else:
-                status = "ok"
+            status = _cell_status(n1, n0, min_controls, min_control_ratio)
             rows.append({"variable": v, "category": c, "n_treated": n1, "n_control": n0,
                          "w_treated": float(w[sel & (t == 1)].sum()), "w_control": float(w[sel & (t == 0)].sum()),
                          "status": status})
