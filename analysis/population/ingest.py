@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.population._db import DEFAULT_DB, connect
+from analysis.population._db import DEFAULT_DB, Progress, connect, progress_sink
 from analysis.population.mapping import InputSpec, lit, q, vocabulary_of
 from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Column, Table
 from survey.errors import DataValidationError
@@ -139,7 +139,7 @@ def ingest(
     chunk_bytes: int = _CHUNK_BYTES,
     dwse_spec: InputSpec | None = None,
     vdab_spec: InputSpec | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = None,
 ) -> IngestReport:
     """Validate both admin extracts and load them into DuckDB.
 
@@ -161,7 +161,9 @@ def ingest(
         How each file is read and mapped (:class:`~analysis.population.mapping.InputSpec`, from the
         study TOML); None for a CSV or Parquet file in popeval's own schema.
     progress
-        Called with a line per stage of each input (read, INSZ scan, codes, validation, checks).
+        A line per stage of each input (read, INSZ scan, codes, validation, checks): a callable
+        taking the line, True (standard error), False (quiet) or None (standard error when it is a
+        terminal, quiet otherwise).
 
     Returns
     -------
@@ -175,6 +177,7 @@ def ingest(
         ``pseudonymise`` without a usable key.
     """
     t0 = time.perf_counter()
+    lines = progress_sink(progress)
     if pseudonymise and key is None:
         from survey.insz import pseudo_key_from_env
 
@@ -185,8 +188,8 @@ def ingest(
         con.execute("BEGIN TRANSACTION")
         try:
             sources = (
-                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=progress),
-                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=progress),
+                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines),
+                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines),
             )
             if sources[0].key_format != sources[1].key_format:
                 raise DataValidationError(
@@ -578,11 +581,24 @@ def ingest_table(
     def stage(msg: str) -> None:
         say(f"  {table.name}: {msg} ({time.perf_counter() - t0:.1f} s)")
 
+    # the file's hash is computed beside the queries (hashlib releases the GIL; DuckDB too)
+    from concurrent.futures import ThreadPoolExecutor
+
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popeval-sha256")
+    sha_future = hasher.submit(sha256_file, path) if Path(path).is_file() else None
     if key is not None:
         from survey.insz import hmac_pads
 
         ipad, opad = hmac_pads(key)
         con.execute("CREATE OR REPLACE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
+    try:
+        return _ingest_table(con, path, table, key, spec, stage, sha_future)
+    finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
+
+
+def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table, key: bytes | None, spec: InputSpec | None,
+                  stage: Callable[[str], None], sha_future: Any) -> SourceFile:
     try:
         plan = plan_input(con, path, table, spec, key=key)
         stage(f"read {plan.source.rows:,} rows from {plan.path.name} ({plan.source.format}) and mapped")
@@ -604,7 +620,8 @@ def ingest_table(
             pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
         check_codes(con, plan)
         select = validate_plan(con, plan)
-        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src} ORDER BY source_row")
+        # (rows stay in the file's order: DuckDB preserves insertion order, no sort is needed)
+        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src}")
         stage("codes mapped and every value validated")
     finally:
         import contextlib
@@ -621,7 +638,7 @@ def ingest_table(
     key_format = _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
     stage("keys unique, checks across fields done")
-    sha = sha256_file(path)
+    sha = sha_future.result() if sha_future is not None else sha256_file(path)
     rows = plan.source.rows
     con.execute(
         """CREATE TABLE IF NOT EXISTS ingest_sources (table_name VARCHAR PRIMARY KEY, file_name VARCHAR,
@@ -778,12 +795,15 @@ _CODES = "<unknown codes>"
 def _check_key_format(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
     """The person keys' format (length and characters); more than one format in a file is an error."""
     kc = next(c.name for c in plan.table.columns if c.pseudo_key)
-    shape = (f"CASE WHEN regexp_full_match({q(kc)}, '[0-9a-f]+') THEN 'lower-case hex' WHEN regexp_full_match({q(kc)}, '[0-9A-F]+') "
-             f"THEN 'upper-case hex' WHEN regexp_full_match({q(kc)}, '[0-9]+') THEN 'digits' WHEN regexp_full_match({q(kc)}, '[A-Za-z0-9]+') "
-             f"THEN 'letters and digits' ELSE 'other characters' END || ', ' || length({q(kc)}) || ' characters'")
-    rows = con.execute(
-        f"SELECT s, count(*) AS n, min(source_row) FROM (SELECT {shape} AS s, source_row FROM {plan.table.name}) GROUP BY s ORDER BY n DESC, s"
+    # grouped by a small integer and the length (no text built per row); named afterwards
+    kinds = ("lower-case hex", "upper-case hex", "digits", "letters and digits", "other characters")
+    shape = (f"CASE WHEN regexp_full_match({q(kc)}, '[0-9a-f]+') THEN 0 WHEN regexp_full_match({q(kc)}, '[0-9A-F]+') "
+             f"THEN 1 WHEN regexp_full_match({q(kc)}, '[0-9]+') THEN 2 WHEN regexp_full_match({q(kc)}, '[A-Za-z0-9]+') "
+             "THEN 3 ELSE 4 END")
+    got = con.execute(
+        f"SELECT {shape} AS k, length({q(kc)}) AS len, count(*) AS n, min(source_row) FROM {plan.table.name} GROUP BY ALL"
     ).fetchall()
+    rows = sorted(((f"{kinds[int(k)]}, {int(ln)} characters", int(n), int(r)) for k, ln, n, r in got), key=lambda x: (-x[1], x[0]))
     if len(rows) > 1:
         raise DataValidationError(
             f"Person keys of more than one format in {plan.table.name}",
@@ -816,8 +836,11 @@ def cross_checks(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> list[tuple[
         conds["end_before_start"] = ("end_date < start_date", "end_date")
     out: list[tuple[str, str, int]] = []
     total = plan.source.rows
-    for name, (cond, col) in conds.items():
-        n, row, _ = _first(con, t, cond)
+    # every check counted (with its first row) in one scan
+    agg = ", ".join(f"count_if(coalesce({cond}, false)), min(source_row) FILTER (WHERE {cond})" for cond, _ in conds.values())
+    res = con.execute(f"SELECT {agg} FROM {t}").fetchall()[0] if conds else ()
+    for i, (name, (_cond, col)) in enumerate(conds.items()):
+        n, row = int(res[2 * i]), int(res[2 * i + 1] or 0)
         desc = CROSS_CHECKS[t][name]
         if n and n > plan.spec.max_inconsistent_share * total:
             raise DataValidationError(
@@ -836,16 +859,18 @@ def _check_unique_key(con: duckdb.DuckDBPyConnection, table: Table, path: Path) 
     if not table.key:
         return
     keys = ", ".join(f'"{k}"' for k in table.key)
+    # one hash aggregate finds the repeated keys (none in a good file); only then is the first
+    # repeated row looked up
+    dup = f"SELECT {keys}, count(*) AS c, min(source_row) AS first_row FROM {table.name} GROUP BY ALL HAVING count(*) > 1"
+    n_dup = int(con.execute(f"SELECT coalesce(sum(c - 1), 0) FROM ({dup})").fetchall()[0][0])
+    if not n_dup:
+        return
     rows = con.execute(
         f"""
-        WITH r AS (
-            SELECT {keys}, source_row,
-                   row_number() OVER (PARTITION BY {keys} ORDER BY source_row) AS rn,
-                   min(source_row) OVER (PARTITION BY {keys}) AS first_row
-            FROM {table.name}
-        )
-        SELECT source_row, first_row, {keys}, (SELECT count(*) FROM r WHERE rn > 1) AS n
-        FROM r WHERE rn > 1 ORDER BY source_row LIMIT 1
+        WITH g AS ({dup})
+        SELECT t.source_row, g.first_row, {", ".join(f't."{k}"' for k in table.key)}, {n_dup} AS n
+        FROM {table.name} t JOIN g USING ({keys})
+        WHERE t.source_row > g.first_row ORDER BY t.source_row LIMIT 1
         """
     ).fetchall()
     if not rows:
