@@ -245,6 +245,11 @@ def link(
                 found=", ".join(years),
                 hint="set study.school_years (or --school-years) to the years of the study",
             )
+        # every table written here is ordered explicitly or is an aggregate: DuckDB need not keep
+        # the scans' order (which costs memory); the connection's setting is restored afterwards
+        order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+        con.execute("SET preserve_insertion_order = false")
+        _prepare(con, years, say)
         con.execute("BEGIN TRANSACTION")
         try:
             report = _link(con, years, part, say)
@@ -252,6 +257,8 @@ def link(
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            con.execute(f"SET preserve_insertion_order = {'true' if order else 'false'}")
     return report
 
 
@@ -313,7 +320,12 @@ def _participants_frame(participants: Any, key_attribute: str = "attribute_1", p
     return read_participants(participants, key_attribute=key_attribute, pseudo_key=pseudo_key)
 
 
-def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> LinkageReport:
+def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callable[[str], None]) -> None:
+    """The person-level parts of the linkage, as temporary tables built outside the transaction.
+
+    They read committed tables only; outside a transaction DuckDB can spill them to disk under its
+    memory limit (a transaction keeps its temporary data in memory).
+    """
     import pandas as pd
 
     con.execute("CREATE OR REPLACE TEMP TABLE _window AS SELECT unnest(?::VARCHAR[]) AS school_year", [list(years)])
@@ -322,6 +334,65 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     con.register("_age_frame", ages)
     con.execute("CREATE OR REPLACE TEMP TABLE _age_bands AS SELECT age::BIGINT AS age, band FROM _age_frame")
     con.unregister("_age_frame")
+    # the approved OC applications in the window: a view (scanned twice, never copied)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW _oc AS
+        SELECT a.* FROM dwse_applications a SEMI JOIN _window w USING (school_year)
+        WHERE a.incentive = 'OC' AND a.status = 'goedgekeurd'
+        """
+    )
+    say("approved opleidingscheque applications in the window selected")
+    # the parts of the population, one query each (each hash table is freed before the next;
+    # temporary tables spill to disk under the memory limit)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _agg AS
+        -- one hash aggregate per person, its state a few numbers; the latest application is
+        -- the largest (application_date, application_id) pair
+        SELECT person_key, count(*) AS n_oc_applications,
+               count(*) FILTER (WHERE pop_based) AS n_pop_oc_applications,
+               min(application_date) AS first_oc_date,
+               max(application_date) AS last_oc_date,
+               min(application_date) FILTER (WHERE pop_based) AS first_pop_date,
+               max({'d': application_date, 'i': application_id}).i AS latest_id
+        FROM _oc GROUP BY person_key
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _lbc AS
+        SELECT t.person_key, count(*) AS n_trajectories, bool_or(t.pop_made) AS pop_made,
+               bool_or(t.pop_attest) AS pop_attest,
+               bool_or(t.start_date <= g.last_oc_date) AS guidance_before_training
+        FROM vdab_trajectories t JOIN _agg g USING (person_key)
+        GROUP BY t.person_key
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _match AS
+        SELECT DISTINCT o.person_key FROM _oc o
+        SEMI JOIN (SELECT person_key, attest_training_id FROM vdab_trajectories WHERE attest_training_id IS NOT NULL) t
+            ON o.person_key = t.person_key AND o.training_id = t.attest_training_id
+        """
+    )
+    # every DWSE person once, with why they are (not) in the population
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _dwse_persons AS
+        SELECT a.person_key, count(*) AS n_applications,
+               bool_or(a.incentive = 'OC') AS any_oc,
+               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL) AS oc_in_window,
+               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL AND a.status = 'goedgekeurd') AS oc_ok
+        FROM dwse_applications a LEFT JOIN _window w USING (school_year)
+        GROUP BY a.person_key
+        """
+    )
+
+
+def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> LinkageReport:
+    import pandas as pd
 
     if part is None:
         part = pd.DataFrame({"tid": pd.Series([], dtype="int64"), "token": pd.Series([], dtype="string"),
@@ -334,44 +405,16 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     )
     con.unregister("_part_frame")
 
-    # the approved OC applications in the window: a view (scanned twice, never copied)
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP VIEW _oc AS
-        SELECT a.* FROM dwse_applications a SEMI JOIN _window w USING (school_year)
-        WHERE a.incentive = 'OC' AND a.status = 'goedgekeurd'
-        """
-    )
-    say("approved opleidingscheque applications in the window selected")
     con.execute(
         """
         CREATE OR REPLACE TABLE population AS
-        WITH agg AS (
-            -- one hash aggregate per person; the latest application is the largest
-            -- (application_date, application_id) struct, which carries its characteristics along
-            SELECT person_key, count(*) AS n_oc_applications,
-                   count(*) FILTER (WHERE pop_based) AS n_pop_oc_applications,
-                   min(application_date) AS first_oc_date,
-                   max(application_date) AS last_oc_date,
-                   min(application_date) FILTER (WHERE pop_based) AS first_pop_date,
-                   max({'application_date': application_date, 'application_id': application_id,
-                        'school_year': school_year, 'birth_year': birth_year, 'sex': sex, 'educ': educ,
-                        'sector': sector, 'nace': nace, 'company_size': company_size,
-                        'province': province, 'statute': statute}) AS latest_row
-            FROM _oc GROUP BY person_key
+        WITH latest AS (
+            -- application_id is unique: the latest application's row, by a join on it
+            SELECT o.* FROM _oc o SEMI JOIN _agg g ON g.latest_id = o.application_id
         ),
-        latest AS (SELECT person_key, unnest(latest_row) FROM agg),
-        lbc AS (
-            SELECT t.person_key, count(*) AS n_trajectories, bool_or(t.pop_made) AS pop_made,
-                   bool_or(t.pop_attest) AS pop_attest,
-                   bool_or(t.start_date <= g.last_oc_date) AS guidance_before_training
-            FROM vdab_trajectories t JOIN agg g USING (person_key)
-            GROUP BY t.person_key
-        ),
-        match AS (
-            SELECT DISTINCT t.person_key FROM vdab_trajectories t
-            SEMI JOIN _oc o ON o.person_key = t.person_key AND o.training_id = t.attest_training_id
-        ),
+        agg AS (SELECT * FROM _agg),
+        lbc AS (SELECT * FROM _lbc),
+        match AS (SELECT * FROM _match),
         inv AS (
             SELECT attribute_1 AS person_key, min(tid) AS tid FROM survey_participants GROUP BY attribute_1
         )
@@ -410,34 +453,30 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
             "SELECT count(*), count_if(pop), sum(n_oc_applications), count_if(n_oc_applications > 1) FROM population"
         ).fetchall()[0]
     )
-    # every DWSE person once, with why they are (not) in the population and whether their
-    # applications disagree on a characteristic (more than one distinct value: min < max)
-    conflict_sql = ", ".join(f"min(a.{v}) < max(a.{v}) AS c_{v}" for v in _CONFLICT_VARS)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _dwse_persons AS
-        SELECT a.person_key, count(*) AS n_applications,
-               bool_or(a.incentive = 'OC') AS any_oc,
-               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL) AS oc_in_window,
-               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL AND a.status = 'goedgekeurd') AS oc_ok,
-               {conflict_sql}
-        FROM dwse_applications a LEFT JOIN _window w USING (school_year)
-        GROUP BY a.person_key
-        """
-    )
-    conflicts_sql = ", ".join(f"count_if(oc_ok AND c_{v})" for v in _CONFLICT_VARS)
     excl = con.execute(
-        f"""
+        """
         SELECT coalesce(sum(n_applications), 0), count(*),
                count(*) FILTER (WHERE NOT any_oc),
                count(*) FILTER (WHERE oc_in_window AND NOT oc_ok),
-               count(*) FILTER (WHERE any_oc AND NOT oc_in_window),
-               {conflicts_sql}
+               count(*) FILTER (WHERE any_oc AND NOT oc_in_window)
         FROM _dwse_persons
         """
     ).fetchall()[0]
-    dwse_apps, dwse_persons, no_oc, refused_only, outside = (int(x) for x in excl[:5])
-    conflicts = MappingProxyType({v: int(n) for v, n in zip(_CONFLICT_VARS, excl[5:], strict=True)})
+    dwse_apps, dwse_persons, no_oc, refused_only, outside = (int(x) for x in excl)
+    # a population person's applications disagree on a variable when they hold more than one
+    # distinct value of it: its minimum is below its maximum
+    conflict_sql = ", ".join(f"min(a.{v}) < max(a.{v}) AS c_{v}" for v in _CONFLICT_VARS)
+    crow = con.execute(
+        f"""
+        WITH d AS (
+            SELECT {conflict_sql}
+            FROM dwse_applications a SEMI JOIN population p ON p.person_key = a.person_key
+            GROUP BY a.person_key
+        )
+        SELECT {", ".join(f"count_if(c_{v})" for v in _CONFLICT_VARS)} FROM d
+        """
+    ).fetchall()[0]
+    conflicts = MappingProxyType({v: int(n) for v, n in zip(_CONFLICT_VARS, crow, strict=True)})
     say("DWSE persons accounted for")
     vrow = con.execute(
         """
@@ -497,6 +536,8 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     if population + no_oc + refused_only + outside != dwse_persons:  # pragma: no cover - internal invariant
         raise RuntimeError("linkage accounting does not add up; please report this as a bug")
     say("VDAB persons and survey participants linked")
+    for tmp in ("_agg", "_lbc", "_match", "_dwse_persons"):
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")
     frame = report.to_frame()
     con.register("_report_frame", frame)
     con.execute("CREATE OR REPLACE TABLE linkage_report AS SELECT * FROM _report_frame")

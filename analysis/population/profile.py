@@ -189,17 +189,15 @@ def _composition(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
             """
             CREATE OR REPLACE TEMP TABLE _persons AS
             WITH persons AS (
-                -- one hash aggregate per person; the latest application is the largest
-                -- (application_date, application_id) struct, which carries its characteristics along
+                -- one hash aggregate per person, its state a few numbers; the latest application
+                -- is the largest (application_date, application_id) pair
                 SELECT person_key, bool_or(pop_based) AS pop_user,
-                       max({'application_date': application_date, 'application_id': application_id,
-                            'birth_year': birth_year, 'educ': educ, 'sector': sector, 'sex': sex,
-                            'company_size': company_size}) AS l
+                       max({'d': application_date, 'i': application_id}).i AS latest_id
                 FROM _approved GROUP BY person_key
             )
-            SELECT person_key, pop_user, l.educ AS educ, b.band AS age_band, l.sector AS sector, l.sex AS sex,
-                   l.company_size AS company_size
-            FROM persons
+            SELECT p.person_key, p.pop_user, l.educ, b.band AS age_band, l.sector, l.sex, l.company_size
+            FROM persons p
+            JOIN _approved l ON l.application_id = p.latest_id
             JOIN _profile_ages b ON b.age = greatest(0, least(130, year(l.application_date) - l.birth_year))
             """
         )
