@@ -85,7 +85,8 @@ def main() -> int:
         "",
         f"The machine is shared with other jobs: load average (1, 5, 15 min) {', '.join(map(str, load_before))} before and "
         f"{', '.join(map(str, load_after))} after, so these seconds are inflated against a quiet machine."
-        + (" PYTHONDONTWRITEBYTECODE was set: every process compiled its imports anew." if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""),
+        + (" PYTHONDONTWRITEBYTECODE was set: no bytecode was written, so modules without a compiled copy were compiled by every process."
+           if os.environ.get("PYTHONDONTWRITEBYTECODE") else ""),
         "",
         "| step | seconds |",
         "|---|---:|",

@@ -32,6 +32,7 @@ CLEAN = (
     "analysis/processes.py",
     "analysis/render.py",
     "analysis/report.py",
+    "analysis/reporting.py",
     "analysis/weighting",
     "analysis/matching/__init__.py",
     "analysis/matching/algorithms.py",
@@ -47,8 +48,8 @@ CLEAN = (
     "analysis/effects/weighting_estimators.py",
 )
 
-#: Not yet clean (errors on the day the list was made): analysis/reporting.py (32),
-#: analysis/synth.py (61), analysis/matching/balance.py (16), analysis/effects/results.py (2).
+#: Not yet clean (errors on the day the list was made): analysis/synth.py (61),
+#: analysis/matching/balance.py (16), analysis/effects/results.py (2).
 
 
 def test_allowlist_names_existing_code() -> None:
