@@ -960,17 +960,18 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
 
             db = derived / f"popeval-{admin_key[:16]}.duckdb"
             key = _pseudo_key(cfg)
+            lines: Callable[[str], None] | bool = say if progress else False
             # built under a temporary name and renamed when complete: never a half-written database
             with atomic_write(db, None) as tmp_db:
                 tmp_db.unlink()
                 try:
                     ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input,
-                                 vdab_spec=cfg.admin.vdab_input, progress=say if progress else None)
+                                 vdab_spec=cfg.admin.vdab_input, progress=lines)
                     lr = link(tmp_db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
-                              key_attribute=cfg.survey.key_attribute, pseudo_key=key)
+                              key_attribute=cfg.survey.key_attribute, pseudo_key=key, progress=lines)
                     population = load_population(tmp_db)
-                    mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins])
-                    pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold)
+                    mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins], progress=lines)
+                    pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold, progress=lines)
                 except PopevalError as exc:
                     if exc.hint and "popeval ingest" in exc.hint:
                         exc.hint = "popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)"

@@ -110,16 +110,18 @@ def check_unique_key(con: duckdb.DuckDBPyConnection, relation: str, table: Table
     if not table.key:
         return
     keys = ", ".join(q(k) for k in table.key)
+    # one hash aggregate finds the repeated keys (none in a good file: no sort, no window);
+    # only then is the first repeated row looked up
+    dup = f"SELECT {keys}, count(*) AS c, min(source_row) AS first_row FROM {relation} GROUP BY ALL HAVING count(*) > 1"
+    n_dup = int(con.execute(f"SELECT coalesce(sum(c - 1), 0) FROM ({dup})").fetchall()[0][0])
+    if not n_dup:
+        return
     rows = con.execute(
         f"""
-        WITH r AS (
-            SELECT {keys}, source_row,
-                   row_number() OVER (PARTITION BY {keys} ORDER BY source_row) AS rn,
-                   min(source_row) OVER (PARTITION BY {keys}) AS first_row
-            FROM {relation}
-        )
-        SELECT source_row, first_row, {keys}, (SELECT count(*) FROM r WHERE rn > 1) AS n
-        FROM r WHERE rn > 1 ORDER BY source_row LIMIT 1
+        WITH g AS ({dup})
+        SELECT t.source_row, g.first_row, {", ".join("t." + q(k) for k in table.key)}, {n_dup} AS n
+        FROM {relation} t JOIN g ON {" AND ".join(f"t.{q(k)} IS NOT DISTINCT FROM g.{q(k)}" for k in table.key)}
+        WHERE t.source_row > g.first_row ORDER BY t.source_row LIMIT 1
         """
     ).fetchall()
     if not rows:

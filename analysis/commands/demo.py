@@ -18,14 +18,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Generate, validate and summarise the demo study."""
     from analysis.synth import generate
-    from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
-    from survey.validate import read_table
 
     summary = generate(persons=args.persons, seed=args.seed, out=args.out, file_format=args.file_format)
-    for table in (DWSE_APPLICATIONS, VDAB_TRAJECTORIES):
-        read_table(summary.out / "admin" / f"{table.name}.{args.file_format}", table)
     from analysis.plans.synth import generate_plans
 
+    # reads (and so validates) both extracts against the study data model
     plans = generate_plans(summary.out, seed=args.seed)  # POP texts, training catalogue, true codes
     print(summary.summary())
     print(f"  POP texts            {plans['pops']:>10,}  (with POP-attest: {plans['with_attest']:,})")

@@ -66,10 +66,9 @@ def run(args: argparse.Namespace) -> int:
         from survey.insz import pseudo_key_from_env
 
         key = pseudo_key_from_env()
-    import sys
-
-    report = ingest(dwse, vdab, args.db, pseudonymise=pseudonymise, key=key, progress=lambda m: print(m, file=sys.stderr), **specs)
+    # progress lines on standard error (the summaries on standard output)
+    report = ingest(dwse, vdab, args.db, pseudonymise=pseudonymise, key=key, progress=True, **specs)
     print(report.summary())
-    linkage = link(args.db, participants, school_years=years, key_attribute=key_attribute, pseudo_key=key)
+    linkage = link(args.db, participants, school_years=years, key_attribute=key_attribute, pseudo_key=key, progress=True)
     print(linkage.summary())
     return 0

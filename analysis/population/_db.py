@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,10 +14,17 @@ from survey.errors import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-__all__ = ["DEFAULT_DB", "connect", "has_table", "require_table"]
+__all__ = ["DEFAULT_DB", "MEMORY_LIMIT", "Progress", "connect", "has_table", "progress_printer", "progress_sink", "require_table"]
+
+#: How a step reports its progress: a callable taking a line, True (standard error), False (quiet)
+#: or None (standard error when it is a terminal, quiet otherwise: in tests, logs and pipes).
+Progress = Callable[[str], None] | bool | None
 
 #: The default location of the study database (inside the git-ignored derived folder).
 DEFAULT_DB = Path("data_derived") / "popeval.duckdb"
+#: DuckDB's memory limit on the connections popeval opens (DuckDB spills to ``<db>.tmp`` beyond it);
+#: 5 million applications are ingested, linked and profiled within it (see bench/results/population.md).
+MEMORY_LIMIT = "900MB"
 
 @contextmanager
 def connect(db: Any, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -41,7 +50,7 @@ def connect(db: Any, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConn
             found=f"no file {path.name}",
             hint="run `popeval ingest` first (or pass the database path you used)",
         )
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT})
     try:
         yield con
     finally:
@@ -68,3 +77,32 @@ def require_table(con: duckdb.DuckDBPyConnection, name: str, hint: str) -> None:
         )
 
 
+def progress_sink(progress: Progress) -> Callable[[str], None] | None:
+    """Where progress lines go: ``progress`` itself (a callable), standard error, or nowhere (None).
+
+    True means standard error, False quiet, None standard error only when it is a terminal (so
+    tests, logs and pipes stay quiet).
+    """
+    if progress is None:
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    if progress is False:
+        return None
+    if callable(progress):
+        return progress
+    return lambda m: print(m, file=sys.stderr, flush=True)
+
+
+def progress_printer(progress: Progress, step: str) -> Callable[[str], None]:
+    """A ``say(message)`` for ``step`` that emits ``  step: message (seconds since start)``.
+
+    ``progress`` as for :func:`progress_sink`.
+    """
+    out = progress_sink(progress)
+    if out is None:
+        return lambda _msg: None
+    t0 = time.perf_counter()
+
+    def say(msg: str) -> None:
+        out(f"  {step}: {msg} ({time.perf_counter() - t0:.1f} s)")
+
+    return say

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.population._db import DEFAULT_DB, connect
+from analysis.population._db import DEFAULT_DB, Progress, connect, progress_sink
 from analysis.population.mapping import InputSpec
 from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Table
 from survey.errors import DataValidationError
@@ -151,7 +151,7 @@ def ingest(
     chunk_bytes: int = _CHUNK_BYTES,
     dwse_spec: InputSpec | None = None,
     vdab_spec: InputSpec | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = None,
 ) -> IngestReport:
     """Validate both admin extracts and load them into DuckDB.
 
@@ -173,7 +173,9 @@ def ingest(
         How each file is read and mapped (:class:`~analysis.population.mapping.InputSpec`, from the
         study TOML); None for a CSV or Parquet file in popeval's own schema.
     progress
-        Called with a line per stage of each input (read, INSZ scan, codes, validation, checks).
+        A line per stage of each input (read, INSZ scan, codes, validation, checks): a callable
+        taking the line, True (standard error), False (quiet) or None (standard error when it is a
+        terminal, quiet otherwise).
 
     Returns
     -------
@@ -187,6 +189,7 @@ def ingest(
         ``pseudonymise`` without a usable key.
     """
     t0 = time.perf_counter()
+    lines = progress_sink(progress)
     if pseudonymise and key is None:
         from survey.insz import pseudo_key_from_env
 
@@ -197,8 +200,8 @@ def ingest(
         con.execute("BEGIN TRANSACTION")
         try:
             sources = (
-                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=progress),
-                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=progress),
+                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines),
+                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines),
             )
             if sources[0].key_format != sources[1].key_format:
                 raise DataValidationError(
@@ -547,11 +550,24 @@ def ingest_table(
     def stage(msg: str) -> None:
         say(f"  {table.name}: {msg} ({time.perf_counter() - t0:.1f} s)")
 
+    # the file's hash is computed beside the queries (hashlib releases the GIL; DuckDB too)
+    from concurrent.futures import ThreadPoolExecutor
+
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="popeval-sha256")
+    sha_future = hasher.submit(sha256_file, path) if Path(path).is_file() else None
     if key is not None:
         from survey.insz import hmac_pads
 
         ipad, opad = hmac_pads(key)
         con.execute("CREATE OR REPLACE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
+    try:
+        return _ingest_table(con, path, table, key, spec, stage, sha_future)
+    finally:
+        hasher.shutdown(wait=False, cancel_futures=True)
+
+
+def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table, key: bytes | None, spec: InputSpec | None,
+                  stage: Callable[[str], None], sha_future: Any) -> SourceFile:
     try:
         plan = plan_input(con, path, table, spec, key=key)
         stage(f"read {plan.source.rows:,} rows from {plan.path.name} ({plan.source.format}) and mapped")
@@ -573,7 +589,8 @@ def ingest_table(
             pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
         check_codes(con, plan)
         select = validate_plan(con, plan)
-        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src} ORDER BY source_row")
+        # (rows stay in the file's order: DuckDB preserves insertion order, no sort is needed)
+        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src}")
         stage("codes mapped and every value validated")
     finally:
         import contextlib
@@ -590,7 +607,7 @@ def ingest_table(
     key_format = _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
     stage("keys unique, checks across fields done")
-    sha = sha256_file(path)
+    sha = sha_future.result() if sha_future is not None else sha256_file(path)
     rows = plan.source.rows
     con.execute(
         """CREATE TABLE IF NOT EXISTS ingest_sources (table_name VARCHAR PRIMARY KEY, file_name VARCHAR,
@@ -669,12 +686,15 @@ def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
 def _check_key_format(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
     """The person keys' format (length and characters); more than one format in a file is an error."""
     kc = next(c.name for c in plan.table.columns if c.pseudo_key)
-    shape = (f"CASE WHEN regexp_full_match({q(kc)}, '[0-9a-f]+') THEN 'lower-case hex' WHEN regexp_full_match({q(kc)}, '[0-9A-F]+') "
-             f"THEN 'upper-case hex' WHEN regexp_full_match({q(kc)}, '[0-9]+') THEN 'digits' WHEN regexp_full_match({q(kc)}, '[A-Za-z0-9]+') "
-             f"THEN 'letters and digits' ELSE 'other characters' END || ', ' || length({q(kc)}) || ' characters'")
-    rows = con.execute(
-        f"SELECT s, count(*) AS n, min(source_row) FROM (SELECT {shape} AS s, source_row FROM {plan.table.name}) GROUP BY s ORDER BY n DESC, s"
+    # grouped by a small integer and the length (no text built per row); named afterwards
+    kinds = ("lower-case hex", "upper-case hex", "digits", "letters and digits", "other characters")
+    shape = (f"CASE WHEN regexp_full_match({q(kc)}, '[0-9a-f]+') THEN 0 WHEN regexp_full_match({q(kc)}, '[0-9A-F]+') "
+             f"THEN 1 WHEN regexp_full_match({q(kc)}, '[0-9]+') THEN 2 WHEN regexp_full_match({q(kc)}, '[A-Za-z0-9]+') "
+             "THEN 3 ELSE 4 END")
+    got = con.execute(
+        f"SELECT {shape} AS k, length({q(kc)}) AS len, count(*) AS n, min(source_row) FROM {plan.table.name} GROUP BY ALL"
     ).fetchall()
+    rows = sorted(((f"{kinds[int(k)]}, {int(ln)} characters", int(n), int(r)) for k, ln, n, r in got), key=lambda x: (-x[1], x[0]))
     if len(rows) > 1:
         raise DataValidationError(
             f"Person keys of more than one format in {plan.table.name}",
@@ -707,8 +727,11 @@ def cross_checks(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> list[tuple[
         conds["end_before_start"] = ("end_date < start_date", "end_date")
     out: list[tuple[str, str, int]] = []
     total = plan.source.rows
-    for name, (cond, col) in conds.items():
-        n, row, _ = first_row(con, t, cond)
+    # every check counted (with its first row) in one scan
+    agg = ", ".join(f"count_if(coalesce({cond}, false)), min(source_row) FILTER (WHERE {cond})" for cond, _ in conds.values())
+    res = con.execute(f"SELECT {agg} FROM {t}").fetchall()[0] if conds else ()
+    for i, (name, (_cond, col)) in enumerate(conds.items()):
+        n, row = int(res[2 * i]), int(res[2 * i + 1] or 0)
         desc = CROSS_CHECKS[t][name]
         if n and n > plan.spec.max_inconsistent_share * total:
             raise DataValidationError(

@@ -29,13 +29,13 @@ VDAB person and every survey participant is counted as linked or unlinked.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from analysis.population._db import DEFAULT_DB, connect, require_table
+from analysis.population._db import DEFAULT_DB, Progress, connect, progress_printer, require_table
 from survey.datamodel import SCHOOL_YEARS, age_band, codes
 from survey.errors import ConfigError
 
@@ -200,6 +200,7 @@ def link(
     school_years: Sequence[str] | None = None,
     key_attribute: str = "attribute_1",
     pseudo_key: bytes | None = None,
+    progress: Progress = None,
 ) -> LinkageReport:
     """Build the ``population`` table from the ingested extracts and link the survey participants.
 
@@ -217,6 +218,9 @@ def link(
     key_attribute, pseudo_key
         The participant attribute holding the person key; the key for pseudonymising raw INSZ in it
         (the same as the extracts'), see :func:`survey.parse.read_participants`.
+    progress
+        A line per stage: a callable taking the line, True (standard error), False (quiet) or None
+        (standard error when it is a terminal, quiet otherwise).
 
     Returns
     -------
@@ -225,7 +229,10 @@ def link(
         ``survey_participants``.
     """
     years = school_year_window(school_years)
+    say = progress_printer(progress, "link")
     part = _participants_frame(participants, key_attribute, pseudo_key)
+    if part is not None:
+        say(f"{len(part):,} survey participants read")
     with connect(db) as con:
         require_table(con, "dwse_applications", "run `popeval ingest` first")
         require_table(con, "vdab_trajectories", "run `popeval ingest` first")
@@ -238,13 +245,20 @@ def link(
                 found=", ".join(years),
                 hint="set study.school_years (or --school-years) to the years of the study",
             )
+        # every table written here is ordered explicitly or is an aggregate: DuckDB need not keep
+        # the scans' order (which costs memory); the connection's setting is restored afterwards
+        order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
+        con.execute("SET preserve_insertion_order = false")
+        _prepare(con, years, say)
         con.execute("BEGIN TRANSACTION")
         try:
-            report = _link(con, years, part)
+            report = _link(con, years, part, say)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            con.execute(f"SET preserve_insertion_order = {'true' if order else 'false'}")
     return report
 
 
@@ -306,7 +320,12 @@ def _participants_frame(participants: Any, key_attribute: str = "attribute_1", p
     return read_participants(participants, key_attribute=key_attribute, pseudo_key=pseudo_key)
 
 
-def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None) -> LinkageReport:
+def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callable[[str], None]) -> None:
+    """The person-level parts of the linkage, as temporary tables built outside the transaction.
+
+    They read committed tables only; outside a transaction DuckDB can spill them to disk under its
+    memory limit (a transaction keeps its temporary data in memory).
+    """
     import pandas as pd
 
     con.execute("CREATE OR REPLACE TEMP TABLE _window AS SELECT unnest(?::VARCHAR[]) AS school_year", [list(years)])
@@ -315,6 +334,65 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     con.register("_age_frame", ages)
     con.execute("CREATE OR REPLACE TEMP TABLE _age_bands AS SELECT age::BIGINT AS age, band FROM _age_frame")
     con.unregister("_age_frame")
+    # the approved OC applications in the window: a view (scanned twice, never copied)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP VIEW _oc AS
+        SELECT a.* FROM dwse_applications a SEMI JOIN _window w USING (school_year)
+        WHERE a.incentive = 'OC' AND a.status = 'goedgekeurd'
+        """
+    )
+    say("approved opleidingscheque applications in the window selected")
+    # the parts of the population, one query each (each hash table is freed before the next;
+    # temporary tables spill to disk under the memory limit)
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _agg AS
+        -- one hash aggregate per person, its state a few numbers; the latest application is
+        -- the largest (application_date, application_id) pair
+        SELECT person_key, count(*) AS n_oc_applications,
+               count(*) FILTER (WHERE pop_based) AS n_pop_oc_applications,
+               min(application_date) AS first_oc_date,
+               max(application_date) AS last_oc_date,
+               min(application_date) FILTER (WHERE pop_based) AS first_pop_date,
+               max({'d': application_date, 'i': application_id}).i AS latest_id
+        FROM _oc GROUP BY person_key
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _lbc AS
+        SELECT t.person_key, count(*) AS n_trajectories, bool_or(t.pop_made) AS pop_made,
+               bool_or(t.pop_attest) AS pop_attest,
+               bool_or(t.start_date <= g.last_oc_date) AS guidance_before_training
+        FROM vdab_trajectories t JOIN _agg g USING (person_key)
+        GROUP BY t.person_key
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _match AS
+        SELECT DISTINCT o.person_key FROM _oc o
+        SEMI JOIN (SELECT person_key, attest_training_id FROM vdab_trajectories WHERE attest_training_id IS NOT NULL) t
+            ON o.person_key = t.person_key AND o.training_id = t.attest_training_id
+        """
+    )
+    # every DWSE person once, with why they are (not) in the population
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _dwse_persons AS
+        SELECT a.person_key, count(*) AS n_applications,
+               bool_or(a.incentive = 'OC') AS any_oc,
+               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL) AS oc_in_window,
+               bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL AND a.status = 'goedgekeurd') AS oc_ok
+        FROM dwse_applications a LEFT JOIN _window w USING (school_year)
+        GROUP BY a.person_key
+        """
+    )
+
+
+def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> LinkageReport:
+    import pandas as pd
 
     if part is None:
         part = pd.DataFrame({"tid": pd.Series([], dtype="int64"), "token": pd.Series([], dtype="string"),
@@ -329,37 +407,14 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
 
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE _oc AS
-        SELECT a.* FROM dwse_applications a JOIN _window w USING (school_year)
-        WHERE a.incentive = 'OC' AND a.status = 'goedgekeurd'
-        """
-    )
-    con.execute(
-        """
         CREATE OR REPLACE TABLE population AS
         WITH latest AS (
-            SELECT * FROM _oc
-            QUALIFY row_number() OVER (PARTITION BY person_key ORDER BY application_date DESC, application_id DESC) = 1
+            -- application_id is unique: the latest application's row, by a join on it
+            SELECT o.* FROM _oc o SEMI JOIN _agg g ON g.latest_id = o.application_id
         ),
-        agg AS (
-            SELECT person_key, count(*) AS n_oc_applications,
-                   count(*) FILTER (WHERE pop_based) AS n_pop_oc_applications,
-                   min(application_date) AS first_oc_date,
-                   max(application_date) AS last_oc_date,
-                   min(application_date) FILTER (WHERE pop_based) AS first_pop_date
-            FROM _oc GROUP BY person_key
-        ),
-        lbc AS (
-            SELECT t.person_key, count(*) AS n_trajectories, bool_or(t.pop_made) AS pop_made,
-                   bool_or(t.pop_attest) AS pop_attest,
-                   bool_or(t.start_date <= g.last_oc_date) AS guidance_before_training
-            FROM vdab_trajectories t JOIN agg g USING (person_key)
-            GROUP BY t.person_key
-        ),
-        match AS (
-            SELECT DISTINCT t.person_key FROM vdab_trajectories t
-            JOIN _oc o ON o.person_key = t.person_key AND o.training_id = t.attest_training_id
-        ),
+        agg AS (SELECT * FROM _agg),
+        lbc AS (SELECT * FROM _lbc),
+        match AS (SELECT * FROM _match),
         inv AS (
             SELECT attribute_1 AS person_key, min(tid) AS tid FROM survey_participants GROUP BY attribute_1
         )
@@ -392,44 +447,41 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         row = con.execute(sql).fetchall()[0]
         return int(row[0]) if row and row[0] is not None else 0
 
-    dwse_apps = one("SELECT count(*) FROM dwse_applications")
-    dwse_persons = one("SELECT count(DISTINCT person_key) FROM dwse_applications")
-    population = one("SELECT count(*) FROM population")
-    pop_users = one("SELECT count(*) FROM population WHERE pop")
+    say("population built")
+    population, pop_users, oc_apps, multi_oc = (
+        int(x or 0) for x in con.execute(
+            "SELECT count(*), count_if(pop), sum(n_oc_applications), count_if(n_oc_applications > 1) FROM population"
+        ).fetchall()[0]
+    )
     excl = con.execute(
         """
-        WITH p AS (
-            SELECT a.person_key,
-                   bool_or(a.incentive = 'OC') AS any_oc,
-                   bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL) AS oc_in_window,
-                   bool_or(a.incentive = 'OC' AND w.school_year IS NOT NULL AND a.status = 'goedgekeurd') AS oc_ok
-            FROM dwse_applications a LEFT JOIN _window w USING (school_year)
-            GROUP BY a.person_key
-        )
-        SELECT count(*) FILTER (WHERE NOT any_oc),
+        SELECT coalesce(sum(n_applications), 0), count(*),
+               count(*) FILTER (WHERE NOT any_oc),
                count(*) FILTER (WHERE oc_in_window AND NOT oc_ok),
                count(*) FILTER (WHERE any_oc AND NOT oc_in_window)
-        FROM p
+        FROM _dwse_persons
         """
     ).fetchall()[0]
-    no_oc, refused_only, outside = (int(x) for x in (excl or (0, 0, 0)))
-    conflicts_sql = ", ".join(f"count(*) FILTER (WHERE n_{v} > 1)" for v in _CONFLICT_VARS)
-    distinct_sql = ", ".join(f"count(DISTINCT a.{v}) AS n_{v}" for v in _CONFLICT_VARS)
+    dwse_apps, dwse_persons, no_oc, refused_only, outside = (int(x) for x in excl)
+    # a population person's applications disagree on a variable when they hold more than one
+    # distinct value of it: its minimum is below its maximum
+    conflict_sql = ", ".join(f"min(a.{v}) < max(a.{v}) AS c_{v}" for v in _CONFLICT_VARS)
     crow = con.execute(
         f"""
         WITH d AS (
-            SELECT a.person_key, {distinct_sql}
+            SELECT {conflict_sql}
             FROM dwse_applications a SEMI JOIN population p ON p.person_key = a.person_key
             GROUP BY a.person_key
         )
-        SELECT {conflicts_sql} FROM d
+        SELECT {", ".join(f"count_if(c_{v})" for v in _CONFLICT_VARS)} FROM d
         """
     ).fetchall()[0]
-    conflicts = MappingProxyType({v: int(n) for v, n in zip(_CONFLICT_VARS, crow or (), strict=True)})
+    conflicts = MappingProxyType({v: int(n) for v, n in zip(_CONFLICT_VARS, crow, strict=True)})
+    say("DWSE persons accounted for")
     vrow = con.execute(
         """
         WITH v AS (SELECT person_key, count(*) AS n FROM vdab_trajectories GROUP BY person_key),
-             d AS (SELECT DISTINCT person_key FROM dwse_applications)
+             d AS (SELECT person_key FROM _dwse_persons)
         SELECT count(*),
                count(*) FILTER (WHERE p.person_key IS NOT NULL),
                count(*) FILTER (WHERE p.person_key IS NULL AND d.person_key IS NOT NULL),
@@ -459,8 +511,8 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         dwse_persons=dwse_persons,
         population=population,
         pop_users=pop_users,
-        oc_applications_in_population=one("SELECT count(*) FROM _oc"),
-        persons_multiple_oc=one("SELECT count(*) FROM population WHERE n_oc_applications > 1"),
+        oc_applications_in_population=oc_apps,
+        persons_multiple_oc=multi_oc,
         excluded_no_oc=no_oc,
         excluded_oc_refused=refused_only,
         excluded_oc_outside_window=outside,
@@ -483,6 +535,9 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     )
     if population + no_oc + refused_only + outside != dwse_persons:  # pragma: no cover - internal invariant
         raise RuntimeError("linkage accounting does not add up; please report this as a bug")
+    say("VDAB persons and survey participants linked")
+    for tmp in ("_agg", "_lbc", "_match", "_dwse_persons"):
+        con.execute(f"DROP TABLE IF EXISTS {tmp}")
     frame = report.to_frame()
     con.register("_report_frame", frame)
     con.execute("CREATE OR REPLACE TABLE linkage_report AS SELECT * FROM _report_frame")

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from analysis.population._db import Progress, progress_printer
 from analysis.population.linkage import CHARACTERISTICS
 from survey.errors import ConfigError
 
@@ -114,7 +115,7 @@ class Margins:
         return self.table.assign(version=self.version)
 
 
-def margins(con_or_population: Any, spec: Sequence[MarginKey] = DEFAULT_MARGINS) -> Margins:
+def margins(con_or_population: Any, spec: Sequence[MarginKey] = DEFAULT_MARGINS, *, progress: Progress = None) -> Margins:
     """Count the study population per margin.
 
     Parameters
@@ -124,6 +125,9 @@ def margins(con_or_population: Any, spec: Sequence[MarginKey] = DEFAULT_MARGINS)
         frame (as from :func:`~analysis.population.load_population`).
     spec
         Variables and tuples of variables (joint margins), e.g. ``["sex", ("pop", "educ")]``.
+    progress
+        A line when done: a callable taking the line, True (standard error), False (quiet) or None
+        (standard error when it is a terminal, quiet otherwise).
 
     Returns
     -------
@@ -187,6 +191,7 @@ def margins(con_or_population: Any, spec: Sequence[MarginKey] = DEFAULT_MARGINS)
         default=str,
     )
     version = "pm-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    progress_printer(progress, "margins")(f"{len(keys)} margins of {n:,} persons counted ({version})")
     return Margins(
         table=table, totals=MappingProxyType(totals), population=n, version=version, sources=sources, spec=keys
     )

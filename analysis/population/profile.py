@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from analysis.population._db import DEFAULT_DB, connect, require_table
+from analysis.population._db import DEFAULT_DB, Progress, connect, progress_printer, require_table
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
@@ -107,6 +107,7 @@ def profile(
     threshold: int = 5,
     school_years: Sequence[str] | None = None,
     top: int = 5,
+    progress: Progress = None,
 ) -> Profile:
     """Compute the population profile from the study database.
 
@@ -120,6 +121,9 @@ def profile(
         The study window (default: all school years of the data model).
     top
         Number of training domains listed per databank group.
+    progress
+        A line per stage: a callable taking the line, True (standard error), False (quiet) or None
+        (standard error when it is a terminal, quiet otherwise).
 
     Returns
     -------
@@ -128,18 +132,23 @@ def profile(
     from analysis.population.linkage import school_year_window
 
     years = school_year_window(school_years)
+    say = progress_printer(progress, "profile")
     with connect(db, read_only=False) as con:
         require_table(con, "dwse_applications", "run `popeval ingest` first")
         require_table(con, "vdab_trajectories", "run `popeval ingest` first")
         con.execute("CREATE OR REPLACE TEMP TABLE _pw AS SELECT unnest(?::VARCHAR[]) AS school_year", [list(years)])
+        # the approved applications in the window: a view (each table scans it; nothing is copied)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _approved AS SELECT a.* FROM dwse_applications a JOIN _pw USING (school_year) "
+            "CREATE OR REPLACE TEMP VIEW _approved AS SELECT a.* FROM dwse_applications a SEMI JOIN _pw USING (school_year) "
             "WHERE a.status = 'goedgekeurd'"
         )
         share = _pop_share(con)
+        say("POP shares counted")
         comp = _composition(con)
+        say("composition counted")
         dom_wide = _domains(con)
         outside = _outside(con)
+        say("training domains counted")
     return _assemble(share, comp, dom_wide, outside, threshold, years, top)
 
 
@@ -153,13 +162,12 @@ def _pop_share(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     rows = [("applications", inc, *by.get(inc, (0, 0))) for inc in _INCENTIVES]
     lbc = con.execute(
         """
+        -- a POP-based approval on or after the start of one of the person's trajectories exists
+        -- exactly when the latest such approval is on or after the first start
         WITH users AS (SELECT person_key, min(start_date) AS first_start FROM vdab_trajectories GROUP BY person_key),
-             later AS (
-                SELECT DISTINCT t.person_key FROM vdab_trajectories t
-                JOIN _approved a ON a.person_key = t.person_key AND a.pop_based AND a.application_date >= t.start_date
-             )
-        SELECT count(*) FILTER (WHERE later.person_key IS NOT NULL), count(*)
-        FROM users LEFT JOIN later USING (person_key)
+             pop AS (SELECT person_key, max(application_date) AS last_pop FROM _approved WHERE pop_based GROUP BY person_key)
+        SELECT count(*) FILTER (WHERE pop.last_pop >= users.first_start), count(*)
+        FROM users LEFT JOIN pop USING (person_key)
         """
     ).fetchall()[0]
     rows.append(("persons", "LBC", int(lbc[0]), int(lbc[1])))
@@ -180,16 +188,17 @@ def _composition(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE _persons AS
-            WITH latest AS (
-                SELECT * FROM _approved
-                QUALIFY row_number() OVER (PARTITION BY person_key ORDER BY application_date DESC, application_id DESC) = 1
-            ),
-            popp AS (SELECT DISTINCT person_key FROM _approved WHERE pop_based)
-            SELECT l.person_key, popp.person_key IS NOT NULL AS pop_user,
-                   l.educ, b.band AS age_band, l.sector, l.sex, l.company_size
-            FROM latest l
+            WITH persons AS (
+                -- one hash aggregate per person, its state a few numbers; the latest application
+                -- is the largest (application_date, application_id) pair
+                SELECT person_key, bool_or(pop_based) AS pop_user,
+                       max({'d': application_date, 'i': application_id}).i AS latest_id
+                FROM _approved GROUP BY person_key
+            )
+            SELECT p.person_key, p.pop_user, l.educ, b.band AS age_band, l.sector, l.sex, l.company_size
+            FROM persons p
+            JOIN _approved l ON l.application_id = p.latest_id
             JOIN _profile_ages b ON b.age = greatest(0, least(130, year(l.application_date) - l.birth_year))
-            LEFT JOIN popp USING (person_key)
             """
         )
     finally:

@@ -143,11 +143,33 @@ def _as_series(key: MarginKey, spec: Any) -> pd.Series:
     return s
 
 
+def _factorize(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of a column (-1 = missing) and the values they index.
+
+    A categorical column keeps its declared categories (used or not); any other column is
+    factorised once (values in order of first appearance).  Every later step works on the
+    codes and on the few distinct values, never on the rows' objects again.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return np.asarray(col.cat.codes, dtype=np.intp), pd.Index(col.cat.categories)
+    codes, uniques = pd.factorize(col, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.intp), pd.Index(uniques)
+
+
 def _encode(
-    df: pd.DataFrame, key: MarginKey, pop: pd.Series
+    df: pd.DataFrame,
+    key: MarginKey,
+    pop: pd.Series,
+    cache: dict[str, tuple[np.ndarray, pd.Index]] | None = None,
 ) -> tuple[np.ndarray, list[Any], set[Any]]:
-    """Return row codes against ``pop.index`` (-1 = not in margin), and declared/observed labels."""
+    """Return row codes against ``pop.index`` (-1 = not in margin), and declared/observed labels.
+
+    Each column is factorised once (``cache`` keeps the factorisation for the other margins
+    that use it); the values are then matched against the margin's categories on the few
+    distinct values only, which gives the same codes as matching every row.
+    """
     columns = (key,) if isinstance(key, str) else tuple(key)
+    cache = {} if cache is None else cache
     for c in columns:
         if c not in df.columns:
             raise ConfigError(
@@ -157,26 +179,24 @@ def _encode(
                 expected=f"one of the data columns: {_listed(list(df.columns))}",
                 found=repr(c),
             )
-        if df[c].isna().any():
-            bad = int(np.flatnonzero(df[c].isna().to_numpy())[0])
+        if c not in cache:
+            cache[c] = _factorize(df[c])
+        codes_c = cache[c][0]
+        if (codes_c < 0).any():
+            miss = codes_c < 0
             raise DataValidationError(
                 "A weighting variable has missing values",
                 column=c,
-                row=bad + 1,
+                row=int(np.flatnonzero(miss)[0]) + 1,
                 expected="a category for every respondent",
-                found=f"{int(df[c].isna().sum())} missing value(s)",
+                found=f"{int(miss.sum())} missing value(s)",
                 hint="impute or drop these respondents, or add an explicit 'unknown' category "
                 "to the data and to the margins",
             )
     if len(columns) == 1:
-        col = df[columns[0]]
-        codes = np.asarray(pd.Categorical(col, categories=pop.index).codes, dtype=np.intp)
-        declared: set[Any] = (
-            set(col.cat.categories)
-            if isinstance(col.dtype, pd.CategoricalDtype)
-            else set(pd.unique(col))
-        )
-        return codes, [pop.index], declared
+        codes_c, values = cache[columns[0]]
+        lookup = np.asarray(pop.index.get_indexer(values), dtype=np.intp)
+        return lookup[codes_c], [pop.index], set(values)
     if not isinstance(pop.index, pd.MultiIndex) or pop.index.nlevels != len(columns):
         raise ConfigError(
             "A joint margin needs one category per column in every key",
@@ -184,12 +204,30 @@ def _encode(
             expected=f"keys that are tuples of {len(columns)} values",
             found=_listed(list(pop.index)[:3]),
         )
-    mi = pd.MultiIndex.from_arrays([df[c].to_numpy() for c in columns])
-    codes = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
+    # the observed combinations of the columns' codes, matched against the margin's tuples
+    parts = [cache[c] for c in columns]
+    if float(np.prod([max(len(v), 1) for _, v in parts], dtype=float)) > 2.0**62:
+        mi = pd.MultiIndex.from_arrays([df[c].to_numpy() for c in columns])
+        codes = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
+        return codes, [pop.index], {(lv, v) for lv, (_, vals) in enumerate(parts) for v in vals}
+    combined = np.zeros(len(df), dtype=np.int64)
+    for codes_c, values in parts:
+        combined = combined * max(len(values), 1) + codes_c
+    combos, inverse = np.unique(combined, return_inverse=True)
+    digits = []
+    rest = combos
+    for _, values in reversed(parts):
+        k = max(len(values), 1)
+        digits.append(rest % k)
+        rest = rest // k
+    digits.reverse()
+    mi = pd.MultiIndex.from_arrays(
+        [values.take(d) for (_, values), d in zip(parts, digits, strict=True)]
+    )
+    lookup = np.asarray(pop.index.get_indexer(mi), dtype=np.intp)
+    codes = lookup[np.asarray(inverse, dtype=np.intp).ravel()]
     known = set()
-    for level, c in enumerate(columns):
-        col = df[c]
-        values = col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else pd.unique(col)
+    for level, (_, values) in enumerate(parts):
         known |= {(level, v) for v in values}
     return codes, [pop.index], known
 
@@ -354,6 +392,7 @@ def prepare_margins(
     out: list[Margin] = []
     numeric: dict[str, tuple[str, float]] = {}
     records: list[CollapseRecord] = []
+    factorised: dict[str, tuple[np.ndarray, pd.Index]] = {}
     for key, spec in margins.items():
         if isinstance(key, list):
             key = tuple(key)
@@ -390,7 +429,7 @@ def prepare_margins(
                 param=name,
                 found=_listed([_label(v) for v in pop.index[pop.index.duplicated()]]),
             )
-        codes, _, known = _encode(df, key, pop)
+        codes, _, known = _encode(df, key, pop, factorised)
         empty = _check_labels(df, key, pop, codes, known)
         counts = np.bincount(codes, minlength=len(pop))
         # cells empty in both sample and population are dropped (as R's postStratify does)
