@@ -388,16 +388,15 @@ def outcome_stage(
         d[f"{outcome}_top2"] = (y[ok] >= spec.top_box).astype(float)
         t = d["pop"].to_numpy() == 1
         if "matching" in methods:
-            cw = m.combined_weights.reindex(d.index).fillna(0.0).to_numpy()
-            sel = cw > 0
-            dm = d.loc[sel]
-            if spec.replace:
-                vc, cl = "HC3", None
-            else:
-                vc, cl = "cluster", m.subclass.reindex(dm.index).to_numpy()
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                est, se = _wls_effect(dm, col, spec.rhs, cw[sel], vc, cl)
-                rows.append(_row(outcome, "matching", "ATT", scale, est, se, (sel & t).sum(), (sel & ~t).sum()))
+            from analysis.effects.regression import matched_effect
+
+            sub_m = _restrict_match(m, d.index)
+            sel = sub_m.weights.to_numpy() > 0
+            tm = sub_m.treat.to_numpy() == 1
+            mdata = base.assign(**{outcome: base[outcome].astype(float)})
+            for scale, top in (("likert", None), ("top2", spec.top_box)):
+                e = matched_effect(sub_m, mdata, outcome, spec.rhs, top_box=top)
+                rows.append(_row(outcome, "matching", "ATT", scale, e.estimate, e.se, (sel & tm).sum(), (sel & ~tm).sum()))
         if "regression" in methods:
             from analysis.effects.weighting_estimators import regression_att
 
@@ -490,19 +489,6 @@ def _report_fit_warnings(counts: Counter[str]) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, cluster: np.ndarray | None) -> tuple[float, float]:
-    """Coefficient of ``pop`` (and its sandwich SE) in the WLS fit of ``col ~ pop + rhs``."""
-    import patsy
-
-    from analysis.effects.regression import weighted_ols
-
-    X = patsy.dmatrix("pop + " + rhs, d, return_type="dataframe")
-    beta, cov = weighted_ols(d[col].to_numpy(dtype=float), X.to_numpy(), np.asarray(w, dtype=float), vcov=vcov, cluster=cluster)  # type: ignore[arg-type]
-    j = list(X.columns).index("pop")
-    var = float(cov[j, j])
-    return float(beta[j]), float(np.sqrt(var)) if var >= 0 else float("nan")  # < 0: rank-deficient fit
-
-
 def _restrict_match(m: Any, index: pd.Index) -> Any:
     """The matching restricted to rows with an observed outcome (weights of others set to 0)."""
     keep = m.weights.index.isin(index)
@@ -576,28 +562,40 @@ def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
                      top2=top2, tiebreak=label_ranks(frame.index))
 
 
-def _weighted_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, max_iter: int = 50, tol: float = 1e-10) -> np.ndarray:
-    """Weighted logistic regression by Newton-Raphson (the quasi-likelihood fit of svyglm/glm)."""
-    beta = np.zeros(X.shape[1])
-    for _ in range(max_iter):
-        eta = np.clip(X @ beta, -30, 30)
-        p = 1.0 / (1.0 + np.exp(-eta))
-        g = X.T @ (w * (t - p))
-        H = (X * (w * p * (1 - p))[:, None]).T @ X
-        step = np.linalg.lstsq(H, g, rcond=None)[0]
-        beta = beta + step
-        if np.max(np.abs(step)) < tol:
-            break
-    return 1.0 / (1.0 + np.exp(-np.clip(X @ beta, -30, 30)))
+def _identified(X: np.ndarray) -> np.ndarray:
+    """Positions of linearly independent columns of ``X`` spanning its column space.
+
+    A (replicate) sample may lack a covariate category, or its reference category; the
+    formula-built designs of the point estimate then have fewer columns.  The fitted values do
+    not depend on which basis of the column space is used (QR with column pivoting picks one).
+    """
+    from scipy.linalg import qr
+
+    _, r, piv = qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
+    return np.sort(piv[:rank])
+
+
+def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Fitted propensity score of the weighted logit (:func:`analysis.matching.propensity.logit_newton`)."""
+    from analysis.matching.propensity import logit_newton
+
+    fitted = logit_newton(X[:, _identified(X)], t, w)
+    if fitted is None:
+        raise DataValidationError(
+            "The propensity score of a replicate did not converge",
+            column="pop",
+            expected="a logistic fit without separation",
+            found="no convergence",
+            hint="the replicate is counted as failed",
+        )
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-fitted[2]))
 
 
 #: Methods the replicates re-estimate (every method of the effects table).
 REPLICATE_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
-
-
-def _wls(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    sq = np.sqrt(w)
-    return np.linalg.lstsq(X * sq[:, None], y * sq, rcond=None)[0]
 
 
 def _ologit_top_shift(theta: np.ndarray, X: np.ndarray, cats: np.ndarray, w: np.ndarray, treated: np.ndarray, top_box: int) -> float:
@@ -629,14 +627,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     coefficient on the matched sample (``ologit``) and the naive difference, which in a
     replicate weights respondents by their bootstrap factors (``prep.freq``) only.
     """
-    from analysis.matching.algorithms import (
-        combined_weights,
-        nn_sorted,
-        nn_sorted_all,
-        tie_canonical,
-        weights_from_mm,
-    )
-    from analysis.matching.nearest import processing_order
+    from analysis.matching.nearest import match_arrays, score_caliper
 
     methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
     keep = sw > 0
@@ -644,30 +635,23 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     t = prep.treat[idx]
     w = sw[idx]
     X = prep.X[idx]
-    score = _weighted_logit(X, t, w)
-    ti = t.astype(int)
-    ind1 = np.flatnonzero(ti == 1)
+    score = _logit_score(X, t, w)
     out: dict[tuple[str, str, str], float] = {}
     comb = np.zeros(idx.size)
     if "matching" in methods or "ologit" in methods:
-        tol = float(spec.tie_tolerance)
-        score_c = tie_canonical(score, tol)
-        tb = None if spec.ties == "matchit" else prep.tiebreak[idx]
-        cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
-        if spec.ties == "all":
-            mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
-        else:
-            ord1 = processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
-                                     None if tb is None else tb[ind1])
-            mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
-        mw = weights_from_mm(mm, ti, ind1)
-        comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
+        comb = match_arrays(
+            t.astype(int), score=score, s_weights=w, ratio=spec.ratio, replace=spec.replace,
+            ps_caliper=None if spec.caliper is None else score_caliper(score, float(spec.caliper)),
+            m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+            tol=float(spec.tie_tolerance), tiebreak=None if spec.ties == "matchit" else prep.tiebreak[idx],
+            survey_weight_strategy=spec.survey_weights,
+        ).combined_weights
     Xo = prep.Xo[idx]
     tb1 = t == 1
     for k, o in enumerate(prep.outcomes):
         try:
             _fast_outcome(out, o, k, prep, idx, X, Xo, t, tb1, w, comb, methods, spec)
-        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
+        except (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
             # one estimator failing in one replicate (e.g. an empty arm) leaves the others
             for meth in methods:
                 for scale in (("log_odds", "top2") if meth == "ologit" else ("likert", "top2")):
@@ -683,19 +667,21 @@ def _fast_outcome(
     methods: tuple[str, ...], spec: EstimatorSpec,
 ) -> None:
     """The estimators of one outcome in :func:`_fast_point` (results written into ``out``)."""
+    from analysis.effects.regression import wls_params
+
     obs = ~np.isnan(prep.y[idx, k])
     if "ipw" in methods or "aipw" in methods:
         # IPW and AIPW fit their propensity score on the respondents who answered the item
         e = np.full(idx.size, np.nan)
-        e[obs] = _weighted_logit(X[obs], t[obs], w[obs])
+        e[obs] = _logit_score(X[obs], t[obs], w[obs])
         odds = e / (1 - e)
     for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
         if "matching" in methods:
             sel = (comb > 0) & obs
-            out[(o, "matching", scale)] = float(_wls(Xo[sel], yy[sel], comb[sel])[prep.pop_col])
+            out[(o, "matching", scale)] = float(wls_params(yy[sel], Xo[sel], comb[sel])[prep.pop_col])
         if "regression" in methods or "aipw" in methods:
             c0 = obs & ~tb1
-            b0 = _wls(X[c0], yy[c0], w[c0])
+            b0 = wls_params(yy[c0], X[c0], w[c0])
             r0 = np.where(obs, yy - X @ b0, 0.0)
             t1 = obs & tb1
             if "regression" in methods:

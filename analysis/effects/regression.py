@@ -21,7 +21,19 @@ __all__ = [
     "effect_family",
     "matched_effect",
     "weighted_ols",
+    "wls_params",
 ]
+
+
+def wls_params(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted least-squares coefficients (minimum-norm when ``X`` is rank-deficient).
+
+    The one WLS fit of the package: :func:`weighted_ols`, the outcome models of
+    :mod:`analysis.effects.weighting_estimators` and the end-to-end replicates use it.
+    Rows with weight 0 do not count.
+    """
+    sw = np.sqrt(np.asarray(w, dtype=float))
+    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
 
 
 def weighted_ols(
@@ -52,7 +64,7 @@ def weighted_ols(
     sw = np.sqrt(w)
     Xw = X * sw[:, None]
     bread = np.linalg.inv(Xw.T @ Xw)
-    params = bread @ (Xw.T @ (y * sw))
+    params = wls_params(y, X, w)
     resid = y - X @ params
     scores = X * (w * resid)[:, None]
     if vcov == "cluster":
