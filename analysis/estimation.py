@@ -55,7 +55,6 @@ __all__ = [
     "end_to_end_variance",
     "estimate_point",
     "outcome_stage",
-    "rao_wu_weights",
     "weight_stage",
 ]
 
@@ -502,37 +501,6 @@ def _restrict_match(m: Any, index: pd.Index) -> Any:
 # --------------------------------------------------------------------------- variance
 
 
-def rao_wu_weights(
-    strata: np.ndarray,
-    population_sizes: Mapping[Any, float] | None,
-    n_replicates: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Rao-Wu rescaling bootstrap adjustment factors (n x R), with finite-population correction.
-
-    Within each stratum h with n_h units, m_h = n_h - 1 units are drawn with replacement; unit i's
-    factor is ``1 - lam + lam * n_h / m_h * r_hi`` with ``lam = sqrt(m_h (1 - f_h) / (n_h - 1))``,
-    ``f_h = n_h / N_h`` (Rao, Wu & Yue 1992).  Multiply the base weights by these factors.
-    """
-    strata = np.asarray(strata)
-    n = len(strata)
-    out = np.empty((n, n_replicates))
-    for h in np.unique(strata):
-        idx = np.flatnonzero(strata == h)
-        nh = len(idx)
-        if nh < 2:
-            out[idx, :] = 1.0
-            continue
-        mh = nh - 1
-        fh = 0.0 if not population_sizes else min(1.0, nh / float(population_sizes[h]))
-        lam = np.sqrt(mh * (1 - fh) / (nh - 1))
-        draws = rng.integers(0, nh, size=(n_replicates, mh))
-        counts = np.zeros((n_replicates, nh))
-        np.add.at(counts, (np.repeat(np.arange(n_replicates), mh), draws.ravel()), 1.0)
-        out[idx, :] = (1 - lam + lam * (nh / mh) * counts).T
-    return out
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """Arrays that stay fixed across replicates (only the weights change)."""
@@ -578,20 +546,10 @@ def _identified(X: np.ndarray) -> np.ndarray:
 
 
 def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Fitted propensity score of the weighted logit (:func:`analysis.matching.propensity.logit_newton`)."""
-    from analysis.matching.propensity import logit_newton
+    """Propensity score of the weighted logit (:func:`analysis.matching.propensity.fit_logit`)."""
+    from analysis.matching.propensity import fit_logit
 
-    fitted = logit_newton(X[:, _identified(X)], t, w)
-    if fitted is None:
-        raise DataValidationError(
-            "The propensity score of a replicate did not converge",
-            column="pop",
-            expected="a logistic fit without separation",
-            found="no convergence",
-            hint="the replicate is counted as failed",
-        )
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-fitted[2]))
+    return fit_logit(X[:, _identified(X)], t, w)[0]
 
 
 #: Methods the replicates re-estimate (every method of the effects table).
@@ -760,22 +718,26 @@ def estimate_point(
     return _fast_point(prep, sw, spec, methods)
 
 
-def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, _Prepared, np.ndarray | None, tuple[str, ...] | None]) -> pd.Series | None:
-    import logging
+def _replicate_point(
+    w: pd.Series, frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, prep: _Prepared,
+    inside: np.ndarray | None, methods: tuple[str, ...] | None,
+) -> pd.Series:
+    """One end-to-end replicate (:func:`estimate_point` with the replicate's base weights)."""
+    from threadpoolctl import threadpool_limits
 
-    frame, margins, spec, w, prep, inside, methods = args
     wlog = logging.getLogger("analysis.weighting")
     level = wlog.level
     wlog.setLevel(logging.ERROR)  # the full-sample weighting already reported its collapsed cells
     try:
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=1):
-            return estimate_point(frame, margins, spec, base_weights=w, prepared=prep, inside=inside, methods=methods)
-    except Exception:  # a replicate that cannot be estimated is counted, not fatal
-        return None
+            return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
     finally:
         wlog.setLevel(level)
+
+
+#: Errors that make one replicate inestimable (e.g. raking that cannot converge on a resample):
+#: the replicate is counted as failed.  Any other error is a bug and surfaces.
+REPLICATE_FAILURES: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError)
 
 
 def end_to_end_variance(
@@ -797,7 +759,9 @@ def end_to_end_variance(
     Every estimator of the effects table (:data:`REPLICATE_METHODS`) is re-estimated in every
     replicate, so all of them get the same end-to-end SE (raking, the sampling strata, the
     propensity score and the matching included).  ``inside`` restricts every replicate to the
-    estimand's support (see :func:`estimate_point`).
+    estimand's support (see :func:`estimate_point`).  The replicates are Rao-Wu bootstrap
+    weights (:func:`analysis.weighting.replicate.rao_wu_factors`) run by
+    :func:`analysis.effects.variance.replicate_variance`.
 
     Returns
     -------
@@ -805,8 +769,13 @@ def end_to_end_variance(
         Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates`` (successful) and
         ``n_failed``.
     """
+    from functools import partial
+
+    from analysis.effects.variance import replicate_variance
+    from analysis.weighting.replicate import rao_wu_factors
+
     rng = rng or np.random.default_rng(spec.seed)
-    factors = rao_wu_weights(frame[strata_column].to_numpy(), population_sizes, n_replicates, rng)
+    factors = rao_wu_factors(frame[strata_column].to_numpy(), population_sizes, n_replicates, rng)
     base = frame["w_design"].to_numpy(dtype=float)
     if spec.distance != "glm" or spec.exact:
         raise ConfigError(
@@ -819,40 +788,15 @@ def end_to_end_variance(
     prep = _prepare(frame, spec)
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
-    jobs = [(frame, margins, spec, base * factors[:, r], prep, ins, meth) for r in range(n_replicates)]
-    results: list[pd.Series | None]
-    if workers > 1:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        from analysis.processes import worker_initializer
-
-        # workers die with this process (even on SIGKILL) and leave Ctrl-C to it
-        with ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),)) as ex:
-            it = ex.map(_replicate_worker, jobs, chunksize=max(1, n_replicates // (4 * workers)))
-            results = list(_progress(it, n_replicates, progress))
-    else:
-        results = [_replicate_worker(j) for j in _progress(iter(jobs), n_replicates, progress)]
-    good = [r for r in results if r is not None]
-    if len(good) < max(2, n_replicates // 2):
-        raise DataValidationError(
-            "Too many replicates failed",
-            expected=f"at least half of {n_replicates} replicates estimable",
-            found=f"{len(good)} succeeded",
-            hint="the sample may be too small for the matching specification; loosen the caliper or exact matching",
-        )
-    mat = pd.concat(good, axis=1)
-    se = mat.std(axis=1, ddof=1)  # a method that failed in a replicate is left out there
-    n_ok = mat.notna().sum(axis=1)
-    return pd.DataFrame({"replicate_se": se, "n_replicates": n_ok, "n_failed": n_replicates - n_ok})
-
-
-def _progress(it: Any, total: int, show: bool) -> Any:
-    if not show:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc="replicates", unit="rep", leave=False)
+    refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)
+    rv = replicate_variance(
+        frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
+        progress=progress, failures=REPLICATE_FAILURES,
+    )
+    return pd.DataFrame(
+        {"replicate_se": rv.se, "n_replicates": rv.n_replicates, "n_failed": n_replicates - rv.n_replicates},
+        index=rv.index,
+    )
 
 
 # --------------------------------------------------------------------------- 'weet niet' and sensitivity

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from analysis.effects.results import EffectEstimate, EffectTable
+from analysis.effects.results import EffectEstimate
 from survey.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 __all__ = [
     "absorbed_effect",
     "adjust_pvalues",
-    "effect_family",
     "matched_effect",
     "weighted_ols",
     "wls_params",
@@ -188,12 +187,6 @@ def adjust_pvalues(pvalues: Sequence[float] | np.ndarray) -> tuple[np.ndarray, n
 
     p = np.asarray(pvalues, dtype=float)
     return multipletests(p, method="holm")[1], multipletests(p, method="fdr_bh")[1]
-
-
-def effect_family(effects: Sequence[EffectEstimate]) -> EffectTable:
-    """Collect effects (e.g. the four outcomes) into one family with Holm and BH p-values."""
-    holm, bh = adjust_pvalues([e.pvalue for e in effects])
-    return EffectTable(effects=tuple(effects), p_holm=holm, p_bh=bh)
 
 
 def absorbed_effect(

@@ -19,7 +19,7 @@ from survey.errors import ConfigError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PropensityScoreResult", "logit_newton", "propensity_score"]
+__all__ = ["PropensityScoreResult", "fit_logit", "logit_newton", "propensity_score"]
 
 
 @dataclass(frozen=True)
@@ -200,6 +200,47 @@ def logit_newton(
     d = np.sqrt(np.diag(h))
     cov = np.linalg.inv(h / np.outer(d, d)) / np.outer(d, d)
     return beta, np.sqrt(np.diag(cov)), eta
+
+
+def fit_logit(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+    newton_maxiter: int = 25,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A (weighted) logistic regression on a design matrix: fitted probabilities and logits.
+
+    The array path of :func:`propensity_score`: :func:`logit_newton`, and where it does not
+    converge (e.g. quasi-separation, a rank-deficient design) statsmodels' GLM, as
+    :func:`propensity_score` falls back to it.  Used by the end-to-end replicates.  Newton's
+    method converges in a handful of steps where the maximum exists, so it gets at most
+    ``newton_maxiter`` of them before the fit is handed over.
+
+    Returns
+    -------
+    (score, linear_predictor)
+    """
+    fitted = logit_newton(x, y, weights, maxiter=min(maxiter, newton_maxiter), tol=tol)
+    if fitted is not None:
+        eta = fitted[2]
+    else:
+        import statsmodels.api as sm
+
+        kwargs = {} if weights is None else {"var_weights": np.asarray(weights, dtype=float)}
+        try:
+            fit = sm.GLM(np.asarray(y, dtype=float), x, family=sm.families.Binomial(), **kwargs).fit(
+                maxiter=maxiter, tol=tol
+            )
+        except Exception as exc:
+            raise PopevalError(
+                "The propensity-score model could not be fitted",
+                hint="check for perfect separation or constant covariates", detail=str(exc),
+            ) from exc
+        eta = np.asarray(fit.predict(which="linear"), dtype=float)
+    return _expit(eta), eta
 
 
 def propensity_score(
