@@ -37,7 +37,7 @@ import contextlib
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,8 +48,11 @@ from analysis.config import EffectsConfig, MatchingConfig, WeightingConfig
 from survey.errors import ConfigError, DataValidationError, PopevalError
 
 __all__ = [
+    "METHODS",
     "DesignResult",
     "EstimatorSpec",
+    "MethodResult",
+    "OutcomeSample",
     "StudyEstimates",
     "design_stage",
     "end_to_end_variance",
@@ -362,6 +365,186 @@ def _row(outcome: str, method: str, estimand: str, scale: str, est: float, se: f
     }
 
 
+@dataclass(frozen=True)
+class OutcomeSample:
+    """What every estimation method receives: one outcome's analysis sample and the design.
+
+    Attributes
+    ----------
+    outcome
+        The outcome's name.
+    data
+        Respondents inside the estimand's support with an observed answer: the outcome as float,
+        ``<outcome>_top2`` (the top-box indicator) and ``_sw`` (survey weights).
+    support
+        Every respondent inside the support (``data`` before dropping missing answers), as the
+        matching saw them.
+    design, spec
+        The locked design and the estimator's specification.
+    fit_warnings
+        Counter of the expected fit warnings (see :func:`_expected_fit_warnings`).
+    """
+
+    outcome: str
+    data: pd.DataFrame
+    support: pd.DataFrame
+    design: DesignResult
+    spec: EstimatorSpec
+    fit_warnings: Counter[str]
+
+    @property
+    def treated(self) -> np.ndarray:
+        """POP users among :attr:`data`."""
+        return np.asarray(self.data["pop"].to_numpy() == 1)
+
+    def scales(self) -> tuple[tuple[str, str], ...]:
+        """(scale, column): the Likert score and the top-box indicator."""
+        return (("likert", self.outcome), ("top2", f"{self.outcome}_top2"))
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What an estimation method returns: effects-table rows, and optional extra tables."""
+
+    rows: list[dict[str, Any]]
+    category_shifts: pd.DataFrame | None = None
+
+
+def _fit_matching(s: OutcomeSample) -> MethodResult:
+    """Matched WLS (:func:`analysis.effects.regression.matched_effect`), the main method."""
+    from analysis.effects.regression import matched_effect
+
+    sub_m = _restrict_match(s.design.match, s.data.index)
+    sel = sub_m.weights.to_numpy() > 0
+    tm = sub_m.treat.to_numpy() == 1
+    mdata = s.support.assign(**{s.outcome: s.support[s.outcome].astype(float)})
+    rows = []
+    for scale, top in (("likert", None), ("top2", s.spec.top_box)):
+        e = matched_effect(sub_m, mdata, s.outcome, s.spec.rhs, top_box=top)
+        rows.append(_row(s.outcome, "matching", "ATT", scale, e.estimate, e.se, (sel & tm).sum(), (sel & ~tm).sum()))
+    return MethodResult(rows)
+
+
+def _fit_regression(s: OutcomeSample) -> MethodResult:
+    """G-computation ATT (:func:`analysis.effects.weighting_estimators.regression_att`)."""
+    from analysis.effects.weighting_estimators import regression_att
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with _expected_fit_warnings(s.fit_warnings, "regression"):
+            e = regression_att(d, f"{col} ~ {s.spec.rhs}", "pop", weights=d["_sw"].to_numpy())
+        rows.append(_row(s.outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+def _fit_ipw(s: OutcomeSample) -> MethodResult:
+    """IPW (:func:`analysis.effects.weighting_estimators.ipw`)."""
+    from analysis.effects.weighting_estimators import ipw
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with _expected_fit_warnings(s.fit_warnings, "ipw"):
+            e = ipw(d, col, s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
+        rows.append(_row(s.outcome, "ipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+def _fit_aipw(s: OutcomeSample) -> MethodResult:
+    """AIPW, doubly robust (:func:`analysis.effects.weighting_estimators.aipw`)."""
+    from analysis.effects.weighting_estimators import aipw
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with _expected_fit_warnings(s.fit_warnings, "aipw"):
+            e = aipw(d, f"{col} ~ {s.spec.rhs}", s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
+        rows.append(_row(s.outcome, "aipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+#: The estimand of the absorbed regression (not the ATT; see :func:`_fit_absorbed`).
+CONTROLLED_DIRECT = "controlled direct effect (training domain held fixed)"
+
+
+def _fit_absorbed(s: OutcomeSample) -> MethodResult:
+    """Regression with the training domain absorbed (:func:`analysis.effects.absorbed_effect`).
+
+    The training domain is chosen in the POP (the POP names the training): holding it fixed
+    adjusts for a mediator.  This is a controlled direct effect (the effect of a POP at a given
+    training domain), not another estimate of the ATT, so it is kept out of the effects table.
+    """
+    from analysis.effects import absorbed_effect
+
+    d, t = s.data, s.treated
+    d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
+    rows = []
+    for scale, col in s.scales():
+        with _expected_fit_warnings(s.fit_warnings, "absorbed"):
+            e = absorbed_effect(d2, col, "pop", [], ["_domain", *s.spec.covariates], weights="_sw")
+        rows.append(_row(s.outcome, "absorbed", CONTROLLED_DIRECT, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+def _fit_naive(s: OutcomeSample) -> MethodResult:
+    """The unweighted difference in means (Welch SE)."""
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        a, b = d.loc[t, col], d.loc[~t, col]
+        se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+        rows.append(_row(s.outcome, "naive", "unadjusted", scale, a.mean() - b.mean(), se, len(a), len(b)))
+    return MethodResult(rows)
+
+
+def _fit_ologit(s: OutcomeSample) -> MethodResult:
+    """Weighted ordered logit on the matched sample (:func:`analysis.effects.ordered_logit`).
+
+    Its POP coefficient (log odds) and its ATT on the top-2-box scale (the shift in
+    P(Y >= top_box) among the matched POP users; no model SE, the replicates give it).
+    """
+    from analysis.effects.ordinal import ordered_logit
+
+    d, outcome, spec = s.data, s.outcome, s.spec
+    sub_m = _restrict_match(s.design.match, d.index)
+    mw = sub_m.combined_weights.reindex(d.index).fillna(0.0)
+    dm = d.loc[mw > 0].copy()
+    dm["_mw"] = mw[mw > 0]
+    dm[outcome] = dm[outcome].astype(int)
+    with _expected_fit_warnings(s.fit_warnings, "ologit"):
+        # the categories observed in the matched sample (an absent one is not identified)
+        res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
+    nt, nc = (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()
+    rows = [_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], nt, nc)]
+    top = float("nan")
+    sh = None
+    if res.prob_shifts is not None:
+        shifts_o = res.prob_shifts["shift"]
+        top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
+        sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
+        sh.insert(0, "outcome", outcome)
+    rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), nt, nc))
+    return MethodResult(rows, sh)
+
+
+#: The estimation methods (configuration ``effects.methods``), in the effects table's order;
+#: each takes an :class:`OutcomeSample` and returns a :class:`MethodResult`.
+METHODS: dict[str, Callable[[OutcomeSample], MethodResult]] = {
+    "matching": _fit_matching,
+    "regression": _fit_regression,
+    "ipw": _fit_ipw,
+    "aipw": _fit_aipw,
+    "absorbed": _fit_absorbed,
+    "naive": _fit_naive,
+    "ologit": _fit_ologit,
+}
+#: Methods whose rows are not estimates of the ATT (reported apart, ``details["controlled_direct_effect"]``).
+DIRECT_EFFECT_METHODS = ("absorbed",)
+
+_COLUMNS = ["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"]
+
+
 def outcome_stage(
     frame: pd.DataFrame,
     design: DesignResult,
@@ -369,8 +552,11 @@ def outcome_stage(
     *,
     methods: Sequence[str] | None = None,
 ) -> StudyEstimates:
-    """Effects of POP on every outcome under every method."""
+    """Effects of POP on every outcome under every method (:data:`METHODS`)."""
     methods = tuple(methods or spec.methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError("Unknown estimation method", param="effects.methods", expected=", ".join(METHODS), found=", ".join(unknown))
     rows: list[dict[str, Any]] = []
     direct: list[dict[str, Any]] = []
     shifts: list[pd.DataFrame] = []
@@ -378,86 +564,23 @@ def outcome_stage(
     w = design.analysis_weights.to_numpy()
     base = frame.loc[w > 0].copy()
     base["_sw"] = w[w > 0]
-    m = design.match
     for outcome in spec.outcomes:
         y = base[outcome].astype(float)
         ok = y.notna().to_numpy()
         d = base.loc[ok].copy()
         d[outcome] = y[ok]
         d[f"{outcome}_top2"] = (y[ok] >= spec.top_box).astype(float)
-        t = d["pop"].to_numpy() == 1
-        if "matching" in methods:
-            from analysis.effects.regression import matched_effect
-
-            sub_m = _restrict_match(m, d.index)
-            sel = sub_m.weights.to_numpy() > 0
-            tm = sub_m.treat.to_numpy() == 1
-            mdata = base.assign(**{outcome: base[outcome].astype(float)})
-            for scale, top in (("likert", None), ("top2", spec.top_box)):
-                e = matched_effect(sub_m, mdata, outcome, spec.rhs, top_box=top)
-                rows.append(_row(outcome, "matching", "ATT", scale, e.estimate, e.se, (sel & tm).sum(), (sel & ~tm).sum()))
-        if "regression" in methods:
-            from analysis.effects.weighting_estimators import regression_att
-
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, "regression"):
-                    e = regression_att(d, f"{col} ~ {spec.rhs}", "pop", weights=d["_sw"].to_numpy())
-                rows.append(_row(outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        for method in ("ipw", "aipw"):
-            if method not in methods:
+        sample = OutcomeSample(outcome, d, base, design, spec, fit_warnings)
+        for name, fit in METHODS.items():
+            if name not in methods:
                 continue
-            from analysis.effects.weighting_estimators import aipw, ipw
-
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, method):
-                    if method == "ipw":
-                        e = ipw(d, col, spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-                    else:
-                        e = aipw(d, f"{col} ~ {spec.rhs}", spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-                rows.append(_row(outcome, method, spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        if "absorbed" in methods:
-            # The training domain is chosen in the POP (the POP names the training): holding it
-            # fixed adjusts for a mediator.  This is a controlled direct effect (the effect of a
-            # POP at a given training domain), not another estimate of the ATT, so it is kept out
-            # of the effects table.
-            from analysis.effects import absorbed_effect
-
-            d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, "absorbed"):
-                    e = absorbed_effect(d2, col, "pop", [], ["_domain", *spec.covariates], weights="_sw")
-                direct.append(_row(outcome, "fixed_effects", "controlled direct effect (training domain held fixed)", scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        if "naive" in methods:
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                a, b = d.loc[t, col], d.loc[~t, col]
-                se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-                rows.append(_row(outcome, "naive", "unadjusted", scale, a.mean() - b.mean(), se, len(a), len(b)))
-        if "ologit" in methods:
-            from analysis.effects.ordinal import ordered_logit
-
-            sub_m = _restrict_match(m, d.index)
-            mw = sub_m.combined_weights.reindex(d.index).fillna(0.0)
-            dm = d.loc[mw > 0].copy()
-            dm["_mw"] = mw[mw > 0]
-            dm[outcome] = dm[outcome].astype(int)
-            with _expected_fit_warnings(fit_warnings, "ologit"):
-                # the categories observed in the matched sample (an absent one is not identified)
-                res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
-            rows.append(_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
-            # its ATT on the top-2-box scale (the shift in P(Y >= 4) among the matched POP users);
-            # no model SE (the replicates give it)
-            top = float("nan")
-            if res.prob_shifts is not None:
-                shifts_o = res.prob_shifts["shift"]
-                top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
-            rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
-            if res.prob_shifts is not None:
-                sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
-                sh.insert(0, "outcome", outcome)
-                shifts.append(sh)
-    table = pd.DataFrame(rows)
+            res = fit(sample)
+            (direct if name in DIRECT_EFFECT_METHODS else rows).extend(res.rows)
+            if res.category_shifts is not None:
+                shifts.append(res.category_shifts)
+    table = pd.DataFrame(rows, columns=_COLUMNS)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    cde = pd.DataFrame(direct, columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    cde = pd.DataFrame(direct, columns=_COLUMNS)
     return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
 
 

@@ -50,7 +50,6 @@ log = logging.getLogger("popeval.run")
 
 _PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "pyarrow", "citric", "pingouin", "linearmodels", "pyreadstat", "jupytext", "nbclient", "typst", "pypandoc")
 _REPO = Path(__file__).resolve().parents[1]
-_METHOD_NAMES = {"aipw": "doubly_robust", "ologit": "ordered_logit", "naive": "unadjusted", "absorbed": "fixed_effects"}
 
 
 class DesignLockError(PopevalError, RuntimeError):
@@ -702,8 +701,6 @@ ADVISED_REPLICATES = 30
 COMPLETE_MARKER = "COMPLETE"
 #: The main estimator; every other method is secondary and may be not estimable.
 MAIN_METHOD = "matching"
-_METHOD_ORDER = ("matching", "regression", "ipw", "aipw", "absorbed", "naive", "ologit")
-
 
 class StudyLockedError(PopevalError, RuntimeError):
     """Another ``popeval run`` of the same study is running."""
@@ -794,9 +791,9 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
     """
     import dataclasses
 
-    from analysis.estimation import outcome_stage
+    from analysis.estimation import METHODS, outcome_stage
 
-    methods = [m for m in _METHOD_ORDER if m in spec.methods] + [m for m in spec.methods if m not in _METHOD_ORDER]
+    methods = [m for m in METHODS if m in spec.methods]
     tables: list[pd.DataFrame] = []
     shifts: list[pd.DataFrame] = []
     failed: list[dict[str, str]] = []
@@ -816,8 +813,8 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                     else:
                         reason = f"{type(exc).__name__}: {exc}"
                     reason = " ".join(reason.split())[:300]
-                    log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
-                    failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
+                    log.warning("%s on %s not estimable: %s", meth, o, reason)
+                    failed.append({"outcome": o, "method": meth, "reason": reason})
                     continue
             if len(est.table):
                 tables.append(est.table)
@@ -1089,7 +1086,6 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
 
         # ---- bundle
         eff = outc["effects"].copy()
-        eff["method"] = eff["method"].map(lambda m: _METHOD_NAMES.get(m, m))
         tables = {
             **_profile_tables(pop_out["profile"]),
             "linkage": _linkage_table(pop_out["linkage"]),

@@ -121,3 +121,21 @@ def test_matchit_tie_rule_reads_the_row_order(analysis_data: tuple) -> None:
         for s in (1, 2, 3)
     ]
     assert max(moved) > 1e-6
+
+
+def test_one_method_registry_for_the_configuration() -> None:
+    from analysis.config import EFFECT_METHODS
+    from analysis.estimation import METHODS, REPLICATE_METHODS
+
+    assert set(METHODS) == set(EFFECT_METHODS)
+    assert set(REPLICATE_METHODS) < set(METHODS)
+
+
+def test_unknown_method_is_refused(analysis_data: tuple) -> None:
+    from survey.errors import ConfigError
+
+    frame, totals, _ = analysis_data
+    spec = EstimatorSpec()
+    design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
+    with pytest.raises(ConfigError, match="Unknown estimation method"):
+        outcome_stage(frame, design, spec, methods=("doubly_robust",))

@@ -390,7 +390,7 @@ def test_verdicts_say_when_methods_disagree(bundle_dir: Path) -> None:
     eff = r.bundle.table("effects")
     top2 = eff[eff["scale"] == "top2"]
     for outcome, verdict in r.verdicts().items():
-        rows = top2[(top2["outcome"] == outcome) & ~top2["method"].isin(["unadjusted", "weighted"])]
+        rows = top2[(top2["outcome"] == outcome) & ~top2["method"].isin(["naive", "weighted"])]
         sig = rows["p_holm"] < 0.05
         main_sig = bool(sig[rows["method"] == "matching"].all())
         if verdict == "consistent":
