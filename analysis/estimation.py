@@ -33,11 +33,9 @@ controlled direct effect, not as an estimate of the ATT.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import EffectsConfig, MatchingConfig, WeightingConfig
+from analysis.fitwarnings import expected_fit_warnings
 from survey.errors import ConfigError, DataValidationError, PopevalError
 
 __all__ = [
@@ -295,7 +294,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             hint="check the linkage of respondents to the admin population",
         )
     fit_warnings: Counter[str] = Counter()
-    with _expected_fit_warnings(fit_warnings, "propensity score"):
+    with expected_fit_warnings(fit_warnings, "propensity score"):
         m = match(
             sub,
             spec.ps_formula,
@@ -324,7 +323,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
         n_control=int((~t).sum()),
         n_matched_treated=int(((mw > 0) & t).sum()),
         n_matched_control=int(((mw > 0) & ~t).sum()),
-        diagnostics={"fit_warnings": _report_fit_warnings(fit_warnings)},
+        diagnostics={"fit_warnings": _report_fit_warnings(fit_warnings + Counter(ov.fit_warnings))},
     )
 
 
@@ -382,7 +381,7 @@ class OutcomeSample:
     design, spec
         The locked design and the estimator's specification.
     fit_warnings
-        Counter of the expected fit warnings (see :func:`_expected_fit_warnings`).
+        Counter of the expected fit warnings (:func:`analysis.fitwarnings.expected_fit_warnings`).
     """
 
     outcome: str
@@ -432,7 +431,7 @@ def _fit_regression(s: OutcomeSample) -> MethodResult:
     d, t = s.data, s.treated
     rows = []
     for scale, col in s.scales():
-        with _expected_fit_warnings(s.fit_warnings, "regression"):
+        with expected_fit_warnings(s.fit_warnings, "regression"):
             e = regression_att(d, f"{col} ~ {s.spec.rhs}", "pop", weights=d["_sw"].to_numpy())
         rows.append(_row(s.outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
     return MethodResult(rows)
@@ -445,7 +444,7 @@ def _fit_ipw(s: OutcomeSample) -> MethodResult:
     d, t = s.data, s.treated
     rows = []
     for scale, col in s.scales():
-        with _expected_fit_warnings(s.fit_warnings, "ipw"):
+        with expected_fit_warnings(s.fit_warnings, "ipw"):
             e = ipw(d, col, s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
         rows.append(_row(s.outcome, "ipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
     return MethodResult(rows)
@@ -458,7 +457,7 @@ def _fit_aipw(s: OutcomeSample) -> MethodResult:
     d, t = s.data, s.treated
     rows = []
     for scale, col in s.scales():
-        with _expected_fit_warnings(s.fit_warnings, "aipw"):
+        with expected_fit_warnings(s.fit_warnings, "aipw"):
             e = aipw(d, f"{col} ~ {s.spec.rhs}", s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
         rows.append(_row(s.outcome, "aipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
     return MethodResult(rows)
@@ -481,7 +480,7 @@ def _fit_absorbed(s: OutcomeSample) -> MethodResult:
     d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
     rows = []
     for scale, col in s.scales():
-        with _expected_fit_warnings(s.fit_warnings, "absorbed"):
+        with expected_fit_warnings(s.fit_warnings, "absorbed"):
             e = absorbed_effect(d2, col, "pop", [], ["_domain", *s.spec.covariates], weights="_sw")
         rows.append(_row(s.outcome, "absorbed", CONTROLLED_DIRECT, scale, e.estimate, e.se, t.sum(), (~t).sum()))
     return MethodResult(rows)
@@ -512,7 +511,7 @@ def _fit_ologit(s: OutcomeSample) -> MethodResult:
     dm = d.loc[mw > 0].copy()
     dm["_mw"] = mw[mw > 0]
     dm[outcome] = dm[outcome].astype(int)
-    with _expected_fit_warnings(s.fit_warnings, "ologit"):
+    with expected_fit_warnings(s.fit_warnings, "ologit"):
         # the categories observed in the matched sample (an absent one is not identified)
         res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
     nt, nc = (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()
@@ -584,31 +583,10 @@ def outcome_stage(
     return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
 
 
-#: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
-_EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
+def _report_fit_warnings(counts: Mapping[str, int]) -> dict[str, int]:
+    from analysis.fitwarnings import report_fit_warnings
 
-
-@contextlib.contextmanager
-def _expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
-    """Count the expected warnings of ``fit`` into ``counts`` (``"fit: Warning"``); others surface."""
-    from statsmodels.tools import sm_exceptions
-
-    expected = tuple(getattr(sm_exceptions, name) for name in _EXPECTED_FIT_WARNINGS)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        if issubclass(w.category, expected):
-            counts[f"{fit}: {w.category.__name__}"] += 1
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-
-
-def _report_fit_warnings(counts: Counter[str]) -> dict[str, int]:
-    """Log the counted fit warnings and return them (sorted) for the result's diagnostics."""
-    for key, n in sorted(counts.items()):
-        log.warning("%s warned %d time(s) while fitting", key, n)
-    return dict(sorted(counts.items()))
+    return report_fit_warnings(counts, log)
 
 
 def _restrict_match(m: Any, index: pd.Index) -> Any:
@@ -787,8 +765,7 @@ def _fast_outcome(
         Xs = Xo[sel][:, 1:]
         Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):  # overflow in the line search of a weakly identified fit
                 cats, codes = np.unique(yy[sel], return_inverse=True)
                 theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
             out[(o, "ologit", "log_odds")] = float(theta[0])
@@ -890,7 +867,8 @@ def end_to_end_variance(
     -------
     pd.DataFrame
         Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates`` (successful) and
-        ``n_failed``.
+        ``n_failed``; ``attrs["fit_warnings"]``: the expected fit warnings of the replicates,
+        summed (``"replicates: <Warning>"`` -> count).
     """
     from functools import partial
 
@@ -916,10 +894,12 @@ def end_to_end_variance(
         frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
         progress=progress, failures=REPLICATE_FAILURES,
     )
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {"replicate_se": rv.se, "n_replicates": rv.n_replicates, "n_failed": n_replicates - rv.n_replicates},
         index=rv.index,
     )
+    out.attrs["fit_warnings"] = _report_fit_warnings(rv.fit_warnings)
+    return out
 
 
 # --------------------------------------------------------------------------- 'weet niet' and sensitivity

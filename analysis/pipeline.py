@@ -1057,6 +1057,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 rse = rep["replicate_se"].reindex(key).to_numpy()
                 eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
                 eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
+                fit_warnings = dict(sorted((Counter(fit_warnings) + Counter(rep.attrs.get("fit_warnings", {}))).items()))
             else:
                 eff["se_type"] = "model"
             eff = _p_adjust(eff)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +39,9 @@ class ReplicateVariance:
         Replicates whose re-fit failed with one of the expected errors (counted, not fatal).
     index
         The components' labels when the estimator returns a :class:`pandas.Series`, else None.
+    fit_warnings
+        Expected fit warnings raised by the re-fits, summed over the replicates
+        (``"replicates: <Warning>"`` -> count); any other warning surfaces.
     """
 
     estimate: np.ndarray
@@ -48,6 +52,7 @@ class ReplicateVariance:
     n_replicates: np.ndarray
     n_failed: int = 0
     index: pd.Index | None = None
+    fit_warnings: Mapping[str, int] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
         """Estimate, SE and the number of replicates per component."""
@@ -66,12 +71,18 @@ class ReplicateVariance:
 
 def _call(
     refit: Callable[[Any], Any], failures: tuple[type[BaseException], ...], w: Any
-) -> Any:
-    """One replicate: the re-fitted estimate, or None when it fails with an expected error."""
-    try:
-        return refit(w)
-    except failures:
-        return None
+) -> tuple[Any, Counter[str]]:
+    """One replicate: the re-fitted estimate (None when it fails with an expected error) and
+    the expected fit warnings it raised (:func:`analysis.fitwarnings.expected_fit_warnings`)."""
+    from analysis.fitwarnings import expected_fit_warnings
+
+    counts: Counter[str] = Counter()
+    with expected_fit_warnings(counts, "replicates"):
+        try:
+            value = refit(w)
+        except failures:
+            value = None
+    return value, counts
 
 
 def _as_array(value: Any, index: Any) -> np.ndarray:
@@ -187,6 +198,8 @@ def replicate_variance(
         )
         with pool:
             results = list(bar(pool.map(one, weights, chunksize=max(1, n_rep // (4 * workers)))))
+    fit_warnings = sum((c for _, c in results), Counter())
+    results = [r for r, _ in results]
     good = [r for r in results if r is not None]
     if len(good) < max(2, n_rep // 2):
         raise DataValidationError(
@@ -211,5 +224,5 @@ def replicate_variance(
     return ReplicateVariance(
         estimate=est, replicates=R, variance=var, se=np.sqrt(var),
         centre="full" if (mse and full_weight) else "mean", n_replicates=n_ok,
-        n_failed=n_rep - len(good), index=index,
+        n_failed=n_rep - len(good), index=index, fit_warnings=dict(sorted(fit_warnings.items())),
     )
