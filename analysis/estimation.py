@@ -62,7 +62,7 @@ __all__ = [
 
 MarginSpec = Mapping[str | tuple[str, ...], Mapping[Hashable, float]]
 
-log = logging.getLogger("popeval.estimation")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

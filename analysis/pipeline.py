@@ -46,7 +46,7 @@ from survey.hashing import sha256_file
 
 __all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "resolve_snapshot", "run", "run_scope"]
 
-log = logging.getLogger("popeval.run")
+log = logging.getLogger(__name__)
 
 _PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "pyarrow", "citric", "pingouin", "linearmodels", "pyreadstat", "jupytext", "nbclient", "typst", "pypandoc")
 _REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def _reduce_mappingproxy(m: Any) -> tuple[Any, tuple[dict[Any, Any]]]:
 
 
 #: The loggers whose records a run copies to its ``run.log``.
-RUN_LOGGERS = ("popeval", "analysis", "survey")
+RUN_LOGGERS = ("analysis", "survey")
 
 
 @contextlib.contextmanager

@@ -125,7 +125,7 @@ def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _RECEIVED.append(signum)
-        logging.getLogger("popeval.run").error("run interrupted by %s", signal.Signals(signum).name)
+        logging.getLogger(__name__).error("run interrupted by %s", signal.Signals(signum).name)
         stop_workers()
         _watchdog(signum, f"{line} ({signal.Signals(signum).name})")
         raise Interrupted(signum)

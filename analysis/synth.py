@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -368,8 +369,8 @@ def generate(
     }
     nace_p = np.zeros((4, len(_NACE)))
     for i, sname in enumerate(_SEGMENTS):
-        for k, v in nace_w[sname].items():
-            nace_p[i, _NACE.index(k)] = v
+        for code, v in nace_w[sname].items():
+            nace_p[i, _NACE.index(code)] = v
     nace = _choice(rng, nace_p[seg])
     sector = np.array([_SECTORS.index(NACE_TO_SECTOR[_NACE[k]]) for k in range(len(_NACE))])[nace]
     statute = np.where(
@@ -431,10 +432,10 @@ def generate(
         return np.repeat(np.arange(n), counts)
 
     parts = []
-    for inc, counts in (("OC", n_oc), ("VOV", n_vov), ("VAPOK", n_vapok)):
+    for incentive, counts in (("OC", n_oc), ("VOV", n_vov), ("VAPOK", n_vapok)):
         pid = expand(counts)
         order_in_person = np.arange(len(pid)) - np.repeat(np.cumsum(counts) - counts, counts)
-        parts.append(pd.DataFrame({"pid": pid, "incentive": inc, "k": order_in_person}))
+        parts.append(pd.DataFrame({"pid": pid, "incentive": incentive, "k": order_in_person}))
     apps = pd.concat(parts, ignore_index=True)
     m = len(apps)
     pid = apps["pid"].to_numpy()
@@ -648,7 +649,7 @@ def generate(
     stale = rng.random(n_inv) < p.unlinked_participant_p
     if stale.any():
         part_key[stale] = _keys(rng, int(stale.sum()))
-    participants = [
+    participants: list[dict[str, Any]] = [
         {
             "tid": i + 1,
             "token": tokens[i],
@@ -821,7 +822,7 @@ def generate(
     snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
     snap_files = {"responses.csv": write_csv_export(header, resp_rows), "participants.json": php_json_dumps(participants).encode("utf-8")}
     max_id = len(resp_rows)
-    manifest = {
+    manifest: dict[str, Any] = {
         "survey_id": DEMO_SURVEY_ID,
         "server_version": "demo (synthetic; LimeSurvey 6 export format)",
         "fetched_at_utc": "2023-07-04T08:00:00Z",

@@ -68,7 +68,7 @@ ENV_URL = "LIMESURVEY_URL"
 ENV_USER = "LIMESURVEY_USER"
 ENV_PASSWORD = "LIMESURVEY_PASSWORD"
 
-_log = logging.getLogger("popeval.survey.fetch")
+_log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _EXPORT = {"document_type": "csv", "heading_type": "code", "response_type": "short", "completion_status": "all"}
 _NO_DATA = "No Data, could not get max id."

@@ -20,8 +20,8 @@ def test_expected_warnings_are_counted_per_fit_and_logged(caplog: pytest.LogCapt
     with expected_fit_warnings(counts, "propensity score"):
         warnings.warn("perfect separation", PerfectSeparationWarning, stacklevel=1)
     assert counts == {"ologit: ConvergenceWarning": 2, "propensity score: PerfectSeparationWarning": 1}
-    with caplog.at_level(logging.WARNING, logger="popeval.estimation"):
-        reported = report_fit_warnings(counts, logging.getLogger("popeval.estimation"))
+    with caplog.at_level(logging.WARNING, logger="analysis.estimation"):
+        reported = report_fit_warnings(counts, logging.getLogger("analysis.estimation"))
     assert reported == {"ologit: ConvergenceWarning": 2, "propensity score: PerfectSeparationWarning": 1}
     assert "ologit: ConvergenceWarning warned 2 time(s)" in caplog.text
 

@@ -277,7 +277,7 @@ def test_cache_entries_carry_their_key_and_damaged_ones_are_discarded(
     cache.put("survey", key_a, list(range(1000)))
     p = cache.path("survey", key_a)
     p.write_bytes(p.read_bytes()[:100])
-    with caplog.at_level("WARNING", logger="popeval.run"):
+    with caplog.at_level("WARNING", logger="analysis.pipeline"):
         assert cache.get("survey", key_a) is None
     assert "unreadable" in caplog.text
     assert not p.exists()

@@ -33,22 +33,25 @@ CLEAN = (
     "analysis/render.py",
     "analysis/report.py",
     "analysis/weighting",
-    "analysis/matching/__init__.py",
-    "analysis/matching/algorithms.py",
-    "analysis/matching/formula.py",
-    "analysis/matching/nearest.py",
-    "analysis/matching/propensity.py",
-    "analysis/effects/__init__.py",
-    "analysis/effects/ordinal.py",
-    "analysis/effects/regression.py",
-    "analysis/effects/reliability.py",
-    "analysis/effects/sensitivity.py",
-    "analysis/effects/variance.py",
-    "analysis/effects/weighting_estimators.py",
+    "analysis/matching",
+    "analysis/effects",
+    "analysis/fitwarnings.py",
+    "analysis/synth.py",
 )
 
-#: Not yet clean (errors on the day the list was made): analysis/reporting.py (32),
-#: analysis/synth.py (61), analysis/matching/balance.py (16), analysis/effects/results.py (2).
+#: Not yet clean: analysis/reporting.py.
+
+
+def test_every_module_but_the_listed_exceptions_is_checked() -> None:
+    exceptions = {"analysis/reporting.py"}
+    checked = [REPO / p for p in CLEAN]
+    unchecked = [
+        str(f.relative_to(REPO))
+        for pkg in ("survey", "analysis")
+        for f in (REPO / pkg).rglob("*.py")
+        if not any(f == c or c in f.parents for c in checked)
+    ]
+    assert sorted(unchecked) == sorted(exceptions)
 
 
 def test_allowlist_names_existing_code() -> None:

@@ -193,19 +193,21 @@ class BalanceResult:
 
     def summary(self) -> str:
         """Plain-text balance report, with the SMD convention stated."""
-        fmt = {"float_format": lambda v: f"{v:.4f}"}
+        def fmt(v: float) -> str:
+            return f"{v:.4f}"
+
         lines = [
             "Balance before matching:",
-            self.before.to_string(**fmt),
+            self.before.to_string(float_format=fmt),
             "",
             "Balance after matching (survey x matching weights):",
-            self.after.to_string(**fmt),
+            self.after.to_string(float_format=fmt),
             "",
             "Sample sizes:",
-            self.sample_sizes.to_string(**fmt),
+            self.sample_sizes.to_string(float_format=fmt),
         ]
         if self.population is not None:
-            lines += ["", "Against the population:", self.population.to_string(**fmt)]
+            lines += ["", "Against the population:", self.population.to_string(float_format=fmt)]
         lines += ["", "Note: " + self.convention]
         return "\n".join(lines)
 

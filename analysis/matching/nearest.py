@@ -348,9 +348,8 @@ def match(
     import pandas as pd
 
     lhs, rhs = split_formula(formula)
-    opts = _options(ratio, replace, distance, survey_weight_strategy, m_order, compat, ties,
-                    tie_tolerance)
-    ratio, m_order, ties, tol = opts
+    ratio, order, tie_rule, tol = _options(ratio, replace, distance, survey_weight_strategy,
+                                           m_order, compat, ties, tie_tolerance)
     if rng is None and seed is not None:
         rng = np.random.default_rng(seed)
 
@@ -381,8 +380,8 @@ def match(
     ex_vars = variables_of(exact, param="exact")
     arrays = match_arrays(
         treat, score=score, z=z, s_weights=sw, ratio=ratio, replace=replace,
-        ps_caliper=ps_caliper, cal_mat=cal_mat, cal_width=cal_width, m_order=m_order, rng=rng,
-        ties=ties, tol=tol, tiebreak=None if ties == "matchit" else label_ranks(df.index),
+        ps_caliper=ps_caliper, cal_mat=cal_mat, cal_width=cal_width, m_order=order, rng=rng,
+        ties=tie_rule, tol=tol, tiebreak=None if tie_rule == "matchit" else label_ranks(df.index),
         strata=_exact_strata(df, ex_vars), int_abs=compat == "MatchIt-4.5.1",
         survey_weight_strategy=survey_weight_strategy,
     )
@@ -404,10 +403,10 @@ def match(
         ).mask(sub == 0)
     settings = {
         "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
-        "m_order": m_order, "exact": ex_vars or None, "distance": distance,
+        "m_order": order, "exact": ex_vars or None, "distance": distance,
         "mahvars": variables_of(mahvars, param="mahvars") or None,
         "caliper_abs": {"<distance>": ps_caliper, **cov_cal} if caliper is not None else None,
-        "compat": compat, "ties": ties, "tie_tolerance": tol,
+        "compat": compat, "ties": tie_rule, "tie_tolerance": tol,
     }
     return MatchResult(
         formula=formula,

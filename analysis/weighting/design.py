@@ -120,18 +120,8 @@ class SurveyEstimate:
         return pd.Series(
             np.sqrt(np.clip(np.diag(self.cov.to_numpy()), 0, None)),
             index=self.params.index,
-            name="std_error",
+            name="bse",
         )
-
-    @property
-    def estimate(self) -> pd.Series:
-        """Alias of :attr:`params`."""
-        return self.params
-
-    @property
-    def std_error(self) -> pd.Series:
-        """Alias of :attr:`bse`."""
-        return self.bse
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Normal-theory confidence intervals (as R's ``confint`` on ``svystat``)."""

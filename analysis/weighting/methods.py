@@ -29,7 +29,7 @@ from survey.errors import ConfigError, PopevalError
 
 __all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "trim"]
 
-logger = logging.getLogger("analysis.weighting")
+logger = logging.getLogger(__name__)
 
 _TOTALS_RTOL = 1e-6
 

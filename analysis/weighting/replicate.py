@@ -18,7 +18,7 @@ from survey.errors import ConfigError, DataValidationError
 
 __all__ = ["Replicates", "as_replicate", "rao_wu_factors"]
 
-logger = logging.getLogger("analysis.weighting")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
