@@ -952,8 +952,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                     pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold)
                 except PopevalError as exc:
                     if exc.hint and "popeval ingest" in exc.hint:
-                        exc.hint = "popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)"
-                        exc.args = (exc._render(),)
+                        exc.with_hint("popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)")
                     raise
                 Path(f"{tmp_db}.wal").unlink(missing_ok=True)
             return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}

@@ -110,16 +110,16 @@ def as_replicate(
     mse
         Centre the variance at the full-sample estimate instead of the replicate mean.
     """
-    if design._steps:
+    if design.steps:
         raise ConfigError(
             "Create replicate weights before weighting the design",
             param="design",
             expected="a design without rake/poststratify/calibrate steps",
-            found=f"{len(design._steps)} calibration step(s)",
+            found=f"{len(design.steps)} calibration step(s)",
             hint="call as_replicate(SurveyDesign(...)) first, then rake/calibrate the result",
         )
-    s = design._structure
-    w = np.asarray(design._weights)
+    s = design.structure
+    w = np.asarray(design.weight_array)
     n_h = s.n_psu.astype(float)
     key = method.lower()
     if key == "jk1":
@@ -172,7 +172,7 @@ def as_replicate(
     rw = fac * w[:, None]
     rw.flags.writeable = False
     reps = Replicates(rw, float(scale), np.ones(rw.shape[1]), bool(mse), name)
-    return design._derive(replicates=reps)
+    return design.derive(replicates=reps)
 
 
 def _bootstrap_psu_factors(
