@@ -167,13 +167,17 @@ def matched_effect(
     params, cov = weighted_ols(y, X, w, vcov=vcov, cluster=cluster)
     import pandas as pd
 
+    var = np.diag(cov)
+    # a negative variance comes from a rank-deficient fit (a category alone in one arm): no SE
+    bse = np.sqrt(np.where(var >= 0, var, np.nan))
+
     term = m.treat_column
     return EffectEstimate(
         outcome=name,
         estimand="ATT",
         method="matched WLS" + (" (risk difference)" if top_box is not None else ""),
         params=pd.Series(params, index=cols),
-        bse=pd.Series(np.sqrt(np.diag(cov)), index=cols),
+        bse=pd.Series(bse, index=cols),
         term=term,
         nobs=len(y),
         vcov_type="cluster-robust by subclass (HC1)" if vcov == "cluster" else vcov,
