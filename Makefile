@@ -27,8 +27,11 @@ system-deps:
 	fi
 
 ## Generate the demo study and run the whole pipeline on it, ending with the report's path.
+## The middle step is the demo's stand-in for the coders and reconcilers of the POP sample (a real
+## study's first `popeval run` writes blank coding sheets instead; see README.md, "Reading the POPs").
 demo: setup
 	$(UV) run --frozen popeval demo
+	$(UV) run --frozen popeval plans simulate --config studies/demo.toml --truth data_raw/demo/truth --complete
 	$(UV) run --frozen popeval run --config studies/demo.toml
 
 ## The test suite (what CI runs).

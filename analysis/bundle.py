@@ -74,7 +74,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "n_treated",
             "n_control",
         ),
-        "POP effects on the four outcomes per method (scale: 'likert' or 'top2')",
+        "POP effects on each of the study's outcomes per method (scale: 'likert' or 'top2')",
     ),
     "category_shifts": (
         ("outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"),
@@ -163,12 +163,20 @@ def jsonable(obj: Any) -> Any:
     return obj
 
 
-def write_bundle(path: str | Path, tables: Mapping[str, pd.DataFrame], estimates: Mapping[str, Any], manifest: Mapping[str, Any]) -> ResultsBundle:
+def write_bundle(
+    path: str | Path,
+    tables: Mapping[str, pd.DataFrame],
+    estimates: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    *,
+    extra_tables: Mapping[str, tuple[tuple[str, ...], str]] | None = None,
+) -> ResultsBundle:
     """Write a bundle (deterministically and atomically) and return it.
 
     The folder is filled under a temporary name and moved into place when complete; the manifest
     lists every file of the bundle with its SHA-256 (``files``), so that :func:`read_bundle` can tell
-    a complete bundle from an incomplete or edited one.
+    a complete bundle from an incomplete or edited one.  ``extra_tables`` adds the schemas of tables
+    defined by a higher layer (the POP part's ``analysis.plans.tables.PLANS_TABLES``).
 
     Raises
     ------
@@ -179,17 +187,18 @@ def write_bundle(path: str | Path, tables: Mapping[str, pd.DataFrame], estimates
     from survey.hashing import sha256_file
 
     path = Path(path)
+    schemas = {**TABLES, **dict(extra_tables or {})}
     for name, df in tables.items():
-        if name not in TABLES:
+        if name not in schemas:
             raise DataValidationError(
-                "Unknown results table", param=name, expected=", ".join(sorted(TABLES)), found=name, hint="add it to analysis.bundle.TABLES"
+                "Unknown results table", param=name, expected=", ".join(sorted(schemas)), found=name, hint="add it to analysis.bundle.TABLES"
             )
-        missing = [c for c in TABLES[name][0] if c not in df.columns]
+        missing = [c for c in schemas[name][0] if c not in df.columns]
         if missing:
             raise DataValidationError(
                 f"Results table {name!r} lacks columns",
                 param=name,
-                expected=", ".join(TABLES[name][0]),
+                expected=", ".join(schemas[name][0]),
                 found=", ".join(map(str, df.columns)),
                 hint=f"missing: {', '.join(missing)}",
             )

@@ -100,6 +100,10 @@ class SurveyConfig:
 
         return SurveyMapping(columns=self.columns, answers=self.answers, outcomes=self.outcomes)
 
+    def outcome_names(self) -> tuple[str, ...]:
+        """The survey's outcomes: popeval's four, or the study's own from ``[survey.outcomes]``."""
+        return tuple(o.name for o in self.mapping().outcome_list())
+
 
 @dataclass(frozen=True)
 class AdminConfig:
@@ -170,6 +174,8 @@ class MatchingConfig:
 class EffectsConfig:
     """``[effects]``: outcomes, estimand, methods and the replicate variance."""
 
+    #: The outcomes analysed: by default every outcome of the survey (popeval's four, or the ones
+    #: ``[survey.outcomes.<name>]`` defines); a subset analyses only those.
     outcomes: tuple[str, ...] = _OUTCOMES
     estimand: str = "ATT"
     #: Must include "matching", the main estimator; a secondary method that cannot be estimated on
@@ -304,7 +310,7 @@ def _fail(section: str, key: str, expected: str, found: Any, hint: str, source: 
     )
 
 
-def _coerce(section: str, f: Any, value: Any, source: Path | None) -> Any:
+def _coerce(section: str, f: Any, value: Any, source: Path | None, allowed: tuple[str, ...] | None = None) -> Any:
     key = f.name
     default = f.default if f.default is not field else None
     typ = str(f.type)
@@ -321,11 +327,14 @@ def _coerce(section: str, f: Any, value: Any, source: Path | None) -> Any:
     if typ.startswith("tuple"):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise _fail(section, key, "a list of strings", value, f"e.g. {key} = {list(default or ())!r}", source)
-        allowed = _LIST_CHOICES.get((section, key))
+        allowed = allowed or _LIST_CHOICES.get((section, key))
         if allowed:
             for v in value:
                 if v not in allowed:
-                    raise _fail(section, key, "values among " + ", ".join(allowed), v, f"choose from: {', '.join(allowed)}", source)
+                    hint = f"choose from: {', '.join(allowed)}"
+                    if (section, key) == ("effects", "outcomes"):
+                        hint += f'; an outcome of the study\'s own is defined in [survey.outcomes.{v}] (nl, en, direction) with its column in [survey.columns]'
+                    raise _fail(section, key, "values among " + ", ".join(allowed), v, hint, source)
         return tuple(value)
     if typ == "bool":
         if not isinstance(value, bool):
@@ -425,6 +434,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
             hint="check the spelling of the section name",
         )
     kwargs: dict[str, Any] = {}
+    outcome_names: tuple[str, ...] = _OUTCOMES
     for name, cls in _SECTIONS.items():
         raw = data.get(name, {})
         if not isinstance(raw, Mapping):
@@ -447,6 +457,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
             raw = dict(raw)
             sm = survey_mapping_from_toml(raw.pop("columns", {}), raw.pop("answers", {}), source, raw.pop("outcomes", {}))
             specs.update(columns=sm.columns, answers=sm.answers, outcomes=sm.outcomes)
+            outcome_names = tuple(o.name for o in sm.outcome_list())
+        if name == "effects" and outcome_names != _OUTCOMES and "outcomes" not in raw:
+            raw = {**raw, "outcomes": list(outcome_names)}  # default: every outcome of the survey
         for key in raw:
             if key not in known:
                 raise ConfigError(
@@ -457,7 +470,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
                     found=key,
                     hint="check the spelling; every setting is documented in analysis/config.py",
                 )
-        values = {k: _coerce(name, known[k], v, source) for k, v in raw.items()}
+        values = {k: _coerce(name, known[k], v, source, outcome_names if (name, k) == ("effects", "outcomes") else None) for k, v in raw.items()}
         kwargs[name] = cls(**values, **specs)
     cfg = StudyConfig(**kwargs, base_dir=base_dir, source=source)
     _range_checks(cfg)

@@ -5,7 +5,10 @@ before the percent sign and dates such as ``23 november 2026``.  English uses a 
 comma between thousands, ``12.3%`` and ``23 November 2026``.
 
 Every function takes ``lang`` (``'nl'`` or ``'en'``) and returns :data:`MISSING` for a missing
-value (``None`` or NaN), so table code never has to test for it.
+value (``None`` or NaN), so table code never has to test for it.  The locale's symbols, digit
+grouping and month names come from the CLDR through Babel (``nl_BE``, ``en_GB``); the house style
+adds a true minus sign (U+2212), no sign on a number that rounds to zero, and the Dutch space
+before the percent sign.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from survey.errors import ConfigError
 
 __all__ = [
     "LANGS",
+    "LOCALES",
     "MISSING",
     "NBSP",
     "SUPPRESSED",
@@ -42,10 +46,8 @@ MISSING = "–"
 #: What a cell suppressed by disclosure control looks like (Eurostat's flag for confidential cells).
 SUPPRESSED = "x"
 
-_MONTHS = {
-    "nl": ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"),
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"),
-}
+#: The Babel (CLDR) locale of each report language.
+LOCALES = {"nl": "nl_BE", "en": "en_GB"}
 
 
 def check_lang(lang: str) -> str:
@@ -71,15 +73,6 @@ def is_missing(x: Any) -> bool:
         return True
 
 
-def _group(digits: str, sep: str) -> str:
-    out: list[str] = []
-    while len(digits) > 3:
-        out.insert(0, digits[-3:])
-        digits = digits[:-3]
-    out.insert(0, digits)
-    return sep.join(out)
-
-
 def fmt_num(x: Any, digits: int = 1, lang: str = "nl") -> str:
     """A number with ``digits`` decimals and grouped thousands.
 
@@ -96,11 +89,11 @@ def fmt_num(x: Any, digits: int = 1, lang: str = "nl") -> str:
     x = float(x)
     if math.isinf(x):
         return "∞" if x > 0 else "−∞"
-    s = f"{abs(x):.{digits}f}"
-    whole, _, frac = s.partition(".")
-    thousands, decimal = (".", ",") if lang == "nl" else (",", ".")
-    body = _group(whole, thousands) + (decimal + frac if frac else "")
-    negative = x < 0 and any(ch not in "0.," for ch in body)
+    from babel.numbers import format_decimal
+
+    pattern = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    body = format_decimal(abs(x), format=pattern, locale=LOCALES[lang], decimal_quantization=True)
+    negative = x < 0 and any(ch.isdigit() and ch != "0" for ch in body)
     return ("−" if negative else "") + body
 
 
@@ -114,7 +107,7 @@ def fmt_int(x: Any, lang: str = "nl") -> str:
 def fmt_signed(x: Any, digits: int = 2, lang: str = "nl") -> str:
     """A number with an explicit sign: ``+0,25``, ``−0,10``; zero has no sign."""
     s = fmt_num(x, digits, lang)
-    if s == MISSING or s.startswith("−") or not any(ch not in "0.," for ch in s):
+    if s == MISSING or s.startswith("−") or not any(ch.isdigit() and ch != "0" for ch in s):
         return s
     return "+" + s
 
@@ -177,8 +170,9 @@ def fmt_date(value: Any, lang: str = "nl") -> str:
     check_lang(lang)
     if is_missing(value):
         return MISSING
-    d = _as_datetime(value)
-    return f"{d.day} {_MONTHS[lang][d.month - 1]} {d.year}"
+    from babel.dates import format_date
+
+    return format_date(_as_datetime(value).date(), "d MMMM y", locale=LOCALES[lang])
 
 
 def fmt_datetime(value: Any, lang: str = "nl") -> str:

@@ -44,7 +44,7 @@ from analysis.config import MIN_REPLICATES, StudyConfig
 from survey.errors import ConfigError, PopevalError
 from survey.hashing import sha256_file
 
-__all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "resolve_snapshot", "run", "run_scope"]
+__all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "PLANS_SOURCES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "resolve_snapshot", "run", "run_scope"]
 
 log = logging.getLogger(__name__)
 
@@ -108,17 +108,24 @@ class RunResult:
 REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
 
 
-def code_version(*, report: bool = True) -> str:
+#: The POP part's sources: editing them recomputes the POP part (and re-renders), never the survey estimation.
+PLANS_SOURCES = ("analysis/plans",)
+
+
+def code_version(*, report: bool = True, plans: bool = True) -> str:
     """SHA-256 over the package sources (``survey/``, ``analysis/``) and, with ``report``, the report's.
 
     The estimation steps are keyed without the report's sources (:data:`REPORT_SOURCES`), so that
-    changing a sentence or a table of the report re-renders it and recomputes nothing else.
+    changing a sentence or a table of the report re-renders it and recomputes nothing else; and
+    without the POP part's (:data:`PLANS_SOURCES`, ``plans=False``), which has its own step.
     """
     h = hashlib.sha256()
     for folder in ("survey", "analysis", "reports"):
         for p in sorted((_REPO / folder).rglob("*")):
             rel = p.relative_to(_REPO).as_posix()
             if not report and any(rel == s or rel.startswith(s + "/") for s in REPORT_SOURCES):
+                continue
+            if not plans and any(rel == s or rel.startswith(s + "/") for s in PLANS_SOURCES):
                 continue
             if p.is_file() and p.suffix in (".py", ".qmd", ".yml", ".typ", ".css", ".lua", ".docx") and "_output" not in p.parts:
                 h.update(str(p.relative_to(_REPO)).encode())
@@ -286,7 +293,7 @@ def _mapping_record(cfg: StudyConfig) -> dict[str, Any]:
 
     d = cfg.to_dict()
     survey = {"columns": d["survey"]["columns"], "answers": d["survey"]["answers"], "outcomes": d["survey"]["outcomes"],
-              "key_attribute": cfg.survey.key_attribute}
+              "key_attribute": cfg.survey.key_attribute, "outcome_order": list(cfg.survey.outcome_names())}
     admin = {k: {kk: vv for kk, vv in d["admin"][f"{k}_input"].items() if kk != "file"} for k in ("dwse", "vdab")}
     h = hashlib.sha256(json.dumps([mapping_hash(cfg.admin.dwse_input, cfg.admin.vdab_input), survey], sort_keys=True).encode()).hexdigest()
     return {"admin": admin, "survey": survey, "hash": h}
@@ -600,7 +607,13 @@ def _export_frame(frame: pd.DataFrame, design: Any, flags: pd.DataFrame | None) 
     return df, sets
 
 
-def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None) -> dict[str, Path]:
+def _outcome_table(cfg: StudyConfig, analysed: tuple[str, ...]) -> list[dict[str, str]]:
+    """The analysed outcomes in their order, with survey column, labels and direction (the manifest's ``outcomes``)."""
+    rows = {r["name"]: r for r in cfg.survey.mapping().outcome_table()}
+    return [rows[o] for o in analysed if o in rows]
+
+
+def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None, outcomes: tuple[Any, ...] | None = None) -> dict[str, Path]:
     """The analysis file for SPSS and Stata users and as Parquet, and its match sets.
 
     SPSS (``.sav``): value labels, variable labels and measure levels for every variable; 'weet niet'
@@ -614,6 +627,7 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
     from survey.files import atomic_dir
     from survey.questionnaire import DONT_KNOW, LIKERT, OUTCOMES, QUESTIONNAIRE
 
+    outcomes = OUTCOMES if outcomes is None else outcomes
     df, sets = _export_frame(frame, design, flags)
     dwse = ALL_TABLES["dwse_applications"]
     value_labels: dict[str, dict[Any, str]] = {}
@@ -650,10 +664,10 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
             pass
         else:
             sav[c] = df[c]
-    outcomes = [o for o in OUTCOMES if o.name in df.columns]
+    present = [o for o in outcomes if o.name in df.columns]
     missing_ranges: dict[str, list[Any]] = {}
     dta = sav.copy()
-    for o in outcomes:
+    for o in present:
         flag = f"{o.name}_dont_know"
         dk = df[flag].fillna(False).astype(bool) if flag in df.columns else pd.Series(False, index=df.index)
         sav[flag] = dk.astype(float)
@@ -958,7 +972,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     cache = _Cache(derived)
     for folder in (cache.root, derived):  # shared with other studies: only what is clearly abandoned
         remove_stale_temporaries(folder, older_than=24 * 3600)
-    code = code_version(report=False)  # the estimation's code: the report's sources are not part of it
+    code = code_version(report=False, plans=False)  # the estimation's code: neither the report's nor the POP part's sources
     packages = _packages()
     # the cache keys and the run id cover the code and the versions of the packages it runs on
     code_key = _key(code, packages)
@@ -983,15 +997,19 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     part_hash = sha256_file(participants) if participants is not None else ""
     mapping = _mapping_record(cfg)
     _preflight_survey(cfg, snap)
-    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key)[:12]}"
+    plans_inputs = _plans_inputs(cfg)
+    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key, *([plans_inputs, code_version(report=False)] if plans_inputs is not None else []))[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
+    unfinished = (run_dir / "run.log").exists() and not (run_dir / COMPLETE_MARKER).exists()
     (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # not complete until this run says so
     remove_stale_temporaries(run_dir)
     scope = contextlib.ExitStack()
     scope.enter_context(run_scope(run_dir / "run.log"))
     t_all = time.perf_counter()
     try:
+        if unfinished:  # a run that was killed (SIGKILL, power loss) cannot say so itself
+            log.warning("the previous run in this folder did not finish (failed, interrupted or killed); its partial outputs are replaced")
         log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
         if cfg.study.disclosure_threshold <= 1:
             msg = "disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report"
@@ -1032,6 +1050,12 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         pop_out = step("ingest+link", link_key, do_link)
         population: pd.DataFrame = pop_out["population"]
         mg = pop_out["margins"]
+
+        # ---- the POP part, early so that a problem in the coding sheets stops the run at once
+        # (its own step: the estimation's keys do not depend on it)
+        plans = None
+        if plans_inputs is not None and stage != "design":
+            plans = _plans_step(cfg, population, derived / pop_out["db"], step, say, warnings_, _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, packages))
 
         # ---- survey: parse
         parse_key = _key("parse", snap_hash, part_hash, cfg.survey.key_attribute, mapping["survey"], code_key)
@@ -1162,7 +1186,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "packages": packages,
             "design_hash": des["hash"],
             "mapping": mapping,
-            "outcomes": cfg.survey.mapping().outcome_table(),
+            "outcomes": _outcome_table(cfg, spec.outcomes),
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
@@ -1171,10 +1195,19 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
 
         for extra in [k for k in tables if k not in TABLES]:
             tables.pop(extra)
-        write_bundle(bundle_dir, tables, estimates, manifest)
+        extra_tables = None
+        if plans is not None:
+            manifest["inputs"].update(plans["inputs"])
+            manifest["plans"] = plans["info"]
+            if plans["tables"]:
+                from analysis.plans.tables import PLANS_TABLES, check_plans_tables
+
+                tables.update(check_plans_tables(plans["tables"]))
+                extra_tables = PLANS_TABLES
+        write_bundle(bundle_dir, tables, estimates, manifest, extra_tables=extra_tables)
         computed.append("bundle")
         flags = resp.frame.loc[:, ["response_id", *[f"{o}_dont_know" for o in spec.outcomes if f"{o}_dont_know" in resp.frame.columns]]]
-        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags)
+        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags, outcomes=cfg.survey.mapping().outcome_list())
         computed.append("exports")
 
         # ---- report
@@ -1233,6 +1266,41 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         raise
     finally:
         scope.close()
+
+
+def _plans_inputs(cfg: StudyConfig) -> dict[str, Any] | None:
+    """The POP part's inputs with their hashes, or ``None`` when the study has no ``[plans] texts``."""
+    if not cfg.plans.texts:
+        return None
+    from analysis.plans.stage import input_hashes
+
+    return input_hashes(cfg)
+
+
+def _plans_step(
+    cfg: StudyConfig, population: pd.DataFrame, db: Path, step: Callable[[str, str, Callable[[], Any]], Any], say: Callable[[str], None], warnings_: list[str], base_key: str
+) -> dict[str, Any]:
+    """The POP part of a run: advance it (sample, sheets, ingest) and, once coded, its tables (cached).
+
+    Returns the manifest's ``inputs`` entries, the ``plans`` manifest record and the ``plans_*``
+    tables (empty until the codes are reconciled; a warning then says what to do next).
+    """
+    from analysis.plans.stage import advance, compute_tables
+
+    state = advance(cfg, db=db if db.exists() else None)  # writes the sample, blank sheets or the reconciliation sheet: never the researchers' work
+    inputs = _plans_inputs(cfg) or {}
+    info: dict[str, Any] = {"state": state.state}
+    if not state.ready:
+        msg = f"POP part not in the report yet: {state.message}"
+        warnings_.append(msg)
+        log.warning("POP part: %s", state.state)
+        say(f"WARNING: {msg}")
+        return {"inputs": inputs, "info": info, "tables": {}}
+    key = _key("plans", base_key, inputs, cfg.to_dict()["plans"], code_version(report=False))
+    tables, more = step("plans", key, lambda: compute_tables(cfg, population=population))
+    info.update(more)
+    info["code_version"] = code_version(report=False)
+    return {"inputs": inputs, "info": info, "tables": tables}
 
 
 def _mark_complete(run_dir: Path, stage: str, outputs: list[str]) -> None:

@@ -4,6 +4,8 @@
   kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``, Linux), however the parent
   dies -- even by ``SIGKILL``, which no handler can catch -- and the worker leaves ``SIGINT`` to its
   parent, which decides what an interruption means.
+* :func:`die_with_parent` does the same for any child process (the report's Jupyter kernel), as a
+  ``preexec_fn`` of :class:`subprocess.Popen`.
 * :func:`handle_interruptions` turns ``SIGINT`` (Ctrl-C) and ``SIGTERM`` in the main process into
   :class:`Interrupted` after stopping the worker processes, so that the command line prints one line
   and exits with 128 + the signal number (130 for Ctrl-C).
@@ -22,6 +24,7 @@ __all__ = [
     "UNWIND_SECONDS",
     "Interrupted",
     "announce",
+    "die_with_parent",
     "handle_interruptions",
     "received_signal",
     "stop_workers",
@@ -53,16 +56,21 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
-def worker_initializer(parent_pid: int | None = None) -> None:
-    """Make this (worker) process die with its parent and ignore Ctrl-C.
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """Make this process die with its parent, however the parent dies (``PR_SET_PDEATHSIG``, Linux).
 
     Parameters
     ----------
     parent_pid
         The parent's pid as the parent saw it; when the parent is already gone (it died between
-        starting the worker and this call), the worker exits at once.
+        starting this process and this call), this process exits at once.
+
+    Notes
+    -----
+    Safe as the ``preexec_fn`` of :class:`subprocess.Popen` (``functools.partial(die_with_parent,
+    os.getpid())``): it only calls ``prctl`` and ``getppid``.  Elsewhere than on Linux it only checks
+    the parent.
     """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -71,6 +79,18 @@ def worker_initializer(parent_pid: int | None = None) -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if parent_pid is not None and os.getppid() != parent_pid:
         os._exit(1)
+
+
+def worker_initializer(parent_pid: int | None = None) -> None:
+    """Make this (worker) process die with its parent and ignore Ctrl-C.
+
+    Parameters
+    ----------
+    parent_pid
+        The parent's pid as the parent saw it (see :func:`die_with_parent`).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    die_with_parent(parent_pid)
 
 
 def stop_workers() -> None:

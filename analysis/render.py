@@ -311,6 +311,85 @@ def __popeval_md__(value):
 """
 
 
+#: Folders of the report kernel's IPC sockets and connection file, in the system's temporary folder
+#: (a socket path must be short); the name carries the pid of the process that owns the kernel.
+KERNEL_DIR_PREFIX = "popeval-kernel-"
+
+
+def remove_stale_kernel_dirs(tmp: str | Path | None = None) -> int:
+    """Delete the kernel folders (IPC sockets, connection file) of processes that no longer exist.
+
+    A run killed while rendering (``SIGKILL``) cannot remove its kernel's folder; the next render does.
+
+    Returns
+    -------
+    int
+        How many were removed.
+    """
+    import contextlib
+    import os
+    import tempfile
+
+    n = 0
+    for p in Path(tmp or tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*"):
+        m = re.match(rf"{KERNEL_DIR_PREFIX}(\d+)-", p.name)
+        if not m or not p.is_dir():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+            continue  # its process is alive: a render under way
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # another user's process
+        with contextlib.suppress(OSError):
+            shutil.rmtree(p)
+            n += 1
+    return n
+
+
+def _run_kernel(nb: Any, build: Path, env: Mapping[str, str], log: Any, timeout: int) -> None:
+    """Execute every cell of ``nb`` in a Jupyter kernel that dies with this process.
+
+    The kernel talks over IPC sockets in a private folder; it is killed by the operating system when
+    this process dies (even by ``SIGKILL``: :func:`analysis.processes.die_with_parent`), shut down
+    when the cells are done or an error or interruption ends the render, and every socket and zmq
+    context is closed.  The cells run one by one: nbclient's ``execute`` would replace this
+    process's ``SIGINT``/``SIGTERM`` handlers by its own while it runs.
+    """
+    import contextlib
+    import functools
+    import os
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    from analysis.processes import die_with_parent
+
+    remove_stale_kernel_dirs()
+    ipc = Path(tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-"))
+    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(ipc / "k"), connection_file=str(ipc / "kernel.json"))
+    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
+    try:
+        km.start_kernel(env=dict(env), stdout=log, stderr=log, cwd=str(build), preexec_fn=functools.partial(die_with_parent, os.getpid()))
+        with client.setup_kernel():
+            for index, cell in enumerate(nb.cells):
+                client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
+    finally:
+        # an interruption may arrive here too: the kernel is killed first, then the sockets closed
+        with contextlib.suppress(Exception):
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
+        with contextlib.suppress(Exception):
+            if client.kc is not None:
+                client.kc.stop_channels()
+                client.kc.context.destroy(linger=0)
+        with contextlib.suppress(Exception):
+            km.context.destroy(linger=0)
+        shutil.rmtree(ipc, ignore_errors=True)
+
+
 def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) -> tuple[str, dict[str, Any]]:
     """Execute the .qmd's code cells in ``build`` and return the Markdown document and its front matter."""
     import base64
@@ -319,8 +398,6 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
 
     import jupytext
     import nbformat
-    from jupyter_client.manager import KernelManager
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = jupytext.reads(expand_includes(qmd), fmt="Rmd")
@@ -362,11 +439,9 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
     env_path = os.environ.get("PYTHONPATH", "")
     # the kernel's own environment finds this package; this process's environment is not changed
     kernel_env = {**os.environ, "PYTHONPATH": repo + (os.pathsep + env_path if env_path else "")}
-    km = KernelManager(kernel_name="python3", transport="ipc", ip=str(build / "kernel"))
-    client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(build)}})
     log = (build / "kernel.log").open("w", encoding="utf-8")
     try:
-        client.execute(env=kernel_env, stdout=log, stderr=log, cwd=str(build))
+        _run_kernel(nb, build, kernel_env, log, timeout)
     except CellExecutionError as exc:
         raise RenderError("A code cell of the report failed", file=qmd, detail=re.sub(r"\x1b\[[0-9;]*m", "", str(exc))[-4000:], hint="the traceback above names the cell; check the bundle") from exc
     finally:

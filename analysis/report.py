@@ -15,7 +15,7 @@ from typing import Any
 
 from survey.errors import ConfigError
 
-__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "outcome_label", "split_merged", "variable_label"]
+__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "number_word", "outcome_label", "split_merged", "variable_label"]
 
 LABELS: dict[str, dict[str, str]] = {
     # title block and colofon (metadata, not prose)
@@ -99,6 +99,9 @@ LABELS: dict[str, dict[str, str]] = {
     "yes": {"nl": "ja", "en": "yes"},
     "no": {"nl": "nee", "en": "no"},
     "not_given": {"nl": "niet opgegeven", "en": "not given"},
+    # one difference per outcome, listed in a sentence
+    "pp_for_outcome": {"nl": "{value} procentpunt voor {outcome}", "en": "{value} percentage points for {outcome}"},
+    "pt_for_outcome": {"nl": "{value} punt voor {outcome}", "en": "{value} points for {outcome}"},
     # verdicts per outcome
     "verdict_consistent": {"nl": "hoger met POP, in alle methoden", "en": "higher with a POP, in all methods"},
     "verdict_main_only": {"nl": "hoger met POP volgens de hoofdanalyse, niet in alle methoden", "en": "higher with a POP in the main analysis, not in all methods"},
@@ -114,6 +117,7 @@ LABELS: dict[str, dict[str, str]] = {
     "axis_pct": {"nl": "Aandeel (%)", "en": "Share (%)"},
     "axis_persons": {"nl": "Aantal personen", "en": "Number of persons"},
     "suppressed_fig": {"nl": "x = onderdrukt (geheimhouding)", "en": "x = suppressed (confidentiality)"},
+    "suppressed_in_prose": {"nl": "te weinig personen om te tonen", "en": "too few people to show"},
     # response flow (from the export's rows to the analysed respondents)
     "step_raw_rows": {"nl": "Rijen in de export van de bevraging", "en": "Rows in the survey export"},
     "step_duplicates_dropped": {"nl": "− dubbele antwoorden van dezelfde deelnemer", "en": "− duplicate responses of the same participant"},
@@ -190,6 +194,18 @@ def label(key: str, lang: str, **fields: object) -> str:
     except KeyError as exc:
         raise ConfigError("No report label", param=key, expected="a key of analysis.report.LABELS in nl and en", found=f"{key!r} ({lang})") from exc
     return text.format(**fields) if fields else text
+
+
+_NUMBER_WORDS = {
+    "nl": ("nul", "één", "twee", "drie", "vier", "vijf", "zes", "zeven", "acht", "negen", "tien", "elf", "twaalf"),
+    "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"),
+}
+
+
+def number_word(n: int, lang: str) -> str:
+    """A small count as a word (``4`` -> ``vier`` / ``four``); from 13 on the digits."""
+    words = _NUMBER_WORDS["nl" if lang == "nl" else "en"]
+    return words[n] if 0 <= n < len(words) else str(n)
 
 
 def method_label(method: str, lang: str) -> str:

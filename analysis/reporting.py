@@ -47,6 +47,7 @@ from analysis.report import (
     category_order,
     label,
     method_label,
+    number_word,
     outcome_label,
     variable_label,
 )
@@ -54,6 +55,7 @@ from survey.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
+    from matplotlib.typing import RcKeyType
 
     from analysis.bundle import ResultsBundle
 
@@ -179,8 +181,8 @@ def protect(
 def _secondary_only(df: pd.DataFrame, col: str, mask: pd.Series, by: Sequence[str]) -> pd.Series:
     mask = mask.copy()
     groups = [df.index] if not by else [idx for _, idx in df.groupby(list(by), sort=False).groups.items()]
-    for idx in groups:
-        idx = list(idx)
+    for group in groups:
+        idx = list(group)
         while mask.loc[idx].sum() == 1 and len(idx) > 1:
             others = df.loc[idx, col][~mask.loc[idx]]
             if others.empty:
@@ -379,7 +381,7 @@ class Facts:
 
 # ====================================================================== the report's data
 # matplotlib settings of every report figure, applied with rc_context (never globally)
-_FIGURE_STYLE: dict[str, Any] = {
+_FIGURE_STYLE: dict[RcKeyType, Any] = {
     "font.family": FONT,
     "font.size": 8,
     "axes.spines.top": False,
@@ -436,7 +438,7 @@ class Report:
         eff = self._table("effects")
         methods = list(dict.fromkeys(eff["method"])) if not eff.empty else []
         self.main_method: str | None = main_method or (cfg.get("report") or {}).get("main_method") or ("matching" if "matching" in methods else (methods[0] if methods else None))
-        self._outcome_labels = (self.bundle.estimates.get("outcome_labels") or man.get("outcome_labels") or {}) if isinstance(self.bundle.estimates, Mapping) else {}
+        self._outcome_order, self._outcome_labels = _bundle_outcomes(self.bundle)
         self.fact = Facts(self.facts())
 
     # ------------------------------------------------------------------ helpers
@@ -482,11 +484,10 @@ class Report:
         return outcome_label(name, self.lang, self._outcome_labels)
 
     def _outcomes(self) -> list[str]:
-        from survey.questionnaire import OUTCOMES
-
+        """The outcomes in the effects table, in the study's order (the manifest's ``outcomes``)."""
         eff = self._table("effects")
         present = list(dict.fromkeys(eff["outcome"])) if not eff.empty else []
-        order = {o.name: i for i, o in enumerate(OUTCOMES)}
+        order = {o: i for i, o in enumerate(self._outcome_order)}
         return sorted(present, key=lambda o: order.get(o, len(order)))
 
     def _methods(self, scale: str) -> list[str]:
@@ -506,14 +507,14 @@ class Report:
     # ------------------------------------------------------------------ what is there
     @property
     def is_demo(self) -> bool:
-        """Whether the bundle comes from synthetic demonstration data (manifest ``provenance``, else the study name)."""
+        """Whether the bundle comes from synthetic demonstration data: the data's provenance (manifest
+        ``provenance``, set from the generator's mark), never the study's name."""
         man = self.bundle.manifest
         prov = man.get("provenance")
         if prov is not None:
             kind = prov.get("data") if isinstance(prov, Mapping) else prov
             return str(kind).lower() in ("synthetic", "demo", "synthetisch")
-        cfg = man.get("config") or {}
-        return str((cfg.get("study") or {}).get("name", cfg.get("study", ""))).lower() == "demo" or "synthetic" in str(man.get("note", ""))
+        return "synthetic" in str(man.get("note", ""))
 
     def has(self, name: str) -> bool:
         """Whether the bundle holds the optional part ``name`` (a table, or ``estimand``/``response_detail``)."""
@@ -601,7 +602,7 @@ class Report:
 
             return protect(pd.DataFrame(columns=["variable", "category", "n_pop", "n_all", "pct_pop", "pct_all"]), ["n_pop", "n_all"], self.threshold)
         wide = df.pivot_table(index=["variable", "category"], columns="group", values=["n", "pct"], aggfunc="first", sort=False)
-        wide.columns = [f"{a}_{b}" for a, b in wide.columns]
+        wide.columns = ["_".join(map(str, pair)) for pair in wide.columns]  # (value, group) -> value_group
         wide = wide.reset_index()
         for c in ("n_pop", "n_all", "pct_pop", "pct_all"):
             if c not in wide.columns:
@@ -707,8 +708,8 @@ class Report:
         n_all = pt.loc[pt["variable"] == pt["variable"].iloc[0], "n_all"].sum() if not pt.empty else math.nan
         f["persons_pop"], f["persons_all"] = self._int(n_pop), self._int(n_all)
         outside = self._table("outside_databank")
-        sel = outside[outside["incentive"] == "all"] if not outside.empty else outside
-        f["pct_outside"] = self._pct(sel["pct_outside"].iloc[0]) if len(sel) else MISSING
+        everyone = outside[outside["incentive"] == "all"] if not outside.empty else outside
+        f["pct_outside"] = self._pct(everyone["pct_outside"].iloc[0]) if len(everyone) else MISSING
         dom = self._domains().table
         inside = dom[dom["in_databank"] == 1] if not dom.empty else dom
         if len(inside):
@@ -769,16 +770,22 @@ class Report:
             f[f"outcomes_{v}"] = _join(names, self.lang) or MISSING
             f[f"n_{v}"] = str(len(names))
         f["n_outcomes"] = str(len(self._outcomes()))
+        f["n_outcomes_word"] = number_word(len(self._outcomes()), self.lang)
+        f["pp_by_outcome"] = _join([self.label("pp_for_outcome", value=f[f"pp_{o}"], outcome=f[f"outcome_{o}"]) for o in self._outcomes()], self.lang) or MISSING
+        f["pt_by_outcome"] = _join([self.label("pt_for_outcome", value=f[f"pt_{o}"], outcome=f[f"outcome_{o}"]) for o in self._outcomes()], self.lang) or MISSING
         sens = self._table("sensitivity")
         if not sens.empty and sens["e_value"].notna().any():
-            top = sens.loc[sens["e_value"].astype(float).idxmax()]
-            f["evalue_max"], f["evalue_outcome"] = self._num(top["e_value"]), _low(self.outcome(str(top["outcome"])))
+            e_value = sens["e_value"].astype(float)
+            best = sens[e_value == e_value.max()].iloc[0]
+            f["evalue_max"], f["evalue_outcome"] = self._num(best["e_value"]), _low(self.outcome(str(best["outcome"])))
         else:
             f["evalue_max"] = f["evalue_outcome"] = MISSING
         f["commit"] = str(man.get("commit") or label("not_given", self.lang))
         f["seed"] = str(man.get("seed", label("not_given", self.lang)))
         f["estimand"] = str(ecfg.get("estimand", "ATT"))
-        return f
+        # prose never shows the tables' suppression flag as if it were a number
+        hidden = self.label("suppressed_in_prose")
+        return {k: hidden if v == SUPPRESSED and k != "x" else v for k, v in f.items()}
 
     def _main_row(self, outcome: str, scale: str) -> pd.Series | None:
         eff = self._effects(scale)
@@ -925,7 +932,7 @@ class Report:
             t["cat"] = merged.map(lambda cs: "+".join(x[1] if len(x) > 1 else x[0] for x in cs))
         # composition within each group
         for col, new in (("population", "pp"), ("n_respondents", "pr"), ("pct_weighted", "pw")):
-            tot = t.groupby(["var", "grp"])[col].transform(lambda s: pd.to_numeric(s, errors="coerce").sum())
+            tot = pd.to_numeric(t[col], errors="coerce").groupby([t["var"], t["grp"]]).transform("sum")
             t[new] = 100.0 * pd.to_numeric(t[col], errors="coerce") / tot
         sup = p.suppressed
         grps = [g for g in ("1", "0", "all") if g in set(t["grp"])]
@@ -1285,6 +1292,23 @@ def _low(text: str) -> str:
     """Lower-case a label for use inside a sentence, keeping acronyms (POP, ICT, AIPW)."""
     words = text.split(" ")
     return " ".join(w if (sum(ch.isupper() for ch in w) > 1 or (i > 0 and w[:1].isupper() and w.lower() in ("vlaams", "flemish"))) else (w[:1].lower() + w[1:]) for i, w in enumerate(words))
+
+
+def _bundle_outcomes(bundle: Any) -> tuple[list[str], dict[str, Any]]:
+    """The study's outcome order and labels from the bundle (manifest ``outcomes``; older bundles: ``outcome_labels``)."""
+    man = bundle.manifest
+    est = bundle.estimates if isinstance(bundle.estimates, Mapping) else {}
+    labels: dict[str, Any] = dict(est.get("outcome_labels") or man.get("outcome_labels") or {})
+    order: list[str] = []
+    for o in man.get("outcomes") or []:
+        if isinstance(o, Mapping) and "name" in o:
+            order.append(str(o["name"]))
+            labels.setdefault(str(o["name"]), {k: o[k] for k in ("nl", "en") if k in o})
+    if not order:
+        from survey.questionnaire import OUTCOMES
+
+        order = [o.name for o in OUTCOMES]
+    return order, labels
 
 
 def _join(items: Sequence[str], lang: str) -> str:

@@ -22,6 +22,7 @@ import contextlib
 import csv
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from functools import partial
@@ -195,9 +196,25 @@ def compare_structure(lss: bytes, fieldmap: dict[str, Any], answers: dict[str, l
     )
 
 
-def read_invitations(path: str | Path) -> list[dict[str, str]]:
-    """Rows of the invitations CSV (columns ``attribute_1``, ``email``, optional ``language``, names)."""
-    from survey.datamodel import is_pseudo_key
+def _key_shape(key: str) -> str:
+    """A person key's format without its value: characters and length ("lower-case hex, 32 characters")."""
+    kind = ("lower-case hex" if re.fullmatch(r"[0-9a-f]+", key) else "upper-case hex" if re.fullmatch(r"[0-9A-F]+", key)
+            else "digits" if key.isdigit() else "letters and digits" if re.fullmatch(r"[A-Za-z0-9]+", key) else "other characters")
+    return f"{kind}, {len(key)} characters"
+
+
+def read_invitations(path: str | Path, *, pseudo_key: bytes | None = None) -> list[dict[str, str]]:
+    """Rows of the invitations CSV (columns ``attribute_1``, ``email``, optional ``language``, names).
+
+    ``attribute_1`` is the person key, in one consistent format (the format of the extracts' keys).
+    Raw INSZ numbers in it are pseudonymised with ``pseudo_key`` (the study's key, so the invitations
+    link to the extracts) in memory, before anything is sent; without a key they are refused.  Every
+    other column is scanned too: an INSZ-like value there is refused.  No error shows an INSZ.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from survey.insz import looks_like_insz, pseudonymise
 
     path = Path(path)
     with path.open(encoding="utf-8-sig", newline="") as f:
@@ -209,16 +226,45 @@ def read_invitations(path: str | Path) -> list[dict[str, str]]:
             raise DataValidationError("Missing column in the invitations", file=path, row=0, column=col,
                                       expected="columns attribute_1, email (and optionally language, firstname, lastname)",
                                       found=", ".join(rows[0]))
+    for col in rows[0]:
+        values = pd.Series([str(r.get(col) or "").strip() for r in rows], dtype=object)
+        hit = looks_like_insz(values).to_numpy()
+        if not hit.any():
+            continue
+        first = int(np.flatnonzero(hit)[0]) + 1
+        if col != "attribute_1":
+            raise DataValidationError("A column other than the key holds INSZ-like values", file=path, row=first, column=col,
+                                      expected="INSZ numbers only in attribute_1 (and pseudonymised)", found=f"{int(hit.sum())} value(s); not shown",
+                                      hint="remove the column from the invitation list")
+        if pseudo_key is None:
+            raise DataValidationError("Raw INSZ numbers in the invitations", file=path, row=first, column=col,
+                                      expected="pseudonymous person keys (or pseudonymise = true with the study's key)",
+                                      found=f"{int(hit.sum())} INSZ number(s); not shown",
+                                      hint="pass --study with [admin] pseudonymise = true (or --pseudonymise) and set POPEVAL_PSEUDO_KEY, "
+                                      "or run `popeval pseudonymise` on the list first")
+        hashed = pseudonymise(values[hit], pseudo_key).to_numpy()
+        for i, h in zip(np.flatnonzero(hit).tolist(), hashed, strict=True):
+            rows[i]["attribute_1"] = str(h)
     seen: set[str] = set()
+    shapes: dict[str, tuple[int, int]] = {}
     for i, r in enumerate(rows, start=1):
         key = (r.get("attribute_1") or "").strip()
-        if not is_pseudo_key(key):
-            raise DataValidationError("Not a pseudonymous key", file=path, row=i, column="attribute_1",
-                                      expected="32 lower-case hex digits", found=repr(key[:40]),
-                                      hint="the invitations carry the pseudonymous person key, never an INSZ")
+        if not key:
+            raise DataValidationError("Missing person key in the invitations", file=path, row=i, column="attribute_1",
+                                      expected="a person key in every row", found="an empty value", hint="every invitation needs the person's key")
+        r["attribute_1"] = key
+        n, first = shapes.get(_key_shape(key), (0, i))
+        shapes[_key_shape(key)] = (n + 1, first)
         if key in seen:
-            raise DataValidationError("Duplicate pseudonymous key in the invitations", file=path, row=i, column="attribute_1", found=key)
+            raise DataValidationError("Duplicate pseudonymous key in the invitations", file=path, row=i, column="attribute_1", found=key,
+                                      hint="invite each person once")
         seen.add(key)
+    if len(shapes) > 1:
+        order = sorted(shapes.items(), key=lambda kv: -kv[1][0])
+        raise DataValidationError("Person keys of more than one format in the invitations", file=path, row=order[1][1][1], column="attribute_1",
+                                  expected="one consistent key format (the format of the extracts' person keys)",
+                                  found="; ".join(f"{s}: {n} rows" for s, (n, _) in order[:5]),
+                                  hint="keys in different formats cannot be linked; ask the data owner for one format")
     return rows
 
 

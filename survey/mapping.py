@@ -31,13 +31,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from survey.errors import ConfigError, DataValidationError
-from survey.questionnaire import QUESTIONNAIRE, Questionnaire
+from survey.questionnaire import OUTCOMES, QUESTIONNAIRE, Outcome, Questionnaire, with_outcomes
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 __all__ = ["SurveyMapping", "mask_insz", "normalise_heading", "participants_csv", "skeleton", "survey_mapping_from_toml", "variable_headings"]
 
+_DEFAULT_NAMES = tuple(o.name for o in OUTCOMES)
+#: Names an outcome of a study's own may not take: the analysis file's other columns.
+_RESERVED = ("pop", "educ", "age_band", "sex", "sector", "company_size", "province", "statute", "guidance", "had_guidance",
+             "person_key", "response_id", "token", "complete", "submitdate", "startdate", "datestamp", "lastpage", "startlanguage",
+             "inside_support", "role", "match_set", "slot")
 _INSZ_CANDIDATE = re.compile(r"(?<!\d)\d{2}[.\s]?\d{2}[.\s]?\d{2}[-.\s]?\d{3}[.\s]?\d{2}(?!\d)")
 
 
@@ -82,16 +87,42 @@ class SurveyMapping:
         """No mapping: the export is in popeval's own codes."""
         return not self.columns and not self.answers and not self.outcomes
 
-    def outcome_table(self) -> list[dict[str, str]]:
-        """Each outcome's name, popeval column, Dutch and English label and scale direction (for the bundle)."""
-        from survey.questionnaire import OUTCOMES
+    @property
+    def custom_outcomes(self) -> bool:
+        """Whether ``[survey.outcomes]`` defines an outcome of its own (then its tables are the outcomes)."""
+        return any(name not in _DEFAULT_NAMES for name in self.outcomes)
 
-        rows = []
-        for o in OUTCOMES:
-            given = self.outcomes.get(o.name, {})
-            rows.append({"name": o.name, "column": self.columns.get(o.name, o.column), "nl": given.get("nl", o.nl),
-                         "en": given.get("en", o.en), "direction": given.get("direction", "ascending")})
-        return rows
+    def outcome_list(self) -> tuple[Outcome, ...]:
+        """The study's outcomes, in order: popeval's four, or the ``[survey.outcomes]`` tables when one is new.
+
+        A default outcome keeps its column in popeval's export (``EFFECT[SQ001]``); a new one gets
+        ``EFFECT[SQ101]``, ``EFFECT[SQ102]``, ... in the order written.  Labels and direction come from
+        ``[survey.outcomes.<name>]`` (a default outcome keeps popeval's labels where none is given).
+        """
+        defaults = {o.name: o for o in OUTCOMES}
+        names = list(self.outcomes) if self.custom_outcomes else list(defaults)
+        out: list[Outcome] = []
+        k = 0
+        for name in names:
+            given = self.outcomes.get(name, {})
+            base = defaults.get(name)
+            if base is None:
+                k += 1
+                column = f"EFFECT[SQ{100 + k}]"
+            else:
+                column = base.column
+            out.append(Outcome(name, column, given.get("nl", base.nl if base else name), given.get("en", base.en if base else name),
+                               given.get("direction", "ascending")))
+        return tuple(out)
+
+    def questionnaire(self) -> Questionnaire:
+        """popeval's questionnaire with this study's outcome question."""
+        return with_outcomes(self.outcome_list()) if self.custom_outcomes else QUESTIONNAIRE
+
+    def outcome_table(self) -> list[dict[str, str]]:
+        """Each outcome's name, survey column, Dutch and English label and scale direction (for the bundle)."""
+        return [{"name": o.name, "column": self.columns.get(o.name, o.column), "nl": o.nl, "en": o.en, "direction": o.direction}
+                for o in self.outcome_list()]
 
     def check_header(self, header: list[str], source: str | Path) -> dict[str, str]:
         """The export column of each mapped variable; a missing one is an error (before any parsing)."""
@@ -119,7 +150,7 @@ class SurveyMapping:
 
     def apply(self, raw: pd.DataFrame, source: str | Path) -> pd.DataFrame:
         """The export with popeval's code headings and answer codes (a new frame)."""
-        headings = variable_headings()
+        headings = variable_headings(self.questionnaire())
         found = self.check_header([str(c) for c in raw.columns], source)
         out = raw.copy()
         renames: dict[str, str] = {}
@@ -151,41 +182,68 @@ class SurveyMapping:
                 )
             out[target] = s.map(lambda v, t=table: t.get(v) if isinstance(v, str) else v)
         # a descending scale (1 = agree most) is turned around so that a higher code means more agreement
-        for var, given in self.outcomes.items():
-            target = headings[var]
-            if given.get("direction") == "descending" and target in out.columns:
+        for o in self.outcome_list():
+            target = headings[o.name]
+            if o.direction == "descending" and target in out.columns:
                 flip = {str(k): str(6 - k) for k in range(1, 6)}
                 out[target] = out[target].map(lambda v, f=flip: f.get(v, v) if isinstance(v, str) else v)
         return out
 
 
-def survey_mapping_from_toml(columns: Any, answers: Any, source: Path | None = None, outcomes: Any = None) -> SurveyMapping:
-    """Build and check a :class:`SurveyMapping` from ``[survey.columns]``, ``[survey.answers]`` and ``[survey.outcomes]``."""
-    from survey.questionnaire import OUTCOMES
-
-    headings = variable_headings()
-    names = [o.name for o in OUTCOMES]
+def _outcomes_from_toml(outcomes: Any, source: Path | None) -> dict[str, dict[str, str]]:
+    if not isinstance(outcomes, Mapping):
+        raise ConfigError("Invalid setting in the study configuration", file=source, param="survey.outcomes",
+                          expected="tables [survey.outcomes.<name>]", found=repr(outcomes), hint='e.g. [survey.outcomes.stronger] nl = "Sterker op de arbeidsmarkt"')
+    others = set(variable_headings()) - set(_DEFAULT_NAMES)
     outs: dict[str, dict[str, str]] = {}
-    for name, given in (outcomes or {}).items():
-        if name not in names:
-            raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}",
-                              expected="an outcome: " + ", ".join(names), found=name, hint="check the spelling")
+    for name, given in outcomes.items():
         if not isinstance(given, Mapping) or any(k not in ("nl", "en", "direction") for k in given) or not all(isinstance(v, str) for v in given.values()):
             raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}",
                               expected='a table with nl = "...", en = "...", direction = "ascending" | "descending"', found=repr(given),
                               hint='e.g. [survey.outcomes.stronger] nl = "Sterker op de arbeidsmarkt"')
+        if name not in _DEFAULT_NAMES:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", name) or name in others or name in _RESERVED or name.startswith("w_") or name.endswith("_dont_know"):
+                raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}",
+                                  expected="an outcome name of lower-case letters, digits and _ (at most 31), not the name of another variable "
+                                  "and not ending in _dont_know; popeval's own outcomes are " + ", ".join(_DEFAULT_NAMES),
+                                  found=name, hint="choose another name, e.g. career_chances")
+            missing = [k for k in ("nl", "en") if not given.get(k, "").strip()]
+            if missing:
+                raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}.{missing[0]}",
+                                  expected="a Dutch (nl) and an English (en) label for an outcome of the study's own", found="no " + missing[0],
+                                  hint=f'e.g. [survey.outcomes.{name}] nl = "..." en = "..."')
         if given.get("direction", "ascending") not in ("ascending", "descending"):
             raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.outcomes.{name}.direction",
                               expected="ascending (5 = agree most) or descending (1 = agree most)", found=repr(given["direction"]),
                               hint="descending scales are turned around before the analysis")
         outs[name] = dict(given)
+    return outs
+
+
+def survey_mapping_from_toml(columns: Any, answers: Any, source: Path | None = None, outcomes: Any = None) -> SurveyMapping:
+    """Build and check a :class:`SurveyMapping` from ``[survey.columns]``, ``[survey.answers]`` and ``[survey.outcomes]``.
+
+    ``[survey.outcomes.<name>]`` gives an outcome's labels (``nl``, ``en``) and scale ``direction``.
+    When one of these tables names an outcome that is not one of popeval's four, the study's outcomes
+    are exactly the tables written, in that order; each needs a column in ``[survey.columns]``.
+    """
+    outs = _outcomes_from_toml(outcomes or {}, source)
+    probe = SurveyMapping(outcomes=outs)
+    headings = variable_headings(probe.questionnaire())
     if not isinstance(columns, Mapping) or not all(isinstance(v, str) for v in columns.values()):
         raise ConfigError("Invalid setting in the study configuration", file=source, param="survey.columns",
                           expected='a table of popeval variable = "survey column"', found=repr(columns), hint='e.g. stronger = "Q5_SQ001"')
     for var in columns:
         if var not in headings:
             raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.columns.{var}",
-                              expected="a survey variable of popeval: " + ", ".join(headings), found=var, hint="check the spelling")
+                              expected="a survey variable of popeval: " + ", ".join(headings), found=var,
+                              hint="check the spelling; an outcome of the study's own is defined in [survey.outcomes." + var + "] first")
+    if probe.custom_outcomes:
+        unmapped = [o.name for o in probe.outcome_list() if o.name not in columns]
+        if unmapped:
+            raise ConfigError("Invalid setting in the study configuration", file=source, param=f"survey.columns.{unmapped[0]}",
+                              expected="a survey column for every outcome of [survey.outcomes]", found=f"no column for {', '.join(unmapped)}",
+                              hint=f'add {unmapped[0]} = "Q5_SQ001" (the survey\'s column) to [survey.columns]')
     if not isinstance(answers, Mapping):
         raise ConfigError("Invalid setting in the study configuration", file=source, param="survey.answers",
                           expected="tables [survey.answers.<variable>]", found=repr(answers), hint='e.g. [survey.answers.stronger] A1 = "1"')
@@ -254,7 +312,15 @@ def skeleton(fieldmap: Mapping[str, Any]) -> str:
         note = f"  # {q.nl[:60]}" if q is not None else ""
         lines.append(f'{var} = "{guess}"{note}' if guess else f'# {var} = ""{note}')
     lines += ["", "# answer codes: the survey's code = popeval's code; weet niet = \"99\"", "[survey.answers.stronger]",
-              '# A1 = "1"', '# A6 = "99"']
+              '# A1 = "1"', '# A6 = "99"', "",
+              "# Outcomes: popeval's four (stronger, job_better, promotion, satisfaction), five-point agreement scales.",
+              "# Per outcome a table gives its labels and the scale's direction; a table with a name of its own makes",
+              "# the study's outcomes exactly the tables written, in that order (any number, e.g. three):",
+              "# [survey.outcomes.career]",
+              '# nl = "Betere loopbaankansen"',
+              '# en = "Better career prospects"',
+              '# direction = "ascending"        # or "descending" (A1 = agree most; turned around before the analysis)',
+              '#   ... with its column under [survey.columns]: career = "Q5_SQ001", and its answers in [survey.answers.career]']
     return "\n".join(lines) + "\n"
 
 

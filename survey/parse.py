@@ -16,7 +16,7 @@ Rules (every dropped or changed row is counted in :attr:`RespondentData.counts`)
 * **Person key**: ``person_key`` is the participant's ``attribute_1``, joined through the token.  A
   response whose token is not in the participants table is kept with ``person_key`` missing and
   counted (``no_participant``).
-* **Outcomes** (:data:`survey.questionnaire.OUTCOMES`) become ordered categoricals with categories
+* **Outcomes** (:data:`survey.questionnaire.OUTCOMES`, or the study's own from its mapping) become ordered categoricals with categories
   1..5; 'weet niet' (99) is missing, flagged in ``<name>_dont_know`` and counted
   (``dont_know_<name>``).  Answers with ``missing=True`` in other questions become missing too and are
   counted (``missing_code_<name>``).
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from survey.errors import DataValidationError
 from survey.lsformat import code_heading_map, parse_responses_bytes
-from survey.questionnaire import DONT_KNOW, OUTCOMES, QUESTIONNAIRE, Question, Questionnaire
+from survey.questionnaire import DONT_KNOW, QUESTIONNAIRE, Question, Questionnaire
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,6 +53,7 @@ __all__ = [
     "read_participants",
     "read_responses",
     "resolve_header",
+    "validate_participants",
 ]
 
 #: The fixed columns of a LimeSurvey export (not anonymised, date stamps on), in export order.
@@ -135,9 +136,6 @@ def read_participants(
     """
     import pandas as pd
 
-    from survey.datamodel import SURVEY_PARTICIPANTS
-    from survey.validate import validate_frame
-
     path = Path(snapshot_dir)
     if path.is_dir():
         path = path / "participants.json"
@@ -155,20 +153,51 @@ def read_participants(
             },
             dtype=object,
         )
-    if pseudo_key is not None:
-        from survey.insz import looks_like_insz, pseudonymise
+    from survey.insz import looks_like_insz
 
-        key_col = raw["attribute_1"].astype("string")
-        raw_insz = looks_like_insz(key_col).to_numpy()
-        if raw_insz.any():
-            key_col = key_col.astype(object)
-            key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
-            raw = raw.assign(attribute_1=key_col)
-    return validate_frame(
-        raw, SURVEY_PARTICIPANTS, source=path,
+    key_col = raw["attribute_1"].astype("string")
+    raw_insz = looks_like_insz(key_col).to_numpy()
+    if raw_insz.any() and pseudo_key is not None:
+        from survey.insz import pseudonymise
+
+        key_col = key_col.astype(object)
+        key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
+        raw = raw.assign(attribute_1=key_col)
+    elif raw_insz.any():
+        pos = int(raw_insz.argmax())
+        raise DataValidationError(
+            "An identifier looks like a raw national register number (INSZ) in survey_participants",
+            file=path,
+            row=pos + 1,
+            column=key_attribute,
+            expected="a pseudonymous key",
+            found=f"an 11-digit value with a valid INSZ check digit ({int(raw_insz.sum())} rows); the value is not shown",
+            hint="raw INSZ numbers must not be ingested: set pseudonymise = true under [admin] (with POPEVAL_PSEUDO_KEY set) "
+            "so they are pseudonymised with the extracts' key",
+        )
+    return validate_participants(
+        raw, path, key_attribute,
         duplicate_hint="LimeSurvey lists each participant once; a repeated tid means the participant pages overlapped "
         "(or the file was edited) - fetch the survey again with `popeval fetch`",
     )
+
+
+def validate_participants(raw: pd.DataFrame, source: str | Path, key_attribute: str = "attribute_1", *, duplicate_hint: str | None = None) -> pd.DataFrame:
+    """Check participants (``tid``, ``token``, ``attribute_1``) against the data model; return them typed.
+
+    The checks are those of every input (:func:`survey.validate.validate_frame`, i.e. the DuckDB
+    queries of :mod:`survey.sqlcheck` that check the admin extracts): row ``i`` is the ``i``-th
+    participant; the key column is named as the file names it (``key_attribute``).
+    """
+    import pandas as pd
+
+    from survey.datamodel import SURVEY_PARTICIPANTS
+    from survey.validate import validate_frame
+
+    frame = raw.loc[:, ["tid", "token", "attribute_1"]].astype(object)
+    tids: list[str | None] = [None if v is None or v != v else str(v) for v in frame["tid"]]
+    frame["tid"] = pd.Series(tids, index=frame.index, dtype=object)
+    return validate_frame(frame, SURVEY_PARTICIPANTS, source=source, duplicate_hint=duplicate_hint, columns={"attribute_1": key_attribute})
 
 
 def _blank_to_none(v: object) -> object:
@@ -272,8 +301,9 @@ class RespondentData:
             f"  respondents            {c['respondents']:>8,}  (complete {c['complete']:,}, incomplete {c['incomplete']:,})",
             f"  linked to a person key {c['linked']:>8,}  (no token {c['no_token']:,}, token without participant {c['no_participant']:,})",
         ]
-        for o in OUTCOMES:
-            lines.append(f"  'weet niet' {o.name:<18} {c[f'dont_know_{o.name}']:>6,}")
+        for k, n in c.items():
+            if k.startswith("dont_know_"):
+                lines.append(f"  'weet niet' {k[len('dont_know_'):]:<18} {n:>6,}")
         if self.missing_columns:
             lines.append("  columns not in the export: " + ", ".join(self.missing_columns))
         return "\n".join(lines)
@@ -361,6 +391,8 @@ def parse_snapshot(
     if fieldmap is None:
         fieldmap = _load_fieldmap(snapshot)
     raw = read_responses(resp_file, fieldmap)
+    if mapping is not None and questionnaire is QUESTIONNAIRE:
+        questionnaire = mapping.questionnaire()  # the study's own outcomes, if it has them
     if mapping is not None and not mapping.empty:
         raw = mapping.apply(raw, resp_file)
     raw, masked = _mask_insz_columns(raw)
@@ -514,7 +546,6 @@ def _convert_question(q: Question, kept: pd.DataFrame, out: dict[str, Any], coun
     import numpy as np
     import pandas as pd
 
-    outcome_of = {o.column: o for o in OUTCOMES}
     if q.qtype == "F":
         codes = [a.code for a in q.answers]
         valid = [a.code for a in q.answers if not a.missing]
@@ -522,8 +553,7 @@ def _convert_question(q: Question, kept: pd.DataFrame, out: dict[str, Any], coun
             col = f"{q.code}[{sq.code}]"
             s = _column(kept, col).map(_blank_to_none)
             _bad_code(q, col, s, s.isna() | s.isin(codes), source, codes)
-            o = outcome_of.get(col)
-            nm = o.name if o is not None else name
+            nm = name
             dk = (s == DONT_KNOW).fillna(False).astype(bool)
             vals = s.where(s.isin(valid)).map(lambda v: int(v) if v is not None and v == v else None)
             cat = pd.Categorical(vals, categories=[int(c) for c in valid], ordered=True)

@@ -23,6 +23,7 @@ __all__ = [
     "Question",
     "Questionnaire",
     "Subquestion",
+    "with_outcomes",
 ]
 
 #: LimeSurvey question types used here: F array, Y yes/no, L list (radio), M multiple choice,
@@ -152,12 +153,17 @@ TRAINDOMAIN_TO_DOMAIN = {
 
 @dataclass(frozen=True)
 class Outcome:
-    """One of the four self-reported effects."""
+    """A self-reported effect: popeval's four (:data:`OUTCOMES`) or one a study defines.
+
+    ``column`` is its code heading in popeval's export (``EFFECT[SQ001]``); ``direction`` says
+    whether the survey's scale runs ``ascending`` (5 = agree most) or ``descending``.
+    """
 
     name: str
     column: str
     nl: str
     en: str
+    direction: str = "ascending"
 
 
 OUTCOMES = (
@@ -330,3 +336,25 @@ QUESTIONNAIRE = Questionnaire(
         ),
     ),
 )
+
+
+def with_outcomes(outcomes: tuple[Outcome, ...], questionnaire: Questionnaire | None = None) -> Questionnaire:
+    """The questionnaire whose outcome question (``EFFECT``) asks exactly ``outcomes``, in that order.
+
+    Each outcome is a row of the five-point agreement scale (with 'weet niet'); its subquestion code
+    is taken from its ``column`` (``EFFECT[SQ101]`` -> ``SQ101``).  Used for a study whose existing
+    survey has other outcomes than popeval's four.
+    """
+    import dataclasses
+
+    base = QUESTIONNAIRE if questionnaire is None else questionnaire
+    groups = []
+    for g in base.groups:
+        qs = []
+        for q in g.questions:
+            if q.code == "EFFECT":
+                subs = tuple(Subquestion(o.column[len("EFFECT[") : -1], o.nl, o.en) for o in outcomes)
+                q = dataclasses.replace(q, subquestions=subs, sub_names=tuple(o.name for o in outcomes))
+            qs.append(q)
+        groups.append(dataclasses.replace(g, questions=tuple(qs)))
+    return dataclasses.replace(base, groups=tuple(groups))

@@ -43,6 +43,22 @@ NIS = {"ANT": ("11002", "10000"), "LIM": ("71016", "70000"), "OVL": ("44021", "4
        "WVL": ("34022", "30000"), "BRU": ("21004", "04000"), "BUI": ("00000",)}
 CENTRES = ("Kortrijk Ménen", "Gent Zuid", "Antwerpen Berchem", "Hasselt", "Leuven", "Brugge Sint-Kruis")
 LIKERT = {"1": "A1", "2": "A2", "3": "A3", "4": "A4", "5": "A5", "99": "A6"}
+REVERSED = {"A1": "A5", "A2": "A4", "A4": "A2", "A5": "A1"}
+#: The survey's own outcomes (``own_outcomes=True``) and the demo outcome each one holds.
+OWN_OUTCOMES = {"career": "stronger", "skills": "job_better", "confidence": "promotion"}
+OWN_OUTCOMES_TOML = """[survey.outcomes.career]
+nl = "Betere loopbaankansen"
+en = "Better career prospects"
+
+[survey.outcomes.skills]
+nl = "Nieuwe vaardigheden in de job"
+en = "New skills in the job"
+direction = "descending"   # A1 = helemaal akkoord
+
+[survey.outcomes.confidence]
+nl = "Meer zelfvertrouwen"
+en = "More self-confidence"
+"""
 
 
 def _pick(rng: np.random.Generator, options: dict[str, tuple], values: pd.Series) -> list:
@@ -56,8 +72,13 @@ def _id_ranks(ids: pd.Series, base: int) -> pd.Series:
     return ids.map(order).astype("int64") + base
 
 
-def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11) -> Path:
-    """Write the foreign study into ``out`` and return the path of its study TOML."""
+def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False) -> Path:
+    """Write the foreign study into ``out`` and return the path of its study TOML.
+
+    With ``own_outcomes`` the survey asks three outcomes of its own (:data:`OWN_OUTCOMES`): the
+    demo's first three under other names, the second on a descending scale (A1 = agree most), and
+    no fourth.  With ``long_keys`` the person keys are 64 hex digits (another agency's pseudonyms).
+    """
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     dwse = pd.read_csv(demo / "admin" / "dwse_applications.csv", dtype=str, keep_default_na=False, na_values=[""])
@@ -69,6 +90,10 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11) -> P
 
         fake = synthetic_insz(np.random.default_rng(seed + 1), len(keys))
         key_of = dict(zip(keys, fake, strict=True))
+    elif long_keys:
+        import hashlib
+
+        key_of = {k: hashlib.sha256(k.encode()).hexdigest() for k in keys}
     else:
         key_of = {k: k.upper() for k in keys}
 
@@ -140,6 +165,9 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11) -> P
     r = resp.rename(columns=rename)
     for i in range(1, 5):
         r[f"Q5_SQ00{i}"] = r[f"Q5_SQ00{i}"].map(lambda x: LIKERT.get(x, x) if isinstance(x, str) else x)
+    if own_outcomes:
+        r = r.drop(columns=["Q5_SQ004"])
+        r["Q5_SQ002"] = r["Q5_SQ002"].map(lambda x: REVERSED.get(x, x) if isinstance(x, str) else x)
     r["Q3"] = r["Q3"].map({"Y": "A1", "N": "A2"})
     r["refurl"] = "https://enquete.example.invalid/461283"
     r["ipaddr"] = "192.0.2.1"
@@ -173,7 +201,14 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11) -> P
     part.to_csv(out / "deelnemers.csv", index=False, lineterminator="\n")
     shutil.copy(demo / "provenance.json", out / "provenance.json")
     toml = out / "study.toml"
-    toml.write_text(STUDY_TOML.format(pseudonymise="true" if raw_insz else "false"), encoding="utf-8")
+    text = STUDY_TOML.format(pseudonymise="true" if raw_insz else "false")
+    if own_outcomes:
+        start, end = text.index("stronger = "), text.index("sex_reported = ")
+        text = text[:start] + 'career = "Q5_SQ001"\nskills = "Q5[SQ002]"\nconfidence = "Q5_SQ003"\n' + text[end:]
+        start, end = text.index("[survey.answers.stronger]"), text.index("[survey.answers.pop_reported]")
+        answers = "".join(f"[survey.answers.{n}]\n" + "".join(f'{a} = "{c}"\n' for c, a in LIKERT.items()) + "\n" for n in OWN_OUTCOMES)
+        text = text[:start] + OWN_OUTCOMES_TOML + "\n" + answers + text[end:]
+    toml.write_text(text, encoding="utf-8")
     return toml
 
 
@@ -338,9 +373,6 @@ attest_training_id = "opleiding_attest"
 
 [admin.vdab.extract]
 loopbaancentrum = "LBC\\\\d{{3}}"
-
-[weighting]
-margins = [["pop", "sex"], "educ"]   # a small study: margins without sparse joint cells
 
 [effects]
 replicates = 0

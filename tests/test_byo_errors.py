@@ -298,6 +298,64 @@ def test_configurable_outcomes_labels_and_scale_direction() -> None:
     assert info.value.param == "survey.outcomes.stronger.direction" and "descending" in info.value.expected
 
 
+@pytest.mark.parametrize(
+    ("survey", "effects", "param", "expected", "found", "hint"),
+    [
+        ({"outcomes": {"career": {"nl": "Loopbaan"}}, "columns": {"career": "Q5_SQ001"}}, {}, "survey.outcomes.career.en",
+         "English (en) label", "no en", "[survey.outcomes.career]"),
+        ({"outcomes": {"career": {"nl": "Loopbaan", "en": "Career"}}}, {}, "survey.columns.career",
+         "a survey column for every outcome", "no column for career", 'career = "Q5_SQ001"'),
+        ({"outcomes": {"Loopbaan!": {"nl": "Loopbaan", "en": "Career"}}}, {}, "survey.outcomes.Loopbaan!",
+         "lower-case letters", "Loopbaan!", "career_chances"),
+        ({"outcomes": {"educ": {"nl": "Opleiding", "en": "Education"}}}, {}, "survey.outcomes.educ", "not the name of another variable", "educ", "another name"),
+        ({"outcomes": {"career": {"nl": "Loopbaan", "en": "Career"}}, "columns": {"career": "Q5_SQ001"}}, {"outcomes": ["career", "stronger"]},
+         "effects.outcomes", "values among career", "stronger", "[survey.outcomes.stronger]"),
+        ({"columns": {"career": "Q5_SQ001"}}, {}, "survey.columns.career", "a survey variable of popeval", "career", "[survey.outcomes.career]"),
+    ],
+)
+def test_outcomes_of_the_surveys_own_misdescribed(survey: dict, effects: dict, param: str, expected: str, found: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_dict({"survey": {"survey_id": 461283, **survey}, "effects": effects})
+    err = info.value
+    assert err.param == param and expected in err.expected and found in err.found and hint in err.hint
+
+
+def test_outcomes_of_the_surveys_own_in_order_with_a_subset_analysed() -> None:
+    cfg = config_from_dict({"survey": {"survey_id": 461283, "columns": {"b_two": "Q9_SQ002", "a_one": "Q9_SQ001", "stronger": "Q9_SQ003"},
+                                       "outcomes": {"b_two": {"nl": "Twee", "en": "Two"}, "a_one": {"nl": "Een", "en": "One", "direction": "descending"},
+                                                    "stronger": {}}},
+                            "effects": {"outcomes": ["a_one", "stronger"]}})
+    m = cfg.survey.mapping()
+    assert [(o.name, o.column, o.nl, o.direction) for o in m.outcome_list()] == [
+        ("b_two", "EFFECT[SQ101]", "Twee", "ascending"), ("a_one", "EFFECT[SQ102]", "Een", "descending"),
+        ("stronger", "EFFECT[SQ001]", "Professioneel sterker", "ascending")]
+    assert cfg.effects.outcomes == ("a_one", "stronger")
+    assert m.questionnaire().question("EFFECT").sub_names == ("b_two", "a_one", "stronger")
+
+
+@pytest.mark.parametrize(
+    ("rows", "title", "row", "column", "found"),
+    [
+        (["abc,a@example.invalid", "ABC,b@example.invalid"], "Person keys of more than one format", 2, "attribute_1", "lower-case hex, 3 characters: 1 rows"),
+        (["{insz},a@example.invalid"], "Raw INSZ numbers in the invitations", 1, "attribute_1", "1 INSZ number(s); not shown"),
+        (["abc,{insz}"], "A column other than the key holds INSZ-like values", 1, "email", "not shown"),
+        (["abc,a@example.invalid", "abc,b@example.invalid"], "Duplicate pseudonymous key", 2, "attribute_1", "abc"),
+    ],
+)
+def test_invitation_list_errors_never_show_an_insz(tmp_path: Path, rows: list[str], title: str, row: int, column: str, found: str) -> None:
+    from survey.deploy import read_invitations
+    from survey.insz import synthetic_insz
+
+    insz = synthetic_insz(np.random.default_rng(8), 1)[0]
+    inv = tmp_path / "uitnodigingen.csv"
+    inv.write_text("attribute_1,email\n" + "".join(r.format(insz=insz) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataValidationError) as info:
+        read_invitations(inv)
+    err = info.value
+    assert str(err).startswith(title) and err.row == row and err.column == column and found in err.found and err.hint
+    assert insz not in str(err)
+
+
 def test_participants_csv_without_the_key_attribute(foreign: Path) -> None:
     from survey.parse import read_participants
 
@@ -305,6 +363,42 @@ def test_participants_csv_without_the_key_attribute(foreign: Path) -> None:
         read_participants(foreign / "deelnemers.csv", key_attribute="attribute_3")
     err = info.value
     assert err.column == "attribute_3" and "attribute_2" in err.found and "key_attribute" in err.hint
+
+
+@pytest.mark.parametrize(
+    ("edit", "title", "row", "column", "expected", "found", "hint"),
+    [
+        (lambda p: p.assign(attribute_2=p["attribute_2"].where(p.index != 2, "abc def")), "Malformed value in survey_participants", 3,
+         "attribute_2", "values matching", "'abc def'", "export settings"),
+        (lambda p: p.assign(tid=p["tid"].astype(str).where(p.index != 1, "t2")), "Wrong type in survey_participants", 2, "tid", "a whole number", "'t2'", "number format"),
+        (lambda p: p.assign(tid=p["tid"].where(p.index != 4, p["tid"].iloc[0])), "Duplicate key in survey_participants", 5, "tid", "exactly once", "first at row 1",
+         "popeval fetch"),
+    ],
+)
+def test_participants_are_validated_like_the_extracts(foreign: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      edit, title: str, row: int, column: str, expected: str, found: str, hint: str) -> None:
+    """One validator (DuckDB, as for the extracts): file, row, the file's column, expected, found, hint."""
+    import survey.sqlcheck
+    from survey.parse import read_participants
+
+    seen: list[str] = []
+    checks = survey.sqlcheck.check_columns
+
+    def counted(con: object, src: str, table: object, *a: object, **k: object) -> str:
+        seen.append(table.name)  # type: ignore[attr-defined]
+        return checks(con, src, table, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(survey.sqlcheck, "check_columns", counted)
+    good = read_participants(foreign / "deelnemers.csv", key_attribute="attribute_2")
+    assert seen == ["survey_participants"]  # the queries that check the extracts
+    assert good["tid"].dtype == "int64" and len(good) == len(pd.read_csv(foreign / "deelnemers.csv"))
+    bad = tmp_path / "deelnemers.csv"
+    edit(pd.read_csv(foreign / "deelnemers.csv", dtype=str, keep_default_na=False)).to_csv(bad, index=False)
+    with pytest.raises(DataValidationError) as info:
+        read_participants(bad, key_attribute="attribute_2")
+    err = info.value
+    assert str(err).startswith(title) and err.file == str(bad) and err.row == row and err.column == column
+    assert expected in err.expected and found in err.found and hint in err.hint
 
 
 # ------------------------------------------------------------------ commands

@@ -21,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from foreign_study import SNAP, build
+from foreign_study import OWN_OUTCOMES, SNAP, build
 
 from analysis.config import load_config
 from analysis.population import ingest, link, load_population
@@ -41,9 +41,6 @@ snapshot = "{snap}"
 dwse = "{demo}/admin/dwse_applications.csv"
 vdab = "{demo}/admin/vdab_trajectories.csv"
 
-[weighting]
-margins = [["pop", "sex"], "educ"]   # a small study: margins without sparse joint cells
-
 [effects]
 replicates = 0
 workers = 1
@@ -59,7 +56,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from analysis.synth import generate
 
     out = tmp_path_factory.mktemp("byo_demo")
-    generate(persons=12_000, seed=21, out=out)
+    generate(persons=20_000, seed=21, out=out)  # the study's default margins and covariates need this many
     return out
 
 
@@ -105,6 +102,18 @@ def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp
     assert by["dwse_applications"].key_format == "upper-case hex, 32 characters"
     if dwse_file.endswith(".xlsx"):
         assert "header in row 3" in by["dwse_applications"].assumed
+
+
+def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, tmp_path: Path) -> None:
+    foreign = build(demo, tmp_path / "long", long_keys=True).parent
+    db, rep = _ingest_foreign(foreign, tmp_path)
+    assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
+    got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
+    native_db = tmp_path / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    native = link(native_db, demo / SNAP)
+    for f in ("population", "pop_users", "vdab_linked", "participants_linked", "population_invited"):
+        assert getattr(got, f) == getattr(native, f), f
 
 
 def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Path) -> None:
@@ -171,15 +180,26 @@ def _estimates(folder: Path) -> dict:
     return est
 
 
-def test_run_through_configuration_alone_gives_identical_results(demo: Path, foreign: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def native_run(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo run in popeval's own schema (the study's default margins and covariates); its bundle."""
     from analysis.pipeline import run
 
-    native_toml = tmp_path / "native.toml"
+    native_toml = tmp_path_factory.mktemp("byo_native") / "native.toml"
     native_toml.write_text(NATIVE_TOML.format(demo=demo.as_posix(), snap=(demo / SNAP).as_posix()), encoding="utf-8")
-    native = run(load_config(native_toml), progress=False)
-    got = run(load_config(foreign / "study.toml"), progress=False)
-    assert _digest(_bundle(got)) == _digest(_bundle(native))  # every table, byte for byte
-    assert _estimates(_bundle(got)) == _estimates(_bundle(native))  # every estimate, exactly
+    cfg = load_config(native_toml)
+    assert cfg.weighting.margins == (("pop", "educ"), ("pop", "age_band"), ("pop", "sex"), ("pop", "sector"), ("pop", "company_size"))
+    return _bundle(run(cfg, progress=False))
+
+
+def test_run_through_configuration_alone_gives_identical_results(native_run: Path, foreign: Path) -> None:
+    from analysis.pipeline import run
+
+    cfg = load_config(foreign / "study.toml")
+    assert cfg.weighting.margins == load_config(native_run.parents[3] / "native.toml").weighting.margins  # the full default margins
+    got = run(cfg, progress=False)
+    assert _digest(_bundle(got)) == _digest(native_run)  # every table, byte for byte
+    assert _estimates(_bundle(got)) == _estimates(native_run)  # every estimate, exactly
     assert len(_estimates(_bundle(got))["effects"]) >= 16
     man = json.loads((_bundle(got) / "manifest.json").read_text(encoding="utf-8"))
     assert man["provenance"] == "synthetic" and "synthetic" in man["note"]
@@ -188,8 +208,48 @@ def test_run_through_configuration_alone_gives_identical_results(demo: Path, for
     assert len(man["mapping"]["hash"]) == 64
     assert [o["name"] for o in man["outcomes"]] == ["stronger", "job_better", "promotion", "satisfaction"]
     assert man["outcomes"][0]["column"] == "Q5_SQ001" and man["outcomes"][0]["nl"] == "Professioneel sterker"
-    native_man = json.loads((_bundle(native) / "manifest.json").read_text(encoding="utf-8"))
+    native_man = json.loads((native_run / "manifest.json").read_text(encoding="utf-8"))
     assert native_man["mapping"]["hash"] != man["mapping"]["hash"]
+
+
+def test_a_survey_with_outcomes_of_its_own_runs_and_reports_them(demo: Path, native_run: Path, tmp_path: Path) -> None:
+    """Three outcomes under other names (one on a descending scale): estimated, bundled and reported by their labels."""
+    from analysis.pipeline import run
+    from analysis.render import render_report
+    from analysis.reporting import Report
+
+    cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True))
+    assert cfg.effects.outcomes == tuple(OWN_OUTCOMES)
+    bundle = _bundle(run(cfg, progress=False))
+    man = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    assert [(o["name"], o["column"], o["direction"]) for o in man["outcomes"]] == [
+        ("career", "Q5_SQ001", "ascending"), ("skills", "Q5[SQ002]", "descending"), ("confidence", "Q5_SQ003", "ascending")]
+    assert man["outcomes"][0]["nl"] == "Betere loopbaankansen" and man["outcomes"][2]["en"] == "More self-confidence"
+    # the same answers as the demo's first three outcomes: the same estimates (the descending scale turned around)
+    got = pd.read_csv(bundle / "tables" / "effects.csv")
+    ref = pd.read_csv(native_run / "tables" / "effects.csv")
+    ref = ref[ref["outcome"].isin(OWN_OUTCOMES.values())]
+    got["outcome"] = got["outcome"].map(OWN_OUTCOMES)
+    cols = ["outcome", "method", "scale", "estimate", "std_error", "ci_lower", "ci_upper", "n_treated", "n_control"]
+    key = ["outcome", "method", "scale"]
+    pd.testing.assert_frame_equal(got[cols].sort_values(key).reset_index(drop=True), ref[cols].sort_values(key).reset_index(drop=True))
+    # the exports carry the outcomes by their names and labels
+    import pyreadstat
+
+    _, meta = pyreadstat.read_sav(str(bundle.parent / "exports" / "analysis_file.sav"), metadataonly=True)
+    labels = dict(zip(meta.column_names, meta.column_labels, strict=True))
+    assert labels["skills"] == "Nieuwe vaardigheden in de job" and "satisfaction" not in labels
+    # both reports name them with the configured labels, the count in words
+    en = Report(bundle, lang="en", figdir=tmp_path / "fig")
+    assert en.fact.n_outcomes_word == "three"
+    assert "better career prospects" in en.fact.pp_by_outcome and "more self-confidence" in en.fact.pt_by_outcome
+    assert "New skills in the job" in str(en.table("summary"))
+    out = render_report(bundle, lang="nl", out=tmp_path / "report", formats=("html",), engine="python")
+    html = out.outputs["html"].read_text(encoding="utf-8")
+    for text in ("Betere loopbaankansen", "nieuwe vaardigheden in de job", "Meer zelfvertrouwen", "De drie uitkomsten", "drie toetsen per methode"):
+        assert text in html, text
+    for default in ("Professioneel sterker", "promotiekansen", "Tevreden over de opleiding"):
+        assert default not in html, default
 
 
 def test_provenance_not_the_study_name_decides_the_demo_notice(demo: Path, tmp_path: Path) -> None:
@@ -214,3 +274,51 @@ def test_free_text_with_an_insz_is_masked_before_caching(foreign: Path) -> None:
     from survey.mapping import _INSZ_CANDIDATE
 
     assert not [m for m in _INSZ_CANDIDATE.findall(text) if is_valid_insz(m)]
+
+
+# ------------------------------------------------------------------ the documentation
+
+
+def _readme_toml(after: str) -> str:
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "data_raw" / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"```toml\n(.*?)```", readme.split(after, 1)[1], re.S)
+    assert match is not None, after
+    return match.group(1)
+
+
+def test_the_worked_example_in_data_raw_readme_is_accepted_and_describes_the_foreign_study(
+        foreign: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's worked example, with the foreign study's files where it says: `popeval check` accepts it, same mapping."""
+    import shutil
+
+    from analysis.cli import main
+    from analysis.pipeline import _mapping_record
+
+    root = tmp_path / "golf"
+    (root / "studies").mkdir(parents=True)
+    (root / "data_raw" / "admin").mkdir(parents=True)
+    shutil.copytree(foreign / "enquete", root / "data_raw" / "survey" / "461283" / "20240701T080000Z")
+    shutil.copy(foreign / "deelnemers.csv", root / "data_raw" / "survey" / "deelnemers.csv")
+    for name in ("aanvragen.sav", "trajecten.csv"):
+        shutil.copy(foreign / name, root / "data_raw" / "admin" / name)
+    study = root / "studies" / "golf-2024.toml"
+    study.write_text(_readme_toml("### Worked example"), encoding="utf-8")
+    assert main(["check", "--config", str(study)]) == 0
+    out = capsys.readouterr().out
+    assert "PROBLEM" not in out and "UNMAPPED" not in out
+    assert "stronger             <- Q5_SQ001" in out and "participants: deelnemers.csv" in out
+    assert _mapping_record(load_config(study))["hash"] == _mapping_record(load_config(foreign / "study.toml"))["hash"]
+
+
+def test_the_readme_example_of_outcomes_of_the_surveys_own_parses() -> None:
+    import tomllib
+
+    from analysis.config import config_from_dict
+
+    given = tomllib.loads(_readme_toml("**Outcomes of the survey's own.**"))
+    cfg = config_from_dict({"survey": {"survey_id": 461283, **given["survey"]}})
+    assert cfg.effects.outcomes == ("career", "skills", "confidence")
+    assert [(o.name, o.column, o.direction) for o in cfg.survey.mapping().outcome_list()] == [
+        ("career", "EFFECT[SQ101]", "ascending"), ("skills", "EFFECT[SQ102]", "descending"), ("confidence", "EFFECT[SQ103]", "ascending")]

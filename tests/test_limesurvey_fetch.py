@@ -403,3 +403,43 @@ def test_deploy_and_fetch_commands(server: StandInServer, tmp_path: Path, monkey
     assert main(["fetch", "--survey-id", str(sid), "--out", str(tmp_path / "raw"), "--no-progress"]) == 0
     assert "participants              6" in capsys.readouterr().out
     assert PASSWORD not in out
+
+
+def test_deploy_pseudonymises_raw_insz_with_the_study_key(server: StandInServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """An invitation list with raw INSZ: hashed with the extracts' key before anything reaches LimeSurvey, never shown."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.cli import main
+    from survey.insz import pseudonymise, synthetic_insz
+
+    key = "a-study-key-of-sufficient-length"
+    for name, value in (("LIMESURVEY_URL", server.url), ("LIMESURVEY_USER", "popeval"), ("LIMESURVEY_PASSWORD", PASSWORD), ("POPEVAL_PSEUDO_KEY", key)):
+        monkeypatch.setenv(name, value)
+    insz = synthetic_insz(np.random.default_rng(3), 4)
+    written = [insz[0][:2] + "." + insz[0][2:4] + "." + insz[0][4:6] + "-" + insz[0][6:9] + "." + insz[0][9:], *insz[1:]]  # one as printed on a card
+    inv = tmp_path / "uitnodigingen.csv"
+    inv.write_text("attribute_1,email,language\n" + "".join(f"{k},person{i}@example.invalid,nl\n" for i, k in enumerate(written)), encoding="utf-8")
+    study = tmp_path / "study.toml"
+    study.write_text("[survey]\nsurvey_id = 0\n\n[admin]\npseudonymise = true\n", encoding="utf-8")
+
+    # without pseudonymisation: refused before the server is contacted, no value shown
+    assert main(["deploy", "--participants", str(inv)]) != 0
+    refused = capsys.readouterr()
+    assert "Raw INSZ numbers in the invitations" in refused.err + refused.out and "attribute_1" in refused.err + refused.out
+    assert not server.model.surveys and not server.model.calls
+    assert not any(v in refused.err + refused.out for v in insz + written)
+
+    # with the study's pseudonymise = true: the keys are the extracts' keyed hashes
+    assert main(["deploy", "--participants", str(inv), "--study", str(study)]) == 0
+    out = capsys.readouterr()
+    (sid,) = server.model.surveys
+    stored = [str(p["attribute_1"]) for p in server.model.surveys[sid].tokens]
+    expected = pseudonymise(pd.Series(insz), key.encode()).tolist()
+    assert sorted(stored) == sorted(expected) and len(set(expected)) == 4
+    state = json.dumps(server.model.surveys[sid].tokens, default=str) + out.out + out.err
+    assert not any(v in state for v in insz + written)
+    # a second deploy of the same list adds nobody: the same keys
+    assert main(["deploy", "--participants", str(inv), "--pseudonymise"]) == 0
+    assert "added 0" in capsys.readouterr().out

@@ -127,6 +127,12 @@ def test_mask_personal_variants() -> None:
     s = "INSZ 85.07.30-033.61, ook 85073003361 of 85 07 30 033 61; mail an.peeters+pop@werk.vlaanderen.be. Sinds 2019 (12 jaar)."
     m = mask_personal(s)
     assert m.count("[INSZ]") == 3 and "[e-mail]" in m and "2019" in m and "12 jaar" in m
+    # other ways of writing them: slashes, 6-3-2 groups, "[at]", "(at)"/"(dot)", " at "
+    m2 = mask_personal("rr 85/07/30-033/61 en 850730 033 61; an.peeters [at] werk.be, jan(at)vdab(dot)be, els at Hotmail.com")
+    assert m2 == "rr [INSZ] en [INSZ]; [e-mail], [e-mail], [e-mail]"
+    # not personal: dates, years, 10-digit phone numbers, web sites and ordinary "at"
+    keep = "Op 30.07.2023 (2019-2023), bel 0470 12 34 56, zie www.vdab.be; werk at home."
+    assert mask_personal(keep) == keep
 
 
 # ---------------------------------------------------------------- input formats
@@ -295,6 +301,7 @@ def test_sheets_round_trip_blind_with_dropdowns(tmp_path: Path) -> None:
     assert [c.value for c in ws[1]][:4] == ["pop_id", "pop_tekst", "attest_opleiding", "goal_talent"]
     assert len(ws.data_validations.dataValidation) == len(CODEBOOK.codes)
     assert "PERSOONSGEGEVENS" in wb["LEESMIJ"]["A1"].value
+    assert "persoonsgegevens" in wb.properties.keywords and wb.properties.description.startswith("BEVAT PERSOONSGEGEVENS")
     assert all(ws.cell(row=r, column=4).value is None for r in range(2, 5))  # nothing pre-filled
     _fill(paths[0], {i: GOOD for i in _units()["pop_id"]})
     _fill(paths[1], {i: GOOD | ({"goal_talent": "ja"} if i.endswith("2") else {}) for i in _units()["pop_id"]})

@@ -8,6 +8,7 @@ the rendered files, not on intermediate Markdown.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import subprocess
@@ -103,6 +104,58 @@ def _visible_text(html: str) -> str:
     return _norm(htmllib.unescape(re.sub(r"<[^>]+>", " ", html)))
 
 
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian package chromium)")
+
+# Injected into the report page: once it has loaded, lists every element that reaches past the
+# viewport's right edge and is not inside a container that scrolls (or clips) sideways -- prose and
+# captions count even there, as they must be readable without scrolling -- and posts
+# the page's scroll width, the viewport width and that list to the harness page around it.
+_OVERFLOW_PROBE = """<script>
+window.addEventListener('load', function () {
+  var vw = window.innerWidth, wide = [];
+  document.querySelectorAll('body *').forEach(function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.width === 0 || r.right <= vw + 0.5) return;
+    // prose and captions are read without scrolling sideways, also above a table that scrolls
+    var prose = el.matches('caption, p, li, h1, h2, h3, h4, figcaption') && !el.closest('td, th');
+    for (var p = el.parentElement; p && !prose; p = p.parentElement) {
+      var o = getComputedStyle(p).overflowX;
+      if (o === 'auto' || o === 'scroll' || o === 'hidden') return;
+    }
+    wide.push(el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + (el.className ? '.' + el.className : '') + ' ' + Math.round(r.right) + 'px: ' + (el.textContent || '').slice(0, 40));
+  });
+  parent.postMessage(JSON.stringify({viewport: vw, scroll_width: document.documentElement.scrollWidth, wide: wide}), '*');
+});
+</script>"""
+
+
+def _page_overflow(html: Path, width: int, work: Path) -> dict[str, object]:
+    """Load ``html`` in headless Chromium in a frame ``width`` CSS pixels wide and measure its overflow.
+
+    A frame because Chromium's headless window is never narrower than 500 pixels.
+    """
+    import html as htmllib
+    import json
+
+    work.mkdir(parents=True, exist_ok=True)
+    page = work / f"page-{width}.html"
+    page.write_text(html.read_text(encoding="utf-8").replace("</body>", _OVERFLOW_PROBE + "</body>"), encoding="utf-8")
+    harness = work / f"harness-{width}.html"
+    harness.write_text(
+        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" style="width:{width}px;height:2000px;border:0"></iframe>'
+        "<script>window.addEventListener('message', function (e) { var p = document.createElement('pre');"
+        " p.id = 'popeval-result'; p.textContent = e.data; document.body.appendChild(p); });</script></body></html>",
+        encoding="utf-8",
+    )
+    assert CHROMIUM is not None
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={work / 'profile'}", f"--window-size={width + 100},2100", "--virtual-time-budget=15000", "--dump-dom", harness.as_uri()]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    m = re.search(r'<pre id="popeval-result">([^<]*)</pre>', r.stdout)
+    assert m, f"the page did not report its layout (exit {r.returncode}): {r.stderr[-2000:]}"
+    return dict(json.loads(htmllib.unescape(m.group(1))))
+
+
 def _pdftotext(path: Path, *args: str) -> str:
     return subprocess.run(["pdftotext", *args, str(path), "-"], capture_output=True, text=True, check=True).stdout
 
@@ -183,8 +236,9 @@ def _pdf_words(path: Path) -> list[tuple[float, float, list[tuple[float, float, 
 @needs_pdftotext
 @pytest.mark.parametrize("lang", LANGS)
 def test_pdf_no_overlapping_words_and_clean_footer(rendered: dict[str, dict[str, Path]], lang: str) -> None:
-    """No two words of a page overlap (tables that spill into each other, rows printed on top of one
-    another), and nothing but the page number sits in the footer band (the bottom margin)."""
+    """No two words of a page overlap or touch (tables that spill into each other, rows printed on top
+    of one another, column names running into the next column), and nothing but the page number sits
+    in the footer band (the bottom margin)."""
     pages = _pdf_words(rendered[lang]["pdf"])
     assert len(pages) > 8
     footer_band = 2.2 / 2.54 * 72  # the template's bottom margin, in points
@@ -200,6 +254,15 @@ def test_pdf_no_overlapping_words_and_clean_footer(rendered: dict[str, dict[str,
                 dy = min(a[3], b[3]) - max(a[1], b[1])
                 smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
                 assert not (dx > 0.5 and dy > 0.5 and dx * dy > 0.15 * smaller), f"page {n}: {a[4]!r} overlaps {b[4]!r}"
+        # nor do two words of one line touch (less than half a space apart): a column name wider
+        # than its column runs into the next one
+        lines: dict[float, list[tuple[float, float, float, float, str]]] = {}
+        for w in words:
+            lines.setdefault(round(w[1]), []).append(w)
+        for line in lines.values():
+            line.sort(key=lambda w: w[0])
+            for a, b in itertools.pairwise(line):
+                assert not -0.5 < b[0] - a[2] < 1.2, f"page {n}: {a[4]!r} runs into {b[4]!r}"
 
 
 @needs_pdftotext
@@ -236,6 +299,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
 
     r = Report(bundle_dir, lang)
     shown = []
+    close = plt.close  # the figures stay open to be inspected, and are closed here afterwards
     monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
     monkeypatch.setattr(plt, "close", lambda *a, **k: None)
     for name in ("profile", "flow", "balance", "forest"):
@@ -253,7 +317,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
                     continue
                 assert _parse_number(text, lang) == pytest.approx(value, abs=1e-9), (text, value)
                 checked += 1
-        matplotlib.pyplot.close(fig)
+        close(fig)
     assert checked > 20
 
 
@@ -334,6 +398,20 @@ def test_every_quoted_number_exists(bundle_dir: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- tables
+@pytest.mark.parametrize("lang", LANGS)
+def test_prose_never_shows_the_suppression_flag(rendered: dict[str, dict[str, Path]], bundle_dir: Path, lang: str) -> None:
+    """A suppressed number quoted in a sentence reads as words, not as the tables' flag 'x'."""
+    import html as htmllib
+
+    page = re.sub(r"<(table|style|script|code)\b.*?</\1>", " ", rendered[lang]["html"].read_text(encoding="utf-8"), flags=re.S | re.I)
+    prose = [_norm(htmllib.unescape(re.sub(r"<[^>]+>", "", m))) for m in re.findall(r"<(?:p|li)\b[^>]*>(.*?)</(?:p|li)>", page, flags=re.S)]
+    flag = re.compile(rf"(?<![\w‘’'\"]){re.escape(SUPPRESSED)}(?![\w‘’'\"])")
+    assert [t for t in prose if flag.search(t)] == []
+    facts = Report(bundle_dir, lang).fact.to_dict()
+    assert label("suppressed_in_prose", lang) in facts.values()  # the demo study has such a number
+    assert facts["x"] == SUPPRESSED  # (the notice that explains the flag quotes it)
+
+
 @pytest.mark.parametrize("lang", LANGS)
 def test_no_small_counts_in_html_tables(rendered: dict[str, dict[str, Path]], lang: str) -> None:
     cells, suppressed = [], 0
@@ -558,9 +636,8 @@ def test_cli_rejects_unknown_language(bundle_dir: Path, tmp_path: Path) -> None:
         render_report(bundle_dir, lang="fr", out=tmp_path)
 
 
-def test_fallback_engine_subset(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    """Includes, inline expressions, labelled tables and figures with cross-references, callouts,
-    content-visible blocks and -P injection after the parameters cell; no kernel warning on the console."""
+def _mini_report(tmp_path: Path) -> Path:
+    """A small Quarto project with every feature of the fallback engine's subset."""
     (tmp_path / "_part.qmd").write_text(
         """```{python}
 #| include: false
@@ -616,6 +693,13 @@ plt.show()
 """,
         encoding="utf-8",
     )
+    return qmd
+
+
+def test_fallback_engine_subset(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Includes, inline expressions, labelled tables and figures with cross-references, callouts,
+    content-visible blocks and -P injection after the parameters cell; no kernel warning on the console."""
+    qmd = _mini_report(tmp_path)
     bundle = _tiny_bundle(tmp_path / "b")
     res = render_report(bundle, lang="en", out=tmp_path / "out", qmd=qmd, formats=("html",), engine="python", params={"word": "injected"})
     html = _norm(res.outputs["html"].read_text(encoding="utf-8"))
@@ -641,6 +725,31 @@ def _tiny_bundle(path: Path) -> Path:
 
     write_bundle(path, {}, {}, {"config": {}})
     return path
+
+
+@pytest.mark.parametrize("warnings_filter", ["", "always::ResourceWarning"])
+def test_a_render_prints_no_warning_on_the_console(tmp_path: Path, warnings_filter: str) -> None:
+    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
+    the console but the result, with Python's default warning filters and with resource warnings on."""
+    import os
+
+    qmd = _mini_report(tmp_path)
+    bundle = _tiny_bundle(tmp_path / "b")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
+    if warnings_filter:
+        env["PYTHONWARNINGS"] = warnings_filter
+    popeval = str(Path(sys.executable).parent / "popeval")
+    r = subprocess.run(
+        [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "out" / "evaluation-en.html").is_file()
+    assert r.stderr == "", r.stderr[-3000:]
+    assert "Warning" not in r.stdout and "Unclosed" not in r.stdout
 
 
 def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -712,6 +821,19 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     assert len({a.get_xlim() for a in axes}) == 1
     assert {t.get_fontname() for a in axes for t in a.get_yticklabels()} == {FONT}
     assert FONT in (REPORTS / "_lib" / "typst-template.typ").read_text() and FONT in (REPORTS / "_lib" / "dwse.css").read_text()
+
+
+@needs_chromium
+@pytest.mark.parametrize("width", [390, 1280])
+def test_html_has_no_horizontal_overflow_on_a_phone_or_a_laptop(rendered: dict[str, dict[str, Path]], width: int, tmp_path: Path) -> None:
+    """In Chromium at 390 px (a phone) and 1280 px, nothing sticks out of the page: wide tables
+    scroll sideways inside their own container (their captions stay within the page), and the page
+    itself never scrolls sideways."""
+    for lang in LANGS:
+        got = _page_overflow(rendered[lang]["html"], width, tmp_path / lang)
+        assert got["viewport"] == width
+        assert got["wide"] == [], (lang, width, got["wide"])
+        assert int(got["scroll_width"]) <= width, (lang, width, got)  # type: ignore[call-overload]
 
 
 @needs_pdftotext

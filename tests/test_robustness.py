@@ -479,38 +479,63 @@ def _wait_for_rendering(proc: subprocess.Popen[str]) -> list[str]:
     raise AssertionError("the run ended before rendering: " + "".join(lines)[-3000:])
 
 
-@pytest.mark.xfail(
-    reason="known failure since the report engine moved its kernel to IPC: after the kill the rerun "
-    "hangs or the interrupted run exits 1; open in the robustness work",
-    strict=False,
-    run=False,
-)
+def _kernel_of(proc: subprocess.Popen[str], timeout: float = 300) -> int:
+    """The pid of the report's Jupyter kernel, a child of the ``popeval run`` process."""
+    found: list[int] = []
+
+    def started() -> bool:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        found[:] = [c for c in _children(proc.pid) if b"ipykernel" in _cmdline(c)]
+        return bool(found)
+
+    _wait_for(started, timeout, "the report kernel")
+    return found[0]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+@pytest.mark.skipif(not LINUX, reason="reads /proc")
 @pytest.mark.parametrize(("sig", "lang"), [(signal.SIGINT, "nl"), (signal.SIGKILL, "en")])
 def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(study: Path, derived: Path, tmp_path: Path, sig: signal.Signals, lang: str) -> None:
+    import tempfile
+
+    from analysis.render import KERNEL_DIR_PREFIX
+
     before = _run_dirs(derived)
     # the same estimation as the warm run (reused), so that the run gets to rendering quickly
     proc = _start(_fresh_config(tmp_path, study, derived, replicates=4, workers=1, render=True, language=lang))
     _wait_for_rendering(proc)
-    time.sleep(2.0)
+    kernel = _kernel_of(proc)
+    kernel_dirs = list(Path(tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}{proc.pid}-*"))
+    assert len(kernel_dirs) == 1  # the kernel's IPC sockets and connection file
+    time.sleep(2.0)  # the kernel is executing the report's cells
     if sig == signal.SIGINT:
-        os.killpg(proc.pid, sig)
+        os.killpg(proc.pid, sig)  # as a terminal does
     else:
         os.kill(proc.pid, sig)
     _, err = proc.communicate(timeout=120)
-    os.killpg(proc.pid, signal.SIGKILL) if sig == signal.SIGKILL and _group_alive(
-        proc.pid
-    ) else None
+    # the kernel does not outlive the run, however the run ended (it is in a session of its own)
+    _wait_for(lambda: not _alive(kernel), 20, "the report kernel to die with its parent")
     run_dir = _run_dir_of(derived, before)
     assert not (run_dir / COMPLETE_MARKER).exists()
     assert not (run_dir / "report").exists()
     assert not list(run_dir.rglob("evaluation-*.html"))
+    log = (run_dir / "run.log").read_text(encoding="utf-8")
     if sig == signal.SIGINT:
         assert proc.returncode == 130, err[-2000:]
-        assert "Traceback" not in err and "KeyboardInterrupt" not in err
-        assert "run interrupted" in (run_dir / "run.log").read_text(encoding="utf-8")
+        assert err.strip().splitlines() == ["popeval run: interrupted (SIGINT)"], err[-2000:]
+        assert "run interrupted by SIGINT" in log and "the run folder is incomplete" in log
+        assert not kernel_dirs[0].exists()
+    else:
+        assert proc.returncode == -signal.SIGKILL
     # the bundle was complete before rendering began, and says so
     assert read_bundle(run_dir / "bundle").table("effects").shape[0] > 0
-    # a rerun completes the folder
+    # a rerun completes the folder, and removes what the killed run could not
     r = subprocess.run(
         [POPEVAL, "run", "--config", str(tmp_path / "study.toml"), "--no-progress"],
         capture_output=True,
@@ -521,14 +546,9 @@ def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(study: Pat
     assert (run_dir / COMPLETE_MARKER).exists()
     html = (run_dir / "report" / f"evaluation-{lang}.html").read_text(encoding="utf-8")
     assert html.rstrip().endswith("</html>")
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    assert not kernel_dirs[0].exists()
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(TEMP_PREFIX)]
+    assert "the previous run in this folder did not finish" in (run_dir / "run.log").read_text(encoding="utf-8")
 
 
 def test_a_second_run_of_the_same_study_stops_with_a_clear_message(

@@ -21,7 +21,11 @@ _SETTINGS_HELP = (
     "Settings of an input ([admin.dwse] / [admin.vdab] in the study TOML): file, format (csv|parquet|sav|dta|xlsx), "
     "sheet, header_row, encoding, delimiter, decimal, date_format, true_values, false_values, missing_values, "
     "value_labels, max_inconsistent_share, isced_cuts; tables columns, extract, codes.<variable>, rules, patterns. "
-    "`popeval init` writes them all with comments."
+    "`popeval init` writes them all with comments.\n"
+    "Settings of [survey]: survey_id, snapshot, snapshots_dir, server, participants (GUI CSV or participants.json), key_attribute; "
+    "tables columns (popeval variable = the survey's column), answers.<variable> (survey code = popeval code, \"99\" = weet niet), "
+    "outcomes.<name> (nl, en, direction; a name of its own defines the survey's own outcomes). "
+    "data_raw/README.md documents every setting with a worked example."
 )
 
 
@@ -135,13 +139,17 @@ def _check_survey(cfg: Any) -> tuple[list[str], int]:
         resp_file = snap if snap.is_file() else find_responses_file(snap)
         raw = read_responses(resp_file)
         out.append(f"  responses: {resp_file.name}, {len(raw):,} rows, {len(raw.columns)} columns")
+        out.append("  outcomes ([survey.outcomes.<name>]: nl, en, direction; analysed: [effects] outcomes):")
+        for o in m.outcome_table():
+            mark = "" if o["name"] in cfg.effects.outcomes else "  (not analysed)"
+            out.append(f"    {o['name']:<20} <- {o['column']}  nl {o['nl']!r}, en {o['en']!r}, {o['direction']}{mark}")
         if m.empty:
             out.append("  questionnaire: popeval's own codes (no [survey.columns])")
         else:
             found = m.check_header([str(c) for c in raw.columns], resp_file)
             from survey.mapping import variable_headings
 
-            heads = variable_headings()
+            heads = variable_headings(m.questionnaire())
             out.append("  popeval variable      <- the survey's column")
             for var in heads:
                 out.append(f"    {var:<20} <- {found.get(var, '(not mapped)')}")

@@ -117,10 +117,11 @@ def _input_section(path: Path, key: str, base: Path) -> list[str]:
     import duckdb
 
     from analysis.population.ingest import text_sql
-    from analysis.population.mapping import InputSpec, q
+    from analysis.population.mapping import InputSpec
     from analysis.population.sources import load_source
     from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
     from survey.insz import looks_like_insz
+    from survey.sqlcheck import q
 
     table = DWSE_APPLICATIONS if key == "dwse" else VDAB_TRAJECTORIES
     con = duckdb.connect()
@@ -246,6 +247,11 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
     ]
     if fieldmap:
         lines += ["# An existing survey: map popeval's variables onto its columns and answer codes.", skeleton(fieldmap)]
+    else:
+        lines += ["# An existing survey with its own codes: [survey.columns] (popeval variable = the survey's column),",
+                  "# [survey.answers.<variable>] (the survey's code = popeval's code, \"99\" = weet niet) and",
+                  "# [survey.outcomes.<name>] (nl, en, direction; a name of its own defines the survey's own outcomes).",
+                  "# `popeval init --lss survey.lss` (or --fieldmap) writes them; data_raw/README.md has a worked example.", ""]
     lines += [
         "[admin]",
         "pseudonymise = false            # true: raw INSZ in the extracts and participants become HMAC-SHA256 keyed hashes (POPEVAL_PSEUDO_KEY)",
@@ -267,13 +273,24 @@ def study_template(dwse: Path, vdab: Path, *, base: Path, name: str = "study", s
         "m_order = \"largest\"             # largest | smallest | random | data",
         "",
         "[effects]",
-        "outcomes = [\"stronger\", \"job_better\", \"promotion\", \"satisfaction\"]",
+        "# outcomes = [\"stronger\", \"job_better\", \"promotion\", \"satisfaction\"]   # the outcomes analysed; default: every outcome",
+        "#   of the survey (popeval's four, or the survey's own defined in [survey.outcomes.<name>])",
         "estimand = \"ATT\"                # ATT | ATE",
         "methods = [\"matching\", \"regression\", \"ipw\", \"aipw\", \"ologit\", \"absorbed\", \"naive\"]",
         "replicates = 100                # end-to-end replicates (0: model-based SEs only)",
         "",
         "[report]",
         "formats = [\"html\", \"pdf\", \"docx\"]",
+        "",
+        "# The POP part (optional): uncomment to read a sample of POPs; `popeval run` then draws the sample,",
+        "# writes the coding sheets and, once they are coded, adds the section on the POP and the POP-attest.",
+        "# [plans]",
+        "# texts = \"data_raw/plans/pops\"               # folder of LBT*.txt/.docx/.pdf, or a table (trajectory_id, text)",
+        "# trainings = \"data_raw/plans/trainings.csv\"  # training catalogue: training_id, training_name",
+        "# strata = [\"incentive\", \"centre_size\"]      # among incentive, centre_size, loopbaancentrum, school_year",
+        "# sample_size = 300",
+        "# coders = [\"A\", \"B\"]",
+        "# previous = \"\"                               # the previous wave's bundle, for what changed",
         "",
     ]
     return "\n".join(lines)

@@ -28,9 +28,13 @@ from survey.errors import DataValidationError
 
 __all__ = ["build_frame", "followed_trainings", "mask_personal", "read_texts"]
 
-#: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, spaces).
-_INSZ_RE = re.compile(r"(?<!\d)\d{2}[.\- ]?\d{2}[.\- ]?\d{2}[.\- ]?\d{3}[.\- ]?\d{2}(?!\d)")
-_EMAIL_RE = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+#: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, slashes, spaces).
+_INSZ_RE = re.compile(r"(?<!\d)\d{2}[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
+#: e-mail addresses, also written with ``[at]``, ``(at)`` or `` at `` (and ``[dot]``/``(dot)``) instead of ``@``/``.``.
+_EMAIL_RE = re.compile(
+    r"[A-Za-z0-9._%+\-]+(?:@|\s?\[at\]\s?|\s?\(at\)\s?|\s+at\s+)[A-Za-z0-9\-]+(?:(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z0-9\-]+)*(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z]{2,}\b",
+    re.IGNORECASE,
+)
 _ID_RE = re.compile(r"LBT\d{8}")
 
 

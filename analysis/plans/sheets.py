@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from survey.errors import DataValidationError
 __all__ = [
     "PERSONAL_DATA_NOTICE",
     "coder_sheets",
+    "coding_progress",
     "fill_reconciliation",
     "fill_sheet",
     "read_reconciliation",
@@ -40,6 +42,13 @@ PERSONAL_DATA_NOTICE = (
     "BEVAT PERSOONSGEGEVENS. Dit werkbestand bevat (gemaskeerde) tekst uit persoonlijke ontwikkelingsplannen. "
     "Bewaar het enkel in de afgeschermde werkmap van de studie, verspreid het niet en verwijder het na de codering."
 )
+
+
+def _flag_personal(wb: Any) -> None:
+    """Mark the workbook itself (document properties) as holding personal text."""
+    wb.properties.keywords = "persoonsgegevens; personal data; POP"
+    wb.properties.subject = "Werkbestand met persoonsgegevens (POP-teksten)"
+    wb.properties.description = PERSONAL_DATA_NOTICE
 
 
 def _atomic_save(wb: object, path: Path) -> None:
@@ -107,6 +116,7 @@ def write_sheets(
     paths = []
     for k, coder in enumerate(coders):
         wb = Workbook()
+        _flag_personal(wb)
         ws = wb.active
         ws.title = SHEET
         header = [*_FIXED, *codebook.names]
@@ -246,6 +256,31 @@ def read_sheets(paths: Sequence[str | Path], sample_ids: Sequence[str], *, codeb
     return pd.concat(frames, ignore_index=True).sort_values(["pop_id", "coder"], kind="stable").reset_index(drop=True)
 
 
+def coding_progress(path: str | Path, *, codebook: Codebook = CODEBOOK) -> tuple[int, int]:
+    """``(coded, total)``: rows of a coder workbook with a value in every code column, and all rows.
+
+    A progress count only; :func:`read_sheets` checks the values.
+    """
+    from openpyxl import load_workbook
+
+    path = Path(path)
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:
+        raise DataValidationError("A coding sheet cannot be opened", file=path, expected="an .xlsx workbook", found=type(exc).__name__) from None
+    try:
+        if SHEET not in wb.sheetnames:
+            raise DataValidationError("A coding sheet lacks its sheet", file=path, expected=SHEET, found=", ".join(wb.sheetnames), hint="restore the workbook written by `popeval plans sheets`")
+        rows = list(wb[SHEET].iter_rows(values_only=True))
+    finally:
+        wb.close()
+    header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
+    cols = [header.index(c) for c in codebook.names if c in header]
+    body = [r for r in rows[1:] if r and r[0] is not None and str(r[0]).strip()]
+    done = sum(1 for r in body if len(cols) == len(codebook.names) and all(j < len(r) and r[j] is not None and str(r[j]).strip() for j in cols))
+    return done, len(body)
+
+
 def fill_sheet(path: str | Path, code: Callable[[str], dict[str, str]]) -> Path:
     """Fill a coder workbook's code columns with ``code(pop_id)`` (used by the demo's simulated coders)."""
     from openpyxl import load_workbook
@@ -276,6 +311,7 @@ def write_reconciliation(path: str | Path, disagreements: pd.DataFrame, texts: p
 
     path = Path(path)
     wb = Workbook()
+    _flag_personal(wb)
     ws = wb.active
     ws.title = RECONCILE_SHEET
     ws.append(["pop_id", "code", *[f"codeur_{c}" for c in coders], "pop_tekst", "definitief"])

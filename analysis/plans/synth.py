@@ -13,8 +13,9 @@ plans recommend no training, some name a training without a reason, some name a 
 the one on the POP-attest, and a few name two trainings or only a vague one.  The shares vary by
 incentive and career centre, so that stratified estimates differ from unweighted ones.
 
-:func:`simulate_coders` fills coding sheets from the truth with coder-specific error rates, and
-:func:`simulate_reconciliation` fills the reconciliation sheet (the demo's stand-in for the human work).
+:func:`simulate_coders` fills coding sheets from the truth with coder-specific, realistic errors,
+:func:`simulate_reconciliation` fills the reconciliation sheet, and :func:`simulate_study` does the
+whole coding work of a study (``popeval plans simulate --complete``; the demo's stand-in for the human work).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pandas as pd
 
 from analysis.plans.codebook import CODEBOOK, GOALS
 
-__all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "training_catalogue"]
+__all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "simulate_study", "training_catalogue"]
 
 _BASE_NAMES: dict[str, tuple[str, ...]] = {
     "ZORG": (
@@ -357,6 +358,8 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
                 "reason_derivable": ("ja" if reason else "nee") if recommended else "nvt",
                 "attest_match": status,
                 "pop_training_name": pop_train,
+                # what makes a POP hard to code (the simulated coders err more often on it)
+                "difficulty": "vague" if vague else "two_trainings" if two else "",
             }
         )
     plans_dir = out / "plans"
@@ -374,7 +377,13 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     return {"pops": n, "with_attest": int(pops["pop_attest"].astype(bool).sum()), "trainings": len(cat)}
 
 
-_ERROR_RATE = (0.06, 0.09, 0.12, 0.08)
+#: Each simulated coder's base error rate per code; hard POPs (see ``difficulty`` in the truth) and
+#: the codes that need judgement are coded wrongly more often, and each coder has a leaning.
+_ERROR_RATE = (0.04, 0.06, 0.08, 0.05)
+_HARD_FACTOR = {"vague": 5.0, "two_trainings": 5.0, "": 1.0}
+_CODE_FACTOR = {"attest_match": 1.5, "reason_derivable": 1.5, "goal_balance": 1.3}
+#: (code, value a coder leans towards): coder k leans with the k-th entry (the first coder has none).
+_LEANING = ((None, None), ("goal_balance", "ja"), ("reason_derivable", "nee"), ("goal_talent", "ja"))
 
 
 def _perturb(value: str, allowed: tuple[str, ...], rng: np.random.Generator, rate: float) -> str:
@@ -387,20 +396,33 @@ def _perturb(value: str, allowed: tuple[str, ...], rng: np.random.Generator, rat
 def simulate_coders(sheets_dir: str | Path, truth_path: str | Path, seed: int = 2023) -> list[Path]:
     """Fill every coder sheet in ``sheets_dir`` from the true codes with coder-specific errors.
 
-    Dependent codes stay consistent (``reason_derivable`` is ``nvt`` exactly when no training is
-    recommended), as the codebook's decision rules demand.
+    Errors are realistic rather than uniform: every coder has a base error rate; a POP that names a
+    vague training or two trainings is miscoded five times as often on every code; the codes that need judgement (``attest_match``,
+    ``reason_derivable``, ``goal_balance``) more often than the plain ones; and each coder after the
+    first leans towards one value of one code (codes it where the truth is the other value, at the
+    base rate).  Dependent codes stay consistent (``reason_derivable`` is ``nvt`` exactly when no
+    training is recommended), as the codebook's decision rules demand.
     """
     from analysis.plans.sheets import coder_sheets, fill_sheet
 
     truth = pd.read_parquet(truth_path).set_index("trajectory_id")
+    if "difficulty" not in truth.columns:
+        truth["difficulty"] = ""
     done = []
     for k, path in enumerate(coder_sheets(sheets_dir)):
         rng = np.random.default_rng([seed, 99, k])
         rate = _ERROR_RATE[k % len(_ERROR_RATE)]
+        lean_code, lean_value = _LEANING[k % len(_LEANING)]
 
-        def code(pop_id: str, rng: np.random.Generator = rng, rate: float = rate) -> dict[str, str]:
+        def code(pop_id: str, rng: np.random.Generator = rng, rate: float = rate, lean: tuple[Any, Any] = (lean_code, lean_value)) -> dict[str, str]:
             t = truth.loc[pop_id]
-            vals = {c.name: _perturb(str(t[c.name]), tuple(a for a in c.allowed if a != "nvt"), rng, rate) for c in CODEBOOK.codes}
+            hard = _HARD_FACTOR.get(str(t["difficulty"] or ""), 1.0)
+            vals = {}
+            for c in CODEBOOK.codes:
+                v = _perturb(str(t[c.name]), tuple(a for a in c.allowed if a != "nvt"), rng, min(0.6, rate * hard * _CODE_FACTOR.get(c.name, 1.0)))
+                if c.name == lean[0] and v != lean[1] and rng.random() < rate:
+                    v = str(lean[1])
+                vals[c.name] = v
             if vals["training_recommended"] == "nee":
                 vals["reason_derivable"] = "nvt"
             elif vals["reason_derivable"] == "nvt":
@@ -410,6 +432,48 @@ def simulate_coders(sheets_dir: str | Path, truth_path: str | Path, seed: int = 
         fill_sheet(path, code)
         done.append(path)
     return done
+
+
+def simulate_study(cfg: Any, truth_path: str | Path) -> Any:
+    """The demo's coding work, start to end: the state after the coders and the reconcilers.
+
+    Draws the sample and writes blank sheets when there are none (or when the sample was drawn from
+    other POP texts, as after regenerating the demo), fills the coder sheets with
+    :func:`simulate_coders`, and, when the coders disagree, writes the reconciliation sheet and fills
+    it with :func:`simulate_reconciliation`.  Deterministic: the same study gives the same sheets.
+
+    Returns
+    -------
+    analysis.plans.stage.PlansState
+        ``coded``: the reconciled codes are in the working folder.
+    """
+    from analysis.plans.sheets import coding_progress
+    from analysis.plans.stage import (
+        PlansState,
+        draw,
+        ingest,
+        sample_matches_texts,
+        workdir,
+        write_coder_sheets,
+    )
+
+    wd = workdir(cfg)
+    fresh = not (wd / "sample.csv").exists() or not sample_matches_texts(cfg)
+    sheets = [wd / "sheets" / f"coder_{c}.xlsx" for c in cfg.plans.coders]
+    done_before = not fresh and (wd / "codes.csv").exists() and all(p.exists() for p in sheets)
+    if done_before and all(done == n for done, n in map(coding_progress, sheets)):
+        # already done for these texts: leave the files (and their hashes) as they are
+        return PlansState("coded", f"The demo's POP sample is already coded and reconciled ({wd / 'codes.csv'}).")
+    if fresh:
+        draw(cfg, overwrite=True)
+    write_coder_sheets(cfg, overwrite=True)
+    (wd / "sheets" / "reconciliation.xlsx").unlink(missing_ok=True)
+    simulate_coders(wd / "sheets", truth_path, seed=cfg.study.seed)
+    state, _ = ingest(cfg, n_boot=0)
+    if state.state == "reconciliation":
+        simulate_reconciliation(wd / "sheets" / "reconciliation.xlsx", truth_path)
+        state, _ = ingest(cfg, n_boot=0)
+    return state
 
 
 def simulate_reconciliation(path: str | Path, truth_path: str | Path) -> Path:

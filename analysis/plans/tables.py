@@ -16,7 +16,7 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["PLANS_TABLES", "read_plans_tables", "write_plans_tables"]
+__all__ = ["PLANS_TABLES", "check_plans_tables", "read_plans_tables", "write_plans_tables"]
 
 _EST = ("measure", "stratum", "estimator", "estimate", "std_error", "ci_lower", "ci_upper", "n_sample", "N_population")
 
@@ -55,6 +55,28 @@ PLANS_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+def check_plans_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The plans tables reduced to their columns of :data:`PLANS_TABLES` (what enters any bundle).
+
+    Raises
+    ------
+    DataValidationError
+        For an unknown table, missing columns, or a column named ``text``.
+    """
+    out = {}
+    for name, df in tables.items():
+        if name not in PLANS_TABLES:
+            raise DataValidationError("Unknown plans table", param=name, expected=", ".join(PLANS_TABLES), found=name)
+        cols = PLANS_TABLES[name][0]
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"Plans table {name!r} lacks columns", param=name, expected=", ".join(cols), found=", ".join(map(str, df.columns)), hint=f"missing: {', '.join(missing)}")
+        if "text" in df.columns:
+            raise DataValidationError("A POP text column must never enter the bundle", param=name, column="text", expected="aggregated tables only")
+        out[name] = df[list(cols)]
+    return out
+
+
 def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], info: Mapping[str, Any]) -> Path:
     """Write the plans bundle: ``tables/plans_*.csv``, ``estimates.json``, ``plans.json`` and a manifest.
 
@@ -71,19 +93,11 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
     from survey.files import atomic_dir
     from survey.hashing import sha256_file
 
-    for name, df in tables.items():
-        if name not in PLANS_TABLES:
-            raise DataValidationError("Unknown plans table", param=name, expected=", ".join(PLANS_TABLES), found=name)
-        cols = PLANS_TABLES[name][0]
-        missing = [c for c in cols if c not in df.columns]
-        if missing:
-            raise DataValidationError(f"Plans table {name!r} lacks columns", param=name, expected=", ".join(cols), found=", ".join(map(str, df.columns)), hint=f"missing: {', '.join(missing)}")
-        if "text" in df.columns:
-            raise DataValidationError("A POP text column must never enter the bundle", param=name, column="text", expected="aggregated tables only")
+    tables = check_plans_tables(tables)
     with atomic_dir(bundle) as tmp:
         (tmp / "tables").mkdir()
         for name, df in tables.items():
-            df[list(PLANS_TABLES[name][0])].to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
+            df.to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
         (tmp / "estimates.json").write_text("{}\n", encoding="utf-8")
         (tmp / "plans.json").write_text(json.dumps(jsonable(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}

@@ -40,10 +40,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from analysis.population._db import DEFAULT_DB, connect
-from analysis.population.mapping import InputSpec, lit, q, vocabulary_of
-from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Column, Table
+from analysis.population.mapping import InputSpec
+from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES, Table
 from survey.errors import DataValidationError
 from survey.hashing import sha256_file
+from survey.sqlcheck import (
+    CheckOptions,
+    check_columns,
+    check_unique_key,
+    codes_found,
+    first_row,
+    found_text,
+    lit,
+    q,
+    text_sql,
+    vocabulary_of,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from collections.abc import Callable
@@ -213,8 +225,6 @@ def _is_connection(db: Any) -> bool:
     return not isinstance(db, str | Path)
 
 
-_TRUE = ("1", "true", "True", "TRUE", "J", "j", "Y", "y")
-_FALSE = ("0", "false", "False", "FALSE", "N", "n")
 _INSZ_MACROS = r"""
 CREATE OR REPLACE TEMP MACRO popeval_insz_n(n) AS (
     regexp_full_match(n, '[0-9]{11}')
@@ -283,22 +293,6 @@ class InputPlan:
     def file_table(self) -> str:
         """The DuckDB table holding the file as read."""
         return f"_src_{self.table.name}"
-
-
-def text_sql(col: str, typ: str, fmt: str) -> str:
-    c = q(col)
-    t = typ.upper()
-    if t == "VARCHAR":
-        return c if fmt in ("csv", "parquet") else f"NULLIF(trim({c}), '')"
-    if t == "DATE":
-        return f"strftime({c}, '%Y-%m-%d')"
-    if t.startswith("TIMESTAMP"):
-        return f"strftime(CAST({c} AS DATE), '%Y-%m-%d')"
-    if t == "BOOLEAN":
-        return f"CASE WHEN {c} THEN '1' WHEN NOT {c} THEN '0' END"
-    if t in ("DOUBLE", "FLOAT", "REAL") or t.startswith("DECIMAL"):
-        return f"CASE WHEN isfinite({c}) AND {c} = floor({c}) AND abs({c}) < 1e15 THEN CAST(CAST({c} AS BIGINT) AS VARCHAR) ELSE CAST({c} AS VARCHAR) END"
-    return f"CAST({c} AS VARCHAR)"
 
 
 def plan_input(
@@ -452,31 +446,6 @@ def plan_input(
 
 def _date_sql(text: str, fmt: str) -> str:
     return f"CAST(TRY_STRPTIME({text}, {lit(fmt)}) AS DATE)"
-
-
-def _first(con: duckdb.DuckDBPyConnection, src: str, cond: str, value: str = "NULL") -> tuple[int, int, Any]:
-    """(count, first source_row, value at that row) of the rows where ``cond`` holds."""
-    n, row, val = con.execute(f"SELECT count(*), min(source_row), arg_min({value}, source_row) FROM {src} WHERE {cond}").fetchall()[0]
-    return int(n), int(row or 0), val
-
-
-def _found(val: Any, n: int) -> str:
-    shown = "<NA>" if val is None else repr(val)
-    return shown + (f" ({n} rows like this)" if n > 1 else "")
-
-
-def _codes_found(con: duckdb.DuckDBPyConnection, src: str, raw: str, cond: str, limit: int = 20) -> tuple[str, int, int]:
-    rows = con.execute(
-        f"SELECT v, count(*) AS n, min(source_row) FROM (SELECT {raw} AS v, source_row FROM {src} WHERE {cond}) "
-        f"GROUP BY v ORDER BY n DESC, v LIMIT {limit + 1}"
-    ).fetchall()
-    total_codes, total_rows, first = con.execute(
-        f"SELECT count(DISTINCT {raw}), count(*), min(source_row) FROM {src} WHERE {cond}"
-    ).fetchall()[0]
-    shown = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for v, n, _ in rows[:limit])
-    if total_codes > limit:
-        shown += f", and {total_codes - limit} more codes"
-    return f"{total_codes} code{'s' if total_codes != 1 else ''} in {total_rows} rows: {shown}", int(first), int(total_rows)
 
 
 def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None) -> dict[str, int]:
@@ -655,7 +624,7 @@ def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
         n = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE {cond}").fetchall()[0][0])
         if not n:
             continue
-        found, row, _ = _codes_found(con, plan.src, raw, cond)
+        found, row, _ = codes_found(con, plan.src, raw, cond)
         col = plan.table.column(var)
         target = ", ".join(vocabulary_of(col)) if col.vocabulary else "popeval's codes"
         rule = plan.spec.rules.get(var)
@@ -671,7 +640,7 @@ def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
     for var, pat in plan.spec.extract.items():
         pre = q("pre__" + var)
         cond = f"{pre} IS NOT NULL AND {plan.raw[var]} IS NULL"
-        n, row, val = _first(con, plan.src, cond, pre)
+        n, row, val = first_row(con, plan.src, cond, pre)
         if n:
             raise DataValidationError(
                 f"The extraction for {var} found nothing in {plan.table.name}",
@@ -679,100 +648,22 @@ def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
                 row=row,
                 column=plan.columns[var],
                 expected=f"values containing {pat}",
-                found=_found(val, n),
+                found=found_text(val, n),
                 hint=f"check [{where}.extract] {var} = {pat!r} against the column's values (`popeval check` lists them)",
             )
 
 
 def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
-    """Check every variable of the plan in SQL (first offending row by query); return the typed SELECT list."""
-    from survey.datamodel import SCHOOL_YEARS
-
-    table, spec, src = plan.table, plan.spec, plan.src
-    true_vals = tuple(_TRUE) + tuple(spec.true_values)
-    false_vals = tuple(_FALSE) + tuple(spec.false_values)
-    decimal = plan.source.settings.get("decimal", ".")
-    where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
-    select: list[str] = []
-    # every check is collected first and counted in ONE scan; only the first failing one (in the order
-    # of the data model's columns and of the checks) is then looked at in detail
-    checks: list[tuple[Column, str, str, str, str, str]] = []
-
-    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str) -> None:
-        checks.append((col, cond, t, expected, hint, title))
-
-    for col in table.columns:
-        t = f"({plan.text[col.name]})"
-        if not col.nullable:
-            fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
-        if col.dtype in ("str", "category"):
-            pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
-            if col.name in spec.patterns:
-                pattern = spec.patterns[col.name] or None
-            if pattern is not None:
-                fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
-                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value")
-            if col.dtype == "category":
-                allowed = vocabulary_of(col)
-                if col.name == "school_year" and spec.mapped:
-                    ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
-                          f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
-                    fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
-                         f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
-                elif col.name == "school_year":
-                    allowed = [c.code for c in SCHOOL_YEARS]
-                if not (col.name == "school_year" and spec.mapped):
-                    cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
-                    fail(col, cond, t, "one of " + ", ".join(allowed),
-                         f"recode the value to the data model's codes (see data_raw/README.md), or map them in [{where}.codes.{col.name}]",
-                         _CODES)
-            select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
-        elif col.dtype in ("int", "float"):
-            tt = f"replace({t}, ',', '.')" if decimal == "," else t
-            num = f"TRY_CAST(trim({tt}) AS DOUBLE)"
-            bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
-            fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
-                 "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
-            rng = []
-            if col.min is not None:
-                rng.append(f"{num} < {col.min}")
-            if col.max is not None:
-                rng.append(f"{num} > {col.max}")
-            if rng:
-                fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
-            select.append(f"CAST({num} AS {'BIGINT' if col.dtype == 'int' else 'DOUBLE'}) AS {q(col.name)}")
-        elif col.dtype == "bool":
-            tv = ", ".join(lit(v) for v in true_vals)
-            fv = ", ".join(lit(v) for v in false_vals)
-            extra = f"; or set true_values/false_values for [{where}]"
-            fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
-                 "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
-                 "encode the flag as 0/1" + extra, "Wrong type")
-            select.append(f"coalesce({t} IN ({tv}), false) AS {q(col.name)}")
-        elif col.dtype == "date":
-            fmt = plan.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
-            parsed = f"TRY_STRPTIME({t}, {lit(fmt)})"
-            shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
-            human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
-            fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
-                 f"write dates in ISO format, e.g. 2022-09-15, or set date_format for [{where}]", "Wrong type")
-            select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
-        else:  # pragma: no cover
-            raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
-    counts = con.execute(f"SELECT {', '.join(f'count_if({c[1]})' for c in checks)} FROM {src}").fetchall()[0] if checks else ()
-    for (col, cond, t, expected, hint, title), n in zip(checks, counts, strict=True):
-        if not n:
-            continue
-        column = plan.columns.get(col.name) or col.name
-        if title == _CODES:
-            found, row, _ = _codes_found(con, src, t, cond)
-            raise DataValidationError(f"Unknown code in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=found, hint=hint)
-        n, row, val = _first(con, src, cond, t)
-        raise DataValidationError(f"{title} in {table.name}", file=plan.path, row=row, column=column, expected=expected, found=_found(val, n), hint=hint)
-    return ", ".join(select)
+    """Check every variable of the plan in SQL (:func:`survey.sqlcheck.check_columns`); return the typed SELECT list."""
+    spec = plan.spec
+    options = CheckOptions(
+        where=f"admin.{'dwse' if plan.table.name.startswith('dwse') else 'vdab'}", mapped=spec.mapped, patterns=spec.patterns,
+        true_values=tuple(spec.true_values), false_values=tuple(spec.false_values), decimal=plan.source.settings.get("decimal", "."),
+        date_format=spec.date_format, date_formats=plan.date_formats,
+    )
+    return check_columns(con, plan.src, plan.table, plan.path, plan.text, columns=plan.columns, options=options)
 
 
-_CODES = "<unknown codes>"
 
 
 def _check_key_format(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
@@ -817,7 +708,7 @@ def cross_checks(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> list[tuple[
     out: list[tuple[str, str, int]] = []
     total = plan.source.rows
     for name, (cond, col) in conds.items():
-        n, row, _ = _first(con, t, cond)
+        n, row, _ = first_row(con, t, cond)
         desc = CROSS_CHECKS[t][name]
         if n and n > plan.spec.max_inconsistent_share * total:
             raise DataValidationError(
@@ -833,32 +724,4 @@ def cross_checks(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> list[tuple[
         out.append((name, desc, n))
     return out
 def _check_unique_key(con: duckdb.DuckDBPyConnection, table: Table, path: Path) -> None:
-    if not table.key:
-        return
-    keys = ", ".join(f'"{k}"' for k in table.key)
-    rows = con.execute(
-        f"""
-        WITH r AS (
-            SELECT {keys}, source_row,
-                   row_number() OVER (PARTITION BY {keys} ORDER BY source_row) AS rn,
-                   min(source_row) OVER (PARTITION BY {keys}) AS first_row
-            FROM {table.name}
-        )
-        SELECT source_row, first_row, {keys}, (SELECT count(*) FROM r WHERE rn > 1) AS n
-        FROM r WHERE rn > 1 ORDER BY source_row LIMIT 1
-        """
-    ).fetchall()
-    if not rows:
-        return
-    row = rows[0]
-    source_row, first_row, *key_values, n = row
-    shown = key_values[0] if len(key_values) == 1 else tuple(key_values)
-    raise DataValidationError(
-        f"Duplicate key in {table.name}",
-        file=path,
-        row=int(source_row),
-        column=", ".join(table.key),
-        expected=f"each {'/'.join(table.key)} exactly once",
-        found=f"{shown!r} again (first at row {int(first_row)}); {int(n)} duplicate row(s)",
-        hint="remove the repeated rows from the extract or ask the data owner for a deduplicated file",
-    )
+    check_unique_key(con, table.name, table, path)

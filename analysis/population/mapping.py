@@ -58,7 +58,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from survey.datamodel import COMPANY_SIZE, NACE_TO_SECTOR, PROVINCES, Column, Table, codes
+from survey.datamodel import COMPANY_SIZE, NACE_TO_SECTOR, PROVINCES, Table, codes
 from survey.errors import ConfigError
 
 __all__ = ["CROSS_CHECKS", "RULES", "InputSpec", "input_from_toml", "mapping_hash"]
@@ -265,16 +265,6 @@ _NIS_PREFIX = {"11": "ANT", "12": "ANT", "13": "ANT", "21": "BRU", "23": "VBR", 
                "45": "OVL", "46": "OVL", "71": "LIM", "72": "LIM", "73": "LIM"}
 
 
-def q(name: str) -> str:
-    """A quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    """A SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def rule_sql(rule: str, v: str, spec: InputSpec) -> str:
     """SQL for a built-in rule applied to the text expression ``v`` (NULL when the value is unmapped)."""
     if rule == "isced2011":
@@ -318,11 +308,6 @@ def school_year_from_date_sql(date: str) -> str:
     """SQL: the school year (1 September to 31 August) of a DATE expression, as ``2021-22``."""
     y = f"(year({date}) - CASE WHEN month({date}) < 9 THEN 1 ELSE 0 END)"
     return f"CAST({y} AS VARCHAR) || '-' || lpad(CAST(({y} + 1) % 100 AS VARCHAR), 2, '0')"
-
-
-def vocabulary_of(col: Column) -> list[str]:
-    """The allowed codes of a category column."""
-    return codes(col.vocabulary) if col.vocabulary else []
 
 
 PROVINCE_CODES = codes(PROVINCES)

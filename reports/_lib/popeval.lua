@@ -15,7 +15,8 @@ Without Quarto (popeval's fallback engine) this filter also provides:
 
 House style, both engines:
 
-  * table column widths that add up to the text width;
+  * table column widths that add up to the text width; in Typst, column names hyphenated where
+    they are longer than their column;
   * `::: {.source}` (source lines and table notes) and `::: {.colofon}` blocks styled in Typst
     (small, muted) and DOCX (paragraph styles "Source" and "Colofon" of the reference document).
 ]]
@@ -310,6 +311,26 @@ local function style()
         for r = 1, #t.head.rows - 1 do
           for _, cell in ipairs(t.head.rows[r].cells) do
             if cell.col_span > 1 then cell.alignment = "AlignCenter" end
+          end
+        end
+      end
+      -- a column name longer than its column is hyphenated (in the report's language) instead of
+      -- running into the next column; body cells keep breaking between words only
+      if is_format("typst") then
+        for _, row in ipairs(t.head.rows) do
+          for _, cell in ipairs(row.cells) do
+            local blocks = pandoc.List()
+            for _, b in ipairs(cell.contents) do
+              if b.t == "Plain" or b.t == "Para" then
+                local inl = pandoc.List({ pandoc.RawInline("typst", "#text(hyphenate: true)[") })
+                inl:extend(b.content)
+                inl:insert(pandoc.RawInline("typst", "]"))
+                blocks:insert(pandoc.Plain(inl))
+              else
+                blocks:insert(b)
+              end
+            end
+            cell.contents = blocks
           end
         end
       end

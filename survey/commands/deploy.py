@@ -6,13 +6,16 @@ import argparse
 import re
 from pathlib import Path
 
-__all__ = ["add_arguments", "run", "write_survey_id"]
+__all__ = ["add_arguments", "run", "study_pseudonymises", "write_survey_id"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Options of ``popeval deploy``."""
     p.add_argument("--lss", help="the .lss to import (default: generated from the questionnaire)")
-    p.add_argument("--participants", required=True, help="invitations CSV: attribute_1 (pseudonymous key), email, language")
+    p.add_argument("--participants", required=True, help="invitations CSV: attribute_1 (the person key), email, language")
+    p.add_argument("--pseudonymise", action="store_true",
+                   help="pseudonymise raw INSZ in attribute_1 with POPEVAL_PSEUDO_KEY before anything is sent "
+                   "(also when the --study file has [admin] pseudonymise = true)")
     p.add_argument("--survey-id", type=int, help="use this survey; if it does not exist, import asking for this id "
                    "(default: the one with the questionnaire's title, else import)")
     p.add_argument("--new-survey", action="store_true",
@@ -59,15 +62,44 @@ def write_survey_id(study: str | Path, survey_id: int) -> bool:
     return True
 
 
+def study_pseudonymises(study: str | Path) -> bool:
+    """Whether the study TOML says ``pseudonymise = true`` under ``[admin]``."""
+    import tomllib
+
+    from survey.errors import ConfigError
+
+    path = Path(study)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("The study file does not exist", file=path, param="--study", hint="give the study's TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("The study file is not valid TOML", file=path, param="--study", found=str(exc)) from exc
+    admin = data.get("admin")
+    value = admin.get("pseudonymise", False) if isinstance(admin, dict) else False
+    if not isinstance(value, bool):
+        raise ConfigError("Invalid setting in the study configuration", file=path, param="admin.pseudonymise",
+                          expected="true or false", found=repr(value), hint="write true or false without quotes")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    """Deploy; credentials from LIMESURVEY_URL, LIMESURVEY_USER, LIMESURVEY_PASSWORD."""
+    """Deploy; credentials from LIMESURVEY_URL, LIMESURVEY_USER, LIMESURVEY_PASSWORD.
+
+    With ``--pseudonymise`` (or a ``--study`` whose ``[admin]`` has ``pseudonymise = true``) raw INSZ
+    in the invitations are replaced by their keyed hashes (``POPEVAL_PSEUDO_KEY``, the key of the
+    extracts) before the server is contacted.
+    """
     from survey.deploy import deploy, read_invitations
     from survey.fetch import credentials_from_env
+    from survey.insz import pseudo_key_from_env
     from survey.lss import build_lss
 
+    pseudo = args.pseudonymise or (bool(args.study) and study_pseudonymises(args.study))
+    invitations = read_invitations(args.participants, pseudo_key=pseudo_key_from_env() if pseudo else None)
     url, user, password = credentials_from_env()
     lss = Path(args.lss).read_bytes() if args.lss else build_lss()
-    result = deploy(lss, read_invitations(args.participants), url=url, user=user, password=password,
+    result = deploy(lss, invitations, url=url, user=user, password=password,
                     survey_id=args.survey_id, new_survey=args.new_survey, timeout=args.timeout)
     print(result.summary())
     for r in result.rejected[:20]:

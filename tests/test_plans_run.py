@@ -1,0 +1,315 @@
+"""``popeval run`` with a ``[plans]`` section: from POP files to the report section "Het POP en het POP-attest".
+
+One small synthetic study goes through the newcomer's path: the first run draws the POP sample and
+writes blank coder sheets (and says so), a run while the coders are busy says how far they are, the
+demo's simulated coders and reconcilers do the coding (``popeval plans simulate --complete``), and the
+next run puts the plans tables into the run's bundle without recomputing the survey estimation.  The
+whole report is then rendered through the fallback engine (Dutch, English) and must show the
+section's real numbers; a second wave with the first as its previous bundle shows what changed.  No
+POP text, masked placeholder, e-mail address, INSZ-like number or POP id may reach the bundle, the
+report or the run log.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.cli import main
+from analysis.config import load_config
+from analysis.pipeline import run
+from analysis.synth import DEMO_SURVEY_ID, generate
+
+PERSONS = 20_000
+SEED = 5
+N_SAMPLE = 160
+
+
+def _config(study: Path, derived: Path, previous: Path | None = None) -> str:
+    prev = f'previous = "{previous.as_posix()}"\n' if previous is not None else ""
+    return f"""
+[study]
+name = "plansrun"
+seed = 7
+derived_dir = "{derived.as_posix()}"
+
+[survey]
+survey_id = {DEMO_SURVEY_ID}
+snapshot = "latest"
+snapshots_dir = "{(study / "survey").as_posix()}"
+
+[admin]
+dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
+vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
+
+[effects]
+replicates = 4
+workers = 1
+methods = ["matching", "regression", "naive"]
+
+[report]
+render = false
+formats = ["html"]
+
+[plans]
+texts = "{(study / "plans" / "pop_texts.parquet").as_posix()}"
+trainings = "{(study / "plans" / "trainings.csv").as_posix()}"
+strata = ["incentive"]
+sample_size = {N_SAMPLE}
+bootstrap = 100
+{prev}"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The study and the state after each run of the newcomer's path."""
+    from analysis.plans.synth import generate_plans
+
+    base = tmp_path_factory.mktemp("plans_run")
+    study = base / "study"
+    generate(persons=PERSONS, seed=SEED, out=study)
+    generate_plans(study, seed=SEED)
+    cfg_path = base / "study.toml"
+    # a short derived folder: the report kernel's IPC socket lives under the run folder, and a socket
+    # path is limited to about 100 characters
+    derived = Path(tempfile.mkdtemp(prefix="pr"))
+    cfg_path.write_text(_config(study, derived), encoding="utf-8")
+    first = run(load_config(cfg_path), progress=False)
+    waiting = run(load_config(cfg_path), progress=False)
+    assert main(["plans", "simulate", "--config", str(cfg_path), "--truth", str(study / "truth"), "--complete"]) == 0
+    coded = run(load_config(cfg_path), progress=False)
+    yield {"base": base, "study": study, "cfg": cfg_path, "first": first, "waiting": waiting, "coded": coded, "derived": derived}
+    shutil.rmtree(derived, ignore_errors=True)
+
+
+def _texts(study: Path) -> pd.DataFrame:
+    return pd.read_parquet(study / "plans" / "pop_texts.parquet")
+
+
+def _assert_no_personal_text(blob: str, study: Path) -> None:
+    texts = _texts(study)
+    fragments = {line.strip() for t in texts["text"] for line in t.splitlines() if len(line.strip()) > 40}
+    leaked = [f for f in fragments if f in blob]
+    assert not leaked, leaked[:3]
+    assert "[INSZ]" not in blob and "[e-mail]" not in blob  # masked text would carry its placeholders
+    assert "@voorbeeld.be" not in blob
+    assert not re.search(r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}", blob)
+    assert not re.search(r"LBT\d{8}", blob)  # no POP (trajectory) id
+
+
+def test_first_run_writes_the_sample_and_blank_sheets_and_says_what_next(world: dict[str, Any]) -> None:
+    first, waiting = world["first"], world["waiting"]
+    wd = world["derived"] / "plans"
+    assert (wd / "sample.csv").exists() and sorted(p.name for p in (wd / "sheets").glob("coder_*.xlsx")) == ["coder_A.xlsx", "coder_B.xlsx"]
+    msg = next(w for w in first.warnings if w.startswith("POP part"))
+    assert "coding sheets" in msg and str(wd / "sheets") in msg and "run again" in msg
+    assert "POP part" in first.summary()
+    from analysis.bundle import read_bundle
+
+    b = read_bundle(first.bundle)
+    assert not [t for t in b.tables if t.startswith("plans_")]
+    assert b.manifest["plans"] == {"state": "sheets_written"}
+    # the second run: the sheets exist (nothing overwritten) and nobody has coded yet
+    msg2 = next(w for w in waiting.warnings if w.startswith("POP part"))
+    assert f"A 0/{N_SAMPLE}" in msg2 and f"B 0/{N_SAMPLE}" in msg2
+    assert {"ingest+link", "design", "outcomes"} <= set(waiting.reused)
+    assert waiting.run_dir != first.run_dir  # the sheets are new inputs: another run
+
+
+def test_coded_run_puts_the_plans_tables_in_the_bundle_without_reestimating(world: dict[str, Any]) -> None:
+    from analysis.bundle import read_bundle
+    from analysis.plans.tables import PLANS_TABLES
+    from survey.hashing import sha256_file
+
+    coded = world["coded"]
+    assert {"ingest+link", "survey", "design", "outcomes"} <= set(coded.reused)  # the estimation's keys ignore the POP part
+    assert "plans" in coded.computed
+    assert not [w for w in coded.warnings if w.startswith("POP part")]
+    b = read_bundle(coded.bundle)
+    assert set(PLANS_TABLES) <= set(b.tables) and "effects" in b.tables
+    m = b.manifest
+    assert m["plans"]["state"] == "coded" and m["plans"]["sample"]["n"] == N_SAMPLE
+    sheets = world["derived"] / "plans" / "sheets"
+    for name in ("coder_A.xlsx", "coder_B.xlsx", "reconciliation.xlsx"):
+        assert m["inputs"][f"plans/sheets/{name}"]["sha256"] == sha256_file(sheets / name)
+    assert m["inputs"]["plans/trainings"]["sha256"] == sha256_file(world["study"] / "plans" / "trainings.csv")
+    assert m["inputs"]["plans/sample"]["sha256"] == sha256_file(world["derived"] / "plans" / "sample.csv")
+    assert m["inputs"]["plans/texts"]["sha256"] == sha256_file(world["study"] / "plans" / "pop_texts.parquet")
+    # every sheet a person reads holds masked text only
+    from openpyxl import load_workbook
+
+    masked = 0
+    for name in ("coder_A.xlsx", "coder_B.xlsx", "reconciliation.xlsx"):
+        cells = "\n".join(str(v) for ws in load_workbook(sheets / name, read_only=True) for row in ws.iter_rows(values_only=True) for v in row if v)
+        assert not re.search(r"\d{2}\.\d{2}\.\d{2}-\d{3}\.\d{2}", cells) and "@voorbeeld.be" not in cells, name
+        masked += cells.count("[INSZ]") + cells.count("[e-mail]")
+    assert masked > 0  # the sample holds POPs with personal data, and they were masked
+    # a rerun reuses the POP part too and writes the same bundle
+    before = {f.name: sha256_file(f) for f in (coded.bundle / "tables").glob("plans_*.csv")} | {"manifest.json": sha256_file(coded.bundle / "manifest.json")}
+    again = run(load_config(world["cfg"]), progress=False)
+    assert "plans" in again.reused and again.run_dir == coded.run_dir
+    assert {f.name: sha256_file(f) for f in (again.bundle / "tables").glob("plans_*.csv")} | {"manifest.json": sha256_file(again.bundle / "manifest.json")} == before
+    # the simulated coders disagree realistically: some, not all, and more often on the codes that need judgement
+    agr = b.tables["plans_agreement"].set_index("code")
+    assert (agr["percent_agreement"] < 1).all() and (agr["percent_agreement"] > 0.75).all()
+    assert agr.loc["attest_match", "percent_agreement"] < agr.loc["training_recommended", "percent_agreement"]
+
+
+def _expected(bundle: Path, lang: str) -> dict[str, str]:
+    """The section's numbers formatted here from the bundle's CSV (not through the report's code)."""
+    est = pd.read_csv(bundle / "tables" / "plans_estimates.csv")
+    sep = "," if lang == "nl" else "."
+    pct = "\u00a0%" if lang == "nl" else "%"
+    word = "tot" if lang == "nl" else "to"
+
+    def p(x: float) -> str:
+        return f"{100 * x:.1f}".replace(".", sep) + pct
+
+    out = {}
+    for m, e in (("no_training", "design"), ("no_reason", "design"), ("goal_talent", "design"), ("goal_balance", "design"), ("goal_reorientation", "design"), ("mismatch", "design"), ("mismatch", "combined")):
+        r = est[(est["measure"] == m) & (est["estimator"] == e) & (est["stratum"] == "alle")].iloc[0]
+        out[f"{m}/{e}"] = p(r["estimate"])
+        out[f"{m}/{e}/ci"] = f"{p(r['ci_lower'])} {word} {p(r['ci_upper'])}"
+    agr = pd.read_csv(bundle / "tables" / "plans_agreement.csv")
+    out["kappa"] = f"{agr['kappa'].min():.2f}".replace(".", sep) + f" {word} " + f"{agr['kappa'].max():.2f}".replace(".", sep)
+    return out
+
+
+def _admin_share(derived: Path) -> float:
+    """attest_matches_training among POP-attest holders, straight from the run's linked population."""
+    from analysis.population import load_population
+
+    db = next(derived.glob("popeval-*.duckdb"))
+    pop = load_population(db, ["pop_attest", "attest_matches_training"])
+    sel = pop[pop["pop_attest"].astype(bool)]
+    return float(sel["attest_matches_training"].astype(bool).mean())
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+def test_whole_report_renders_the_plans_section_with_its_numbers(world: dict[str, Any], lang: str, tmp_path: Path) -> None:
+    from analysis.render import render_report
+
+    bundle = world["coded"].bundle
+    r = render_report(bundle, lang=lang, out=tmp_path / "out", formats=("html",), engine="python")
+    html = Path(r.outputs["html"]).read_text(encoding="utf-8").replace("&nbsp;", "\u00a0").replace("&#160;", "\u00a0").replace("\u2019", "'")
+    heading = "Het POP en het POP-attest" if lang == "nl" else "The POP and the POP-attest"
+    assert heading in html
+    for what, needle in _expected(bundle, lang).items():
+        assert needle in html, (what, needle)
+    share = _admin_share(world["derived"])
+    sep, pct = ("," if lang == "nl" else "."), ("\u00a0%" if lang == "nl" else "%")
+    assert f"{100 * share:.1f}".replace(".", sep) + pct in html  # the admin-level attest_matches_training
+    assert ("Eerste meting" if lang == "nl" else "first wave") in html
+    assert "POP-attest" in html and ("Cohens kappa" if lang == "nl" else "Cohen's kappa") in html
+    _assert_no_personal_text(html, world["study"])
+
+
+def test_no_pop_text_in_bundle_cache_or_log(world: dict[str, Any]) -> None:
+    run_dir = world["coded"].run_dir
+    files = [p for p in (run_dir / "bundle").rglob("*") if p.is_file()] + [run_dir / "run.log"]
+    blob = "\n".join(p.read_text(encoding="utf-8") for p in files)
+    assert "POP part" in (run_dir.parent / world["first"].run_dir.name / "run.log").read_text(encoding="utf-8")
+    _assert_no_personal_text(blob, world["study"])
+
+
+def test_second_wave_shows_what_changed_in_the_rendered_report(world: dict[str, Any]) -> None:
+    from analysis.bundle import read_bundle
+    from analysis.plans.tables import read_plans_tables, write_plans_tables
+
+    base = world["base"]
+    previous = base / "wave1"
+    # the previous wave: this wave's plans tables with every share 0.05 lower (a plans bundle of its own)
+    tabs = read_plans_tables(world["coded"].bundle)
+    for c in ("estimate", "ci_lower", "ci_upper"):
+        tabs["plans_estimates"][c] = tabs["plans_estimates"][c] - 0.05
+    write_plans_tables(previous, tabs, {"codebook_version": "wave 1"})
+    cfg2 = base / "wave2.toml"
+    cfg2.write_text(_config(world["study"], world["derived"], previous=previous).replace("render = false", "render = true"), encoding="utf-8")
+    res = run(load_config(cfg2), progress=False)
+    assert "plans" in res.computed and "outcomes" in res.reused
+    b = read_bundle(res.bundle)
+    ch = b.tables["plans_changes"].set_index(["measure", "estimator"])
+    est = b.tables["plans_estimates"]
+    prev = read_bundle(previous).tables["plans_estimates"]
+    for m in ("no_training", "mismatch"):
+        now = est[(est["measure"] == m) & (est["estimator"] == "design") & (est["stratum"] == "alle")]["estimate"].iloc[0]
+        was = prev[(prev["measure"] == m) & (prev["estimator"] == "design") & (prev["stratum"] == "alle")]["estimate"].iloc[0]
+        assert ch.loc[(m, "design"), "difference"] == pytest.approx(now - was, abs=1e-12) == pytest.approx(0.05, abs=1e-9)
+        assert ch.loc[(m, "design"), "previous"] == pytest.approx(was, abs=1e-12)
+    assert np.all(ch["ci_lower"] <= ch["difference"]) and np.all(ch["difference"] <= ch["ci_upper"])
+    assert b.manifest["inputs"]["plans/previous"]["file"] == "manifest.json"
+    html = Path(res.report["html"]).read_text(encoding="utf-8")
+    assert "Evolutie tegenover de vorige meting" in html and "Eerste meting" not in html
+    _assert_no_personal_text(html, world["study"])
+
+
+def test_demo_coding_is_idempotent_and_changed_texts_are_refused(world: dict[str, Any], tmp_path: Path) -> None:
+    from analysis.plans.stage import advance
+    from survey.errors import DataValidationError
+    from survey.hashing import sha256_file
+
+    sheets = world["derived"] / "plans" / "sheets"
+    before = {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")}
+    assert main(["plans", "simulate", "--config", str(world["cfg"]), "--truth", str(world["study"] / "truth"), "--complete"]) == 0
+    assert {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")} == before  # a second `make demo` changes nothing
+    # the texts change after the sample was drawn: a clear error, and nothing of the coders' work is touched
+    texts = _texts(world["study"])
+    texts.loc[0, "text"] = texts.loc[0, "text"] + "\nAanvulling."
+    changed = tmp_path / "pop_texts.parquet"
+    texts.to_parquet(changed, index=False)
+    cfg = load_config(world["cfg"])
+    import dataclasses
+
+    cfg = dataclasses.replace(cfg, plans=dataclasses.replace(cfg.plans, texts=str(changed)))
+    with pytest.raises(DataValidationError) as e:
+        advance(cfg)
+    msg = str(e.value)
+    assert "changed after the sample was drawn" in msg and "pop_texts.parquet" in msg and "--overwrite" in msg
+    assert "Aanvulling" not in msg
+    assert {p.name: sha256_file(p) for p in sheets.glob("*.xlsx")} == before
+
+
+def test_pop_part_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Editing the POP part's code changes its own key, never the survey estimation's."""
+    from analysis import pipeline
+
+    repo = Path(pipeline.__file__).resolve().parents[1]
+    for folder in ("survey", "analysis", "reports"):
+        shutil.copytree(repo / folder, tmp_path / folder, ignore=shutil.ignore_patterns("_output", "__pycache__"))
+    monkeypatch.setattr(pipeline, "_REPO", tmp_path)
+    est, plans = pipeline.code_version(report=False, plans=False), pipeline.code_version(report=False)
+    f = tmp_path / "analysis" / "plans" / "estimates.py"
+    f.write_text(f.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert pipeline.code_version(report=False, plans=False) == est
+    assert pipeline.code_version(report=False) != plans
+    g = tmp_path / "analysis" / "estimation.py"
+    g.write_text(g.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert pipeline.code_version(report=False, plans=False) != est
+
+
+def test_an_invalid_code_stops_the_run_naming_sheet_row_and_column(world: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import load_workbook
+
+    sheet = world["derived"] / "plans" / "sheets" / "coder_B.xlsx"
+    original = sheet.read_bytes()
+    try:
+        wb = load_workbook(sheet)
+        ws = wb["codering"]
+        col = [c.value for c in ws[1]].index("goal_talent") + 1
+        ws.cell(row=5, column=col, value="misschien")
+        wb.save(sheet)
+        assert main(["run", "--config", str(world["cfg"]), "--no-progress", "--no-report"]) == 2
+        err = capsys.readouterr().err
+        assert "coder_B.xlsx" in err and "row 5" in err and "goal_talent" in err and "misschien" in err
+        assert "Traceback" not in err
+        _assert_no_personal_text(err, world["study"])
+    finally:
+        sheet.write_bytes(original)
