@@ -75,7 +75,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "n_control",
         ),
         "POP effects on each of the study's outcomes per method (scale: 'likert' or 'top2'); 'extrapolated' "
-        "(regression, doubly_robust, ordered_logit): the weighted share of the method's POP users whose predicted "
+        "(regression, aipw, ologit): the weighted share of the method's POP users whose predicted "
         "outcome without a POP lies outside common support (a covariate category the design found without comparable "
         "controls or without any control in the method's sample, or a propensity score above the controls' largest), "
         "empty for the other methods",

@@ -36,6 +36,7 @@ from survey.errors import ConfigError
 
 __all__ = [
     "COVARIATES",
+    "EFFECT_METHODS",
     "AdminConfig",
     "EffectsConfig",
     "MatchingConfig",
@@ -285,11 +286,14 @@ _CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
     ("plans", "population"): ("attest", "all"),
     ("plans", "allocation"): ("equal", "proportional"),
 }
+#: The estimation methods (``effects.methods``); ``analysis.estimation.METHODS`` implements them.
+EFFECT_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive")
+
 _LIST_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("matching", "covariates"): COVARIATES[1:],
     ("matching", "exact"): COVARIATES[1:],
     ("effects", "outcomes"): _OUTCOMES,
-    ("effects", "methods"): ("matching", "regression", "ipw", "aipw", "ologit", "absorbed", "naive"),
+    ("effects", "methods"): EFFECT_METHODS,
     ("report", "formats"): ("html", "pdf", "docx"),
     ("plans", "strata"): ("incentive", "centre_size", "loopbaancentrum", "school_year"),
 }

@@ -33,11 +33,9 @@ controlled direct effect, not as an estimate of the ATT.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import warnings
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -45,23 +43,26 @@ import numpy as np
 import pandas as pd
 
 from analysis.config import EffectsConfig, MatchingConfig, WeightingConfig
+from analysis.fitwarnings import expected_fit_warnings
 from survey.errors import ConfigError, DataValidationError, PopevalError
 
 __all__ = [
+    "METHODS",
     "DesignResult",
     "EstimatorSpec",
+    "MethodResult",
+    "OutcomeSample",
     "StudyEstimates",
     "design_stage",
     "end_to_end_variance",
     "estimate_point",
     "outcome_stage",
-    "rao_wu_weights",
     "weight_stage",
 ]
 
 MarginSpec = Mapping[str | tuple[str, ...], Mapping[Hashable, float]]
 
-log = logging.getLogger("popeval.estimation")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -293,7 +294,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             hint="check the linkage of respondents to the admin population",
         )
     fit_warnings: Counter[str] = Counter()
-    with _expected_fit_warnings(fit_warnings, "propensity score"):
+    with expected_fit_warnings(fit_warnings, "propensity score"):
         m = match(
             sub,
             spec.ps_formula,
@@ -322,7 +323,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
         n_control=int((~t).sum()),
         n_matched_treated=int(((mw > 0) & t).sum()),
         n_matched_control=int(((mw > 0) & ~t).sum()),
-        diagnostics={"fit_warnings": _report_fit_warnings(fit_warnings)},
+        diagnostics={"fit_warnings": _report_fit_warnings(fit_warnings + Counter(ov.fit_warnings))},
     )
 
 
@@ -364,6 +365,189 @@ def _row(outcome: str, method: str, estimand: str, scale: str, est: float, se: f
     }
 
 
+@dataclass(frozen=True)
+class OutcomeSample:
+    """What every estimation method receives: one outcome's analysis sample and the design.
+
+    Attributes
+    ----------
+    outcome
+        The outcome's name.
+    data
+        Respondents inside the estimand's support with an observed answer: the outcome as float,
+        ``<outcome>_top2`` (the top-box indicator) and ``_sw`` (survey weights).
+    support
+        Every respondent inside the support (``data`` before dropping missing answers), as the
+        matching saw them.
+    design, spec
+        The locked design and the estimator's specification.
+    fit_warnings
+        Counter of the expected fit warnings (:func:`analysis.fitwarnings.expected_fit_warnings`).
+    """
+
+    outcome: str
+    data: pd.DataFrame
+    support: pd.DataFrame
+    design: DesignResult
+    spec: EstimatorSpec
+    fit_warnings: Counter[str]
+
+    @property
+    def treated(self) -> np.ndarray:
+        """POP users among :attr:`data`."""
+        return np.asarray(self.data["pop"].to_numpy() == 1)
+
+    def scales(self) -> tuple[tuple[str, str], ...]:
+        """(scale, column): the Likert score and the top-box indicator."""
+        return (("likert", self.outcome), ("top2", f"{self.outcome}_top2"))
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """What an estimation method returns: effects-table rows, and optional extra tables."""
+
+    rows: list[dict[str, Any]]
+    category_shifts: pd.DataFrame | None = None
+    #: For a model-based method: the sample (and its weights) on which it predicts the POP users'
+    #: outcome without a POP, checked for extrapolation outside common support.
+    prediction_sample: tuple[pd.DataFrame, np.ndarray] | None = None
+
+
+def _fit_matching(s: OutcomeSample) -> MethodResult:
+    """Matched WLS (:func:`analysis.effects.regression.matched_effect`), the main method."""
+    from analysis.effects.regression import matched_effect
+
+    sub_m = _restrict_match(s.design.match, s.data.index)
+    sel = sub_m.weights.to_numpy() > 0
+    tm = sub_m.treat.to_numpy() == 1
+    mdata = s.support.assign(**{s.outcome: s.support[s.outcome].astype(float)})
+    rows = []
+    for scale, top in (("likert", None), ("top2", s.spec.top_box)):
+        e = matched_effect(sub_m, mdata, s.outcome, s.spec.rhs, top_box=top)
+        rows.append(_row(s.outcome, "matching", "ATT", scale, e.estimate, e.se, (sel & tm).sum(), (sel & ~tm).sum()))
+    return MethodResult(rows)
+
+
+def _fit_regression(s: OutcomeSample) -> MethodResult:
+    """G-computation ATT (:func:`analysis.effects.weighting_estimators.regression_att`)."""
+    from analysis.effects.weighting_estimators import regression_att
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with expected_fit_warnings(s.fit_warnings, "regression"):
+            e = regression_att(d, f"{col} ~ {s.spec.rhs}", "pop", weights=d["_sw"].to_numpy())
+        rows.append(_row(s.outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows, prediction_sample=(d, d["_sw"].to_numpy()))
+
+
+def _fit_ipw(s: OutcomeSample) -> MethodResult:
+    """IPW (:func:`analysis.effects.weighting_estimators.ipw`)."""
+    from analysis.effects.weighting_estimators import ipw
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with expected_fit_warnings(s.fit_warnings, "ipw"):
+            e = ipw(d, col, s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
+        rows.append(_row(s.outcome, "ipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+def _fit_aipw(s: OutcomeSample) -> MethodResult:
+    """AIPW, doubly robust (:func:`analysis.effects.weighting_estimators.aipw`)."""
+    from analysis.effects.weighting_estimators import aipw
+
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        with expected_fit_warnings(s.fit_warnings, "aipw"):
+            e = aipw(d, f"{col} ~ {s.spec.rhs}", s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
+        rows.append(_row(s.outcome, "aipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows, prediction_sample=(d, d["_sw"].to_numpy()))
+
+
+#: The estimand of the absorbed regression (not the ATT; see :func:`_fit_absorbed`).
+CONTROLLED_DIRECT = "controlled direct effect (training domain held fixed)"
+
+
+def _fit_absorbed(s: OutcomeSample) -> MethodResult:
+    """Regression with the training domain absorbed (:func:`analysis.effects.absorbed_effect`).
+
+    The training domain is chosen in the POP (the POP names the training): holding it fixed
+    adjusts for a mediator.  This is a controlled direct effect (the effect of a POP at a given
+    training domain), not another estimate of the ATT, so it is kept out of the effects table.
+    """
+    from analysis.effects import absorbed_effect
+
+    d, t = s.data, s.treated
+    d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
+    rows = []
+    for scale, col in s.scales():
+        with expected_fit_warnings(s.fit_warnings, "absorbed"):
+            e = absorbed_effect(d2, col, "pop", [], ["_domain", *s.spec.covariates], weights="_sw")
+        rows.append(_row(s.outcome, "absorbed", CONTROLLED_DIRECT, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+    return MethodResult(rows)
+
+
+def _fit_naive(s: OutcomeSample) -> MethodResult:
+    """The unweighted difference in means (Welch SE)."""
+    d, t = s.data, s.treated
+    rows = []
+    for scale, col in s.scales():
+        a, b = d.loc[t, col], d.loc[~t, col]
+        se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+        rows.append(_row(s.outcome, "naive", "unadjusted", scale, a.mean() - b.mean(), se, len(a), len(b)))
+    return MethodResult(rows)
+
+
+def _fit_ologit(s: OutcomeSample) -> MethodResult:
+    """Weighted ordered logit on the matched sample (:func:`analysis.effects.ordered_logit`).
+
+    Its POP coefficient (log odds) and its ATT on the top-2-box scale (the shift in
+    P(Y >= top_box) among the matched POP users; no model SE, the replicates give it).
+    """
+    from analysis.effects.ordinal import ordered_logit
+
+    d, outcome, spec = s.data, s.outcome, s.spec
+    sub_m = _restrict_match(s.design.match, d.index)
+    mw = sub_m.combined_weights.reindex(d.index).fillna(0.0)
+    dm = d.loc[mw > 0].copy()
+    dm["_mw"] = mw[mw > 0]
+    dm[outcome] = dm[outcome].astype(int)
+    with expected_fit_warnings(s.fit_warnings, "ologit"):
+        # the categories observed in the matched sample (an absent one is not identified)
+        res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
+    nt, nc = (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()
+    rows = [_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], nt, nc)]
+    top = float("nan")
+    sh = None
+    if res.prob_shifts is not None:
+        shifts_o = res.prob_shifts["shift"]
+        top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
+        sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
+        sh.insert(0, "outcome", outcome)
+    rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), nt, nc))
+    return MethodResult(rows, sh, prediction_sample=(dm, dm["_mw"].to_numpy()))
+
+
+#: The estimation methods (configuration ``effects.methods``), in the effects table's order;
+#: each takes an :class:`OutcomeSample` and returns a :class:`MethodResult`.
+METHODS: dict[str, Callable[[OutcomeSample], MethodResult]] = {
+    "matching": _fit_matching,
+    "regression": _fit_regression,
+    "ipw": _fit_ipw,
+    "aipw": _fit_aipw,
+    "absorbed": _fit_absorbed,
+    "naive": _fit_naive,
+    "ologit": _fit_ologit,
+}
+#: Methods whose rows are not estimates of the ATT (reported apart, ``details["controlled_direct_effect"]``).
+DIRECT_EFFECT_METHODS = ("absorbed",)
+
+_COLUMNS = ["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control", "extrapolated"]
+
+
 def outcome_stage(
     frame: pd.DataFrame,
     design: DesignResult,
@@ -371,8 +555,11 @@ def outcome_stage(
     *,
     methods: Sequence[str] | None = None,
 ) -> StudyEstimates:
-    """Effects of POP on every outcome under every method."""
+    """Effects of POP on every outcome under every method (:data:`METHODS`)."""
     methods = tuple(methods or spec.methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ConfigError("Unknown estimation method", param="effects.methods", expected=", ".join(METHODS), found=", ".join(unknown))
     rows: list[dict[str, Any]] = []
     direct: list[dict[str, Any]] = []
     shifts: list[pd.DataFrame] = []
@@ -380,99 +567,27 @@ def outcome_stage(
     w = design.analysis_weights.to_numpy()
     base = frame.loc[w > 0].copy()
     base["_sw"] = w[w > 0]
-    m = design.match
     for outcome in spec.outcomes:
-        first_row = len(rows)
-        # the sample (and its weights) on which each model-based method predicts the POP users'
-        # outcome without a POP: checked for extrapolation outside common support below
-        samples: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
         y = base[outcome].astype(float)
         ok = y.notna().to_numpy()
         d = base.loc[ok].copy()
         d[outcome] = y[ok]
         d[f"{outcome}_top2"] = (y[ok] >= spec.top_box).astype(float)
-        t = d["pop"].to_numpy() == 1
-        samples["regression"] = samples["aipw"] = (d, d["_sw"].to_numpy())
-        if "matching" in methods:
-            cw = m.combined_weights.reindex(d.index).fillna(0.0).to_numpy()
-            sel = cw > 0
-            dm = d.loc[sel]
-            if spec.replace:
-                vc, cl = "HC3", None
-            else:
-                vc, cl = "cluster", m.subclass.reindex(dm.index).to_numpy()
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                est, se = _wls_effect(dm, col, spec.rhs, cw[sel], vc, cl)
-                rows.append(_row(outcome, "matching", "ATT", scale, est, se, (sel & t).sum(), (sel & ~t).sum()))
-        if "regression" in methods:
-            from analysis.effects.weighting_estimators import regression_att
-
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, "regression"):
-                    e = regression_att(d, f"{col} ~ {spec.rhs}", "pop", weights=d["_sw"].to_numpy())
-                rows.append(_row(outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        for method in ("ipw", "aipw"):
-            if method not in methods:
+        sample = OutcomeSample(outcome, d, base, design, spec, fit_warnings)
+        for name, fit in METHODS.items():
+            if name not in methods:
                 continue
-            from analysis.effects.weighting_estimators import aipw, ipw
-
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, method):
-                    if method == "ipw":
-                        e = ipw(d, col, spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-                    else:
-                        e = aipw(d, f"{col} ~ {spec.rhs}", spec.ps_formula, estimand=spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-                rows.append(_row(outcome, method, spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        if "absorbed" in methods:
-            # The training domain is chosen in the POP (the POP names the training): holding it
-            # fixed adjusts for a mediator.  This is a controlled direct effect (the effect of a
-            # POP at a given training domain), not another estimate of the ATT, so it is kept out
-            # of the effects table.
-            from analysis.effects import absorbed_effect
-
-            d2 = d.assign(_domain=d["train_domain"].astype(str) if "train_domain" in d else "unknown")
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                with _expected_fit_warnings(fit_warnings, "absorbed"):
-                    e = absorbed_effect(d2, col, "pop", [], ["_domain", *spec.covariates], weights="_sw")
-                direct.append(_row(outcome, "fixed_effects", "controlled direct effect (training domain held fixed)", scale, e.estimate, e.se, t.sum(), (~t).sum()))
-        if "naive" in methods:
-            for scale, col in (("likert", outcome), ("top2", f"{outcome}_top2")):
-                a, b = d.loc[t, col], d.loc[~t, col]
-                se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-                rows.append(_row(outcome, "naive", "unadjusted", scale, a.mean() - b.mean(), se, len(a), len(b)))
-        if "ologit" in methods:
-            from analysis.effects.ordinal import ordered_logit
-
-            sub_m = _restrict_match(m, d.index)
-            mw = sub_m.combined_weights.reindex(d.index).fillna(0.0)
-            dm = d.loc[mw > 0].copy()
-            dm["_mw"] = mw[mw > 0]
-            dm[outcome] = dm[outcome].astype(int)
-            samples["ologit"] = (dm, dm["_mw"].to_numpy())
-            with _expected_fit_warnings(fit_warnings, "ologit"):
-                # the categories observed in the matched sample (an absent one is not identified)
-                res = ordered_logit(dm, f"{outcome} ~ pop + {spec.rhs}", weights="_mw", treat="pop", categories=sorted(dm[outcome].unique().tolist()))
-            rows.append(_row(outcome, "ologit", "ATT", "log_odds", res.params["pop"], res.bse["pop"], (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
-            # its ATT on the top-2-box scale (the shift in P(Y >= 4) among the matched POP users);
-            # no model SE (the replicates give it)
-            top = float("nan")
-            if res.prob_shifts is not None:
-                shifts_o = res.prob_shifts["shift"]
-                top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
-            rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), (dm["pop"] == 1).sum(), (dm["pop"] == 0).sum()))
-            if res.prob_shifts is not None:
-                sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
-                sh.insert(0, "outcome", outcome)
-                shifts.append(sh)
-        shares: dict[str, float] = {}
-        for r in rows[first_row:]:
-            if r["method"] in samples:
-                if r["method"] not in shares:
-                    shares[r["method"]] = _extrapolated_share(*samples[r["method"]], design, spec)
-                r["extrapolated"] = shares[r["method"]]
-    table = pd.DataFrame(rows)
+            res = fit(sample)
+            if res.prediction_sample is not None:
+                share = _extrapolated_share(*res.prediction_sample, design, spec)
+                for r in res.rows:
+                    r["extrapolated"] = share
+            (direct if name in DIRECT_EFFECT_METHODS else rows).extend(res.rows)
+            if res.category_shifts is not None:
+                shifts.append(res.category_shifts)
+    table = pd.DataFrame(rows, columns=_COLUMNS)
     cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
-    cde = pd.DataFrame(direct, columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    cde = pd.DataFrame(direct, columns=_COLUMNS)
     return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
 
 
@@ -497,44 +612,10 @@ def _extrapolated_share(sample: pd.DataFrame, w: np.ndarray, design: DesignResul
     return float(w[flag & treated].sum() / tot) if tot > 0 else float("nan")
 
 
-#: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
-_EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
+def _report_fit_warnings(counts: Mapping[str, int]) -> dict[str, int]:
+    from analysis.fitwarnings import report_fit_warnings
 
-
-@contextlib.contextmanager
-def _expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
-    """Count the expected warnings of ``fit`` into ``counts`` (``"fit: Warning"``); others surface."""
-    from statsmodels.tools import sm_exceptions
-
-    expected = tuple(getattr(sm_exceptions, name) for name in _EXPECTED_FIT_WARNINGS)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    for w in caught:
-        if issubclass(w.category, expected):
-            counts[f"{fit}: {w.category.__name__}"] += 1
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-
-
-def _report_fit_warnings(counts: Counter[str]) -> dict[str, int]:
-    """Log the counted fit warnings and return them (sorted) for the result's diagnostics."""
-    for key, n in sorted(counts.items()):
-        log.warning("%s warned %d time(s) while fitting", key, n)
-    return dict(sorted(counts.items()))
-
-
-def _wls_effect(d: pd.DataFrame, col: str, rhs: str, w: np.ndarray, vcov: str, cluster: np.ndarray | None) -> tuple[float, float]:
-    """Coefficient of ``pop`` (and its sandwich SE) in the WLS fit of ``col ~ pop + rhs``."""
-    import patsy
-
-    from analysis.effects.regression import weighted_ols
-
-    X = patsy.dmatrix("pop + " + rhs, d, return_type="dataframe")
-    beta, cov = weighted_ols(d[col].to_numpy(dtype=float), X.to_numpy(), np.asarray(w, dtype=float), vcov=vcov, cluster=cluster)  # type: ignore[arg-type]
-    j = list(X.columns).index("pop")
-    var = float(cov[j, j])
-    return float(beta[j]), float(np.sqrt(var)) if var >= 0 else float("nan")  # < 0: rank-deficient fit
+    return report_fit_warnings(counts, log)
 
 
 def _restrict_match(m: Any, index: pd.Index) -> Any:
@@ -548,37 +629,6 @@ def _restrict_match(m: Any, index: pd.Index) -> Any:
 
 
 # --------------------------------------------------------------------------- variance
-
-
-def rao_wu_weights(
-    strata: np.ndarray,
-    population_sizes: Mapping[Any, float] | None,
-    n_replicates: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """Rao-Wu rescaling bootstrap adjustment factors (n x R), with finite-population correction.
-
-    Within each stratum h with n_h units, m_h = n_h - 1 units are drawn with replacement; unit i's
-    factor is ``1 - lam + lam * n_h / m_h * r_hi`` with ``lam = sqrt(m_h (1 - f_h) / (n_h - 1))``,
-    ``f_h = n_h / N_h`` (Rao, Wu & Yue 1992).  Multiply the base weights by these factors.
-    """
-    strata = np.asarray(strata)
-    n = len(strata)
-    out = np.empty((n, n_replicates))
-    for h in np.unique(strata):
-        idx = np.flatnonzero(strata == h)
-        nh = len(idx)
-        if nh < 2:
-            out[idx, :] = 1.0
-            continue
-        mh = nh - 1
-        fh = 0.0 if not population_sizes else min(1.0, nh / float(population_sizes[h]))
-        lam = np.sqrt(mh * (1 - fh) / (nh - 1))
-        draws = rng.integers(0, nh, size=(n_replicates, mh))
-        counts = np.zeros((n_replicates, nh))
-        np.add.at(counts, (np.repeat(np.arange(n_replicates), mh), draws.ravel()), 1.0)
-        out[idx, :] = (1 - lam + lam * (nh / mh) * counts).T
-    return out
 
 
 @dataclass(frozen=True)
@@ -610,28 +660,30 @@ def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
                      top2=top2, tiebreak=label_ranks(frame.index))
 
 
-def _weighted_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, max_iter: int = 50, tol: float = 1e-10) -> np.ndarray:
-    """Weighted logistic regression by Newton-Raphson (the quasi-likelihood fit of svyglm/glm)."""
-    beta = np.zeros(X.shape[1])
-    for _ in range(max_iter):
-        eta = np.clip(X @ beta, -30, 30)
-        p = 1.0 / (1.0 + np.exp(-eta))
-        g = X.T @ (w * (t - p))
-        H = (X * (w * p * (1 - p))[:, None]).T @ X
-        step = np.linalg.lstsq(H, g, rcond=None)[0]
-        beta = beta + step
-        if np.max(np.abs(step)) < tol:
-            break
-    return 1.0 / (1.0 + np.exp(-np.clip(X @ beta, -30, 30)))
+def _identified(X: np.ndarray) -> np.ndarray:
+    """Positions of linearly independent columns of ``X`` spanning its column space.
+
+    A (replicate) sample may lack a covariate category, or its reference category; the
+    formula-built designs of the point estimate then have fewer columns.  The fitted values do
+    not depend on which basis of the column space is used (QR with column pivoting picks one).
+    """
+    from scipy.linalg import qr
+
+    _, r, piv = qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
+    return np.sort(piv[:rank])
+
+
+def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Propensity score of the weighted logit (:func:`analysis.matching.propensity.fit_logit`)."""
+    from analysis.matching.propensity import fit_logit
+
+    return fit_logit(X[:, _identified(X)], t, w)[0]
 
 
 #: Methods the replicates re-estimate (every method of the effects table).
 REPLICATE_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
-
-
-def _wls(X: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    sq = np.sqrt(w)
-    return np.linalg.lstsq(X * sq[:, None], y * sq, rcond=None)[0]
 
 
 def _ologit_top_shift(theta: np.ndarray, X: np.ndarray, cats: np.ndarray, w: np.ndarray, treated: np.ndarray, top_box: int) -> float:
@@ -663,14 +715,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     coefficient on the matched sample (``ologit``) and the naive difference, which in a
     replicate weights respondents by their bootstrap factors (``prep.freq``) only.
     """
-    from analysis.matching.algorithms import (
-        combined_weights,
-        nn_sorted,
-        nn_sorted_all,
-        tie_canonical,
-        weights_from_mm,
-    )
-    from analysis.matching.nearest import processing_order
+    from analysis.matching.nearest import match_arrays, score_caliper
 
     methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
     keep = sw > 0
@@ -678,30 +723,23 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     t = prep.treat[idx]
     w = sw[idx]
     X = prep.X[idx]
-    score = _weighted_logit(X, t, w)
-    ti = t.astype(int)
-    ind1 = np.flatnonzero(ti == 1)
+    score = _logit_score(X, t, w)
     out: dict[tuple[str, str, str], float] = {}
     comb = np.zeros(idx.size)
     if "matching" in methods or "ologit" in methods:
-        tol = float(spec.tie_tolerance)
-        score_c = tie_canonical(score, tol)
-        tb = None if spec.ties == "matchit" else prep.tiebreak[idx]
-        cal = None if spec.caliper is None else float(spec.caliper) * float(np.std(score, ddof=1))
-        if spec.ties == "all":
-            mm = nn_sorted_all(score_c, ti, spec.ratio, cal, tol)
-        else:
-            ord1 = processing_order(score_c[ind1], spec.m_order, np.random.default_rng(spec.seed),
-                                     None if tb is None else tb[ind1])
-            mm = nn_sorted(score_c, ti, ord1, spec.ratio, spec.replace, cal, tiebreak=tb, tol=tol)
-        mw = weights_from_mm(mm, ti, ind1)
-        comb = combined_weights(mm, ti, ind1, w, mw, spec.survey_weights)
+        comb = match_arrays(
+            t.astype(int), score=score, s_weights=w, ratio=spec.ratio, replace=spec.replace,
+            ps_caliper=None if spec.caliper is None else score_caliper(score, float(spec.caliper)),
+            m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+            tol=float(spec.tie_tolerance), tiebreak=None if spec.ties == "matchit" else prep.tiebreak[idx],
+            survey_weight_strategy=spec.survey_weights,
+        ).combined_weights
     Xo = prep.Xo[idx]
     tb1 = t == 1
     for k, o in enumerate(prep.outcomes):
         try:
             _fast_outcome(out, o, k, prep, idx, X, Xo, t, tb1, w, comb, methods, spec)
-        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
+        except (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
             # one estimator failing in one replicate (e.g. an empty arm) leaves the others
             for meth in methods:
                 for scale in (("log_odds", "top2") if meth == "ologit" else ("likert", "top2")):
@@ -717,19 +755,21 @@ def _fast_outcome(
     methods: tuple[str, ...], spec: EstimatorSpec,
 ) -> None:
     """The estimators of one outcome in :func:`_fast_point` (results written into ``out``)."""
+    from analysis.effects.regression import wls_params
+
     obs = ~np.isnan(prep.y[idx, k])
     if "ipw" in methods or "aipw" in methods:
         # IPW and AIPW fit their propensity score on the respondents who answered the item
         e = np.full(idx.size, np.nan)
-        e[obs] = _weighted_logit(X[obs], t[obs], w[obs])
+        e[obs] = _logit_score(X[obs], t[obs], w[obs])
         odds = e / (1 - e)
     for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
         if "matching" in methods:
             sel = (comb > 0) & obs
-            out[(o, "matching", scale)] = float(_wls(Xo[sel], yy[sel], comb[sel])[prep.pop_col])
+            out[(o, "matching", scale)] = float(wls_params(yy[sel], Xo[sel], comb[sel])[prep.pop_col])
         if "regression" in methods or "aipw" in methods:
             c0 = obs & ~tb1
-            b0 = _wls(X[c0], yy[c0], w[c0])
+            b0 = wls_params(yy[c0], X[c0], w[c0])
             r0 = np.where(obs, yy - X @ b0, 0.0)
             t1 = obs & tb1
             if "regression" in methods:
@@ -754,8 +794,7 @@ def _fast_outcome(
         Xs = Xo[sel][:, 1:]
         Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
         try:
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with np.errstate(all="ignore"):  # overflow in the line search of a weakly identified fit
                 cats, codes = np.unique(yy[sel], return_inverse=True)
                 theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
             out[(o, "ologit", "log_odds")] = float(theta[0])
@@ -808,22 +847,26 @@ def estimate_point(
     return _fast_point(prep, sw, spec, methods)
 
 
-def _replicate_worker(args: tuple[pd.DataFrame, Any, EstimatorSpec, np.ndarray, _Prepared, np.ndarray | None, tuple[str, ...] | None]) -> pd.Series | None:
-    import logging
+def _replicate_point(
+    w: pd.Series, frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, prep: _Prepared,
+    inside: np.ndarray | None, methods: tuple[str, ...] | None,
+) -> pd.Series:
+    """One end-to-end replicate (:func:`estimate_point` with the replicate's base weights)."""
+    from threadpoolctl import threadpool_limits
 
-    frame, margins, spec, w, prep, inside, methods = args
     wlog = logging.getLogger("analysis.weighting")
     level = wlog.level
     wlog.setLevel(logging.ERROR)  # the full-sample weighting already reported its collapsed cells
     try:
-        from threadpoolctl import threadpool_limits
-
         with threadpool_limits(limits=1):
-            return estimate_point(frame, margins, spec, base_weights=w, prepared=prep, inside=inside, methods=methods)
-    except Exception:  # a replicate that cannot be estimated is counted, not fatal
-        return None
+            return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
     finally:
         wlog.setLevel(level)
+
+
+#: Errors that make one replicate inestimable (e.g. raking that cannot converge on a resample):
+#: the replicate is counted as failed.  Any other error is a bug and surfaces.
+REPLICATE_FAILURES: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError)
 
 
 def end_to_end_variance(
@@ -845,16 +888,24 @@ def end_to_end_variance(
     Every estimator of the effects table (:data:`REPLICATE_METHODS`) is re-estimated in every
     replicate, so all of them get the same end-to-end SE (raking, the sampling strata, the
     propensity score and the matching included).  ``inside`` restricts every replicate to the
-    estimand's support (see :func:`estimate_point`).
+    estimand's support (see :func:`estimate_point`).  The replicates are Rao-Wu bootstrap
+    weights (:func:`analysis.weighting.replicate.rao_wu_factors`) run by
+    :func:`analysis.effects.variance.replicate_variance`.
 
     Returns
     -------
     pd.DataFrame
         Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates`` (successful) and
-        ``n_failed``.
+        ``n_failed``; ``attrs["fit_warnings"]``: the expected fit warnings of the replicates,
+        summed (``"replicates: <Warning>"`` -> count).
     """
+    from functools import partial
+
+    from analysis.effects.variance import replicate_variance
+    from analysis.weighting.replicate import rao_wu_factors
+
     rng = rng or np.random.default_rng(spec.seed)
-    factors = rao_wu_weights(frame[strata_column].to_numpy(), population_sizes, n_replicates, rng)
+    factors = rao_wu_factors(frame[strata_column].to_numpy(), population_sizes, n_replicates, rng)
     base = frame["w_design"].to_numpy(dtype=float)
     if spec.distance != "glm" or spec.exact:
         raise ConfigError(
@@ -867,40 +918,17 @@ def end_to_end_variance(
     prep = _prepare(frame, spec)
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
-    jobs = [(frame, margins, spec, base * factors[:, r], prep, ins, meth) for r in range(n_replicates)]
-    results: list[pd.Series | None]
-    if workers > 1:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        from analysis.processes import worker_initializer
-
-        # workers die with this process (even on SIGKILL) and leave Ctrl-C to it
-        with ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),)) as ex:
-            it = ex.map(_replicate_worker, jobs, chunksize=max(1, n_replicates // (4 * workers)))
-            results = list(_progress(it, n_replicates, progress))
-    else:
-        results = [_replicate_worker(j) for j in _progress(iter(jobs), n_replicates, progress)]
-    good = [r for r in results if r is not None]
-    if len(good) < max(2, n_replicates // 2):
-        raise DataValidationError(
-            "Too many replicates failed",
-            expected=f"at least half of {n_replicates} replicates estimable",
-            found=f"{len(good)} succeeded",
-            hint="the sample may be too small for the matching specification; loosen the caliper or exact matching",
-        )
-    mat = pd.concat(good, axis=1)
-    se = mat.std(axis=1, ddof=1)  # a method that failed in a replicate is left out there
-    n_ok = mat.notna().sum(axis=1)
-    return pd.DataFrame({"replicate_se": se, "n_replicates": n_ok, "n_failed": n_replicates - n_ok})
-
-
-def _progress(it: Any, total: int, show: bool) -> Any:
-    if not show:
-        return it
-    from tqdm import tqdm
-
-    return tqdm(it, total=total, desc="replicates", unit="rep", leave=False)
+    refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)
+    rv = replicate_variance(
+        frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
+        progress=progress, failures=REPLICATE_FAILURES,
+    )
+    out = pd.DataFrame(
+        {"replicate_se": rv.se, "n_replicates": rv.n_replicates, "n_failed": n_replicates - rv.n_replicates},
+        index=rv.index,
+    )
+    out.attrs["fit_warnings"] = _report_fit_warnings(rv.fit_warnings)
+    return out
 
 
 # --------------------------------------------------------------------------- 'weet niet' and sensitivity

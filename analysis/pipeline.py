@@ -46,11 +46,10 @@ from survey.hashing import sha256_file
 
 __all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "PLANS_SOURCES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "resolve_snapshot", "run", "run_scope"]
 
-log = logging.getLogger("popeval.run")
+log = logging.getLogger(__name__)
 
 _PACKAGES = ("numpy", "pandas", "scipy", "statsmodels", "duckdb", "pyarrow", "citric", "pingouin", "linearmodels", "pyreadstat", "jupytext", "nbclient", "typst", "pypandoc")
 _REPO = Path(__file__).resolve().parents[1]
-_METHOD_NAMES = {"aipw": "doubly_robust", "ologit": "ordered_logit", "naive": "unadjusted", "absorbed": "fixed_effects"}
 
 
 class DesignLockError(PopevalError, RuntimeError):
@@ -149,7 +148,7 @@ def _reduce_mappingproxy(m: Any) -> tuple[Any, tuple[dict[Any, Any]]]:
 
 
 #: The loggers whose records a run copies to its ``run.log``.
-RUN_LOGGERS = ("popeval", "analysis", "survey")
+RUN_LOGGERS = ("analysis", "survey")
 
 
 @contextlib.contextmanager
@@ -716,8 +715,6 @@ ADVISED_REPLICATES = 30
 COMPLETE_MARKER = "COMPLETE"
 #: The main estimator; every other method is secondary and may be not estimable.
 MAIN_METHOD = "matching"
-_METHOD_ORDER = ("matching", "regression", "ipw", "aipw", "absorbed", "naive", "ologit")
-
 
 class StudyLockedError(PopevalError, RuntimeError):
     """Another ``popeval run`` of the same study is running."""
@@ -808,9 +805,9 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
     """
     import dataclasses
 
-    from analysis.estimation import outcome_stage
+    from analysis.estimation import METHODS, outcome_stage
 
-    methods = [m for m in _METHOD_ORDER if m in spec.methods] + [m for m in spec.methods if m not in _METHOD_ORDER]
+    methods = [m for m in METHODS if m in spec.methods]
     tables: list[pd.DataFrame] = []
     shifts: list[pd.DataFrame] = []
     failed: list[dict[str, str]] = []
@@ -830,8 +827,8 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                     else:
                         reason = f"{type(exc).__name__}: {exc}"
                     reason = " ".join(reason.split())[:300]
-                    log.warning("%s on %s not estimable: %s", _METHOD_NAMES.get(meth, meth), o, reason)
-                    failed.append({"outcome": o, "method": str(_METHOD_NAMES.get(meth, meth)), "reason": reason})
+                    log.warning("%s on %s not estimable: %s", meth, o, reason)
+                    failed.append({"outcome": o, "method": meth, "reason": reason})
                     continue
             if len(est.table):
                 tables.append(est.table)
@@ -870,14 +867,107 @@ def run(
         return _run_locked(cfg, derived, stage=stage, progress=progress, echo=echo)
 
 
+def _link_step(cfg: StudyConfig, derived: Path, admin_key: str, dwse: Path, vdab: Path, participants: Path | None, snap: Path, progress: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """The ingest + link step: the admin extracts into a fresh DuckDB, linkage, margins and profile."""
+    from analysis.population import ingest, link, load_population, margins, profile
+    from survey.files import atomic_write
+
+    db = derived / f"popeval-{admin_key[:16]}.duckdb"
+    key = _pseudo_key(cfg)
+    lines: Callable[[str], None] | bool = say if progress else False
+    # built under a temporary name and renamed when complete: never a half-written database
+    with atomic_write(db, None) as tmp_db:
+        tmp_db.unlink()
+        try:
+            ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input,
+                         vdab_spec=cfg.admin.vdab_input, progress=lines)
+            lr = link(tmp_db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
+                      key_attribute=cfg.survey.key_attribute, pseudo_key=key, progress=lines)
+            population = load_population(tmp_db)
+            mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins], progress=lines)
+            pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold, progress=lines)
+        except PopevalError as exc:
+            if exc.hint and "popeval ingest" in exc.hint:
+                exc.with_hint("popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)")
+            raise
+        Path(f"{tmp_db}.wal").unlink(missing_ok=True)
+    return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}
+
+
+def _design_step(resp: Any, population: pd.DataFrame, mg: Any, spec: Any) -> dict[str, Any]:
+    """The design step: analysis frame, weights, overlap, matching and balance (reads no outcome)."""
+    from analysis.estimation import design_stage, weight_stage
+
+    frame, flow = _analysis_frame(resp, population, spec.outcomes, with_outcomes=False)
+    wdesign = weight_stage(frame, mg.totals, spec)
+    d = design_stage(frame, wdesign.weights, spec)
+    from analysis.matching import balance
+
+    # the ATT's target population: the POP users of the admin population
+    # the target population: the POP users of the admin population inside the estimand's
+    # support (the excluded covariate cells removed), for the levels the matched data have
+    analysed = frame.loc[d.analysis_weights.to_numpy() > 0]
+    target = population[population["pop"]]
+    for g in d.overlap.estimand()["excluded_groups"]:
+        target = target[target[g["variable"]].astype(str) != g["category"]]
+    present = {f"{c}{v}" for c in spec.covariates for v in analysed[c].astype(str).unique()}
+    pmeans = {k: v for k, v in _population_means(target, spec.covariates).items() if k in present}
+    bal = balance(d.match, analysed, " + ".join(spec.covariates), population_means=pmeans)
+    wm, wdiag = _weighting_tables(wdesign)
+    return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
+
+
+
+def _outcomes_step(resp: Any, population: pd.DataFrame, des: Mapping[str, Any], mg: Any, spec: Any, cfg: StudyConfig, progress: bool) -> dict[str, Any]:
+    """The outcomes step: every method, end-to-end replicates, p-values, sensitivity and reliability."""
+    from analysis.estimation import end_to_end_variance
+
+    frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
+    d = des["design"]
+    table, shifts, failed, direct, fit_warnings = _estimate_methods(frame, d, spec)
+    eff = table.copy()
+    eff["model_se"] = eff["std_error"]
+    rep = None
+    if cfg.effects.replicates > 0:
+        n_h = population.groupby("pop").size()
+        rep = end_to_end_variance(
+            frame,
+            {k: dict(v) for k, v in mg.totals.items()},  # plain dicts: sent to worker processes
+            spec,
+            inside=None if d.inside is None else d.inside.to_numpy(),
+            n_replicates=cfg.effects.replicates,
+            population_sizes={int(k): float(v) for k, v in zip(n_h.index.to_numpy(), n_h.to_numpy(), strict=True)} if cfg.effects.fpc else None,
+            workers=cfg.effects.workers,
+            rng=np.random.default_rng(cfg.study.seed),
+            progress=progress,
+        )
+        key = list(zip(eff["outcome"], eff["method"], eff["scale"], strict=True))
+        rse = rep["replicate_se"].reindex(key).to_numpy()
+        eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
+        eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
+        fit_warnings = dict(sorted((Counter(fit_warnings) + Counter(rep.attrs.get("fit_warnings", {}))).items()))
+    else:
+        eff["se_type"] = "model"
+    eff = _p_adjust(eff)
+    from analysis.estimation import dont_know_analysis, top2_e_values
+
+    # Rosenbaum bounds are not reported: they assume 1:1 pairs without replacement and
+    # no survey weights (here controls are reused, tied and weighted), so their Gamma is
+    # not valid for this design.  E-values on the top-2-box risk-ratio scale instead.
+    sens = top2_e_values(frame, d, eff, spec)
+    dk_rates, dk_sens = dont_know_analysis(frame, d, spec)
+    from analysis.effects.reliability import cronbach_alpha, hedges_g
+
+    items = frame.loc[:, list(spec.outcomes)].dropna()
+    alpha = cronbach_alpha(items, list(spec.outcomes)) if len(spec.outcomes) > 1 else None
+    t = frame["pop"] == 1
+    g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
+    return {"dont_know": dk_rates, "dont_know_sensitivity": dk_sens, "direct": direct, "frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
+
+
 def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, echo: Callable[[str], None] | None) -> RunResult:
     say = echo or (lambda s: None)
-    from analysis.estimation import (
-        EstimatorSpec,
-        design_stage,
-        end_to_end_variance,
-        weight_stage,
-    )
+    from analysis.estimation import EstimatorSpec
     from survey.files import atomic_write, remove_stale_temporaries
 
     cache = _Cache(derived)
@@ -956,29 +1046,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         link_key = _key("link", admin_key, snap_hash, part_hash, cfg.study.school_years, cfg.survey.key_attribute, code_key)
 
         def do_link() -> dict[str, Any]:
-            from analysis.population import ingest, link, load_population, margins, profile
-
-            db = derived / f"popeval-{admin_key[:16]}.duckdb"
-            key = _pseudo_key(cfg)
-            lines: Callable[[str], None] | bool = say if progress else False
-            # built under a temporary name and renamed when complete: never a half-written database
-            with atomic_write(db, None) as tmp_db:
-                tmp_db.unlink()
-                try:
-                    ing = ingest(dwse, vdab, db=tmp_db, pseudonymise=cfg.admin.pseudonymise, key=key, dwse_spec=cfg.admin.dwse_input,
-                                 vdab_spec=cfg.admin.vdab_input, progress=lines)
-                    lr = link(tmp_db, participants=participants or (snap if snap.is_dir() else None), school_years=cfg.study.school_years or None,
-                              key_attribute=cfg.survey.key_attribute, pseudo_key=key, progress=lines)
-                    population = load_population(tmp_db)
-                    mg = margins(tmp_db, [k[0] if len(k) == 1 else tuple(k) for k in cfg.weighting.margins], progress=lines)
-                    pr = profile(tmp_db, threshold=cfg.study.disclosure_threshold, progress=lines)
-                except PopevalError as exc:
-                    if exc.hint and "popeval ingest" in exc.hint:
-                        exc.hint = "popeval run builds this database itself from admin.dwse and admin.vdab; rerun `popeval run` (report the problem if it persists)"
-                        exc.args = (exc._render(),)
-                    raise
-                Path(f"{tmp_db}.wal").unlink(missing_ok=True)
-            return {"ingest": ing, "linkage": lr, "population": population, "margins": mg, "profile": pr, "db": db.name}
+            return _link_step(cfg, derived, admin_key, dwse, vdab, participants, snap, progress, say)
 
         pop_out = step("ingest+link", link_key, do_link)
         population: pd.DataFrame = pop_out["population"]
@@ -1004,23 +1072,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code_key)
 
         def do_design() -> dict[str, Any]:
-            frame, flow = _analysis_frame(resp, population, spec.outcomes, with_outcomes=False)
-            wdesign = weight_stage(frame, mg.totals, spec)
-            d = design_stage(frame, wdesign.weights, spec)
-            from analysis.matching import balance
-
-            # the ATT's target population: the POP users of the admin population
-            # the target population: the POP users of the admin population inside the estimand's
-            # support (the excluded covariate cells removed), for the levels the matched data have
-            analysed = frame.loc[d.analysis_weights.to_numpy() > 0]
-            target = population[population["pop"]]
-            for g in d.overlap.estimand()["excluded_groups"]:
-                target = target[target[g["variable"]].astype(str) != g["category"]]
-            present = {f"{c}{v}" for c in spec.covariates for v in analysed[c].astype(str).unique()}
-            pmeans = {k: v for k, v in _population_means(target, spec.covariates).items() if k in present}
-            bal = balance(d.match, analysed, " + ".join(spec.covariates), population_means=pmeans)
-            wm, wdiag = _weighting_tables(wdesign)
-            return {"frame": frame, "flow": flow, "design": d, "balance": bal, "weighting_margins": wm, "weight_diagnostics": wdiag, "hash": _design_hash(d)}
+            return _design_step(resp, population, mg, spec)
 
         des = step("design", design_key, do_design)
         # one lock per study and set of inputs: new data (a new wave) gets a new design; changing the
@@ -1062,46 +1114,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         out_key = _key("outcomes", design_key, cfg_dict["effects"], code_key)
 
         def do_outcomes() -> dict[str, Any]:
-            frame, _ = _analysis_frame(resp, population, spec.outcomes, with_outcomes=True)
-            d = des["design"]
-            table, shifts, failed, direct, fit_warnings = _estimate_methods(frame, d, spec)
-            eff = table.copy()
-            eff["model_se"] = eff["std_error"]
-            rep = None
-            if cfg.effects.replicates > 0:
-                n_h = population.groupby("pop").size()
-                rep = end_to_end_variance(
-                    frame,
-                    {k: dict(v) for k, v in mg.totals.items()},  # plain dicts: sent to worker processes
-                    spec,
-                    inside=None if d.inside is None else d.inside.to_numpy(),
-                    n_replicates=cfg.effects.replicates,
-                    population_sizes={int(k): float(v) for k, v in zip(n_h.index.to_numpy(), n_h.to_numpy(), strict=True)} if cfg.effects.fpc else None,
-                    workers=cfg.effects.workers,
-                    rng=np.random.default_rng(cfg.study.seed),
-                    progress=progress,
-                )
-                key = list(zip(eff["outcome"], eff["method"], eff["scale"], strict=True))
-                rse = rep["replicate_se"].reindex(key).to_numpy()
-                eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
-                eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
-            else:
-                eff["se_type"] = "model"
-            eff = _p_adjust(eff)
-            from analysis.estimation import dont_know_analysis, top2_e_values
-
-            # Rosenbaum bounds are not reported: they assume 1:1 pairs without replacement and
-            # no survey weights (here controls are reused, tied and weighted), so their Gamma is
-            # not valid for this design.  E-values on the top-2-box risk-ratio scale instead.
-            sens = top2_e_values(frame, d, eff, spec)
-            dk_rates, dk_sens = dont_know_analysis(frame, d, spec)
-            from analysis.effects.reliability import cronbach_alpha, hedges_g
-
-            items = frame.loc[:, list(spec.outcomes)].dropna()
-            alpha = cronbach_alpha(items, list(spec.outcomes)) if len(spec.outcomes) > 1 else None
-            t = frame["pop"] == 1
-            g = {o: float(hedges_g(frame.loc[t, o].dropna().to_numpy(), frame.loc[~t, o].dropna().to_numpy())) for o in spec.outcomes}
-            return {"dont_know": dk_rates, "dont_know_sensitivity": dk_sens, "direct": direct, "frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
+            return _outcomes_step(resp, population, des, mg, spec, cfg, progress)
 
         outc = step("outcomes", out_key, do_outcomes)
         failed = outc["not_estimable"]
@@ -1114,7 +1127,6 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
 
         # ---- bundle
         eff = outc["effects"].copy()
-        eff["method"] = eff["method"].map(lambda m: _METHOD_NAMES.get(m, m))
         tables = {
             **_profile_tables(pop_out["profile"]),
             "linkage": _linkage_table(pop_out["linkage"]),

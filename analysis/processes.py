@@ -132,7 +132,7 @@ def _watchdog(signum: int, line: str) -> None:
 def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
     """While active, ``SIGINT`` and ``SIGTERM`` stop the workers and raise :class:`Interrupted`.
 
-    The interruption is logged (``popeval.run``: the run log, when a run is under way) before the
+    The interruption is logged (``analysis.pipeline``: the run log, when a run is under way) before the
     main process unwinds; if unwinding takes longer than :data:`UNWIND_SECONDS`, the process prints
     ``line`` and ends with 128 + the signal number.  Every output is written atomically, so ending
     early never leaves a file that looks complete.
@@ -145,7 +145,7 @@ def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         _RECEIVED.append(signum)
-        logging.getLogger("popeval.run").error("run interrupted by %s", signal.Signals(signum).name)
+        logging.getLogger(__name__).error("run interrupted by %s", signal.Signals(signum).name)
         stop_workers()
         _watchdog(signum, f"{line} ({signal.Signals(signum).name})")
         raise Interrupted(signum)

@@ -171,13 +171,13 @@ METHOD_LABELS: dict[str, dict[str, str]] = {
     "matching": {"nl": "Matching op de propensityscore", "en": "Propensity-score matching"},
     "regression": {"nl": "Regressie", "en": "Regression"},
     "ipw": {"nl": "Inverse-propensityweging", "en": "Inverse propensity weighting"},
-    "doubly_robust": {"nl": "Dubbel robuust (AIPW)", "en": "Doubly robust (AIPW)"},
-    "ordered_logit": {"nl": "Geordend logitmodel", "en": "Ordered logit"},
-    "fixed_effects": {"nl": "Regressie binnen opleidingsdomein", "en": "Regression within training domain"},
+    "aipw": {"nl": "Dubbel robuust (AIPW)", "en": "Doubly robust (AIPW)"},
+    "ologit": {"nl": "Geordend logitmodel", "en": "Ordered logit"},
+    "absorbed": {"nl": "Regressie binnen opleidingsdomein", "en": "Regression within training domain"},
     "controlled_direct": {"nl": "Gecontroleerd direct effect", "en": "Controlled direct effect"},
     "g_computation": {"nl": "G-computatie", "en": "G-computation"},
     "weighted": {"nl": "Gewogen, zonder correctie", "en": "Weighted, unadjusted"},
-    "unadjusted": {"nl": "Ruw verschil (gewogen)", "en": "Raw difference (weighted)"},
+    "naive": {"nl": "Ruw verschil (gewogen)", "en": "Raw difference (weighted)"},
 }
 
 

@@ -71,7 +71,7 @@ _LIGHT = "#c9ced4"
 #: The report's typeface, shared by the text (CSS, Typst template, reference.docx) and the figures.
 FONT = "DejaVu Sans"
 #: Methods that describe rather than adjust: shown, but not part of a verdict.
-_DESCRIPTIVE = {"unadjusted", "weighted"}
+_DESCRIPTIVE = {"naive", "weighted"}
 #: The significance level of the verdicts (Holm-adjusted p-values).
 ALPHA = 0.05
 

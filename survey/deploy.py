@@ -152,7 +152,7 @@ def lss_answer_codes(lss: bytes) -> dict[str, list[str]]:
 
 
 def _server_structure(fieldmap: dict[str, Any]) -> tuple[list[str], dict[str, str]]:
-    from survey.parse import code_heading_map
+    from survey.lsformat import code_heading_map
 
     cols = [h for k, h in code_heading_map(fieldmap).items() if isinstance(fieldmap[k], dict) and fieldmap[k].get("title")]
     types = {str(v["title"]): str(v.get("type", "")) for v in fieldmap.values() if isinstance(v, dict) and v.get("title")}

@@ -52,6 +52,12 @@ class PopevalError(Exception):
         self.detail = detail
         super().__init__(self._render())
 
+    def with_hint(self, hint: str) -> PopevalError:
+        """This error with another hint (message re-rendered); returns ``self``."""
+        self.hint = hint
+        self.args = (self._render(),)
+        return self
+
     def _render(self) -> str:
         parts = [self.title]
         where = []

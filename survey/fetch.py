@@ -68,7 +68,7 @@ ENV_URL = "LIMESURVEY_URL"
 ENV_USER = "LIMESURVEY_USER"
 ENV_PASSWORD = "LIMESURVEY_PASSWORD"
 
-_log = logging.getLogger("popeval.survey.fetch")
+_log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _EXPORT = {"document_type": "csv", "heading_type": "code", "response_type": "short", "completion_status": "all"}
 _NO_DATA = "No Data, could not get max id."
@@ -533,7 +533,7 @@ def fetch(
         def export() -> tuple[bytes, list[str], list[list[str | None]]]:
             from citric import exceptions as cx
 
-            from survey.parse import parse_responses_bytes
+            from survey.lsformat import parse_responses_bytes
 
             try:
                 payload = client.export_responses(survey_id, file_format="csv", completion_status="all", heading_type="code",
@@ -643,8 +643,8 @@ def ingest_file(
         The file is empty (0 bytes), repeats a response id, has no id column, or the participants
         file is not the ``list_participants`` JSON (nothing is written then).
     """
-    from survey.lsformat import php_json_dumps, write_csv_export
-    from survey.parse import load_participant_list, parse_responses_bytes, resolve_header
+    from survey.lsformat import parse_responses_bytes, php_json_dumps, write_csv_export
+    from survey.parse import load_participant_list, resolve_header
 
     path = Path(path)
     out = Path(out)

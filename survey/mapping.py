@@ -292,7 +292,7 @@ def skeleton(fieldmap: Mapping[str, Any]) -> str:
     Every column of the survey is listed as a comment with its question text when the fieldmap has it;
     popeval's variables are written with an empty value to fill in.
     """
-    from survey.parse import code_heading_map
+    from survey.lsformat import code_heading_map
 
     headings = code_heading_map(fieldmap)
     texts: dict[str, str] = {}

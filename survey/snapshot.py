@@ -197,7 +197,7 @@ def _ids(header: Sequence[str], body: Sequence[Sequence[str | None]], source: st
 
 def read_snapshot_rows(snapshot: Path) -> tuple[list[str], Rows]:
     """Header and rows by response id of a snapshot's ``responses.csv``."""
-    from survey.parse import parse_responses_bytes
+    from survey.lsformat import parse_responses_bytes
 
     f = snapshot / "responses.csv"
     header, body = parse_responses_bytes(f.read_bytes(), f)
@@ -335,8 +335,7 @@ def verify_chain(snapshot: str | Path) -> list[Path]:
     DataValidationError
         Naming the snapshot and file that break the chain.
     """
-    from survey.lsformat import write_csv_export
-    from survey.parse import parse_responses_bytes
+    from survey.lsformat import parse_responses_bytes, write_csv_export
 
     chain: list[Path] = []
     snap: Path | None = Path(snapshot)

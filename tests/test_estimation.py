@@ -14,9 +14,9 @@ from analysis.estimation import (
     end_to_end_variance,
     estimate_point,
     outcome_stage,
-    rao_wu_weights,
     weight_stage,
 )
+from analysis.weighting.replicate import rao_wu_factors
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None
 def test_rao_wu_factors() -> None:
     rng = np.random.default_rng(0)
     strata = np.repeat([0, 1], [50, 8])
-    f = rao_wu_weights(strata, None, 400, rng)
+    f = rao_wu_factors(strata, None, 400, rng)
     assert f.shape == (58, 400)
     # without fpc: n_h/(n_h-1) times a multinomial count of n_h-1 draws; every replicate sums to n_h per stratum
     np.testing.assert_allclose(f[strata == 0].sum(axis=0), 50.0)
@@ -81,7 +81,7 @@ def test_rao_wu_factors() -> None:
     assert (f >= 0).all()
     assert f[strata == 1].mean() == pytest.approx(1.0)
     # with fpc f_h = n_h/N_h the factors are shrunk towards 1 by sqrt(1 - f_h)
-    g = rao_wu_weights(strata, {0: 100.0, 1: 8.0}, 400, np.random.default_rng(0))
+    g = rao_wu_factors(strata, {0: 100.0, 1: 8.0}, 400, np.random.default_rng(0))
     np.testing.assert_allclose(g[strata == 1], 1.0)  # a census stratum does not vary
     np.testing.assert_allclose(g[strata == 0] - 1, np.sqrt(0.5) * (f[strata == 0] - 1))
 
@@ -121,3 +121,21 @@ def test_matchit_tie_rule_reads_the_row_order(analysis_data: tuple) -> None:
         for s in (1, 2, 3)
     ]
     assert max(moved) > 1e-6
+
+
+def test_one_method_registry_for_the_configuration() -> None:
+    from analysis.config import EFFECT_METHODS
+    from analysis.estimation import METHODS, REPLICATE_METHODS
+
+    assert set(METHODS) == set(EFFECT_METHODS)
+    assert set(REPLICATE_METHODS) < set(METHODS)
+
+
+def test_unknown_method_is_refused(analysis_data: tuple) -> None:
+    from survey.errors import ConfigError
+
+    frame, totals, _ = analysis_data
+    spec = EstimatorSpec()
+    design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
+    with pytest.raises(ConfigError, match="Unknown estimation method"):
+        outcome_stage(frame, design, spec, methods=("doubly_robust",))

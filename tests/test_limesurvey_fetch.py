@@ -85,8 +85,8 @@ def _setup_study(srv: StandInServer, tmp_path: Path) -> tuple[int, dict[str, str
 
 
 def test_lss_imports_and_the_server_structure_agrees_with_the_questionnaire(server: StandInServer) -> None:
+    from survey.lsformat import code_heading_map
     from survey.lss import build_lss, fieldmap_from_lss
-    from survey.parse import code_heading_map
 
     lss = build_lss()
     root = ET.fromstring(lss)
@@ -310,8 +310,8 @@ GOLDEN = Path(os.environ.get("LIMESURVEY_GOLDEN", Path(__file__).resolve().paren
 
 def test_from_file_csv_and_both_json_shapes_give_the_same_snapshot(tmp_path: Path) -> None:
     from survey.fetch import ingest_file
-    from survey.lsformat import write_csv_export, write_json_export
-    from survey.parse import parse_responses_bytes, parse_snapshot
+    from survey.lsformat import parse_responses_bytes, write_csv_export, write_json_export
+    from survey.parse import parse_snapshot
 
     cols = ["id", "submitdate", "lastpage", "startlanguage", "seed", "token", "startdate", "datestamp", *QUESTIONNAIRE.answer_columns()]
     rows: list[dict[str, object]] = [
@@ -362,7 +362,8 @@ def test_recorded_exports_parse_identically() -> None:
 
 def test_demo_snapshot_goes_through_the_same_parser(tmp_path: Path) -> None:
     from analysis.synth import generate
-    from survey.parse import parse_responses_bytes, parse_snapshot, read_participants
+    from survey.lsformat import parse_responses_bytes
+    from survey.parse import parse_snapshot, read_participants
 
     generate(persons=30000, seed=11, out=tmp_path)
     snap = next((tmp_path / "survey").glob("*/*/"))

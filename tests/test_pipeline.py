@@ -125,13 +125,13 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
         assert name in b.tables, name
         assert set(TABLES[name][0]) <= set(b.tables[name].columns)
     eff = b.table("effects")
-    assert {"matching", "regression", "ipw", "doubly_robust", "unadjusted"} <= set(eff["method"])
+    assert {"matching", "regression", "ipw", "aipw", "naive"} <= set(eff["method"])
     # the fixed-effects variant holds the training domain (a mediator) fixed: not an ATT, kept apart
-    assert "fixed_effects" not in set(eff["method"])
+    assert "absorbed" not in set(eff["method"])
     cde = b.table("controlled_direct_effect")
-    assert set(cde["method"]) == {"fixed_effects"} and cde["estimand"].str.contains("controlled direct").all()
+    assert set(cde["method"]) == {"absorbed"} and cde["estimand"].str.contains("controlled direct").all()
     # every published estimator carries the end-to-end replicate SE
-    assert (eff.loc[eff["method"] != "unadjusted", "se_type"] == "replicate").all()
+    assert (eff.loc[eff["method"] != "naive", "se_type"] == "replicate").all()
     # the estimand and its excluded group, decided before outcomes were read
     est = b.estimates["estimand"]
     assert est["name"] == "ATT among POP users with comparable controls"

@@ -400,7 +400,7 @@ def test_every_quoted_number_exists(bundle_dir: Path) -> None:
 def test_extrapolated_share_is_in_the_bundle_and_quoted(bundle_dir: Path) -> None:
     """The effects table flags the model-based methods' extrapolation; the report quotes its maximum."""
     eff = read_bundle(bundle_dir).tables["effects"]
-    model = eff["method"].isin(["regression", "doubly_robust", "ordered_logit"])
+    model = eff["method"].isin(["regression", "aipw", "ologit"])
     assert model.any() and eff.loc[model, "extrapolated"].between(0, 1).all()
     assert eff.loc[~model, "extrapolated"].isna().all()
     facts = Report(bundle_dir, "en").fact.to_dict()
@@ -478,7 +478,7 @@ def test_verdicts_say_when_methods_disagree(bundle_dir: Path) -> None:
     eff = r.bundle.table("effects")
     top2 = eff[eff["scale"] == "top2"]
     for outcome, verdict in r.verdicts().items():
-        rows = top2[(top2["outcome"] == outcome) & ~top2["method"].isin(["unadjusted", "weighted"])]
+        rows = top2[(top2["outcome"] == outcome) & ~top2["method"].isin(["naive", "weighted"])]
         sig = rows["p_holm"] < 0.05
         main_sig = bool(sig[rows["method"] == "matching"].all())
         if verdict == "consistent":

@@ -277,7 +277,7 @@ def test_cache_entries_carry_their_key_and_damaged_ones_are_discarded(
     cache.put("survey", key_a, list(range(1000)))
     p = cache.path("survey", key_a)
     p.write_bytes(p.read_bytes()[:100])
-    with caplog.at_level("WARNING", logger="popeval.run"):
+    with caplog.at_level("WARNING", logger="analysis.pipeline"):
         assert cache.get("survey", key_a) is None
     assert "unreadable" in caplog.text
     assert not p.exists()
@@ -703,7 +703,7 @@ def test_a_secondary_method_that_fails_is_not_estimable_and_the_main_results_sta
     (tmp_path / "s.toml").write_text(text, encoding="utf-8")
     res = run(load_config(tmp_path / "s.toml"), progress=False)
     ne = res.not_estimable
-    assert ("promotion", "ordered_logit") in set(zip(ne["outcome"], ne["method"], strict=True))
+    assert ("promotion", "ologit") in set(zip(ne["outcome"], ne["method"], strict=True))
     assert ne["reason"].str.len().min() > 10
     # the main estimator and the other methods stand, for every outcome
     b = read_bundle(res.bundle)  # type: ignore[arg-type]
@@ -711,16 +711,16 @@ def test_a_secondary_method_that_fails_is_not_estimable_and_the_main_results_sta
     main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
     assert sorted(main["outcome"]) == ["job_better", "promotion", "satisfaction", "stronger"]
     assert main["std_error"].gt(0).all()
-    assert not ((eff["outcome"] == "promotion") & (eff["method"] == "ordered_logit")).any()
+    assert not ((eff["outcome"] == "promotion") & (eff["method"] == "ologit")).any()
     assert ((eff["outcome"] == "promotion") & (eff["method"] == "regression")).sum() == 2
     # ... and the bundle and the summary say what was not estimable and why
     tab = b.table("not_estimable")
-    assert ("promotion", "ordered_logit") in set(zip(tab["outcome"], tab["method"], strict=True))
+    assert ("promotion", "ologit") in set(zip(tab["outcome"], tab["method"], strict=True))
     assert any(
-        d["outcome"] == "promotion" and d["method"] == "ordered_logit" and d["reason"]
+        d["outcome"] == "promotion" and d["method"] == "ologit" and d["reason"]
         for d in b.estimates["not_estimable"]
     )
-    assert "not estimable" in res.summary() and "ordered_logit on promotion" in res.summary()
+    assert "not estimable" in res.summary() and "ologit on promotion" in res.summary()
 
 
 # ------------------------------------------------------------------ exports

@@ -47,7 +47,7 @@ def test_run_scope_logs_to_its_file_and_restores_loggers_and_blas(tmp_path: Path
     loggers, blas = _logger_state(), threadpool_info()
     log_file = tmp_path / "run.log"
     with run_scope(log_file):
-        logging.getLogger("popeval.run").info("step one reused")
+        logging.getLogger("analysis.pipeline").info("step one reused")
         logging.getLogger("analysis.weighting").warning("a cell was collapsed")
         logging.getLogger("citric").info("not ours")
         inside = threadpool_info()

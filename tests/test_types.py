@@ -34,22 +34,24 @@ CLEAN = (
     "analysis/report.py",
     "analysis/reporting.py",
     "analysis/weighting",
-    "analysis/matching/__init__.py",
-    "analysis/matching/algorithms.py",
-    "analysis/matching/formula.py",
-    "analysis/matching/nearest.py",
-    "analysis/matching/propensity.py",
-    "analysis/effects/__init__.py",
-    "analysis/effects/ordinal.py",
-    "analysis/effects/regression.py",
-    "analysis/effects/reliability.py",
-    "analysis/effects/sensitivity.py",
-    "analysis/effects/variance.py",
-    "analysis/effects/weighting_estimators.py",
+    "analysis/matching",
+    "analysis/effects",
+    "analysis/fitwarnings.py",
+    "analysis/synth.py",
 )
 
-#: Not yet clean (errors on the day the list was made): analysis/synth.py (61),
-#: analysis/matching/balance.py (16), analysis/effects/results.py (2).
+#: Every module is checked.
+
+
+def test_every_module_is_checked() -> None:
+    checked = [REPO / p for p in CLEAN]
+    unchecked = [
+        str(f.relative_to(REPO))
+        for pkg in ("survey", "analysis")
+        for f in (REPO / pkg).rglob("*.py")
+        if not any(f == c or c in f.parents for c in checked)
+    ]
+    assert unchecked == []
 
 
 def test_allowlist_names_existing_code() -> None:

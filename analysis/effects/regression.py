@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from analysis.effects.results import EffectEstimate, EffectTable
+from analysis.effects.results import EffectEstimate
 from survey.errors import ConfigError, DataValidationError
 
 if TYPE_CHECKING:
@@ -18,10 +18,21 @@ if TYPE_CHECKING:
 __all__ = [
     "absorbed_effect",
     "adjust_pvalues",
-    "effect_family",
     "matched_effect",
     "weighted_ols",
+    "wls_params",
 ]
+
+
+def wls_params(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted least-squares coefficients (minimum-norm when ``X`` is rank-deficient).
+
+    The one WLS fit of the package: :func:`weighted_ols`, the outcome models of
+    :mod:`analysis.effects.weighting_estimators` and the end-to-end replicates use it.
+    Rows with weight 0 do not count.
+    """
+    sw = np.sqrt(np.asarray(w, dtype=float))
+    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
 
 
 def weighted_ols(
@@ -52,7 +63,7 @@ def weighted_ols(
     sw = np.sqrt(w)
     Xw = X * sw[:, None]
     bread = np.linalg.inv(Xw.T @ Xw)
-    params = bread @ (Xw.T @ (y * sw))
+    params = wls_params(y, X, w)
     resid = y - X @ params
     scores = X * (w * resid)[:, None]
     if vcov == "cluster":
@@ -156,13 +167,17 @@ def matched_effect(
     params, cov = weighted_ols(y, X, w, vcov=vcov, cluster=cluster)
     import pandas as pd
 
+    var = np.diag(cov)
+    # a negative variance comes from a rank-deficient fit (a category alone in one arm): no SE
+    bse = np.sqrt(np.where(var >= 0, var, np.nan))
+
     term = m.treat_column
     return EffectEstimate(
         outcome=name,
         estimand="ATT",
         method="matched WLS" + (" (risk difference)" if top_box is not None else ""),
         params=pd.Series(params, index=cols),
-        bse=pd.Series(np.sqrt(np.diag(cov)), index=cols),
+        bse=pd.Series(bse, index=cols),
         term=term,
         nobs=len(y),
         vcov_type="cluster-robust by subclass (HC1)" if vcov == "cluster" else vcov,
@@ -176,12 +191,6 @@ def adjust_pvalues(pvalues: Sequence[float] | np.ndarray) -> tuple[np.ndarray, n
 
     p = np.asarray(pvalues, dtype=float)
     return multipletests(p, method="holm")[1], multipletests(p, method="fdr_bh")[1]
-
-
-def effect_family(effects: Sequence[EffectEstimate]) -> EffectTable:
-    """Collect effects (e.g. the four outcomes) into one family with Holm and BH p-values."""
-    holm, bh = adjust_pvalues([e.pvalue for e in effects])
-    return EffectTable(effects=tuple(effects), p_holm=holm, p_bh=bh)
 
 
 def absorbed_effect(

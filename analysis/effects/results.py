@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +11,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["EffectEstimate", "EffectTable"]
+__all__ = ["EffectEstimate"]
 
 
 @dataclass(frozen=True)
@@ -142,36 +142,3 @@ class EffectEstimate:
             if hasattr(value, "to_string"):
                 lines += ["", f"{key}:", value.to_string()]
         return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class EffectTable:
-    """A family of effects (e.g. the four outcomes) with multiplicity-adjusted p-values.
-
-    Attributes
-    ----------
-    effects
-        The estimates, in order.
-    p_holm, p_bh
-        Holm and Benjamini-Hochberg adjusted p-values, aligned with ``effects``.
-    """
-
-    effects: Sequence[EffectEstimate]
-    p_holm: np.ndarray
-    p_bh: np.ndarray
-
-    def to_frame(self) -> pd.DataFrame:
-        """One row per effect, with raw, Holm and BH p-values."""
-        import pandas as pd
-
-        out = pd.concat([e.to_frame() for e in self.effects], ignore_index=True)
-        out["p_holm"] = self.p_holm
-        out["p_bh"] = self.p_bh
-        return out
-
-    def summary(self) -> str:
-        """Plain-text table of the family."""
-        return (
-            "Treatment effects (p-values adjusted across the family: Holm, Benjamini-Hochberg)\n"
-            + self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4g}")
-        )

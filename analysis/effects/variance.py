@@ -1,9 +1,10 @@
-"""Variance helpers: replicate-weight variance of any re-fitted estimate, Abadie-Imbens SEs."""
+"""Replicate-weight variance of any re-fitted estimate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -13,9 +14,8 @@ from survey.errors import ConfigError, DataValidationError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from analysis.matching.nearest import MatchResult
 
-__all__ = ["ReplicateVariance", "abadie_imbens_se", "replicate_variance"]
+__all__ = ["ReplicateVariance", "replicate_variance"]
 
 
 @dataclass(frozen=True)
@@ -25,13 +25,23 @@ class ReplicateVariance:
     Attributes
     ----------
     estimate
-        The full-sample estimate (one value per component).
+        The full-sample estimate (one value per component), or the mean of the replicates.
     replicates
-        ``(R, k)`` replicate estimates.
+        ``(R, k)`` replicate estimates; a failed replicate's row is NaN.
     variance, se
-        ``scale * sum_r rscales_r (theta_r - centre)^2`` and its square root, per component.
+        Per component ``scale * sum_r rscales_r (theta_r - centre)^2`` over the replicates that
+        estimated it, and its square root.
     centre
         ``"full"`` (MSE form, around the full-sample estimate) or ``"mean"`` of the replicates.
+    n_replicates
+        Per component, the replicates that estimated it.
+    n_failed
+        Replicates whose re-fit failed with one of the expected errors (counted, not fatal).
+    index
+        The components' labels when the estimator returns a :class:`pandas.Series`, else None.
+    fit_warnings
+        Expected fit warnings raised by the re-fits, summed over the replicates
+        (``"replicates: <Warning>"`` -> count); any other warning surfaces.
     """
 
     estimate: np.ndarray
@@ -39,35 +49,63 @@ class ReplicateVariance:
     variance: np.ndarray
     se: np.ndarray
     centre: str
+    n_replicates: np.ndarray
+    n_failed: int = 0
+    index: pd.Index | None = None
+    fit_warnings: Mapping[str, int] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """Estimate and SE per component."""
+        """Estimate, SE and the number of replicates per component."""
         import pandas as pd
 
-        return pd.DataFrame({"estimate": self.estimate, "se": self.se})
+        return pd.DataFrame(
+            {"estimate": self.estimate, "se": self.se, "n_replicates": self.n_replicates},
+            index=self.index,
+        )
 
     def summary(self) -> str:
         """Plain-text report."""
-        return (f"Replicate variance ({self.replicates.shape[0]} replicates, centred on "
-                f"{self.centre})\n" + self.to_frame().to_string())
+        return (f"Replicate variance ({self.replicates.shape[0]} replicates, {self.n_failed} "
+                f"failed, centred on {self.centre})\n" + self.to_frame().to_string())
 
 
-def _call(refit: Callable[[Any], Any], w: Any) -> np.ndarray:
-    return np.atleast_1d(np.asarray(refit(w), dtype=float))
+def _call(
+    refit: Callable[[Any], Any], failures: tuple[type[BaseException], ...], w: Any
+) -> tuple[Any, Counter[str]]:
+    """One replicate: the re-fitted estimate (None when it fails with an expected error) and
+    the expected fit warnings it raised (:func:`analysis.fitwarnings.expected_fit_warnings`)."""
+    from analysis.fitwarnings import expected_fit_warnings
+
+    counts: Counter[str] = Counter()
+    with expected_fit_warnings(counts, "replicates"):
+        try:
+            value = refit(w)
+        except failures:
+            value = None
+    return value, counts
+
+
+def _as_array(value: Any, index: Any) -> np.ndarray:
+    import pandas as pd
+
+    if isinstance(value, pd.Series) and index is not None:
+        value = value.reindex(index)
+    return np.atleast_1d(np.asarray(value, dtype=float))
 
 
 def replicate_variance(
     df: pd.DataFrame,
-    replicate_columns: Sequence[str],
-    refit: Callable[[pd.Series], float | Sequence[float] | np.ndarray],
+    replicate_weights: Sequence[str] | np.ndarray,
+    refit: Callable[[pd.Series], float | Sequence[float] | np.ndarray | pd.Series],
     *,
     full_weight: str | None = None,
-    scale: float = 1.0,
+    scale: float | None = 1.0,
     rscales: Sequence[float] | np.ndarray | None = None,
     mse: bool = True,
     n_jobs: int | None = None,
     executor: str = "process",
     progress: bool = True,
+    failures: tuple[type[BaseException], ...] = (),
 ) -> ReplicateVariance:
     """Variance of an estimate from replicate weights, re-fitting it once per replicate.
 
@@ -75,22 +113,26 @@ def replicate_variance(
     must redo *everything* that depends on the weights (re-weighting, propensity score, matching,
     outcome model) for the variance to be end-to-end.  Replicates run in parallel with
     :mod:`concurrent.futures` (processes by default, so ``refit`` must be picklable, e.g. a
-    module-level function or :func:`functools.partial`), with a tqdm progress bar.
+    module-level function or :func:`functools.partial`; the workers die with this process and
+    leave Ctrl-C to it, :func:`analysis.processes.worker_initializer`), with a tqdm progress bar.
 
     Parameters
     ----------
     df
         Data holding the replicate weight columns (and ``full_weight``).
-    replicate_columns
-        Names of the replicate weight columns.
+    replicate_weights
+        Names of the replicate weight columns, or an ``(n, R)`` array of replicate weights.
     refit
-        The estimator as a function of a weight column.
+        The estimator as a function of a weight column; a component it returns as NaN is left
+        out of that component's variance (and of its ``n_replicates``).
     full_weight
         Full-sample weight column; the estimate is ``refit(df[full_weight])``.  Default: the mean
         of the replicate estimates is reported and used as the centre.
     scale, rscales
         Variance ``scale * sum_r rscales_r (theta_r - centre)^2`` (e.g. JK1: ``(R-1)/R``, 1;
         bootstrap: ``1/(R-1)``, 1; BRR: ``1/R``, 1; Fay: ``1/(R (1-rho)^2)``, 1).
+        ``scale=None``: ``1/(R_k - 1)`` with ``R_k`` the replicates that estimated component
+        ``k`` (the sample variance of a bootstrap, centred on the replicates' mean).
     mse
         Centre on the full-sample estimate (True, as ``survey``'s ``mse=TRUE``) or on the mean of
         the replicates.
@@ -100,131 +142,87 @@ def replicate_variance(
         ``"process"`` or ``"thread"``.
     progress
         Show a progress bar.
+    failures
+        Errors of ``refit`` that mark a replicate as failed (counted in ``n_failed``) instead of
+        stopping; any other error surfaces.  At least half of the replicates must succeed.
 
     Returns
     -------
     ReplicateVariance
     """
+    import os
     from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from functools import partial
 
+    import pandas as pd
     from tqdm.auto import tqdm
 
-    cols = list(replicate_columns)
-    missing = [c for c in [*cols, *([full_weight] if full_weight else [])] if c not in df.columns]
-    if missing:
-        raise DataValidationError("Replicate weight columns are missing", column=missing[0],
-                                  param="replicate_columns")
-    if len(cols) < 2:
-        raise ConfigError("At least two replicates are needed", param="replicate_columns",
-                          found=str(len(cols)))
-    rs = np.ones(len(cols)) if rscales is None else np.asarray(rscales, dtype=float)
-    if rs.shape != (len(cols),):
+    from analysis.processes import worker_initializer
+
+    if isinstance(replicate_weights, np.ndarray):
+        mat = np.asarray(replicate_weights, dtype=float)
+        if mat.ndim != 2 or mat.shape[0] != len(df):
+            raise ConfigError("Replicate weights need one row per unit", param="replicate_weights",
+                              expected=f"shape ({len(df)}, R)", found=str(mat.shape))
+        weights = [pd.Series(mat[:, r], index=df.index) for r in range(mat.shape[1])]
+    else:
+        cols = list(replicate_weights)
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise DataValidationError("Replicate weight columns are missing", column=missing[0],
+                                      param="replicate_weights")
+        weights = [df[c] for c in cols]
+    if full_weight and full_weight not in df.columns:
+        raise DataValidationError("The full-sample weight column is missing", column=full_weight,
+                                  param="full_weight")
+    n_rep = len(weights)
+    if n_rep < 2:
+        raise ConfigError("At least two replicates are needed", param="replicate_weights",
+                          found=str(n_rep))
+    rs = np.ones(n_rep) if rscales is None else np.asarray(rscales, dtype=float)
+    if rs.shape != (n_rep,):
         raise ConfigError("rscales needs one value per replicate", param="rscales",
-                          expected=str(len(cols)), found=str(rs.shape))
+                          expected=str(n_rep), found=str(rs.shape))
     if executor not in ("process", "thread"):
         raise ConfigError("Unknown executor", param="executor", expected="'process' or 'thread'",
                           found=repr(executor))
-    weights = [df[c] for c in cols]
+    one = partial(_call, refit, tuple(failures))
+    bar = partial(tqdm, total=n_rep, disable=not progress, desc="replicates", unit="rep", leave=False)
     if n_jobs == 1:
-        reps = [_call(refit, w) for w in tqdm(weights, disable=not progress, desc="replicates")]
+        results = [one(w) for w in bar(weights)]
     else:
-        pool_cls = ProcessPoolExecutor if executor == "process" else ThreadPoolExecutor
-        with pool_cls(max_workers=n_jobs) as pool:
-            futures = [pool.submit(_call, refit, w) for w in weights]
-            reps = [f.result() for f in tqdm(futures, disable=not progress, desc="replicates")]
-    R = np.vstack(reps)
-    est = _call(refit, df[full_weight]) if full_weight else R.mean(axis=0)
-    centre = est if mse and full_weight else R.mean(axis=0)
-    var = scale * (rs[:, None] * (R - centre) ** 2).sum(axis=0)
-    return ReplicateVariance(estimate=est, replicates=R, variance=var, se=np.sqrt(var),
-                             centre="full" if (mse and full_weight) else "mean")
-
-
-def abadie_imbens_se(
-    m: MatchResult,
-    df: pd.DataFrame,
-    outcome: str,
-    *,
-    covariates: str | None = None,
-    n_variance_matches: int = 1,
-) -> tuple[float, float]:
-    """ATT and its Abadie-Imbens (2006) standard error for nearest-neighbour matching.
-
-    Implements the variance of the simple matching estimator of Abadie & Imbens (2006,
-    Econometrica 74(1), Theorem 7 / eq. for the population ATT) for matching on a fixed metric,
-    without bias correction and *without* the Abadie-Imbens (2016) adjustment for an estimated
-    propensity score:
-
-        V = 1/N1^2 [ sum_{T=1} (Y_i - Yhat_i(0) - tau)^2
-                     + sum_{T=0} (k_i^2 - sum_t 1/M_t^2) sigma^2_i ],
-
-    with ``k_i`` the summed 1/M_t over the treated units ``t`` that control ``i`` serves (for
-    constant M, ``k_i^2 - K_i/M^2 = K_i (K_i - 1)/M^2``), and ``sigma^2_i`` estimated by
-    matching each control to its ``J = n_variance_matches`` nearest other controls on the same
-    metric: ``J/(J+1) (Y_i - mean of those J)^2``.  Intended for matching with replacement; after
-    matching without replacement every ``K_i <= 1`` and the second term vanishes.
-
-    Parameters
-    ----------
-    m
-        The matching (unweighted by survey weights: survey weights are not used here).
-    df
-        The matched data.
-    outcome
-        Outcome column.
-    covariates
-        Metric for the variance matches: default the matching metric (propensity score, or the
-        Mahalanobis covariates when ``distance="mahalanobis"``/``mahvars``).
-    n_variance_matches
-        J.
-
-    Returns
-    -------
-    (att, se)
-    """
-    from scipy.spatial import cKDTree
-
-    from analysis.matching.formula import covariate_matrix, split_formula
-    from analysis.matching.nearest import mahalanobis_transform
-
-    t = m.treat.to_numpy()
-    y = df[outcome].to_numpy(dtype=float)
-    pos = {lab: i for i, lab in enumerate(df.index)}
-    treated_pos = np.array([pos[lab] for lab in m.match_matrix.index])
-    mm = np.array([[pos[v] if v is not None and v == v else -1 for v in m.match_matrix[c]]
-                   for c in m.match_matrix.columns]).T
-    has = (mm >= 0).any(axis=1)
-    treated_pos, mm = treated_pos[has], mm[has]
-    M = (mm >= 0).sum(axis=1)
-    yhat0 = np.array([y[row[row >= 0]].mean() for row in mm])
-    tau = float((y[treated_pos] - yhat0).mean())
-    n1 = treated_pos.size
-    k = np.zeros(t.size)
-    k2 = np.zeros(t.size)
-    rows, cols = np.nonzero(mm >= 0)
-    np.add.at(k, mm[rows, cols], 1.0 / M[rows])
-    np.add.at(k2, mm[rows, cols], 1.0 / M[rows] ** 2)
-    # metric for sigma^2
-    if covariates is not None:
-        z = mahalanobis_transform(covariate_matrix(df, covariates.split("~")[-1]).to_numpy(), t)
-    elif m.distance is not None and not m.settings.get("mahvars"):
-        z = m.distance.to_numpy()[:, None]
+        workers = n_jobs or os.cpu_count() or 1
+        pool = (
+            ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),))
+            if executor == "process" else ThreadPoolExecutor(max_workers=workers)
+        )
+        with pool:
+            results = list(bar(pool.map(one, weights, chunksize=max(1, n_rep // (4 * workers)))))
+    fit_warnings = sum((c for _, c in results), Counter())
+    results = [r for r, _ in results]
+    good = [r for r in results if r is not None]
+    if len(good) < max(2, n_rep // 2):
+        raise DataValidationError(
+            "Too many replicates failed",
+            expected=f"at least half of {n_rep} replicates estimable",
+            found=f"{len(good)} succeeded",
+            hint="the sample may be too small for the specification; loosen the caliper or exact matching",
+        )
+    index = good[0].index if isinstance(good[0], pd.Series) else None
+    k = _as_array(good[0], index).size
+    R = np.vstack([np.full(k, np.nan) if r is None else _as_array(r, index) for r in results])
+    ok = np.isfinite(R)
+    n_ok = ok.sum(axis=0)
+    mean = np.divide(np.where(ok, R, 0.0).sum(axis=0), n_ok, out=np.full(k, np.nan), where=n_ok > 0)
+    est = _as_array(refit(df[full_weight]), index) if full_weight else mean
+    centre = est if mse and full_weight else mean
+    dev2 = np.where(ok, rs[:, None] * (R - centre) ** 2, 0.0).sum(axis=0)
+    if scale is None:
+        var = np.divide(dev2, n_ok - 1, out=np.full(k, np.nan), where=n_ok > 1)
     else:
-        rhs = (" + ".join(m.settings["mahvars"]) if m.settings.get("mahvars")
-               else split_formula(m.formula)[1])
-        z = mahalanobis_transform(covariate_matrix(df, rhs).to_numpy(), t)
-    ctrl = np.flatnonzero((t == 0) & (k > 0))
-    pool = np.flatnonzero(t == 0)
-    J = int(n_variance_matches)
-    if J < 1 or pool.size <= J:
-        raise ConfigError("n_variance_matches must be >= 1 and below the number of controls",
-                          param="n_variance_matches", found=str(J))
-    tree = cKDTree(z[pool])
-    _, nb = tree.query(z[ctrl], k=J + 1)
-    nb = np.asarray(nb).reshape(ctrl.size, J + 1)
-    sig2 = np.empty(ctrl.size)
-    for i, c in enumerate(ctrl):
-        others = [pool[j] for j in nb[i] if pool[j] != c][:J]
-        sig2[i] = J / (J + 1) * (y[c] - y[others].mean()) ** 2
-    v = ((y[treated_pos] - yhat0 - tau) ** 2).sum() + ((k[ctrl] ** 2 - k2[ctrl]) * sig2).sum()
-    return tau, float(np.sqrt(v) / n1)
+        var = np.where(n_ok > 0, scale * dev2, np.nan)
+    return ReplicateVariance(
+        estimate=est, replicates=R, variance=var, se=np.sqrt(var),
+        centre="full" if (mse and full_weight) else "mean", n_replicates=n_ok,
+        n_failed=n_rep - len(good), index=index, fit_warnings=dict(sorted(fit_warnings.items())),
+    )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from analysis.effects.regression import wls_params
 from analysis.effects.results import EffectEstimate
 from survey.errors import ConfigError
 
@@ -209,11 +210,7 @@ def aipw(
     kz, kx = Z.shape[1], X.shape[1]
     F = _link(ps_link)
 
-    def wls(sel: np.ndarray) -> np.ndarray:
-        ws = w * sel
-        return np.linalg.lstsq(X * np.sqrt(ws)[:, None], y * np.sqrt(ws), rcond=None)[0]
-
-    b1, b0 = wls(t == 1), wls(t == 0)
+    b1, b0 = wls_params(y, X, w * (t == 1)), wls_params(y, X, w * (t == 0))
 
     def ee(theta: np.ndarray) -> np.ndarray:
         tau, mu0 = theta[0], theta[1]
@@ -293,8 +290,7 @@ def regression_att(
         raise ConfigError("An outcome model is required", param="outcome_formula")
     yname, y, X = out
     kx = X.shape[1]
-    ws = w * (1 - t)
-    b0 = np.linalg.lstsq(X * np.sqrt(ws)[:, None], y * np.sqrt(ws), rcond=None)[0]
+    b0 = wls_params(y, X, w * (1 - t))
     tau = float((w * t * (y - X @ b0)).sum() / (w * t).sum())
 
     def ee(theta: np.ndarray) -> np.ndarray:

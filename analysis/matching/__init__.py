@@ -7,7 +7,7 @@ The public surface:
 * :func:`balance` -> :class:`BalanceResult`
 """
 
-from analysis.matching.balance import BalanceResult, balance, balance_table
+from analysis.matching.balance import BalanceResult, balance
 from analysis.matching.nearest import MatchResult, mahalanobis_transform, match
 from analysis.matching.propensity import PropensityScoreResult, propensity_score
 
@@ -16,7 +16,6 @@ __all__ = [
     "MatchResult",
     "PropensityScoreResult",
     "balance",
-    "balance_table",
     "mahalanobis_transform",
     "match",
     "propensity_score",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -10,9 +10,7 @@ import numpy as np
 
 from analysis.matching.formula import (
     covariate_matrix,
-    resolve_weights,
     split_formula,
-    treatment_vector,
 )
 from survey.errors import ConfigError, DataValidationError
 
@@ -21,7 +19,7 @@ if TYPE_CHECKING:
 
     from analysis.matching.nearest import MatchResult
 
-__all__ = ["SMD_CONVENTION", "BalanceResult", "balance", "balance_table"]
+__all__ = ["SMD_CONVENTION", "BalanceResult", "balance"]
 
 SMD_CONVENTION = (
     "Std. Mean Diff. = (treated mean - control mean) / SD of the treated group in the full "
@@ -195,53 +193,23 @@ class BalanceResult:
 
     def summary(self) -> str:
         """Plain-text balance report, with the SMD convention stated."""
-        fmt = {"float_format": lambda v: f"{v:.4f}"}
+        def fmt(v: float) -> str:
+            return f"{v:.4f}"
+
         lines = [
             "Balance before matching:",
-            self.before.to_string(**fmt),
+            self.before.to_string(float_format=fmt),
             "",
             "Balance after matching (survey x matching weights):",
-            self.after.to_string(**fmt),
+            self.after.to_string(float_format=fmt),
             "",
             "Sample sizes:",
-            self.sample_sizes.to_string(**fmt),
+            self.sample_sizes.to_string(float_format=fmt),
         ]
         if self.population is not None:
-            lines += ["", "Against the population:", self.population.to_string(**fmt)]
+            lines += ["", "Against the population:", self.population.to_string(float_format=fmt)]
         lines += ["", "Note: " + self.convention]
         return "\n".join(lines)
-
-
-def balance_table(
-    df: pd.DataFrame,
-    formula: str,
-    *,
-    weights: str | Sequence[float] | np.ndarray | pd.Series | None = None,
-    s_weights: str | Sequence[float] | np.ndarray | pd.Series | None = None,
-) -> pd.DataFrame:
-    """A single MatchIt-style balance table for arbitrary (e.g. IPW) weights.
-
-    Parameters
-    ----------
-    df
-        The data.
-    formula
-        ``"treat ~ x1 + x2"``; factors get one dummy per level.
-    weights
-        Analysis weights (already multiplied by survey weights), or None for the raw sample.
-    s_weights
-        Survey weights, used for the SD in the SMD denominator (see :data:`SMD_CONVENTION`).
-
-    Returns
-    -------
-    pandas.DataFrame
-    """
-    lhs, rhs = split_formula(formula)
-    t = treatment_vector(df, lhs)
-    X = covariate_matrix(df, rhs)
-    sw = resolve_weights(df, s_weights, param="s_weights")
-    w = resolve_weights(df, weights, param="weights")
-    return _balance_rows(X, t, w, np.ones(t.size) if sw is None else sw)
 
 
 def balance(

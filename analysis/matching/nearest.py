@@ -31,7 +31,15 @@ from survey.errors import ConfigError, DataValidationError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["MatchResult", "mahalanobis_transform", "match", "processing_order"]
+__all__ = [
+    "MatchArrays",
+    "MatchResult",
+    "mahalanobis_transform",
+    "match",
+    "match_arrays",
+    "processing_order",
+    "score_caliper",
+]
 
 _M_ORDERS = ("largest", "smallest", "random", "data")
 _STRATEGIES = ("keep", "inherit")
@@ -350,10 +358,89 @@ def match(
     import pandas as pd
 
     lhs, rhs = split_formula(formula)
+    ratio, order, tie_rule, tol = _options(ratio, replace, distance, survey_weight_strategy,
+                                           m_order, compat, ties, tie_tolerance)
+    if rng is None and seed is not None:
+        rng = np.random.default_rng(seed)
+
+    treat = treatment_vector(df, lhs)
+    n = treat.size
+    sw = resolve_weights(df, s_weights, param="s_weights")
+
+    ps_fit: PropensityScoreResult | None = None
+    score: np.ndarray | None = None
+    if distance == "glm":
+        ps_fit = propensity_score(df, formula, weights=sw)
+        score = ps_fit.score.to_numpy()
+    ps_caliper, cov_cal = _calipers(df, caliper, score, std_caliper)
+    cal_mat = np.column_stack([df[k].to_numpy(dtype=float) for k in cov_cal]) if cov_cal else None
+    cal_width = np.array(list(cov_cal.values())) if cov_cal else None
+
+    # Mahalanobis covariates
+    z: np.ndarray | None = None
+    mah_rhs: str | None = None
+    if distance == "mahalanobis":
+        mah_rhs = rhs
+    elif mahvars is not None:
+        mah_rhs = " + ".join(variables_of(mahvars, param="mahvars"))
+    if mah_rhs is not None:
+        xm = covariate_matrix(df, mah_rhs, param="mahvars").to_numpy()
+        z = mahalanobis_transform(xm, treat)
+
+    ex_vars = variables_of(exact, param="exact")
+    arrays = match_arrays(
+        treat, score=score, z=z, s_weights=sw, ratio=ratio, replace=replace,
+        ps_caliper=ps_caliper, cal_mat=cal_mat, cal_width=cal_width, m_order=order, rng=rng,
+        ties=tie_rule, tol=tol, tiebreak=None if tie_rule == "matchit" else label_ranks(df.index),
+        strata=_exact_strata(df, ex_vars), int_abs=compat == "MatchIt-4.5.1",
+        survey_weight_strategy=survey_weight_strategy,
+    )
+    if not (arrays.match_matrix >= 0).any():
+        raise PopevalError(
+            "No units were matched", param="caliper" if caliper is not None else "exact",
+            hint="widen the caliper or relax exact matching",
+        )
+    index = df.index
+    if replace:
+        subclass = pd.Series(
+            pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
+            index=index, name="subclass",
+        )
+    else:
+        sub = subclass_from_mm(arrays.match_matrix, np.flatnonzero(treat == 1), n)
+        subclass = pd.Series(
+            pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
+        ).mask(sub == 0)
+    settings = {
+        "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
+        "m_order": order, "exact": ex_vars or None, "distance": distance,
+        "mahvars": variables_of(mahvars, param="mahvars") or None,
+        "caliper_abs": {"<distance>": ps_caliper, **cov_cal} if caliper is not None else None,
+        "compat": compat, "ties": tie_rule, "tie_tolerance": tol,
+    }
+    return MatchResult(
+        formula=formula,
+        treat=pd.Series(treat, index=index, name=lhs),
+        weights=pd.Series(arrays.weights, index=index, name="weights"),
+        subclass=subclass,
+        distance=None if score is None else pd.Series(score, index=index, name="distance"),
+        match_matrix=_match_matrix_frame(arrays.match_matrix, index, treat),
+        s_weights=pd.Series(np.ones(n) if sw is None else sw, index=index, name="s_weights"),
+        survey_weight_strategy=survey_weight_strategy,
+        combined_weights=pd.Series(arrays.combined_weights, index=index, name="combined_weights"),
+        settings=settings,
+        propensity=ps_fit,
+    )
+
+
+def _options(
+    ratio: int, replace: bool, distance: str, survey_weight_strategy: str, m_order: str | None,
+    compat: str | None, ties: str | None, tie_tolerance: float,
+) -> tuple[int, str, str, float]:
+    """Validate :func:`match`'s options; returns ratio, m_order, ties and the tie tolerance."""
     if not isinstance(ratio, int | np.integer) or isinstance(ratio, bool) or ratio < 1:
         raise ConfigError("ratio must be a positive integer", param="ratio", expected=">= 1",
                           found=repr(ratio))
-    ratio = int(ratio)
     if distance not in ("glm", "mahalanobis"):
         raise ConfigError("Unknown distance", param="distance",
                           expected="'glm' or 'mahalanobis'", found=repr(distance))
@@ -388,161 +475,192 @@ def match(
     if not np.isfinite(tie_tolerance) or tie_tolerance < 0:
         raise ConfigError("The tie tolerance must be a non-negative number",
                           param="tie_tolerance", found=repr(tie_tolerance))
-    tol = float(tie_tolerance)
-    if rng is None and seed is not None:
-        rng = np.random.default_rng(seed)
+    return int(ratio), m_order, ties, float(tie_tolerance)
 
-    treat = treatment_vector(df, lhs)
-    n = treat.size
-    sw = resolve_weights(df, s_weights, param="s_weights")
 
-    ps_fit: PropensityScoreResult | None = None
-    score: np.ndarray | None = None
-    if distance == "glm":
-        ps_fit = propensity_score(df, formula, weights=sw)
-        score = ps_fit.score.to_numpy()
-
-    # calipers
+def _calipers(
+    df: pd.DataFrame, caliper: float | Mapping[str, float] | None, score: np.ndarray | None,
+    std_caliper: bool,
+) -> tuple[float | None, dict[str, float]]:
+    """Absolute caliper widths: on the propensity score, and per covariate."""
     ps_caliper: float | None = None
     cov_cal: dict[str, float] = {}
-    if caliper is not None:
-        items = caliper.items() if isinstance(caliper, Mapping) else [("", caliper)]
-        for key, width in items:
-            if not np.isfinite(width) or width <= 0:
-                raise ConfigError("Caliper widths must be positive numbers", param="caliper",
-                                  found=f"{key or '<distance>'}={width!r}")
-            if key == "":
-                if score is None:
-                    raise ConfigError(
-                        "A propensity-score caliper needs distance='glm'", param="caliper",
-                        hint="name the covariates: caliper={'age': 0.5}",
-                    )
-                ps_caliper = float(width) * (float(np.std(score, ddof=1)) if std_caliper else 1.0)
-            else:
-                if key not in df.columns:
-                    raise DataValidationError("A caliper variable is not in the data",
-                                              column=key, param="caliper")
-                col = df[key].to_numpy(dtype=float)
-                if np.unique(col).size <= 2:
-                    raise ConfigError("Calipers cannot be used with binary variables",
-                                      column=key, param="caliper")
-                cov_cal[key] = float(width) * (float(np.std(col, ddof=1)) if std_caliper else 1.0)
-    cal_mat_all = (
-        np.column_stack([df[k].to_numpy(dtype=float) for k in cov_cal]) if cov_cal else None
-    )
-    cal_width = np.array(list(cov_cal.values())) if cov_cal else None
+    if caliper is None:
+        return ps_caliper, cov_cal
+    items = caliper.items() if isinstance(caliper, Mapping) else [("", caliper)]
+    for key, width in items:
+        if not np.isfinite(width) or width <= 0:
+            raise ConfigError("Caliper widths must be positive numbers", param="caliper",
+                              found=f"{key or '<distance>'}={width!r}")
+        if key == "":
+            if score is None:
+                raise ConfigError(
+                    "A propensity-score caliper needs distance='glm'", param="caliper",
+                    hint="name the covariates: caliper={'age': 0.5}",
+                )
+            ps_caliper = score_caliper(score, float(width), std_caliper)
+        else:
+            if key not in df.columns:
+                raise DataValidationError("A caliper variable is not in the data",
+                                          column=key, param="caliper")
+            col = df[key].to_numpy(dtype=float)
+            if np.unique(col).size <= 2:
+                raise ConfigError("Calipers cannot be used with binary variables",
+                                  column=key, param="caliper")
+            cov_cal[key] = float(width) * (float(np.std(col, ddof=1)) if std_caliper else 1.0)
+    return ps_caliper, cov_cal
 
-    # Mahalanobis covariates
-    z_all: np.ndarray | None = None
-    mah_rhs: str | None = None
-    if distance == "mahalanobis":
-        mah_rhs = rhs
-    elif mahvars is not None:
-        mah_rhs = " + ".join(variables_of(mahvars, param="mahvars"))
-    if mah_rhs is not None:
-        xm = covariate_matrix(df, mah_rhs, param="mahvars").to_numpy()
-        z_all = mahalanobis_transform(xm, treat)
 
-    # exact strata
-    ex_vars = variables_of(exact, param="exact")
-    if ex_vars:
-        missing = [v for v in ex_vars if v not in df.columns]
-        if missing:
-            raise DataValidationError("Exact-matching variables are not in the data",
-                                      column=missing[0], param="exact")
-        strata = df[ex_vars].astype(str).agg("\x1f".join, axis=1).to_numpy()
-        _, stratum_id = np.unique(strata, return_inverse=True)
-    else:
-        stratum_id = np.zeros(n, dtype=np.int64)
+def score_caliper(score: np.ndarray, width: float, std_caliper: bool = True) -> float:
+    """Absolute caliper on the score: ``width`` SDs (``sd()`` over all units, as MatchIt)."""
+    return float(width) * (float(np.std(score, ddof=1)) if std_caliper else 1.0)
 
+
+def _exact_strata(df: pd.DataFrame, ex_vars: Sequence[str]) -> np.ndarray | None:
+    """Stratum number per unit for exact matching (None without exact matching)."""
+    if not ex_vars:
+        return None
+    missing = [v for v in ex_vars if v not in df.columns]
+    if missing:
+        raise DataValidationError("Exact-matching variables are not in the data",
+                                  column=missing[0], param="exact")
+    strata = df[list(ex_vars)].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    return np.unique(strata, return_inverse=True)[1]
+
+
+def _match_matrix_frame(mm: np.ndarray, index: pd.Index, treat: np.ndarray) -> pd.DataFrame:
+    """MatchIt's ``match.matrix``: index labels of the matched controls per treated unit."""
+    import pandas as pd
+
+    labels = np.asarray(index)
+    mm_cols: dict[int, np.ndarray] = {}
+    for j in range(mm.shape[1]):
+        col = mm[:, j]
+        values = labels[np.clip(col, 0, None)].astype(object)
+        values[col < 0] = None
+        mm_cols[j + 1] = values
+    return pd.DataFrame(mm_cols, index=index[np.flatnonzero(treat == 1)], dtype=object)
+
+
+@dataclass(frozen=True)
+class MatchArrays:
+    """The matching of :func:`match_arrays` (row positions, not labels).
+
+    Attributes
+    ----------
+    match_matrix
+        ``(n_treated, k)`` row positions of each treated unit's controls (treated in data
+        order), -1 where there is no match.
+    weights
+        Matching weights (as :attr:`MatchResult.weights`).
+    combined_weights
+        Survey x matching weights (as :attr:`MatchResult.combined_weights`).
+    """
+
+    match_matrix: np.ndarray
+    weights: np.ndarray
+    combined_weights: np.ndarray
+
+
+def match_arrays(
+    treat: np.ndarray,
+    *,
+    score: np.ndarray | None = None,
+    z: np.ndarray | None = None,
+    s_weights: np.ndarray | None = None,
+    ratio: int = 1,
+    replace: bool = False,
+    ps_caliper: float | None = None,
+    cal_mat: np.ndarray | None = None,
+    cal_width: np.ndarray | None = None,
+    m_order: str = "largest",
+    rng: np.random.Generator | None = None,
+    ties: str = "label",
+    tol: float = TIE_TOLERANCE,
+    tiebreak: np.ndarray | None = None,
+    strata: np.ndarray | None = None,
+    int_abs: bool = False,
+    survey_weight_strategy: str = "keep",
+) -> MatchArrays:
+    """Nearest-neighbour matching on arrays: the kernel of :func:`match`, options validated.
+
+    :func:`match` builds the arrays from a data frame and a formula and calls this; the
+    end-to-end replicates call it directly with their re-fitted score.
+
+    Parameters
+    ----------
+    treat
+        0/1 treatment.
+    score
+        Propensity score on the probability scale (the distance when ``z`` is None; else it
+        orders the treated units and carries ``ps_caliper``).
+    z
+        Whitened Mahalanobis covariates (:func:`mahalanobis_transform`), or None.
+    s_weights
+        Survey weights (None: all 1).
+    ratio, replace, m_order, rng, ties, survey_weight_strategy
+        As for :func:`match` (``m_order``, ``ties`` resolved).
+    ps_caliper, cal_mat, cal_width
+        Absolute caliper on the score; covariate values and absolute widths of the covariate
+        calipers.
+    tol
+        Tie tolerance.
+    tiebreak
+        Rank of every unit's label (:func:`analysis.matching.algorithms.label_ranks`), None for
+        ``ties="matchit"``.
+    strata
+        Exact-matching stratum per unit, or None.
+    int_abs
+        MatchIt 4.5.1's integer ``abs()`` (``compat="MatchIt-4.5.1"``).
+
+    Returns
+    -------
+    MatchArrays
+    """
+    n = treat.size
+    stratum_id = np.zeros(n, dtype=np.int64) if strata is None else strata
     ind1_all = np.flatnonzero(treat == 1)
     n1 = ind1_all.size
-    tiebreak_all = None if ties == "matchit" else label_ranks(df.index)
     score_c = None if score is None else tie_canonical(score, tol)
     local: list[tuple[np.ndarray, np.ndarray]] = []
     row_of_treated = np.empty(n, dtype=np.int64)
     row_of_treated[ind1_all] = np.arange(n1)
     for s in np.unique(stratum_id):
-        members = np.flatnonzero(stratum_id == s)
+        members = np.flatnonzero(stratum_id == s) if strata is not None else np.arange(n)
         t_loc = treat[members]
         if not (t_loc == 1).any() or not (t_loc == 0).any():
             continue
         loc1 = np.flatnonzero(t_loc == 1)
-        tb = None if tiebreak_all is None else tiebreak_all[members]
+        tb = None if tiebreak is None else tiebreak[members]
         ord1 = processing_order(
             np.zeros(loc1.size) if score_c is None else score_c[members][loc1], m_order, rng,
             None if tb is None else tb[loc1],
         )
-        cal_mat = None if cal_mat_all is None else cal_mat_all[members]
-        if z_all is None and score_c is not None:
-            if ties == "all" and cal_mat is None:
+        cal_loc = None if cal_mat is None else cal_mat[members]
+        if z is None and score_c is not None:
+            if ties == "all" and cal_loc is None:
                 mm_loc = nn_sorted_all(score_c[members], t_loc, ratio, ps_caliper, tol)
             elif ties == "all":  # covariate calipers: the general kernel on the score
                 mm_loc = nn_general(score_c[members][:, None], t_loc, ord1, ratio, True,
-                                    score_c[members], ps_caliper, cal_mat, cal_width,
+                                    score_c[members], ps_caliper, cal_loc, cal_width,
                                     tiebreak=tb, tol=tol, all_ties=True)
             else:
                 mm_loc = nn_sorted(score_c[members], t_loc, ord1, ratio, replace, ps_caliper,
-                                   cal_mat, cal_width, int_abs=compat == "MatchIt-4.5.1",
-                                   tiebreak=tb, tol=tol)
-        elif z_all is not None:
-            mm_loc = nn_general(z_all[members], t_loc, ord1, ratio, replace,
+                                   cal_loc, cal_width, int_abs=int_abs, tiebreak=tb, tol=tol)
+        elif z is not None:
+            mm_loc = nn_general(z[members], t_loc, ord1, ratio, replace,
                                 None if score is None else score[members], ps_caliper,
-                                cal_mat, cal_width, tiebreak=tb, tol=tol,
+                                cal_loc, cal_width, tiebreak=tb, tol=tol,
                                 all_ties=ties == "all")
-        else:  # pragma: no cover - distance is either glm or mahalanobis
-            continue
+        else:
+            raise ConfigError("Matching needs a score or Mahalanobis covariates", param="score")
         glob = np.where(mm_loc >= 0, members[np.clip(mm_loc, 0, None)], -1)
         local.append((row_of_treated[members[loc1]], glob))
     width = max([ratio, *(g.shape[1] for _, g in local)])
     mm_global = np.full((n1, width), -1, dtype=np.int64)
     for rows_t, glob in local:
         mm_global[rows_t, : glob.shape[1]] = glob
-
-    if not (mm_global >= 0).any():
-        raise PopevalError(
-            "No units were matched", param="caliper" if caliper is not None else "exact",
-            hint="widen the caliper or relax exact matching",
-        )
     w = weights_from_mm(mm_global, treat, ind1_all)
-    index = df.index
-    if replace:
-        subclass = pd.Series(
-            pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
-            index=index, name="subclass",
-        )
-    else:
-        sub = subclass_from_mm(mm_global, ind1_all, n)
-        subclass = pd.Series(
-            pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
-        ).mask(sub == 0)
-    sw_arr = np.ones(n) if sw is None else sw
+    sw_arr = np.ones(n) if s_weights is None else s_weights
     comb = combined_weights(mm_global, treat, ind1_all, sw_arr, w, survey_weight_strategy)
-    labels = np.asarray(index)
-    mm_cols: dict[int, np.ndarray] = {}
-    for j in range(width):
-        col = mm_global[:, j]
-        values = labels[np.clip(col, 0, None)].astype(object)
-        values[col < 0] = None
-        mm_cols[j + 1] = values
-    mm_frame = pd.DataFrame(mm_cols, index=index[ind1_all], dtype=object)
-    settings = {
-        "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
-        "m_order": m_order, "exact": ex_vars or None, "distance": distance,
-        "mahvars": variables_of(mahvars, param="mahvars") or None,
-        "caliper_abs": {"<distance>": ps_caliper, **cov_cal} if caliper is not None else None,
-        "compat": compat, "ties": ties, "tie_tolerance": tol,
-    }
-    return MatchResult(
-        formula=formula,
-        treat=pd.Series(treat, index=index, name=lhs),
-        weights=pd.Series(w, index=index, name="weights"),
-        subclass=subclass,
-        distance=None if score is None else pd.Series(score, index=index, name="distance"),
-        match_matrix=mm_frame,
-        s_weights=pd.Series(sw_arr, index=index, name="s_weights"),
-        survey_weight_strategy=survey_weight_strategy,
-        combined_weights=pd.Series(comb, index=index, name="combined_weights"),
-        settings=settings,
-        propensity=ps_fit,
-    )
+    return MatchArrays(match_matrix=mm_global, weights=w, combined_weights=comb)

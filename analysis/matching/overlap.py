@@ -27,7 +27,7 @@ POP users, which then rests on extrapolation for the excluded ones).
 from __future__ import annotations
 
 import itertools
-import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis.fitwarnings import expected_fit_warnings
 from survey.errors import ConfigError, DataValidationError
 
 __all__ = ["OverlapResult", "extrapolated", "overlap"]
@@ -63,6 +64,9 @@ class OverlapResult:
         The excluded POP users by covariate: ``variable``, ``category``, ``n``, ``pct``.
     settings
         The rule and its thresholds.
+    fit_warnings
+        Expected warnings of the propensity-score fit (``"overlap propensity score: <Warning>"``
+        -> count; :func:`analysis.fitwarnings.expected_fit_warnings`).
     """
 
     cells: pd.DataFrame
@@ -73,6 +77,7 @@ class OverlapResult:
     weights: pd.Series
     profile: pd.DataFrame
     settings: Mapping[str, Any] = field(default_factory=dict)
+    fit_warnings: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def excluded_treated(self) -> pd.Series:
@@ -334,14 +339,14 @@ def overlap(
 
     # propensity score on the units kept by the cell rule
     score = np.full(len(df), np.nan)
+    fit_warnings: Counter[str] = Counter()
     keep = inside & (w > 0)
     if (t[keep] == 1).any() and (t[keep] == 0).any():
         from analysis.matching.propensity import propensity_score
 
         sub = df.loc[keep, [treat, *covariates]].copy()
         sub["_w"] = w[keep]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with expected_fit_warnings(fit_warnings, "overlap propensity score"):
             ps = propensity_score(sub, f"{treat} ~ " + " + ".join(f"C({c})" for c in covariates), weights="_w")
         score[keep] = ps.score.to_numpy()
     ok = ~np.isnan(score)
@@ -385,5 +390,5 @@ def overlap(
         reason=pd.Series(reason, index=index, name="reason"),
         treat=pd.Series(t, index=index, name=treat),
         weights=pd.Series(w, index=index, name="weights"),
-        profile=profile, settings=settings,
+        profile=profile, settings=settings, fit_warnings=dict(sorted(fit_warnings.items())),
     )

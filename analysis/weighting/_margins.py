@@ -20,7 +20,7 @@ from survey.errors import ConfigError, DataValidationError
 
 __all__ = ["CollapseRecord", "Margin", "MarginSpec", "prepare_margins"]
 
-logger = logging.getLogger("analysis.weighting")
+logger = logging.getLogger(__name__)
 
 MarginKey = str | tuple[str, ...]
 MarginSpec = Mapping[MarginKey, Mapping[Hashable, float] | pd.Series | float]

@@ -120,18 +120,8 @@ class SurveyEstimate:
         return pd.Series(
             np.sqrt(np.clip(np.diag(self.cov.to_numpy()), 0, None)),
             index=self.params.index,
-            name="std_error",
+            name="bse",
         )
-
-    @property
-    def estimate(self) -> pd.Series:
-        """Alias of :attr:`params`."""
-        return self.params
-
-    @property
-    def std_error(self) -> pd.Series:
-        """Alias of :attr:`bse`."""
-        return self.bse
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Normal-theory confidence intervals (as R's ``confint`` on ``svystat``)."""
@@ -286,7 +276,7 @@ class SurveyDesign:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("SurveyDesign is immutable; weighting functions return new designs")
 
-    def _derive(
+    def derive(
         self,
         *,
         weights: np.ndarray | None = None,
@@ -294,6 +284,10 @@ class SurveyDesign:
         replicates: ReplicateWeights | bool | None = False,
         diagnostics: WeightingDiagnostics | bool | None = False,
     ) -> SurveyDesign:
+        """A new design with some parts replaced (what every weighting function returns).
+
+        ``replicates`` and ``diagnostics`` are replaced when given (None clears them).
+        """
         new = object.__new__(SurveyDesign)
         for name in SurveyDesign.__slots__:
             object.__setattr__(new, name, getattr(self, name))
@@ -322,6 +316,26 @@ class SurveyDesign:
     def nobs(self) -> int:
         """Number of respondents."""
         return len(self._data)
+
+    @property
+    def weight_array(self) -> np.ndarray:
+        """Current analysis weights as a read-only array (data order)."""
+        return self._weights
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """The calibration steps applied so far (each replicate is re-calibrated by them)."""
+        return self._steps
+
+    @property
+    def replicates(self) -> ReplicateWeights | None:
+        """The replicate weights and variance constants, or None (linearisation)."""
+        return self._replicates
+
+    @property
+    def structure(self) -> _Structure:
+        """Clusters, strata and finite-population corrections of the design."""
+        return self._structure
 
     @property
     def diagnostics(self) -> WeightingDiagnostics | None:

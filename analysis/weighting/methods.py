@@ -29,7 +29,7 @@ from survey.errors import ConfigError, PopevalError
 
 __all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "trim"]
 
-logger = logging.getLogger("analysis.weighting")
+logger = logging.getLogger(__name__)
 
 _TOTALS_RTOL = 1e-6
 
@@ -117,7 +117,7 @@ def rake(
     _check_tol(tol, max_iter)
     ms, _, records = prepare_margins(design.data, margins, min_cell=min_cell, collapse=collapse)
     _check_grand_totals(ms)
-    w0 = np.asarray(design._weights)
+    w0 = np.asarray(design.weight_array)
     res = ipf(w0, ms, tol=tol, max_iter=max_iter)
     if not res.converged:
         raise WeightingConvergenceError(
@@ -129,7 +129,7 @@ def rake(
             hint="raise max_iter, check that the margins are consistent, or collapse sparse cells "
             "(min_cell)",
         )
-    reps = design._replicates
+    reps = design.replicates
     new_reps = (
         False
         if reps is None
@@ -139,8 +139,8 @@ def rake(
         "rake", w0, res.weights, ms, converged=True, iterations=res.iterations, collapsed=records
     )
     step = RakingStep(margins=tuple(ms), weights=res.weights)
-    return design._derive(
-        weights=res.weights, steps=(*design._steps, step), replicates=new_reps, diagnostics=diag
+    return design.derive(
+        weights=res.weights, steps=(*design.steps, step), replicates=new_reps, diagnostics=diag
     )
 
 
@@ -211,16 +211,16 @@ def poststratify(
         )
     ms, _, records = prepare_margins(design.data, margin, min_cell=min_cell, collapse=collapse)
     m = ms[0]
-    w0 = np.asarray(design._weights)
+    w0 = np.asarray(design.weight_array)
     w = _poststrat_weights(w0, m)
-    reps = design._replicates
+    reps = design.replicates
     new_reps = False if reps is None else reps.with_weights(_poststrat_weights(reps.weights, m))
     diag = build_diagnostics(
         "poststratify", w0, w, ms, converged=True, iterations=1, collapsed=records
     )
     step = PostStratStep(codes=m.codes, ncells=m.ncells, new_weights=w, old_weights=w0)
-    return design._derive(
-        weights=w, steps=(*design._steps, step), replicates=new_reps, diagnostics=diag
+    return design.derive(
+        weights=w, steps=(*design.steps, step), replicates=new_reps, diagnostics=diag
     )
 
 
@@ -332,7 +332,7 @@ def _calibrate(
 ) -> SurveyDesign:
     lo, hi = lohi
     mm, pop, names = _model_matrix(design, ms, numeric, population_size)
-    w0 = np.asarray(design._weights)
+    w0 = np.asarray(design.weight_array)
     # rows with identical calibration variables get identical g-weights: without numeric
     # totals, solve on the table of joint cells (exactly the same equations, far fewer rows)
     inv, mm_c = _compress(ms, mm) if not numeric else (None, mm)
@@ -360,7 +360,7 @@ def _calibrate(
             )
         g, iterations, converged = expand(res.g), res.iterations, True
     w = w0 * g
-    reps = design._replicates
+    reps = design.replicates
     new_reps: ReplicateWeights | bool = False
     if reps is not None:
         W = reps.weights
@@ -404,8 +404,8 @@ def _calibrate(
         numeric=num,
     )
     step = GregStep.build(mm, w0, g)
-    return design._derive(
-        weights=w, steps=(*design._steps, step), replicates=new_reps, diagnostics=diag
+    return design.derive(
+        weights=w, steps=(*design.steps, step), replicates=new_reps, diagnostics=diag
     )
 
 
@@ -494,7 +494,7 @@ def trim(
             param="upper",
             found=f"lower={lower}, upper={upper}",
         )
-    w0 = np.asarray(design._weights)
+    w0 = np.asarray(design.weight_array)
     w, count, it = _trim_vector(w0, upper, lower, strict, redistribute, max_iter)
     if strict and ((w > upper) | (w < lower)).any():
         raise WeightingConvergenceError(
@@ -504,7 +504,7 @@ def trim(
             found=f"{int(((w > upper) | (w < lower)).sum())} weight(s) still outside after {max_iter} rounds",
             hint="the bounds may be infeasible for the sum of weights: widen them",
         )
-    reps = design._replicates
+    reps = design.replicates
     new_reps: ReplicateWeights | bool = False
     if reps is not None:
         W = np.array(reps.weights)
@@ -513,7 +513,7 @@ def trim(
             W[pos, j], _, _ = _trim_vector(W[pos, j], upper, lower, strict, redistribute, max_iter)
         new_reps = reps.with_weights(W)
     diag = build_diagnostics("trim", w0, w, [], converged=True, iterations=it, trimmed=count)
-    return design._derive(weights=w, replicates=new_reps, diagnostics=diag)
+    return design.derive(weights=w, replicates=new_reps, diagnostics=diag)
 
 
 def _trim_vector(

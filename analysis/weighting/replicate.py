@@ -8,6 +8,7 @@ replicate as well, so replicate standard errors include the effect of the weight
 from __future__ import annotations
 
 import logging
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +16,9 @@ import numpy as np
 from analysis.weighting.design import SurveyDesign
 from survey.errors import ConfigError, DataValidationError
 
-__all__ = ["Replicates", "as_replicate"]
+__all__ = ["Replicates", "as_replicate", "rao_wu_factors"]
 
-logger = logging.getLogger("analysis.weighting")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,16 +110,16 @@ def as_replicate(
     mse
         Centre the variance at the full-sample estimate instead of the replicate mean.
     """
-    if design._steps:
+    if design.steps:
         raise ConfigError(
             "Create replicate weights before weighting the design",
             param="design",
             expected="a design without rake/poststratify/calibrate steps",
-            found=f"{len(design._steps)} calibration step(s)",
+            found=f"{len(design.steps)} calibration step(s)",
             hint="call as_replicate(SurveyDesign(...)) first, then rake/calibrate the result",
         )
-    s = design._structure
-    w = np.asarray(design._weights)
+    s = design.structure
+    w = np.asarray(design.weight_array)
     n_h = s.n_psu.astype(float)
     key = method.lower()
     if key == "jk1":
@@ -171,7 +172,7 @@ def as_replicate(
     rw = fac * w[:, None]
     rw.flags.writeable = False
     reps = Replicates(rw, float(scale), np.ones(rw.shape[1]), bool(mse), name)
-    return design._derive(replicates=reps)
+    return design.derive(replicates=reps)
 
 
 def _bootstrap_psu_factors(
@@ -191,4 +192,48 @@ def _bootstrap_psu_factors(
                 pseudo = np.resize(perm, int(np.rint(popsize[h])))
                 draw = rng.choice(pseudo, size=m, replace=False)
             out[:, r] += np.bincount(draw, minlength=P)
+    return out
+
+
+def rao_wu_factors(
+    strata: np.ndarray,
+    population_sizes: Mapping[Hashable, float] | None,
+    n_replicates: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Rao-Wu rescaling bootstrap adjustment factors (n x R) of units within strata.
+
+    Within each stratum h with n_h units, m_h = n_h - 1 units are drawn with replacement; unit i's
+    factor is ``1 - lam + lam * n_h / m_h * r_hi`` with ``lam = sqrt(m_h (1 - f_h) / (n_h - 1))``,
+    ``f_h = n_h / N_h`` (Rao, Wu & Yue 1992; without a finite-population correction R's
+    ``subbootweights``).  Multiply the base weights by these factors; the variance of an estimate
+    is the sample variance of its replicates.  A stratum with one unit keeps factor 1.
+
+    Parameters
+    ----------
+    strata
+        Stratum per unit.
+    population_sizes
+        Population count ``N_h`` per stratum for the finite-population correction, or None.
+    n_replicates
+        Number of replicates R.
+    rng
+        Random generator.
+    """
+    strata = np.asarray(strata)
+    n = len(strata)
+    out = np.empty((n, n_replicates))
+    for h in np.unique(strata):
+        idx = np.flatnonzero(strata == h)
+        nh = len(idx)
+        if nh < 2:
+            out[idx, :] = 1.0
+            continue
+        mh = nh - 1
+        fh = 0.0 if not population_sizes else min(1.0, nh / float(population_sizes[h]))
+        lam = np.sqrt(mh * (1 - fh) / (nh - 1))
+        draws = rng.integers(0, nh, size=(n_replicates, mh))
+        counts = np.zeros((n_replicates, nh))
+        np.add.at(counts, (np.repeat(np.arange(n_replicates), mh), draws.ravel()), 1.0)
+        out[idx, :] = (1 - lam + lam * (nh / mh) * counts).T
     return out

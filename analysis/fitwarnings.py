@@ -1,0 +1,43 @@
+"""Warnings a model fit may raise on a valid sample: counted and reported, never silenced.
+
+A logistic or ordinal fit on a small (replicate) sample may warn of quasi-separation or slow
+convergence and still return a usable fit.  :func:`expected_fit_warnings` counts those warnings
+(statsmodels' ``ConvergenceWarning``, ``PerfectSeparationWarning``, ``HessianInversionWarning``)
+per fit; every other warning is re-emitted, so that it surfaces as it would have.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping
+
+__all__ = ["EXPECTED_FIT_WARNINGS", "expected_fit_warnings", "report_fit_warnings"]
+
+#: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
+EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
+
+
+@contextlib.contextmanager
+def expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
+    """Count the expected warnings of ``fit`` into ``counts`` (``"fit: Warning"``); others surface."""
+    from statsmodels.tools import sm_exceptions
+
+    expected = tuple(getattr(sm_exceptions, name) for name in EXPECTED_FIT_WARNINGS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        if issubclass(w.category, expected):
+            counts[f"{fit}: {w.category.__name__}"] += 1
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
+def report_fit_warnings(counts: Mapping[str, int], log: logging.Logger) -> dict[str, int]:
+    """Log the counted fit warnings on ``log`` and return them (sorted) for a result's diagnostics."""
+    for key, n in sorted(counts.items()):
+        log.warning("%s warned %d time(s) while fitting", key, n)
+    return dict(sorted(counts.items()))
