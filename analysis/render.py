@@ -377,17 +377,20 @@ def _run_kernel(nb: Any, build: Path, env: Mapping[str, str], log: Any, timeout:
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index, execution_count=client.code_cells_executed + 1)
     finally:
-        # an interruption may arrive here too: the kernel is killed first, then the sockets closed
-        with contextlib.suppress(Exception):
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
-        with contextlib.suppress(Exception):
-            if client.kc is not None:
-                client.kc.stop_channels()
-                client.kc.context.destroy(linger=0)
-        with contextlib.suppress(Exception):
-            km.context.destroy(linger=0)
-        shutil.rmtree(ipc, ignore_errors=True)
+        # an interruption may arrive here too (while the kernel shuts down): the kernel is killed
+        # first, then the sockets closed, and the private folder is removed whatever happens
+        try:
+            with contextlib.suppress(Exception):
+                if km.has_kernel:
+                    km.shutdown_kernel(now=True)
+            with contextlib.suppress(Exception):
+                if client.kc is not None:
+                    client.kc.stop_channels()
+                    client.kc.context.destroy(linger=0)
+            with contextlib.suppress(Exception):
+                km.context.destroy(linger=0)
+        finally:
+            shutil.rmtree(ipc, ignore_errors=True)
 
 
 def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) -> tuple[str, dict[str, Any]]:

@@ -126,6 +126,19 @@ def _estimand_truth(units: pd.DataFrame, excluded: list[dict[str, Any]], top_box
 
 
 def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = None, no_fpc: bool = False, fpc: bool = False, scenario: str = "baseline", unweighted: bool = True) -> dict[str, Any]:
+    """One synthetic study (:func:`_run_study`) with popeval's loggers at ERROR for its duration only."""
+    loggers = [logging.getLogger("analysis"), logging.getLogger("survey")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        return _run_study(seed, persons, replicates, tmp_root, no_fpc, fpc, scenario, unweighted)
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, no_fpc: bool, fpc: bool, scenario: str, unweighted: bool) -> dict[str, Any]:
     """Generate one synthetic study, run the main estimator and its replicate SE, compare to the truth.
 
     Parameters
@@ -174,8 +187,6 @@ def run_study(seed: int, persons: int, replicates: int, tmp_root: str | None = N
     from analysis.synth import SynthParams, generate
     from survey.parse import parse_snapshot
 
-    logging.getLogger("analysis").setLevel(logging.ERROR)
-    logging.getLogger("survey").setLevel(logging.ERROR)
     spec = EstimatorSpec(methods=METHODS)
     sc = SCENARIOS[scenario]
     params = SynthParams(**sc["params"])
