@@ -231,7 +231,9 @@ def ordered_logit(
     V = Ainv @ B @ Ainv
     names = [str(c) for c in X_df.columns] + [f"{cats[k]}|{cats[k + 1]}" for k in range(K - 1)]
     params = pd.Series(theta, index=names)
-    bse = pd.Series(np.sqrt(np.diag(V)), index=names)
+    var = np.diag(V)
+    # a negative sandwich variance (a nearly unidentified threshold) has no SE: NaN, stated as such
+    bse = pd.Series(np.sqrt(np.where(var >= 0, var, np.nan)), index=names)
     shifts = None
     if treat is not None:
         if treat not in X_df.columns:
