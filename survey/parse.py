@@ -164,17 +164,11 @@ def read_participants(
         key_col[raw_insz] = pseudonymise(key_col[raw_insz], pseudo_key).to_numpy()
         raw = raw.assign(attribute_1=key_col)
     elif raw_insz.any():
-        pos = int(raw_insz.argmax())
-        raise DataValidationError(
-            "An identifier looks like a raw national register number (INSZ) in survey_participants",
-            file=path,
-            row=pos + 1,
-            column=key_attribute,
-            expected="a pseudonymous key",
-            found=f"an 11-digit value with a valid INSZ check digit ({int(raw_insz.sum())} rows); the value is not shown",
-            hint="raw INSZ numbers must not be ingested: set pseudonymise = true under [admin] (with POPEVAL_PSEUDO_KEY set) "
-            "so they are pseudonymised with the extracts' key",
-        )
+        from survey.validate import refuse_raw_insz
+
+        refuse_raw_insz(key_col, "survey_participants", path, key_attribute, raw=raw_insz,
+                        hint="raw INSZ numbers must not be ingested: set pseudonymise = true under [admin] (with POPEVAL_PSEUDO_KEY set) "
+                        "so they are pseudonymised with the extracts' key")
     return validate_participants(
         raw, path, key_attribute,
         duplicate_hint="LimeSurvey lists each participant once; a repeated tid means the participant pages overlapped "

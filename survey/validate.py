@@ -22,7 +22,7 @@ from survey.datamodel import Table
 from survey.errors import DataValidationError
 from survey.insz import looks_like_insz
 
-__all__ = ["read_table", "validate_frame"]
+__all__ = ["read_table", "refuse_raw_insz", "validate_frame"]
 
 
 
@@ -127,24 +127,25 @@ def validate_frame(raw: pd.DataFrame, table: Table, source: str | Path = "<frame
         )
     for col in table.columns:
         if col.pseudo_key:
-            _refuse_raw_insz(raw[col.name], table, source, (columns or {}).get(col.name, col.name))
+            refuse_raw_insz(raw[col.name], table.name, source, (columns or {}).get(col.name, col.name))
     df = _checked_in_duckdb(raw, table, source, duplicate_hint, columns)
     df.attrs["ignored_columns"] = [c for c in cols if c not in table.names]
     return df
 
 
-def _refuse_raw_insz(s: pd.Series, table: Table, source: str | Path, column: str) -> None:
-    raw = looks_like_insz(s.astype("string")).to_numpy()
+def refuse_raw_insz(s: pd.Series, table_name: str, source: str | Path, column: str, *, raw: np.ndarray | None = None, hint: str | None = None) -> None:
+    """Raise :class:`DataValidationError` when ``s`` holds a raw INSZ (``raw``: the flags, when known); the value is never shown."""
+    raw = looks_like_insz(s.astype("string")).to_numpy() if raw is None else raw
     if raw.any():
         pos = int(np.flatnonzero(raw)[0])
         raise DataValidationError(
-            f"An identifier looks like a raw national register number (INSZ) in {table.name}",
+            f"An identifier looks like a raw national register number (INSZ) in {table_name}",
             file=source,
             row=pos + 1,
             column=column,
             expected="a pseudonymous key",
             found=f"an 11-digit value with a valid INSZ check digit ({int(raw.sum())} rows); the value is not shown",
-            hint="raw INSZ numbers must not be ingested: pseudonymise them at the source, or run ingest "
+            hint=hint or "raw INSZ numbers must not be ingested: pseudonymise them at the source, or run ingest "
             "with --pseudonymise and POPEVAL_PSEUDO_KEY set",
         )
 
