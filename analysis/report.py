@@ -177,7 +177,7 @@ METHOD_LABELS: dict[str, dict[str, str]] = {
     "controlled_direct": {"nl": "Gecontroleerd direct effect", "en": "Controlled direct effect"},
     "g_computation": {"nl": "G-computatie", "en": "G-computation"},
     "weighted": {"nl": "Gewogen, zonder correctie", "en": "Weighted, unadjusted"},
-    "naive": {"nl": "Ruw verschil (gewogen)", "en": "Raw difference (weighted)"},
+    "naive": {"nl": "Ruw verschil (ongewogen)", "en": "Raw difference (unweighted)"},
 }
 
 
