@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -138,6 +139,10 @@ class EstimatorSpec:
 
 # --------------------------------------------------------------------------- weighting
 
+#: Raking settings of :func:`weight_stage`, shared by the replicates' raking.
+RAKE_TOL = 1e-10
+RAKE_MAX_ITER = 500
+
 
 def _margin_subset(margins: MarginSpec, keys: Sequence[tuple[str, ...]]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
@@ -162,27 +167,13 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     """
     from analysis.weighting import SurveyDesign, calibrate, poststratify, rake, trim
 
-    df = frame.copy()
+    df, m = _weighting_data(frame, margins, spec)
     df["_w0"] = frame["w_design"].to_numpy(dtype=float) if base_weights is None else np.asarray(base_weights, dtype=float)
     d = SurveyDesign(df, weights="_w0")
-    m = _margin_subset(margins, spec.margins)
-    # A category of the population margins that no respondent has (e.g. no respondent in the
-    # primary sector in a small wave) is a genuine empty cell: declare it, so that the collapse
-    # rule merges it with a neighbour of the same stratum instead of refusing the margin.
-    for key, totals in m.items():
-        cols = (key,) if isinstance(key, str) else tuple(key)
-        cells = list(totals.index if hasattr(totals, "index") else totals)
-        for level, c in enumerate(cols):
-            declared = list(dict.fromkeys(cell[level] if len(cols) > 1 else cell for cell in cells))
-            if isinstance(df[c].dtype, pd.CategoricalDtype):
-                continue
-            seen = set(pd.unique(df[c]))
-            if seen < set(declared):
-                df[c] = pd.Categorical(df[c], categories=declared)
     if spec.weighting == "none":
         out = d
     elif spec.weighting == "rake":
-        out = rake(d, m, min_cell=spec.min_cell, max_iter=500)
+        out = rake(d, m, min_cell=spec.min_cell, tol=RAKE_TOL, max_iter=RAKE_MAX_ITER)
     elif spec.weighting == "poststratify":
         if len(m) != 1:
             raise ConfigError(
@@ -198,6 +189,26 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     if spec.trim_upper is not None:
         out = trim(out, upper=spec.trim_upper)
     return out
+
+
+def _weighting_data(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec) -> tuple[pd.DataFrame, dict[Any, Any]]:
+    """The respondents as the weighting sees them, and the margins of ``spec``."""
+    df = frame.copy()
+    m = _margin_subset(margins, spec.margins)
+    # A category of the population margins that no respondent has (e.g. no respondent in the
+    # primary sector in a small wave) is a genuine empty cell: declare it, so that the collapse
+    # rule merges it with a neighbour of the same stratum instead of refusing the margin.
+    for key, totals in m.items():
+        cols = (key,) if isinstance(key, str) else tuple(key)
+        cells = list(totals.index if hasattr(totals, "index") else totals)
+        for level, c in enumerate(cols):
+            declared = list(dict.fromkeys(cell[level] if len(cols) > 1 else cell for cell in cells))
+            if isinstance(df[c].dtype, pd.CategoricalDtype):
+                continue
+            seen = set(pd.unique(df[c]))
+            if seen < set(declared):
+                df[c] = pd.Categorical(df[c], categories=declared)
+    return df, m
 
 
 # --------------------------------------------------------------------------- support
@@ -492,12 +503,15 @@ def _fit_absorbed(s: OutcomeSample) -> MethodResult:
 
 def _fit_naive(s: OutcomeSample) -> MethodResult:
     """The unweighted difference in means (Welch SE)."""
+    from analysis.effects.weighting_estimators import mean_difference
+
     d, t = s.data, s.treated
     rows = []
     for scale, col in s.scales():
         a, b = d.loc[t, col], d.loc[~t, col]
         se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-        rows.append(_row(s.outcome, "naive", "unadjusted", scale, a.mean() - b.mean(), se, len(a), len(b)))
+        est = mean_difference(d[col].to_numpy(dtype=float), t.astype(float))
+        rows.append(_row(s.outcome, "naive", "unadjusted", scale, est, se, len(a), len(b)))
     return MethodResult(rows)
 
 
@@ -630,34 +644,117 @@ def _restrict_match(m: Any, index: pd.Index) -> Any:
 
 # --------------------------------------------------------------------------- variance
 
+#: Compress the rows into cells when there are at most this many cells per respondent (every
+#: covariate categorical); with a continuous covariate nearly every row is a cell of its own and
+#: the replicates run on the rows.
+CELL_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class _Units:
+    """Units of one outcome: respondents with the same design cell and the same answer.
+
+    Attributes
+    ----------
+    ids
+        Unit of every respondent.
+    design
+        Design cell of every unit.
+    y
+        The answer of every unit (NaN: missing).
+    """
+
+    ids: np.ndarray
+    design: np.ndarray
+    y: np.ndarray
+
 
 @dataclass(frozen=True)
 class _Prepared:
-    """Arrays that stay fixed across replicates (only the weights change)."""
+    """What stays fixed across replicates (only the weights change).
 
-    treat: np.ndarray
-    X: np.ndarray  # intercept + covariate dummies
+    The replicates run on *design cells* (respondents with the same POP, covariates and raking
+    variables) and, per outcome, on *units* (a design cell's respondents with the same answer),
+    each carrying the summed weights of its respondents (``cells``), or on the respondents
+    themselves (every row its own cell).  Every estimator of the effects table is invariant to
+    merging identical rows into one with their summed weight, and matching with all ties used
+    shares a treated unit's weight among identical controls; so both give the same estimates.
+    """
+
+    cells: bool
+    design_ids: np.ndarray  # design cell of every respondent
+    treat: np.ndarray  # per design cell
+    X: np.ndarray  # per design cell: intercept + covariate dummies
     pop_col: int
-    Xo: np.ndarray  # intercept, pop, dummies
+    Xo: np.ndarray  # per design cell: intercept, pop, dummies
     outcomes: tuple[str, ...]
-    y: np.ndarray  # n x K (NaN = missing)
-    top2: np.ndarray
-    tiebreak: np.ndarray  # rank of the respondent labels (tie rule 'label')
-    freq: np.ndarray | None = None  # bootstrap frequency factors of a replicate (naive difference)
+    units: tuple[_Units, ...]  # per outcome
+    base: np.ndarray  # design weight of every respondent
+    tiebreak: np.ndarray | None  # rank of the respondent labels per design cell (rows only)
+    raking: Any  # analysis.weighting.replicate.ReplicateRaking on the design cells, or None
 
 
-def _prepare(frame: pd.DataFrame, spec: EstimatorSpec) -> _Prepared:
-    dummies = pd.get_dummies(frame.loc[:, list(spec.covariates)].astype(str), drop_first=True, dtype=float)
-    ones = np.ones((len(frame), 1))
-    X = np.hstack([ones, dummies.to_numpy()])
-    treat = frame["pop"].to_numpy(dtype=float)
-    Xo = np.hstack([ones, treat[:, None], dummies.to_numpy()])
-    y = np.column_stack([frame[o].to_numpy(dtype=float) for o in spec.outcomes])
-    top2 = np.where(np.isnan(y), np.nan, (y >= spec.top_box).astype(float))
+def _weighting_method(spec: EstimatorSpec) -> str:
+    """How a replicate re-weights: ``"rake"`` / ``"none"`` on arrays, else :func:`weight_stage`."""
+    if spec.trim_upper is None and spec.weighting in ("rake", "none"):
+        return spec.weighting
+    return "stage"
+
+
+def _prepare(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, cells: bool | None = None) -> _Prepared:
+    """Design matrices, cells and units, and the encoded margins, for the replicates.
+
+    ``cells``: compress into cells (True), use the rows (False) or decide (None: cells when
+    there are at most :data:`CELL_SHARE` cells per respondent and the tie rule is ``"all"``).
+    Compressed units are exact ties, which only the tie rule ``"all"`` shares among them.
+    """
     from analysis.matching.algorithms import label_ranks
 
-    return _Prepared(treat=treat, X=X, pop_col=1, Xo=Xo, outcomes=tuple(spec.outcomes), y=y,
-                     top2=top2, tiebreak=label_ranks(frame.index))
+    n = len(frame)
+    margin_cols = [c for k in spec.margins for c in k]
+    key_cols = list(dict.fromkeys(["pop", *spec.covariates, *margin_cols]))
+    if cells is None or cells:
+        design_ids = frame.groupby(key_cols, sort=True, dropna=False, observed=True).ngroup().to_numpy()
+        n_cells = int(design_ids.max()) + 1 if n else 0
+        if cells is None:
+            cells = spec.ties == "all" and n_cells <= CELL_SHARE * n
+        elif spec.ties != "all":
+            raise ConfigError(
+                "Replicates on cells need the tie rule 'all'",
+                param="matching.ties", expected="'all'", found=repr(spec.ties),
+                hint="identical respondents are exact ties; run the replicates on the rows (cells=False)",
+            )
+    if not cells:
+        design_ids = np.arange(n)
+    _, first = np.unique(design_ids, return_index=True)
+    dummies = pd.get_dummies(frame.loc[:, list(spec.covariates)].astype(str), drop_first=True, dtype=float).to_numpy()[first]
+    ones = np.ones((first.size, 1))
+    treat = frame["pop"].to_numpy(dtype=float)[first]
+    X = np.hstack([ones, dummies])
+    Xo = np.hstack([ones, treat[:, None], dummies])
+    units = []
+    for o in spec.outcomes:
+        y = frame[o].to_numpy(dtype=float)
+        if cells:
+            codes, values = pd.factorize(y, sort=True)  # NaN: code -1
+            uid, ufirst, ids = np.unique(design_ids * (values.size + 1) + codes + 1, return_index=True, return_inverse=True)
+            del uid
+            units.append(_Units(ids=ids, design=design_ids[ufirst], y=y[ufirst]))
+        else:
+            units.append(_Units(ids=design_ids, design=design_ids, y=y))
+    raking = None
+    if _weighting_method(spec) == "rake":
+        from analysis.weighting.replicate import ReplicateRaking
+
+        df, m = _weighting_data(frame, margins, spec)
+        raking = ReplicateRaking.prepare(df, m, min_cell=spec.min_cell, tol=RAKE_TOL, max_iter=RAKE_MAX_ITER)
+        if cells:
+            raking = raking.compress(first)
+    return _Prepared(
+        cells=bool(cells), design_ids=design_ids, treat=treat, X=X, pop_col=1, Xo=Xo,
+        outcomes=tuple(spec.outcomes), units=tuple(units), base=frame["w_design"].to_numpy(dtype=float),
+        tiebreak=None if cells else label_ranks(frame.index), raking=raking,
+    )
 
 
 def _identified(X: np.ndarray) -> np.ndarray:
@@ -686,59 +783,89 @@ def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
 REPLICATE_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
 
 
-def _ologit_top_shift(theta: np.ndarray, X: np.ndarray, cats: np.ndarray, w: np.ndarray, treated: np.ndarray, top_box: int) -> float:
-    """Ordered logit: mean over the treated of P(Y >= top_box | POP) - P(Y >= top_box | no POP).
+def _survey_weights(prep: _Prepared, b: np.ndarray, frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec) -> np.ndarray:
+    """Every respondent's survey weight from the base weights ``b``: raked to the margins."""
+    how = _weighting_method(spec)
+    if how == "stage":
+        return np.asarray(weight_stage(frame, margins, spec, base_weights=b).weights.to_numpy(dtype=float))
+    if not prep.cells:
+        return np.asarray(prep.raking(b)) if how == "rake" else b
+    bd = np.bincount(prep.design_ids, weights=b, minlength=prep.treat.size)
+    if how == "none":
+        return b
+    wd = prep.raking(bd)
+    g = np.divide(wd, bd, out=np.zeros_like(wd), where=bd > 0)
+    return np.asarray(b * g[prep.design_ids])
 
-    The ordered logit's ATT on the top-2-box scale (comparable with the other estimators'
-    top-2-box risk difference).  Column 0 of ``X`` is the POP indicator.
+
+def _by_design(design: np.ndarray, w: np.ndarray, y: np.ndarray, n: int, collapse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Units merged into their design cells: (cells, summed weights, weighted mean answers).
+
+    Least squares, the weighted logit and the weighted means of the linear estimators do not
+    change when rows that share every regressor are merged with their summed weight and mean
+    answer.  Without ``collapse`` (rows) the units are returned as they are.
     """
-    from scipy.special import expit
-
-    p = X.shape[1]
-    beta, zeta = theta[:p], theta[p:]
-    k = int(np.searchsorted(cats, top_box))  # index of the first category >= top_box
-    if k == 0:
-        return 0.0
-    cut = zeta[k - 1]  # P(Y >= cats[k]) = 1 - F(cut - x'b)
-    X1, X0 = X[treated].copy(), X[treated].copy()
-    X1[:, 0], X0[:, 0] = 1.0, 0.0
-    d = expit(cut - X0 @ beta) - expit(cut - X1 @ beta)
-    return float(np.average(d, weights=w[treated]))
+    if not collapse:
+        return design, w, y
+    W = np.bincount(design, weights=w, minlength=n)
+    Y = np.bincount(design, weights=w * y, minlength=n)
+    idx = np.flatnonzero(W > 0)
+    return idx, W[idx], Y[idx] / W[idx]
 
 
-def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: Sequence[str] | None = None) -> pd.Series:
-    """Every estimator of the effects table on arrays: the replicate fast path.
+def _replicate_estimates(
+    prep: _Prepared, b: np.ndarray, freq: np.ndarray, inside: np.ndarray | None, spec: EstimatorSpec,
+    methods: Sequence[str] | None, frame: pd.DataFrame, margins: MarginSpec,
+) -> pd.Series:
+    """Every estimator of the effects table for one set of base weights: one replicate.
 
-    It reproduces :func:`design_stage` + :func:`outcome_stage` for a propensity-score distance
-    without exact matching (checked by the tests): the matched WLS (``matching``), the
-    g-computation ATT (``regression``), IPW and AIPW for the ATT, the ordered logit's POP
-    coefficient on the matched sample (``ologit``) and the naive difference, which in a
-    replicate weights respondents by their bootstrap factors (``prep.freq``) only.
+    It reproduces :func:`weight_stage` + :func:`design_stage` + :func:`outcome_stage` for a
+    propensity-score distance without exact matching (checked by the tests) with the library's
+    estimators on arrays: the matched WLS (``matching``), the g-computation ATT
+    (``regression``), IPW and AIPW for the ATT, the ordered logit on the matched sample
+    (``ologit``) and the naive difference, which in a replicate weights respondents by their
+    bootstrap factors ``freq`` only.
     """
     from analysis.matching.nearest import match_arrays, score_caliper
 
     methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
-    keep = sw > 0
-    idx = np.flatnonzero(keep)
-    t = prep.treat[idx]
-    w = sw[idx]
-    X = prep.X[idx]
-    score = _logit_score(X, t, w)
+    sw = _survey_weights(prep, b, frame, margins, spec)
+    if inside is not None:
+        sw = sw * inside
+    pos = (sw > 0).astype(float)
+    nd = prep.treat.size
+    # the propensity score of the design: on the design cells in the design (weight > 0)
+    swd = np.bincount(prep.design_ids, weights=sw, minlength=nd)
+    ind = np.flatnonzero(swd > 0)
+    score_d = np.full(nd, np.nan)
+    score_d[ind] = _logit_score(prep.X[ind], prep.treat[ind], swd[ind])
+    # every outcome's units in the design, with their summed weights, and their matching
+    samples = []
+    matched: dict[int, np.ndarray] = {}
+    for u in prep.units:
+        SW = np.bincount(u.ids, weights=sw)
+        idx = np.flatnonzero(SW > 0)
+        C = np.bincount(u.ids, weights=pos)[idx]
+        F = np.bincount(u.ids, weights=freq * pos)[idx]
+        d = u.design[idx]
+        samples.append((d, SW[idx], C, F, u.y[idx]))
+        if ("matching" in methods or "ologit" in methods) and id(u.ids) not in matched:
+            t = prep.treat[d]
+            score = score_d[d]
+            rows = np.repeat(score, C.astype(np.int64)) if prep.cells else score
+            matched[id(u.ids)] = match_arrays(
+                t.astype(int), score=score, s_weights=SW[idx], ratio=spec.ratio, replace=spec.replace,
+                ps_caliper=None if spec.caliper is None else score_caliper(rows, float(spec.caliper)),
+                m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+                tol=float(spec.tie_tolerance),
+                tiebreak=None if (prep.tiebreak is None or spec.ties == "matchit") else prep.tiebreak[d],
+                survey_weight_strategy=spec.survey_weights, counts=C if prep.cells else None,
+            ).combined_weights
     out: dict[tuple[str, str, str], float] = {}
-    comb = np.zeros(idx.size)
-    if "matching" in methods or "ologit" in methods:
-        comb = match_arrays(
-            t.astype(int), score=score, s_weights=w, ratio=spec.ratio, replace=spec.replace,
-            ps_caliper=None if spec.caliper is None else score_caliper(score, float(spec.caliper)),
-            m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
-            tol=float(spec.tie_tolerance), tiebreak=None if spec.ties == "matchit" else prep.tiebreak[idx],
-            survey_weight_strategy=spec.survey_weights,
-        ).combined_weights
-    Xo = prep.Xo[idx]
-    tb1 = t == 1
-    for k, o in enumerate(prep.outcomes):
+    for o, u, (d, w, _c, f, y) in zip(prep.outcomes, prep.units, samples, strict=True):
+        comb = matched.get(id(u.ids), np.zeros(d.size))
         try:
-            _fast_outcome(out, o, k, prep, idx, X, Xo, t, tb1, w, comb, methods, spec)
+            _outcome_estimates(out, o, prep, d, w, f, y, comb, score_d, methods, spec)
         except (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError):
             # one estimator failing in one replicate (e.g. an empty arm) leaves the others
             for meth in methods:
@@ -749,56 +876,61 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     return s
 
 
-def _fast_outcome(
-    out: dict[tuple[str, str, str], float], o: str, k: int, prep: _Prepared, idx: np.ndarray,
-    X: np.ndarray, Xo: np.ndarray, t: np.ndarray, tb1: np.ndarray, w: np.ndarray, comb: np.ndarray,
-    methods: tuple[str, ...], spec: EstimatorSpec,
+def _outcome_estimates(
+    out: dict[tuple[str, str, str], float], o: str, prep: _Prepared, d: np.ndarray, w: np.ndarray,
+    f: np.ndarray, y: np.ndarray, comb: np.ndarray, score_d: np.ndarray, methods: tuple[str, ...],
+    spec: EstimatorSpec,
 ) -> None:
-    """The estimators of one outcome in :func:`_fast_point` (results written into ``out``)."""
-    from analysis.effects.regression import wls_params
+    """The estimators of one outcome in :func:`_replicate_estimates` (written into ``out``).
 
-    obs = ~np.isnan(prep.y[idx, k])
+    ``d``, ``w``, ``f``, ``y``, ``comb``: per unit in the design, its design cell, summed survey
+    weights, summed bootstrap factors, answer and summed survey x matching weights.
+    """
+    from analysis.effects.regression import wls_params
+    from analysis.effects.weighting_estimators import (
+        att_aipw,
+        att_ipw,
+        att_regression,
+        mean_difference,
+    )
+
+    nd = prep.treat.size
+    obs = ~np.isnan(y)
+    e_d = np.full(nd, np.nan)
     if "ipw" in methods or "aipw" in methods:
         # IPW and AIPW fit their propensity score on the respondents who answered the item
-        e = np.full(idx.size, np.nan)
-        e[obs] = _logit_score(X[obs], t[obs], w[obs])
-        odds = e / (1 - e)
-    for scale, yy in (("likert", prep.y[idx, k]), ("top2", prep.top2[idx, k])):
+        cd, wd, _ = _by_design(d[obs], w[obs], np.zeros(int(obs.sum())), nd, prep.cells)
+        e_d[cd] = _logit_score(prep.X[cd], prep.treat[cd], wd)
+    top2 = np.where(obs, (y >= spec.top_box).astype(float), np.nan)
+    for scale, yy in (("likert", y), ("top2", top2)):
         if "matching" in methods:
             sel = (comb > 0) & obs
-            out[(o, "matching", scale)] = float(wls_params(yy[sel], Xo[sel], comb[sel])[prep.pop_col])
-        if "regression" in methods or "aipw" in methods:
-            c0 = obs & ~tb1
-            b0 = wls_params(yy[c0], X[c0], w[c0])
-            r0 = np.where(obs, yy - X @ b0, 0.0)
-            t1 = obs & tb1
-            if "regression" in methods:
-                out[(o, "regression", scale)] = float((w[t1] * r0[t1]).sum() / w[t1].sum())
-            if "aipw" in methods:
-                out[(o, "aipw", scale)] = float(
-                    ((w[t1] * r0[t1]).sum() - (w[c0] * odds[c0] * r0[c0]).sum()) / w[t1].sum()
-                )
+            cd, wd, ym = _by_design(d[sel], comb[sel], yy[sel], nd, prep.cells)
+            out[(o, "matching", scale)] = float(wls_params(ym, prep.Xo[cd], wd)[prep.pop_col])
+        cd, wd, ym = _by_design(d[obs], w[obs], yy[obs], nd, prep.cells)
+        t = prep.treat[cd]
+        if "regression" in methods:
+            out[(o, "regression", scale)] = att_regression(ym, prep.X[cd], t, wd)
+        if "aipw" in methods:
+            out[(o, "aipw", scale)] = att_aipw(ym, prep.X[cd], t, wd, e_d[cd])
         if "ipw" in methods:
-            t1, c0 = obs & tb1, obs & ~tb1
-            a0 = w[c0] * odds[c0]
-            out[(o, "ipw", scale)] = float(np.average(yy[t1], weights=w[t1]) - (a0 * yy[c0]).sum() / a0.sum())
-        if "naive" in methods and prep.freq is not None:
-            f = prep.freq[idx]
-            t1, c0 = obs & tb1, obs & ~tb1
-            out[(o, "naive", scale)] = float(np.average(yy[t1], weights=f[t1]) - np.average(yy[c0], weights=f[c0]))
+            out[(o, "ipw", scale)] = att_ipw(ym, t, wd, e_d[cd])
+        if "naive" in methods:
+            cf, wf, yf = _by_design(d[obs], f[obs], yy[obs], nd, prep.cells)
+            out[(o, "naive", scale)] = mean_difference(yf, prep.treat[cf], wf)
     if "ologit" in methods:
-        from analysis.effects.ordinal import ordered_logit_fit
+        from analysis.effects.ordinal import ordered_logit_fit, treatment_probability_shifts
 
-        yy = prep.y[idx, k]
-        sel = (comb > 0) & ~np.isnan(yy)
-        Xs = Xo[sel][:, 1:]
+        sel = (comb > 0) & obs
+        Xs = prep.Xo[d[sel]][:, 1:]
         Xs = Xs[:, np.any(Xs != 0, axis=0)]  # categories absent from the matched sample
         try:
             with np.errstate(all="ignore"):  # overflow in the line search of a weakly identified fit
-                cats, codes = np.unique(yy[sel], return_inverse=True)
+                cats, codes = np.unique(y[sel], return_inverse=True)
                 theta = ordered_logit_fit(Xs, codes, comb[sel], cats.size)
+                shifts = treatment_probability_shifts(theta, Xs, comb[sel], 0)
             out[(o, "ologit", "log_odds")] = float(theta[0])
-            out[(o, "ologit", "top2")] = _ologit_top_shift(theta, Xs, cats, comb[sel], Xs[:, 0] == 1, spec.top_box)
+            out[(o, "ologit", "top2")] = float(shifts[cats >= spec.top_box].sum())
         except (PopevalError, np.linalg.LinAlgError):  # e.g. a category absent in a replicate
             out[(o, "ologit", "log_odds")] = float("nan")
             out[(o, "ologit", "top2")] = float("nan")
@@ -812,6 +944,7 @@ def estimate_point(
     prepared: _Prepared | None = None,
     inside: np.ndarray | None = None,
     methods: Sequence[str] | None = None,
+    cells: bool | None = None,
 ) -> pd.Series:
     """Weight, restrict to the estimand's support, match and estimate once (one replicate).
 
@@ -828,23 +961,36 @@ def estimate_point(
         fixed part of the estimand, the same in every replicate.
     methods
         Methods to estimate (default: those of ``spec`` that the replicates support).
+    cells
+        Estimate on cells of identical respondents (True), on the rows (False) or decide
+        (None); see :func:`end_to_end_variance`.  Ignored with ``prepared``.
 
     Returns
     -------
     pd.Series
         Estimates keyed by (outcome, method, scale).
     """
-    design = weight_stage(frame, margins, spec, base_weights=base_weights)
-    prep = prepared if prepared is not None else _prepare(frame, spec)
-    sw = design.weights.to_numpy(dtype=float)
-    if inside is not None:
-        sw = sw * np.asarray(inside, dtype=float)
-    if base_weights is not None:
-        base = frame["w_design"].to_numpy(dtype=float)
-        prep = replace(prep, freq=np.divide(np.asarray(base_weights, dtype=float), base, out=np.ones(len(base)), where=base > 0))
-    elif prep.freq is None:
-        prep = replace(prep, freq=np.ones(len(frame)))
-    return _fast_point(prep, sw, spec, methods)
+    prep = prepared if prepared is not None else _prepare(frame, margins, spec, cells)
+    base = prep.base
+    if base_weights is None:
+        b, freq = base, np.ones(len(base))
+    else:
+        b = np.asarray(base_weights, dtype=float)
+        freq = np.divide(b, base, out=np.ones(len(base)), where=base > 0)
+    ins = None if inside is None else np.asarray(inside, dtype=float)
+    return _replicate_estimates(prep, b, freq, ins, spec, methods, frame, margins)
+
+
+@contextmanager
+def _quiet_weighting() -> Iterator[None]:
+    """The full-sample weighting already reported its collapsed cells: not again per replicate."""
+    wlog = logging.getLogger("analysis.weighting")
+    level = wlog.level
+    wlog.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        wlog.setLevel(level)
 
 
 def _replicate_point(
@@ -854,14 +1000,8 @@ def _replicate_point(
     """One end-to-end replicate (:func:`estimate_point` with the replicate's base weights)."""
     from threadpoolctl import threadpool_limits
 
-    wlog = logging.getLogger("analysis.weighting")
-    level = wlog.level
-    wlog.setLevel(logging.ERROR)  # the full-sample weighting already reported its collapsed cells
-    try:
-        with threadpool_limits(limits=1):
-            return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
-    finally:
-        wlog.setLevel(level)
+    with _quiet_weighting(), threadpool_limits(limits=1):
+        return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
 
 
 #: Errors that make one replicate inestimable (e.g. raking that cannot converge on a resample):
@@ -882,6 +1022,7 @@ def end_to_end_variance(
     progress: bool = False,
     inside: np.ndarray | None = None,
     methods: Sequence[str] | None = None,
+    cells: bool | None = None,
 ) -> pd.DataFrame:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
 
@@ -891,6 +1032,11 @@ def end_to_end_variance(
     estimand's support (see :func:`estimate_point`).  The replicates are Rao-Wu bootstrap
     weights (:func:`analysis.weighting.replicate.rao_wu_factors`) run by
     :func:`analysis.effects.variance.replicate_variance`.
+
+    With categorical covariates the respondents fall into a few hundred cells (the same POP,
+    covariates and raking variables); ``cells`` (default: decide, see :data:`CELL_SHARE`) runs
+    every replicate on the cells with their summed weights, which gives the estimates of the
+    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.
 
     Returns
     -------
@@ -915,7 +1061,8 @@ def end_to_end_variance(
             found=f"distance = {spec.distance!r}, exact = {list(spec.exact)!r}",
             hint="use the model-based standard errors for this specification",
         )
-    prep = _prepare(frame, spec)
+    with _quiet_weighting():
+        prep = _prepare(frame, margins, spec, cells)
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
     refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)

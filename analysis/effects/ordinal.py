@@ -26,7 +26,7 @@ from survey.errors import DataValidationError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["OrderedLogitResult", "ordered_logit", "ordered_logit_fit"]
+__all__ = ["OrderedLogitResult", "ordered_logit", "ordered_logit_fit", "treatment_probability_shifts"]
 
 
 def _cdf(x: np.ndarray) -> np.ndarray:
@@ -208,7 +208,6 @@ def ordered_logit(
                                   column=lhs, found=repr(cats))
     w = resolve_weights(df, weights, param="weights")
     w = np.ones(len(df)) if w is None else w
-    p = X.shape[1]
 
     try:
         theta = ordered_logit_fit(X, y, w, K)
@@ -240,16 +239,9 @@ def ordered_logit(
             raise DataValidationError("The treatment is not a term of the formula", column=treat,
                                       param="treat", found=repr(list(X_df.columns)))
         j = list(X_df.columns).index(treat)
-        sel = X[:, j] == 1
 
         def ame(th: np.ndarray) -> np.ndarray:
-            c = _cuts(th[p:])
-            X1, X0 = X[sel].copy(), X[sel].copy()
-            X1[:, j], X0[:, j] = 1.0, 0.0
-            P1 = np.diff(_cdf(c[None, :] - (X1 @ th[:p])[:, None]), axis=1)
-            P0 = np.diff(_cdf(c[None, :] - (X0 @ th[:p])[:, None]), axis=1)
-            ww = w[sel] / w[sel].sum()
-            return ww @ (P1 - P0)
+            return treatment_probability_shifts(th, X, w, j)
 
         est = ame(theta)
         eps = 1e-6
@@ -264,6 +256,25 @@ def ordered_logit(
         nobs=len(y), llf=float((w * ll).sum()), categories=cats, treat=treat,
         prob_shifts=shifts,
     )
+
+
+def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray, j: int) -> np.ndarray:
+    """Average effect of treatment on every P(Y = k) among the treated, on arrays.
+
+    For the treated units (``X[:, j] == 1``), the predicted probabilities of each category with
+    the treatment column set to 1 minus set to 0, averaged with the weights ``w``; ``theta`` is
+    (beta, cut-points) of :func:`ordered_logit_fit` on ``X``.  Invariant to merging identical
+    rows into one with their summed weight.
+    """
+    p = X.shape[1]
+    sel = X[:, j] == 1
+    c = _cuts(theta[p:])
+    X1, X0 = X[sel].copy(), X[sel].copy()
+    X1[:, j], X0[:, j] = 1.0, 0.0
+    P1 = np.diff(_cdf(c[None, :] - (X1 @ theta[:p])[:, None]), axis=1)
+    P0 = np.diff(_cdf(c[None, :] - (X0 @ theta[:p])[:, None]), axis=1)
+    ww = w[sel] / w[sel].sum()
+    return np.asarray(ww @ (P1 - P0))
 
 
 def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:

@@ -29,7 +29,72 @@ from survey.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["aipw", "ipw", "regression_att"]
+__all__ = ["aipw", "att_aipw", "att_ipw", "att_regression", "ipw", "mean_difference", "regression_att"]
+
+
+# --------------------------------------------------------------------------- the estimators on arrays
+# One implementation of each point estimator: the formula interfaces below (with their stacked
+# sandwich SEs) and the study's end-to-end replicates call these.  Each is invariant to merging
+# identical rows (same outcome, treatment and covariates) into one with their summed weight.
+
+
+def _controls_model(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Coefficients of the controls' outcome regression ``m_0`` (WLS)."""
+    c = t == 0
+    return wls_params(y[c], X[c], w[c])
+
+
+def _att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
+    b0 = _controls_model(y, X, t, w)
+    tr = t == 1
+    return float((w[tr] * (y[tr] - X[tr] @ b0)).sum() / w[tr].sum()), b0
+
+
+def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
+    """ATT by regression adjustment (g-computation over the treated) on arrays.
+
+    The weighted mean over the treated of ``y - X b_0``, with ``b_0`` the weighted least-squares
+    fit of ``y`` on ``X`` among the controls (see :func:`regression_att`).
+
+    Parameters
+    ----------
+    y, X, t, w
+        Outcome, covariate design matrix (with intercept), 0/1 treatment and weights.
+    """
+    return _att_regression(y, X, t, w)[0]
+
+
+def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    tr, c = t == 1, t == 0
+    a0 = w[c] * score[c] / (1 - score[c])
+    return float((w[tr] * y[tr]).sum() / w[tr].sum()), float((a0 * y[c]).sum() / a0.sum())
+
+
+def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
+    """IPW estimate of the ATT on arrays: the treated's weighted mean minus the controls' mean
+    weighted by ``w p / (1 - p)`` (normalised), ``p`` the propensity ``score``."""
+    mu1, mu0 = _ipw_att_means(y, t, w, score)
+    return mu1 - mu0
+
+
+def att_aipw(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
+    """AIPW (doubly robust) estimate of the ATT on arrays.
+
+    ``[sum_T w (y - m_0) - sum_C w p/(1-p) (y - m_0)] / sum_T w`` with ``m_0 = X b_0`` the
+    controls' weighted least-squares outcome regression and ``p`` the propensity ``score``.
+    """
+    b0 = _controls_model(y, X, t, w)
+    r0 = y - X @ b0
+    tr, c = t == 1, t == 0
+    odds = score[c] / (1 - score[c])
+    return float(((w[tr] * r0[tr]).sum() - (w[c] * odds * r0[c]).sum()) / w[tr].sum())
+
+
+def mean_difference(y: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
+    """Difference of the (weighted) means of ``y`` between treated and controls."""
+    tr = t == 1
+    ww = np.ones(y.size) if w is None else np.asarray(w, dtype=float)
+    return float(np.average(y[tr], weights=ww[tr]) - np.average(y[~tr], weights=ww[~tr]))
 
 
 def _link(kind: str):  # type: ignore[no-untyped-def]
@@ -156,10 +221,10 @@ def ipw(
     p = F(Z @ gamma)
     if estimand == "ATE":
         a1, a0 = w * t / p, w * (1 - t) / (1 - p)
+        mu1 = (a1 * y).sum() / a1.sum()
+        mu0 = (a0 * y).sum() / a0.sum()
     else:
-        a1, a0 = w * t, w * (1 - t) * p / (1 - p)
-    mu1 = (a1 * y).sum() / a1.sum()
-    mu0 = (a0 * y).sum() / a0.sum()
+        mu1, mu0 = _ipw_att_means(y, t, w, p)
     theta = np.concatenate([[mu1 - mu0, mu0], gamma])
     V = _sandwich(ee, theta, w)
     names = ["effect", "POmean0"] + [f"ps:{i}" for i in range(kz)]
@@ -210,7 +275,7 @@ def aipw(
     kz, kx = Z.shape[1], X.shape[1]
     F = _link(ps_link)
 
-    b1, b0 = wls_params(y, X, w * (t == 1)), wls_params(y, X, w * (t == 0))
+    b1, b0 = wls_params(y, X, w * (t == 1)), _controls_model(y, X, t, w)
 
     def ee(theta: np.ndarray) -> np.ndarray:
         tau, mu0 = theta[0], theta[1]
@@ -238,7 +303,7 @@ def aipw(
         mu0 = np.average((1 - t) * (y - m0) / (1 - p) + m0, weights=w)
         tau = mu1 - mu0
     else:
-        tau = ((w * (t * (y - m0) - (1 - t) * p / (1 - p) * (y - m0))).sum() / (w * t).sum())
+        tau = att_aipw(y, X, t, w, p)
         mu0 = (w * t * m0).sum() / (w * t).sum()
     theta = np.concatenate([[tau, mu0], gamma, b1, b0])
     V = _sandwich(ee, theta, w)
@@ -290,8 +355,7 @@ def regression_att(
         raise ConfigError("An outcome model is required", param="outcome_formula")
     yname, y, X = out
     kx = X.shape[1]
-    b0 = wls_params(y, X, w * (1 - t))
-    tau = float((w * t * (y - X @ b0)).sum() / (w * t).sum())
+    tau, b0 = _att_regression(y, X, t, w)
 
     def ee(theta: np.ndarray) -> np.ndarray:
         m0 = X @ theta[1:]

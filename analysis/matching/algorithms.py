@@ -392,6 +392,7 @@ def nn_sorted_all(
     ratio: int,
     caliper: float | None,
     tol: float = 0.0,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """Matching with replacement on a scalar distance, all ties used (Abadie & Imbens 2006).
 
@@ -412,6 +413,10 @@ def nn_sorted_all(
         Maximum absolute distance difference (``+ tol``), or None.
     tol
         Distances that differ by at most ``tol`` are ties.
+    counts
+        Number of identical units each entry stands for (compressed data: units with the same
+        covariates share one distance and are exact ties); the ``ratio`` nearest are counted in
+        units.  None: one each.
 
     Returns
     -------
@@ -434,6 +439,11 @@ def nn_sorted_all(
     g_start = np.flatnonzero(start)
     g_val = cd[g_start]
     g_end = np.append(g_start[1:], cd.size)
+    if counts is None:
+        g_count = g_end - g_start
+    else:
+        csum = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64)[ctrl_sorted])])
+        g_count = csum[g_end] - csum[g_start]
     n_g = g_val.size
     dt = np.asarray(dist, dtype=float)[ind1]
     right = np.searchsorted(g_val, dt - tol, side="left")  # first group not clearly below
@@ -456,7 +466,7 @@ def nn_sorted_all(
             rows = np.flatnonzero(take)
             taken_rows.append(rows)
             taken_groups.append(ptr[rows])
-            count[rows] += g_end[ptr[rows]] - g_start[ptr[rows]]
+            count[rows] += g_count[ptr[rows]]
         left = np.where(take_l, left - 1, left)
         right = np.where(take_r, right + 1, right)
         active = ok & (count < ratio)
@@ -592,24 +602,34 @@ def nn_general(
     return mm
 
 
-def weights_from_mm(mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray) -> np.ndarray:
+def _n_matches(mm: np.ndarray, counts: np.ndarray | None) -> np.ndarray:
+    """Number of matched controls of every treated row of ``mm`` (in units when ``counts``)."""
+    if counts is None:
+        return (mm >= 0).sum(axis=1)
+    return np.where(mm >= 0, np.asarray(counts, dtype=float)[np.clip(mm, 0, None)], 0.0).sum(axis=1)
+
+
+def weights_from_mm(mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
     """MatchIt's ``weights_matrixC`` for the ATT.
 
     Matched treated units get 1.  A control gets the sum, over the treated units it is matched to,
     of one over that treated unit's number of matches; control weights are then scaled so that
-    they sum to the number of matched controls.
+    they sum to the number of matched controls.  With ``counts`` every entry stands for that many
+    identical units (compressed data): the weight is each unit's, and sums count units.
     """
     w = np.zeros(treat.size)
-    n_match = (mm >= 0).sum(axis=1)
+    n_match = _n_matches(mm, counts)
     has = n_match > 0
     w[ind1[has]] = 1.0
     rows, cols = np.nonzero(mm >= 0)
-    np.add.at(w, mm[rows, cols], 1.0 / n_match[rows])
+    share = 1.0 if counts is None else np.asarray(counts, dtype=float)[ind1[rows]]
+    np.add.at(w, mm[rows, cols], share / n_match[rows])
     ctrl = treat == 0
     wc = w[ctrl]
-    total = wc.sum()
+    c = np.ones(wc.size) if counts is None else np.asarray(counts, dtype=float)[ctrl]
+    total = (c * wc).sum()
     if total > 0:
-        w[ctrl] = wc * (wc > 0).sum() / total
+        w[ctrl] = wc * (c * (wc > 0)).sum() / total
     return w
 
 
@@ -635,17 +655,25 @@ def subclass_from_mm(mm: np.ndarray, ind1: np.ndarray, n: int) -> np.ndarray:
     return sub
 
 
-def combined_weights(mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray, sw: np.ndarray, w: np.ndarray, strategy: str) -> np.ndarray:
+def combined_weights(
+    mm: np.ndarray, treat: np.ndarray, ind1: np.ndarray, sw: np.ndarray, w: np.ndarray, strategy: str,
+    counts: np.ndarray | None = None,
+) -> np.ndarray:
     """Survey x matching weights.
 
     ``"keep"``: every unit keeps its own survey weight (Austin et al. 2018), ``sw * w``.
     ``"inherit"``: treated units keep theirs; a matched control carries, for every treated partner, the
     partner's survey weight divided by the partner's number of matches (Lenis et al. 2019).
+    With ``counts`` (compressed data) ``sw`` holds every entry's summed survey weights and the
+    result the entry's summed combined weights.
     """
     if strategy == "keep":
         return sw * w
     comb = np.where(treat == 1, sw * w, 0.0)
-    n_match = (mm >= 0).sum(axis=1)
+    n_match = _n_matches(mm, counts)
     rows, cols = np.nonzero(mm >= 0)
     np.add.at(comb, mm[rows, cols], sw[ind1[rows]] / n_match[rows])
+    if counts is not None:
+        ctrl = treat == 0
+        comb[ctrl] *= np.asarray(counts, dtype=float)[ctrl]
     return comb

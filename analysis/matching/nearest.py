@@ -581,6 +581,7 @@ def match_arrays(
     strata: np.ndarray | None = None,
     int_abs: bool = False,
     survey_weight_strategy: str = "keep",
+    counts: np.ndarray | None = None,
 ) -> MatchArrays:
     """Nearest-neighbour matching on arrays: the kernel of :func:`match`, options validated.
 
@@ -612,12 +613,25 @@ def match_arrays(
         Exact-matching stratum per unit, or None.
     int_abs
         MatchIt 4.5.1's integer ``abs()`` (``compat="MatchIt-4.5.1"``).
+    counts
+        Compressed data: the number of identical units (same treatment and covariates, hence
+        the same score) each entry stands for, with ``s_weights`` their summed survey weights.
+        Identical units are exact ties, so only ``ties="all"`` (which shares a treated unit's
+        weight among its tied controls) decomposes over them; the weights returned are each
+        unit's matching weight and the entry's summed combined weight, as matching the units
+        one by one gives.
 
     Returns
     -------
     MatchArrays
     """
     n = treat.size
+    if counts is not None and (ties != "all" or z is not None or cal_mat is not None):
+        raise ConfigError(
+            "Compressed units can be matched only with all ties used on a propensity score",
+            param="counts", expected="ties='all', distance='glm', no covariate calipers",
+            found=f"ties={ties!r}", hint="match the rows (counts=None)",
+        )
     stratum_id = np.zeros(n, dtype=np.int64) if strata is None else strata
     ind1_all = np.flatnonzero(treat == 1)
     n1 = ind1_all.size
@@ -639,7 +653,8 @@ def match_arrays(
         cal_loc = None if cal_mat is None else cal_mat[members]
         if z is None and score_c is not None:
             if ties == "all" and cal_loc is None:
-                mm_loc = nn_sorted_all(score_c[members], t_loc, ratio, ps_caliper, tol)
+                mm_loc = nn_sorted_all(score_c[members], t_loc, ratio, ps_caliper, tol,
+                                       None if counts is None else counts[members])
             elif ties == "all":  # covariate calipers: the general kernel on the score
                 mm_loc = nn_general(score_c[members][:, None], t_loc, ord1, ratio, True,
                                     score_c[members], ps_caliper, cal_loc, cal_width,
@@ -660,7 +675,7 @@ def match_arrays(
     mm_global = np.full((n1, width), -1, dtype=np.int64)
     for rows_t, glob in local:
         mm_global[rows_t, : glob.shape[1]] = glob
-    w = weights_from_mm(mm_global, treat, ind1_all)
-    sw_arr = np.ones(n) if s_weights is None else s_weights
-    comb = combined_weights(mm_global, treat, ind1_all, sw_arr, w, survey_weight_strategy)
+    w = weights_from_mm(mm_global, treat, ind1_all, counts)
+    sw_arr = (np.ones(n) if counts is None else np.asarray(counts, dtype=float)) if s_weights is None else s_weights
+    comb = combined_weights(mm_global, treat, ind1_all, sw_arr, w, survey_weight_strategy, counts)
     return MatchArrays(match_matrix=mm_global, weights=w, combined_weights=comb)

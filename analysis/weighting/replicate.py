@@ -10,13 +10,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from analysis.weighting.design import SurveyDesign
 from survey.errors import ConfigError, DataValidationError
 
-__all__ = ["Replicates", "as_replicate", "rao_wu_factors"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from analysis.weighting._margins import Margin, MarginSpec
+
+__all__ = ["ReplicateRaking", "Replicates", "as_replicate", "rao_wu_factors"]
 
 logger = logging.getLogger(__name__)
 
@@ -237,3 +243,85 @@ def rao_wu_factors(
         np.add.at(counts, (np.repeat(np.arange(n_replicates), mh), draws.ravel()), 1.0)
         out[idx, :] = (1 - lam + lam * (nh / mh) * counts).T
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class ReplicateRaking:
+    """Raking of many weight vectors of one sample to the same margins (end-to-end replicates).
+
+    The margins are encoded against the sample and the sparse-cell rule applied once
+    (:meth:`prepare`): the sample's rows, hence its cells and their respondent counts, are the
+    same in every replicate, only the weights change.  Calling the object rakes one weight
+    vector exactly as :func:`analysis.weighting.rake` rakes a design with those weights.
+
+    :meth:`compress` gives the same raking on compressed units (rows that share every raking
+    variable, with summed weights): IPF works on the joint cells of the raking variables, so
+    raking the units' summed weights and spreading each unit's factor over its rows gives the
+    rows' raked weights.
+
+    Attributes
+    ----------
+    margins
+        The encoded margins (one cell code per row or unit).
+    tol, max_iter
+        As for :func:`analysis.weighting.rake`.
+    """
+
+    margins: tuple[Margin, ...]
+    tol: float
+    max_iter: int
+
+    @classmethod
+    def prepare(
+        cls, data: pd.DataFrame, margins: MarginSpec, *, min_cell: int = 5, tol: float = 1e-10,
+        max_iter: int = 100,
+    ) -> ReplicateRaking:
+        """Encode ``margins`` against ``data`` with the collapse rule of :func:`rake`.
+
+        The margins are those the full sample was raked to (:func:`rake` checked them).
+        """
+        from analysis.weighting._margins import prepare_margins
+
+        ms, _, _ = prepare_margins(data, margins, min_cell=min_cell, collapse=True)
+        return cls(tuple(ms), float(tol), int(max_iter))
+
+    def compress(self, first: np.ndarray) -> ReplicateRaking:
+        """The raking of units whose rows share every raking variable; ``first``: a row of each."""
+        from analysis.weighting._margins import Margin
+
+        idx = np.asarray(first, dtype=np.intp)
+        ms = tuple(Margin(m.name, m.columns, m.labels, m.codes[idx], m.totals, m.counts) for m in self.margins)
+        return ReplicateRaking(ms, self.tol, self.max_iter)
+
+    def __call__(self, weights: np.ndarray) -> np.ndarray:
+        """Raked weights of one weight vector (rows or units, as prepared).
+
+        Raises
+        ------
+        analysis.weighting.WeightingConvergenceError
+            If the margins are not reached (e.g. a resample leaves a margin cell without weight).
+        """
+        from analysis.weighting._calibration import ipf
+        from analysis.weighting.methods import WeightingConvergenceError
+
+        w = np.asarray(weights, dtype=float)
+        for m in self.margins:
+            empty = (m.sums(w) <= 0) & (m.totals > 0)
+            if empty.any():  # IPF cannot put weight into a cell without any: it cannot converge
+                raise WeightingConvergenceError(
+                    "Raking cannot reach a margin: a category has no weight in this sample",
+                    param="margins", expected="weight in every category of every margin",
+                    found=f"margin '{m.name}', category {m.labels[int(np.argmax(empty))]!r}",
+                    hint="a resample without respondents in a category; collapse sparse cells (min_cell)",
+                )
+        res = ipf(w, list(self.margins), tol=self.tol, max_iter=self.max_iter)
+        if not res.converged:
+            raise WeightingConvergenceError(
+                "Raking did not converge",
+                param="margins",
+                expected=f"all margins within relative tolerance {self.tol:g} after {self.max_iter} iterations",
+                found=f"worst margin '{res.worst_margin}', category {res.worst_category!r}: "
+                f"relative error {res.max_rel_error:.3g}",
+                hint="raise max_iter, check that the margins are consistent, or collapse sparse cells (min_cell)",
+            )
+        return res.weights
