@@ -139,3 +139,95 @@ def test_unknown_method_is_refused(analysis_data: tuple) -> None:
     design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
     with pytest.raises(ConfigError, match="Unknown estimation method"):
         outcome_stage(frame, design, spec, methods=("doubly_robust",))
+
+
+ALL_METHODS = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
+
+
+def _assert_same_estimates(cells: pd.Series, rows: pd.Series) -> None:
+    """Identical (outcome, method, scale) keys, NaN in the same places, values to rounding."""
+    got = cells.reindex(rows.index).to_numpy()
+    ref = rows.to_numpy()
+    assert len(cells) == len(rows)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"survey_weights": "inherit"},
+        {"ratio": 3, "caliper": None},
+        {"weighting": "none", "support": "all"},
+        {"trim_upper": 3.0},  # trimming: the replicates re-weight with weight_stage on the rows
+    ],
+    ids=["default", "inherit", "ratio3-nocaliper", "unweighted-allsupport", "trimmed"],
+)
+def test_cells_give_the_rows_estimates_in_every_replicate(analysis_data: tuple, changes: dict) -> None:
+    """Replicates on cells of identical respondents equal the replicates on the rows, for every
+    method and scale, with the estimand's support and with resampling (Rao-Wu) weights."""
+    from dataclasses import replace as _replace
+
+    from analysis.estimation import _prepare
+
+    frame, totals, _ = analysis_data
+    spec = _replace(EstimatorSpec(), **changes)
+    design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
+    inside = design.inside.to_numpy() if spec.support == "comparable" else None
+    prep_rows = _prepare(frame, totals, spec, cells=False)
+    prep_cells = _prepare(frame, totals, spec, cells=True)
+    assert prep_cells.cells and not prep_rows.cells
+    assert prep_cells.treat.size < 0.7 * len(frame)  # the compression is real (more so on larger samples)
+    factors = rao_wu_factors(frame["pop"].to_numpy(), None, 3, np.random.default_rng(11))
+    base = frame["w_design"].to_numpy()
+    for b in (None, *(base * factors[:, r] for r in range(3))):
+        rows = estimate_point(frame, totals, spec, base_weights=b, prepared=prep_rows, inside=inside, methods=ALL_METHODS)
+        cells = estimate_point(frame, totals, spec, base_weights=b, prepared=prep_cells, inside=inside, methods=ALL_METHODS)
+        assert len(rows) == 4 * 12
+        _assert_same_estimates(cells, rows)
+
+
+def test_cells_give_the_rows_standard_errors_and_failures(analysis_data: tuple) -> None:
+    """End to end on a small subsample, where some replicates fail (a raking cell left without
+    respondents) and some estimators are not estimable: the same SEs, counts and failures."""
+    frame, totals, _ = analysis_data
+    small = frame.sample(n=250, random_state=3)
+    spec = EstimatorSpec()
+    design = design_stage(small, weight_stage(small, totals, spec).weights, spec, with_balance=False)
+    kw = {"n_replicates": 16, "inside": design.inside.to_numpy(), "methods": ALL_METHODS}
+    rows = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=False, **kw)
+    cells = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=True, **kw)
+    assert (rows["n_failed"] > 0).any()  # the case is exercised
+    pd.testing.assert_frame_equal(cells[["n_replicates", "n_failed"]], rows[["n_replicates", "n_failed"]])
+    np.testing.assert_allclose(cells["replicate_se"], rows["replicate_se"], rtol=1e-8)
+
+
+def test_replicates_use_the_rows_where_cells_do_not_pay_or_do_not_apply(analysis_data: tuple) -> None:
+    """A continuous covariate makes nearly every respondent a cell of their own: the rows are
+    used (cells would still be exact).  Tie rules that pick one control by label or row order
+    cannot share weight among identical respondents: rows only."""
+    from dataclasses import replace as _replace
+
+    from analysis.estimation import _prepare
+    from survey.errors import ConfigError
+
+    frame, totals, _ = analysis_data
+    rng = np.random.default_rng(0)
+    f2 = frame.assign(age_exact=np.round(rng.uniform(18, 65, size=len(frame)), 1))
+    spec = EstimatorSpec(covariates=(*EstimatorSpec().covariates, "age_exact"))
+    assert not _prepare(f2, totals, spec).cells
+    doubled = pd.concat([frame, frame.set_axis(frame.index.astype(str) + "b")])  # fewer cells per respondent
+    assert _prepare(doubled, totals, EstimatorSpec()).cells
+    prep_c = _prepare(f2, totals, spec, cells=True)
+    b = f2["w_design"].to_numpy() * rao_wu_factors(f2["pop"].to_numpy(), None, 1, rng)[:, 0]
+    methods = ("matching", "regression", "naive")
+    _assert_same_estimates(
+        estimate_point(f2, totals, spec, base_weights=b, prepared=prep_c, methods=methods),
+        estimate_point(f2, totals, spec, base_weights=b, prepared=_prepare(f2, totals, spec, cells=False), methods=methods),
+    )
+    for ties in ("label", "matchit"):
+        spec_t = _replace(EstimatorSpec(), ties=ties, replace=ties != "label")
+        assert not _prepare(frame, totals, spec_t).cells
+        with pytest.raises(ConfigError, match="tie rule 'all'"):
+            _prepare(frame, totals, spec_t, cells=True)

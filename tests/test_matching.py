@@ -402,3 +402,39 @@ def test_matchit_tie_rule_equals_its_walk_on_tied_data(replace: bool, caliper: f
         order1 = rng.permutation(int(treat.sum()))
         got = nn_sorted(dist, treat, order1, 1, replace, caliper)[:, 0]
         np.testing.assert_array_equal(got, _matchit47_walk(dist, treat, order1, replace, caliper))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("ratio", [1, 3])
+@pytest.mark.parametrize("strategy", ["keep", "inherit"])
+def test_matching_compressed_units_equals_matching_their_rows(seed: int, ratio: int, strategy: str) -> None:
+    """Rows with the same treatment and score merged into one unit (counts, summed survey
+    weights): every row keeps its matching weight and the unit gets its rows' combined weight."""
+    from analysis.matching.nearest import match_arrays
+
+    rng = np.random.default_rng(seed)
+    k = 40  # units
+    treat_u = (rng.uniform(size=k) < 0.35).astype(int)
+    score_u = np.round(rng.uniform(0.05, 0.6, size=k), 2)  # equal scores across units too
+    counts = rng.integers(1, 6, size=k)
+    unit = np.repeat(np.arange(k), counts)
+    sw = rng.uniform(0.5, 3.0, size=unit.size)
+    # the rows in a scrambled order: the result must not depend on it
+    perm = rng.permutation(unit.size)
+    unit, sw = unit[perm], sw[perm]
+    cal = 0.05 if seed % 2 else None
+    rows = match_arrays(treat_u[unit], score=score_u[unit], s_weights=sw, ratio=ratio, replace=True,
+                        ps_caliper=cal, ties="all", survey_weight_strategy=strategy)
+    cells = match_arrays(treat_u, score=score_u, s_weights=np.bincount(unit, weights=sw, minlength=k),
+                         ratio=ratio, replace=True, ps_caliper=cal, ties="all",
+                         survey_weight_strategy=strategy, counts=counts)
+    np.testing.assert_allclose(cells.weights[unit], rows.weights, rtol=1e-12)
+    np.testing.assert_allclose(cells.combined_weights, np.bincount(unit, weights=rows.combined_weights, minlength=k), rtol=1e-12)
+    assert (rows.weights > 0).any()
+
+
+def test_matching_compressed_units_needs_all_ties() -> None:
+    from analysis.matching.nearest import match_arrays
+
+    with pytest.raises(ConfigError, match="Compressed units"):
+        match_arrays(np.array([1, 0, 0]), score=np.array([0.2, 0.2, 0.3]), ties="label", counts=np.array([1, 2, 1]))

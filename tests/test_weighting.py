@@ -485,3 +485,34 @@ def test_collapse_never_merges_across_the_first_variable_of_a_joint_margin() -> 
     d2 = pd.DataFrame({"pop": [0] * 40 + [1] * 3, "educ": ["laag"] * 40 + ["hoog"] * 3, "w": 1.0})
     with pytest.raises(DataValidationError, match="within its stratum"):
         rake(SurveyDesign(d2, weights="w"), lone, min_cell=5)
+
+
+def test_replicate_raking_equals_rake_on_rows_and_on_cells() -> None:
+    """The replicates' raking (margins encoded once) gives rake()'s weights, also on cells."""
+    from analysis.weighting.replicate import ReplicateRaking
+
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({
+        "a": rng.choice(["x", "y", "z"], size=n, p=[0.5, 0.3, 0.2]),
+        "b": rng.choice(["u", "v"], size=n),
+        "c": rng.choice(["p", "q", "r", "s"], size=n),
+    })
+    margins = {"a": {"x": 500.0, "y": 300.0, "z": 200.0}, ("b", "c"): {(b, c): 125.0 for b in "uv" for c in "pqrs"}}
+    rr = ReplicateRaking.prepare(df, margins, min_cell=5, tol=1e-10, max_iter=500)
+    cell = df.groupby(["a", "b", "c"], sort=True).ngroup().to_numpy()
+    _, first = np.unique(cell, return_index=True)
+    rc = rr.compress(first)
+    for _r in range(3):
+        w0 = rng.uniform(0.5, 2.0, size=n) * rng.integers(0, 3, size=n)
+        ref = rake(SurveyDesign(df.assign(w=w0), weights="w"), margins, min_cell=5, tol=1e-10, max_iter=500).weight_array
+        np.testing.assert_allclose(rr(w0), ref, rtol=1e-12)
+        wc = np.bincount(cell, weights=w0)
+        g = np.divide(rc(wc), wc, out=np.zeros_like(wc), where=wc > 0)
+        np.testing.assert_allclose(w0 * g[cell], ref, rtol=1e-10)
+    # a resample without weight in a category fails at once, as rake() fails after max_iter
+    w0 = np.where(df["a"].to_numpy() == "z", 0.0, 1.0)
+    with pytest.raises(WeightingConvergenceError, match="no weight"):
+        rr(w0)
+    with pytest.raises(WeightingConvergenceError):
+        rake(SurveyDesign(df.assign(w=w0), weights="w"), margins, min_cell=5, tol=1e-10, max_iter=50)
