@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -891,6 +892,7 @@ def _outcome_estimates(
         att_aipw,
         att_ipw,
         att_regression,
+        controls_model,
         mean_difference,
     )
 
@@ -909,10 +911,12 @@ def _outcome_estimates(
             out[(o, "matching", scale)] = float(wls_params(ym, prep.Xo[cd], wd)[prep.pop_col])
         cd, wd, ym = _by_design(d[obs], w[obs], yy[obs], nd, prep.cells)
         t = prep.treat[cd]
+        if "regression" in methods or "aipw" in methods:
+            b0 = controls_model(ym, prep.X[cd], t, wd)
         if "regression" in methods:
-            out[(o, "regression", scale)] = att_regression(ym, prep.X[cd], t, wd)
+            out[(o, "regression", scale)] = att_regression(ym, prep.X[cd], t, wd, b0)
         if "aipw" in methods:
-            out[(o, "aipw", scale)] = att_aipw(ym, prep.X[cd], t, wd, e_d[cd])
+            out[(o, "aipw", scale)] = att_aipw(ym, prep.X[cd], t, wd, e_d[cd], b0)
         if "ipw" in methods:
             out[(o, "ipw", scale)] = att_ipw(ym, t, wd, e_d[cd])
         if "naive" in methods:
@@ -993,14 +997,20 @@ def _quiet_weighting() -> Iterator[None]:
         wlog.setLevel(level)
 
 
+@cache
+def _thread_controller() -> Any:
+    """This process's BLAS/OpenMP thread pools (found once: the search costs more than a replicate)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
 def _replicate_point(
     w: pd.Series, frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, prep: _Prepared,
     inside: np.ndarray | None, methods: tuple[str, ...] | None,
 ) -> pd.Series:
     """One end-to-end replicate (:func:`estimate_point` with the replicate's base weights)."""
-    from threadpoolctl import threadpool_limits
-
-    with _quiet_weighting(), threadpool_limits(limits=1):
+    with _quiet_weighting(), _thread_controller().limit(limits=1):
         return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
 
 

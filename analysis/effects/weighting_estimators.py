@@ -29,7 +29,7 @@ from survey.errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["aipw", "att_aipw", "att_ipw", "att_regression", "ipw", "mean_difference", "regression_att"]
+__all__ = ["aipw", "att_aipw", "att_ipw", "att_regression", "controls_model", "ipw", "mean_difference", "regression_att"]
 
 
 # --------------------------------------------------------------------------- the estimators on arrays
@@ -38,19 +38,21 @@ __all__ = ["aipw", "att_aipw", "att_ipw", "att_regression", "ipw", "mean_differe
 # identical rows (same outcome, treatment and covariates) into one with their summed weight.
 
 
-def _controls_model(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Coefficients of the controls' outcome regression ``m_0`` (WLS)."""
+def controls_model(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Coefficients ``b_0`` of the controls' outcome regression ``m_0 = X b_0`` (WLS)."""
     c = t == 0
     return wls_params(y[c], X[c], w[c])
 
 
-def _att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> tuple[float, np.ndarray]:
-    b0 = _controls_model(y, X, t, w)
+def _att_regression(
+    y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b0: np.ndarray | None = None
+) -> tuple[float, np.ndarray]:
+    b0 = controls_model(y, X, t, w) if b0 is None else b0
     tr = t == 1
     return float((w[tr] * (y[tr] - X[tr] @ b0)).sum() / w[tr].sum()), b0
 
 
-def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> float:
+def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b0: np.ndarray | None = None) -> float:
     """ATT by regression adjustment (g-computation over the treated) on arrays.
 
     The weighted mean over the treated of ``y - X b_0``, with ``b_0`` the weighted least-squares
@@ -60,8 +62,10 @@ def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -
     ----------
     y, X, t, w
         Outcome, covariate design matrix (with intercept), 0/1 treatment and weights.
+    b0
+        The controls' regression (:func:`controls_model`) when already fitted.
     """
-    return _att_regression(y, X, t, w)[0]
+    return _att_regression(y, X, t, w, b0)[0]
 
 
 def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -77,13 +81,16 @@ def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> f
     return mu1 - mu0
 
 
-def att_aipw(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
+def att_aipw(
+    y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray, b0: np.ndarray | None = None
+) -> float:
     """AIPW (doubly robust) estimate of the ATT on arrays.
 
     ``[sum_T w (y - m_0) - sum_C w p/(1-p) (y - m_0)] / sum_T w`` with ``m_0 = X b_0`` the
-    controls' weighted least-squares outcome regression and ``p`` the propensity ``score``.
+    controls' weighted least-squares outcome regression (:func:`controls_model`, or ``b0`` when
+    already fitted) and ``p`` the propensity ``score``.
     """
-    b0 = _controls_model(y, X, t, w)
+    b0 = controls_model(y, X, t, w) if b0 is None else b0
     r0 = y - X @ b0
     tr, c = t == 1, t == 0
     odds = score[c] / (1 - score[c])
@@ -275,7 +282,7 @@ def aipw(
     kz, kx = Z.shape[1], X.shape[1]
     F = _link(ps_link)
 
-    b1, b0 = wls_params(y, X, w * (t == 1)), _controls_model(y, X, t, w)
+    b1, b0 = wls_params(y, X, w * (t == 1)), controls_model(y, X, t, w)
 
     def ee(theta: np.ndarray) -> np.ndarray:
         tau, mu0 = theta[0], theta[1]
@@ -303,7 +310,7 @@ def aipw(
         mu0 = np.average((1 - t) * (y - m0) / (1 - p) + m0, weights=w)
         tau = mu1 - mu0
     else:
-        tau = att_aipw(y, X, t, w, p)
+        tau = att_aipw(y, X, t, w, p, b0)
         mu0 = (w * t * m0).sum() / (w * t).sum()
     theta = np.concatenate([[tau, mu0], gamma, b1, b0])
     V = _sandwich(ee, theta, w)
