@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     frame, totals = _study(args.persons, args.seed)
     spec = EstimatorSpec(methods=REPLICATE_METHODS)
     design = design_stage(frame, weight_stage(frame, totals, spec).weights, spec, with_balance=False)
-    inside = design.inside.to_numpy()
+    inside = None if design.inside is None else design.inside.to_numpy()
     prep = _prepare(frame, totals, spec, cells=True)
     load_before = _load()
     runs: dict[str, dict] = {}
