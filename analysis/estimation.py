@@ -51,6 +51,7 @@ from survey.errors import ConfigError, DataValidationError, PopevalError
 __all__ = [
     "METHODS",
     "DesignResult",
+    "EndToEndVariance",
     "EstimatorSpec",
     "MethodResult",
     "OutcomeSample",
@@ -1014,6 +1015,46 @@ def _replicate_point(
         return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
 
 
+@dataclass(frozen=True)
+class EndToEndVariance:
+    """End-to-end replicate standard errors of every (outcome, method, scale).
+
+    Attributes
+    ----------
+    bse
+        Replicate standard error per (outcome, method, scale): the standard deviation of the
+        replicates that estimated it.
+    n_replicates
+        Per estimate, the replicates that estimated it.
+    n_failed
+        Per estimate, the replicates that did not (a failed replicate, or the estimator not
+        estimable in it).
+    replicates
+        ``(R, k)`` replicate estimates in the order of ``bse`` (NaN where not estimated).
+    cells
+        Whether the replicates ran on cells of identical respondents (else on the rows).
+    fit_warnings
+        The expected fit warnings of the replicates, summed (``"replicates: <Warning>"`` -> count).
+    """
+
+    bse: pd.Series
+    n_replicates: pd.Series
+    n_failed: pd.Series
+    replicates: np.ndarray
+    cells: bool
+    fit_warnings: Mapping[str, int] = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates``, ``n_failed``."""
+        return pd.DataFrame({"replicate_se": self.bse, "n_replicates": self.n_replicates, "n_failed": self.n_failed})
+
+    def summary(self) -> str:
+        """The standard errors as text."""
+        head = (f"End-to-end replicate SEs: {self.replicates.shape[0]} replicates on "
+                f"{'cells of identical respondents' if self.cells else 'the rows'}")
+        return head + "\n" + self.to_frame().to_string()
+
+
 #: Errors that make one replicate inestimable (e.g. raking that cannot converge on a resample):
 #: the replicate is counted as failed.  Any other error is a bug and surfaces.
 REPLICATE_FAILURES: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError)
@@ -1033,7 +1074,7 @@ def end_to_end_variance(
     inside: np.ndarray | None = None,
     methods: Sequence[str] | None = None,
     cells: bool | None = None,
-) -> pd.DataFrame:
+) -> EndToEndVariance:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
 
     Every estimator of the effects table (:data:`REPLICATE_METHODS`) is re-estimated in every
@@ -1050,10 +1091,7 @@ def end_to_end_variance(
 
     Returns
     -------
-    pd.DataFrame
-        Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates`` (successful) and
-        ``n_failed``; ``attrs["fit_warnings"]``: the expected fit warnings of the replicates,
-        summed (``"replicates: <Warning>"`` -> count).
+    EndToEndVariance
     """
     from functools import partial
 
@@ -1080,12 +1118,12 @@ def end_to_end_variance(
         frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
         progress=progress, failures=REPLICATE_FAILURES,
     )
-    out = pd.DataFrame(
-        {"replicate_se": rv.se, "n_replicates": rv.n_replicates, "n_failed": n_replicates - rv.n_replicates},
-        index=rv.index,
+    return EndToEndVariance(
+        bse=pd.Series(rv.bse, index=rv.index, name="replicate_se"),
+        n_replicates=pd.Series(rv.n_replicates, index=rv.index, name="n_replicates"),
+        n_failed=pd.Series(n_replicates - rv.n_replicates, index=rv.index, name="n_failed"),
+        replicates=rv.replicates, cells=prep.cells, fit_warnings=_report_fit_warnings(rv.fit_warnings),
     )
-    out.attrs["fit_warnings"] = _report_fit_warnings(rv.fit_warnings)
-    return out
 
 
 # --------------------------------------------------------------------------- 'weet niet' and sensitivity

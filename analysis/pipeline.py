@@ -942,10 +942,10 @@ def _outcomes_step(resp: Any, population: pd.DataFrame, des: Mapping[str, Any], 
             progress=progress,
         )
         key = list(zip(eff["outcome"], eff["method"], eff["scale"], strict=True))
-        rse = rep["replicate_se"].reindex(key).to_numpy()
+        rse = rep.bse.reindex(key).to_numpy()
         eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
         eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
-        fit_warnings = dict(sorted((Counter(fit_warnings) + Counter(rep.attrs.get("fit_warnings", {}))).items()))
+        fit_warnings = dict(sorted((Counter(fit_warnings) + Counter(rep.fit_warnings)).items()))
     else:
         eff["se_type"] = "model"
     eff = _p_adjust(eff)

@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
             rng=np.random.default_rng(args.seed), inside=inside, cells=cells,
         )
         sec = time.perf_counter() - t0
-        reps[name] = rep
+        reps[name] = rep.to_frame()
         runs[name] = {"seconds": sec, "ms_per_replicate": 1000 * sec / args.replicates,
-                      "failed_replicates_max": int(rep["n_failed"].max())}
+                      "failed_replicates_max": int(rep.n_failed.max())}
     load_after = _load()
     a, b = reps["cells"]["replicate_se"], reps["rows"]["replicate_se"].reindex(reps["cells"].index)
     se_diff = float(np.nanmax(np.abs(a - b) / np.abs(b)))

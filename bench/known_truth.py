@@ -263,7 +263,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
         return float(r[col].iloc[0]) if len(r) else float("nan")
 
     main = est[est["method"] == "matching"].copy()
-    se_map = rep["replicate_se"]
+    se_map = rep.bse
     main["ci_lower"] = [r.estimate - Z95 * float(se_map.get((r.outcome, "matching", r.scale), np.nan)) for r in main.itertuples()]
     main["ci_upper"] = [r.estimate + Z95 * float(se_map.get((r.outcome, "matching", r.scale), np.nan)) for r in main.itertuples()]
     try:
@@ -281,12 +281,12 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
         }
         for scale in SCALES:
             e = pick(est, o, "matching", scale)
-            se = float(rep["replicate_se"].get((o, "matching", scale), float("nan")))
+            se = float(rep.bse.get((o, "matching", scale), float("nan")))
             methods_rec = {}
             for meth in METHODS:
                 if meth == "ologit" and scale != "top2":
                     continue
-                mse = float(rep["replicate_se"].get((o, meth, scale), float("nan")))
+                mse = float(rep.bse.get((o, meth, scale), float("nan")))
                 methods_rec[meth] = {"estimate": pick(est, o, meth, scale), "replicate_se": mse}
                 if "extrapolated" in est.columns:
                     methods_rec[meth]["extrapolated"] = pick(est, o, meth, scale, "extrapolated")
@@ -298,7 +298,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
                 "estimate": e,
                 "replicate_se": se,
                 "model_se": pick(est, o, "matching", scale, "std_error"),
-                **({"replicate_se_nofpc": float(rep_nofpc["replicate_se"].get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
+                **({"replicate_se_nofpc": float(rep_nofpc.bse.get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
                 "ci_lower": e - Z95 * se,
                 "ci_upper": e + Z95 * se,
                 "naive": pick(est, o, "naive", scale),
@@ -320,7 +320,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
         "persons": int(persons),
         "persons_generated": int(n_persons),
         "replicates": int(replicates),
-        "replicates_ok": int(rep["n_replicates"].iloc[0]),
+        "replicates_ok": int(rep.n_replicates.iloc[0]),
         "population_size": len(population),
         "population_pop": int(population["pop"].sum()),
         "truth_population_size": int(truth["population_size"]),

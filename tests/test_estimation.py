@@ -58,16 +58,22 @@ def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple,
 def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None:
     frame, totals, _ = analysis_data
     spec = EstimatorSpec()
-    rep = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
+    res = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
+    rep = res.to_frame()
     assert (rep["n_replicates"] + rep["n_failed"] == 12).all()
+    assert res.replicates.shape == (12, len(rep))
+    np.testing.assert_allclose(res.bse.to_numpy(), np.nanstd(res.replicates, axis=0, ddof=1))
+    assert "replicate SEs" in res.summary()
     # every published estimator has a replicate SE
     assert set(rep.index.get_level_values("method")) == {"matching", "regression", "ipw", "aipw", "ologit"}
     assert (rep["replicate_se"] > 0.01).all()
     mean_scale = rep.index.get_level_values("scale") != "log_odds"
     assert (rep["replicate_se"][mean_scale] < 1.0).all()
     assert (rep["replicate_se"][~mean_scale] < 2.0).all()
-    again = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3))
+    again = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3)).to_frame()
     pd.testing.assert_frame_equal(rep, again)  # reproducible from the generator
+    with pytest.raises(AttributeError):
+        res.cells = False  # type: ignore[misc]  # an immutable result
 
 
 def test_rao_wu_factors() -> None:
@@ -196,8 +202,13 @@ def test_cells_give_the_rows_standard_errors_and_failures(analysis_data: tuple) 
     spec = EstimatorSpec()
     design = design_stage(small, weight_stage(small, totals, spec).weights, spec, with_balance=False)
     kw = {"n_replicates": 16, "inside": design.inside.to_numpy(), "methods": ALL_METHODS}
-    rows = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=False, **kw)
-    cells = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=True, **kw)
+    res_rows = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=False, **kw)
+    res_cells = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), cells=True, **kw)
+    assert res_cells.cells and not res_rows.cells
+    rows, cells = res_rows.to_frame(), res_cells.to_frame()
+    # every replicate's estimates, NaN (not estimable) in the same places
+    np.testing.assert_array_equal(np.isnan(res_cells.replicates), np.isnan(res_rows.replicates))
+    np.testing.assert_allclose(res_cells.replicates, res_rows.replicates, rtol=1e-9, atol=1e-12)
     assert (rows["n_failed"] > 0).any()  # the case is exercised
     pd.testing.assert_frame_equal(cells[["n_replicates", "n_failed"]], rows[["n_replicates", "n_failed"]])
     np.testing.assert_allclose(cells["replicate_se"], rows["replicate_se"], rtol=1e-8)

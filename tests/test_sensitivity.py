@@ -127,7 +127,7 @@ def test_replicate_variance_jackknife_matches_hand_formula() -> None:
                              scale=(R - 1) / R, n_jobs=1, progress=False)
     reps = np.array([refit(df[f"rep{r}"]) for r in range(R)])
     full = refit(df["full"])
-    assert res.se[0] == pytest.approx(np.sqrt((R - 1) / R * ((reps - full) ** 2).sum()))
+    assert res.bse[0] == pytest.approx(np.sqrt((R - 1) / R * ((reps - full) ** 2).sum()))
     par = replicate_variance(df, [f"rep{r}" for r in range(R)], refit, full_weight="full",
                              scale=(R - 1) / R, n_jobs=2, executor="thread", progress=False)
     np.testing.assert_allclose(par.replicates, res.replicates)
@@ -160,7 +160,7 @@ def test_replicate_variance_counts_expected_failures_and_skips_missing_component
     np.testing.assert_array_equal(res.n_replicates, [6, 3])
     ok = [r for r in range(8) if r not in (2, 5)]
     means = [np.average(np.arange(6.0), weights=W[:, r]) for r in ok]
-    assert res.se[0] == pytest.approx(np.std(means, ddof=1))
-    assert res.se[1] == 0.0
+    assert res.bse[0] == pytest.approx(np.std(means, ddof=1))
+    assert res.bse[1] == 0.0
     with pytest.raises(LinAlgError):  # an error not declared expected surfaces
         replicate_variance(df, W, _flaky_refit, n_jobs=1, progress=False)

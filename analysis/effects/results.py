@@ -107,7 +107,7 @@ class EffectEstimate:
                     "estimand": self.estimand,
                     "method": self.method,
                     "estimate": self.estimate,
-                    "se": self.se,
+                    "bse": self.se,
                     "ci_lower": lower,
                     "ci_upper": upper,
                     "pvalue": self.pvalue,

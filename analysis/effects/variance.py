@@ -28,7 +28,7 @@ class ReplicateVariance:
         The full-sample estimate (one value per component), or the mean of the replicates.
     replicates
         ``(R, k)`` replicate estimates; a failed replicate's row is NaN.
-    variance, se
+    variance, bse
         Per component ``scale * sum_r rscales_r (theta_r - centre)^2`` over the replicates that
         estimated it, and its square root.
     centre
@@ -47,7 +47,7 @@ class ReplicateVariance:
     estimate: np.ndarray
     replicates: np.ndarray
     variance: np.ndarray
-    se: np.ndarray
+    bse: np.ndarray
     centre: str
     n_replicates: np.ndarray
     n_failed: int = 0
@@ -59,7 +59,7 @@ class ReplicateVariance:
         import pandas as pd
 
         return pd.DataFrame(
-            {"estimate": self.estimate, "se": self.se, "n_replicates": self.n_replicates},
+            {"estimate": self.estimate, "bse": self.bse, "n_replicates": self.n_replicates},
             index=self.index,
         )
 
@@ -222,7 +222,7 @@ def replicate_variance(
     else:
         var = np.where(n_ok > 0, scale * dev2, np.nan)
     return ReplicateVariance(
-        estimate=est, replicates=R, variance=var, se=np.sqrt(var),
+        estimate=est, replicates=R, variance=var, bse=np.sqrt(var),
         centre="full" if (mse and full_weight) else "mean", n_replicates=n_ok,
         n_failed=n_rep - len(good), index=index, fit_warnings=dict(sorted(fit_warnings.items())),
     )
