@@ -739,8 +739,7 @@ def _prepare(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, cell
         y = frame[o].to_numpy(dtype=float)
         if cells:
             codes, values = pd.factorize(y, sort=True)  # NaN: code -1
-            uid, ufirst, ids = np.unique(design_ids * (values.size + 1) + codes + 1, return_index=True, return_inverse=True)
-            del uid
+            _, ufirst, ids = np.unique(design_ids * (values.size + 1) + codes + 1, return_index=True, return_inverse=True)
             units.append(_Units(ids=ids, design=design_ids[ufirst], y=y[ufirst]))
         else:
             units.append(_Units(ids=design_ids, design=design_ids, y=y))
@@ -790,11 +789,12 @@ def _survey_weights(prep: _Prepared, b: np.ndarray, frame: pd.DataFrame, margins
     how = _weighting_method(spec)
     if how == "stage":
         return np.asarray(weight_stage(frame, margins, spec, base_weights=b).weights.to_numpy(dtype=float))
-    if not prep.cells:
-        return np.asarray(prep.raking(b)) if how == "rake" else b
-    bd = np.bincount(prep.design_ids, weights=b, minlength=prep.treat.size)
     if how == "none":
         return b
+    if not prep.cells:
+        return np.asarray(prep.raking(b))
+    # the raking factor is the same for every respondent of a cell: rake the cells' totals
+    bd = np.bincount(prep.design_ids, weights=b, minlength=prep.treat.size)
     wd = prep.raking(bd)
     g = np.divide(wd, bd, out=np.zeros_like(wd), where=bd > 0)
     return np.asarray(b * g[prep.design_ids])

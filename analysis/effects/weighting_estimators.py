@@ -135,7 +135,17 @@ def _prepare(df: pd.DataFrame, treat_formula: str, outcome_formula: str | None,
 
 
 def _fit_ps(t: np.ndarray, Z: np.ndarray, w: np.ndarray, link: str) -> np.ndarray:
+    """Propensity-model coefficients: the package's logit (Newton's method,
+    :func:`analysis.matching.propensity.logit_newton`), statsmodels' GLM for a probit or where
+    Newton's method does not apply (a rank-deficient design, quasi-separation)."""
     import statsmodels.api as sm
+
+    if link == "logit":
+        from analysis.matching.propensity import logit_newton
+
+        fitted = logit_newton(Z, t, w)
+        if fitted is not None:
+            return np.asarray(fitted[0])
 
     fam = sm.families.Binomial(
         link=sm.families.links.Logit() if link == "logit" else sm.families.links.Probit()
