@@ -85,6 +85,7 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path: Path) -> None
         ({"weighting": {"trim_upper": -1}}, "weighting.trim_upper", "positive upper bound"),
         ({"effects": {"replicates": 2}}, "effects.replicates", "at least 4"),
         ({"effects": {"replicates": 3}}, "effects.replicates", "at least 4"),
+        ({"effects": {"alpha": 0.1}}, "effects.alpha", "intervals are 95 %"),
         ({}, "survey.survey_id", "LimeSurvey survey id"),
         ({"study": {"disclosure_threshold": 1}}, "study.disclosure_threshold", "disable_disclosure_control = true"),
         ({"study": {"disclosure_threshold": 0, "disable_disclosure_control": True}}, "study.disclosure_threshold", ">= 2"),
