@@ -1188,6 +1188,9 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "design_hash": des["hash"],
             "mapping": mapping,
             "outcomes": _outcome_table(cfg, spec.outcomes),
+            # the expected fit warnings of the design and the estimation (replicates summed): what ran
+            # close to a model's limits, for a reviewer of the bundle
+            "fit_warnings": {what: int(n) for what, n in sorted(fits.items())},
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
