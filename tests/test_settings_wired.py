@@ -28,25 +28,10 @@ from survey.errors import ConfigError
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, dict]:
-    import duckdb
+    from tests.analysis_data import respondent_frame
 
-    from analysis.pipeline import _analysis_frame
-    from analysis.population import ingest, link, load_population, margins
-    from analysis.synth import generate
-    from survey.parse import parse_snapshot
-
-    out: Path = tmp_path_factory.mktemp("settings")
-    generate(persons=20_000, seed=29, out=out, file_format="parquet")
-    snap = next((out / "survey").glob("*/*/manifest.json")).parent
-    con = duckdb.connect(":memory:")
-    ingest(out / "admin" / "dwse_applications.parquet", out / "admin" / "vdab_trajectories.parquet", db=con)
-    link(con, participants=snap)
-    population = load_population(con)
-    spec = EstimatorSpec()
-    mg = margins(con, [k[0] if len(k) == 1 else tuple(k) for k in spec.margins])
-    con.close()
-    frame, _ = _analysis_frame(parse_snapshot(snap), population, spec.outcomes, with_outcomes=True)
-    return frame, mg.totals
+    frame, totals, _ = respondent_frame(tmp_path_factory.mktemp("settings"), persons=20_000, seed=29)
+    return frame, totals
 
 
 def _cfg(**sections: dict) -> object:
