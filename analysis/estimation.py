@@ -77,6 +77,8 @@ class EstimatorSpec:
     weighting: str = WeightingConfig.method
     min_cell: int = WeightingConfig.min_cell
     trim_upper: float | None = WeightingConfig.trim_upper
+    max_iter: int = WeightingConfig.max_iter
+    tolerance: float = WeightingConfig.tolerance
     ratio: int = MatchingConfig.ratio
     replace: bool = MatchingConfig.replace
     caliper: float | None = MatchingConfig.caliper
@@ -117,6 +119,8 @@ class EstimatorSpec:
             weighting=cfg.weighting.method,
             min_cell=cfg.weighting.min_cell,
             trim_upper=cfg.weighting.trim_upper,
+            max_iter=cfg.weighting.max_iter,
+            tolerance=cfg.weighting.tolerance,
             ratio=cfg.matching.ratio,
             replace=cfg.matching.replace,
             caliper=cfg.matching.caliper,
@@ -140,10 +144,6 @@ class EstimatorSpec:
 
 
 # --------------------------------------------------------------------------- weighting
-
-#: Raking settings of :func:`weight_stage`, shared by the replicates' raking.
-RAKE_TOL = 1e-10
-RAKE_MAX_ITER = 500
 
 
 def _margin_subset(margins: MarginSpec, keys: Sequence[tuple[str, ...]]) -> dict[Any, Any]:
@@ -175,7 +175,7 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     if spec.weighting == "none":
         out = d
     elif spec.weighting == "rake":
-        out = rake(d, m, min_cell=spec.min_cell, tol=RAKE_TOL, max_iter=RAKE_MAX_ITER)
+        out = rake(d, m, min_cell=spec.min_cell, max_iter=spec.max_iter, tol=spec.tolerance)
     elif spec.weighting == "poststratify":
         if len(m) != 1:
             raise ConfigError(
@@ -187,7 +187,7 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
             )
         out = poststratify(d, m)
     else:
-        out = calibrate(d, m, calfun="linear" if spec.weighting == "linear" else "logit")
+        out = calibrate(d, m, calfun="linear" if spec.weighting == "linear" else "logit", max_iter=spec.max_iter, tol=spec.tolerance)
     if spec.trim_upper is not None:
         out = trim(out, upper=spec.trim_upper)
     return out
@@ -318,6 +318,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             exact=list(spec.exact) or None,
             distance=spec.distance,  # type: ignore[arg-type]
             s_weights="_sw",
+            weighted_score=spec.weighted_propensity,
             survey_weight_strategy=spec.survey_weights,  # type: ignore[arg-type]
             seed=spec.seed,
             ties=spec.ties,  # type: ignore[arg-type]
@@ -748,7 +749,7 @@ def _prepare(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, cell
         from analysis.weighting.replicate import ReplicateRaking
 
         df, m = _weighting_data(frame, margins, spec)
-        raking = ReplicateRaking.prepare(df, m, min_cell=spec.min_cell, tol=RAKE_TOL, max_iter=RAKE_MAX_ITER)
+        raking = ReplicateRaking.prepare(df, m, min_cell=spec.min_cell, tol=spec.tolerance, max_iter=spec.max_iter)
         if cells:
             raking = raking.compress(first)
     return _Prepared(
@@ -836,11 +837,13 @@ def _replicate_estimates(
         sw = sw * inside
     pos = (sw > 0).astype(float)
     nd = prep.treat.size
-    # the propensity score of the design: on the design cells in the design (weight > 0)
+    # the propensity score of the design: on the design cells in the design (weight > 0),
+    # survey-weighted or (matching.weighted_propensity = false) every respondent counted once
     swd = np.bincount(prep.design_ids, weights=sw, minlength=nd)
     ind = np.flatnonzero(swd > 0)
     score_d = np.full(nd, np.nan)
-    score_d[ind] = _logit_score(prep.X[ind], prep.treat[ind], swd[ind])
+    wps = swd if spec.weighted_propensity else np.bincount(prep.design_ids, weights=pos, minlength=nd)
+    score_d[ind] = _logit_score(prep.X[ind], prep.treat[ind], wps[ind])
     # every outcome's units in the design, with their summed weights, and their matching
     samples = []
     matched: dict[int, np.ndarray] = {}

@@ -165,10 +165,10 @@ def _assert_same_estimates(cells: pd.Series, rows: pd.Series) -> None:
         {},
         {"survey_weights": "inherit"},
         {"ratio": 3, "caliper": None},
-        {"weighting": "none", "support": "all"},
+        {"weighting": "none", "support": "all", "weighted_propensity": False},
         {"trim_upper": 3.0},  # trimming: the replicates re-weight with weight_stage on the rows
     ],
-    ids=["default", "inherit", "ratio3-nocaliper", "unweighted-allsupport", "trimmed"],
+    ids=["default", "inherit", "ratio3-nocaliper", "unweighted-allsupport-unweightedscore", "trimmed"],
 )
 def test_cells_give_the_rows_estimates_in_every_replicate(analysis_data: tuple, changes: dict) -> None:
     """Replicates on cells of identical respondents equal the replicates on the rows, for every
