@@ -1163,8 +1163,8 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "replicates": None
             if outc["replicates"] is None
             else {
-                "n_replicates": int(outc["replicates"]["n_replicates"].iloc[0]),
-                "n_failed": int(outc["replicates"]["n_failed"].iloc[0]),
+                "n_replicates": int(outc["replicates"].n_replicates.iloc[0]),
+                "n_failed": int(outc["replicates"].n_failed.iloc[0]),
                 "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched",
                 "advised_minimum": ADVISED_REPLICATES,
                 "below_advised_minimum": bool(n_rep < ADVISED_REPLICATES),

@@ -42,15 +42,16 @@ def analysis_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFram
     return frame, mg.totals, population
 
 
+@pytest.mark.parametrize("cells", [True, False], ids=["cells", "rows"])
 @pytest.mark.parametrize("strategy", ["keep", "inherit"])
-def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple, strategy: str) -> None:
+def test_replicate_fast_path_equals_the_reported_estimator(analysis_data: tuple, strategy: str, cells: bool) -> None:
     frame, totals, _ = analysis_data
     spec = EstimatorSpec(survey_weights=strategy)
     methods = ("matching", "regression", "ipw", "aipw", "ologit", "naive")
     w = weight_stage(frame, totals, spec).weights
     design = design_stage(frame, w, spec, with_balance=False)
     reported = outcome_stage(frame, design, spec, methods=methods).vector()
-    fast = estimate_point(frame, totals, spec, inside=design.inside.to_numpy(), methods=methods)
+    fast = estimate_point(frame, totals, spec, inside=design.inside.to_numpy(), methods=methods, cells=cells)
     assert len(fast) == len(reported) == 4 * (6 * 2)  # ologit: log-odds and top-2-box shift
     np.testing.assert_allclose(fast.reindex(reported.index).to_numpy(), reported.to_numpy(), rtol=1e-7, atol=1e-9)
 
