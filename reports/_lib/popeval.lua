@@ -242,9 +242,9 @@ local function figures()
         if source then
           cap = cap .. ' #linebreak() #text(size: 7.5pt, weight: "regular", fill: ' .. 'rgb("#5d6874")' .. ")[" .. source .. "]"
         end
-        -- a figure floats to where it fits (top or bottom of a page), so no page is left half empty;
-        -- its source line travels with it, in the caption
-        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image, placement: auto)" .. label)
+        -- a figure stays where the text puts it (it never floats: a float can land between the two
+        -- parts of a table broken over two pages); its source line travels with it, in the caption
+        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image)" .. label)
       end
       return fig
     end,
@@ -356,6 +356,42 @@ local function style()
   }
 end
 
+-- ------------------------------------------------------------------ group rows (Typst)
+-- A group row (a bold label spanning every column, written by analysis.reporting.GridTable) becomes
+-- a Typst subheader, `table.header(level: 2)`: Typst never leaves it alone at the foot of a page
+-- (it moves to the next page with the group's first row) and repeats it above the rows of its group
+-- that continue on the next page.  pandoc writes the table; its group rows are then rewritten.
+local GROUP_MARK = "/*popeval-group*/"
+
+local function is_group_row(row, ncol)
+  if #row.cells ~= 1 or row.cells[1].col_span ~= ncol then return false end
+  local c = row.cells[1].contents
+  return #c == 1 and (c[1].t == "Plain" or c[1].t == "Para") and #c[1].content == 1 and c[1].content[1].t == "Strong"
+end
+
+local function group_subheaders()
+  return {
+    Table = function(t)
+      if not is_format("typst") then return nil end
+      local marked = 0
+      for _, body in ipairs(t.bodies) do
+        for _, row in ipairs(body.body) do
+          if is_group_row(row, #t.colspecs) then
+            row.cells[1].contents[1].content:insert(1, pandoc.RawInline("typst", GROUP_MARK))
+            marked = marked + 1
+          end
+        end
+      end
+      if marked == 0 then return nil end
+      local typ = pandoc.write(pandoc.Pandoc({ t }), "typst")
+      local n
+      typ, n = typ:gsub("table%.cell%(([^)\n]*)%)%[/%*popeval%-group%*/(.-)%],\n", "table.header(level: 2, table.cell(%1)[%2]),\n")
+      if n ~= marked then error("popeval.lua: " .. marked .. " group rows, " .. n .. " written as subheaders") end
+      return pandoc.RawBlock("typst", typ)
+    end,
+  }
+end
+
 -- ------------------------------------------------------------------ the filter
 if in_quarto then
   return { sources_into_tables(), style() }
@@ -371,4 +407,5 @@ return {
   figures(),
   sources_into_tables(),
   style(),
+  group_subheaders(),
 }
