@@ -810,6 +810,15 @@ def not_estimable_code(exc: BaseException) -> str:
     return next((code for code, test in NOT_ESTIMABLE_CODES if test(exc, msg)), "other")
 
 
+def not_estimable_record(outcome: str, method: str, exc: BaseException) -> dict[str, str]:
+    """The ``not_estimable`` row of a secondary method that raised ``exc``: its code and the message."""
+    if isinstance(exc, PopevalError):
+        reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return {"outcome": outcome, "method": method, "code": not_estimable_code(exc), "reason": " ".join(reason.split())[:300]}
+
+
 def _not_estimable_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["outcome", "method", "code", "reason"])
 
@@ -840,13 +849,9 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                 try:
                     est = outcome_stage(frame, design, one, methods=(meth,))
                 except Exception as exc:  # a secondary method must not take the main results down
-                    if isinstance(exc, PopevalError):
-                        reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
-                    else:
-                        reason = f"{type(exc).__name__}: {exc}"
-                    reason = " ".join(reason.split())[:300]
-                    log.warning("%s on %s not estimable: %s", meth, o, reason)
-                    failed.append({"outcome": o, "method": meth, "code": not_estimable_code(exc), "reason": reason})
+                    record = not_estimable_record(o, meth, exc)
+                    log.warning("%s on %s not estimable: %s", meth, o, record["reason"])
+                    failed.append(record)
                     continue
             if len(est.table):
                 tables.append(est.table)

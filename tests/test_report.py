@@ -283,6 +283,161 @@ def test_pdf_has_alt_text(rendered: dict[str, dict[str, Path]]) -> None:
     assert data.count(b"/Alt") >= 4
 
 
+# The template's margins (typst-template.typ), in points: text starts 2.2 cm from the left edge;
+# the running header sits above 2.4 cm, the page number below the last 2.2 cm.
+_LEFT, _TOP, _BOTTOM = 2.2 / 2.54 * 72, 2.4 / 2.54 * 72, 2.2 / 2.54 * 72
+_CAPTIONS = {"nl": ("Tabel", "Figuur", "Bron:"), "en": ("Table", "Figure", "Source:")}
+
+
+def _pdf_lines(path: Path) -> list[list[tuple[float, float, str]]]:
+    """Per page, its lines from top to bottom between the running header and the footer band:
+    (top, left edge, text) -- the order in which a reader reads them."""
+    import html
+
+    pages = []
+    for _w, h, words in _pdf_words(path):
+        rows: dict[float, list[tuple[float, str]]] = {}
+        for x0, y0, _x1, y1, w in words:
+            if y0 > _TOP - 8 and y1 < h - _BOTTOM:
+                key = next((k for k in rows if abs(k - y0) < 1.5), y0)
+                rows.setdefault(key, []).append((x0, html.unescape(w)))
+        pages.append([(y, min(x for x, _ in ws), " ".join(w for _, w in sorted(ws))) for y, ws in sorted(rows.items())])
+    return pages
+
+
+def _group_rows(r: Report) -> dict[str, set[str]]:
+    """Every group row label of the report's grouped tables -> the first words of its rows."""
+    from analysis.reporting import Group
+
+    groups: dict[str, set[str]] = {}
+    for name in ("pop_share", "profile", "domains", "flow", "margins", "weights", "balance", "effects_top2", "effects_likert", "summary", "shifts", "sensitivity"):
+        current: set[str] | None = None
+        for row in r.table(name).rows:
+            if isinstance(row, Group):
+                current = groups.setdefault(row.text, set())
+            elif current is not None:
+                current.add(str(row[0]).split()[0])
+    return groups
+
+
+def _orphaned_group_rows(pdf: Path, groups: dict[str, set[str]]) -> list[str]:
+    """Group rows (a label line at the table's left edge) not followed on their page by a row of their group."""
+    bad = []
+    for n, lines in enumerate(_pdf_lines(pdf), start=1):
+        for i, (_y, x0, text) in enumerate(lines):
+            if text in groups and x0 < _LEFT + 12:
+                nxt = lines[i + 1][2] if i + 1 < len(lines) else None
+                if nxt is None or nxt.split()[0] not in groups[text]:
+                    bad.append(f"page {n}: group row {text!r} is followed by {nxt!r}")
+    return bad
+
+
+def _figures_inside_tables(pdf: Path, lang: str) -> list[str]:
+    """Figures whose caption a reader meets between a table's caption and the table's own source
+    line (its last row): a figure placed between the parts of a table broken over two pages."""
+    table, figure, source = _CAPTIONS[lang]
+    bad, open_table = [], None
+    for n, lines in enumerate(_pdf_lines(pdf), start=1):
+        for _y, _x, text in lines:
+            if re.match(rf"{table} \d+:", text):
+                open_table = text.split(":")[0]
+            elif open_table and re.match(rf"{figure} \d+:", text):
+                bad.append(f"page {n}: {text.split(':')[0]} between the parts of {open_table}")
+            elif open_table and source in text:
+                open_table = None
+    return bad
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_group_rows_never_end_a_page(rendered: dict[str, dict[str, Path]], bundle_dir: Path, lang: str) -> None:
+    """A table's group row ('Leeftijd', 'Professioneel sterker') is never the last table line of a
+    page: its first row follows it on the same page, and where the group continues on the next page
+    its label is repeated above the rows there."""
+    groups = _group_rows(Report(bundle_dir, lang))
+    assert {"Onderwijsniveau", "Geslacht"} <= set(groups) or {"Education level", "Sex"} <= set(groups)
+    seen = sum(text in groups and x0 < _LEFT + 12 for page in _pdf_lines(rendered[lang]["pdf"]) for _y, x0, text in page)
+    assert seen >= 20  # the check finds the group rows it looks at
+    assert _orphaned_group_rows(rendered[lang]["pdf"], groups) == []
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_figures_never_between_the_parts_of_a_table(rendered: dict[str, dict[str, Path]], lang: str) -> None:
+    """Figures and tables keep the text's order: no figure sits between the two parts of a table
+    that breaks over two pages (a reader meets every table's source line before the next figure)."""
+    table, figure, _source = _CAPTIONS[lang]
+    text = "\n".join(t for page in _pdf_lines(rendered[lang]["pdf"]) for _y, _x, t in page)
+    assert len(re.findall(rf"^{figure} \d+:", text, flags=re.M)) == 4 and len(re.findall(rf"^{table} \d+:", text, flags=re.M)) > 10
+    assert _figures_inside_tables(rendered[lang]["pdf"], lang) == []
+
+
+def _long_grouped_table(tmp_path: Path) -> Path:
+    """A report whose grouped table breaks over three pages with a figure right after it: laid out
+    so that a group row falls at the foot of a page and a floating figure would land on the table's
+    last page, above its last rows."""
+    (tmp_path / "_quarto.yml").write_text(
+        f"filters:\n  - {REPORTS / '_lib' / 'popeval.lua'}\nexecute:\n  echo: false\nformat:\n  typst:\n    template-partials:\n      - {REPORTS / '_lib' / 'typst-template.typ'}\n",
+        encoding="utf-8",
+    )
+    text = "Some words of running text that fill the page before the table. " * 30
+    qmd = tmp_path / "groups.qmd"
+    qmd.write_text(
+        f"""---
+title: "Groups"
+lang: en-GB
+---
+
+{text}
+
+```{{python}}
+#| label: tbl-groups
+#| tbl-cap: "A grouped table"
+from analysis.reporting import Group, grid_table
+rows = []
+for g in range(1, 32):
+    rows.append(Group(f"Group {{g}}"))
+    rows += [[f"Row{{g}}x{{k}}", str(k)] for k in range(1, 2 + g % 2)]
+grid_table(["Label", "Value"], rows, "lr")
+```
+
+::: {{.source}}
+Source: made up for the test.
+:::
+
+```{{python}}
+#| label: fig-after
+#| fig-cap: "A figure after the table"
+#| fig-alt: "A line rising from the lower left to the upper right, drawn for the test."
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot([0, 1], [0, 1])
+plt.show()
+```
+
+{text}
+""",
+        encoding="utf-8",
+    )
+    return qmd
+
+
+@needs_pdftotext
+def test_pdf_long_grouped_table_keeps_its_group_rows_and_the_figure_after_it(tmp_path: Path) -> None:
+    """The layout rules hold where they are put to the test (a group row at a page's foot, a figure
+    that would float into a broken table), not only where the demo report happens to break."""
+    qmd = _long_grouped_table(tmp_path)
+    pdf = render_report(_tiny_bundle(tmp_path / "b"), lang="en", out=tmp_path / "out", qmd=qmd, formats=("pdf",), engine="python").outputs["pdf"]
+    pages = _pdf_lines(pdf)
+    assert len(pages) >= 3
+    groups = {f"Group {g}": {f"Row{g}x1", f"Row{g}x2"} for g in range(1, 32)}
+    assert _orphaned_group_rows(pdf, groups) == []
+    assert _figures_inside_tables(pdf, "en") == []
+    # a group that continues on the next page has its label repeated there, above its rows
+    continued = [page[1][2] for page in pages[1:] if len(page) > 1 and page[0][2] == "Label Value"]
+    assert continued and all(not re.match(r"Row\d+x2", t) for t in continued), continued
+
+
 # ---------------------------------------------------------------------------- figures
 def _parse_number(text: str, lang: str) -> float:
     t = text.replace("\u2212", "-")

@@ -6,7 +6,8 @@ committed beside this script and wired into both engines by ``_quarto.yml`` (``r
 What it sets: A4 with 2.2 cm margins; the report's typeface (DejaVu Sans, as the figures) and
 colours; heading, caption, table and TOC styles; paragraph styles ``Source`` (source lines and
 table notes), ``Callout`` (notices) and ``Colofon``; a header with the publisher and a footer
-with the page number.
+with the page number; automatic hyphenation in the text's language (Dutch unless pandoc's ``lang``
+says otherwise).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ INK = "1D2B3A"
 MUTED = "5D6874"
 ACCENT = "B08A00"
 PUBLISHER = "Departement Werk en Sociale Economie"
+#: the default language of the text (pandoc replaces it by the report's ``lang``: nl-BE or en-GB)
+LANG = "nl-BE"
 
 
 def _rpr(size_half_points: int | None = None, color: str | None = None, bold: bool = False, italic: bool = False) -> str:
@@ -60,8 +63,10 @@ def build(out: Path) -> Path:
         parts = {n: z.read(n) for n in z.namelist()}
     tmp.unlink()
     styles = parts["word/styles.xml"].decode("utf-8")
-    # defaults: the report's font, 9.5 pt, ink colour
-    styles = re.sub(r"<w:rPrDefault>.*?</w:rPrDefault>", f"<w:rPrDefault>{_rpr(19, INK)}</w:rPrDefault>", styles, flags=re.S)
+    # defaults: the report's font, 9.5 pt, ink colour, and a language (pandoc sets it to the report's),
+    # so that Word hyphenates with that language's rules
+    rpr_default = _rpr(19, INK).replace("</w:rPr>", f'<w:lang w:val="{LANG}" w:eastAsia="en-US" w:bidi="ar-SA"/></w:rPr>')
+    styles = re.sub(r"<w:rPrDefault>.*?</w:rPrDefault>", f"<w:rPrDefault>{rpr_default}</w:rPrDefault>", styles, flags=re.S)
     body = '<w:spacing w:before="0" w:after="120" w:line="264" w:lineRule="auto"/>'
     styles = _replace_style(styles, "Normal", f'<w:style w:type="paragraph" w:default="1" w:styleId="Normal"><w:name w:val="Normal"/><w:qFormat/><w:pPr>{body}</w:pPr>{_rpr(19, INK)}</w:style>')
     for sid, name in (("BodyText", "Body Text"), ("FirstParagraph", "First Paragraph"), ("Compact", "Compact")):
@@ -97,6 +102,16 @@ def build(out: Path) -> Path:
     styles = _replace_style(styles, "Table", table)
     styles = _replace_style(styles, "Hyperlink", '<w:style w:type="character" w:styleId="Hyperlink"><w:name w:val="Hyperlink"/><w:basedOn w:val="BodyTextChar"/><w:rPr><w:color w:val="0B5CAD"/></w:rPr></w:style>')
     parts["word/styles.xml"] = styles.encode("utf-8")
+
+    # automatic hyphenation: a long word in a narrow column (a column name such as
+    # "Respondenten") is hyphenated instead of running past its cell or breaking at any letter
+    settings = parts["word/settings.xml"].decode("utf-8")
+    settings = re.sub(r"<w:(autoHyphenation|consecutiveHyphenLimit|hyphenationZone)\b[^>]*/>", "", settings)
+    hyphenation = '<w:autoHyphenation w:val="true"/><w:consecutiveHyphenLimit w:val="2"/><w:hyphenationZone w:val="284"/>'
+    settings = re.sub(r"(<w:defaultTabStop\b[^>]*/>)", lambda m: m.group(1) + hyphenation, settings, count=1)
+    if "<w:autoHyphenation" not in settings:
+        raise RuntimeError("pandoc's reference settings.xml has no defaultTabStop to place the hyphenation after")
+    parts["word/settings.xml"] = settings.encode("utf-8")
 
     # header (publisher) and footer (page number)
     ns = f'xmlns:w="{W}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
