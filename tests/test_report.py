@@ -16,6 +16,7 @@ import sys
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,7 +28,7 @@ from report_fixture import make_demo_bundle
 from analysis.bundle import read_bundle
 from analysis.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed
 from analysis.render import expand_includes, parse_param, render_report
-from analysis.report import COUNT_HEADERS, LABELS, category_label, label
+from analysis.report import COUNT_HEADERS, LABELS, category_label, label, method_label
 from analysis.reporting import Report, grid_table, protect, threshold_from_manifest
 from survey.errors import ConfigError
 
@@ -722,7 +723,7 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
         tables={
             "overlap": pd.DataFrame({"kind": ["cell", "cell", "cell"], "variable": ["educ", "educ", "sector"], "category": ["hoog", "laag", "primair"], "n_treated": [600, 40, 12], "n_control": [2, 900, 0], "w_treated": [600.0, 40.0, 12.0], "w_control": [2.0, 900.0, 0.0], "status": ["sparse", "ok", "empty"]}),
             "effects": keep,
-            "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "reason": ["Singular matrix"]}),
+            "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "code": ["singular"], "reason": ["LinAlgError: Singular matrix"]}),
         },
         estimates={"estimand": {"statement": {"nl": "Hooggeschoolde POP-gebruikers kunnen niet vergeleken worden.", "en": "High-educated POP users cannot be compared."}}},
     )
@@ -735,7 +736,9 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     assert overlap.iloc[1, 3] == "0" and overlap.iloc[1, 4] == label("overlap_empty", "nl")
     frame = r.frame("effects_top2")
     assert (frame == label("not_estimable", "nl")).to_numpy().sum() == 1
-    assert "Singular matrix" in str(r.table("not_estimable"))
+    # the reason in the report's language; the software's message stays in the bundle
+    assert r.frame("not_estimable").iloc[0].tolist() == [method_label(other, "nl"), r.outcome("promotion"), label("ne_singular", "nl")]
+    assert "Singular matrix" not in str(r.table("not_estimable"))
     # the pipeline's structured estimand is stated in the report's language, with the regulation
     plain = Report(bundle_dir, "nl")
     text = str(plain.estimand_statement())
@@ -745,6 +748,55 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     assert str(Report(bundle_dir, "en").estimand_statement()).startswith("The comparison concerns")
     bare = _variant(bundle_dir, tmp_path / "bare", estimates={"estimand": {}})
     assert not Report(bare, "nl").has("estimand")
+
+
+def _failure(fn: Any) -> Exception:
+    try:
+        fn()
+    except Exception as exc:  # the failure a method raised, whatever its type
+        return exc
+    raise AssertionError("expected a failure")
+
+
+def test_a_failed_method_gets_a_reason_code_worded_in_both_languages(tmp_path: Path) -> None:
+    """The pipeline records why a secondary method failed as a code (and the software's message);
+    the report has a wording of every code in both languages."""
+    import numpy as np
+
+    from analysis.effects.ordinal import ordered_logit
+    from analysis.pipeline import NOT_ESTIMABLE_CODES, not_estimable_record
+
+    two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
+    rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
+    assert rec["code"] == "too_few_categories" and "three categories" in rec["reason"]
+    assert not_estimable_record("stronger", "regression", _failure(lambda: np.linalg.inv(np.zeros((2, 2)))))["code"] == "singular"
+    assert not_estimable_record("stronger", "aipw", RuntimeError("something unforeseen"))["code"] == "other"
+    codes = [c for c, _ in NOT_ESTIMABLE_CODES] + ["other"]
+    for code in codes:
+        assert label(f"ne_{code}", "nl") != label(f"ne_{code}", "en"), code
+    # a bundle without codes (or with one the report does not know) reads 'other'
+    assert set(Report(_tiny_bundle(tmp_path / "b"), "nl")._not_estimable().columns) >= {"code"}
+
+
+def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_path: Path) -> None:
+    """A method that really failed (an ordered logit on an outcome with two answers) is listed in
+    the Dutch report with a Dutch reason; the software's English message is not shown."""
+    from analysis.effects.ordinal import ordered_logit
+    from analysis.pipeline import not_estimable_record
+
+    two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
+    rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
+    eff = read_bundle(bundle_dir).table("effects")
+    b = _variant(bundle_dir, tmp_path / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
+    html = render_report(b, lang="nl", out=tmp_path / "out", formats=("html",), params={"run_time": "2026-12-01T09:00:00+00:00"}).outputs["html"]
+    page = html.read_text(encoding="utf-8")
+    table = next(t for t in _tables(page) if t["head"] and t["head"][-1] == [label(k, "nl") for k in ("col_method", "col_outcome", "col_reason")])
+    assert table["body"] == [[method_label("ologit", "nl"), Report(b, "nl").outcome("promotion"), label("ne_too_few_categories", "nl")]]
+    text = _visible_text(page)
+    assert "categories" not in text and "ordered logit" not in text.lower() and rec["reason"][:20] not in text
+    words = {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]+", text)}
+    assert not (words & set(ENGLISH)), sorted(words & set(ENGLISH))
+    assert read_bundle(b).table("not_estimable")["reason"].tolist() == [rec["reason"]]  # the message stays in the bundle
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:
@@ -768,6 +820,24 @@ def test_reference_docx_and_docx_styles(rendered: dict[str, dict[str, Path]]) ->
     assert "TOC \\" in out  # a table of contents
     descr = re.findall(r'<wp:docPr [^>]*descr="([^"]*)"', out)
     assert len(descr) == 4 and all(len(d) > 60 for d in descr)  # real descriptions, not captions
+
+
+def test_docx_hyphenates_in_the_report_language(rendered: dict[str, dict[str, Path]]) -> None:
+    """Word hyphenates automatically, with the rules of the report's language, and nothing in the
+    column headers opts out: a long Dutch column name in a narrow column breaks at a syllable."""
+    for lang, code in (("nl", "nl-BE"), ("en", "en-GB")):
+        with zipfile.ZipFile(rendered[lang]["docx"]) as z:
+            settings = z.read("word/settings.xml").decode("utf-8")
+            styles = z.read("word/styles.xml").decode("utf-8")
+            doc = z.read("word/document.xml").decode("utf-8")
+        auto = re.search(r"<w:autoHyphenation\b([^>]*)/>", settings)
+        assert auto and not re.search(r'w:val="(?:false|0|off)"', auto.group(1)), lang
+        default = re.search(r"<w:rPrDefault>.*?</w:rPrDefault>", styles, flags=re.S)
+        assert default and re.search(rf'<w:lang [^>]*w:val="{code}"', default.group(0)), lang
+        assert "suppressAutoHyphens" not in styles + doc
+        heads = [re.search(r"<w:tr\b.*?</w:tr>", t, flags=re.S).group(0) for t in re.findall(r"<w:tbl>.*?</w:tbl>", doc, flags=re.S)]  # type: ignore[union-attr]
+        assert len(heads) > 10 and not any("<w:lang" in h for h in heads), lang  # no header cell in another language
+    assert "Respondenten" in zipfile.ZipFile(rendered["nl"]["docx"]).read("word/document.xml").decode("utf-8")
 
 
 def test_alt_text_is_a_description_not_the_caption(rendered: dict[str, dict[str, Path]]) -> None:
