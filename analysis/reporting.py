@@ -294,7 +294,10 @@ class GridTable:
             return textwrap.wrap(c, width, break_long_words=False, break_on_hyphens=False) or [""]
 
         cells = [[wrap(c, limit[j]) for j, c in enumerate(row)] for row in raw]
-        widths = [max(3, *(len(line) for row in cells for line in row[j])) for j in range(n)]
+        # a column is at least as wide as its header's longest word in bold (a quarter wider than the
+        # body's characters, and a character of room): a narrow column would otherwise cut that word
+        # into syllables
+        widths = [max(3, -(-5 * max(len(w) for w in [*raw[0][j].split(), ""]) // 4) + 1, *(len(line) for row in cells for line in row[j])) for j in range(n)]
         group_texts = ["**" + _escape(g.text) + "**" for g in self.rows if isinstance(g, Group)]
         need = max((len(t) for t in group_texts), default=0)
         total = sum(widths) + 3 * (n - 1)
@@ -1113,7 +1116,11 @@ class Report:
         return grid_table([self.label(k) for k in ("col_variable", "col_ov_category", "col_ov_pop", "col_ov_nopop", "col_status")], rows, "llrrl")
 
     def _t_not_estimable(self) -> GridTable:
+        from analysis.report import METHOD_LABELS
+
         ne = self._not_estimable()
+        outcomes, methods = {o: i for i, o in enumerate(self._outcomes())}, {m: i for i, m in enumerate(METHOD_LABELS)}
+        ne = ne.assign(_o=ne["outcome"].map(outcomes), _m=ne["method"].map(methods)).sort_values(["_o", "_m"], kind="stable", na_position="last")
         # the reason in the report's language; the software's own message stays in the bundle
         rows: list[Sequence[str] | Group] = [[method_label(str(r["method"]), self.lang), self.outcome(str(r["outcome"])), self.label(f"ne_{r['code']}")] for _, r in ne.iterrows()]
         return grid_table([self.label("col_method"), self.label("col_outcome"), self.label("col_reason")], rows, "lll")

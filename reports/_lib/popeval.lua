@@ -11,7 +11,10 @@ Without Quarto (popeval's fallback engine) this filter also provides:
   * cross-references: a `::: {#tbl-x}` div holding a captioned table and a figure `{#fig-x}` are
     numbered in order ("Tabel 1: ...", "Figuur 1: ..."), `@tbl-x` / `@fig-x` become "Tabel 1" /
     "Figuur 1" linked to them; an unknown reference stops the render;
-  * `fig-alt`: the figure's image gets its own description (HTML alt, DOCX descr, PDF /Alt).
+  * `fig-alt`: the figure's image gets its own description (HTML alt, DOCX descr, PDF /Alt);
+  * in Typst, figures stay where the text puts them (no floats, so none lands between the two
+    parts of a table broken over two pages), and a table's group rows become subheaders that
+    never end a page alone and are repeated above their group's rows on the next page.
 
 House style, both engines:
 
@@ -315,14 +318,15 @@ local function style()
         end
       end
       -- a column name longer than its column is hyphenated (in the report's language) instead of
-      -- running into the next column; body cells keep breaking between words only
+      -- running into the next column; body cells keep breaking between words only.  Every header
+      -- row is bold (also the column names under column groups)
       if is_format("typst") then
         for _, row in ipairs(t.head.rows) do
           for _, cell in ipairs(row.cells) do
             local blocks = pandoc.List()
             for _, b in ipairs(cell.contents) do
               if b.t == "Plain" or b.t == "Para" then
-                local inl = pandoc.List({ pandoc.RawInline("typst", "#text(hyphenate: true)[") })
+                local inl = pandoc.List({ pandoc.RawInline("typst", "#text(hyphenate: true, weight: \"bold\")[") })
                 inl:extend(b.content)
                 inl:insert(pandoc.RawInline("typst", "]"))
                 blocks:insert(pandoc.Plain(inl))
