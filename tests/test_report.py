@@ -840,6 +840,22 @@ def test_docx_hyphenates_in_the_report_language(rendered: dict[str, dict[str, Pa
     assert "Respondenten" in zipfile.ZipFile(rendered["nl"]["docx"]).read("word/document.xml").decode("utf-8")
 
 
+def test_docx_group_rows_stay_with_their_first_row(rendered: dict[str, dict[str, Path]], bundle_dir: Path) -> None:
+    """In Word a table's group row is kept with the row below it (paragraph style 'Group Row',
+    keep with next), so no page ends with a group label."""
+    with zipfile.ZipFile(rendered["nl"]["docx"]) as z:
+        doc = z.read("word/document.xml").decode("utf-8")
+        styles = z.read("word/styles.xml").decode("utf-8")
+    style = re.search(r'<w:style [^>]*w:styleId="GroupRow".*?</w:style>', styles, flags=re.S)
+    assert style and "<w:keepNext" in style.group(0)
+    labels = set(_group_rows(Report(bundle_dir, "nl")))
+    rows = re.findall(r"<w:tr\b.*?</w:tr>", doc, flags=re.S)
+    group_rows = [r for r in rows if "".join(re.findall(r"<w:t[^>]*>([^<]*)</w:t>", r)) in labels]
+    assert len(group_rows) >= 20
+    assert all('<w:pStyle w:val="GroupRow"' in r for r in group_rows)
+    assert sum('<w:pStyle w:val="GroupRow"' in r for r in rows) == len(group_rows)  # and no other row
+
+
 def test_alt_text_is_a_description_not_the_caption(rendered: dict[str, dict[str, Path]]) -> None:
     for lang in LANGS:
         html = rendered[lang]["html"].read_text(encoding="utf-8")

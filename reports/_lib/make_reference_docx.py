@@ -5,7 +5,8 @@ committed beside this script and wired into both engines by ``_quarto.yml`` (``r
 
 What it sets: A4 with 2.2 cm margins; the report's typeface (DejaVu Sans, as the figures) and
 colours; heading, caption, table and TOC styles; paragraph styles ``Source`` (source lines and
-table notes), ``Callout`` (notices) and ``Colofon``; a header with the publisher and a footer
+table notes), ``Callout`` (notices), ``Colofon`` and ``Group Row`` (a table's group label, kept
+with the next row); a header with the publisher and a footer
 with the page number; automatic hyphenation in the text's language (Dutch unless pandoc's ``lang``
 says otherwise).
 """
@@ -88,6 +89,8 @@ def build(out: Path) -> Path:
     styles = _replace_style(styles, "CaptionedFigure", '<w:style w:type="paragraph" w:styleId="CaptionedFigure"><w:name w:val="Captioned Figure"/><w:basedOn w:val="Normal"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="160" w:after="0"/></w:pPr></w:style>')
     styles = _replace_style(styles, "Source", _style("Source", "Source", ppr='<w:spacing w:before="60" w:after="200"/>', rpr=_rpr(15, MUTED)))
     styles = _replace_style(styles, "Callout", _style("Callout", "Callout", ppr=f'<w:pBdr><w:left w:val="single" w:sz="24" w:space="8" w:color="{ACCENT}"/></w:pBdr><w:shd w:val="clear" w:color="auto" w:fill="F4F5F6"/><w:spacing w:before="60" w:after="60"/><w:ind w:left="200" w:right="200"/>', rpr=_rpr(18, INK)))
+    # a table's group row (a label above its rows): kept with the next row, so no page ends with it
+    styles = _replace_style(styles, "GroupRow", _style("GroupRow", "Group Row", based="Compact", ppr='<w:keepNext/><w:spacing w:before="40" w:after="20"/>', rpr=_rpr(16, INK, bold=True)))
     styles = _replace_style(styles, "Colofon", _style("Colofon", "Colofon", ppr='<w:spacing w:before="0" w:after="80"/>', rpr=_rpr(17, INK)))
     styles = _replace_style(styles, "TOCHeading", f'<w:style w:type="paragraph" w:styleId="TOCHeading"><w:name w:val="TOC Heading"/><w:basedOn w:val="Heading1"/><w:next w:val="BodyText"/><w:uiPriority w:val="39"/><w:unhideWhenUsed/><w:qFormat/><w:pPr><w:outlineLvl w:val="9"/></w:pPr>{_rpr(26, INK, bold=True)}</w:style>')
     # tables: rules above and below the header and at the end, 8 pt text

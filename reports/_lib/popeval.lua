@@ -21,7 +21,8 @@ House style, both engines:
   * table column widths that add up to the text width; in Typst, column names hyphenated where
     they are longer than their column;
   * `::: {.source}` (source lines and table notes) and `::: {.colofon}` blocks styled in Typst
-    (small, muted) and DOCX (paragraph styles "Source" and "Colofon" of the reference document).
+    (small, muted) and DOCX (paragraph styles "Source" and "Colofon" of the reference document);
+  * in DOCX, a table's group rows in the paragraph style "Group Row" (kept with the next row).
 ]]
 
 local in_quarto = (quarto ~= nil)
@@ -255,6 +256,13 @@ local function figures()
 end
 
 -- ------------------------------------------------------------------ house style (both engines)
+-- A group row: a bold label spanning every column (analysis.reporting.Group).
+local function is_group_row(row, ncol)
+  if #row.cells ~= 1 or row.cells[1].col_span ~= ncol then return false end
+  local c = row.cells[1].contents
+  return #c == 1 and (c[1].t == "Plain" or c[1].t == "Para") and #c[1].content == 1 and c[1].content[1].t == "Strong"
+end
+
 local MUTED_TYPST = 'rgb("#5d6874")'
 
 -- In Typst a table's source line becomes the table's last (footer) row, so a page break can never
@@ -317,6 +325,17 @@ local function style()
           end
         end
       end
+      -- in DOCX a group row has the paragraph style "Group Row" of the reference document (keep
+      -- with next): Word never ends a page with it
+      if is_format("docx") then
+        for _, body in ipairs(t.bodies) do
+          for _, row in ipairs(body.body) do
+            if is_group_row(row, #t.colspecs) then
+              row.cells[1].contents = { pandoc.Div({ pandoc.Para(row.cells[1].contents[1].content) }, { ["custom-style"] = "Group Row" }) }
+            end
+          end
+        end
+      end
       -- a column name longer than its column is hyphenated (in the report's language) instead of
       -- running into the next column; body cells keep breaking between words only.  Every header
       -- row is bold (also the column names under column groups)
@@ -366,12 +385,6 @@ end
 -- (it moves to the next page with the group's first row) and repeats it above the rows of its group
 -- that continue on the next page.  pandoc writes the table; its group rows are then rewritten.
 local GROUP_MARK = "/*popeval-group*/"
-
-local function is_group_row(row, ncol)
-  if #row.cells ~= 1 or row.cells[1].col_span ~= ncol then return false end
-  local c = row.cells[1].contents
-  return #c == 1 and (c[1].t == "Plain" or c[1].t == "Para") and #c[1].content == 1 and c[1].content[1].t == "Strong"
-end
 
 local function group_subheaders()
   return {
