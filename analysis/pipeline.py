@@ -882,8 +882,8 @@ def run(
     :class:`StudyLockedError`, or waits for the first with ``wait=True``.  The run folder gets the
     file :data:`COMPLETE_MARKER` last; ``run.log`` records the run, its failures and interruptions.
     """
-    if stage not in ("design", "all", "outcomes"):
-        raise ConfigError("Unknown stage", param="stage", expected="design, outcomes or all", found=stage, hint="popeval run --stage design")
+    if stage not in ("design", "all"):
+        raise ConfigError("Unknown stage", param="stage", expected="'design' or 'all'", found=repr(stage), hint="popeval run --stage design stops after the locked design; --no-report skips the report")
     derived = cfg.path(cfg.study.derived_dir).resolve()
     _writable(derived, cfg)
     with _StudyLock(derived, cfg.study.name, wait=wait):
@@ -1211,6 +1211,9 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "design_hash": des["hash"],
             "mapping": mapping,
             "outcomes": _outcome_table(cfg, spec.outcomes),
+            # the expected fit warnings of the design and the estimation (replicates summed): what ran
+            # close to a model's limits, for a reviewer of the bundle
+            "fit_warnings": {what: int(n) for what, n in sorted(fits.items())},
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }
