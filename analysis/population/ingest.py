@@ -253,7 +253,7 @@ CREATE OR REPLACE TEMP MACRO popeval_insz_n(n) AS (
     AND (TRY_CAST(substr(n, 3, 2) AS INTEGER) % 20 BETWEEN 1 AND 12 OR TRY_CAST(substr(n, 3, 2) AS INTEGER) IN (0, 20, 40)));
 CREATE OR REPLACE TEMP MACRO popeval_insz_norm(v) AS regexp_replace(v, '[\s.\-/]', '', 'g');
 CREATE OR REPLACE TEMP MACRO popeval_insz(v) AS CASE
-    WHEN length(v) BETWEEN 11 AND 20 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
+    WHEN length(v) BETWEEN 11 AND 20 AND ascii(v) BETWEEN 48 AND 57 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
     THEN coalesce(popeval_insz_n(popeval_insz_norm(v)), false) ELSE false END;
 """
 
@@ -502,8 +502,8 @@ def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None
     cols = list(types)
     if not cols:
         return {}
-    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length and shape test
-    # guard the mod-97 check (a plain AND would evaluate the whole check for every value)
+    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length, first-digit and
+    # shape test guard the mod-97 check (a plain AND would evaluate the whole check for every value)
     cols = _insz_columns(types)
     if not cols:
         return {}
