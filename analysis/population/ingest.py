@@ -59,7 +59,7 @@ from survey.sqlcheck import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import duckdb
     import pandas as pd
@@ -643,8 +643,7 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
                 pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
             check_codes(con, plan)
             select = validate_plan(con, plan)
-            # (rows stay in the file's order: DuckDB preserves insertion order, no sort is needed)
-            con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src}")
+            _write_table(con, table, f"SELECT source_row, {select} FROM {plan.src}")
             stage("codes mapped and every value validated")
     finally:
         import contextlib
@@ -723,10 +722,8 @@ def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: byt
         kc = next(c.name for c in table.columns if c.pseudo_key)
         flags.append(f"coalesce(popeval_insz({plan.raw[kc]}), false) AS _popeval_pseudo")
     flags += [f"coalesce({flag}, false) AS _popeval_ig{j}" for j, (_, flag) in enumerate(ignored)]
-    # (rows stay in the file's order: DuckDB preserves insertion order, no sort is needed)
-    con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {checks.select_helped}, {', '.join(flags)} "
-                f"FROM {checks.relation(plan.src)}")
     names = [f.rsplit(" AS ", 1)[1] for f in flags]
+    _write_table(con, table, f"SELECT source_row, {checks.select_helped}, {', '.join(flags)} FROM {checks.relation(plan.src)}", names)
     got = con.execute(f"SELECT {', '.join(f'count_if({n})' for n in names)} FROM {table.name}").fetchall()[0]
     if got[0]:
         raise _StepByStepError(table.name)
@@ -735,6 +732,22 @@ def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: byt
     pseudonymised = int(got[1]) if key is not None else 0
     counts = got[2:] if key is not None else got[1:]
     return pseudonymised, {c: int(n) for (c, _), n in zip(ignored, counts, strict=True) if n}
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, table: Table, select: str, flags: Sequence[str] = ()) -> None:
+    """(Re)create ``table`` from ``select`` (``source_row``, the data model's columns, BOOLEAN ``flags``).
+
+    The identifiers (the key and the person key: nearly one value per row) are stored uncompressed:
+    a dictionary gains them little room and costs most of the writing time.  Rows stay in the
+    order of ``select`` (DuckDB preserves insertion order; no sort is needed).
+    """
+    ids = set(table.key) | {c.name for c in table.columns if c.pseudo_key}
+    cols = ["source_row BIGINT"] + [
+        f"{q(c.name)} {_SQL_TYPES[c.dtype]}" + (" USING COMPRESSION uncompressed" if c.name in ids and c.dtype == "str" else "")
+        for c in table.columns
+    ] + [f"{f} BOOLEAN" for f in flags]
+    con.execute(f"CREATE OR REPLACE TABLE {table.name} ({', '.join(cols)})")
+    con.execute(f"INSERT INTO {table.name} {select}")
 
 
 def _check_options(plan: InputPlan) -> CheckOptions:
