@@ -149,6 +149,7 @@ class Check:
     expected: str
     hint: str
     title: str
+    pattern: str | None = None
 
 
 @dataclass(frozen=True)
@@ -195,8 +196,8 @@ def column_checks(table: Table, text: Mapping[str, str], *, options: CheckOption
     helpers: list[str] = []
     checks: list[Check] = []
 
-    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str) -> None:
-        checks.append(Check(col, cond, t, expected, hint, title))
+    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str, pattern: str | None = None) -> None:
+        checks.append(Check(col, cond, t, expected, hint, title, pattern))
 
     def helper(expr: str) -> str:
         name = f"_popeval_h{len(helpers)}"
@@ -213,7 +214,8 @@ def column_checks(table: Table, text: Mapping[str, str], *, options: CheckOption
                 pattern = spec.patterns[col.name] or None
             if pattern is not None:
                 fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
-                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value")
+                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value",
+                     pattern)
             if col.dtype == "category":
                 allowed = vocabulary_of(col)
                 if col.name == "school_year" and spec.mapped:

@@ -630,8 +630,9 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
                 found="an empty table",
                 hint="check the export: the extract seems to hold only its header",
             )
+        key_format = ""
         if one_pass:
-            pseudonymised, insz_ignored = _write_in_one_pass(con, plan, key)
+            pseudonymised, insz_ignored, key_format = _write_in_one_pass(con, plan, key)
             stage("every column scanned for INSZ (in the pass that writes the table)")
             stage("codes mapped and every value validated")
         else:
@@ -658,7 +659,7 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
 
     drop_source(con, table.name)
     _check_unique_key(con, table, path)
-    key_format = _check_key_format(con, plan)
+    key_format = key_format or _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
     stage("keys unique, checks across fields done")
     sha = sha_future.result() if sha_future is not None else sha256_file(path)
@@ -686,7 +687,7 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
     )
 
 
-def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None) -> tuple[int, dict[str, int]]:
+def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None) -> tuple[int, dict[str, int], str]:
     """Write the table, validating every value and scanning every column for INSZ, in one query.
 
     Every check of the step-by-step ingest (:func:`scan_insz`, :func:`check_codes`,
@@ -694,7 +695,9 @@ def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: byt
     them is flagged, and the flags and INSZ counts are read back from the written table (one scan of
     a few BOOLEAN columns, which are then dropped).  A flagged row raises :class:`_StepByStepError`: the
     caller rolls back and runs the step-by-step ingest, whose queries name the first offending row.
-    Returns the pseudonymised key values and the INSZ-like values per ignored column.
+    Returns the pseudonymised key values, the INSZ-like values per ignored column, and the person
+    keys' format when the checks imply it (a key pattern of ``[0-9a-f]{n}`` that every row matched:
+    lower-case hex of ``n`` characters; otherwise "" and :func:`_check_key_format` queries it).
     """
     table = plan.table
     checks = column_checks(table, plan.text, options=_check_options(plan))
@@ -731,7 +734,13 @@ def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: byt
         con.execute(f"ALTER TABLE {table.name} DROP COLUMN {n}")
     pseudonymised = int(got[1]) if key is not None else 0
     counts = got[2:] if key is not None else got[1:]
-    return pseudonymised, {c: int(n) for (c, _), n in zip(ignored, counts, strict=True) if n}
+    kc = next(c.name for c in table.columns if c.pseudo_key)
+    key_format = ""
+    for c in checks.checks:
+        m = re.fullmatch(r"\[0-9a-f\]\{(\d+)\}", c.pattern or "") if c.column.name == kc else None
+        if m and not table.column(kc).nullable:
+            key_format = f"lower-case hex, {int(m.group(1))} characters"
+    return pseudonymised, {c: int(n) for (c, _), n in zip(ignored, counts, strict=True) if n}, key_format
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, table: Table, select: str, flags: Sequence[str] = ()) -> None:
