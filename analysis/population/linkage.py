@@ -394,6 +394,25 @@ def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callab
     )
 
 
+def _duplicate_applications(con: duckdb.DuckDBPyConnection) -> int:
+    """Applications repeating another of the same person, incentive, training and date.
+
+    Repeated applications repeat their hash: the 64-bit hashes are aggregated first (no strings in
+    the hash table) and only the rows whose hash repeats are grouped by the columns themselves (a
+    hash collision lands there too and counts nothing).
+    """
+    cols = "person_key, incentive, training_id, application_date"
+    row = con.execute(
+        f"""
+        WITH h AS (SELECT hash({cols}) AS h FROM dwse_applications GROUP BY h HAVING count(*) > 1)
+        SELECT coalesce(sum(n - 1), 0) FROM (
+            SELECT count(*) AS n FROM dwse_applications WHERE hash({cols}) IN (SELECT h FROM h)
+            GROUP BY {cols} HAVING count(*) > 1)
+        """
+    ).fetchall()[0]
+    return int(row[0] or 0)
+
+
 def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> LinkageReport:
     import pandas as pd
 
@@ -518,10 +537,7 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         excluded_no_oc=no_oc,
         excluded_oc_refused=refused_only,
         excluded_oc_outside_window=outside,
-        duplicate_applications=one(
-            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM dwse_applications "
-            "GROUP BY person_key, incentive, training_id, application_date HAVING count(*) > 1)"
-        ),
+        duplicate_applications=_duplicate_applications(con),
         vdab_trajectories=one("SELECT count(*) FROM vdab_trajectories"),
         vdab_persons=v_persons,
         vdab_linked=v_linked,
