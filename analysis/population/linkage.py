@@ -348,17 +348,14 @@ def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callab
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE _agg AS
-        -- one hash aggregate per person; the latest application is the one with the largest
-        -- (application_date, application_id) pair, its characteristics kept by arg_max (no join back)
+        -- one hash aggregate per person, its state a few numbers; the latest application is
+        -- the largest (application_date, application_id) pair
         SELECT person_key, count(*) AS n_oc_applications,
                count(*) FILTER (WHERE pop_based) AS n_pop_oc_applications,
                min(application_date) AS first_oc_date,
                max(application_date) AS last_oc_date,
                min(application_date) FILTER (WHERE pop_based) AS first_pop_date,
-               arg_max({'application_id': application_id, 'application_date': application_date, 'school_year': school_year,
-                        'sex': sex, 'educ': educ, 'sector': sector, 'nace': nace, 'company_size': company_size,
-                        'province': province, 'statute': statute, 'birth_year': birth_year},
-                       {'d': application_date, 'i': application_id}) AS latest
+               max({'d': application_date, 'i': application_id}).i AS latest_id
         FROM _oc GROUP BY person_key
         """
     )
@@ -431,9 +428,10 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         """
         CREATE OR REPLACE TABLE population AS
         WITH latest AS (
-            SELECT person_key, latest.* FROM _agg
+            -- application_id is unique: the latest application's row, by a join on it
+            SELECT o.* FROM _oc o SEMI JOIN _agg g ON g.latest_id = o.application_id
         ),
-        agg AS (SELECT * EXCLUDE (latest) FROM _agg),
+        agg AS (SELECT * FROM _agg),
         lbc AS (SELECT * FROM _lbc),
         match AS (SELECT * FROM _match),
         inv AS (
