@@ -736,8 +736,8 @@ def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: byt
     counts = got[2:] if key is not None else got[1:]
     kc = next(c.name for c in table.columns if c.pseudo_key)
     key_format = ""
-    for c in checks.checks:
-        m = re.fullmatch(r"\[0-9a-f\]\{(\d+)\}", c.pattern or "") if c.column.name == kc else None
+    for check in checks.checks:
+        m = re.fullmatch(r"\[0-9a-f\]\{(\d+)\}", check.pattern or "") if check.column.name == kc else None
         if m and not table.column(kc).nullable:
             key_format = f"lower-case hex, {int(m.group(1))} characters"
     return pseudonymised, {c: int(n) for (c, _), n in zip(ignored, counts, strict=True) if n}, key_format
