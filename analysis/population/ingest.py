@@ -10,6 +10,12 @@ Row numbers in errors are rows of the whole file (the header is row 0).  The err
 those of :mod:`survey.validate` (file, row, column, expected, found, hint); unknown and unmapped codes
 are listed with their counts.
 
+A good extract is read once and written once: every check (and the INSZ scan) is evaluated inside the
+query that writes its table, and flags read back from the written table say whether a row broke one.
+Only then is the load rolled back and done again step by step (a query per stage), so that the error
+names the first offending row exactly as the step-by-step queries always have; results and messages
+are the same either way.  Identifier columns (the key and the person key) are stored uncompressed.
+
 Raw INSZ numbers never reach the database: every column of the file is scanned (a DuckDB macro with
 the mod-97 check); by default an extract whose person key carries them is refused (the error names
 the file, row and column but never shows the value); with ``pseudonymise=True`` they are replaced by
