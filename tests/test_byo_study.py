@@ -22,33 +22,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from foreign_study import OWN_OUTCOMES, SNAP, build
+from study_toml import study_settings, write_study_toml
 
 from analysis.config import load_config
 from analysis.population import ingest, link, load_population
 from survey.errors import DataValidationError
-
-NATIVE_TOML = """
-[study]
-name = "eigen-schema"
-seed = 7
-derived_dir = "derived"
-
-[survey]
-survey_id = 461283
-snapshot = "{snap}"
-
-[admin]
-dwse = "{demo}/admin/dwse_applications.csv"
-vdab = "{demo}/admin/vdab_trajectories.csv"
-
-[effects]
-replicates = 0
-workers = 1
-methods = ["matching", "regression", "ipw", "naive"]
-
-[report]
-render = false
-"""
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +163,10 @@ def native_run(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo run in popeval's own schema (the study's default margins and covariates); its bundle."""
     from analysis.pipeline import run
 
-    native_toml = tmp_path_factory.mktemp("byo_native") / "native.toml"
-    native_toml.write_text(NATIVE_TOML.format(demo=demo.as_posix(), snap=(demo / SNAP).as_posix()), encoding="utf-8")
+    native_toml = write_study_toml(tmp_path_factory.mktemp("byo_native") / "native.toml", study_settings(
+        "eigen-schema", methods=("matching", "regression", "ipw", "naive"),
+        survey={"survey_id": 461283, "snapshot": (demo / SNAP).as_posix()},
+        admin={"dwse": (demo / "admin" / "dwse_applications.csv").as_posix(), "vdab": (demo / "admin" / "vdab_trajectories.csv").as_posix()}))
     cfg = load_config(native_toml)
     assert cfg.weighting.margins == (("pop", "educ"), ("pop", "age_band"), ("pop", "sex"), ("pop", "sector"), ("pop", "company_size"))
     return _bundle(run(cfg, progress=False))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from study_toml import study_settings, write_study_toml
 
 from analysis.config import config_from_dict, load_config
 from analysis.pipeline import DesignLockError, run
@@ -19,30 +20,11 @@ from survey.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config_text(study: Path, derived: Path, replicates: int = 8) -> str:
-    return f"""
-[study]
-name = "test"
-seed = 7
-derived_dir = "{derived.as_posix()}"
+METHODS = ("matching", "regression", "ipw", "aipw", "absorbed", "naive")
 
-[survey]
-survey_id = {DEMO_SURVEY_ID}
-snapshot = "latest"
-snapshots_dir = "{(study / "survey").as_posix()}"
 
-[admin]
-dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
-vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
-
-[effects]
-replicates = {replicates}
-workers = 1
-methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]
-
-[report]
-render = false
-"""
+def _write_config(path: Path, study: Path, derived: Path, replicates: int = 8, methods: tuple[str, ...] = METHODS, **sections: dict) -> Path:
+    return write_study_toml(path, study_settings("test", derived, generated=study, replicates=replicates, methods=methods, **sections))
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +38,7 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def first_run(study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     base = tmp_path_factory.mktemp("run1")
     cfg_path = base / "study.toml"
-    cfg_path.write_text(_config_text(study, base / "derived"), encoding="utf-8")
+    _write_config(cfg_path, study, base / "derived")
     result = run(load_config(cfg_path), progress=False)
     return cfg_path, result
 
@@ -105,8 +87,7 @@ def test_unknown_section_and_setting() -> None:
 
 
 def test_missing_inputs_are_clear_errors(study: Path, tmp_path: Path) -> None:
-    text = _config_text(study, tmp_path / "d").replace("dwse_applications.csv", "nope.csv")
-    (tmp_path / "s.toml").write_text(text, encoding="utf-8")
+    _write_config(tmp_path / "s.toml", study, tmp_path / "d", admin={"dwse": (study / "admin" / "nope.csv").as_posix()})
     with pytest.raises(ConfigError) as e:
         run(load_config(tmp_path / "s.toml"), progress=False)
     assert e.value.param == "admin.dwse"
@@ -177,7 +158,7 @@ def test_rerun_reuses_every_step_and_bundle_is_identical(first_run: tuple[Path, 
 
 def test_two_independent_runs_give_byte_identical_bundles(study: Path, first_run: tuple[Path, object], tmp_path: Path) -> None:
     cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, tmp_path / "elsewhere"), encoding="utf-8")
+    _write_config(cfg, study, tmp_path / "elsewhere")
     other = run(load_config(cfg), progress=False)
     assert other.computed[:4] == ("ingest+link", "survey", "design", "outcomes")
     assert _digest(other.bundle) == _digest(first_run[1].bundle)
@@ -251,7 +232,7 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
     res = {}
     for name, s in (("a", a), ("b", b)):
         cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(_config_text(s, tmp_path / f"derived_{name}"), encoding="utf-8")
+        _write_config(cfg, s, tmp_path / f"derived_{name}")
         r = run(load_config(cfg), stage="design", progress=False)
         (lock,) = (tmp_path / f"derived_{name}" / "locks").glob("test-*.design.lock.json")
         res[name] = lock.read_text()
@@ -263,7 +244,7 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
 
 def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: Path) -> None:
     cfg_path = tmp_path / "study.toml"
-    cfg_path.write_text(_config_text(study, tmp_path / "derived"), encoding="utf-8")
+    _write_config(cfg_path, study, tmp_path / "derived")
     cfg = load_config(cfg_path)
     run(cfg, stage="design", progress=False)
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 1
@@ -281,7 +262,7 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
     lines = dwse.read_text(encoding="utf-8").splitlines(keepends=True)
     dwse.write_text("".join(lines[:-1]), encoding="utf-8")
     cfg2 = tmp_path / "wave2.toml"
-    cfg2.write_text(_config_text(wave2, tmp_path / "derived"), encoding="utf-8")
+    _write_config(cfg2, wave2, tmp_path / "derived")
     assert run(dataclasses.replace(load_config(cfg2), matching=changed.matching), progress=False).bundle is not None
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 2
 
@@ -298,7 +279,7 @@ def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) ->
     study = tmp_path / "study"
     generate(persons=200_000, seed=2023, out=study)
     cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, tmp_path / "derived", replicates=0).replace('methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]', 'methods = ["matching"]'), encoding="utf-8")
+    _write_config(cfg, study, tmp_path / "derived", replicates=0, methods=("matching",))
     res = run(load_config(cfg), progress=False)
     truth = json.loads((study / "truth" / "truth.json").read_text())["outcomes"]
     af = pd.read_parquet(res.run_dir / "exports" / "analysis_file.parquet")

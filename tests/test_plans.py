@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from study_toml import study_settings, write_study_toml
 
 from analysis.cli import main
 from analysis.plans.agreement import (
@@ -38,29 +39,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("plans_study")
     generate(persons=PERSONS, seed=SEED, out=out)
     generate_plans(out, seed=SEED)
-    (out / "study.toml").write_text(
-        "\n".join(
-            [
-                "[study]",
-                'name = "plans"',
-                "seed = 7",
-                'derived_dir = "derived"',
-                "[survey]",
-                "survey_id = 461283",
-                "[admin]",
-                'dwse = "admin/dwse_applications.csv"',
-                'vdab = "admin/vdab_trajectories.csv"',
-                "[plans]",
-                'texts = "plans/pop_texts.parquet"',
-                'trainings = "plans/trainings.csv"',
-                'strata = ["incentive"]',
-                "sample_size = 160",
-                "bootstrap = 100",
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
+    write_study_toml(out / "study.toml", study_settings(
+        "plans",
+        survey={"survey_id": 461283},
+        admin={"dwse": "admin/dwse_applications.csv", "vdab": "admin/vdab_trajectories.csv"},
+        plans={"texts": "plans/pop_texts.parquet", "trainings": "plans/trainings.csv", "strata": ["incentive"], "sample_size": 160, "bootstrap": 100},
+    ))
     return out
 
 
