@@ -30,12 +30,10 @@ from survey.errors import DataValidationError
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from analysis.synth import generate
+def demo() -> Path:
+    from shared_studies import generated_study
 
-    out = tmp_path_factory.mktemp("byo_demo")
-    generate(persons=20_000, seed=21, out=out)  # the study's default margins and covariates need this many
-    return out
+    return generated_study(20_000, 21)  # the study's default margins and covariates need this many (read-only)
 
 
 @pytest.fixture(scope="module")

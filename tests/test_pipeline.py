@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
 from study_toml import study_settings, write_study_toml
 
 from analysis.config import config_from_dict, load_config
 from analysis.pipeline import DesignLockError, run
-from analysis.synth import DEMO_SNAPSHOT, DEMO_SURVEY_ID, generate
+from analysis.synth import DEMO_SNAPSHOT, DEMO_SURVEY_ID
 from survey.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,10 +29,9 @@ def _write_config(path: Path, study: Path, derived: Path, replicates: int = 8, m
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pipeline_study")
-    generate(persons=30_000, seed=21, out=out)
-    return out
+def study() -> Path:
+    """The 20,000-person study of seed 21 (shared with tests/test_byo_study.py; read-only)."""
+    return generated_study(20_000, 21)
 
 
 @pytest.fixture(scope="module")
@@ -270,14 +270,13 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
 def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) -> None:
     """On the demo study, weighted respondent means of the outcomes are closer to the true population means.
 
-    The demo study as ``popeval demo`` writes it (200,000 persons, seed 2023): POP users are
+    A study of the demo's size (200,000 persons; the one of tests/test_synth.py): POP users are
     oversampled, respond more and score higher, and response depends on education and age, so the
     unweighted respondent means are off; raking to the admin margins brings them back.
     """
     import json
 
-    study = tmp_path / "study"
-    generate(persons=200_000, seed=2023, out=study)
+    study = generated_study(200_000, 20231)
     cfg = tmp_path / "study.toml"
     _write_config(cfg, study, tmp_path / "derived", replicates=0, methods=("matching",))
     res = run(load_config(cfg), progress=False)

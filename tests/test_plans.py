@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
 from study_toml import study_settings, write_study_toml
 
 from analysis.cli import main
@@ -33,12 +34,10 @@ SEED = 5
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic study with POP texts and a study configuration with a [plans] section."""
-    from analysis.plans.synth import generate_plans
-    from analysis.synth import generate
+    import shutil
 
-    out = tmp_path_factory.mktemp("plans_study")
-    generate(persons=PERSONS, seed=SEED, out=out)
-    generate_plans(out, seed=SEED)
+    out = tmp_path_factory.mktemp("plans_study") / "study"
+    shutil.copytree(generated_study(PERSONS, SEED, plans=True), out)  # the commands write into the study folder
     write_study_toml(out / "study.toml", study_settings(
         "plans",
         survey={"survey_id": 461283},

@@ -22,12 +22,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
 from study_toml import study_settings, write_study_toml
 
 from analysis.cli import main
 from analysis.config import load_config
 from analysis.pipeline import run
-from analysis.synth import generate
 
 PERSONS = 20_000
 SEED = 5
@@ -52,12 +52,8 @@ def _config(path: Path, study: Path, derived: Path, previous: Path | None = None
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The study and the state after each run of the newcomer's path."""
-    from analysis.plans.synth import generate_plans
-
     base = tmp_path_factory.mktemp("plans_run")
-    study = base / "study"
-    generate(persons=PERSONS, seed=SEED, out=study)
-    generate_plans(study, seed=SEED)
+    study = generated_study(PERSONS, SEED, plans=True)
     cfg_path = base / "study.toml"
     # a short derived folder: the report kernel's IPC socket lives under the run folder, and a socket
     # path is limited to about 100 characters

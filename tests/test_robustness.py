@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from shared_studies import generated_study
 from study_toml import study_settings, write_study_toml
 
 from analysis.bundle import read_bundle, write_bundle
 from analysis.config import config_from_dict, load_config
 from analysis.pipeline import COMPLETE_MARKER, _Cache
-from analysis.synth import DEMO_SURVEY_ID, generate
+from analysis.synth import DEMO_SURVEY_ID
 from survey.errors import ConfigError, DataValidationError
 from survey.files import TEMP_PREFIX, atomic_dir, atomic_write
 
@@ -314,9 +315,7 @@ def _write_config(
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("robust_study")
-    generate(persons=20_000, seed=5, out=out)
-    return out
+    return generated_study(20_000, 5)
 
 
 @pytest.fixture(scope="module")
