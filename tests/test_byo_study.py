@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -41,6 +42,14 @@ def foreign(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(demo, tmp_path_factory.mktemp("byo_foreign")).parent
 
 
+@pytest.fixture(scope="module")
+def native(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """The demo in popeval's own schema, ingested and linked once: its database and linkage report."""
+    native_db = tmp_path_factory.mktemp("byo_native_db") / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    return native_db, link(native_db, demo / SNAP)
+
+
 def _ingest_foreign(foreign: Path, tmp: Path, dwse_file: str = "aanvragen.sav", **edits) -> tuple[Path, object]:
     cfg = load_config(foreign / "study.toml")
     dspec = dataclasses.replace(cfg.admin.dwse_input, file=dwse_file, **edits.get("dwse", {}))
@@ -61,15 +70,13 @@ def _population(db: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("dwse_file", ["aanvragen.sav", "aanvragen.xlsx"])
-def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp_path: Path, dwse_file: str) -> None:
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
+def test_foreign_files_give_the_native_population(native: tuple[Path, Any], foreign: Path, tmp_path: Path, dwse_file: str) -> None:
+    native_db, native_report = native
     db, rep = _ingest_foreign(foreign, tmp_path, dwse_file)
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
     for f in ("population", "pop_users", "excluded_no_oc", "excluded_oc_refused", "vdab_linked", "participants_linked", "population_invited"):
-        assert getattr(got, f) == getattr(native, f), f
-    assert dict(got.conflicts) == dict(native.conflicts)
+        assert getattr(got, f) == getattr(native_report, f), f
+    assert dict(got.conflicts) == dict(native_report.conflicts)
     pd.testing.assert_frame_equal(_population(db), _population(native_db))
     by = {s.table: s for s in rep.sources}
     assert by["vdab_trajectories"].format == "csv"
@@ -80,16 +87,13 @@ def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp
         assert "header in row 3" in by["dwse_applications"].assumed
 
 
-def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, tmp_path: Path) -> None:
+def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
     foreign = build(demo, tmp_path / "long", long_keys=True).parent
     db, rep = _ingest_foreign(foreign, tmp_path)
     assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
     for f in ("population", "pop_users", "vdab_linked", "participants_linked", "population_invited"):
-        assert getattr(got, f) == getattr(native, f), f
+        assert getattr(got, f) == getattr(native[1], f), f
 
 
 def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Path) -> None:
@@ -108,7 +112,7 @@ def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Pa
     np.testing.assert_array_equal(centres.to_numpy(dtype=str), vdab["loopbaancentrum"].to_numpy(dtype=str))
 
 
-def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
     """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one."""
     from survey.insz import pseudonymise
 
@@ -117,10 +121,8 @@ def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Pa
     db, rep = _ingest_foreign(foreign, tmp_path, pseudonymise=True, key=key)
     assert all(s.pseudonymised == s.rows for s in rep.sources)
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2", pseudo_key=key)
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
-    assert (got.population, got.pop_users, got.participants_linked) == (native.population, native.pop_users, native.participants_linked)
+    ref = native[1]
+    assert (got.population, got.pop_users, got.participants_linked) == (ref.population, ref.pop_users, ref.participants_linked)
     parts = pd.read_csv(foreign / "deelnemers.csv", dtype=str)
     raw = parts["attribute_2"].dropna().iloc[0]
     with duckdb.connect(str(db), read_only=True) as con:
@@ -128,7 +130,7 @@ def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Pa
         assert raw not in keys
         assert pseudonymise(pd.Series([raw]), key).iloc[0] in set(con.execute("SELECT attribute_1 FROM survey_participants").df()["attribute_1"])
         sql_vs_python = con.execute("SELECT count(*) FROM survey_participants WHERE attribute_1 IN (SELECT person_key FROM population)").fetchall()[0][0]
-    assert sql_vs_python == native.participants_linked
+    assert sql_vs_python == ref.participants_linked
     # refused without the key, and the value is never shown
     nokey = tmp_path / "nokey"
     nokey.mkdir()
