@@ -66,12 +66,15 @@ def _id_ranks(ids: pd.Series, base: int) -> pd.Series:
     return ids.map(order).astype("int64") + base
 
 
-def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False) -> Path:
+def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False,
+          xlsx: bool = True) -> Path:
     """Write the foreign study into ``out`` and return the path of its study TOML.
 
     With ``own_outcomes`` the survey asks three outcomes of its own (:data:`OWN_OUTCOMES`): the
     demo's first three under other names, the second on a descending scale (A1 = agree most), and
     no fourth.  With ``long_keys`` the person keys are 64 hex digits (another agency's pseudonyms).
+    Without ``xlsx`` the Excel copy of the applications is not written (the study reads the
+    ``.sav``; writing the ``.xlsx`` costs more than the rest of the study).
     """
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +126,8 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_
         column_labels={"rijksregisternummer_pseudo": "Pseudoniem rijksregisternummer", "maatregel": "Maatregel"},
         variable_value_labels={"geslacht": {1: "M", 2: "V"}, "opleidingsdomein": DOMAIN_LABELS},
     )
-    _write_xlsx(f, out / "aanvragen.xlsx")
+    if xlsx:
+        _write_xlsx(f, out / "aanvragen.xlsx")
 
     # ---------------------------------------------------------------- VDAB
     def dmy(s: pd.Series) -> pd.Series:

@@ -29,7 +29,7 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     demo = tmp_path_factory.mktemp("err_demo")
     generate(persons=1_500, seed=5, out=demo)
-    return build(demo, tmp_path_factory.mktemp("err_foreign")).parent
+    return build(demo, tmp_path_factory.mktemp("err_foreign"), xlsx=False).parent
 
 
 def _specs(foreign: Path, dwse: dict | None = None, vdab: dict | None = None):

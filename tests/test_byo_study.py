@@ -88,7 +88,7 @@ def test_foreign_files_give_the_native_population(native: tuple[Path, Any], fore
 
 
 def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
-    foreign = build(demo, tmp_path / "long", long_keys=True).parent
+    foreign = build(demo, tmp_path / "long", long_keys=True, xlsx=False).parent
     db, rep = _ingest_foreign(foreign, tmp_path)
     assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
@@ -116,7 +116,7 @@ def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, native: tupl
     """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one."""
     from survey.insz import pseudonymise
 
-    foreign = build(demo, tmp_path / "insz", raw_insz=True).parent
+    foreign = build(demo, tmp_path / "insz", raw_insz=True, xlsx=False).parent
     key = b"a-test-key-of-sufficient-length"
     db, rep = _ingest_foreign(foreign, tmp_path, pseudonymise=True, key=key)
     assert all(s.pseudonymised == s.rows for s in rep.sources)
@@ -198,7 +198,7 @@ def test_a_survey_with_outcomes_of_its_own_runs_and_reports_them(demo: Path, nat
     from analysis.render import render_report
     from analysis.reporting import Report
 
-    cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True))
+    cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True, xlsx=False))
     assert cfg.effects.outcomes == tuple(OWN_OUTCOMES)
     bundle = _bundle(run(cfg, progress=False))
     man = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))

@@ -270,13 +270,13 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
 def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) -> None:
     """On the demo study, weighted respondent means of the outcomes are closer to the true population means.
 
-    A study of the demo's size (200,000 persons; the one of tests/test_synth.py): POP users are
-    oversampled, respond more and score higher, and response depends on education and age, so the
+    The demo study as ``popeval demo`` writes it (200,000 persons, seed 2023; shared with
+    tests/test_synth.py): POP users are oversampled, respond more and score higher, and response depends on education and age, so the
     unweighted respondent means are off; raking to the admin margins brings them back.
     """
     import json
 
-    study = generated_study(200_000, 20231)
+    study = generated_study(200_000, 2023)
     cfg = tmp_path / "study.toml"
     _write_config(cfg, study, tmp_path / "derived", replicates=0, methods=("matching",))
     res = run(load_config(cfg), progress=False)

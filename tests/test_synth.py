@@ -20,7 +20,7 @@ from survey.validate import read_table
 def study_200k() -> dict:
     from shared_studies import generated_study
 
-    out = generated_study(200_000, 20231)  # shared with tests/test_pipeline.py (read-only)
+    out = generated_study(200_000, 2023)  # the demo study; shared with tests/test_pipeline.py (read-only)
     dwse = read_table(out / "admin" / "dwse_applications.csv", DWSE_APPLICATIONS)
     vdab = read_table(out / "admin" / "vdab_trajectories.csv", VDAB_TRAJECTORIES)
     truth = json.loads((out / "truth" / "truth.json").read_text())
