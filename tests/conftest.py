@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,11 +12,17 @@ import shared_studies as studies
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shared_studies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """The folder of the shared studies; at the end, a check that no test changed one."""
-    studies.set_root(tmp_path_factory.mktemp("shared_studies"))
+def _shared_studies() -> Iterator[None]:
+    """The folder of the shared studies; at the end, a check that no test changed one.
+
+    A short path (not under pytest's temporary folder): the studies' paths are printed in the
+    reports' settings annex, as a study's own would be.
+    """
+    root = Path(tempfile.mkdtemp(prefix="popeval-"))
+    studies.set_root(root)
     yield
     changed = studies.check_unchanged()
+    shutil.rmtree(root, ignore_errors=True)
     if changed:
         pytest.fail("a test wrote into a shared study (it must copy it first): " + ", ".join(changed), pytrace=False)
 

@@ -22,7 +22,7 @@ _studies: dict[tuple[int, int, str, bool], tuple[Path, str]] = {}
 
 
 def set_root(folder: Path) -> None:
-    """Where the shared studies are written (``tests/conftest.py``: a session temporary folder)."""
+    """Where the shared studies are written (``tests/conftest.py``: a temporary folder of the session)."""
     global _root
     _root = folder
 
@@ -42,7 +42,7 @@ def generated_study(persons: int, seed: int, *, plans: bool = False, file_format
     if key not in _studies:
         if _root is None:
             raise RuntimeError("the shared studies' folder is not set (tests/conftest.py sets it)")
-        out = _root / f"study-{persons}-{seed}-{file_format}{'-plans' if plans else ''}"
+        out = _root / f"{persons}-{seed}-{file_format}{'-plans' if plans else ''}"
         if plans:
             shutil.copytree(generated_study(persons, seed, file_format=file_format), out)
             from analysis.plans.synth import generate_plans
