@@ -115,7 +115,9 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
     ),
     "not_estimable": (
         ("outcome", "method", "reason"),
-        "Secondary methods that could not be estimated on an outcome, with the reason (empty when all were)",
+        "Secondary methods that could not be estimated on an outcome (empty when all were): the kind of "
+        "failure as a code (column 'code', one of analysis.pipeline.NOT_ESTIMABLE_CODES or 'other'; the "
+        "report words it) and the software's message (column 'reason')",
     ),
 }
 

@@ -74,6 +74,8 @@ class EstimatorSpec:
     weighting: str = WeightingConfig.method
     min_cell: int = WeightingConfig.min_cell
     trim_upper: float | None = WeightingConfig.trim_upper
+    max_iter: int = WeightingConfig.max_iter
+    tolerance: float = WeightingConfig.tolerance
     ratio: int = MatchingConfig.ratio
     replace: bool = MatchingConfig.replace
     caliper: float | None = MatchingConfig.caliper
@@ -114,6 +116,8 @@ class EstimatorSpec:
             weighting=cfg.weighting.method,
             min_cell=cfg.weighting.min_cell,
             trim_upper=cfg.weighting.trim_upper,
+            max_iter=cfg.weighting.max_iter,
+            tolerance=cfg.weighting.tolerance,
             ratio=cfg.matching.ratio,
             replace=cfg.matching.replace,
             caliper=cfg.matching.caliper,
@@ -182,7 +186,7 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
     if spec.weighting == "none":
         out = d
     elif spec.weighting == "rake":
-        out = rake(d, m, min_cell=spec.min_cell, max_iter=500)
+        out = rake(d, m, min_cell=spec.min_cell, max_iter=spec.max_iter, tol=spec.tolerance)
     elif spec.weighting == "poststratify":
         if len(m) != 1:
             raise ConfigError(
@@ -194,7 +198,7 @@ def weight_stage(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, 
             )
         out = poststratify(d, m)
     else:
-        out = calibrate(d, m, calfun="linear" if spec.weighting == "linear" else "logit")
+        out = calibrate(d, m, calfun="linear" if spec.weighting == "linear" else "logit", max_iter=spec.max_iter, tol=spec.tolerance)
     if spec.trim_upper is not None:
         out = trim(out, upper=spec.trim_upper)
     return out
@@ -305,6 +309,7 @@ def design_stage(frame: pd.DataFrame, weights: pd.Series | np.ndarray, spec: Est
             exact=list(spec.exact) or None,
             distance=spec.distance,  # type: ignore[arg-type]
             s_weights="_sw",
+            weighted_score=spec.weighted_propensity,
             survey_weight_strategy=spec.survey_weights,  # type: ignore[arg-type]
             seed=spec.seed,
             ties=spec.ties,  # type: ignore[arg-type]
@@ -723,7 +728,7 @@ def _fast_point(prep: _Prepared, sw: np.ndarray, spec: EstimatorSpec, methods: S
     t = prep.treat[idx]
     w = sw[idx]
     X = prep.X[idx]
-    score = _logit_score(X, t, w)
+    score = _logit_score(X, t, w if spec.weighted_propensity else np.ones_like(w))
     out: dict[tuple[str, str, str], float] = {}
     comb = np.zeros(idx.size)
     if "matching" in methods or "ologit" in methods:

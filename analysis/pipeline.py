@@ -792,8 +792,35 @@ def _writable(derived: Path, cfg: StudyConfig) -> None:
         ) from exc
 
 
+#: Kinds of failure of a secondary method, as codes in the bundle's ``not_estimable`` table (the
+#: report words each code in its own language; ``reason`` keeps the software's message): the first
+#: whose test matches the exception.
+NOT_ESTIMABLE_CODES: tuple[tuple[str, Callable[[BaseException, str], bool]], ...] = (
+    ("too_few_categories", lambda exc, msg: "categor" in msg),
+    ("separation", lambda exc, msg: "separation" in msg or "PerfectSeparation" in type(exc).__name__),
+    ("singular", lambda exc, msg: isinstance(exc, np.linalg.LinAlgError) or "singular" in msg or "rank" in msg),
+    ("no_convergence", lambda exc, msg: "converge" in msg),
+    ("too_few_observations", lambda exc, msg: any(k in msg for k in ("too few", "at least", "empty", "no observations", "zero-size"))),
+)
+
+
+def not_estimable_code(exc: BaseException) -> str:
+    """The kind of failure of ``exc`` (a code of :data:`NOT_ESTIMABLE_CODES`, else ``'other'``)."""
+    msg = (exc.title if isinstance(exc, PopevalError) else str(exc)).lower()
+    return next((code for code, test in NOT_ESTIMABLE_CODES if test(exc, msg)), "other")
+
+
+def not_estimable_record(outcome: str, method: str, exc: BaseException) -> dict[str, str]:
+    """The ``not_estimable`` row of a secondary method that raised ``exc``: its code and the message."""
+    if isinstance(exc, PopevalError):
+        reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
+    else:
+        reason = f"{type(exc).__name__}: {exc}"
+    return {"outcome": outcome, "method": method, "code": not_estimable_code(exc), "reason": " ".join(reason.split())[:300]}
+
+
 def _not_estimable_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=["outcome", "method", "reason"])
+    return pd.DataFrame(rows, columns=["outcome", "method", "code", "reason"])
 
 
 def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -822,13 +849,9 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
                 try:
                     est = outcome_stage(frame, design, one, methods=(meth,))
                 except Exception as exc:  # a secondary method must not take the main results down
-                    if isinstance(exc, PopevalError):
-                        reason = exc.title + (f" ({exc.detail})" if exc.detail else "")
-                    else:
-                        reason = f"{type(exc).__name__}: {exc}"
-                    reason = " ".join(reason.split())[:300]
-                    log.warning("%s on %s not estimable: %s", meth, o, reason)
-                    failed.append({"outcome": o, "method": meth, "reason": reason})
+                    record = not_estimable_record(o, meth, exc)
+                    log.warning("%s on %s not estimable: %s", meth, o, record["reason"])
+                    failed.append(record)
                     continue
             if len(est.table):
                 tables.append(est.table)
@@ -859,8 +882,8 @@ def run(
     :class:`StudyLockedError`, or waits for the first with ``wait=True``.  The run folder gets the
     file :data:`COMPLETE_MARKER` last; ``run.log`` records the run, its failures and interruptions.
     """
-    if stage not in ("design", "all", "outcomes"):
-        raise ConfigError("Unknown stage", param="stage", expected="design, outcomes or all", found=stage, hint="popeval run --stage design")
+    if stage not in ("design", "all"):
+        raise ConfigError("Unknown stage", param="stage", expected="'design' or 'all'", found=repr(stage), hint="popeval run --stage design stops after the locked design; --no-report skips the report")
     derived = cfg.path(cfg.study.derived_dir).resolve()
     _writable(derived, cfg)
     with _StudyLock(derived, cfg.study.name, wait=wait):
@@ -1152,7 +1175,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
                 for r in eff.itertuples()
             },
             "estimand": des["design"].overlap.estimand(),
-            "not_estimable": [{"outcome": r.outcome, "method": r.method, "reason": r.reason} for r in failed.itertuples()],
+            "not_estimable": [{"outcome": r.outcome, "method": r.method, "code": r.code, "reason": r.reason} for r in failed.itertuples()],
             "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
             "response_flow": des["flow"],
             "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
@@ -1188,6 +1211,9 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
             "design_hash": des["hash"],
             "mapping": mapping,
             "outcomes": _outcome_table(cfg, spec.outcomes),
+            # the expected fit warnings of the design and the estimation (replicates summed): what ran
+            # close to a model's limits, for a reviewer of the bundle
+            "fit_warnings": {what: int(n) for what, n in sorted(fits.items())},
             "provenance": _provenance(dwse, vdab),
             "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
         }

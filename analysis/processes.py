@@ -8,7 +8,9 @@
   ``preexec_fn`` of :class:`subprocess.Popen`.
 * :func:`handle_interruptions` turns ``SIGINT`` (Ctrl-C) and ``SIGTERM`` in the main process into
   :class:`Interrupted` after stopping the worker processes, so that the command line prints one line
-  and exits with 128 + the signal number (130 for Ctrl-C).
+  and exits with 128 + the signal number (130 for Ctrl-C).  A background thread that fails while the
+  interruption unwinds (a process pool's manager thread finding its stopped workers) is logged, not
+  printed: its traceback would be a second, misleading message.
 """
 
 from __future__ import annotations
@@ -150,11 +152,29 @@ def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
         _watchdog(signum, f"{line} ({signal.Signals(signum).name})")
         raise Interrupted(signum)
 
+    import threading
+
+    previous_hook = threading.excepthook
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        if not _RECEIVED:
+            previous_hook(args)
+            return
+        # e.g. CPython 3.11's process-pool manager thread setting an exception on a future that the
+        # interruption already cancelled (InvalidStateError): an effect of the interruption, not a fault
+        import logging
+
+        name = args.thread.name if args.thread is not None else "?"
+        logging.getLogger(__name__).debug("thread %s ended during the interruption: %s: %s", name, args.exc_type.__name__, args.exc_value)
+
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for s in old:
         signal.signal(s, handler)
+    threading.excepthook = thread_hook
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        if not _RECEIVED:  # after an interruption, threads may still be unwinding: keep the hook
+            threading.excepthook = previous_hook

@@ -78,7 +78,7 @@ LABELS: dict[str, dict[str, str]] = {
     "col_main": {"nl": "Hoofdanalyse", "en": "Main analysis"},
     "col_range": {"nl": "Andere methoden", "en": "Other methods"},
     "col_file": {"nl": "Bestand", "en": "File"},
-    "col_reason": {"nl": "Reden (melding van de software)", "en": "Reason (message of the software)"},
+    "col_reason": {"nl": "Reden", "en": "Reason"},
     "col_item": {"nl": "Onderdeel", "en": "Item"},
     "col_setting": {"nl": "Instelling", "en": "Setting"},
     # groups and units
@@ -91,6 +91,13 @@ LABELS: dict[str, dict[str, str]] = {
     "unit_persons": {"nl": "personen", "en": "persons"},
     "main_marker": {"nl": "hoofdanalyse", "en": "main analysis"},
     "not_estimable": {"nl": "niet schatbaar", "en": "not estimable"},
+    # why a secondary method could not be estimated: one per code of analysis.pipeline.NOT_ESTIMABLE_CODES
+    "ne_too_few_categories": {"nl": "De uitkomst heeft te weinig verschillende antwoorden voor deze methode", "en": "The outcome has too few distinct answers for this method"},
+    "ne_separation": {"nl": "Een kenmerk voorspelt de uitkomst of het POP volledig (volledige scheiding)", "en": "A characteristic predicts the outcome or the POP perfectly (complete separation)"},
+    "ne_singular": {"nl": "De kenmerken in het model zijn lineair afhankelijk (singuliere matrix)", "en": "The characteristics in the model are linearly dependent (singular matrix)"},
+    "ne_no_convergence": {"nl": "Het schattingsalgoritme vond geen oplossing (geen convergentie)", "en": "The estimation algorithm found no solution (no convergence)"},
+    "ne_too_few_observations": {"nl": "Te weinig waarnemingen in een van de groepen", "en": "Too few observations in one of the groups"},
+    "ne_other": {"nl": "Een andere fout bij het schatten", "en": "Another error during estimation"},
     "se_replicate": {"nl": "replicaties", "en": "replicates"},
     "se_model": {"nl": "robuust", "en": "robust"},
     "with_replacement": {"nl": "met teruglegging", "en": "with replacement"},

@@ -294,7 +294,10 @@ class GridTable:
             return textwrap.wrap(c, width, break_long_words=False, break_on_hyphens=False) or [""]
 
         cells = [[wrap(c, limit[j]) for j, c in enumerate(row)] for row in raw]
-        widths = [max(3, *(len(line) for row in cells for line in row[j])) for j in range(n)]
+        # a column is at least as wide as its header's longest word in bold (a quarter wider than the
+        # body's characters, and a character of room): a narrow column would otherwise cut that word
+        # into syllables
+        widths = [max(3, -(-5 * max(len(w) for w in [*raw[0][j].split(), ""]) // 4) + 1, *(len(line) for row in cells for line in row[j])) for j in range(n)]
         group_texts = ["**" + _escape(g.text) + "**" for g in self.rows if isinstance(g, Group)]
         need = max((len(t) for t in group_texts), default=0)
         total = sum(widths) + 3 * (n - 1)
@@ -530,9 +533,18 @@ class Report:
         return name in self.bundle.tables and not self.bundle.tables[name].empty
 
     def _not_estimable(self) -> pd.DataFrame:
-        """(outcome, method, reason) of secondary methods the run could not estimate (bundle table ``not_estimable``)."""
+        """(outcome, method, code, reason) of secondary methods the run could not estimate (bundle table
+        ``not_estimable``); a code the report has no wording for (or a bundle without codes) reads ``other``."""
+        import pandas as pd
+
+        from analysis.report import LABELS
+
         ne = self._table("not_estimable")
-        return ne if {"outcome", "method"} <= set(ne.columns) else ne.iloc[0:0]
+        if not {"outcome", "method"} <= set(ne.columns):
+            return ne.iloc[0:0].assign(code=pd.Series(dtype=str))
+        known = {k.removeprefix("ne_") for k in LABELS if k.startswith("ne_")}
+        codes = ne["code"].astype(str) if "code" in ne.columns else pd.Series("other", index=ne.index)
+        return ne.assign(code=codes.where(codes.isin(known), "other"))
 
     def _estimand(self) -> Mapping[str, Any]:
         est = self.bundle.estimates.get("estimand")
@@ -1020,7 +1032,6 @@ class Report:
         pp = scale == "top2"
         k, digits = (100.0, 1) if pp else (1.0, 2)
         rows: list[Sequence[str] | Group] = []
-        reason_col = next((c for c in ("reason", "not_estimable", "note") if c in t.columns), None)
         ne = self._not_estimable()
         failed = set(zip(ne["outcome"].astype(str), ne["method"].astype(str), strict=True))
         for o in self._outcomes():
@@ -1035,8 +1046,7 @@ class Report:
                 r = t.loc[i]
                 se = self.label("se_replicate") if str(r.get("se_type", "")) == "replicate" else self.label("se_model")
                 if is_missing(r["estimate"]) and not eff.suppressed.at[i, "estimate"]:
-                    why = str(r[reason_col]) if reason_col and not is_missing(r[reason_col]) else ""
-                    rows.append([self._method_name(m), self.label("not_estimable") + (f": {why}" if why else ""), MISSING, MISSING, MISSING, self._cell(eff, i, "n_treated", self._int), self._cell(eff, i, "n_control", self._int)])
+                    rows.append([self._method_name(m), self.label("not_estimable"), MISSING, MISSING, MISSING, self._cell(eff, i, "n_treated", self._int), self._cell(eff, i, "n_control", self._int)])
                     continue
                 rows.append(
                     [
@@ -1106,8 +1116,13 @@ class Report:
         return grid_table([self.label(k) for k in ("col_variable", "col_ov_category", "col_ov_pop", "col_ov_nopop", "col_status")], rows, "llrrl")
 
     def _t_not_estimable(self) -> GridTable:
+        from analysis.report import METHOD_LABELS
+
         ne = self._not_estimable()
-        rows: list[Sequence[str] | Group] = [[method_label(str(r["method"]), self.lang), self.outcome(str(r["outcome"])), Code(str(r.get("reason", "")))] for _, r in ne.iterrows()]
+        outcomes, methods = {o: i for i, o in enumerate(self._outcomes())}, {m: i for i, m in enumerate(METHOD_LABELS)}
+        ne = ne.assign(_o=ne["outcome"].map(outcomes), _m=ne["method"].map(methods)).sort_values(["_o", "_m"], kind="stable", na_position="last")
+        # the reason in the report's language; the software's own message stays in the bundle
+        rows: list[Sequence[str] | Group] = [[method_label(str(r["method"]), self.lang), self.outcome(str(r["outcome"])), self.label(f"ne_{r['code']}")] for _, r in ne.iterrows()]
         return grid_table([self.label("col_method"), self.label("col_outcome"), self.label("col_reason")], rows, "lll")
 
     def _t_inputs(self) -> GridTable:

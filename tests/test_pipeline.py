@@ -137,6 +137,12 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
     assert set(b.estimates["hedges_g_unadjusted"]) == {"stronger", "job_better", "promotion", "satisfaction"}
     assert all(len(v["sha256"]) == 64 for v in b.manifest["inputs"].values())
     assert "time" not in b.manifest and "host" not in b.manifest
+    # the fit warnings of the run are in the bundle, as the run reported them
+    fits = b.manifest["fit_warnings"]
+    assert all(isinstance(n, int) and n > 0 for n in fits.values())
+    assert sorted(f"{what} warned {n} time(s) while fitting" for what, n in fits.items()) == sorted(
+        w for w in result.warnings if w.endswith("while fitting")
+    )
 
 
 def test_weighted_margins_equal_population(first_run: tuple[Path, object]) -> None:

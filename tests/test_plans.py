@@ -521,3 +521,28 @@ def test_popeval_demo_writes_the_pop_documents(tmp_path: Path, capsys: pytest.Ca
     assert len(texts) == len(truth) > 100 and set(texts["pop_id"]) == set(truth["trajectory_id"])
     assert {"training_id", "training_name", "provider"} <= set(cat.columns) and cat["training_id"].is_unique
     assert list(pd.read_parquet(tmp_path / "plans" / "pop_texts.parquet").columns) == ["trajectory_id", "text"]  # codes only in truth/
+
+
+def test_simulated_coders_err_more_on_the_codes_that_need_judgement() -> None:
+    from analysis.plans.synth import simulated_coder
+
+    rng = np.random.default_rng(5)
+    n = 20_000
+    truth = pd.DataFrame({c.name: rng.choice([a for a in c.allowed if a != "nvt"], n) for c in CODEBOOK.codes})
+    truth["reason_derivable"] = np.where(truth["training_recommended"] == "nee", "nvt", truth["reason_derivable"])
+    truth["difficulty"] = np.where(rng.random(n) < 0.05, "vague", "")
+    truth.index = [f"P{i}" for i in range(n)]
+    code = simulated_coder(truth, 0)
+    coded = pd.DataFrame([code(i) for i in truth.index], index=truth.index)
+    err = (coded != truth[coded.columns]).mean()
+    hard = truth["difficulty"] == "vague"
+    err_hard = (coded[hard] != truth.loc[hard, coded.columns]).mean()
+    # coder 0: base rate 4 %, judgement codes x 1.5, hard POPs x 5 (the error model of simulate_coders)
+    assert 0.03 < err["training_recommended"] < 0.07
+    assert err["attest_match"] > err["training_recommended"] + 0.01
+    assert err_hard["training_recommended"] > 3 * err["training_recommended"]
+    # dependent codes stay consistent with the codebook's decision rule
+    assert ((coded["training_recommended"] == "nee") == (coded["reason_derivable"] == "nvt")).all()
+    # the same coder codes the same way
+    again = simulated_coder(truth, 0)
+    assert all(again(i) == coded.loc[i].to_dict() for i in truth.index[:200])

@@ -134,10 +134,10 @@ def test_coded_run_puts_the_plans_tables_in_the_bundle_without_reestimating(worl
     again = run(load_config(world["cfg"]), progress=False)
     assert "plans" in again.reused and again.run_dir == coded.run_dir
     assert {f.name: sha256_file(f) for f in (again.bundle / "tables").glob("plans_*.csv")} | {"manifest.json": sha256_file(again.bundle / "manifest.json")} == before
-    # the simulated coders disagree realistically: some, not all, and more often on the codes that need judgement
+    # the simulated coders disagree realistically: on some POPs, not all (which codes err more is a
+    # property of the error model, tested on a large sample in tests/test_plans.py)
     agr = b.tables["plans_agreement"].set_index("code")
     assert (agr["percent_agreement"] < 1).all() and (agr["percent_agreement"] > 0.75).all()
-    assert agr.loc["attest_match", "percent_agreement"] < agr.loc["training_recommended", "percent_agreement"]
 
 
 def _expected(bundle: Path, lang: str) -> dict[str, str]:

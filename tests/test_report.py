@@ -16,6 +16,7 @@ import sys
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -27,7 +28,7 @@ from report_fixture import make_demo_bundle
 from analysis.bundle import read_bundle
 from analysis.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed
 from analysis.render import expand_includes, parse_param, render_report
-from analysis.report import COUNT_HEADERS, LABELS, category_label, label
+from analysis.report import COUNT_HEADERS, LABELS, category_label, label, method_label
 from analysis.reporting import Report, grid_table, protect, threshold_from_manifest
 from survey.errors import ConfigError
 
@@ -281,6 +282,161 @@ def test_pdf_tables_break_and_keep_their_source(rendered: dict[str, dict[str, Pa
 def test_pdf_has_alt_text(rendered: dict[str, dict[str, Path]]) -> None:
     data = rendered["nl"]["pdf"].read_bytes()
     assert data.count(b"/Alt") >= 4
+
+
+# The template's margins (typst-template.typ), in points: text starts 2.2 cm from the left edge;
+# the running header sits above 2.4 cm, the page number below the last 2.2 cm.
+_LEFT, _TOP, _BOTTOM = 2.2 / 2.54 * 72, 2.4 / 2.54 * 72, 2.2 / 2.54 * 72
+_CAPTIONS = {"nl": ("Tabel", "Figuur", "Bron:"), "en": ("Table", "Figure", "Source:")}
+
+
+def _pdf_lines(path: Path) -> list[list[tuple[float, float, str]]]:
+    """Per page, its lines from top to bottom between the running header and the footer band:
+    (top, left edge, text) -- the order in which a reader reads them."""
+    import html
+
+    pages = []
+    for _w, h, words in _pdf_words(path):
+        rows: dict[float, list[tuple[float, str]]] = {}
+        for x0, y0, _x1, y1, w in words:
+            if y0 > _TOP - 8 and y1 < h - _BOTTOM:
+                key = next((k for k in rows if abs(k - y0) < 1.5), y0)
+                rows.setdefault(key, []).append((x0, html.unescape(w)))
+        pages.append([(y, min(x for x, _ in ws), " ".join(w for _, w in sorted(ws))) for y, ws in sorted(rows.items())])
+    return pages
+
+
+def _group_rows(r: Report) -> dict[str, set[str]]:
+    """Every group row label of the report's grouped tables -> the first words of its rows."""
+    from analysis.reporting import Group
+
+    groups: dict[str, set[str]] = {}
+    for name in ("pop_share", "profile", "domains", "flow", "margins", "weights", "balance", "effects_top2", "effects_likert", "summary", "shifts", "sensitivity"):
+        current: set[str] | None = None
+        for row in r.table(name).rows:
+            if isinstance(row, Group):
+                current = groups.setdefault(row.text, set())
+            elif current is not None:
+                current.add(str(row[0]).split()[0])
+    return groups
+
+
+def _orphaned_group_rows(pdf: Path, groups: dict[str, set[str]]) -> list[str]:
+    """Group rows (a label line at the table's left edge) not followed on their page by a row of their group."""
+    bad = []
+    for n, lines in enumerate(_pdf_lines(pdf), start=1):
+        for i, (_y, x0, text) in enumerate(lines):
+            if text in groups and x0 < _LEFT + 12:
+                nxt = lines[i + 1][2] if i + 1 < len(lines) else None
+                if nxt is None or nxt.split()[0] not in groups[text]:
+                    bad.append(f"page {n}: group row {text!r} is followed by {nxt!r}")
+    return bad
+
+
+def _figures_inside_tables(pdf: Path, lang: str) -> list[str]:
+    """Figures whose caption a reader meets between a table's caption and the table's own source
+    line (its last row): a figure placed between the parts of a table broken over two pages."""
+    table, figure, source = _CAPTIONS[lang]
+    bad, open_table = [], None
+    for n, lines in enumerate(_pdf_lines(pdf), start=1):
+        for _y, _x, text in lines:
+            if re.match(rf"{table} \d+:", text):
+                open_table = text.split(":")[0]
+            elif open_table and re.match(rf"{figure} \d+:", text):
+                bad.append(f"page {n}: {text.split(':')[0]} between the parts of {open_table}")
+            elif open_table and source in text:
+                open_table = None
+    return bad
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_group_rows_never_end_a_page(rendered: dict[str, dict[str, Path]], bundle_dir: Path, lang: str) -> None:
+    """A table's group row ('Leeftijd', 'Professioneel sterker') is never the last table line of a
+    page: its first row follows it on the same page, and where the group continues on the next page
+    its label is repeated above the rows there."""
+    groups = _group_rows(Report(bundle_dir, lang))
+    assert {"Onderwijsniveau", "Geslacht"} <= set(groups) or {"Education level", "Sex"} <= set(groups)
+    seen = sum(text in groups and x0 < _LEFT + 12 for page in _pdf_lines(rendered[lang]["pdf"]) for _y, x0, text in page)
+    assert seen >= 20  # the check finds the group rows it looks at
+    assert _orphaned_group_rows(rendered[lang]["pdf"], groups) == []
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("lang", LANGS)
+def test_pdf_figures_never_between_the_parts_of_a_table(rendered: dict[str, dict[str, Path]], lang: str) -> None:
+    """Figures and tables keep the text's order: no figure sits between the two parts of a table
+    that breaks over two pages (a reader meets every table's source line before the next figure)."""
+    table, figure, _source = _CAPTIONS[lang]
+    text = "\n".join(t for page in _pdf_lines(rendered[lang]["pdf"]) for _y, _x, t in page)
+    assert len(re.findall(rf"^{figure} \d+:", text, flags=re.M)) == 4 and len(re.findall(rf"^{table} \d+:", text, flags=re.M)) > 10
+    assert _figures_inside_tables(rendered[lang]["pdf"], lang) == []
+
+
+def _long_grouped_table(tmp_path: Path) -> Path:
+    """A report whose grouped table breaks over three pages with a figure right after it: laid out
+    so that a group row falls at the foot of a page and a floating figure would land on the table's
+    last page, above its last rows."""
+    (tmp_path / "_quarto.yml").write_text(
+        f"filters:\n  - {REPORTS / '_lib' / 'popeval.lua'}\nexecute:\n  echo: false\nformat:\n  typst:\n    template-partials:\n      - {REPORTS / '_lib' / 'typst-template.typ'}\n",
+        encoding="utf-8",
+    )
+    text = "Some words of running text that fill the page before the table. " * 30
+    qmd = tmp_path / "groups.qmd"
+    qmd.write_text(
+        f"""---
+title: "Groups"
+lang: en-GB
+---
+
+{text}
+
+```{{python}}
+#| label: tbl-groups
+#| tbl-cap: "A grouped table"
+from analysis.reporting import Group, grid_table
+rows = []
+for g in range(1, 32):
+    rows.append(Group(f"Group {{g}}"))
+    rows += [[f"Row{{g}}x{{k}}", str(k)] for k in range(1, 2 + g % 2)]
+grid_table(["Label", "Value"], rows, "lr")
+```
+
+::: {{.source}}
+Source: made up for the test.
+:::
+
+```{{python}}
+#| label: fig-after
+#| fig-cap: "A figure after the table"
+#| fig-alt: "A line rising from the lower left to the upper right, drawn for the test."
+import matplotlib.pyplot as plt
+fig, ax = plt.subplots(figsize=(6, 2.5))
+ax.plot([0, 1], [0, 1])
+plt.show()
+```
+
+{text}
+""",
+        encoding="utf-8",
+    )
+    return qmd
+
+
+@needs_pdftotext
+def test_pdf_long_grouped_table_keeps_its_group_rows_and_the_figure_after_it(tmp_path: Path) -> None:
+    """The layout rules hold where they are put to the test (a group row at a page's foot, a figure
+    that would float into a broken table), not only where the demo report happens to break."""
+    qmd = _long_grouped_table(tmp_path)
+    pdf = render_report(_tiny_bundle(tmp_path / "b"), lang="en", out=tmp_path / "out", qmd=qmd, formats=("pdf",), engine="python").outputs["pdf"]
+    pages = _pdf_lines(pdf)
+    assert len(pages) >= 3
+    groups = {f"Group {g}": {f"Row{g}x1", f"Row{g}x2"} for g in range(1, 32)}
+    assert _orphaned_group_rows(pdf, groups) == []
+    assert _figures_inside_tables(pdf, "en") == []
+    # a group that continues on the next page has its label repeated there, above its rows
+    continued = [page[1][2] for page in pages[1:] if len(page) > 1 and page[0][2] == "Label Value"]
+    assert continued and all(not re.match(r"Row\d+x2", t) for t in continued), continued
 
 
 # ---------------------------------------------------------------------------- figures
@@ -567,7 +723,7 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
         tables={
             "overlap": pd.DataFrame({"kind": ["cell", "cell", "cell"], "variable": ["educ", "educ", "sector"], "category": ["hoog", "laag", "primair"], "n_treated": [600, 40, 12], "n_control": [2, 900, 0], "w_treated": [600.0, 40.0, 12.0], "w_control": [2.0, 900.0, 0.0], "status": ["sparse", "ok", "empty"]}),
             "effects": keep,
-            "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "reason": ["Singular matrix"]}),
+            "not_estimable": pd.DataFrame({"outcome": ["promotion"], "method": [other], "code": ["singular"], "reason": ["LinAlgError: Singular matrix"]}),
         },
         estimates={"estimand": {"statement": {"nl": "Hooggeschoolde POP-gebruikers kunnen niet vergeleken worden.", "en": "High-educated POP users cannot be compared."}}},
     )
@@ -580,7 +736,9 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     assert overlap.iloc[1, 3] == "0" and overlap.iloc[1, 4] == label("overlap_empty", "nl")
     frame = r.frame("effects_top2")
     assert (frame == label("not_estimable", "nl")).to_numpy().sum() == 1
-    assert "Singular matrix" in str(r.table("not_estimable"))
+    # the reason in the report's language; the software's message stays in the bundle
+    assert r.frame("not_estimable").iloc[0].tolist() == [method_label(other, "nl"), r.outcome("promotion"), label("ne_singular", "nl")]
+    assert "Singular matrix" not in str(r.table("not_estimable"))
     # the pipeline's structured estimand is stated in the report's language, with the regulation
     plain = Report(bundle_dir, "nl")
     text = str(plain.estimand_statement())
@@ -590,6 +748,55 @@ def test_optional_parts_are_shown_when_present(bundle_dir: Path, tmp_path: Path,
     assert str(Report(bundle_dir, "en").estimand_statement()).startswith("The comparison concerns")
     bare = _variant(bundle_dir, tmp_path / "bare", estimates={"estimand": {}})
     assert not Report(bare, "nl").has("estimand")
+
+
+def _failure(fn: Any) -> Exception:
+    try:
+        fn()
+    except Exception as exc:  # the failure a method raised, whatever its type
+        return exc
+    raise AssertionError("expected a failure")
+
+
+def test_a_failed_method_gets_a_reason_code_worded_in_both_languages(tmp_path: Path) -> None:
+    """The pipeline records why a secondary method failed as a code (and the software's message);
+    the report has a wording of every code in both languages."""
+    import numpy as np
+
+    from analysis.effects.ordinal import ordered_logit
+    from analysis.pipeline import NOT_ESTIMABLE_CODES, not_estimable_record
+
+    two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
+    rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
+    assert rec["code"] == "too_few_categories" and "three categories" in rec["reason"]
+    assert not_estimable_record("stronger", "regression", _failure(lambda: np.linalg.inv(np.zeros((2, 2)))))["code"] == "singular"
+    assert not_estimable_record("stronger", "aipw", RuntimeError("something unforeseen"))["code"] == "other"
+    codes = [c for c, _ in NOT_ESTIMABLE_CODES] + ["other"]
+    for code in codes:
+        assert label(f"ne_{code}", "nl") != label(f"ne_{code}", "en"), code
+    # a bundle without codes (or with one the report does not know) reads 'other'
+    assert set(Report(_tiny_bundle(tmp_path / "b"), "nl")._not_estimable().columns) >= {"code"}
+
+
+def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_path: Path) -> None:
+    """A method that really failed (an ordered logit on an outcome with two answers) is listed in
+    the Dutch report with a Dutch reason; the software's English message is not shown."""
+    from analysis.effects.ordinal import ordered_logit
+    from analysis.pipeline import not_estimable_record
+
+    two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
+    rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
+    eff = read_bundle(bundle_dir).table("effects")
+    b = _variant(bundle_dir, tmp_path / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
+    html = render_report(b, lang="nl", out=tmp_path / "out", formats=("html",), params={"run_time": "2026-12-01T09:00:00+00:00"}).outputs["html"]
+    page = html.read_text(encoding="utf-8")
+    table = next(t for t in _tables(page) if t["head"] and t["head"][-1] == [label(k, "nl") for k in ("col_method", "col_outcome", "col_reason")])
+    assert table["body"] == [[method_label("ologit", "nl"), Report(b, "nl").outcome("promotion"), label("ne_too_few_categories", "nl")]]
+    text = _visible_text(page)
+    assert "categories" not in text and "ordered logit" not in text.lower() and rec["reason"][:20] not in text
+    words = {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]+", text)}
+    assert not (words & set(ENGLISH)), sorted(words & set(ENGLISH))
+    assert read_bundle(b).table("not_estimable")["reason"].tolist() == [rec["reason"]]  # the message stays in the bundle
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:
@@ -613,6 +820,40 @@ def test_reference_docx_and_docx_styles(rendered: dict[str, dict[str, Path]]) ->
     assert "TOC \\" in out  # a table of contents
     descr = re.findall(r'<wp:docPr [^>]*descr="([^"]*)"', out)
     assert len(descr) == 4 and all(len(d) > 60 for d in descr)  # real descriptions, not captions
+
+
+def test_docx_hyphenates_in_the_report_language(rendered: dict[str, dict[str, Path]]) -> None:
+    """Word hyphenates automatically, with the rules of the report's language, and nothing in the
+    column headers opts out: a long Dutch column name in a narrow column breaks at a syllable."""
+    for lang, code in (("nl", "nl-BE"), ("en", "en-GB")):
+        with zipfile.ZipFile(rendered[lang]["docx"]) as z:
+            settings = z.read("word/settings.xml").decode("utf-8")
+            styles = z.read("word/styles.xml").decode("utf-8")
+            doc = z.read("word/document.xml").decode("utf-8")
+        auto = re.search(r"<w:autoHyphenation\b([^>]*)/>", settings)
+        assert auto and not re.search(r'w:val="(?:false|0|off)"', auto.group(1)), lang
+        default = re.search(r"<w:rPrDefault>.*?</w:rPrDefault>", styles, flags=re.S)
+        assert default and re.search(rf'<w:lang [^>]*w:val="{code}"', default.group(0)), lang
+        assert "suppressAutoHyphens" not in styles + doc
+        heads = [re.search(r"<w:tr\b.*?</w:tr>", t, flags=re.S).group(0) for t in re.findall(r"<w:tbl>.*?</w:tbl>", doc, flags=re.S)]  # type: ignore[union-attr]
+        assert len(heads) > 10 and not any("<w:lang" in h for h in heads), lang  # no header cell in another language
+    assert "Respondenten" in zipfile.ZipFile(rendered["nl"]["docx"]).read("word/document.xml").decode("utf-8")
+
+
+def test_docx_group_rows_stay_with_their_first_row(rendered: dict[str, dict[str, Path]], bundle_dir: Path) -> None:
+    """In Word a table's group row is kept with the row below it (paragraph style 'Group Row',
+    keep with next), so no page ends with a group label."""
+    with zipfile.ZipFile(rendered["nl"]["docx"]) as z:
+        doc = z.read("word/document.xml").decode("utf-8")
+        styles = z.read("word/styles.xml").decode("utf-8")
+    style = re.search(r'<w:style [^>]*w:styleId="GroupRow".*?</w:style>', styles, flags=re.S)
+    assert style and "<w:keepNext" in style.group(0)
+    labels = set(_group_rows(Report(bundle_dir, "nl")))
+    rows = re.findall(r"<w:tr\b.*?</w:tr>", doc, flags=re.S)
+    group_rows = [r for r in rows if "".join(re.findall(r"<w:t[^>]*>([^<]*)</w:t>", r)) in labels]
+    assert len(group_rows) >= 20
+    assert all('<w:pStyle w:val="GroupRow"' in r for r in group_rows)
+    assert sum('<w:pStyle w:val="GroupRow"' in r for r in rows) == len(group_rows)  # and no other row
 
 
 def test_alt_text_is_a_description_not_the_caption(rendered: dict[str, dict[str, Path]]) -> None:

@@ -30,6 +30,7 @@ from survey.files import TEMP_PREFIX, atomic_dir, atomic_write
 
 POPEVAL = str(Path(sys.executable).parent / "popeval")
 LINUX = sys.platform.startswith("linux")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------ atomic writes
@@ -86,6 +87,7 @@ def test_atomic_dir_replaces_a_folder_only_when_complete(tmp_path: Path) -> None
         ({"weighting": {"trim_upper": -1}}, "weighting.trim_upper", "positive upper bound"),
         ({"effects": {"replicates": 2}}, "effects.replicates", "at least 4"),
         ({"effects": {"replicates": 3}}, "effects.replicates", "at least 4"),
+        ({"effects": {"alpha": 0.1}}, "effects.alpha", "intervals are 95 %"),
         ({}, "survey.survey_id", "LimeSurvey survey id"),
         ({"study": {"disclosure_threshold": 1}}, "study.disclosure_threshold", "disable_disclosure_control = true"),
         ({"study": {"disclosure_threshold": 0, "disable_disclosure_control": True}}, "study.disclosure_threshold", ">= 2"),
@@ -853,3 +855,41 @@ def test_a_run_leaves_the_process_state_as_it_found_it(study: Path, derived: Pat
     assert types.MappingProxyType not in copyreg.dispatch_table  # (imported libraries add their own)
     after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # libraries loaded since are new
     assert {lib["filepath"]: lib["num_threads"] for lib in blas} == {lib["filepath"]: after[lib["filepath"]] for lib in blas}
+
+
+_POOL_INTERRUPTION = r"""
+import logging, os, signal, sys, threading, time
+from concurrent.futures import InvalidStateError
+from analysis.processes import Interrupted, handle_interruptions
+
+logging.getLogger("analysis").addHandler(logging.NullHandler())  # the run log's place
+
+
+def fail_in_thread():
+    raise InvalidStateError("CANCELLED: <Future at 0x0 state=cancelled>")
+
+try:
+    with handle_interruptions("popeval run: interrupted"):
+        if sys.argv[1] == "interrupt":
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        t = threading.Thread(target=fail_in_thread)
+        t.start(); t.join()
+except Interrupted:
+    # what a process pool's manager thread does while the interruption unwinds (CPython 3.11)
+    t = threading.Thread(target=fail_in_thread)
+    t.start(); t.join()
+    print("popeval run: interrupted", file=sys.stderr)
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("mode", ["interrupt", "no_interrupt"])
+def test_a_thread_failing_while_an_interruption_unwinds_prints_no_traceback(mode: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", _POOL_INTERRUPTION, mode], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    if mode == "interrupt":
+        assert proc.returncode == 130, proc.stderr
+        assert proc.stderr.splitlines() == ["popeval run: interrupted"]
+    else:  # without an interruption a failing thread is a fault and shows as one
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" in proc.stderr and "InvalidStateError" in proc.stderr

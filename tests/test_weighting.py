@@ -354,7 +354,7 @@ def test_replicate_argument_errors() -> None:
     with pytest.raises(ConfigError, match="before weighting"):
         as_replicate(rake(dclus1(), {"stype": STYPE}), "JK1")
     with pytest.raises(ConfigError, match="random generator"):
-        as_replicate(dclus1(), "bootstrap")
+        as_replicate(dclus1(), "subbootstrap")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,8 +362,8 @@ def test_replicate_argument_errors() -> None:
 
 
 def test_bootstrap_is_reproducible_and_resamples_psus() -> None:
-    a = as_replicate(dclus1(), "bootstrap", replicates=20, rng=np.random.default_rng(7))
-    b = as_replicate(dclus1(), "bootstrap", replicates=20, rng=np.random.default_rng(7))
+    a = as_replicate(dclus1(), "subbootstrap", replicates=20, rng=np.random.default_rng(7))
+    b = as_replicate(dclus1(), "subbootstrap", replicates=20, rng=np.random.default_rng(7))
     ra, rb = a.replicate_weights, b.replicate_weights
     assert ra is not None
     assert rb is not None

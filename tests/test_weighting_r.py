@@ -75,7 +75,7 @@ def _cal_raking(d: SurveyDesign) -> SurveyDesign:
 
 
 def _boot(name: str, d: SurveyDesign) -> SurveyDesign:
-    return as_replicate(d, "bootstrap", factors=np.asarray(REF["factors"][name], dtype=float))
+    return as_replicate(d, "subbootstrap", factors=np.asarray(REF["factors"][name], dtype=float))
 
 
 RECIPES: dict[str, Callable[[], SurveyDesign]] = {

@@ -22,7 +22,7 @@ _SETTINGS_HELP = (
     "sheet, header_row, encoding, delimiter, decimal, date_format, true_values, false_values, missing_values, "
     "value_labels, max_inconsistent_share, isced_cuts; tables columns, extract, codes.<variable>, rules, patterns. "
     "`popeval init` writes them all with comments.\n"
-    "Settings of [survey]: survey_id, snapshot, snapshots_dir, server, participants (GUI CSV or participants.json), key_attribute; "
+    "Settings of [survey]: survey_id, snapshot, snapshots_dir, participants (GUI CSV or participants.json), key_attribute; "
     "tables columns (popeval variable = the survey's column), answers.<variable> (survey code = popeval code, \"99\" = weet niet), "
     "outcomes.<name> (nl, en, direction; a name of its own defines the survey's own outcomes). "
     "data_raw/README.md documents every setting with a worked example."

@@ -257,6 +257,7 @@ def match(
     distance: Literal["glm", "mahalanobis"] = "glm",
     mahvars: str | Sequence[str] | None = None,
     s_weights: str | Sequence[float] | np.ndarray | pd.Series | None = None,
+    weighted_score: bool = True,
     survey_weight_strategy: Literal["keep", "inherit"] = "keep",
     rng: np.random.Generator | None = None,
     seed: int | None = None,
@@ -299,8 +300,10 @@ def match(
         With ``distance="glm"``: match on the Mahalanobis distance of these variables, using the
         propensity score for the processing order and the caliper.
     s_weights
-        Survey weights (name or array).  They enter the propensity-score model (as MatchIt does)
-        and the combined weights.
+        Survey weights (name or array).  They enter the propensity-score model (as MatchIt does;
+        unless ``weighted_score=False``) and the combined weights.
+    weighted_score
+        Fit the propensity score with ``s_weights`` (default) or unweighted.
     survey_weight_strategy
         ``"keep"`` (Austin et al. 2018) or ``"inherit"`` (Lenis et al. 2019); see
         :class:`MatchResult`.
@@ -370,7 +373,7 @@ def match(
     ps_fit: PropensityScoreResult | None = None
     score: np.ndarray | None = None
     if distance == "glm":
-        ps_fit = propensity_score(df, formula, weights=sw)
+        ps_fit = propensity_score(df, formula, weights=sw if weighted_score else None)
         score = ps_fit.score.to_numpy()
     ps_caliper, cov_cal = _calipers(df, caliper, score, std_caliper)
     cal_mat = np.column_stack([df[k].to_numpy(dtype=float) for k in cov_cal]) if cov_cal else None

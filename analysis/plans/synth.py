@@ -20,17 +20,19 @@ whole coding work of a study (``popeval plans simulate --complete``; the demo's 
 
 from __future__ import annotations
 
+import math
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from analysis.plans.codebook import CODEBOOK, GOALS
 
-__all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "simulate_study", "training_catalogue"]
+__all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "simulate_study", "simulated_coder", "training_catalogue"]
 
 _BASE_NAMES: dict[str, tuple[str, ...]] = {
     "ZORG": (
@@ -178,11 +180,40 @@ class PlanParams:
     p_personal: float = 0.1
 
 
+class _Draws(Protocol):
+    def random(self) -> float: ...
+
+    def integers(self, low: int, high: int) -> int: ...
+
+
+class _Uniforms:
+    """Uniform draws handed out one by one from blocks drawn at once (the generator's scalar calls).
+
+    ``random()`` and ``integers(low, high)`` behave as :class:`numpy.random.Generator`'s scalar
+    draws (``integers`` as ``low + floor(u * (high - low))``), at a fraction of their per-call cost.
+    """
+
+    def __init__(self, rng: np.random.Generator, block: int = 1 << 20) -> None:
+        self._rng, self._block = rng, block
+        self._buf: list[float] = []
+        self._i = 0
+
+    def random(self) -> float:
+        if self._i == len(self._buf):
+            self._buf, self._i = self._rng.random(self._block).tolist(), 0
+        u = self._buf[self._i]
+        self._i += 1
+        return u
+
+    def integers(self, low: int, high: int) -> int:
+        return low + int(self.random() * (high - low))
+
+
 def _strip_accents(s: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
 
 
-def _typo(s: str, rng: np.random.Generator) -> str:
+def _typo(s: str, rng: _Draws) -> str:
     if len(s) < 6:
         return s
     k = int(rng.integers(0, 4))
@@ -196,7 +227,7 @@ def _typo(s: str, rng: np.random.Generator) -> str:
     return _strip_accents(s)
 
 
-def _variant(name: str, rng: np.random.Generator, p_typo: float) -> str:
+def _variant(name: str, rng: _Draws, p_typo: float) -> str:
     """A way a counsellor might write a training name."""
     v = name
     r = rng.random()
@@ -223,11 +254,11 @@ def training_catalogue(training_ids: pd.Series, domains: pd.Series, seed: int) -
     return pd.DataFrame({"training_id": frame["training_id"].to_numpy(), "training_name": names, "provider": provs})
 
 
-def _fake_insz(rng: np.random.Generator) -> str:
+def _formatted_insz(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` synthetic INSZ numbers written as a counsellor would (``yy.mm.dd-nnn.cc``)."""
     from survey.insz import synthetic_insz
 
-    v = synthetic_insz(rng, 1)[0]
-    return f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}"
+    return [f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}" for v in synthetic_insz(rng, n)]
 
 
 def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None = None) -> dict[str, int]:
@@ -280,75 +311,79 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
 
     texts: list[str] = []
     truth_rows: list[dict[str, object]] = []
-    logit = np.log(p.p_mismatch / (1 - p.p_mismatch))
+    logit = math.log(p.p_mismatch / (1 - p.p_mismatch))
+    personal = rng.random((n, 2)) < p.p_personal  # a POP that names the person's INSZ / e-mail
+    fake_insz = iter(_formatted_insz(rng, int(personal[:, 0].sum())))
+    written_on: list[str] = pd.to_datetime(pops["end_date"].fillna(pops["start_date"])).dt.strftime("%d/%m/%Y").tolist()
+    draws = _Uniforms(rng)
     row: Any
-    for row in pops.itertuples(index=False):
+    for i, row in enumerate(pops.itertuples(index=False)):
         ce = c_eff[row.loopbaancentrum]
         inc = str(row.incentive)
-        goals = {g: bool(rng.random() < (0.6 if (g == "goal_reorientation" and inc == "VAPOK") else p.p_goal[k])) for k, g in enumerate(GOALS)}
-        recommended = bool(rng.random() >= p_none.get(inc, 0.2) * float(np.exp(0.3 * ce)))
+        goals = {g: bool(draws.random() < (0.6 if (g == "goal_reorientation" and inc == "VAPOK") else p.p_goal[k])) for k, g in enumerate(GOALS)}
+        recommended = bool(draws.random() >= p_none.get(inc, 0.2) * math.exp(0.3 * ce))
         has_attest = bool(row.pop_attest) and isinstance(row.attest_training_id, str)
         attest_name = name_of.get(row.attest_training_id) if has_attest else None
-        vague = recommended and rng.random() < p.p_vague
-        reason = recommended and rng.random() < min(0.95, p.p_reason * float(np.exp(-0.25 * ce)))
+        vague = recommended and draws.random() < p.p_vague
+        reason = recommended and draws.random() < min(0.95, p.p_reason * math.exp(-0.25 * ce))
         pop_train: str | None = None
         two = False
         if recommended and not vague:
             if attest_name is None:
-                pop_train = all_names[int(rng.integers(0, len(all_names)))]
+                pop_train = all_names[int(draws.integers(0, len(all_names)))]
                 status = "onbepaald"
             else:
-                mis = rng.random() < 1 / (1 + np.exp(-(logit + ce)))
+                mis = draws.random() < 1 / (1 + math.exp(-(logit + ce)))
                 if not mis:
                     pop_train = attest_name
                     status = "match"
                 else:
                     fol = row.followed_training_id if isinstance(row.followed_training_id, str) else None
                     fol_name = name_of.get(fol) if fol else None
-                    if fol_name and fol_name != attest_name and rng.random() < 0.7:
+                    if fol_name and fol_name != attest_name and draws.random() < 0.7:
                         pop_train = fol_name
                     else:
                         others = [x for x in all_names if x != attest_name]
-                        pop_train = others[int(rng.integers(0, len(others)))]
+                        pop_train = others[int(draws.integers(0, len(others)))]
                     status = "mismatch"
-                    two = rng.random() < p.p_two_trainings
+                    two = draws.random() < p.p_two_trainings
         else:
             status = "onbepaald"
         # ---- the text
         lines = [f"PERSOONLIJK ONTWIKKELINGSPLAN — {row.loopbaancentrum}", ""]
-        if rng.random() < p.p_personal:
-            lines.append(f"Rijksregisternummer: {_fake_insz(rng)}")
-        if rng.random() < p.p_personal:
-            lines.append(f"Contact: {_NAMES[int(rng.integers(0, len(_NAMES)))].lower()}.{int(rng.integers(10, 99))}@voorbeeld.be")
-        sit = _SITUATION[int(rng.integers(0, len(_SITUATION)))].format(
-            naam=_NAMES[int(rng.integers(0, len(_NAMES)))],
-            jaar=int(rng.integers(2, 25)),
-            job=_JOBS[int(rng.integers(0, len(_JOBS)))],
-            bedrijf=_COMPANIES[int(rng.integers(0, len(_COMPANIES)))],
-            regime=_REGIME[int(rng.integers(0, len(_REGIME)))],
+        if personal[i, 0]:
+            lines.append(f"Rijksregisternummer: {next(fake_insz)}")
+        if personal[i, 1]:
+            lines.append(f"Contact: {_NAMES[int(draws.integers(0, len(_NAMES)))].lower()}.{int(draws.integers(10, 99))}@voorbeeld.be")
+        sit = _SITUATION[int(draws.integers(0, len(_SITUATION)))].format(
+            naam=_NAMES[int(draws.integers(0, len(_NAMES)))],
+            jaar=int(draws.integers(2, 25)),
+            job=_JOBS[int(draws.integers(0, len(_JOBS)))],
+            bedrijf=_COMPANIES[int(draws.integers(0, len(_COMPANIES)))],
+            regime=_REGIME[int(draws.integers(0, len(_REGIME)))],
         )
         lines += ["1. Situatie", sit, "", "2. Loopbaandoelen"]
-        goal_lines = [_GOAL_TEXT[g][int(rng.integers(0, 4))] for g in GOALS if goals[g]]
-        lines += goal_lines or [_NO_GOAL_TEXT[int(rng.integers(0, len(_NO_GOAL_TEXT)))]]
-        lines += ["", "3. Actieplan", _OTHER_ACTIONS[int(rng.integers(0, len(_OTHER_ACTIONS)))]]
+        goal_lines = [_GOAL_TEXT[g][int(draws.integers(0, 4))] for g in GOALS if goals[g]]
+        lines += goal_lines or [_NO_GOAL_TEXT[int(draws.integers(0, len(_NO_GOAL_TEXT)))]]
+        lines += ["", "3. Actieplan", _OTHER_ACTIONS[int(draws.integers(0, len(_OTHER_ACTIONS)))]]
         if recommended:
             if vague:
-                t = _VAGUE[int(rng.integers(0, len(_VAGUE)))]
+                t = _VAGUE[int(draws.integers(0, len(_VAGUE)))]
             else:
-                t = _variant(str(pop_train), rng, p.p_typo)
-                if isinstance(row.attest_training_id, str) and rng.random() < p.p_provider:
+                t = _variant(str(pop_train), draws, p.p_typo)
+                if isinstance(row.attest_training_id, str) and draws.random() < p.p_provider:
                     t += f" bij {prov_of.get(row.attest_training_id, _PROVIDERS[0])}"
-            sent = _TRAIN_SENT[int(rng.integers(0, len(_TRAIN_SENT)))].format(t=t)
+            sent = _TRAIN_SENT[int(draws.integers(0, len(_TRAIN_SENT)))].format(t=t)
             if reason:
                 gl = [g for g in GOALS if goals[g]] or ["goal_talent"]
-                g = gl[int(rng.integers(0, len(gl)))]
-                sent += ", " + _REASON[int(rng.integers(0, len(_REASON)))].format(doel=_REASON_GOAL[g])
+                g = gl[int(draws.integers(0, len(gl)))]
+                sent += ", " + _REASON[int(draws.integers(0, len(_REASON)))].format(doel=_REASON_GOAL[g])
             lines.append(sent + ".")
             if two and attest_name is not None:
-                lines.append(f"Eerder overwoog ik {_variant(attest_name, rng, 0.0)}, maar dat past minder goed.")
+                lines.append(f"Eerder overwoog ik {_variant(attest_name, draws, 0.0)}, maar dat past minder goed.")
         else:
-            lines.append(_NO_TRAINING[int(rng.integers(0, len(_NO_TRAINING)))])
-        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {pd.Timestamp(row.end_date if pd.notna(row.end_date) else row.start_date).strftime('%d/%m/%Y')}."]
+            lines.append(_NO_TRAINING[int(draws.integers(0, len(_NO_TRAINING)))])
+        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {written_on[i]}."]
         texts.append("\n".join(lines) + "\n")
         truth_rows.append(
             {
@@ -393,6 +428,33 @@ def _perturb(value: str, allowed: tuple[str, ...], rng: np.random.Generator, rat
     return others[int(rng.integers(0, len(others)))]
 
 
+def simulated_coder(truth: pd.DataFrame, k: int, seed: int = 2023) -> Callable[[str], dict[str, str]]:
+    """The ``k``-th simulated coder: POP id -> its codes, from ``truth`` (indexed by POP id) with errors.
+
+    See :func:`simulate_coders` for the error model; the same ``(k, seed)`` codes the same way.
+    """
+    rng = np.random.default_rng([seed, 99, k])
+    rate = _ERROR_RATE[k % len(_ERROR_RATE)]
+    lean_code, lean_value = _LEANING[k % len(_LEANING)]
+
+    def code(pop_id: str) -> dict[str, str]:
+        t = truth.loc[pop_id]
+        hard = _HARD_FACTOR.get(str(t["difficulty"] or ""), 1.0)
+        vals = {}
+        for c in CODEBOOK.codes:
+            v = _perturb(str(t[c.name]), tuple(a for a in c.allowed if a != "nvt"), rng, min(0.6, rate * hard * _CODE_FACTOR.get(c.name, 1.0)))
+            if c.name == lean_code and v != lean_value and rng.random() < rate:
+                v = str(lean_value)
+            vals[c.name] = v
+        if vals["training_recommended"] == "nee":
+            vals["reason_derivable"] = "nvt"
+        elif vals["reason_derivable"] == "nvt":
+            vals["reason_derivable"] = "nee"
+        return vals
+
+    return code
+
+
 def simulate_coders(sheets_dir: str | Path, truth_path: str | Path, seed: int = 2023) -> list[Path]:
     """Fill every coder sheet in ``sheets_dir`` from the true codes with coder-specific errors.
 
@@ -410,25 +472,7 @@ def simulate_coders(sheets_dir: str | Path, truth_path: str | Path, seed: int = 
         truth["difficulty"] = ""
     done = []
     for k, path in enumerate(coder_sheets(sheets_dir)):
-        rng = np.random.default_rng([seed, 99, k])
-        rate = _ERROR_RATE[k % len(_ERROR_RATE)]
-        lean_code, lean_value = _LEANING[k % len(_LEANING)]
-
-        def code(pop_id: str, rng: np.random.Generator = rng, rate: float = rate, lean: tuple[Any, Any] = (lean_code, lean_value)) -> dict[str, str]:
-            t = truth.loc[pop_id]
-            hard = _HARD_FACTOR.get(str(t["difficulty"] or ""), 1.0)
-            vals = {}
-            for c in CODEBOOK.codes:
-                v = _perturb(str(t[c.name]), tuple(a for a in c.allowed if a != "nvt"), rng, min(0.6, rate * hard * _CODE_FACTOR.get(c.name, 1.0)))
-                if c.name == lean[0] and v != lean[1] and rng.random() < rate:
-                    v = str(lean[1])
-                vals[c.name] = v
-            if vals["training_recommended"] == "nee":
-                vals["reason_derivable"] = "nvt"
-            elif vals["reason_derivable"] == "nvt":
-                vals["reason_derivable"] = "nee"
-            return vals
-
+        code = simulated_coder(truth, k, seed)
         fill_sheet(path, code)
         done.append(path)
     return done

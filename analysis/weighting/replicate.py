@@ -1,6 +1,6 @@
-"""Replicate-weight designs: delete-one-PSU jackknife (JK1) and the rescaled bootstrap.
+"""Replicate-weight designs: delete-one-PSU jackknife (JK1) and the Rao-Wu rescaling bootstrap.
 
-Replicate weights follow R's ``as.svrepdesign(type = "JK1" / "bootstrap")``; every later
+Replicate weights follow R's ``as.svrepdesign(type = "JK1" / "subbootstrap")``; every later
 :func:`rake`, :func:`poststratify`, :func:`calibrate` or :func:`trim` re-weights every
 replicate as well, so replicate standard errors include the effect of the weighting.
 """
@@ -35,7 +35,7 @@ class Replicates:
         Centre at the full-sample estimate (True) or the mean of the replicates (False, R's
         default).
     method
-        ``"JK1"`` or ``"bootstrap"``.
+        ``"JK1"`` or ``"subbootstrap"``.
     """
 
     weights: np.ndarray
@@ -98,8 +98,11 @@ def as_replicate(
         A design without calibration steps (calibrate *after* creating replicates, so that
         every replicate is re-calibrated).
     method
-        ``"JK1"`` (delete one PSU; unstratified designs) or ``"bootstrap"`` (Canty-Davison
-        rescaled bootstrap of PSUs within strata, as R's ``bootweights``).
+        ``"JK1"`` (delete one PSU; unstratified designs) or ``"subbootstrap"`` (the Rao-Wu
+        rescaling bootstrap of PSUs within strata, :func:`rao_wu_factors`, as R's
+        ``subbootweights``; like R's, without a finite-population correction).  It is the same
+        bootstrap as the end-to-end replicates of the effects, drawn over PSUs instead of
+        respondents.
     replicates
         Number of bootstrap replicates.
     rng
@@ -138,7 +141,7 @@ def as_replicate(
         fpc = float(s.fpc_factor()[0])
         scale = fpc * (n - 1.0) / n
         name = "JK1"
-    elif key == "bootstrap":
+    elif key == "subbootstrap":
         if factors is None:
             if rng is None:
                 raise ConfigError(
@@ -147,8 +150,7 @@ def as_replicate(
                     expected="numpy.random.Generator",
                     found="None",
                 )
-            fac_psu = _bootstrap_psu_factors(s.psu_stratum, s.popsize, replicates, rng)
-            fac = fac_psu[s.psu]
+            fac = rao_wu_factors(s.psu_stratum, None, replicates, rng)[s.psu]
         else:
             fac = np.asarray(factors, dtype=float)
             if fac.ndim != 2 or fac.shape[0] != len(w):
@@ -158,41 +160,20 @@ def as_replicate(
                     expected=f"shape ({len(w)}, R)",
                     found=str(fac.shape),
                 )
-        R = fac.shape[1]
-        harmonic = float(1.0 / np.mean(1.0 / n_h))
-        scale = harmonic / ((harmonic - 1.0) * (R - 1.0))
-        name = "bootstrap"
+        scale = 1.0 / (fac.shape[1] - 1.0)  # the replicates' sample variance
+        name = "subbootstrap"
     else:
         raise ConfigError(
             "Unknown replicate method",
             param="method",
-            expected="'JK1' or 'bootstrap'",
+            expected="'JK1' or 'subbootstrap'",
             found=repr(method),
+            hint="'subbootstrap' is the Rao-Wu rescaling bootstrap (R's as.svrepdesign type = 'subbootstrap')",
         )
     rw = fac * w[:, None]
     rw.flags.writeable = False
     reps = Replicates(rw, float(scale), np.ones(rw.shape[1]), bool(mse), name)
     return design.derive(replicates=reps)
-
-
-def _bootstrap_psu_factors(
-    psu_stratum: np.ndarray, popsize: np.ndarray | None, replicates: int, rng: np.random.Generator
-) -> np.ndarray:
-    """PSU resampling counts within strata (R's ``bootstratum``)."""
-    P = len(psu_stratum)
-    out = np.zeros((P, replicates))
-    for h in np.unique(psu_stratum):
-        members = np.flatnonzero(psu_stratum == h)
-        m = len(members)
-        for r in range(replicates):
-            perm = rng.permutation(members)
-            if popsize is None or not np.isfinite(popsize[h]):
-                draw = rng.choice(perm, size=m, replace=True)
-            else:
-                pseudo = np.resize(perm, int(np.rint(popsize[h])))
-                draw = rng.choice(pseudo, size=m, replace=False)
-            out[:, r] += np.bincount(draw, minlength=P)
-    return out
 
 
 def rao_wu_factors(

@@ -5,8 +5,10 @@ committed beside this script and wired into both engines by ``_quarto.yml`` (``r
 
 What it sets: A4 with 2.2 cm margins; the report's typeface (DejaVu Sans, as the figures) and
 colours; heading, caption, table and TOC styles; paragraph styles ``Source`` (source lines and
-table notes), ``Callout`` (notices) and ``Colofon``; a header with the publisher and a footer
-with the page number.
+table notes), ``Callout`` (notices), ``Colofon`` and ``Group Row`` (a table's group label, kept
+with the next row); a header with the publisher and a footer
+with the page number; automatic hyphenation in the text's language (Dutch unless pandoc's ``lang``
+says otherwise).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ INK = "1D2B3A"
 MUTED = "5D6874"
 ACCENT = "B08A00"
 PUBLISHER = "Departement Werk en Sociale Economie"
+#: the default language of the text (pandoc replaces it by the report's ``lang``: nl-BE or en-GB)
+LANG = "nl-BE"
 
 
 def _rpr(size_half_points: int | None = None, color: str | None = None, bold: bool = False, italic: bool = False) -> str:
@@ -60,8 +64,10 @@ def build(out: Path) -> Path:
         parts = {n: z.read(n) for n in z.namelist()}
     tmp.unlink()
     styles = parts["word/styles.xml"].decode("utf-8")
-    # defaults: the report's font, 9.5 pt, ink colour
-    styles = re.sub(r"<w:rPrDefault>.*?</w:rPrDefault>", f"<w:rPrDefault>{_rpr(19, INK)}</w:rPrDefault>", styles, flags=re.S)
+    # defaults: the report's font, 9.5 pt, ink colour, and a language (pandoc sets it to the report's),
+    # so that Word hyphenates with that language's rules
+    rpr_default = _rpr(19, INK).replace("</w:rPr>", f'<w:lang w:val="{LANG}" w:eastAsia="en-US" w:bidi="ar-SA"/></w:rPr>')
+    styles = re.sub(r"<w:rPrDefault>.*?</w:rPrDefault>", f"<w:rPrDefault>{rpr_default}</w:rPrDefault>", styles, flags=re.S)
     body = '<w:spacing w:before="0" w:after="120" w:line="264" w:lineRule="auto"/>'
     styles = _replace_style(styles, "Normal", f'<w:style w:type="paragraph" w:default="1" w:styleId="Normal"><w:name w:val="Normal"/><w:qFormat/><w:pPr>{body}</w:pPr>{_rpr(19, INK)}</w:style>')
     for sid, name in (("BodyText", "Body Text"), ("FirstParagraph", "First Paragraph"), ("Compact", "Compact")):
@@ -83,6 +89,8 @@ def build(out: Path) -> Path:
     styles = _replace_style(styles, "CaptionedFigure", '<w:style w:type="paragraph" w:styleId="CaptionedFigure"><w:name w:val="Captioned Figure"/><w:basedOn w:val="Normal"/><w:qFormat/><w:pPr><w:keepNext/><w:spacing w:before="160" w:after="0"/></w:pPr></w:style>')
     styles = _replace_style(styles, "Source", _style("Source", "Source", ppr='<w:spacing w:before="60" w:after="200"/>', rpr=_rpr(15, MUTED)))
     styles = _replace_style(styles, "Callout", _style("Callout", "Callout", ppr=f'<w:pBdr><w:left w:val="single" w:sz="24" w:space="8" w:color="{ACCENT}"/></w:pBdr><w:shd w:val="clear" w:color="auto" w:fill="F4F5F6"/><w:spacing w:before="60" w:after="60"/><w:ind w:left="200" w:right="200"/>', rpr=_rpr(18, INK)))
+    # a table's group row (a label above its rows): kept with the next row, so no page ends with it
+    styles = _replace_style(styles, "GroupRow", _style("GroupRow", "Group Row", based="Compact", ppr='<w:keepNext/><w:spacing w:before="40" w:after="20"/>', rpr=_rpr(16, INK, bold=True)))
     styles = _replace_style(styles, "Colofon", _style("Colofon", "Colofon", ppr='<w:spacing w:before="0" w:after="80"/>', rpr=_rpr(17, INK)))
     styles = _replace_style(styles, "TOCHeading", f'<w:style w:type="paragraph" w:styleId="TOCHeading"><w:name w:val="TOC Heading"/><w:basedOn w:val="Heading1"/><w:next w:val="BodyText"/><w:uiPriority w:val="39"/><w:unhideWhenUsed/><w:qFormat/><w:pPr><w:outlineLvl w:val="9"/></w:pPr>{_rpr(26, INK, bold=True)}</w:style>')
     # tables: rules above and below the header and at the end, 8 pt text
@@ -97,6 +105,16 @@ def build(out: Path) -> Path:
     styles = _replace_style(styles, "Table", table)
     styles = _replace_style(styles, "Hyperlink", '<w:style w:type="character" w:styleId="Hyperlink"><w:name w:val="Hyperlink"/><w:basedOn w:val="BodyTextChar"/><w:rPr><w:color w:val="0B5CAD"/></w:rPr></w:style>')
     parts["word/styles.xml"] = styles.encode("utf-8")
+
+    # automatic hyphenation: a long word in a narrow column (a column name such as
+    # "Respondenten") is hyphenated instead of running past its cell or breaking at any letter
+    settings = parts["word/settings.xml"].decode("utf-8")
+    settings = re.sub(r"<w:(autoHyphenation|consecutiveHyphenLimit|hyphenationZone)\b[^>]*/>", "", settings)
+    hyphenation = '<w:autoHyphenation w:val="true"/><w:consecutiveHyphenLimit w:val="2"/><w:hyphenationZone w:val="284"/>'
+    settings = re.sub(r"(<w:defaultTabStop\b[^>]*/>)", lambda m: m.group(1) + hyphenation, settings, count=1)
+    if "<w:autoHyphenation" not in settings:
+        raise RuntimeError("pandoc's reference settings.xml has no defaultTabStop to place the hyphenation after")
+    parts["word/settings.xml"] = settings.encode("utf-8")
 
     # header (publisher) and footer (page number)
     ns = f'xmlns:w="{W}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'

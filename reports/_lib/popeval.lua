@@ -11,14 +11,18 @@ Without Quarto (popeval's fallback engine) this filter also provides:
   * cross-references: a `::: {#tbl-x}` div holding a captioned table and a figure `{#fig-x}` are
     numbered in order ("Tabel 1: ...", "Figuur 1: ..."), `@tbl-x` / `@fig-x` become "Tabel 1" /
     "Figuur 1" linked to them; an unknown reference stops the render;
-  * `fig-alt`: the figure's image gets its own description (HTML alt, DOCX descr, PDF /Alt).
+  * `fig-alt`: the figure's image gets its own description (HTML alt, DOCX descr, PDF /Alt);
+  * in Typst, figures stay where the text puts them (no floats, so none lands between the two
+    parts of a table broken over two pages), and a table's group rows become subheaders that
+    never end a page alone and are repeated above their group's rows on the next page.
 
 House style, both engines:
 
   * table column widths that add up to the text width; in Typst, column names hyphenated where
     they are longer than their column;
   * `::: {.source}` (source lines and table notes) and `::: {.colofon}` blocks styled in Typst
-    (small, muted) and DOCX (paragraph styles "Source" and "Colofon" of the reference document).
+    (small, muted) and DOCX (paragraph styles "Source" and "Colofon" of the reference document);
+  * in DOCX, a table's group rows in the paragraph style "Group Row" (kept with the next row).
 ]]
 
 local in_quarto = (quarto ~= nil)
@@ -242,9 +246,9 @@ local function figures()
         if source then
           cap = cap .. ' #linebreak() #text(size: 7.5pt, weight: "regular", fill: ' .. 'rgb("#5d6874")' .. ")[" .. source .. "]"
         end
-        -- a figure floats to where it fits (top or bottom of a page), so no page is left half empty;
-        -- its source line travels with it, in the caption
-        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image, placement: auto)" .. label)
+        -- a figure stays where the text puts it (it never floats: a float can land between the two
+        -- parts of a table broken over two pages); its source line travels with it, in the caption
+        return pandoc.RawBlock("typst", '#figure(image("' .. typst_escape_string(src) .. '", width: ' .. w .. alt_arg .. "), caption: [" .. cap .. "], kind: image)" .. label)
       end
       return fig
     end,
@@ -252,6 +256,13 @@ local function figures()
 end
 
 -- ------------------------------------------------------------------ house style (both engines)
+-- A group row: a bold label spanning every column (analysis.reporting.Group).
+local function is_group_row(row, ncol)
+  if #row.cells ~= 1 or row.cells[1].col_span ~= ncol then return false end
+  local c = row.cells[1].contents
+  return #c == 1 and (c[1].t == "Plain" or c[1].t == "Para") and #c[1].content == 1 and c[1].content[1].t == "Strong"
+end
+
 local MUTED_TYPST = 'rgb("#5d6874")'
 
 -- In Typst a table's source line becomes the table's last (footer) row, so a page break can never
@@ -314,15 +325,27 @@ local function style()
           end
         end
       end
+      -- in DOCX a group row has the paragraph style "Group Row" of the reference document (keep
+      -- with next): Word never ends a page with it
+      if is_format("docx") then
+        for _, body in ipairs(t.bodies) do
+          for _, row in ipairs(body.body) do
+            if is_group_row(row, #t.colspecs) then
+              row.cells[1].contents = { pandoc.Div({ pandoc.Para(row.cells[1].contents[1].content) }, { ["custom-style"] = "Group Row" }) }
+            end
+          end
+        end
+      end
       -- a column name longer than its column is hyphenated (in the report's language) instead of
-      -- running into the next column; body cells keep breaking between words only
+      -- running into the next column; body cells keep breaking between words only.  Every header
+      -- row is bold (also the column names under column groups)
       if is_format("typst") then
         for _, row in ipairs(t.head.rows) do
           for _, cell in ipairs(row.cells) do
             local blocks = pandoc.List()
             for _, b in ipairs(cell.contents) do
               if b.t == "Plain" or b.t == "Para" then
-                local inl = pandoc.List({ pandoc.RawInline("typst", "#text(hyphenate: true)[") })
+                local inl = pandoc.List({ pandoc.RawInline("typst", "#text(hyphenate: true, weight: \"bold\")[") })
                 inl:extend(b.content)
                 inl:insert(pandoc.RawInline("typst", "]"))
                 blocks:insert(pandoc.Plain(inl))
@@ -356,6 +379,36 @@ local function style()
   }
 end
 
+-- ------------------------------------------------------------------ group rows (Typst)
+-- A group row (a bold label spanning every column, written by analysis.reporting.GridTable) becomes
+-- a Typst subheader, `table.header(level: 2)`: Typst never leaves it alone at the foot of a page
+-- (it moves to the next page with the group's first row) and repeats it above the rows of its group
+-- that continue on the next page.  pandoc writes the table; its group rows are then rewritten.
+local GROUP_MARK = "/*popeval-group*/"
+
+local function group_subheaders()
+  return {
+    Table = function(t)
+      if not is_format("typst") then return nil end
+      local marked = 0
+      for _, body in ipairs(t.bodies) do
+        for _, row in ipairs(body.body) do
+          if is_group_row(row, #t.colspecs) then
+            row.cells[1].contents[1].content:insert(1, pandoc.RawInline("typst", GROUP_MARK))
+            marked = marked + 1
+          end
+        end
+      end
+      if marked == 0 then return nil end
+      local typ = pandoc.write(pandoc.Pandoc({ t }), "typst")
+      local n
+      typ, n = typ:gsub("table%.cell%(([^)\n]*)%)%[/%*popeval%-group%*/(.-)%],\n", "table.header(level: 2, table.cell(%1)[%2]),\n")
+      if n ~= marked then error("popeval.lua: " .. marked .. " group rows, " .. n .. " written as subheaders") end
+      return pandoc.RawBlock("typst", typ)
+    end,
+  }
+end
+
 -- ------------------------------------------------------------------ the filter
 if in_quarto then
   return { sources_into_tables(), style() }
@@ -371,4 +424,5 @@ return {
   figures(),
   sources_into_tables(),
   style(),
+  group_subheaders(),
 }

@@ -122,7 +122,7 @@ cases$strat_rake_joint <- case(rake(dstrat, list(~stype + sch.wide, ~awards), li
 # weights from the fpc alone (no weights column): N / n per stratum
 cases$clus1_fpc_only <- case(svydesign(id = ~dnum, fpc = ~fpc, data = clus1), "svydesign(id = ~dnum, fpc = ~fpc)")
 
-# replicate designs: JK1 (clus1) and bootstrap (clus1 and strat)
+# replicate designs: JK1 (clus1) and the Rao-Wu rescaling bootstrap (clus1 and strat)
 jclus1 <- as.svrepdesign(dclus1, type = "JK1", compress = FALSE)
 cases$clus1_jk1_base <- case(jclus1, "as.svrepdesign(dclus1, type = 'JK1')")
 cases$clus1_jk1_rake <- case(rake(jclus1, rake_margins, rake_pops, control = tight), "rake(jk1, ...)")
@@ -137,11 +137,11 @@ cases$clus1_jk1_cal_logit <- case(calibrate(jclus1, ~stype + api99, cal_lin_pop,
                                   "calibrate(jk1, ~stype + api99, pop, calfun = 'logit', bounds = c(0.4, 3))")
 
 set.seed(20261123)
-bclus1 <- as.svrepdesign(dclus1, type = "bootstrap", replicates = 50, compress = FALSE)
-bstrat <- as.svrepdesign(dstrat, type = "bootstrap", replicates = 50, compress = FALSE)
-cases$clus1_boot_base <- case(bclus1, "as.svrepdesign(dclus1, type = 'bootstrap', replicates = 50)")
+bclus1 <- as.svrepdesign(dclus1, type = "subbootstrap", replicates = 50, compress = FALSE)
+bstrat <- as.svrepdesign(dstrat, type = "subbootstrap", replicates = 50, compress = FALSE)
+cases$clus1_boot_base <- case(bclus1, "as.svrepdesign(dclus1, type = 'subbootstrap', replicates = 50)")
 cases$clus1_boot_rake <- case(rake(bclus1, rake_margins, rake_pops, control = tight), "rake(boot, ...)")
-cases$strat_boot_base <- case(bstrat, "as.svrepdesign(dstrat, type = 'bootstrap', replicates = 50)")
+cases$strat_boot_base <- case(bstrat, "as.svrepdesign(dstrat, type = 'subbootstrap', replicates = 50)")
 cases$strat_boot_rake <- case(rake(bstrat, rake_margins, rake_pops, control = tight), "rake(boot, ...)")
 cases$strat_boot_cal_linear <- case(calibrate(bstrat, ~stype + api99, cal_lin_pop, compress = FALSE),
                                     "calibrate(boot, ~stype + api99, pop)")
