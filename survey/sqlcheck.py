@@ -21,7 +21,7 @@ from survey.errors import DataValidationError
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
 
-__all__ = ["FALSE_VALUES", "TRUE_VALUES", "CheckOptions", "check_columns", "check_unique_key", "codes_found", "first_row", "found_text", "lit", "q", "text_sql", "vocabulary_of"]
+__all__ = ["FALSE_VALUES", "TRUE_VALUES", "Check", "CheckOptions", "ColumnChecks", "check_columns", "check_unique_key", "codes_found", "column_checks", "first_row", "found_text", "lit", "q", "raise_first", "text_sql", "vocabulary_of"]
 
 #: Values read as true / false in a flag column (besides a file's own ``true_values``/``false_values``).
 TRUE_VALUES = ("1", "true", "True", "TRUE", "J", "j", "Y", "y")
@@ -110,8 +110,13 @@ def check_unique_key(con: duckdb.DuckDBPyConnection, relation: str, table: Table
     if not table.key:
         return
     keys = ", ".join(q(k) for k in table.key)
-    # one hash aggregate finds the repeated keys (none in a good file: no sort, no window);
-    # only then is the first repeated row looked up
+    # a repeated key repeats its hash: an aggregate over the 64-bit hashes (no strings in its hash
+    # table) proves a good file has none; only when some hash repeats are the keys themselves
+    # grouped (a hash collision costs that query, never a wrong answer), then the first repeated
+    # row looked up
+    repeated = con.execute(f"SELECT count(*) FROM (SELECT hash({keys}) AS h FROM {relation} GROUP BY h HAVING count(*) > 1)").fetchall()[0][0]
+    if not repeated:
+        return
     dup = f"SELECT {keys}, count(*) AS c, min(source_row) AS first_row FROM {relation} GROUP BY ALL HAVING count(*) > 1"
     n_dup = int(con.execute(f"SELECT coalesce(sum(c - 1), 0) FROM ({dup})").fetchall()[0][0])
     if not n_dup:
@@ -139,6 +144,160 @@ def check_unique_key(con: duckdb.DuckDBPyConnection, relation: str, table: Table
     )
 
 
+@dataclass(frozen=True)
+class Check:
+    """One check of a column: the rows where ``cond`` holds break it."""
+
+    column: Column
+    cond: str
+    value: str
+    expected: str
+    hint: str
+    title: str
+    pattern: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnChecks:
+    """The checks of every column of a table over a relation, and the typed SELECT list (nothing executed).
+
+    Attributes
+    ----------
+    checks
+        In the order of the data model's columns and of the checks.
+    select
+        The typed SELECT list over the relation itself.
+    helpers
+        ``expression AS name`` items computed once per row (a number or a date parsed once, not in
+        every check that reads it); ``checks`` and ``select_helped`` read them from :meth:`relation`.
+    select_helped
+        The typed SELECT list over :meth:`relation`.
+    """
+
+    checks: tuple[Check, ...]
+    select: str
+    helpers: tuple[str, ...]
+    select_helped: str
+
+    def relation(self, src: str) -> str:
+        """``src`` with the helper columns added (the relation the checks read)."""
+        return f"(SELECT *, {', '.join(self.helpers)} FROM {src})" if self.helpers else src
+
+
+def column_checks(table: Table, text: Mapping[str, str], *, options: CheckOptions | None = None) -> ColumnChecks:
+    """Build the checks of every column of ``table`` (see :func:`check_columns`) without running them.
+
+    ``text`` maps each variable to the SQL of its value as text.
+    """
+    from survey.datamodel import SCHOOL_YEARS
+
+    spec = options or CheckOptions()
+    true_vals = tuple(TRUE_VALUES) + tuple(spec.true_values)
+    false_vals = tuple(FALSE_VALUES) + tuple(spec.false_values)
+    decimal = spec.decimal
+    where = spec.where
+    select: list[str] = []
+    helped: list[str] = []
+    helpers: list[str] = []
+    checks: list[Check] = []
+
+    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str, pattern: str | None = None) -> None:
+        checks.append(Check(col, cond, t, expected, hint, title, pattern))
+
+    def helper(expr: str) -> str:
+        name = f"_popeval_h{len(helpers)}"
+        helpers.append(f"{expr} AS {name}")
+        return name
+
+    for col in table.columns:
+        t = f"({text[col.name]})"
+        if not col.nullable:
+            fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
+        if col.dtype in ("str", "category"):
+            pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
+            if col.name in spec.patterns:
+                pattern = spec.patterns[col.name] or None
+            if pattern is not None:
+                fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
+                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value",
+                     pattern)
+            if col.dtype == "category":
+                allowed = vocabulary_of(col)
+                if col.name == "school_year" and spec.mapped:
+                    ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
+                          f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
+                    fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
+                         f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
+                elif col.name == "school_year":
+                    allowed = [c.code for c in SCHOOL_YEARS]
+                if not (col.name == "school_year" and spec.mapped):
+                    cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
+                    fail(col, cond, t, "one of " + ", ".join(allowed),
+                         "recode the value to the data model's codes (see data_raw/README.md)" + (f", or map them in [{where}.codes.{col.name}]" if where else ""),
+                         _CODES_CHECK)
+            item = f"CAST({t} AS VARCHAR) AS {q(col.name)}"
+            select.append(item)
+            helped.append(item)
+        elif col.dtype in ("int", "float"):
+            tt = f"replace({t}, ',', '.')" if decimal == "," else t
+            parse = f"TRY_CAST(trim({tt}) AS DOUBLE)"
+            num = helper(parse)  # parsed once per row, read by every check below
+            bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
+            fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
+                 "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
+            rng = []
+            if col.min is not None:
+                rng.append(f"{num} < {col.min}")
+            if col.max is not None:
+                rng.append(f"{num} > {col.max}")
+            if rng:
+                fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
+            typ = "BIGINT" if col.dtype == "int" else "DOUBLE"
+            select.append(f"CAST({parse} AS {typ}) AS {q(col.name)}")
+            helped.append(f"CAST({num} AS {typ}) AS {q(col.name)}")
+        elif col.dtype == "bool":
+            tv = ", ".join(lit(v) for v in true_vals)
+            fv = ", ".join(lit(v) for v in false_vals)
+            extra = f"; or set true_values/false_values for [{where}]" if where else ""
+            fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
+                 "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
+                 "encode the flag as 0/1" + extra, "Wrong type")
+            item = f"coalesce({t} IN ({tv}), false) AS {q(col.name)}"
+            select.append(item)
+            helped.append(item)
+        elif col.dtype == "date":
+            fmt = spec.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
+            parse = f"TRY_STRPTIME({t}, {lit(fmt)})"
+            parsed = helper(parse)
+            shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
+            human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
+            fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
+                 "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if where else ""), "Wrong type")
+            select.append(f"CAST({parse} AS DATE) AS {q(col.name)}")
+            helped.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
+        else:  # pragma: no cover
+            raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
+    return ColumnChecks(tuple(checks), ", ".join(select), tuple(helpers), ", ".join(helped))
+
+
+def raise_first(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: str | Path, checks: ColumnChecks,
+                counts: tuple[int, ...] | None = None, *, columns: Mapping[str, str | None] | None = None) -> None:
+    """Raise the first failing check (in the data model's order) in detail; ``counts`` as counted, or counted here in one scan."""
+    rel = checks.relation(src)
+    if counts is None:
+        counts = con.execute(f"SELECT {', '.join(f'count_if({c.cond})' for c in checks.checks)} FROM {rel}").fetchall()[0] if checks.checks else ()
+    columns = columns or {}
+    for c, n in zip(checks.checks, counts, strict=True):
+        if not n:
+            continue
+        column = columns.get(c.column.name) or c.column.name
+        if c.title == _CODES_CHECK:
+            found, row, _ = codes_found(con, rel, c.value, c.cond)
+            raise DataValidationError(f"Unknown code in {table.name}", file=path, row=row, column=column, expected=c.expected, found=found, hint=c.hint)
+        n, row, val = first_row(con, rel, c.cond, c.value)
+        raise DataValidationError(f"{c.title} in {table.name}", file=path, row=row, column=column, expected=c.expected, found=found_text(val, n), hint=c.hint)
+
+
 def check_columns(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: str | Path, text: Mapping[str, str], *,
                   columns: Mapping[str, str | None] | None = None, options: CheckOptions | None = None) -> str:
     """Check every column of ``table`` in SQL over ``src``; return the typed SELECT list.
@@ -163,92 +322,9 @@ def check_columns(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: 
     columns and of the checks) is looked at in detail and raised as a
     :class:`~survey.errors.DataValidationError` naming file, row, column, expected, found and hint.
     """
-    from survey.datamodel import SCHOOL_YEARS
-
-    spec = options or CheckOptions()
-    columns = columns or {}
-    plan_text = text
-    true_vals = tuple(TRUE_VALUES) + tuple(spec.true_values)
-    false_vals = tuple(FALSE_VALUES) + tuple(spec.false_values)
-    decimal = spec.decimal
-    where = spec.where
-    select: list[str] = []
-    # every check is collected first and counted in ONE scan; only the first failing one (in the order
-    # of the data model's columns and of the checks) is then looked at in detail
-    checks: list[tuple[Column, str, str, str, str, str]] = []
-
-    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str) -> None:
-        checks.append((col, cond, t, expected, hint, title))
-
-    for col in table.columns:
-        t = f"({plan_text[col.name]})"
-        if not col.nullable:
-            fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
-        if col.dtype in ("str", "category"):
-            pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
-            if col.name in spec.patterns:
-                pattern = spec.patterns[col.name] or None
-            if pattern is not None:
-                fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
-                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value")
-            if col.dtype == "category":
-                allowed = vocabulary_of(col)
-                if col.name == "school_year" and spec.mapped:
-                    ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
-                          f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
-                    fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
-                         f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
-                elif col.name == "school_year":
-                    allowed = [c.code for c in SCHOOL_YEARS]
-                if not (col.name == "school_year" and spec.mapped):
-                    cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
-                    fail(col, cond, t, "one of " + ", ".join(allowed),
-                         "recode the value to the data model's codes (see data_raw/README.md)" + (f", or map them in [{where}.codes.{col.name}]" if where else ""),
-                         _CODES_CHECK)
-            select.append(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
-        elif col.dtype in ("int", "float"):
-            tt = f"replace({t}, ',', '.')" if decimal == "," else t
-            num = f"TRY_CAST(trim({tt}) AS DOUBLE)"
-            bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
-            fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
-                 "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
-            rng = []
-            if col.min is not None:
-                rng.append(f"{num} < {col.min}")
-            if col.max is not None:
-                rng.append(f"{num} > {col.max}")
-            if rng:
-                fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
-            select.append(f"CAST({num} AS {'BIGINT' if col.dtype == 'int' else 'DOUBLE'}) AS {q(col.name)}")
-        elif col.dtype == "bool":
-            tv = ", ".join(lit(v) for v in true_vals)
-            fv = ", ".join(lit(v) for v in false_vals)
-            extra = f"; or set true_values/false_values for [{where}]" if where else ""
-            fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
-                 "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
-                 "encode the flag as 0/1" + extra, "Wrong type")
-            select.append(f"coalesce({t} IN ({tv}), false) AS {q(col.name)}")
-        elif col.dtype == "date":
-            fmt = spec.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
-            parsed = f"TRY_STRPTIME({t}, {lit(fmt)})"
-            shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
-            human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
-            fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
-                 "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if where else ""), "Wrong type")
-            select.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
-        else:  # pragma: no cover
-            raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
-    counts = con.execute(f"SELECT {', '.join(f'count_if({c[1]})' for c in checks)} FROM {src}").fetchall()[0] if checks else ()
-    for (col, cond, t, expected, hint, title), n in zip(checks, counts, strict=True):
-        if not n:
-            continue
-        column = columns.get(col.name) or col.name
-        if title == _CODES_CHECK:
-            found, row, _ = codes_found(con, src, t, cond)
-            raise DataValidationError(f"Unknown code in {table.name}", file=path, row=row, column=column, expected=expected, found=found, hint=hint)
-        n, row, val = first_row(con, src, cond, t)
-        raise DataValidationError(f"{title} in {table.name}", file=path, row=row, column=column, expected=expected, found=found_text(val, n), hint=hint)
-    return ", ".join(select)
+    checks = column_checks(table, text, options=options)
+    raise_first(con, src, table, path, checks, columns=columns)
+    return checks.select
 
 
 

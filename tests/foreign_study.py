@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from study_toml import study_settings, write_study_toml
 
 SNAP = Path("survey") / "461283" / "20230704T080000Z"
 
@@ -46,19 +47,12 @@ LIKERT = {"1": "A1", "2": "A2", "3": "A3", "4": "A4", "5": "A5", "99": "A6"}
 REVERSED = {"A1": "A5", "A2": "A4", "A4": "A2", "A5": "A1"}
 #: The survey's own outcomes (``own_outcomes=True``) and the demo outcome each one holds.
 OWN_OUTCOMES = {"career": "stronger", "skills": "job_better", "confidence": "promotion"}
-OWN_OUTCOMES_TOML = """[survey.outcomes.career]
-nl = "Betere loopbaankansen"
-en = "Better career prospects"
-
-[survey.outcomes.skills]
-nl = "Nieuwe vaardigheden in de job"
-en = "New skills in the job"
-direction = "descending"   # A1 = helemaal akkoord
-
-[survey.outcomes.confidence]
-nl = "Meer zelfvertrouwen"
-en = "More self-confidence"
-"""
+#: Their labels (``[survey.outcomes]``); ``skills`` is asked on a descending scale (A1 = helemaal akkoord).
+OWN_OUTCOME_LABELS = {
+    "career": {"nl": "Betere loopbaankansen", "en": "Better career prospects"},
+    "skills": {"nl": "Nieuwe vaardigheden in de job", "en": "New skills in the job", "direction": "descending"},
+    "confidence": {"nl": "Meer zelfvertrouwen", "en": "More self-confidence"},
+}
 
 
 def _pick(rng: np.random.Generator, options: dict[str, tuple], values: pd.Series) -> list:
@@ -72,12 +66,15 @@ def _id_ranks(ids: pd.Series, base: int) -> pd.Series:
     return ids.map(order).astype("int64") + base
 
 
-def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False) -> Path:
+def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_outcomes: bool = False, long_keys: bool = False,
+          xlsx: bool = True) -> Path:
     """Write the foreign study into ``out`` and return the path of its study TOML.
 
     With ``own_outcomes`` the survey asks three outcomes of its own (:data:`OWN_OUTCOMES`): the
     demo's first three under other names, the second on a descending scale (A1 = agree most), and
     no fourth.  With ``long_keys`` the person keys are 64 hex digits (another agency's pseudonyms).
+    Without ``xlsx`` the Excel copy of the applications is not written (the study reads the
+    ``.sav``; writing the ``.xlsx`` costs more than the rest of the study).
     """
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +126,8 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_
         column_labels={"rijksregisternummer_pseudo": "Pseudoniem rijksregisternummer", "maatregel": "Maatregel"},
         variable_value_labels={"geslacht": {1: "M", 2: "V"}, "opleidingsdomein": DOMAIN_LABELS},
     )
-    _write_xlsx(f, out / "aanvragen.xlsx")
+    if xlsx:
+        _write_xlsx(f, out / "aanvragen.xlsx")
 
     # ---------------------------------------------------------------- VDAB
     def dmy(s: pd.Series) -> pd.Series:
@@ -200,16 +198,8 @@ def build(demo: Path, out: Path, *, raw_insz: bool = False, seed: int = 11, own_
     )
     part.to_csv(out / "deelnemers.csv", index=False, lineterminator="\n")
     shutil.copy(demo / "provenance.json", out / "provenance.json")
-    toml = out / "study.toml"
-    text = STUDY_TOML.format(pseudonymise="true" if raw_insz else "false")
-    if own_outcomes:
-        start, end = text.index("stronger = "), text.index("sex_reported = ")
-        text = text[:start] + 'career = "Q5_SQ001"\nskills = "Q5[SQ002]"\nconfidence = "Q5_SQ003"\n' + text[end:]
-        start, end = text.index("[survey.answers.stronger]"), text.index("[survey.answers.pop_reported]")
-        answers = "".join(f"[survey.answers.{n}]\n" + "".join(f'{a} = "{c}"\n' for c, a in LIKERT.items()) + "\n" for n in OWN_OUTCOMES)
-        text = text[:start] + OWN_OUTCOMES_TOML + "\n" + answers + text[end:]
-    toml.write_text(text, encoding="utf-8")
-    return toml
+    return write_study_toml(out / "study.toml", _settings(raw_insz=raw_insz, own_outcomes=own_outcomes),
+                            comment="A study described through configuration alone: the files as the agencies deliver them.")
 
 
 def _write_xlsx(f: pd.DataFrame, path: Path) -> None:
@@ -229,156 +219,65 @@ def _write_xlsx(f: pd.DataFrame, path: Path) -> None:
     wb.save(path)
 
 
-STUDY_TOML = '''# A study described through configuration alone: the files as the agencies deliver them.
-[study]
-name = "nieuwe-golf"
-seed = 7
-derived_dir = "derived"
+#: The survey's columns: popeval variable = the survey's question code.
+SURVEY_COLUMNS = {
+    "inc_oc": "Q0[SQ001]", "inc_vov": "Q0[SQ002]", "inc_vapok": "Q0[SQ003]", "inc_none": "Q0[SQ004]",
+    "train_domain": "Q1", "train_domain_other": "Q1[other]", "guidance": "Q2", "pop_reported": "Q3", "hours": "Q4",
+    "stronger": "Q5_SQ001", "job_better": "Q5[SQ002]", "promotion": "Q5_SQ003", "satisfaction": "Q5_SQ004",
+    "sex_reported": "Q6", "birth_year_reported": "Q7", "educ_reported": "Q8", "remarks": "Q9",
+}
+#: The answer codes of a Likert question: the survey's code = popeval's code.
+LIKERT_ANSWERS = {a: c for c, a in LIKERT.items()}
 
-[survey]
-survey_id = 461283
-snapshot = "enquete"
-participants = "deelnemers.csv"
-key_attribute = "attribute_2"
+DWSE = {
+    "file": "aanvragen.sav",
+    "true_values": ["ja"],
+    "false_values": ["nee"],
+    "columns": {
+        "application_id": "aanvraagnummer", "person_key": "rijksregisternummer_pseudo", "incentive": "maatregel",
+        "school_year": "schooljaar", "application_date": "aanvraagdatum", "status": "beslissing",
+        "training_id": "opleidingsnummer", "training_domain": "opleidingsdomein", "in_databank": "in_opleidingsdatabank",
+        "pop_based": "pop_attest", "sex": "geslacht", "birth_year": "geboortejaar", "educ": "onderwijsniveau",
+        "nace": "nace_code", "company_size": "aantal_werknemers", "province": "provincie_nis", "statute": "statuut",
+    },
+    "rules": {"school_year": "school_year", "educ": "isced2011", "nace": "nace_bel", "company_size": "headcount", "province": "nis"},
+    "codes": {
+        "incentive": {"Opleidingscheques": "OC", "Vlaams opleidingsverlof": "VOV", "Aanmoedigingspremie opleidingskrediet": "VAPOK"},
+        "status": {"Goedgekeurd": "goedgekeurd", "Geweigerd": "geweigerd"},
+        "training_domain": {"Zorg en welzijn": "ZORG", "Onderwijs": "ONDERWIJS", "ICT": "ICT", "Talen": "TALEN", "Techniek": "TECHNIEK",
+                            "Management": "MANAGEMENT", "Transport": "TRANSPORT", "Overige": "OVERIG"},
+        "province": {"00000": "BUI"},
+        "statute": {"Arbeider": "arbeider", "Bediende": "bediende", "Ambtenaar": "ambtenaar", "Uitzendkracht": "uitzendkracht"},
+    },
+}
 
-[survey.columns]
-inc_oc = "Q0[SQ001]"
-inc_vov = "Q0[SQ002]"
-inc_vapok = "Q0[SQ003]"
-inc_none = "Q0[SQ004]"
-train_domain = "Q1"
-train_domain_other = "Q1[other]"
-guidance = "Q2"
-pop_reported = "Q3"
-hours = "Q4"
-stronger = "Q5_SQ001"
-job_better = "Q5[SQ002]"
-promotion = "Q5_SQ003"
-satisfaction = "Q5_SQ004"
-sex_reported = "Q6"
-birth_year_reported = "Q7"
-educ_reported = "Q8"
-remarks = "Q9"
+VDAB = {
+    "file": "trajecten.csv",
+    "columns": {
+        "trajectory_id": "trajectnummer", "person_key": "klant_id", "start_date": "startdatum", "end_date": "einddatum",
+        "loopbaancentrum": "loopbaancentrum", "pop_made": "pop_opgemaakt", "pop_attest": "pop_attest",
+        "attest_training_id": "opleiding_attest",
+    },
+    "extract": {"loopbaancentrum": r"LBC\d{3}"},
+}
 
-[survey.answers.stronger]
-A1 = "1"
-A2 = "2"
-A3 = "3"
-A4 = "4"
-A5 = "5"
-A6 = "99"
 
-[survey.answers.job_better]
-A1 = "1"
-A2 = "2"
-A3 = "3"
-A4 = "4"
-A5 = "5"
-A6 = "99"
-
-[survey.answers.promotion]
-A1 = "1"
-A2 = "2"
-A3 = "3"
-A4 = "4"
-A5 = "5"
-A6 = "99"
-
-[survey.answers.satisfaction]
-A1 = "1"
-A2 = "2"
-A3 = "3"
-A4 = "4"
-A5 = "5"
-A6 = "99"
-
-[survey.answers.pop_reported]
-A1 = "Y"
-A2 = "N"
-
-[admin]
-pseudonymise = {pseudonymise}
-
-[admin.dwse]
-file = "aanvragen.sav"
-true_values = ["ja"]
-false_values = ["nee"]
-
-[admin.dwse.columns]
-application_id = "aanvraagnummer"
-person_key = "rijksregisternummer_pseudo"
-incentive = "maatregel"
-school_year = "schooljaar"
-application_date = "aanvraagdatum"
-status = "beslissing"
-training_id = "opleidingsnummer"
-training_domain = "opleidingsdomein"
-in_databank = "in_opleidingsdatabank"
-pop_based = "pop_attest"
-sex = "geslacht"
-birth_year = "geboortejaar"
-educ = "onderwijsniveau"
-nace = "nace_code"
-company_size = "aantal_werknemers"
-province = "provincie_nis"
-statute = "statuut"
-
-[admin.dwse.rules]
-school_year = "school_year"
-educ = "isced2011"
-nace = "nace_bel"
-company_size = "headcount"
-province = "nis"
-
-[admin.dwse.codes.incentive]
-Opleidingscheques = "OC"
-"Vlaams opleidingsverlof" = "VOV"
-"Aanmoedigingspremie opleidingskrediet" = "VAPOK"
-
-[admin.dwse.codes.status]
-Goedgekeurd = "goedgekeurd"
-Geweigerd = "geweigerd"
-
-[admin.dwse.codes.training_domain]
-"Zorg en welzijn" = "ZORG"
-Onderwijs = "ONDERWIJS"
-ICT = "ICT"
-Talen = "TALEN"
-Techniek = "TECHNIEK"
-Management = "MANAGEMENT"
-Transport = "TRANSPORT"
-Overige = "OVERIG"
-
-[admin.dwse.codes.province]
-"00000" = "BUI"
-
-[admin.dwse.codes.statute]
-Arbeider = "arbeider"
-Bediende = "bediende"
-Ambtenaar = "ambtenaar"
-Uitzendkracht = "uitzendkracht"
-
-[admin.vdab]
-file = "trajecten.csv"
-
-[admin.vdab.columns]
-trajectory_id = "trajectnummer"
-person_key = "klant_id"
-start_date = "startdatum"
-end_date = "einddatum"
-loopbaancentrum = "loopbaancentrum"
-pop_made = "pop_opgemaakt"
-pop_attest = "pop_attest"
-attest_training_id = "opleiding_attest"
-
-[admin.vdab.extract]
-loopbaancentrum = "LBC\\\\d{{3}}"
-
-[effects]
-replicates = 0
-workers = 1
-methods = ["matching", "regression", "ipw", "naive"]
-
-[report]
-render = false
-'''
+def _settings(*, raw_insz: bool, own_outcomes: bool) -> dict[str, dict]:
+    """The foreign study's settings: its files, the survey's codes and the extracts' columns, codes and rules."""
+    demo_outcomes = ("stronger", "job_better", "promotion", "satisfaction")
+    outcomes = {own: SURVEY_COLUMNS[demo] for own, demo in OWN_OUTCOMES.items()} if own_outcomes else {o: SURVEY_COLUMNS[o] for o in demo_outcomes}
+    columns: dict[str, str] = {}
+    for var, code in SURVEY_COLUMNS.items():
+        if var == demo_outcomes[0]:
+            columns.update(outcomes)  # the outcomes where the demo's are
+        if var not in demo_outcomes:
+            columns[var] = code
+    survey: dict = {"survey_id": 461283, "snapshot": "enquete", "participants": "deelnemers.csv", "key_attribute": "attribute_2"}
+    if own_outcomes:
+        survey["outcomes"] = OWN_OUTCOME_LABELS
+    survey["columns"] = columns
+    survey["answers"] = {**dict.fromkeys(outcomes, LIKERT_ANSWERS), "pop_reported": {"A1": "Y", "A2": "N"}}
+    return study_settings(
+        "nieuwe-golf", methods=("matching", "regression", "ipw", "naive"), survey=survey,
+        admin={"pseudonymise": raw_insz, "dwse": DWSE, "vdab": VDAB},
+    )

@@ -29,7 +29,7 @@ def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     demo = tmp_path_factory.mktemp("err_demo")
     generate(persons=1_500, seed=5, out=demo)
-    return build(demo, tmp_path_factory.mktemp("err_foreign")).parent
+    return build(demo, tmp_path_factory.mktemp("err_foreign"), xlsx=False).parent
 
 
 def _specs(foreign: Path, dwse: dict | None = None, vdab: dict | None = None):
@@ -217,9 +217,23 @@ def test_csv_parse_error_never_echoes_the_line(foreign: Path, tmp_path: Path) ->
         ({"file": "x.sav", "delimeter": ";"}, "admin.dwse.delimeter", "delimiter"),
         ({"file": "x.csv", "format": "xls"}, "admin.dwse.format", "xlsx"),
         ({"columns": {"educ": "x"}}, "admin.dwse.file", "path"),
+        (5, "admin.dwse", "a table with file"),
+        ({"file": "x.sav", "columns": {"educ": 1}}, "admin.dwse.columns", "variable = \"text\""),
+        ({"file": "x.sav", "extract": {"educ": "(["}}, "admin.dwse.extract.educ", "regular expression"),
+        ({"file": "x.sav", "codes": "status"}, "admin.dwse.codes", "tables [codes.<variable>]"),
+        ({"file": "x.sav", "codes": {"status": {"Goedgekeurd": 1}}}, "admin.dwse.codes.status", "file code"),
+        ({"file": "x.sav", "codes": {"opleiding": {"a": "b"}}}, "admin.dwse.codes.opleiding", "a variable of dwse_applications"),
+        ({"file": "x.sav", "true_values": "ja"}, "admin.dwse.true_values", "a list of strings"),
+        ({"file": "x.sav", "isced_cuts": [4, 2]}, "admin.dwse.isced_cuts", "0 <= low < mid < 8"),
+        ({"file": "x.sav", "value_labels": "ja"}, "admin.dwse.value_labels", "true or false"),
+        ({"file": "x.sav", "header_row": True}, "admin.dwse.header_row", "a whole number >= 0"),
+        ({"file": "x.sav", "max_inconsistent_share": 2}, "admin.dwse.max_inconsistent_share", "between 0 and 1"),
+        ({"file": "x.sav", "sheet": 2}, "admin.dwse.sheet", "a string"),
+        ({"file": "x.csv", "decimal": ";"}, "admin.dwse.decimal", ". or ,"),
+        ({"file": "x.csv", "encoding": "ascii"}, "admin.dwse.encoding", "latin-1"),
     ],
 )
-def test_invalid_input_description(dwse: dict, param: str, listed: str) -> None:
+def test_invalid_input_description(dwse: object, param: str, listed: str) -> None:
     with pytest.raises(ConfigError) as info:
         config_from_dict({"admin": {"dwse": dwse}})
     assert info.value.param == param

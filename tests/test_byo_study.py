@@ -13,6 +13,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -22,47 +23,31 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from foreign_study import OWN_OUTCOMES, SNAP, build
+from study_toml import study_settings, write_study_toml
 
 from analysis.config import load_config
 from analysis.population import ingest, link, load_population
 from survey.errors import DataValidationError
 
-NATIVE_TOML = """
-[study]
-name = "eigen-schema"
-seed = 7
-derived_dir = "derived"
-
-[survey]
-survey_id = 461283
-snapshot = "{snap}"
-
-[admin]
-dwse = "{demo}/admin/dwse_applications.csv"
-vdab = "{demo}/admin/vdab_trajectories.csv"
-
-[effects]
-replicates = 0
-workers = 1
-methods = ["matching", "regression", "ipw", "naive"]
-
-[report]
-render = false
-"""
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from analysis.synth import generate
+def demo() -> Path:
+    from shared_studies import generated_study
 
-    out = tmp_path_factory.mktemp("byo_demo")
-    generate(persons=20_000, seed=21, out=out)  # the study's default margins and covariates need this many
-    return out
+    return generated_study(20_000, 21)  # the study's default margins and covariates need this many (read-only)
 
 
 @pytest.fixture(scope="module")
 def foreign(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(demo, tmp_path_factory.mktemp("byo_foreign")).parent
+
+
+@pytest.fixture(scope="module")
+def native(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """The demo in popeval's own schema, ingested and linked once: its database and linkage report."""
+    native_db = tmp_path_factory.mktemp("byo_native_db") / "native.duckdb"
+    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
+    return native_db, link(native_db, demo / SNAP)
 
 
 def _ingest_foreign(foreign: Path, tmp: Path, dwse_file: str = "aanvragen.sav", **edits) -> tuple[Path, object]:
@@ -85,15 +70,13 @@ def _population(db: Path) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("dwse_file", ["aanvragen.sav", "aanvragen.xlsx"])
-def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp_path: Path, dwse_file: str) -> None:
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
+def test_foreign_files_give_the_native_population(native: tuple[Path, Any], foreign: Path, tmp_path: Path, dwse_file: str) -> None:
+    native_db, native_report = native
     db, rep = _ingest_foreign(foreign, tmp_path, dwse_file)
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
     for f in ("population", "pop_users", "excluded_no_oc", "excluded_oc_refused", "vdab_linked", "participants_linked", "population_invited"):
-        assert getattr(got, f) == getattr(native, f), f
-    assert dict(got.conflicts) == dict(native.conflicts)
+        assert getattr(got, f) == getattr(native_report, f), f
+    assert dict(got.conflicts) == dict(native_report.conflicts)
     pd.testing.assert_frame_equal(_population(db), _population(native_db))
     by = {s.table: s for s in rep.sources}
     assert by["vdab_trajectories"].format == "csv"
@@ -104,16 +87,13 @@ def test_foreign_files_give_the_native_population(demo: Path, foreign: Path, tmp
         assert "header in row 3" in by["dwse_applications"].assumed
 
 
-def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, tmp_path: Path) -> None:
-    foreign = build(demo, tmp_path / "long", long_keys=True).parent
+def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
+    foreign = build(demo, tmp_path / "long", long_keys=True, xlsx=False).parent
     db, rep = _ingest_foreign(foreign, tmp_path)
     assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2")
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
     for f in ("population", "pop_users", "vdab_linked", "participants_linked", "population_invited"):
-        assert getattr(got, f) == getattr(native, f), f
+        assert getattr(got, f) == getattr(native[1], f), f
 
 
 def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Path) -> None:
@@ -132,19 +112,17 @@ def test_derived_values_follow_the_rules(demo: Path, foreign: Path, tmp_path: Pa
     np.testing.assert_array_equal(centres.to_numpy(dtype=str), vdab["loopbaancentrum"].to_numpy(dtype=str))
 
 
-def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
     """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one."""
     from survey.insz import pseudonymise
 
-    foreign = build(demo, tmp_path / "insz", raw_insz=True).parent
+    foreign = build(demo, tmp_path / "insz", raw_insz=True, xlsx=False).parent
     key = b"a-test-key-of-sufficient-length"
     db, rep = _ingest_foreign(foreign, tmp_path, pseudonymise=True, key=key)
     assert all(s.pseudonymised == s.rows for s in rep.sources)
     got = link(db, foreign / "deelnemers.csv", key_attribute="attribute_2", pseudo_key=key)
-    native_db = tmp_path / "native.duckdb"
-    ingest(demo / "admin" / "dwse_applications.csv", demo / "admin" / "vdab_trajectories.csv", native_db)
-    native = link(native_db, demo / SNAP)
-    assert (got.population, got.pop_users, got.participants_linked) == (native.population, native.pop_users, native.participants_linked)
+    ref = native[1]
+    assert (got.population, got.pop_users, got.participants_linked) == (ref.population, ref.pop_users, ref.participants_linked)
     parts = pd.read_csv(foreign / "deelnemers.csv", dtype=str)
     raw = parts["attribute_2"].dropna().iloc[0]
     with duckdb.connect(str(db), read_only=True) as con:
@@ -152,7 +130,7 @@ def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, tmp_path: Pa
         assert raw not in keys
         assert pseudonymise(pd.Series([raw]), key).iloc[0] in set(con.execute("SELECT attribute_1 FROM survey_participants").df()["attribute_1"])
         sql_vs_python = con.execute("SELECT count(*) FROM survey_participants WHERE attribute_1 IN (SELECT person_key FROM population)").fetchall()[0][0]
-    assert sql_vs_python == native.participants_linked
+    assert sql_vs_python == ref.participants_linked
     # refused without the key, and the value is never shown
     nokey = tmp_path / "nokey"
     nokey.mkdir()
@@ -185,8 +163,10 @@ def native_run(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo run in popeval's own schema (the study's default margins and covariates); its bundle."""
     from analysis.pipeline import run
 
-    native_toml = tmp_path_factory.mktemp("byo_native") / "native.toml"
-    native_toml.write_text(NATIVE_TOML.format(demo=demo.as_posix(), snap=(demo / SNAP).as_posix()), encoding="utf-8")
+    native_toml = write_study_toml(tmp_path_factory.mktemp("byo_native") / "native.toml", study_settings(
+        "eigen-schema", methods=("matching", "regression", "ipw", "naive"),
+        survey={"survey_id": 461283, "snapshot": (demo / SNAP).as_posix()},
+        admin={"dwse": (demo / "admin" / "dwse_applications.csv").as_posix(), "vdab": (demo / "admin" / "vdab_trajectories.csv").as_posix()}))
     cfg = load_config(native_toml)
     assert cfg.weighting.margins == (("pop", "educ"), ("pop", "age_band"), ("pop", "sex"), ("pop", "sector"), ("pop", "company_size"))
     return _bundle(run(cfg, progress=False))
@@ -218,7 +198,7 @@ def test_a_survey_with_outcomes_of_its_own_runs_and_reports_them(demo: Path, nat
     from analysis.render import render_report
     from analysis.reporting import Report
 
-    cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True))
+    cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True, xlsx=False))
     assert cfg.effects.outcomes == tuple(OWN_OUTCOMES)
     bundle = _bundle(run(cfg, progress=False))
     man = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))

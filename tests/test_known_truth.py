@@ -178,7 +178,43 @@ def test_summary_arithmetic() -> None:
     assert crit["all_met"] is False
 
 
+def _fake_methods(seed: int, truth: float, methods: dict[str, tuple[float, float]], matchit_ties: float) -> dict[str, Any]:
+    cell = {"truth": truth, "matching_matchit_ties": matchit_ties,
+            "methods": {m: {"estimate": e, "replicate_se": se} for m, (e, se) in methods.items()}}
+    return {"seed": seed, "outcomes": {"stronger": {"likert": cell, "top2": cell}}}
+
+
+def test_method_summary_arithmetic() -> None:
+    """The matrix's per-method summary (what the committed evidence is recomputed with) on records known by hand."""
+    recs = [
+        _fake_methods(1, 0.4, {"matching": (0.5, 0.1), "naive": (0.9, 0.2)}, matchit_ties=0.6),  # matching covered
+        _fake_methods(2, 0.4, {"matching": (0.1, 0.1), "naive": (0.7, 0.2)}, matchit_ties=0.0),  # not covered
+        _fake_methods(3, 0.4, {"matching": (0.4, 0.1), "naive": (0.8, 0.2)}, matchit_ties=0.4),
+        {"seed": 4, "error": "failed"},  # a failed study is left out
+    ]
+    s = kt.summarise_methods(recs)
+    got = s[s["scale"] == "likert"].set_index("method")
+    assert set(got.index) == {"matching", "naive", "matching_matchit_ties"}
+    err = np.array([0.1, -0.3, 0.0])
+    m = got.loc["matching"]
+    assert m["studies"] == 3
+    assert m["bias"] == pytest.approx(err.mean()) and m["bias_mc_se"] == pytest.approx(err.std(ddof=1) / math.sqrt(3))
+    assert m["rmse"] == pytest.approx(math.sqrt(np.mean(err**2))) and m["empirical_sd"] == pytest.approx(err.std(ddof=1))
+    assert m["coverage"] == pytest.approx(2 / 3) and m["mean_replicate_se"] == pytest.approx(0.1)
+    # naive errors 0.5, 0.3, 0.4 with SE 0.2: only 0.3 <= 1.96 x 0.2
+    assert got.loc["naive", "bias"] == pytest.approx(0.4) and got.loc["naive", "coverage"] == pytest.approx(1 / 3)
+    ties = got.loc["matching_matchit_ties"]
+    assert ties["empirical_sd"] == pytest.approx(np.std([0.2, -0.4, 0.0], ddof=1))
+    assert not np.isfinite(ties["mean_replicate_se"]) and not np.isfinite(ties["coverage"])
+
+
 # --------------------------------------------------------------------------- the committed matrix run
+#
+# The tests named test_committed_evidence_* read the committed files and so cannot fail from a change
+# of code; they check that the committed evidence meets the criteria.  Each claim has a test of the
+# code as well: the small runs above and below (unbiased estimates and a replicate SE consistent with
+# the errors; every published estimator in the matrix), test_method_summary_arithmetic (the summary),
+# tests/test_matching.py::test_all_tied_controls_reduce_the_variance_of_the_matched_estimate.
 
 MATRIX_JSON = BENCH / "results" / "known_truth_matrix.json"
 MATRIX_DIR = BENCH / "results" / "known_truth_matrix"
@@ -194,7 +230,7 @@ def _rows(scenario: str, method: str, scale: str = "likert") -> dict[str, dict[s
     return {r["outcome"]: r for r in _matrix()["summary"] if r["scenario"] == scenario and r["method"] == method and r["scale"] == scale}
 
 
-def test_matrix_baseline_covers_every_published_estimator() -> None:
+def test_committed_evidence_matrix_baseline_covers_every_published_estimator() -> None:
     rows = [r for r in _matrix()["summary"] if r["scenario"] == "baseline"]
     assert {r["method"] for r in rows} == {*kt.METHODS, "matching_matchit_ties"}
     assert {(r["outcome"], r["scale"]) for r in rows if r["method"] == "aipw"} == {(o, s) for o in OUTCOMES for s in kt.SCALES}
@@ -202,7 +238,7 @@ def test_matrix_baseline_covers_every_published_estimator() -> None:
     assert all(r["failed"] == 0 for r in rows)
 
 
-def test_matrix_main_estimator_is_unbiased_in_the_baseline() -> None:
+def test_committed_evidence_main_estimator_is_unbiased_in_the_baseline() -> None:
     """The issue's criterion: |bias| of the main estimator (``analysis.pipeline.MAIN_METHOD``) <= 0.02 Likert points."""
     from analysis.pipeline import MAIN_METHOD
 
@@ -212,7 +248,7 @@ def test_matrix_main_estimator_is_unbiased_in_the_baseline() -> None:
         assert abs(r["bias"]) <= kt.BIAS_TOLERANCE_LIKERT, (o, r["bias"], r["bias_mc_se"])
 
 
-def test_matrix_main_estimator_covers_in_the_baseline() -> None:
+def test_committed_evidence_main_estimator_covers_in_the_baseline() -> None:
     """The issue's criterion: coverage of the main estimator's 95 % interval in [93 %, 97 %] on every outcome,
     with a replicate SE neither below its empirical SD by more than the noise of 20 replicates nor far above it."""
     from analysis.pipeline import MAIN_METHOD
@@ -223,14 +259,14 @@ def test_matrix_main_estimator_covers_in_the_baseline() -> None:
         assert 0.9 <= r["mean_replicate_se"] / r["empirical_sd"] <= 1.3, (o, r["mean_replicate_se"], r["empirical_sd"])
 
 
-def test_matrix_all_tied_controls_reduce_the_sd() -> None:
+def test_committed_evidence_all_tied_controls_reduce_the_sd() -> None:
     """Using every tied control (the default) gives a smaller empirical SD than one tied control per POP user."""
     all_ties, one = _rows("baseline", "matching"), _rows("baseline", "matching_matchit_ties")
     for o in OUTCOMES:
         assert all_ties[o]["empirical_sd"] < one[o]["empirical_sd"], o
 
 
-def test_matrix_summary_matches_its_records() -> None:
+def test_committed_evidence_summary_matches_its_records() -> None:
     """The committed summary is recomputed from the committed per-study records of each scenario."""
     payload = _matrix()
     st = payload["settings"]

@@ -360,13 +360,13 @@ def test_recorded_exports_parse_identically() -> None:
 # ----------------------------------------------------------------------------- demo
 
 
-def test_demo_snapshot_goes_through_the_same_parser(tmp_path: Path) -> None:
-    from analysis.synth import generate
+def test_demo_snapshot_goes_through_the_same_parser() -> None:
+    from shared_studies import generated_study
+
     from survey.lsformat import parse_responses_bytes
     from survey.parse import parse_snapshot, read_participants
 
-    generate(persons=30000, seed=11, out=tmp_path)
-    snap = next((tmp_path / "survey").glob("*/*/"))
+    snap = next((generated_study(20_000, 5) / "survey").glob("*/*/"))
     data = parse_snapshot(snap)
     header, body = parse_responses_bytes((snap / "responses.csv").read_bytes())
     tok_i, sub_i = header.index("token"), header.index("submitdate")

@@ -291,6 +291,33 @@ def test_all_ties_share_the_weight(tied: pd.DataFrame) -> None:
     np.testing.assert_allclose(w, raw[m.treat == 0] * (w > 0).sum() / raw.sum(), atol=1e-12)
 
 
+def test_all_tied_controls_reduce_the_variance_of_the_matched_estimate() -> None:
+    """Over repeated samples, matching on every tied control (the default) gives a matched ATT with a smaller
+    SD than one tied control per treated unit (MatchIt's rule), and both are unbiased.
+
+    Categorical covariates make every match a tie.  80 samples of 400 estimate each SD within about 8 %;
+    the expected ratio of the SDs is about 0.77 (seven tied controls on average instead of one), the
+    bound 0.9.
+    """
+    rng = np.random.default_rng(12)
+    est: dict[str, list[float]] = {"all": [], "matchit": []}
+    for _ in range(80):
+        n = 400
+        a = rng.choice(["p", "q", "r"], size=n)
+        b = rng.choice(["u", "v"], size=n)
+        t = rng.binomial(1, 1 / (1 + np.exp(-(-0.8 + 0.9 * (a == "q") - 0.6 * (a == "r") + 0.7 * (b == "v")))))
+        y = 2 + 0.4 * t + (a == "q") - 0.5 * (b == "v") + rng.normal(size=n)
+        df = pd.DataFrame({"t": t, "a": a, "b": b, "y": y}, index=[f"r{i:04d}" for i in range(n)])
+        for ties, values in est.items():
+            w = match(df, "t ~ a + b", replace=True, ties=ties).weights.reindex(df.index).fillna(0.0).to_numpy()
+            treated = t == 1
+            values.append(np.average(y[treated], weights=w[treated]) - np.average(y[~treated], weights=w[~treated]))
+    sd = {k: float(np.std(v, ddof=1)) for k, v in est.items()}
+    assert sd["all"] < 0.9 * sd["matchit"], sd
+    for values in est.values():
+        assert abs(np.mean(values) - 0.4) < 3 * np.std(values, ddof=1) / np.sqrt(len(values))
+
+
 def test_mahalanobis_ties_survive_floating_point_noise(tied: pd.DataFrame) -> None:
     """A 1-ulp difference between tied distances must not flip the chosen control."""
     df = tied.assign(x=np.where(tied["a"] == "q", 1.0, 0.3), z=np.where(tied["b"] == "v", 2.0, -1.0))
@@ -305,7 +332,7 @@ def test_tie_rule_settings_are_checked(tied: pd.DataFrame) -> None:
     with pytest.raises(ConfigError, match="replacement"):
         match(tied, "t ~ a + b", replace=False, ties="all")
     with pytest.raises(ConfigError, match="tie rule"):
-        match(tied, "t ~ a + b", ties="first")  # type: ignore[arg-type]
+        match(tied, "t ~ a + b", ties="first")
     with pytest.raises(ConfigError, match="tolerance"):
         match(tied, "t ~ a + b", tie_tolerance=-1.0)
 

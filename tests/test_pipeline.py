@@ -10,53 +10,35 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
+from study_toml import study_settings, write_study_toml
 
 from analysis.config import config_from_dict, load_config
 from analysis.pipeline import DesignLockError, run
-from analysis.synth import DEMO_SNAPSHOT, DEMO_SURVEY_ID, generate
+from analysis.synth import DEMO_SNAPSHOT, DEMO_SURVEY_ID
 from survey.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _config_text(study: Path, derived: Path, replicates: int = 8) -> str:
-    return f"""
-[study]
-name = "test"
-seed = 7
-derived_dir = "{derived.as_posix()}"
+METHODS = ("matching", "regression", "ipw", "aipw", "absorbed", "naive")
 
-[survey]
-survey_id = {DEMO_SURVEY_ID}
-snapshot = "latest"
-snapshots_dir = "{(study / "survey").as_posix()}"
 
-[admin]
-dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
-vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
-
-[effects]
-replicates = {replicates}
-workers = 1
-methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]
-
-[report]
-render = false
-"""
+def _write_config(path: Path, study: Path, derived: Path, replicates: int = 8, methods: tuple[str, ...] = METHODS, **sections: dict) -> Path:
+    return write_study_toml(path, study_settings("test", derived, generated=study, replicates=replicates, methods=methods, **sections))
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("pipeline_study")
-    generate(persons=30_000, seed=21, out=out)
-    return out
+def study() -> Path:
+    """The 20,000-person study of seed 21 (shared with tests/test_byo_study.py; read-only)."""
+    return generated_study(20_000, 21)
 
 
 @pytest.fixture(scope="module")
 def first_run(study: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     base = tmp_path_factory.mktemp("run1")
     cfg_path = base / "study.toml"
-    cfg_path.write_text(_config_text(study, base / "derived"), encoding="utf-8")
+    _write_config(cfg_path, study, base / "derived")
     result = run(load_config(cfg_path), progress=False)
     return cfg_path, result
 
@@ -105,8 +87,7 @@ def test_unknown_section_and_setting() -> None:
 
 
 def test_missing_inputs_are_clear_errors(study: Path, tmp_path: Path) -> None:
-    text = _config_text(study, tmp_path / "d").replace("dwse_applications.csv", "nope.csv")
-    (tmp_path / "s.toml").write_text(text, encoding="utf-8")
+    _write_config(tmp_path / "s.toml", study, tmp_path / "d", admin={"dwse": (study / "admin" / "nope.csv").as_posix()})
     with pytest.raises(ConfigError) as e:
         run(load_config(tmp_path / "s.toml"), progress=False)
     assert e.value.param == "admin.dwse"
@@ -183,7 +164,7 @@ def test_rerun_reuses_every_step_and_bundle_is_identical(first_run: tuple[Path, 
 
 def test_two_independent_runs_give_byte_identical_bundles(study: Path, first_run: tuple[Path, object], tmp_path: Path) -> None:
     cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, tmp_path / "elsewhere"), encoding="utf-8")
+    _write_config(cfg, study, tmp_path / "elsewhere")
     other = run(load_config(cfg), progress=False)
     assert other.computed[:4] == ("ingest+link", "survey", "design", "outcomes")
     assert _digest(other.bundle) == _digest(first_run[1].bundle)
@@ -257,7 +238,7 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
     res = {}
     for name, s in (("a", a), ("b", b)):
         cfg = tmp_path / f"{name}.toml"
-        cfg.write_text(_config_text(s, tmp_path / f"derived_{name}"), encoding="utf-8")
+        _write_config(cfg, s, tmp_path / f"derived_{name}")
         r = run(load_config(cfg), stage="design", progress=False)
         (lock,) = (tmp_path / f"derived_{name}" / "locks").glob("test-*.design.lock.json")
         res[name] = lock.read_text()
@@ -269,7 +250,7 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
 
 def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: Path) -> None:
     cfg_path = tmp_path / "study.toml"
-    cfg_path.write_text(_config_text(study, tmp_path / "derived"), encoding="utf-8")
+    _write_config(cfg_path, study, tmp_path / "derived")
     cfg = load_config(cfg_path)
     run(cfg, stage="design", progress=False)
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 1
@@ -287,7 +268,7 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
     lines = dwse.read_text(encoding="utf-8").splitlines(keepends=True)
     dwse.write_text("".join(lines[:-1]), encoding="utf-8")
     cfg2 = tmp_path / "wave2.toml"
-    cfg2.write_text(_config_text(wave2, tmp_path / "derived"), encoding="utf-8")
+    _write_config(cfg2, wave2, tmp_path / "derived")
     assert run(dataclasses.replace(load_config(cfg2), matching=changed.matching), progress=False).bundle is not None
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 2
 
@@ -295,16 +276,15 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
 def test_weighting_moves_outcome_means_towards_the_population(tmp_path: Path) -> None:
     """On the demo study, weighted respondent means of the outcomes are closer to the true population means.
 
-    The demo study as ``popeval demo`` writes it (200,000 persons, seed 2023): POP users are
-    oversampled, respond more and score higher, and response depends on education and age, so the
+    The demo study as ``popeval demo`` writes it (200,000 persons, seed 2023; shared with
+    tests/test_synth.py): POP users are oversampled, respond more and score higher, and response depends on education and age, so the
     unweighted respondent means are off; raking to the admin margins brings them back.
     """
     import json
 
-    study = tmp_path / "study"
-    generate(persons=200_000, seed=2023, out=study)
+    study = generated_study(200_000, 2023)
     cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, tmp_path / "derived", replicates=0).replace('methods = ["matching", "regression", "ipw", "aipw", "absorbed", "naive"]', 'methods = ["matching"]'), encoding="utf-8")
+    _write_config(cfg, study, tmp_path / "derived", replicates=0, methods=("matching",))
     res = run(load_config(cfg), progress=False)
     truth = json.loads((study / "truth" / "truth.json").read_text())["outcomes"]
     af = pd.read_parquet(res.run_dir / "exports" / "analysis_file.parquet")

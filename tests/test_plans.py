@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
+from study_toml import study_settings, write_study_toml
 
 from analysis.cli import main
 from analysis.plans.agreement import (
@@ -32,35 +34,16 @@ SEED = 5
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic study with POP texts and a study configuration with a [plans] section."""
-    from analysis.plans.synth import generate_plans
-    from analysis.synth import generate
+    import shutil
 
-    out = tmp_path_factory.mktemp("plans_study")
-    generate(persons=PERSONS, seed=SEED, out=out)
-    generate_plans(out, seed=SEED)
-    (out / "study.toml").write_text(
-        "\n".join(
-            [
-                "[study]",
-                'name = "plans"',
-                "seed = 7",
-                'derived_dir = "derived"',
-                "[survey]",
-                "survey_id = 461283",
-                "[admin]",
-                'dwse = "admin/dwse_applications.csv"',
-                'vdab = "admin/vdab_trajectories.csv"',
-                "[plans]",
-                'texts = "plans/pop_texts.parquet"',
-                'trainings = "plans/trainings.csv"',
-                'strata = ["incentive"]',
-                "sample_size = 160",
-                "bootstrap = 100",
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
+    out = tmp_path_factory.mktemp("plans_study") / "study"
+    shutil.copytree(generated_study(PERSONS, SEED, plans=True), out)  # the commands write into the study folder
+    write_study_toml(out / "study.toml", study_settings(
+        "plans",
+        survey={"survey_id": 461283},
+        admin={"dwse": "admin/dwse_applications.csv", "vdab": "admin/vdab_trajectories.csv"},
+        plans={"texts": "plans/pop_texts.parquet", "trainings": "plans/trainings.csv", "strata": ["incentive"], "sample_size": 160, "bootstrap": 100},
+    ))
     return out
 
 

@@ -22,66 +22,43 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from shared_studies import generated_study
+from study_toml import study_settings, write_study_toml
 
 from analysis.cli import main
 from analysis.config import load_config
 from analysis.pipeline import run
-from analysis.synth import DEMO_SURVEY_ID, generate
 
 PERSONS = 20_000
 SEED = 5
 N_SAMPLE = 160
 
 
-def _config(study: Path, derived: Path, previous: Path | None = None) -> str:
-    prev = f'previous = "{previous.as_posix()}"\n' if previous is not None else ""
-    return f"""
-[study]
-name = "plansrun"
-seed = 7
-derived_dir = "{derived.as_posix()}"
-
-[survey]
-survey_id = {DEMO_SURVEY_ID}
-snapshot = "latest"
-snapshots_dir = "{(study / "survey").as_posix()}"
-
-[admin]
-dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
-vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
-
-[effects]
-replicates = 4
-workers = 1
-methods = ["matching", "regression", "naive"]
-
-[report]
-render = false
-formats = ["html"]
-
-[plans]
-texts = "{(study / "plans" / "pop_texts.parquet").as_posix()}"
-trainings = "{(study / "plans" / "trainings.csv").as_posix()}"
-strata = ["incentive"]
-sample_size = {N_SAMPLE}
-bootstrap = 100
-{prev}"""
+def _config(path: Path, study: Path, derived: Path, previous: Path | None = None, render: bool = False) -> Path:
+    plans = {
+        "texts": (study / "plans" / "pop_texts.parquet").as_posix(),
+        "trainings": (study / "plans" / "trainings.csv").as_posix(),
+        "strata": ["incentive"],
+        "sample_size": N_SAMPLE,
+        "bootstrap": 100,
+    }
+    if previous is not None:
+        plans["previous"] = previous.as_posix()
+    settings = study_settings("plansrun", derived, generated=study, replicates=4, methods=("matching", "regression", "naive"),
+                              report={"render": render, "formats": ["html"]}, plans=plans)
+    return write_study_toml(path, settings)
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The study and the state after each run of the newcomer's path."""
-    from analysis.plans.synth import generate_plans
-
     base = tmp_path_factory.mktemp("plans_run")
-    study = base / "study"
-    generate(persons=PERSONS, seed=SEED, out=study)
-    generate_plans(study, seed=SEED)
+    study = generated_study(PERSONS, SEED, plans=True)
     cfg_path = base / "study.toml"
     # a short derived folder: the report kernel's IPC socket lives under the run folder, and a socket
     # path is limited to about 100 characters
     derived = Path(tempfile.mkdtemp(prefix="pr"))
-    cfg_path.write_text(_config(study, derived), encoding="utf-8")
+    _config(cfg_path, study, derived)
     first = run(load_config(cfg_path), progress=False)
     waiting = run(load_config(cfg_path), progress=False)
     assert main(["plans", "simulate", "--config", str(cfg_path), "--truth", str(study / "truth"), "--complete"]) == 0
@@ -235,7 +212,7 @@ def test_second_wave_shows_what_changed_in_the_rendered_report(world: dict[str, 
         tabs["plans_estimates"][c] = tabs["plans_estimates"][c] - 0.05
     write_plans_tables(previous, tabs, {"codebook_version": "wave 1"})
     cfg2 = base / "wave2.toml"
-    cfg2.write_text(_config(world["study"], world["derived"], previous=previous).replace("render = false", "render = true"), encoding="utf-8")
+    _config(cfg2, world["study"], world["derived"], previous=previous, render=True)
     res = run(load_config(cfg2), progress=False)
     assert "plans" in res.computed and "outcomes" in res.reused
     b = read_bundle(res.bundle)

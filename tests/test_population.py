@@ -21,12 +21,11 @@ SNAP = Path("survey") / "461283" / "20230704T080000Z"
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    """A 20,000-person study, ingested and linked once."""
-    from analysis.synth import generate
+    """A 20,000-person study (shared, read-only), ingested and linked once."""
+    from shared_studies import generated_study
 
-    out = tmp_path_factory.mktemp("pop_study")
-    generate(persons=20_000, seed=7, out=out)
-    db = out / "derived" / "popeval.duckdb"
+    out = generated_study(20_000, 5)
+    db = tmp_path_factory.mktemp("pop_study") / "popeval.duckdb"
     ing = ingest(out / "admin" / "dwse_applications.csv", out / "admin" / "vdab_trajectories.csv", db)
     rep = link(db, out / SNAP)
     dwse = pd.read_csv(out / "admin" / "dwse_applications.csv", dtype=str)

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from shared_studies import generated_study
+from study_toml import study_settings, write_study_toml
 
 from analysis.bundle import read_bundle, write_bundle
 from analysis.config import config_from_dict, load_config
 from analysis.pipeline import COMPLETE_MARKER, _Cache
-from analysis.synth import DEMO_SURVEY_ID, generate
+from analysis.synth import DEMO_SURVEY_ID
 from survey.errors import ConfigError, DataValidationError
 from survey.files import TEMP_PREFIX, atomic_dir, atomic_write
 
@@ -288,51 +290,34 @@ def test_cache_entries_carry_their_key_and_damaged_ones_are_discarded(
 # ------------------------------------------------------------------ a small study, run for real
 
 
-def _config_text(
+def _write_config(
+    path: Path,
     study: Path,
     derived: Path,
     *,
     replicates: int,
     workers: int = 2,
     render: bool = False,
-    methods: str = '["matching", "regression", "naive", "ologit"]',
     language: str = "nl",
-) -> str:
-    return f"""
-[study]
-name = "robust"
-seed = 3
-language = "{language}"
-derived_dir = "{derived.as_posix()}"
-
-[survey]
-survey_id = {DEMO_SURVEY_ID}
-snapshots_dir = "{(study / "survey").as_posix()}"
-
-[weighting]
-# few margins: the small study must weight in every replicate
-margins = [["pop", "sex"], ["pop", "age_band"], "educ"]
-
-[admin]
-dwse = "{(study / "admin" / "dwse_applications.csv").as_posix()}"
-vdab = "{(study / "admin" / "vdab_trajectories.csv").as_posix()}"
-
-[effects]
-replicates = {replicates}
-workers = {workers}
-methods = {methods}
-
-[report]
-render = {"true" if render else "false"}
-formats = ["html"]
-"""
+    snapshots: Path | None = None,
+) -> Path:
+    settings = study_settings(
+        "robust", derived, generated=study, seed=3, replicates=replicates,
+        methods=("matching", "regression", "naive", "ologit"),
+        study={"language": language},
+        # few margins: the small study must weight in every replicate
+        weighting={"margins": [["pop", "sex"], ["pop", "age_band"], "educ"]},
+        effects={"workers": workers},
+        report={"render": render, "formats": ["html"]},
+    )
+    if snapshots is not None:
+        settings["survey"] = {**settings["survey"], "snapshots_dir": snapshots.as_posix()}
+    return write_study_toml(path, settings)
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("robust_study")
-    generate(persons=20_000, seed=5, out=out)
-    return out
+    return generated_study(20_000, 5)
 
 
 @pytest.fixture(scope="module")
@@ -340,7 +325,7 @@ def derived(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A derived folder whose cache holds the ingest, survey and design steps of ``study``."""
     base = tmp_path_factory.mktemp("robust_derived")
     cfg = base / "warm.toml"
-    cfg.write_text(_config_text(study, base / "derived", replicates=4, workers=1), encoding="utf-8")
+    _write_config(cfg, study, base / "derived", replicates=4, workers=1)
     r = subprocess.run(
         [POPEVAL, "run", "--config", str(cfg), "--no-progress"],
         capture_output=True,
@@ -419,9 +404,7 @@ def _run_dirs(derived: Path) -> list[Path]:
 
 
 def _fresh_config(tmp_path: Path, study: Path, derived: Path, **kw: object) -> Path:
-    cfg = tmp_path / "study.toml"
-    cfg.write_text(_config_text(study, derived, **kw), encoding="utf-8")  # type: ignore[arg-type]
-    return cfg
+    return _write_config(tmp_path / "study.toml", study, derived, **kw)  # type: ignore[arg-type]
 
 
 def _run_dir_of(derived: Path, before: list[Path]) -> Path:
@@ -628,7 +611,7 @@ def test_package_versions_are_part_of_the_cache_keys(
 def test_an_unwritable_derived_folder_is_a_clear_error(study: Path, tmp_path: Path) -> None:
     target = Path("/proc/popeval-derived")  # not writable, not even for root
     cfg = tmp_path / "ro.toml"
-    cfg.write_text(_config_text(study, target, replicates=4, workers=1), encoding="utf-8")
+    _write_config(cfg, study, target, replicates=4, workers=1)
     r = subprocess.run(
         [POPEVAL, "run", "--config", str(cfg), "--no-progress"],
         capture_output=True,
@@ -698,11 +681,7 @@ def test_a_secondary_method_that_fails_is_not_estimable_and_the_main_results_sta
     from analysis.pipeline import run
 
     snaps = _wave_with_two_answer_categories(study, tmp_path)
-    text = _config_text(study, tmp_path / "derived", replicates=0, workers=1).replace(
-        f'snapshots_dir = "{(study / "survey").as_posix()}"',
-        f'snapshots_dir = "{snaps.as_posix()}"',
-    )
-    (tmp_path / "s.toml").write_text(text, encoding="utf-8")
+    _write_config(tmp_path / "s.toml", study, tmp_path / "derived", replicates=0, workers=1, snapshots=snaps)
     res = run(load_config(tmp_path / "s.toml"), progress=False)
     ne = res.not_estimable
     assert ("promotion", "ologit") in set(zip(ne["outcome"], ne["method"], strict=True))

@@ -17,9 +17,10 @@ from survey.validate import read_table
 
 
 @pytest.fixture(scope="module")
-def study_200k(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    out = tmp_path_factory.mktemp("study200k")
-    s = generate(persons=200_000, seed=20231, out=out)
+def study_200k() -> dict:
+    from shared_studies import generated_study
+
+    out = generated_study(200_000, 2023)  # the demo study; shared with tests/test_pipeline.py (read-only)
     dwse = read_table(out / "admin" / "dwse_applications.csv", DWSE_APPLICATIONS)
     vdab = read_table(out / "admin" / "vdab_trajectories.csv", VDAB_TRAJECTORIES)
     truth = json.loads((out / "truth" / "truth.json").read_text())
@@ -27,7 +28,7 @@ def study_200k(tmp_path_factory: pytest.TempPathFactory) -> dict:
     snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
     responses = pd.read_csv(snap / "responses.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
     participants = pd.DataFrame(json.loads((snap / "participants.json").read_text()))
-    return {"summary": s, "dwse": dwse, "vdab": vdab, "truth": truth, "units": units, "resp": responses, "part": participants}
+    return {"dwse": dwse, "vdab": vdab, "truth": truth, "units": units, "resp": responses, "part": participants}
 
 
 def test_pop_shares_per_incentive_hit_published_targets(study_200k: dict) -> None:

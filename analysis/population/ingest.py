@@ -10,6 +10,12 @@ Row numbers in errors are rows of the whole file (the header is row 0).  The err
 those of :mod:`survey.validate` (file, row, column, expected, found, hint); unknown and unmapped codes
 are listed with their counts.
 
+A good extract is read once and written once: every check (and the INSZ scan) is evaluated inside the
+query that writes its table, and flags read back from the written table say whether a row broke one.
+Only then is the load rolled back and done again step by step (a query per stage), so that the error
+names the first offending row exactly as the step-by-step queries always have; results and messages
+are the same either way.  Identifier columns (the key and the person key) are stored uncompressed.
+
 Raw INSZ numbers never reach the database: every column of the file is scanned (a DuckDB macro with
 the mod-97 check); by default an extract whose person key carries them is refused (the error names
 the file, row and column but never shows the value); with ``pseudonymise=True`` they are replaced by
@@ -49,6 +55,7 @@ from survey.sqlcheck import (
     check_columns,
     check_unique_key,
     codes_found,
+    column_checks,
     first_row,
     found_text,
     lit,
@@ -58,7 +65,7 @@ from survey.sqlcheck import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import duckdb
     import pandas as pd
@@ -197,31 +204,46 @@ def ingest(
     if not _is_connection(db):
         Path(db).parent.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            sources = (
-                ingest_table(con, dwse, DWSE_APPLICATIONS, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines),
-                ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key if pseudonymise else None, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines),
-            )
-            if sources[0].key_format != sources[1].key_format:
-                raise DataValidationError(
-                    "The two extracts use different person-key formats",
-                    file=Path(vdab),
-                    column="person_key",
-                    expected=f"the format of the DWSE keys ({sources[0].key_format})",
-                    found=sources[1].key_format,
-                    hint="both agencies must use the same pseudonymisation (same key, same format) for persons to link",
-                )
-            for derived in ("population", "survey_participants", "linkage_report"):
-                con.execute(f"DROP TABLE IF EXISTS {derived}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        # first every check in the query that writes each table; when a row breaks one, the load is
+        # rolled back and done again step by step, whose queries name the first offending row
+        for one_pass in (True, False):
+            con.execute("BEGIN TRANSACTION")
+            try:
+                sources = _ingest_both(con, dwse, vdab, key if pseudonymise else None, chunk_bytes, dwse_spec, vdab_spec, lines, one_pass)
+                con.execute("COMMIT")
+                break
+            except _StepByStepError as exc:
+                con.execute("ROLLBACK")
+                if lines is not None:
+                    lines(f"  {exc}: a row breaks a check; validating step by step to name it ({time.perf_counter() - t0:.1f} s)")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
         if not _is_connection(db):
             con.execute("CHECKPOINT")
     name = "<connection>" if _is_connection(db) else Path(db).name
     return IngestReport(db=name, sources=sources, seconds=time.perf_counter() - t0)
+
+
+def _ingest_both(con: duckdb.DuckDBPyConnection, dwse: str | Path, vdab: str | Path, key: bytes | None, chunk_bytes: int,
+                 dwse_spec: InputSpec | None, vdab_spec: InputSpec | None, lines: Callable[[str], None] | None,
+                 one_pass: bool) -> tuple[SourceFile, SourceFile]:
+    sources = (
+        ingest_table(con, dwse, DWSE_APPLICATIONS, key=key, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines, one_pass=one_pass),
+        ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines, one_pass=one_pass),
+    )
+    if sources[0].key_format != sources[1].key_format:
+        raise DataValidationError(
+            "The two extracts use different person-key formats",
+            file=Path(vdab),
+            column="person_key",
+            expected=f"the format of the DWSE keys ({sources[0].key_format})",
+            found=sources[1].key_format,
+            hint="both agencies must use the same pseudonymisation (same key, same format) for persons to link",
+        )
+    for derived in ("population", "survey_participants", "linkage_report"):
+        con.execute(f"DROP TABLE IF EXISTS {derived}")
+    return sources
 
 
 def _is_connection(db: Any) -> bool:
@@ -237,7 +259,7 @@ CREATE OR REPLACE TEMP MACRO popeval_insz_n(n) AS (
     AND (TRY_CAST(substr(n, 3, 2) AS INTEGER) % 20 BETWEEN 1 AND 12 OR TRY_CAST(substr(n, 3, 2) AS INTEGER) IN (0, 20, 40)));
 CREATE OR REPLACE TEMP MACRO popeval_insz_norm(v) AS regexp_replace(v, '[\s.\-/]', '', 'g');
 CREATE OR REPLACE TEMP MACRO popeval_insz(v) AS CASE
-    WHEN length(v) BETWEEN 11 AND 20 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
+    WHEN length(v) BETWEEN 11 AND 20 AND ascii(v) BETWEEN 48 AND 57 AND regexp_full_match(v, '[0-9][0-9.\-/\s]+[0-9]')
     THEN coalesce(popeval_insz_n(popeval_insz_norm(v)), false) ELSE false END;
 """
 
@@ -305,8 +327,14 @@ def plan_input(
     spec: InputSpec | None = None,
     *,
     key: bytes | None = None,
+    one_pass: bool = False,
 ) -> InputPlan:
     """Read ``path`` into DuckDB and work out the mapping (no validation yet).
+
+    With ``one_pass`` nothing is scanned beyond reading the file: the mapped values are a view (computed
+    by the one query that validates and writes the table, :func:`_write_in_one_pass`) that also holds
+    each file column's INSZ flag, and dates are taken as ISO unless a format is given (the validation
+    then confirms it: the detection would have found ISO too).
 
     Raises
     ------
@@ -407,7 +435,14 @@ def plan_input(
                     + [f"{pre[v]} AS {q('pre__' + v)}" for v in pre])
     # plain column references (a file in popeval's own schema) need no copy: a view will do
     plain = not derived and not recoded and not pre and all(text[v] == q(columns[v] or "") for v in text)
-    con.execute(f"CREATE TEMP {'VIEW' if plain else 'TABLE'} {mapped_table} AS SELECT source_row, {sel} FROM {src}")
+    if one_pass:
+        # the file columns' INSZ flags ride along (named by position: file and data-model names may clash)
+        ftypes = {c: types[c] for c in _insz_columns(types)}
+        flags = [f"popeval_insz({text_sql(c, ftypes[c], fmt)}) AS _popeval_iz{i}" for i, c in enumerate(ftypes)]
+        con.execute(f"CREATE TEMP VIEW {mapped_table} AS SELECT source_row, {', '.join([sel, *flags])} FROM {src}")
+        plain = True
+    else:
+        con.execute(f"CREATE TEMP {'VIEW' if plain else 'TABLE'} {mapped_table} AS SELECT source_row, {sel} FROM {src}")
     raw = {v: q("raw__" + v) if v in recoded else q(v) for v in raw}
     text = {v: q(v) for v in text}
     src = mapped_table
@@ -418,6 +453,9 @@ def plan_input(
             continue
         if spec.date_format:
             date_formats[var] = spec.date_format
+            continue
+        if one_pass:
+            date_formats[var] = "%Y-%m-%d"
             continue
         n_all, n_dmy, n_dmy_dash = con.execute(
             f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
@@ -440,11 +478,19 @@ def plan_input(
         elif var == "school_year":
             extra.append(f"{school_year_from_date_sql(_date_sql(text['application_date'], date_formats['application_date']))} AS {q(var)}")
         text[var] = q(var)
-    if extra:
+    if extra and one_pass:
+        con.execute(f"CREATE TEMP VIEW {src}_derived AS SELECT *, {', '.join(extra)} FROM {src}")
+        src = f"{src}_derived"
+    elif extra:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT *, {', '.join(extra)} FROM {src}")
     used = {c for c in columns.values() if c is not None}
     ignored = tuple(c for c in cols if c not in used)
     return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored, plain)
+
+
+def _insz_columns(types: dict[str, str]) -> list[str]:
+    """The file's columns that can hold an INSZ (not dates, timestamps or flags)."""
+    return [c for c in types if not (types[c].upper() in ("DATE", "BOOLEAN") or types[c].upper().startswith("TIMESTAMP"))]
 
 
 def _date_sql(text: str, fmt: str) -> str:
@@ -462,9 +508,9 @@ def scan_insz(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None
     cols = list(types)
     if not cols:
         return {}
-    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length and shape test
-    # guard the mod-97 check (a plain AND would evaluate the whole check for every value)
-    cols = [c for c in cols if not (types[c].upper() in ("DATE", "BOOLEAN") or types[c].upper().startswith("TIMESTAMP"))]
+    # dates and flags cannot hold an INSZ; in the macro a CASE lets a cheap length, first-digit and
+    # shape test guard the mod-97 check (a plain AND would evaluate the whole check for every value)
+    cols = _insz_columns(types)
     if not cols:
         return {}
     hit = ", ".join(
@@ -517,6 +563,7 @@ def ingest_table(
     chunk_bytes: int = _CHUNK_BYTES,
     spec: InputSpec | None = None,
     progress: Callable[[str], None] | None = None,
+    one_pass: bool = False,
 ) -> SourceFile:
     """Validate one extract and (re)create its table in ``con``, all in DuckDB SQL.
 
@@ -538,6 +585,10 @@ def ingest_table(
         a CSV or Parquet file in popeval's own schema.
     progress
         Called with a line per stage.
+    one_pass
+        Validate, scan for INSZ and write the table in one query (:func:`_write_in_one_pass`);
+        a row that breaks a check raises an internal exception (the caller rolls back and ingests
+        step by step, which names the row).  Used by :func:`ingest`.
 
     Returns
     -------
@@ -561,15 +612,19 @@ def ingest_table(
         ipad, opad = hmac_pads(key)
         con.execute("CREATE OR REPLACE TEMP TABLE _popeval_pads AS SELECT ?::BLOB AS ipad, ?::BLOB AS opad", [ipad, opad])
     try:
-        return _ingest_table(con, path, table, key, spec, stage, sha_future)
+        return _ingest_table(con, path, table, key, spec, stage, sha_future, one_pass)
     finally:
         hasher.shutdown(wait=False, cancel_futures=True)
 
 
+class _StepByStepError(Exception):
+    """The one-pass ingest found a row that breaks a check: the step-by-step ingest names it."""
+
+
 def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table, key: bytes | None, spec: InputSpec | None,
-                  stage: Callable[[str], None], sha_future: Any) -> SourceFile:
+                  stage: Callable[[str], None], sha_future: Any, one_pass: bool = False) -> SourceFile:
     try:
-        plan = plan_input(con, path, table, spec, key=key)
+        plan = plan_input(con, path, table, spec, key=key, one_pass=one_pass)
         stage(f"read {plan.source.rows:,} rows from {plan.path.name} ({plan.source.format}) and mapped")
         path = plan.path
         if plan.source.rows == 0:
@@ -581,17 +636,22 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
                 found="an empty table",
                 hint="check the export: the extract seems to hold only its header",
             )
-        insz_ignored = scan_insz(con, plan, key)
-        stage("every column scanned for INSZ")
-        pseudonymised = 0
-        if key is not None:
-            kc = next(c.name for c in table.columns if c.pseudo_key)
-            pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
-        check_codes(con, plan)
-        select = validate_plan(con, plan)
-        # (rows stay in the file's order: DuckDB preserves insertion order, no sort is needed)
-        con.execute(f"CREATE OR REPLACE TABLE {table.name} AS SELECT source_row, {select} FROM {plan.src}")
-        stage("codes mapped and every value validated")
+        key_format = ""
+        if one_pass:
+            pseudonymised, insz_ignored, key_format = _write_in_one_pass(con, plan, key)
+            stage("every column scanned for INSZ (in the pass that writes the table)")
+            stage("codes mapped and every value validated")
+        else:
+            insz_ignored = scan_insz(con, plan, key)
+            stage("every column scanned for INSZ")
+            pseudonymised = 0
+            if key is not None:
+                kc = next(c.name for c in table.columns if c.pseudo_key)
+                pseudonymised = int(con.execute(f"SELECT count(*) FROM {plan.src} WHERE popeval_insz({plan.raw[kc]})").fetchall()[0][0])
+            check_codes(con, plan)
+            select = validate_plan(con, plan)
+            _write_table(con, table, f"SELECT source_row, {select} FROM {plan.src}")
+            stage("codes mapped and every value validated")
     finally:
         import contextlib
 
@@ -600,11 +660,12 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
         with contextlib.suppress(duckdb.Error):  # an aborted transaction is rolled back by the caller
             con.execute("DROP TABLE IF EXISTS _popeval_pads")
     con.execute(f"DROP {'VIEW' if plan.src_is_view else 'TABLE'} IF EXISTS {plan.src}")
+    con.execute(f"DROP VIEW IF EXISTS _map_{table.name}")
     from analysis.population.sources import drop_source
 
     drop_source(con, table.name)
     _check_unique_key(con, table, path)
-    key_format = _check_key_format(con, plan)
+    key_format = key_format or _check_key_format(con, plan)
     warnings = cross_checks(con, plan)
     stage("keys unique, checks across fields done")
     sha = sha_future.result() if sha_future is not None else sha256_file(path)
@@ -629,6 +690,87 @@ def _ingest_table(con: duckdb.DuckDBPyConnection, path: str | Path, table: Table
         table.name, path.name, sha, rows, pseudonymised, plan.ignored,
         format=plan.source.format, assumed=plan.assumed, key_format=key_format,
         warnings=tuple((name, n) for name, _, n in warnings) + tuple((f"insz_in_ignored_column:{c}", n) for c, n in insz_ignored.items()),
+    )
+
+
+def _write_in_one_pass(con: duckdb.DuckDBPyConnection, plan: InputPlan, key: bytes | None) -> tuple[int, dict[str, int], str]:
+    """Write the table, validating every value and scanning every column for INSZ, in one query.
+
+    Every check of the step-by-step ingest (:func:`scan_insz`, :func:`check_codes`,
+    :func:`validate_plan`) is evaluated in the query that writes the table: a row breaking any of
+    them is flagged, and the flags and INSZ counts are read back from the written table (one scan of
+    a few BOOLEAN columns, which are then dropped).  A flagged row raises :class:`_StepByStepError`: the
+    caller rolls back and runs the step-by-step ingest, whose queries name the first offending row.
+    Returns the pseudonymised key values, the INSZ-like values per ignored column, and the person
+    keys' format when the checks imply it (a key pattern of ``[0-9a-f]{n}`` that every row matched:
+    lower-case hex of ``n`` characters; otherwise "" and :func:`_check_key_format` queries it).
+    """
+    table = plan.table
+    checks = column_checks(table, plan.text, options=_check_options(plan))
+    bad = [c.cond for c in checks.checks]
+    for var in plan.recodes:  # codes seen but not mapped
+        bad.append(f"({plan.raw[var]}) IS NOT NULL AND ({plan.text[var]}) IS NULL")
+    for var in plan.spec.extract:  # an extraction that found nothing
+        bad.append(f"{q('pre__' + var)} IS NOT NULL AND {plan.raw[var]} IS NULL")
+    # INSZ in the file: refused in the key (without a key to pseudonymise it) and in every other
+    # mapped column, counted in a column that is not ingested
+    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {plan.file_table}").fetchall() if r[0] != "source_row"}
+    key_cols = {plan.columns[c.name] for c in table.columns if c.pseudo_key}
+    used = {v for v in plan.columns.values() if v is not None}
+    ignored: list[tuple[str, str]] = []
+    for i, c in enumerate(_insz_columns(types)):
+        if c in key_cols:
+            if key is None:
+                bad.append(f"_popeval_iz{i}")
+        elif c in used:
+            bad.append(f"_popeval_iz{i}")
+        else:
+            ignored.append((c, f"_popeval_iz{i}"))
+    flags = [f"coalesce({' OR '.join(f'({b})' for b in bad) or 'false'}, false) AS _popeval_bad"]
+    if key is not None:
+        kc = next(c.name for c in table.columns if c.pseudo_key)
+        flags.append(f"coalesce(popeval_insz({plan.raw[kc]}), false) AS _popeval_pseudo")
+    flags += [f"coalesce({flag}, false) AS _popeval_ig{j}" for j, (_, flag) in enumerate(ignored)]
+    names = [f.rsplit(" AS ", 1)[1] for f in flags]
+    _write_table(con, table, f"SELECT source_row, {checks.select_helped}, {', '.join(flags)} FROM {checks.relation(plan.src)}", names)
+    got = con.execute(f"SELECT {', '.join(f'count_if({n})' for n in names)} FROM {table.name}").fetchall()[0]
+    if got[0]:
+        raise _StepByStepError(table.name)
+    for n in names:
+        con.execute(f"ALTER TABLE {table.name} DROP COLUMN {n}")
+    pseudonymised = int(got[1]) if key is not None else 0
+    counts = got[2:] if key is not None else got[1:]
+    kc = next(c.name for c in table.columns if c.pseudo_key)
+    key_format = ""
+    for check in checks.checks:
+        m = re.fullmatch(r"\[0-9a-f\]\{(\d+)\}", check.pattern or "") if check.column.name == kc else None
+        if m and not table.column(kc).nullable:
+            key_format = f"lower-case hex, {int(m.group(1))} characters"
+    return pseudonymised, {c: int(n) for (c, _), n in zip(ignored, counts, strict=True) if n}, key_format
+
+
+def _write_table(con: duckdb.DuckDBPyConnection, table: Table, select: str, flags: Sequence[str] = ()) -> None:
+    """(Re)create ``table`` from ``select`` (``source_row``, the data model's columns, BOOLEAN ``flags``).
+
+    The identifiers (the key and the person key: nearly one value per row) are stored uncompressed:
+    a dictionary gains them little room and costs most of the writing time.  Rows stay in the
+    order of ``select`` (DuckDB preserves insertion order; no sort is needed).
+    """
+    ids = set(table.key) | {c.name for c in table.columns if c.pseudo_key}
+    cols = ["source_row BIGINT"] + [
+        f"{q(c.name)} {_SQL_TYPES[c.dtype]}" + (" USING COMPRESSION uncompressed" if c.name in ids and c.dtype == "str" else "")
+        for c in table.columns
+    ] + [f"{f} BOOLEAN" for f in flags]
+    con.execute(f"CREATE OR REPLACE TABLE {table.name} ({', '.join(cols)})")
+    con.execute(f"INSERT INTO {table.name} {select}")
+
+
+def _check_options(plan: InputPlan) -> CheckOptions:
+    spec = plan.spec
+    return CheckOptions(
+        where=f"admin.{'dwse' if plan.table.name.startswith('dwse') else 'vdab'}", mapped=spec.mapped, patterns=spec.patterns,
+        true_values=tuple(spec.true_values), false_values=tuple(spec.false_values), decimal=plan.source.settings.get("decimal", "."),
+        date_format=spec.date_format, date_formats=plan.date_formats,
     )
 
 
@@ -672,13 +814,7 @@ def check_codes(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> None:
 
 def validate_plan(con: duckdb.DuckDBPyConnection, plan: InputPlan) -> str:
     """Check every variable of the plan in SQL (:func:`survey.sqlcheck.check_columns`); return the typed SELECT list."""
-    spec = plan.spec
-    options = CheckOptions(
-        where=f"admin.{'dwse' if plan.table.name.startswith('dwse') else 'vdab'}", mapped=spec.mapped, patterns=spec.patterns,
-        true_values=tuple(spec.true_values), false_values=tuple(spec.false_values), decimal=plan.source.settings.get("decimal", "."),
-        date_format=spec.date_format, date_formats=plan.date_formats,
-    )
-    return check_columns(con, plan.src, plan.table, plan.path, plan.text, columns=plan.columns, options=options)
+    return check_columns(con, plan.src, plan.table, plan.path, plan.text, columns=plan.columns, options=_check_options(plan))
 
 
 

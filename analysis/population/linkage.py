@@ -249,10 +249,10 @@ def link(
         # the scans' order (which costs memory); the connection's setting is restored afterwards
         order = con.execute("SELECT current_setting('preserve_insertion_order')").fetchall()[0][0]
         con.execute("SET preserve_insertion_order = false")
-        _prepare(con, years, say)
+        _prepare(con, years, part, say)
         con.execute("BEGIN TRANSACTION")
         try:
-            report = _link(con, years, part, say)
+            report = _link(con, years, say)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -320,7 +320,7 @@ def _participants_frame(participants: Any, key_attribute: str = "attribute_1", p
     return read_participants(participants, key_attribute=key_attribute, pseudo_key=pseudo_key)
 
 
-def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callable[[str], None]) -> None:
+def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> None:
     """The person-level parts of the linkage, as temporary tables built outside the transaction.
 
     They read committed tables only; outside a transaction DuckDB can spill them to disk under its
@@ -389,17 +389,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callab
         GROUP BY a.person_key
         """
     )
-
-
-def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataFrame | None, say: Callable[[str], None]) -> LinkageReport:
-    import pandas as pd
-
     if part is None:
         part = pd.DataFrame({"tid": pd.Series([], dtype="int64"), "token": pd.Series([], dtype="string"),
                              "attribute_1": pd.Series([], dtype="string")})
     con.register("_part_frame", part.loc[:, ["tid", "token", "attribute_1"]])
     con.execute(
-        "CREATE OR REPLACE TABLE survey_participants AS "
+        "CREATE OR REPLACE TEMP TABLE _participants AS "
         "SELECT CAST(tid AS BIGINT) AS tid, CAST(token AS VARCHAR) AS token, CAST(attribute_1 AS VARCHAR) AS attribute_1 "
         "FROM _part_frame"
     )
@@ -407,7 +402,7 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
 
     con.execute(
         """
-        CREATE OR REPLACE TABLE population AS
+        CREATE OR REPLACE TEMP TABLE _population AS
         WITH latest AS (
             -- application_id is unique: the latest application's row, by a join on it
             SELECT o.* FROM _oc o SEMI JOIN _agg g ON g.latest_id = o.application_id
@@ -416,7 +411,7 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         lbc AS (SELECT * FROM _lbc),
         match AS (SELECT * FROM _match),
         inv AS (
-            SELECT attribute_1 AS person_key, min(tid) AS tid FROM survey_participants GROUP BY attribute_1
+            SELECT attribute_1 AS person_key, min(tid) AS tid FROM _participants GROUP BY attribute_1
         )
         SELECT l.person_key,
                g.n_pop_oc_applications > 0 AS pop,
@@ -442,6 +437,32 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         ORDER BY l.person_key
         """
     )
+
+
+def _duplicate_applications(con: duckdb.DuckDBPyConnection) -> int:
+    """Applications repeating another of the same person, incentive, training and date.
+
+    Repeated applications repeat their hash: the 64-bit hashes are aggregated first (no strings in
+    the hash table) and only the rows whose hash repeats are grouped by the columns themselves (a
+    hash collision lands there too and counts nothing).
+    """
+    cols = "person_key, incentive, training_id, application_date"
+    row = con.execute(
+        f"""
+        WITH h AS (SELECT hash({cols}) AS h FROM dwse_applications GROUP BY h HAVING count(*) > 1)
+        SELECT coalesce(sum(n - 1), 0) FROM (
+            SELECT count(*) AS n FROM dwse_applications WHERE hash({cols}) IN (SELECT h FROM h)
+            GROUP BY {cols} HAVING count(*) > 1)
+        """
+    ).fetchall()[0]
+    return int(row[0] or 0)
+
+
+def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], say: Callable[[str], None]) -> LinkageReport:
+    # the participants and the population were built outside the transaction (where DuckDB can
+    # spill them); here they become the study's tables
+    con.execute("CREATE OR REPLACE TABLE survey_participants AS SELECT * FROM _participants")
+    con.execute("CREATE OR REPLACE TABLE population AS SELECT * FROM _population ORDER BY person_key")
 
     def one(sql: str) -> int:
         row = con.execute(sql).fetchall()[0]
@@ -516,10 +537,7 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
         excluded_no_oc=no_oc,
         excluded_oc_refused=refused_only,
         excluded_oc_outside_window=outside,
-        duplicate_applications=one(
-            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM dwse_applications "
-            "GROUP BY person_key, incentive, training_id, application_date HAVING count(*) > 1)"
-        ),
+        duplicate_applications=_duplicate_applications(con),
         vdab_trajectories=one("SELECT count(*) FROM vdab_trajectories"),
         vdab_persons=v_persons,
         vdab_linked=v_linked,
@@ -536,7 +554,7 @@ def _link(con: duckdb.DuckDBPyConnection, years: tuple[str, ...], part: pd.DataF
     if population + no_oc + refused_only + outside != dwse_persons:  # pragma: no cover - internal invariant
         raise RuntimeError("linkage accounting does not add up; please report this as a bug")
     say("VDAB persons and survey participants linked")
-    for tmp in ("_agg", "_lbc", "_match", "_dwse_persons"):
+    for tmp in ("_agg", "_lbc", "_match", "_dwse_persons", "_population", "_participants"):
         con.execute(f"DROP TABLE IF EXISTS {tmp}")
     frame = report.to_frame()
     con.register("_report_frame", frame)

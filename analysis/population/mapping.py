@@ -151,6 +151,25 @@ def input_from_toml(data: Any, where: str, table: Table, source: Path | None = N
     """Build an :class:`InputSpec` from ``[admin.<name>]`` (a path string or a table)."""
     if isinstance(data, str):
         return InputSpec(file=data)
+    _check_settings(data, where, source)
+    types = {f.name: str(f.type) for f in fields(InputSpec)}
+    variables = set(table.names) | {"sector"}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        p = f"{where}.{key}"
+        if key in ("columns", "extract", "rules", "patterns"):
+            out[key] = _variable_table(key, value, p, table, variables, source)
+        elif key == "codes":
+            out[key] = _code_tables(value, p, table, variables, source)
+        else:
+            out[key] = _setting_value(key, types[key], value, p, source)
+    if "file" not in out:
+        raise _bad(f"{where}.file", "the path of the file", "nothing", f'add file = "..." under [{where}]', source)
+    return InputSpec(**out)
+
+
+def _check_settings(data: Any, where: str, source: Path | None) -> None:
+    """Refuse an input description that is not a table, or a table with a setting :class:`InputSpec` lacks."""
     if not isinstance(data, Mapping):
         raise ConfigError(
             "Invalid input description in the study configuration",
@@ -160,7 +179,7 @@ def input_from_toml(data: Any, where: str, table: Table, source: Path | None = N
             found=repr(data),
             hint=f'write {where} = "path/to/file.csv" or a [{where}] table',
         )
-    known = {f.name: f for f in fields(InputSpec)}
+    known = {f.name for f in fields(InputSpec)}
     for key in data:
         if key not in known:
             raise ConfigError(
@@ -171,80 +190,89 @@ def input_from_toml(data: Any, where: str, table: Table, source: Path | None = N
                 found=key,
                 hint="check the spelling; `popeval init` writes a commented template",
             )
-    out: dict[str, Any] = {}
-    variables = set(table.names) | {"sector"}
-    for key, value in data.items():
-        p = f"{where}.{key}"
-        f = known[key]
-        typ = str(f.type)
-        if key in ("columns", "extract", "rules", "patterns"):
-            if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
-                raise _bad(p, "a table of variable = \"text\"", value, f"[{p}] followed by lines like educ = \"onderwijsniveau\"", source)
-            for var in value:
-                if var not in variables:
-                    raise _bad(f"{p}.{var}", f"a variable of {table.name}: " + ", ".join(table.names), var, "see data_raw/README.md for popeval's variables", source)
-            if key == "rules":
-                for var, rule in value.items():
-                    if rule not in RULES:
-                        raise _bad(f"{p}.{var}", "one of the rules " + ", ".join(RULES), rule, "see `popeval init` or data_raw/README.md for the rules", source)
-                    if RULES[rule] != var:
-                        raise _bad(f"{p}.{var}", f"rule {rule} applies to {RULES[rule]}", f"{var} = {rule!r}", f"write {RULES[rule]} = {rule!r}", source)
-            if key in ("extract", "patterns"):
-                for var, pat in value.items():
-                    try:
-                        re.compile(pat)
-                    except re.error as exc:
-                        raise _bad(f"{p}.{var}", "a regular expression", pat, f"fix the expression ({exc})", source) from None
-            out[key] = dict(value)
-        elif key == "codes":
-            if not isinstance(value, Mapping):
-                raise _bad(p, "tables [codes.<variable>] of code = code", value, f"[{p}.status] then Goedgekeurd = \"goedgekeurd\"", source)
-            tables: dict[str, dict[str, str]] = {}
-            for var, tab in value.items():
-                if var not in variables:
-                    raise _bad(f"{p}.{var}", f"a variable of {table.name}", var, "see data_raw/README.md", source)
-                if not isinstance(tab, Mapping) or not all(isinstance(v, str) for v in tab.values()):
-                    raise _bad(f"{p}.{var}", "a table of \"file code\" = \"popeval code\"", tab, 'e.g. Goedgekeurd = "goedgekeurd"', source)
-                col = table.column(var) if var in table.names else None
-                allowed = codes(col.vocabulary) if col is not None and col.vocabulary else None
-                for k, v in tab.items():
-                    if allowed is not None and v not in allowed:
-                        raise _bad(f"{p}.{var}.{k}", "one of " + ", ".join(allowed), v, f"map {k!r} to one of popeval's codes for {var}", source)
-                tables[var] = {str(k): v for k, v in tab.items()}
-            out[key] = tables
-        elif typ.startswith("tuple[str"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise _bad(p, "a list of strings", value, f'e.g. {key} = ["ja"]', source)
-            out[key] = tuple(value)
-        elif typ.startswith("tuple[int"):
-            if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) and 0 <= value[0] < value[1] < 8):
-                raise _bad(p, "two levels [low, mid] with 0 <= low < mid < 8", value, "e.g. isced_cuts = [2, 4]", source)
-            out[key] = tuple(value)
-        elif typ == "bool":
-            if not isinstance(value, bool):
-                raise _bad(p, "true or false", value, "write true or false without quotes", source)
-            out[key] = value
-        elif typ == "int":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise _bad(p, "a whole number >= 0", value, "write a number without quotes", source)
-            out[key] = value
-        elif typ == "float":
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-                raise _bad(p, "a share between 0 and 1", value, "e.g. 0.01", source)
-            out[key] = float(value)
-        else:
-            if not isinstance(value, str):
-                raise _bad(p, "a string", value, "quote the value", source)
-            if key == "format" and value not in ("csv", "parquet", "sav", "dta", "xlsx"):
-                raise _bad(p, "one of csv, parquet, sav, dta, xlsx", value, "or leave it out to use the file extension", source)
-            if key == "decimal" and value not in (".", ","):
-                raise _bad(p, ". or ,", value, 'decimal = ","', source)
-            if key == "encoding" and value.lower().replace("_", "-") not in ("utf-8", "utf8", "latin-1", "latin1", "iso-8859-1", "cp1252", "utf-8-sig"):
-                raise _bad(p, "utf-8 or latin-1", value, 'encoding = "latin-1"', source)
-            out[key] = value
-    if "file" not in out:
-        raise _bad(f"{where}.file", "the path of the file", "nothing", f'add file = "..." under [{where}]', source)
-    return InputSpec(**out)
+
+
+def _variable_table(key: str, value: Any, p: str, table: Table, variables: set[str], source: Path | None) -> dict[str, str]:
+    """``columns``, ``extract``, ``rules`` or ``patterns``: a table of popeval variable = text."""
+    if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+        raise _bad(p, "a table of variable = \"text\"", value, f"[{p}] followed by lines like educ = \"onderwijsniveau\"", source)
+    for var in value:
+        if var not in variables:
+            raise _bad(f"{p}.{var}", f"a variable of {table.name}: " + ", ".join(table.names), var, "see data_raw/README.md for popeval's variables", source)
+    if key == "rules":
+        for var, rule in value.items():
+            if rule not in RULES:
+                raise _bad(f"{p}.{var}", "one of the rules " + ", ".join(RULES), rule, "see `popeval init` or data_raw/README.md for the rules", source)
+            if RULES[rule] != var:
+                raise _bad(f"{p}.{var}", f"rule {rule} applies to {RULES[rule]}", f"{var} = {rule!r}", f"write {RULES[rule]} = {rule!r}", source)
+    if key in ("extract", "patterns"):
+        for var, pat in value.items():
+            try:
+                re.compile(pat)
+            except re.error as exc:
+                raise _bad(f"{p}.{var}", "a regular expression", pat, f"fix the expression ({exc})", source) from None
+    return dict(value)
+
+
+def _code_tables(value: Any, p: str, table: Table, variables: set[str], source: Path | None) -> dict[str, dict[str, str]]:
+    """``codes``: per variable a table of the file's code = popeval's code (checked against the vocabulary)."""
+    if not isinstance(value, Mapping):
+        raise _bad(p, "tables [codes.<variable>] of code = code", value, f"[{p}.status] then Goedgekeurd = \"goedgekeurd\"", source)
+    tables: dict[str, dict[str, str]] = {}
+    for var, tab in value.items():
+        if var not in variables:
+            raise _bad(f"{p}.{var}", f"a variable of {table.name}", var, "see data_raw/README.md", source)
+        if not isinstance(tab, Mapping) or not all(isinstance(v, str) for v in tab.values()):
+            raise _bad(f"{p}.{var}", "a table of \"file code\" = \"popeval code\"", tab, 'e.g. Goedgekeurd = "goedgekeurd"', source)
+        col = table.column(var) if var in table.names else None
+        allowed = codes(col.vocabulary) if col is not None and col.vocabulary else None
+        for k, v in tab.items():
+            if allowed is not None and v not in allowed:
+                raise _bad(f"{p}.{var}.{k}", "one of " + ", ".join(allowed), v, f"map {k!r} to one of popeval's codes for {var}", source)
+        tables[var] = {str(k): v for k, v in tab.items()}
+    return tables
+
+
+def _setting_value(key: str, typ: str, value: Any, p: str, source: Path | None) -> Any:
+    """A reading setting, checked against the type of its :class:`InputSpec` field (``typ``)."""
+    if typ.startswith("tuple[str"):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise _bad(p, "a list of strings", value, f'e.g. {key} = ["ja"]', source)
+        return tuple(value)
+    if typ.startswith("tuple[int"):
+        if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value) and 0 <= value[0] < value[1] < 8):
+            raise _bad(p, "two levels [low, mid] with 0 <= low < mid < 8", value, "e.g. isced_cuts = [2, 4]", source)
+        return tuple(value)
+    if typ == "bool":
+        if not isinstance(value, bool):
+            raise _bad(p, "true or false", value, "write true or false without quotes", source)
+        return value
+    if typ == "int":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise _bad(p, "a whole number >= 0", value, "write a number without quotes", source)
+        return value
+    if typ == "float":
+        if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
+            raise _bad(p, "a share between 0 and 1", value, "e.g. 0.01", source)
+        return float(value)
+    return _text_setting(key, value, p, source)
+
+
+#: The accepted values of the text settings that have a fixed set of them.
+_ENCODINGS = ("utf-8", "utf8", "latin-1", "latin1", "iso-8859-1", "cp1252", "utf-8-sig")
+
+
+def _text_setting(key: str, value: Any, p: str, source: Path | None) -> str:
+    """A text setting (``file``, ``format``, ``sheet``, ``encoding``, ``delimiter``, ``decimal``, ``date_format``)."""
+    if not isinstance(value, str):
+        raise _bad(p, "a string", value, "quote the value", source)
+    if key == "format" and value not in ("csv", "parquet", "sav", "dta", "xlsx"):
+        raise _bad(p, "one of csv, parquet, sav, dta, xlsx", value, "or leave it out to use the file extension", source)
+    if key == "decimal" and value not in (".", ","):
+        raise _bad(p, ". or ,", value, 'decimal = ","', source)
+    if key == "encoding" and value.lower().replace("_", "-") not in _ENCODINGS:
+        raise _bad(p, "utf-8 or latin-1", value, 'encoding = "latin-1"', source)
+    return value
 
 
 def _bad(param: str, expected: str, found: Any, hint: str, source: Path | None) -> ConfigError:
