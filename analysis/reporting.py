@@ -206,11 +206,32 @@ class Code(str):
 def _escape(text: object) -> str:
     """Markdown-escape a table cell (numbers and labels are plain text; :class:`Code` is literal)."""
     if isinstance(text, Code):
-        return "`" + str(text).replace("`", "'") + "`"
+        return "`" + str(text).replace("`", "'") + "`" if str(text) else ""  # an empty setting: an empty cell
     s = str(text)
     for ch in "\\`*_[]<>|#$@~^":
         s = s.replace(ch, "\\" + ch)
     return s.replace("\n", " ")
+
+
+def _path_pieces(word: str, width: int) -> list[str]:
+    """A long path or dotted name cut after its ``/`` (else its ``.``) into pieces of at most ``width``.
+
+    A table column is then as wide as its longest piece, not as its longest path: a long input path
+    in the settings annex would otherwise squeeze the setting names beside it until they overlap.
+    """
+    if len(word) <= width:
+        return [word]
+    sep = "/" if "/" in word else "."
+    parts = [p + sep for p in word.split(sep)]
+    parts[-1] = parts[-1][:-1]
+    out, cur = [], ""
+    for part in parts:
+        if cur and len(cur) + len(part) > width:
+            out.append(cur)
+            cur = part
+        else:
+            cur += part
+    return [*out, cur] if cur else out
 
 
 @dataclass(frozen=True)
@@ -290,7 +311,8 @@ class GridTable:
 
         def wrap(c: str, width: int) -> list[str]:
             if c.startswith("`") and c.endswith("`") and len(c) > 2:  # a code span wraps into code spans
-                return [f"`{x}`" for x in textwrap.wrap(c[1:-1], width, break_long_words=False, break_on_hyphens=False)] or [c]
+                words = [piece for word in c[1:-1].split() for piece in _path_pieces(word, width)]
+                return [f"`{x}`" for x in textwrap.wrap(" ".join(words), width, break_long_words=False, break_on_hyphens=False)] or [c]
             return textwrap.wrap(c, width, break_long_words=False, break_on_hyphens=False) or [""]
 
         cells = [[wrap(c, limit[j]) for j, c in enumerate(row)] for row in raw]

@@ -1122,3 +1122,23 @@ def test_pdf_no_half_empty_pages(rendered: dict[str, dict[str, Path]], lang: str
         top, bottom = int(0.06 * h), int(0.9 * h)  # below the running header, above the footer
         rows = np.where((a[top:bottom] < 200).any(axis=1))[0]
         assert len(rows) and (rows.max() + top) / h > 0.55, f"{page.name} is filled to {(rows.max() + top) / h if len(rows) else 0:.0%}"
+
+
+def test_a_long_path_in_a_table_neither_squeezes_its_column_nor_gains_a_space(tmp_path: Path) -> None:
+    import subprocess
+
+    import pypandoc
+
+    from analysis.reporting import Code, grid_table
+
+    long = "/srv/data/departement-wse/evaluaties/pop-uitzondering/golf-2026/extracten/dwse_aanvragen_2016_2026_definitief.csv"
+    t = grid_table(["Instelling", "Waarde"], [[Code("admin.dwse_input.max_inconsistent_share"), Code(long)], [Code("admin.dwse_input.decimal"), Code("")]], "ll")
+    md = t.markdown()
+    widths = [len(seg) for seg in md.splitlines()[0].strip("+").split("+")]
+    assert widths[1] < 2 * widths[0]  # the path is cut after its "/" for the grid: no squeezed setting column
+    assert "``" not in md  # an empty setting is an empty cell, not two backticks
+    src = tmp_path / "t.md"
+    src.write_text(md + "\n", encoding="utf-8")
+    lua = Path(__file__).resolve().parents[1] / "reports" / "_lib" / "popeval.lua"
+    out = subprocess.run([pypandoc.get_pandoc_path(), str(src), "--lua-filter", str(lua), "-t", "html"], capture_output=True, text=True, check=True).stdout
+    assert f"<code>{long}</code>" in out  # one code span again: the path as it is, without a space

@@ -414,8 +414,38 @@ if in_quarto then
   return { sources_into_tables(), style() }
 end
 
+-- A long path in a table cell comes as code spans cut after a "/" (so that the grid table's column
+-- is as wide as its longest piece): the pieces are joined again, without the space between them.
+-- The engines break a path after its "/" where the column needs it.
+local function joined_paths()
+  return {
+    Inlines = function(inlines)
+      local out = pandoc.Inlines({})
+      local i = 1
+      while i <= #inlines do
+        local el = inlines[i]
+        if el.t == "Code" then
+          local text = el.text
+          while text:sub(-1) == "/" and i + 2 <= #inlines
+            and (inlines[i + 1].t == "Space" or inlines[i + 1].t == "SoftBreak")
+            and inlines[i + 2].t == "Code" do
+            text = text .. inlines[i + 2].text
+            i = i + 2
+          end
+          out:insert(pandoc.Code(text, el.attr))
+        else
+          out:insert(el)
+        end
+        i = i + 1
+      end
+      return out
+    end,
+  }
+end
+
 local meta_holder = {}
 return {
+  joined_paths(),
   { Meta = function(m) meta_holder.meta = m end },
   { Pandoc = function(doc) return doc:walk(conditional(doc.meta)) end },
   { Pandoc = function(doc) return doc:walk(callouts(doc.meta)) end },
