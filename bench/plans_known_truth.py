@@ -19,7 +19,7 @@ interval width) goes to ``<out>.json`` and ``<out>.md``.
 
 Run from the repository root::
 
-    uv run --frozen python bench/plans_known_truth.py --reps 200 --persons 60000 --n 300 --out bench/results/plans_known_truth
+    uv run --frozen python bench/plans_known_truth.py --reps 400 --persons 60000 --n 300 --out bench/results/plans_known_truth
 """
 
 from __future__ import annotations
