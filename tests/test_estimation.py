@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,25 +19,9 @@ from analysis.weighting.replicate import rao_wu_factors
 
 @pytest.fixture(scope="module")
 def analysis_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
-    import duckdb
+    from tests.analysis_data import respondent_frame
 
-    from analysis.pipeline import _analysis_frame
-    from analysis.population import ingest, link, load_population, margins
-    from analysis.synth import generate
-    from survey.parse import parse_snapshot
-
-    out: Path = tmp_path_factory.mktemp("estimation")
-    generate(persons=40_000, seed=17, out=out, file_format="parquet")
-    snap = next((out / "survey").glob("*/*/manifest.json")).parent
-    con = duckdb.connect(":memory:")
-    ingest(out / "admin" / "dwse_applications.parquet", out / "admin" / "vdab_trajectories.parquet", db=con)
-    link(con, participants=snap)
-    population = load_population(con)
-    spec = EstimatorSpec()
-    mg = margins(con, [k[0] if len(k) == 1 else tuple(k) for k in spec.margins])
-    con.close()
-    frame, _ = _analysis_frame(parse_snapshot(snap), population, spec.outcomes, with_outcomes=True)
-    return frame, mg.totals, population
+    return respondent_frame(tmp_path_factory.mktemp("estimation"), persons=40_000, seed=17)
 
 
 @pytest.mark.parametrize("cells", [True, False], ids=["cells", "rows"])

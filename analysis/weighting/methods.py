@@ -14,6 +14,7 @@ import numpy as np
 
 from analysis.weighting._calibration import (
     GregStep,
+    IPFResult,
     PostStratStep,
     RakingStep,
     blas_single_thread,
@@ -27,7 +28,7 @@ from analysis.weighting.design import ReplicateWeights, SurveyDesign
 from analysis.weighting.diagnostics import build_diagnostics
 from survey.errors import ConfigError, PopevalError
 
-__all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "trim"]
+__all__ = ["WeightingConvergenceError", "calibrate", "poststratify", "rake", "raking_not_converged", "trim"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,18 @@ def _check_grand_totals(margins: list[Margin], extra: dict[str, float] | None = 
         )
 
 
+def raking_not_converged(res: IPFResult, tol: float, max_iter: int) -> WeightingConvergenceError:
+    """The error of a raking (an :func:`ipf` result ``res``) that did not converge."""
+    return WeightingConvergenceError(
+        "Raking did not converge",
+        param="margins",
+        expected=f"all margins within relative tolerance {tol:g} after {max_iter} iterations",
+        found=f"worst margin '{res.worst_margin}', category {res.worst_category!r}: "
+        f"relative error {res.max_rel_error:.3g}",
+        hint="raise max_iter, check that the margins are consistent, or collapse sparse cells (min_cell)",
+    )
+
+
 def rake(
     design: SurveyDesign,
     margins: MarginSpec,
@@ -120,15 +133,7 @@ def rake(
     w0 = np.asarray(design.weight_array)
     res = ipf(w0, ms, tol=tol, max_iter=max_iter)
     if not res.converged:
-        raise WeightingConvergenceError(
-            "Raking did not converge",
-            param="margins",
-            expected=f"all margins within relative tolerance {tol:g} after {max_iter} iterations",
-            found=f"worst margin '{res.worst_margin}', category {res.worst_category!r}: "
-            f"relative error {res.max_rel_error:.3g}",
-            hint="raise max_iter, check that the margins are consistent, or collapse sparse cells "
-            "(min_cell)",
-        )
+        raise raking_not_converged(res, tol, max_iter)
     reps = design.replicates
     new_reps = (
         False

@@ -283,7 +283,7 @@ class ReplicateRaking:
             If the margins are not reached (e.g. a resample leaves a margin cell without weight).
         """
         from analysis.weighting._calibration import ipf
-        from analysis.weighting.methods import WeightingConvergenceError
+        from analysis.weighting.methods import WeightingConvergenceError, raking_not_converged
 
         w = np.asarray(weights, dtype=float)
         for m in self.margins:
@@ -297,12 +297,5 @@ class ReplicateRaking:
                 )
         res = ipf(w, list(self.margins), tol=self.tol, max_iter=self.max_iter)
         if not res.converged:
-            raise WeightingConvergenceError(
-                "Raking did not converge",
-                param="margins",
-                expected=f"all margins within relative tolerance {self.tol:g} after {self.max_iter} iterations",
-                found=f"worst margin '{res.worst_margin}', category {res.worst_category!r}: "
-                f"relative error {res.max_rel_error:.3g}",
-                hint="raise max_iter, check that the margins are consistent, or collapse sparse cells (min_cell)",
-            )
+            raise raking_not_converged(res, self.tol, self.max_iter)
         return res.weights
