@@ -202,6 +202,37 @@ def logit_newton(
     return beta, np.sqrt(np.diag(cov)), eta
 
 
+def _irls_deviance(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, maxiter: int, tol: float
+) -> np.ndarray | None:
+    """IRLS stopped when the deviance settles, as statsmodels' GLM stops (quasi-separation).
+
+    Least-squares steps (minimum norm), so a nearly singular information matrix does not stop
+    it; returns the linear predictor, or None when values stop being finite.
+    """
+    y = np.asarray(y, dtype=float)
+    pw = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
+    mu = (y + 0.5) / 2.0
+    eta = np.log(mu / (1.0 - mu))
+    dev_old = np.inf
+    for _ in range(maxiter):
+        wk = pw * mu * (1.0 - mu)
+        z = eta + (y - mu) / (mu * (1.0 - mu))
+        sw = np.sqrt(wk)
+        beta = np.linalg.lstsq(x * sw[:, None], z * sw, rcond=None)[0]
+        eta = _linear_predictor(x, beta)
+        mu = np.clip(_expit(eta), 1e-300, 1 - 1e-16)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dev = 2.0 * float(np.sum(pw * (np.where(y > 0, y * np.log(y / mu), 0.0)
+                                           + np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0))))
+        if not np.isfinite(dev) or not np.all(np.isfinite(eta)):
+            return None
+        if abs(dev - dev_old) <= tol:
+            return eta
+        dev_old = dev
+    return eta
+
+
 def fit_logit(
     x: np.ndarray,
     y: np.ndarray,
@@ -215,8 +246,8 @@ def fit_logit(
 
     The array path of :func:`propensity_score`: :func:`logit_newton`, and where it does not
     converge (e.g. quasi-separation, a rank-deficient design) statsmodels' GLM, as
-    :func:`propensity_score` falls back to it (its warnings, e.g. ``PerfectSeparationWarning``,
-    are counted where the caller counts fit warnings).  Used by the end-to-end replicates.  Newton's
+    :func:`propensity_score` falls back to it (here as numpy IRLS with statsmodels' deviance
+    criterion, and the GLM itself if that fails).  Used by the end-to-end replicates.  Newton's
     method converges in a handful of steps where the maximum exists, so it gets at most
     ``newton_maxiter`` of them before the fit is handed over.
 
@@ -225,7 +256,7 @@ def fit_logit(
     (score, linear_predictor)
     """
     fitted = logit_newton(x, y, weights, maxiter=min(maxiter, newton_maxiter), tol=tol)
-    eta = fitted[2] if fitted is not None else None
+    eta = fitted[2] if fitted is not None else _irls_deviance(x, y, weights, maxiter, tol)
     if eta is None:
         import statsmodels.api as sm
 
