@@ -10,7 +10,9 @@
   :class:`Interrupted` after stopping the worker processes, so that the command line prints one line
   and exits with 128 + the signal number (130 for Ctrl-C).  A background thread that fails while the
   interruption unwinds (a process pool's manager thread finding its stopped workers) is logged, not
-  printed: its traceback would be a second, misleading message.
+  printed: its traceback would be a second, misleading message.  A worker forked while the signal
+  arrives (before :func:`worker_initializer` ran) inherits the handler; there it prints nothing and
+  leaves the interruption to the parent.
 """
 
 from __future__ import annotations
@@ -92,6 +94,7 @@ def worker_initializer(parent_pid: int | None = None) -> None:
         The parent's pid as the parent saw it (see :func:`die_with_parent`).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handler (see handle_interruptions)
     die_with_parent(parent_pid)
 
 
@@ -140,9 +143,21 @@ def handle_interruptions(line: str = "interrupted") -> Iterator[None]:
     early never leaves a file that looks complete.
     """
 
+    owner = os.getpid()
+
     def handler(signum: int, frame: FrameType | None) -> None:
         import logging
 
+        if os.getpid() != owner:
+            # a worker forked from this process, hit before its initializer replaced this handler (a
+            # signal to the process group while the pool starts a worker): the parent handles the
+            # interruption and stops its workers, so the worker prints nothing -- it ignores Ctrl-C
+            # and ends by SIGTERM as if no handler were installed
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if signum == signal.SIGTERM:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGTERM)
+            return
         # a second signal while unwinding is ignored: the first one is already being handled
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

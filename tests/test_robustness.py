@@ -893,3 +893,33 @@ def test_a_thread_failing_while_an_interruption_unwinds_prints_no_traceback(mode
     else:  # without an interruption a failing thread is a fault and shows as one
         assert proc.returncode == 0, proc.stderr
         assert "Traceback" in proc.stderr and "InvalidStateError" in proc.stderr
+
+
+_FORK_UNDER_SIGNAL = r"""
+import os, signal, sys, time
+from analysis.processes import Interrupted, handle_interruptions
+
+sig = getattr(signal, sys.argv[1])
+with handle_interruptions("popeval run: interrupted"):
+    pid = os.fork()
+    if pid == 0:
+        # a pool's new worker, hit by the signal before its initializer ran
+        os.kill(os.getpid(), sig)
+        for _ in range(100):  # Python code runs: the inherited handler is called here
+            time.sleep(0.001)
+        print("worker carried on", flush=True)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+print("worker", "signal" if os.WIFSIGNALED(status) else "exit",
+      os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status), flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize(("sig", "worker_end"), [("SIGINT", "worker exit 0"), ("SIGTERM", f"worker signal {int(signal.SIGTERM)}")])
+def test_a_worker_forked_while_the_signal_arrives_prints_nothing(sig: str, worker_end: str) -> None:
+    proc = subprocess.run([sys.executable, "-c", _FORK_UNDER_SIGNAL, sig], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # no traceback, no second 'interrupted' line from the worker
+    expected = ["worker carried on", worker_end] if sig == "SIGINT" else [worker_end]
+    assert proc.stdout.splitlines() == expected
