@@ -105,7 +105,7 @@ class RunResult:
 
 
 #: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
-REPORT_SOURCES = ("reports", "analysis/report.py", "analysis/reporting.py", "analysis/render.py", "analysis/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
+REPORT_SOURCES = ("reports", "analysis/report/labels.py", "analysis/report/builder.py", "analysis/report/render.py", "analysis/report/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
 
 
 #: The POP part's sources: editing them recomputes the POP part (and re-renders), never the survey estimation.
@@ -1240,7 +1240,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         # ---- report
         report: dict[str, Path] = {}
         if cfg.report.render:
-            from analysis.render import render_report
+            from analysis.report.render import render_report
             from survey.files import atomic_dir
 
             rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code_key)

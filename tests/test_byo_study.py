@@ -195,8 +195,8 @@ def test_run_through_configuration_alone_gives_identical_results(native_run: Pat
 def test_a_survey_with_outcomes_of_its_own_runs_and_reports_them(demo: Path, native_run: Path, tmp_path: Path) -> None:
     """Three outcomes under other names (one on a descending scale): estimated, bundled and reported by their labels."""
     from analysis.pipeline import run
-    from analysis.render import render_report
-    from analysis.reporting import Report
+    from analysis.report.builder import Report
+    from analysis.report.render import render_report
 
     cfg = load_config(build(demo, tmp_path / "own", own_outcomes=True, xlsx=False))
     assert cfg.effects.outcomes == tuple(OWN_OUTCOMES)

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from analysis.formatting import (
+from analysis.report.formatting import (
     MISSING,
     NBSP,
     fmt_ci,
@@ -80,7 +80,7 @@ def test_unknown_language() -> None:
 
 
 def test_tick_labels_take_their_decimals_from_the_step() -> None:
-    from analysis.formatting import tick_decimals, tick_formatter
+    from analysis.report.formatting import tick_decimals, tick_formatter
 
     assert tick_decimals([0, 0.25, 0.5, 0.75]) == 2
     assert tick_decimals([0, 10, 20, 30]) == 0

@@ -476,7 +476,7 @@ def test_report_include_executes(study: Path) -> None:
 
 def test_report_include_renders_with_a_kernel(study: Path, tmp_path: Path) -> None:
     """The nl include, wrapped in a minimal report, runs in a Jupyter kernel and pandoc writes its tables."""
-    from analysis.render import render_report
+    from analysis.report.render import render_report
 
     bundle = study / "derived" / "plans" / "bundle"
     if not (bundle / "tables" / "plans_estimates.csv").exists():

@@ -175,7 +175,7 @@ def _admin_share(derived: Path) -> float:
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
 def test_whole_report_renders_the_plans_section_with_its_numbers(world: dict[str, Any], lang: str, tmp_path: Path) -> None:
-    from analysis.render import render_report
+    from analysis.report.render import render_report
 
     bundle = world["coded"].bundle
     r = render_report(bundle, lang=lang, out=tmp_path / "out", formats=("html",), engine="python")

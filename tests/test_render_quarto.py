@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from analysis.bundle import write_bundle
-from analysis.render import RenderError, render_report
+from analysis.report.render import RenderError, render_report
 
 FAKE_QUARTO = """#!/bin/sh
 out=""; dir=""

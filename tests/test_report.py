@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from report_fixture import make_demo_bundle
 
 from analysis.bundle import read_bundle
-from analysis.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed
-from analysis.render import expand_includes, parse_param, render_report
-from analysis.report import COUNT_HEADERS, LABELS, category_label, label, method_label
-from analysis.reporting import Report, grid_table, protect, threshold_from_manifest
+from analysis.report.builder import Report, grid_table, protect, threshold_from_manifest
+from analysis.report.formatting import MISSING, SUPPRESSED, fmt_int, fmt_pct, fmt_signed
+from analysis.report.labels import COUNT_HEADERS, LABELS, category_label, label, method_label
+from analysis.report.render import expand_includes, parse_param, render_report
 from survey.errors import ConfigError
 
 REPORTS = Path(__file__).resolve().parents[1] / "reports"
@@ -308,7 +308,7 @@ def _pdf_lines(path: Path) -> list[list[tuple[float, float, str]]]:
 
 def _group_rows(r: Report) -> dict[str, set[str]]:
     """Every group row label of the report's grouped tables -> the first words of its rows."""
-    from analysis.reporting import Group
+    from analysis.report.builder import Group
 
     groups: dict[str, set[str]] = {}
     for name in ("pop_share", "profile", "domains", "flow", "margins", "weights", "balance", "effects_top2", "effects_likert", "summary", "shifts", "sensitivity"):
@@ -394,7 +394,7 @@ lang: en-GB
 ```{{python}}
 #| label: tbl-groups
 #| tbl-cap: "A grouped table"
-from analysis.reporting import Group, grid_table
+from analysis.report.builder import Group, grid_table
 rows = []
 for g in range(1, 32):
     rows.append(Group(f"Group {{g}}"))
@@ -483,7 +483,7 @@ def test_forest_plot_marks_main_estimator_and_labels_methods(bundle_dir: Path, m
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis.report import method_label
+    from analysis.report.labels import method_label
 
     r = Report(bundle_dir, "nl")
     shown = []
@@ -646,7 +646,7 @@ def test_verdicts_say_when_methods_disagree(bundle_dir: Path) -> None:
 
 
 def test_grid_table_wraps_between_words_and_spans_groups() -> None:
-    from analysis.reporting import Group
+    from analysis.report.builder import Group
 
     t = grid_table(["Kenmerk", "Aantal", "%"], [Group("Een groep"), ["Een heel lange categorie die over meerdere regels loopt", "1.234", "5,0 %"]], "lrr", groups=[("", 1), ("POP", 2)])
     md = t.markdown()
@@ -928,7 +928,7 @@ SHOULD-NOT-APPEAR
 ```{python}
 #| label: tbl-mini
 #| tbl-cap: "A mini table"
-from analysis.reporting import grid_table
+from analysis.report.builder import grid_table
 grid_table(["a", "b"], [["1", "2"]], "lr")
 ```
 
@@ -965,7 +965,7 @@ def test_fallback_engine_subset(tmp_path: Path, capfd: pytest.CaptureFixture[str
     assert "without encryption" not in console.err + console.out
     bad = tmp_path / "bad.qmd"
     bad.write_text(qmd.read_text(encoding="utf-8").replace("@tbl-mini", "@tbl-missing"), encoding="utf-8")
-    from analysis.render import RenderError
+    from analysis.report.render import RenderError
 
     with pytest.raises(RenderError):
         render_report(bundle, lang="en", out=tmp_path / "out2", qmd=bad, formats=("html",), engine="python")
@@ -1062,7 +1062,7 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from analysis.reporting import FONT
+    from analysis.report.builder import FONT
 
     shown = []
     monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
@@ -1129,7 +1129,7 @@ def test_a_long_path_in_a_table_neither_squeezes_its_column_nor_gains_a_space(tm
 
     import pypandoc
 
-    from analysis.reporting import Code, grid_table
+    from analysis.report.builder import Code, grid_table
 
     long = "/srv/data/departement-wse/evaluaties/pop-uitzondering/golf-2026/extracten/dwse_aanvragen_2016_2026_definitief.csv"
     t = grid_table(["Instelling", "Waarde"], [[Code("admin.dwse_input.max_inconsistent_share"), Code(long)], [Code("admin.dwse_input.decimal"), Code("")]], "ll")

@@ -149,7 +149,7 @@ def test_report_parameters_are_checked_before_rendering(tmp_path: Path) -> None:
 
 def test_disabling_disclosure_control_needs_the_explicit_override() -> None:
     from analysis.commands.report import check_params
-    from analysis.render import default_qmd
+    from analysis.report.render import default_qmd
 
     with pytest.raises(ConfigError):
         check_params({"threshold": 1}, default_qmd())
@@ -203,7 +203,7 @@ def test_a_plans_bundle_is_verified_like_a_run_bundle(tmp_path: Path) -> None:
 
 def test_optional_report_parameters_of_the_includes_are_known() -> None:
     from analysis.commands.report import check_params, report_parameters
-    from analysis.render import default_qmd
+    from analysis.report.render import default_qmd
 
     assert {"threshold", "main_method", "plans_bundle"} <= set(report_parameters(default_qmd()))
     assert check_params({"plans_bundle": "data_derived/plans/bundle"}, default_qmd()) == {"plans_bundle": "data_derived/plans/bundle"}
@@ -489,7 +489,7 @@ def _cmdline(pid: int) -> bytes:
 def test_a_kill_during_rendering_leaves_no_report_that_looks_complete(study: Path, derived: Path, tmp_path: Path, sig: signal.Signals, lang: str) -> None:
     import tempfile
 
-    from analysis.render import KERNEL_DIR_PREFIX
+    from analysis.report.render import KERNEL_DIR_PREFIX
 
     before = _run_dirs(derived)
     # the same estimation as the warm run (reused), so that the run gets to rendering quickly

@@ -74,7 +74,7 @@ def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
     import pandas as pd
 
     from analysis.bundle import write_bundle
-    from analysis.reporting import Report
+    from analysis.report.builder import Report
 
     flow = pd.DataFrame({"step": ["invited", "started", "completed", "linked", "analysed"], "n": [900, 500, 420, 410, 400]})
     bundle = write_bundle(tmp_path / "b", {"response_flow": flow}, {}, {"config": {}})
@@ -102,7 +102,7 @@ def test_report_figures_leave_matplotlib_global_state(tmp_path: Path) -> None:
 
 def test_render_passes_the_path_to_the_kernel_without_changing_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from analysis.bundle import write_bundle
-    from analysis.render import render_report
+    from analysis.report.render import render_report
 
     outside = str(tmp_path / "elsewhere")
     monkeypatch.setenv("PYTHONPATH", outside)

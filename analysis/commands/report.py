@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     """Render the report and list the files written."""
     import sys
 
-    from analysis.render import default_qmd, parse_param, render_report
+    from analysis.report.render import default_qmd, parse_param, render_report
 
     params = dict(parse_param(p) for p in args.params)
     qmd = Path(args.qmd) if args.qmd else default_qmd(args.lang)

@@ -12,10 +12,10 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.formatting import MISSING, check_lang, fmt_int, fmt_num, fmt_pct
 from analysis.plans.codebook import CODEBOOK
 from analysis.plans.tables import read_plans_tables
-from analysis.reporting import grid_table
+from analysis.report.builder import grid_table
+from analysis.report.formatting import MISSING, check_lang, fmt_int, fmt_num, fmt_pct
 from survey.errors import DataValidationError
 
 __all__ = ["NoPlans", "PlansSection", "plans_section"]

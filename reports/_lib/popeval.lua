@@ -256,7 +256,7 @@ local function figures()
 end
 
 -- ------------------------------------------------------------------ house style (both engines)
--- A group row: a bold label spanning every column (analysis.reporting.Group).
+-- A group row: a bold label spanning every column (analysis.report.builder.Group).
 local function is_group_row(row, ncol)
   if #row.cells ~= 1 or row.cells[1].col_span ~= ncol then return false end
   local c = row.cells[1].contents
@@ -380,7 +380,7 @@ local function style()
 end
 
 -- ------------------------------------------------------------------ group rows (Typst)
--- A group row (a bold label spanning every column, written by analysis.reporting.GridTable) becomes
+-- A group row (a bold label spanning every column, written by analysis.report.builder.GridTable) becomes
 -- a Typst subheader, `table.header(level: 2)`: Typst never leaves it alone at the foot of a page
 -- (it moves to the next page with the group's first row) and repeats it above the rows of its group
 -- that continue on the next page.  pandoc writes the table; its group rows are then rewritten.

@@ -20,7 +20,7 @@ engines itself, supporting exactly the subset of Quarto the report uses:
    ``@tbl-``/``@fig-`` references, renders callouts and ``content-visible when-meta`` blocks, as
    Quarto does — writes HTML and DOCX, and Typst markup that **typst** (PyPI) compiles to PDF.
 
-The title block (title, subtitle, publisher, date) comes from :mod:`analysis.report` and the run's
+The title block (title, subtitle, publisher, date) comes from :mod:`analysis.report.labels` and the run's
 time, in the report's language, and is passed to both engines as metadata.
 """
 
@@ -64,7 +64,7 @@ class RenderResult:
 
 def default_qmd(lang: str = "nl") -> Path:
     """The evaluation report's source in ``lang``: ``reports/evaluation-<lang>.qmd`` beside the packages."""
-    return Path(__file__).resolve().parents[1] / "reports" / f"evaluation-{lang}.qmd"
+    return Path(__file__).resolve().parents[2] / "reports" / f"evaluation-{lang}.qmd"
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -135,7 +135,7 @@ def render_report(
         When a cell, pandoc, typst or quarto fails.
     """
     from analysis.bundle import read_bundle
-    from analysis.formatting import check_lang
+    from analysis.report.formatting import check_lang
 
     check_lang(lang)
     bad = [f for f in formats if f not in FORMATS]
@@ -173,8 +173,8 @@ def render_report(
 
 def title_metadata(manifest: Mapping[str, Any], lang: str, run_time: str | None = None) -> dict[str, str]:
     """Title block metadata in ``lang``: title, subtitle, author (publisher), date, lang."""
-    from analysis.formatting import fmt_date
-    from analysis.report import label
+    from analysis.report.formatting import fmt_date
+    from analysis.report.labels import label
 
     when = run_time or manifest.get("created_at") or manifest.get("run_at")
     meta = {
@@ -192,7 +192,7 @@ def title_metadata(manifest: Mapping[str, Any], lang: str, run_time: str | None 
 
 def bundle_metadata(bundle: str | Path) -> dict[str, str]:
     """``popeval.*`` metadata for ``content-visible when-meta`` blocks: which optional parts the bundle has."""
-    from analysis.reporting import Report
+    from analysis.report.builder import Report
 
     r = Report(bundle)
     flags = {"demo": r.is_demo, "estimand": r.has("estimand"), "overlap": r.has("overlap"), "response-detail": r.has("response_detail"), "suppressed": r.has("suppressed"), "not-estimable": r.has("not_estimable")}
@@ -438,7 +438,7 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
     setup.metadata["quarto"] = {"echo": False, "include": False}
     nb.cells = [setup, *cells]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    repo = str(Path(__file__).resolve().parents[1])
+    repo = str(Path(__file__).resolve().parents[2])
     env_path = os.environ.get("PYTHONPATH", "")
     # the kernel's own environment finds this package; this process's environment is not changed
     kernel_env = {**os.environ, "PYTHONPATH": repo + (os.pathsep + env_path if env_path else "")}

@@ -4,13 +4,13 @@
 quotes its numbers as inline expressions (```` `{python} r.fact.invited` ````), shows its tables in
 labelled cells (``r.table("margins")``, ``#| label: tbl-margins``) and its figures in labelled cells
 (``r.figure("forest")``, ``#| label: fig-forest``).  Nothing here is prose: captions, sentences and
-notices are in the ``.qmd``; column headers and category labels come from :mod:`analysis.report`
+notices are in the ``.qmd``; column headers and category labels come from :mod:`analysis.report.labels`
 and the codebook.
 
 Every table goes through disclosure control (:func:`protect`) before it is shown: counts below the
 threshold are suppressed, then as many other cells as needed so that none can be recovered from
 totals (secondary suppression), and percentages based on suppressed counts with them.  Suppressed
-cells show :data:`analysis.formatting.SUPPRESSED`.  :meth:`Report.frame` gives the protected table as
+cells show :data:`analysis.report.formatting.SUPPRESSED`.  :meth:`Report.frame` gives the protected table as
 a DataFrame of display strings.
 
 Optional parts of the bundle (an ``estimand`` block in ``estimates.json``, ``tables/overlap.csv``,
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis.formatting import (
+from analysis.report.formatting import (
     MISSING,
     NBSP,
     SUPPRESSED,
@@ -42,7 +42,7 @@ from analysis.formatting import (
     is_missing,
     tick_formatter,
 )
-from analysis.report import (
+from analysis.report.labels import (
     category_label,
     category_order,
     label,
@@ -378,7 +378,7 @@ class Facts:
     """Formatted numbers for the prose, as attributes: ``r.fact.invited`` → ``'11.422'``.
 
     An unknown name raises an error naming the known ones; a number the bundle lacks is
-    :data:`~analysis.formatting.MISSING`.
+    :data:`~analysis.report.formatting.MISSING`.
     """
 
     def __init__(self, values: Mapping[str, str]) -> None:
@@ -391,7 +391,7 @@ class Facts:
         try:
             return values[name]
         except KeyError:
-            raise ConfigError("The report quotes an unknown number", param=name, expected=", ".join(sorted(values)), found=name, hint="see Report.facts() in analysis/reporting.py") from None
+            raise ConfigError("The report quotes an unknown number", param=name, expected=", ".join(sorted(values)), found=name, hint="see Report.facts() in analysis/report/builder.py") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("Facts are read-only")
@@ -516,7 +516,7 @@ class Report:
         return sorted(present, key=lambda o: order.get(o, len(order)))
 
     def _methods(self, scale: str) -> list[str]:
-        from analysis.report import METHOD_LABELS
+        from analysis.report.labels import METHOD_LABELS
 
         eff = self._table("effects")
         present = list(dict.fromkeys(eff.loc[eff["scale"] == scale, "method"])) if not eff.empty else []
@@ -559,7 +559,7 @@ class Report:
         ``not_estimable``); a code the report has no wording for (or a bundle without codes) reads ``other``."""
         import pandas as pd
 
-        from analysis.report import LABELS
+        from analysis.report.labels import LABELS
 
         ne = self._table("not_estimable")
         if not {"outcome", "method"} <= set(ne.columns):
@@ -962,7 +962,7 @@ class Report:
             t["grp"], t["var"], t["cat"] = "all", t["variable"], t["category"].astype(str)
         else:
             t["var"] = t["variable"].str.slice(len("pop x "))
-            from analysis.report import split_merged
+            from analysis.report.labels import split_merged
 
             merged = t["category"].astype(str).map(lambda c: [x.split(" x ", 1) for x in split_merged(c)])
             t["grp"] = merged.map(lambda cs: cs[0][0])
@@ -1138,7 +1138,7 @@ class Report:
         return grid_table([self.label(k) for k in ("col_variable", "col_ov_category", "col_ov_pop", "col_ov_nopop", "col_status")], rows, "llrrl")
 
     def _t_not_estimable(self) -> GridTable:
-        from analysis.report import METHOD_LABELS
+        from analysis.report.labels import METHOD_LABELS
 
         ne = self._not_estimable()
         outcomes, methods = {o: i for i, o in enumerate(self._outcomes())}, {m: i for i, m in enumerate(METHOD_LABELS)}
@@ -1323,7 +1323,7 @@ class Report:
 
 # ====================================================================== small helpers
 def _label_keys() -> set[str]:
-    from analysis.report import LABELS
+    from analysis.report.labels import LABELS
 
     return set(LABELS)
 

@@ -199,7 +199,7 @@ def label(key: str, lang: str, **fields: object) -> str:
     try:
         text = LABELS[key][lang]
     except KeyError as exc:
-        raise ConfigError("No report label", param=key, expected="a key of analysis.report.LABELS in nl and en", found=f"{key!r} ({lang})") from exc
+        raise ConfigError("No report label", param=key, expected="a key of analysis.report.labels.LABELS in nl and en", found=f"{key!r} ({lang})") from exc
     return text.format(**fields) if fields else text
 
 
