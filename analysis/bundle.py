@@ -11,7 +11,9 @@ Timings and host details go to the run log beside the bundle, never into it, so 
 same inputs write byte-identical bundles.  The report (``reports/``) reads only a bundle.
 
 The tables and their columns are fixed by :data:`TABLES`; :func:`write_bundle` refuses unknown
-tables or missing columns, so the report can rely on them.
+tables or missing columns, so the report can rely on them.  The manifest records the bundle's
+format (:data:`BUNDLE_FORMAT`); :func:`read_bundle` refuses a bundle of another format rather than
+misread its columns.
 """
 
 from __future__ import annotations
@@ -27,7 +29,12 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["TABLES", "ResultsBundle", "jsonable", "read_bundle", "write_bundle"]
+__all__ = ["BUNDLE_FORMAT", "TABLES", "ResultsBundle", "jsonable", "read_bundle", "write_bundle"]
+
+#: The bundle's format, recorded in its manifest (``bundle_format``) and raised whenever a table's
+#: columns are renamed or change meaning.  1: standard errors in a column ``std_error`` (no
+#: ``bundle_format`` in the manifest); 2: standard errors in ``bse`` (``model_bse`` in estimates.json).
+BUNDLE_FORMAT = 2
 
 #: table name -> (required columns, description)
 TABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -65,7 +72,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
             "estimand",
             "scale",
             "estimate",
-            "std_error",
+            "bse",
             "ci_lower",
             "ci_upper",
             "p_value",
@@ -81,7 +88,7 @@ TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "empty for the other methods",
     ),
     "category_shifts": (
-        ("outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"),
+        ("outcome", "category", "shift", "bse", "ci_lower", "ci_upper"),
         "Ordered-logit shifts in category probabilities among the treated",
     ),
     "sensitivity": (
@@ -214,7 +221,7 @@ def write_bundle(
             df.to_csv(tmp / "tables" / f"{name}.csv", index=False, lineterminator="\n", float_format="%.12g")
         (tmp / "estimates.json").write_text(json.dumps(jsonable(estimates), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        full = {**dict(manifest), "files": files}
+        full = {**dict(manifest), "bundle_format": BUNDLE_FORMAT, "files": files}
         (tmp / "manifest.json").write_text(json.dumps(jsonable(full), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return read_bundle(path)
 
@@ -242,14 +249,33 @@ def _load_json(path: Path, what: str) -> Any:
     return data
 
 
+def _check_format(path: Path, manifest: Mapping[str, Any], listed: Mapping[str, Any]) -> None:
+    """Refuse a bundle of another :data:`BUNDLE_FORMAT`.
+
+    A bundle without ``bundle_format`` is of format 1 when it holds tables of :data:`TABLES`; a
+    bundle of other tables only (the POP part's own, ``analysis.plans.tables``) has no format.
+    """
+    fmt = manifest.get("bundle_format")
+    if fmt == BUNDLE_FORMAT or (fmt is None and not any(Path(f).stem in TABLES for f in listed)):
+        return
+    raise DataValidationError(
+        "The results bundle was written in another format",
+        file=path / "manifest.json",
+        expected=f"bundle format {BUNDLE_FORMAT} (standard errors in the column 'bse')",
+        found="format 1 (no 'bundle_format' in the manifest; standard errors in 'std_error')" if fmt is None else f"format {fmt!r}",
+        hint="the bundle was written by another popeval version; rerun `popeval run --config study.toml` with this one to write it again",
+    )
+
+
 def read_bundle(path: str | Path) -> ResultsBundle:
     """Read a bundle written by :func:`write_bundle`, checking it against its manifest.
 
     Raises
     ------
     DataValidationError
-        When the folder is not a bundle, a file the manifest lists is missing, changed (SHA-256) or
-        unreadable, or the bundle holds tables the manifest does not list.
+        When the folder is not a bundle, the bundle is of another format (:data:`BUNDLE_FORMAT`), a
+        file the manifest lists is missing, changed (SHA-256) or unreadable, or the bundle holds
+        tables the manifest does not list.
     """
     from survey.hashing import sha256_file
 
@@ -272,6 +298,7 @@ def read_bundle(path: str | Path) -> ResultsBundle:
             found="no file list" if not isinstance(listed, dict) else ", ".join(sorted(listed)) or "an empty list",
             hint="the bundle was written by an older popeval or by hand; rerun `popeval run --config study.toml`",
         )
+    _check_format(path, manifest, listed)
     missing = sorted(f for f in listed if not (path / f).is_file())
     if missing:
         raise DataValidationError(

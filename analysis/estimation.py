@@ -372,7 +372,7 @@ def _row(outcome: str, method: str, estimand: str, scale: str, est: float, se: f
         "estimand": estimand,
         "scale": scale,
         "estimate": float(est),
-        "std_error": float(se),
+        "bse": float(se),
         "n_treated": int(nt),
         "n_control": int(nc),
         "extrapolated": float("nan"),
@@ -438,7 +438,7 @@ def _fit_matching(s: OutcomeSample) -> MethodResult:
     rows = []
     for scale, top in (("likert", None), ("top2", s.spec.top_box)):
         e = matched_effect(sub_m, mdata, s.outcome, s.spec.rhs, top_box=top)
-        rows.append(_row(s.outcome, "matching", "ATT", scale, e.estimate, e.se, (sel & tm).sum(), (sel & ~tm).sum()))
+        rows.append(_row(s.outcome, "matching", "ATT", scale, e.estimate, e.bse[e.term], (sel & tm).sum(), (sel & ~tm).sum()))
     return MethodResult(rows)
 
 
@@ -451,7 +451,7 @@ def _fit_regression(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         with expected_fit_warnings(s.fit_warnings, "regression"):
             e = regression_att(d, f"{col} ~ {s.spec.rhs}", "pop", weights=d["_sw"].to_numpy())
-        rows.append(_row(s.outcome, "regression", "ATT", scale, e.estimate, e.se, t.sum(), (~t).sum()))
+        rows.append(_row(s.outcome, "regression", "ATT", scale, e.estimate, e.bse[e.term], t.sum(), (~t).sum()))
     return MethodResult(rows, prediction_sample=(d, d["_sw"].to_numpy()))
 
 
@@ -464,7 +464,7 @@ def _fit_ipw(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         with expected_fit_warnings(s.fit_warnings, "ipw"):
             e = ipw(d, col, s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-        rows.append(_row(s.outcome, "ipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+        rows.append(_row(s.outcome, "ipw", s.spec.estimand, scale, e.estimate, e.bse[e.term], t.sum(), (~t).sum()))
     return MethodResult(rows)
 
 
@@ -477,7 +477,7 @@ def _fit_aipw(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         with expected_fit_warnings(s.fit_warnings, "aipw"):
             e = aipw(d, f"{col} ~ {s.spec.rhs}", s.spec.ps_formula, estimand=s.spec.estimand, weights=d["_sw"].to_numpy())  # type: ignore[arg-type]
-        rows.append(_row(s.outcome, "aipw", s.spec.estimand, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+        rows.append(_row(s.outcome, "aipw", s.spec.estimand, scale, e.estimate, e.bse[e.term], t.sum(), (~t).sum()))
     return MethodResult(rows, prediction_sample=(d, d["_sw"].to_numpy()))
 
 
@@ -500,7 +500,7 @@ def _fit_absorbed(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         with expected_fit_warnings(s.fit_warnings, "absorbed"):
             e = absorbed_effect(d2, col, "pop", [], ["_domain", *s.spec.covariates], weights="_sw")
-        rows.append(_row(s.outcome, "absorbed", CONTROLLED_DIRECT, scale, e.estimate, e.se, t.sum(), (~t).sum()))
+        rows.append(_row(s.outcome, "absorbed", CONTROLLED_DIRECT, scale, e.estimate, e.bse[e.term], t.sum(), (~t).sum()))
     return MethodResult(rows)
 
 
@@ -542,7 +542,7 @@ def _fit_ologit(s: OutcomeSample) -> MethodResult:
     if res.prob_shifts is not None:
         shifts_o = res.prob_shifts["shift"]
         top = float(shifts_o[np.asarray(shifts_o.index, dtype=float) >= spec.top_box].sum())
-        sh = res.prob_shifts.reset_index().rename(columns={"se": "std_error", "lower": "ci_lower", "upper": "ci_upper"})
+        sh = res.prob_shifts.reset_index().rename(columns={"lower": "ci_lower", "upper": "ci_upper"})
         sh.insert(0, "outcome", outcome)
     rows.append(_row(outcome, "ologit", "ATT", "top2", top, float("nan"), nt, nc))
     return MethodResult(rows, sh, prediction_sample=(dm, dm["_mw"].to_numpy()))
@@ -562,7 +562,7 @@ METHODS: dict[str, Callable[[OutcomeSample], MethodResult]] = {
 #: Methods whose rows are not estimates of the ATT (reported apart, ``details["controlled_direct_effect"]``).
 DIRECT_EFFECT_METHODS = ("absorbed",)
 
-_COLUMNS = ["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control", "extrapolated"]
+_COLUMNS = ["outcome", "method", "estimand", "scale", "estimate", "bse", "n_treated", "n_control", "extrapolated"]
 
 
 def outcome_stage(
@@ -603,7 +603,7 @@ def outcome_stage(
             if res.category_shifts is not None:
                 shifts.append(res.category_shifts)
     table = pd.DataFrame(rows, columns=_COLUMNS)
-    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
+    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "bse", "ci_lower", "ci_upper"])
     cde = pd.DataFrame(direct, columns=_COLUMNS)
     return StudyEstimates(table=table, category_shifts=cs, details={"controlled_direct_effect": cde, "fit_warnings": _report_fit_warnings(fit_warnings)})
 

@@ -510,11 +510,11 @@ def _p_adjust(effects: pd.DataFrame) -> pd.DataFrame:
     from analysis.effects import adjust_pvalues
 
     eff = effects.copy()
-    z = eff["estimate"] / eff["std_error"]
+    z = eff["estimate"] / eff["bse"]
     eff["p_value"] = 2 * stats.norm.sf(np.abs(z))
     q = stats.norm.ppf(0.975)
-    eff["ci_lower"] = eff["estimate"] - q * eff["std_error"]
-    eff["ci_upper"] = eff["estimate"] + q * eff["std_error"]
+    eff["ci_lower"] = eff["estimate"] - q * eff["bse"]
+    eff["ci_upper"] = eff["estimate"] + q * eff["bse"]
     eff["p_holm"] = np.nan
     eff["p_bh"] = np.nan
     for _, idx in eff.groupby(["method", "scale"]).groups.items():
@@ -862,9 +862,9 @@ def _estimate_methods(frame: pd.DataFrame, design: Any, spec: Any) -> tuple[Any,
             if cde is not None and len(cde):
                 direct.append(cde)
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "std_error", "ci_lower", "ci_upper"])
+    cs = pd.concat(shifts, ignore_index=True) if shifts else pd.DataFrame(columns=["outcome", "category", "shift", "bse", "ci_lower", "ci_upper"])
     # the fixed-effects variant is a controlled direct effect, kept out of the effects table
-    direct_table = pd.concat(direct, ignore_index=True) if direct else pd.DataFrame(columns=["outcome", "method", "estimand", "scale", "estimate", "std_error", "n_treated", "n_control"])
+    direct_table = pd.concat(direct, ignore_index=True) if direct else pd.DataFrame(columns=["outcome", "method", "estimand", "scale", "estimate", "bse", "n_treated", "n_control"])
     return table, cs, _not_estimable_frame(failed), direct_table, dict(sorted(fits.items()))
 
 
@@ -949,7 +949,7 @@ def _outcomes_step(resp: Any, population: pd.DataFrame, des: Mapping[str, Any], 
     d = des["design"]
     table, shifts, failed, direct, fit_warnings = _estimate_methods(frame, d, spec)
     eff = table.copy()
-    eff["model_se"] = eff["std_error"]
+    eff["model_bse"] = eff["bse"]
     rep = None
     if cfg.effects.replicates > 0:
         n_h = population.groupby("pop").size()
@@ -966,7 +966,7 @@ def _outcomes_step(resp: Any, population: pd.DataFrame, des: Mapping[str, Any], 
         )
         key = list(zip(eff["outcome"], eff["method"], eff["scale"], strict=True))
         rse = rep.bse.reindex(key).to_numpy()
-        eff["std_error"] = np.where(np.isnan(rse), eff["std_error"], rse)
+        eff["bse"] = np.where(np.isnan(rse), eff["bse"], rse)
         eff["se_type"] = np.where(np.isnan(rse), "model", "replicate")
         fit_warnings = dict(sorted((Counter(fit_warnings) + Counter(rep.fit_warnings)).items()))
     else:
@@ -1171,7 +1171,7 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         n_rep = cfg.effects.replicates
         estimates = {
             "effects": {
-                f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "std_error": r.std_error, "se_type": r.se_type, "model_se": r.model_se, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
+                f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "bse": r.bse, "se_type": r.se_type, "model_bse": r.model_bse, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
                 for r in eff.itertuples()
             },
             "estimand": des["design"].overlap.estimand(),

@@ -297,7 +297,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
                 "matching_matchit_ties": pick(est_m, o, "matching", scale),
                 "estimate": e,
                 "replicate_se": se,
-                "model_se": pick(est, o, "matching", scale, "std_error"),
+                "model_se": pick(est, o, "matching", scale, "bse"),
                 **({"replicate_se_nofpc": float(rep_nofpc.bse.get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
                 "ci_lower": e - Z95 * se,
                 "ci_upper": e + Z95 * se,

@@ -210,7 +210,7 @@ def test_a_survey_with_outcomes_of_its_own_runs_and_reports_them(demo: Path, nat
     ref = pd.read_csv(native_run / "tables" / "effects.csv")
     ref = ref[ref["outcome"].isin(OWN_OUTCOMES.values())]
     got["outcome"] = got["outcome"].map(OWN_OUTCOMES)
-    cols = ["outcome", "method", "scale", "estimate", "std_error", "ci_lower", "ci_upper", "n_treated", "n_control"]
+    cols = ["outcome", "method", "scale", "estimate", "bse", "ci_lower", "ci_upper", "n_treated", "n_control"]
     key = ["outcome", "method", "scale"]
     pd.testing.assert_frame_equal(got[cols].sort_values(key).reset_index(drop=True), ref[cols].sort_values(key).reset_index(drop=True))
     # the exports carry the outcomes by their names and labels

@@ -66,7 +66,7 @@ def test_probability_shifts_sum_to_zero_and_match_direction(olr_fit) -> None:
     assert shifts["shift"].sum() == pytest.approx(0.0, abs=1e-12)
     # a positive log odds ratio moves mass from the lowest to the highest category
     assert shifts["shift"].iloc[0] < 0 < shifts["shift"].iloc[-1]
-    assert (shifts["se"] > 0).all()
+    assert (shifts["bse"] > 0).all()
     assert "probability shifts" in res.effect("y").summary()
 
 
@@ -93,7 +93,7 @@ def test_ipw_matches_stata_teffects(cattaneo, estimand: str, table: str) -> None
     e = ipw(d, "bweight", TREAT_F, estimand=estimand, ps_link="probit")
     assert e.estimate == pytest.approx(ref[0, 0], rel=1e-7)
     assert e.params["POmean0"] == pytest.approx(ref[1, 0], rel=1e-7)
-    assert e.se == pytest.approx(ref[0, 1], rel=1e-5)
+    assert e.bse[e.term] == pytest.approx(ref[0, 1], rel=1e-5)
     assert e.bse["POmean0"] == pytest.approx(ref[1, 1], rel=1e-5)
 
 
@@ -103,7 +103,7 @@ def test_aipw_ate_matches_stata_teffects(cattaneo) -> None:
     e = aipw(d, OUT_F, TREAT_F, estimand="ATE", ps_link="probit")
     assert e.estimate == pytest.approx(ref[0, 0], rel=1e-7)
     assert e.params["POmean0"] == pytest.approx(ref[1, 0], rel=1e-7)
-    assert e.se == pytest.approx(ref[0, 1], rel=1e-5)
+    assert e.bse[e.term] == pytest.approx(ref[0, 1], rel=1e-5)
 
 
 def test_aipw_att_is_doubly_robust() -> None:
@@ -115,6 +115,6 @@ def test_aipw_att_is_doubly_robust() -> None:
     y = 1.0 + 2.0 * x + 0.5 * t + rng.normal(size=n)
     d = pd.DataFrame({"t": t, "x": x, "y": y})
     e = aipw(d, "y ~ x", "t ~ x", estimand="ATT")
-    assert e.estimate == pytest.approx(0.5, abs=4 * e.se)
+    assert e.estimate == pytest.approx(0.5, abs=4 * e.bse[e.term])
     naive = ipw(d, "y", "t ~ x", estimand="ATT")
-    assert abs(naive.estimate - 0.5) > 4 * naive.se  # IPW with the wrong model is biased
+    assert abs(naive.estimate - 0.5) > 4 * naive.bse[naive.term]  # IPW with the wrong model is biased

@@ -80,17 +80,17 @@ def test_regression_att_is_the_att_not_the_pooled_coefficient() -> None:
     att = tau[t == 1].mean()
     e = regression_att(df, "y ~ C(g)", "t")
     assert e.estimand == "ATT"
-    assert abs(e.estimate - att) < 3 * e.se
+    assert abs(e.estimate - att) < 3 * e.bse[e.term]
     import statsmodels.formula.api as smf
 
     pooled = smf.ols("y ~ t + C(g)", df).fit().params["t"]
-    assert abs(pooled - att) > 4 * e.se  # the coefficient is a variance-weighted average
+    assert abs(pooled - att) > 4 * e.bse[e.term]  # the coefficient is a variance-weighted average
     # the SE is close to the bootstrap SD of the estimator
     boots = []
     for b in range(40):
         s = df.sample(frac=1.0, replace=True, random_state=b)
         boots.append(regression_att(s, "y ~ C(g)", "t").estimate)
-    assert e.se == pytest.approx(np.std(boots, ddof=1), rel=0.3)
+    assert e.bse[e.term] == pytest.approx(np.std(boots, ddof=1), rel=0.3)
 
 
 def test_extrapolated_flags_pop_users_without_comparable_controls(regulated: pd.DataFrame) -> None:

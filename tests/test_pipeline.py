@@ -127,8 +127,8 @@ def test_run_writes_a_complete_bundle(first_run: tuple[Path, object]) -> None:
     assert set(b.table("dont_know_sensitivity")["scenario"]) == {"complete_case", "as_neutral", "against_pop", "for_pop"}
     main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
     assert len(main) == 4
-    assert np.isfinite(main["std_error"]).all()
-    assert (main["std_error"] > 0).all()
+    assert np.isfinite(main["bse"]).all()
+    assert (main["bse"] > 0).all()
     assert (main["p_holm"] >= main["p_value"] - 1e-12).all()
     flow = b.table("response_flow").set_index("step")["n"]
     assert flow["invited"] > flow["started"] > flow["completed"] >= flow["linked"] >= flow["analysed"] > 0

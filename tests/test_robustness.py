@@ -185,6 +185,25 @@ def test_a_bundle_lists_its_files_and_reads_back(tmp_path: Path) -> None:
     assert b.estimates["population"]["persons"] == 100
 
 
+def test_a_bundle_of_an_older_format_is_refused_not_misread(tmp_path: Path) -> None:
+    import json
+
+    from analysis.bundle import BUNDLE_FORMAT
+
+    b = _bundle(tmp_path / "b")
+    man = json.loads((b / "manifest.json").read_text(encoding="utf-8"))
+    assert man["bundle_format"] == BUNDLE_FORMAT
+    # format 1 had no bundle_format and named the standard errors std_error
+    del man["bundle_format"]
+    (b / "manifest.json").write_text(json.dumps(man), encoding="utf-8")
+    with pytest.raises(DataValidationError, match="another format") as exc:
+        read_bundle(b)
+    assert "format 1" in str(exc.value) and "std_error" in str(exc.value) and "rerun `popeval run" in str(exc.value)
+    (b / "manifest.json").write_text(json.dumps({**man, "bundle_format": BUNDLE_FORMAT + 1}), encoding="utf-8")
+    with pytest.raises(DataValidationError, match=f"format {BUNDLE_FORMAT + 1}"):
+        read_bundle(b)
+
+
 def test_a_plans_bundle_is_verified_like_a_run_bundle(tmp_path: Path) -> None:
     from analysis.plans.tables import write_plans_tables
 
@@ -691,7 +710,7 @@ def test_a_secondary_method_that_fails_is_not_estimable_and_the_main_results_sta
     eff = b.table("effects")
     main = eff[(eff["method"] == "matching") & (eff["scale"] == "likert")]
     assert sorted(main["outcome"]) == ["job_better", "promotion", "satisfaction", "stronger"]
-    assert main["std_error"].gt(0).all()
+    assert main["bse"].gt(0).all()
     assert not ((eff["outcome"] == "promotion") & (eff["method"] == "ologit")).any()
     assert ((eff["outcome"] == "promotion") & (eff["method"] == "regression")).sum() == 2
     # ... and the bundle and the summary say what was not estimable and why

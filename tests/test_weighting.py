@@ -86,7 +86,7 @@ def test_estimate_result_is_immutable_and_renders() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         est.statistic = "total"  # type: ignore[misc]
     frame = est.to_frame()
-    assert list(frame.columns) == ["estimate", "std_error", "ci_lower", "ci_upper"]
+    assert list(frame.columns) == ["estimate", "bse", "ci_lower", "ci_upper"]
     assert list(frame.index) == ["api00", "awards=No", "awards=Yes"]
     assert est.params["awards=No"] + est.params["awards=Yes"] == pytest.approx(1.0)
     ci = est.conf_int(0.1)

@@ -86,7 +86,8 @@ class OrderedLogitResult:
         Name of the treatment term, or None.
     prob_shifts
         With a treatment: the average marginal effect of treatment on P(Y = k) among the treated
-        (weighted), per category, with delta-method SE and 95% interval, or None.
+        (weighted), per category (index ``category``; columns ``shift``, ``bse``, ``lower``,
+        ``upper``): the shift, its delta-method standard error and 95% interval, or None.
     """
 
     params: pd.Series
@@ -248,7 +249,7 @@ def ordered_logit(
         J = np.column_stack([(ame(theta + eps * e) - ame(theta - eps * e)) / (2 * eps)
                              for e in np.eye(theta.size)])
         se = np.sqrt(np.diag(J @ V @ J.T))
-        shifts = pd.DataFrame({"shift": est, "se": se, "lower": est - 1.959963984540054 * se,
+        shifts = pd.DataFrame({"shift": est, "bse": se, "lower": est - 1.959963984540054 * se,
                                "upper": est + 1.959963984540054 * se},
                               index=pd.Index(cats, name="category"))
     return OrderedLogitResult(

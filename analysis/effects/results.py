@@ -59,11 +59,6 @@ class EffectEstimate:
         return float(self.params[self.term])
 
     @property
-    def se(self) -> float:
-        """Standard error of the treatment effect."""
-        return float(self.bse[self.term])
-
-    @property
     def tvalues(self) -> pd.Series:
         """Estimate over standard error."""
         return self.params / self.bse
@@ -107,7 +102,7 @@ class EffectEstimate:
                     "estimand": self.estimand,
                     "method": self.method,
                     "estimate": self.estimate,
-                    "bse": self.se,
+                    "bse": float(self.bse[self.term]),
                     "ci_lower": lower,
                     "ci_upper": upper,
                     "pvalue": self.pvalue,
@@ -133,7 +128,7 @@ class EffectEstimate:
         )
         lines = [
             f"{self.method}: {self.estimand} of '{self.term}' on '{self.outcome}'",
-            f"estimate = {self.estimate:.6g} (SE {self.se:.6g}, p = {self.pvalue:.4g}); "
+            f"estimate = {self.estimate:.6g} (SE {float(self.bse[self.term]):.6g}, p = {self.pvalue:.4g}); "
             f"nobs = {self.nobs}; SE: {self.vcov_type}",
             "",
             tab.to_string(float_format=lambda v: f"{v:.6g}"),

@@ -697,7 +697,7 @@ class Report:
     def _effects(self, scale: str) -> Protected:
         df = self._table("effects")
         df = df[df["scale"] == scale].copy()
-        dep = [c for c in ("estimate", "std_error", "ci_lower", "ci_upper", "p_value", "p_holm", "p_bh") if c in df.columns]
+        dep = [c for c in ("estimate", "bse", "ci_lower", "ci_upper", "p_value", "p_holm", "p_bh") if c in df.columns]
         return protect(df, ["n_treated", "n_control"], self.threshold, derived={"n_treated": dep, "n_control": dep})
 
     # ------------------------------------------------------------------ facts

@@ -137,7 +137,7 @@ class SurveyEstimate:
         return pd.DataFrame(
             {
                 "estimate": self.params,
-                "std_error": self.bse,
+                "bse": self.bse,
                 "ci_lower": ci["lower"],
                 "ci_upper": ci["upper"],
             }
