@@ -55,6 +55,33 @@ def test_replicate_fit_warnings_are_counted_per_replicate_and_summed() -> None:
     assert res.fit_warnings == {"replicates: PerfectSeparationWarning": 5}
 
 
+def test_a_quasi_separated_replicate_logit_counts_as_perfect_separation() -> None:
+    """The replicates' logit warns of quasi-separation as statsmodels' GLM path is counted."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.effects.variance import replicate_variance
+    from analysis.matching.propensity import fit_logit
+
+    rng = np.random.default_rng(3)
+    n = 300
+    a = rng.integers(0, 3, n)
+    x = np.column_stack([np.ones(n), a == 1, a == 2]).astype(float)
+    y = (rng.uniform(size=n) < 0.4).astype(float)
+    y[a == 2] = 0.0  # no treated unit in category 2: quasi-separated in every replicate
+    reps = rng.gamma(4.0, 0.25, size=(n, 6))
+
+    def refit(w):  # type: ignore[no-untyped-def]
+        return float(fit_logit(x, y, np.asarray(w, dtype=float))[0].mean())
+
+    res = replicate_variance(pd.DataFrame(index=range(n)), reps, refit, n_jobs=1, progress=False)
+    assert res.fit_warnings == {"replicates: PerfectSeparationWarning": 6}
+    assert res.n_replicates == 6 and np.isfinite(res.bse).all()
+    # without the separation nothing is counted
+    y[a == 2] = (rng.uniform(size=int((a == 2).sum())) < 0.4).astype(float)
+    assert replicate_variance(pd.DataFrame(index=range(n)), reps, refit, n_jobs=1, progress=False).fit_warnings == {}
+
+
 def test_overlap_counts_the_warnings_of_its_propensity_score(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
     import pandas as pd

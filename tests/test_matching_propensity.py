@@ -111,3 +111,67 @@ def test_singular_design_is_left_to_statsmodels() -> None:
     x = np.column_stack([np.ones(100), np.arange(100.0), 2 * np.arange(100.0)])
     y = (np.arange(100) % 3 == 0).astype(float)
     assert logit_newton(x, y) is None
+
+
+def _quasi_separated(seed: int, n: int = 400) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A design of categories in which one category has no treated unit (quasi-separation)."""
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, 4, n), rng.integers(0, 3, n)
+    x = np.column_stack([np.ones(n), a == 1, a == 2, a == 3, b == 1, b == 2]).astype(float)
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-(-0.5 + 0.4 * (a == 1) - 0.3 * b)))).astype(float)
+    y[a == 3] = 0.0
+    return x, y, rng.gamma(2.0, 0.5, n)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_deviance_criterion_is_statsmodels_glm_on_a_quasi_separated_sample(weighted: bool) -> None:
+    import warnings
+
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
+    from analysis.matching.propensity import fit_logit
+
+    x, y, sw = _quasi_separated(7)
+    w = sw if weighted else None
+    assert logit_newton(x, y, w) is None  # the maximum does not exist: Newton's criterion never holds
+    ref = sm.GLM(y, x, family=sm.families.Binomial(), **({"var_weights": w} if weighted else {})).fit(maxiter=100, tol=1e-10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = logit_newton(x, y, w, tol_criterion="deviance")
+    assert [c.category for c in caught] == [PerfectSeparationWarning]  # once per fit
+    assert fitted is not None
+    beta, bse, eta = fitted
+    assert beta[3] < -15  # the separated category's coefficient drifts towards -infinity
+    np.testing.assert_allclose(beta, ref.params, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(bse, ref.bse, rtol=1e-8, atol=0)
+    np.testing.assert_allclose(eta, ref.predict(which="linear"), rtol=0, atol=1e-8)
+    with pytest.warns(PerfectSeparationWarning):
+        score, lin = fit_logit(x, y, w)  # the replicates' logit: Newton, then the deviance criterion
+    np.testing.assert_allclose(score, ref.fittedvalues, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lin, eta, rtol=0, atol=0)
+
+
+def test_the_deviance_criterion_does_not_warn_where_the_maximum_exists(data: pd.DataFrame) -> None:
+    import warnings
+
+    built = fast_design_matrix(data, "age + educ + region + female")
+    assert built is not None
+    x, names = built
+    y = data["pop"].to_numpy(dtype=float)
+    # a rare category that is not separated: one treated unit in the region 'east'
+    east = x[:, names.index("region[T.east]")] == 1
+    y[east] = 0.0
+    y[np.flatnonzero(east)[0]] = 1.0
+    newton = logit_newton(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        by_deviance = logit_newton(x, y, tol_criterion="deviance")
+    assert newton is not None and by_deviance is not None
+    for a, b in zip(newton, by_deviance, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-8)
+
+
+def test_an_unknown_convergence_criterion_is_refused() -> None:
+    with pytest.raises(ConfigError, match="convergence criterion"):
+        logit_newton(np.ones((3, 1)), np.array([0.0, 1.0, 0.0]), tol_criterion="gradient")  # type: ignore[arg-type]

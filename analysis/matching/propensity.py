@@ -124,6 +124,35 @@ def _linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return eta
 
 
+#: statsmodels' clipping of probabilities in the logit link and the binomial variance
+_FLOAT_EPS = float(np.finfo(float).eps)
+
+#: Under separation each Newton step moves the separated rows' logits by about one unit (towards
+#: plus or minus infinity); where the maximum exists the steps shrink quadratically.  A fit whose
+#: deviance settled while a logit still moved by more than this has no maximum-likelihood estimate.
+SEPARATION_STEP = 0.5
+
+
+def _binomial_deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> float:
+    """The binomial deviance as statsmodels' ``Binomial`` family computes it (scale 1)."""
+    with np.errstate(divide="ignore"):
+        d = y * np.log(np.clip(y / (mu + 1e-20), _FLOAT_EPS, None)) + (1.0 - y) * np.log(
+            np.clip((1.0 - y) / (1.0 - mu + 1e-20), _FLOAT_EPS, None)
+        )
+    return 2.0 * float(np.sum(pw * d))
+
+
+def _scaled_solve(h: np.ndarray, g: np.ndarray) -> np.ndarray | None:
+    """``h^-1 g`` through the unit-diagonal scaling of ``h``; None when it is (nearly) singular."""
+    d = np.sqrt(np.diag(h))
+    if not np.all(np.isfinite(h)) or not np.all(d > 0):
+        return None
+    scaled = h / np.outer(d, d)
+    if np.linalg.cond(scaled) > 1e10:
+        return None
+    return np.asarray(np.linalg.solve(scaled, g / d) / d)
+
+
 def logit_newton(
     x: np.ndarray,
     y: np.ndarray,
@@ -131,106 +160,113 @@ def logit_newton(
     *,
     maxiter: int = 100,
     tol: float = 1e-10,
+    tol_criterion: Literal["params", "deviance"] = "params",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Maximum-likelihood (optionally weighted) logistic regression by Newton-Raphson.
+    """Maximum-likelihood (optionally weighted) logistic regression by Newton-Raphson (IRLS).
 
-    For the canonical logit link Newton-Raphson is IRLS.  It starts as statsmodels' GLM does
-    (``mu = (y + 1/2) / 2``) and stops when the largest absolute change of a coefficient is below
-    ``tol``; as convergence is quadratic the result is the optimum to rounding error.
+    For the canonical logit link Newton-Raphson is iteratively reweighted least squares: each
+    step is the weighted least-squares fit of the working residual ``(y - mu) / (mu (1 - mu))``
+    with weights ``w mu (1 - mu)``.  The first step starts, as statsmodels' GLM does, from
+    ``mu = (y + 1/2) / 2``.  The fit stops by ``tol_criterion`` (statsmodels' names):
+
+    ``"params"``
+        when no coefficient moves by more than ``tol``; as convergence is quadratic the result is
+        the optimum to rounding error.  The steps solve the (scaled) information matrix; where it
+        is nearly singular (a rank-deficient design, or a separated sample, whose maximum does
+        not exist) or ``maxiter`` steps do not converge, the fit stops and returns None, so that
+        the caller can hand it over.
+    ``"deviance"``
+        when the deviance changes by at most ``tol``, as statsmodels' GLM stops, with its
+        minimum-norm least-squares steps and its clipping of probabilities: the fit equals
+        statsmodels' GLM to rounding, also on a quasi-separated sample (where the deviance
+        settles while the separated coefficients drift towards infinity).  A sample that is
+        quasi- or perfectly separated (the deviance settled while some logit still moved by more
+        than :data:`SEPARATION_STEP`, or every fitted probability equals its outcome) warns once
+        with statsmodels' ``PerfectSeparationWarning``; ``maxiter`` steps without convergence warn
+        with its ``ConvergenceWarning`` (the last step is returned).  Both are counted by
+        :func:`analysis.fitwarnings.expected_fit_warnings` where the caller counts fit warnings.
 
     Parameters
     ----------
     x
-        ``(n, p)`` design matrix of full column rank.
+        ``(n, p)`` design matrix (of full column rank for ``"params"``).
     y
         0/1 response.
     weights
         Prior weights (R's ``glm(weights=)``, statsmodels' ``var_weights``), or None.
     maxiter
-        Maximum number of Newton steps.
+        Maximum number of steps.
     tol
-        Convergence threshold on the maximum absolute step.
+        Convergence threshold on the maximum absolute step of a coefficient (``"params"``) or on
+        the absolute change of the deviance (``"deviance"``).
+    tol_criterion
+        ``"params"`` or ``"deviance"``, as above.
 
     Returns
     -------
     tuple of numpy.ndarray, or None
         Coefficients, their model-based standard errors (inverse of the observed information
-        ``X'WX``, scale 1) and the linear predictor; None when the fit does not converge, the
-        information matrix is (nearly) singular or values are not finite, so that the caller can
-        use a more general fitter.
+        ``X'WX``, scale 1; a pseudo-inverse for ``"deviance"``) and the linear predictor; None
+        when the fit stops as above or values are not finite.
     """
+    import warnings
+
+    if tol_criterion not in ("params", "deviance"):
+        raise ConfigError("Unknown convergence criterion", param="tol_criterion",
+                          expected="'params' or 'deviance'", found=repr(tol_criterion))
+    by_deviance = tol_criterion == "deviance"
     x = np.asfortranarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     pw = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
-
-    def information(mu: np.ndarray) -> np.ndarray:
-        return (x * (pw * mu * (1.0 - mu))[:, None]).T @ x
-
-    def solve(h: np.ndarray, g: np.ndarray) -> np.ndarray | None:
-        d = np.sqrt(np.diag(h))
-        if not np.all(np.isfinite(h)) or not np.all(d > 0):
-            return None
-        scaled = h / np.outer(d, d)
-        if np.linalg.cond(scaled) > 1e10:
-            return None
-        return np.linalg.solve(scaled, g / d) / d
-
-    # first step from statsmodels' starting values: a weighted least-squares fit of the
-    # working response z = eta + (y - mu) / (mu (1 - mu)) with weights pw mu (1 - mu)
     mu = (y + 0.5) / 2.0
     eta = np.log(mu / (1.0 - mu))
-    wk = pw * mu * (1.0 - mu)
-    beta = solve((x * wk[:, None]).T @ x, x.T @ (wk * eta + pw * (y - mu)))
-    if beta is None:
-        return None
-    for _ in range(maxiter):
-        eta = _linear_predictor(x, beta)
-        mu = _expit(eta)
-        step = solve(information(mu), x.T @ (pw * (y - mu)))
-        if step is None or not np.all(np.isfinite(step)):
-            return None
+    beta = np.zeros(x.shape[1])
+    dev = _binomial_deviance(y, mu, pw)
+    converged = separated = False
+    for it in range(maxiter):
+        # the step fits the working residual; the first fits the working response from mu's start
+        m = np.clip(mu, _FLOAT_EPS, 1.0 - _FLOAT_EPS) if by_deviance else mu
+        wk = pw * m * (1.0 - m)
+        u = (y - mu) / (m * (1.0 - m)) + (eta if it == 0 else 0.0)
+        if by_deviance:
+            sw = np.sqrt(wk)
+            step = np.linalg.lstsq(x * sw[:, None], u * sw, rcond=-1)[0]
+        else:
+            step = _scaled_solve((x * wk[:, None]).T @ x, x.T @ (wk * u))
+            if step is None:
+                return None
         beta = beta + step
-        if np.max(np.abs(step)) < tol:
-            break
-    else:
-        return None
-    eta = _linear_predictor(x, beta)
-    mu = _expit(eta)
-    h = information(mu)
-    d = np.sqrt(np.diag(h))
-    cov = np.linalg.inv(h / np.outer(d, d)) / np.outer(d, d)
-    return beta, np.sqrt(np.diag(cov)), eta
-
-
-def _irls_deviance(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray | None, maxiter: int, tol: float
-) -> np.ndarray | None:
-    """IRLS stopped when the deviance settles, as statsmodels' GLM stops (quasi-separation).
-
-    Least-squares steps (minimum norm), so a nearly singular information matrix does not stop
-    it; returns the linear predictor, or None when values stop being finite.
-    """
-    y = np.asarray(y, dtype=float)
-    pw = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
-    mu = (y + 0.5) / 2.0
-    eta = np.log(mu / (1.0 - mu))
-    dev_old = np.inf
-    for _ in range(maxiter):
-        wk = pw * mu * (1.0 - mu)
-        z = eta + (y - mu) / (mu * (1.0 - mu))
-        sw = np.sqrt(wk)
-        beta = np.linalg.lstsq(x * sw[:, None], z * sw, rcond=None)[0]
-        eta = _linear_predictor(x, beta)
-        mu = np.clip(_expit(eta), 1e-300, 1 - 1e-16)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            dev = 2.0 * float(np.sum(pw * (np.where(y > 0, y * np.log(y / mu), 0.0)
-                                           + np.where(y < 1, (1 - y) * np.log((1 - y) / (1 - mu)), 0.0))))
-        if not np.isfinite(dev) or not np.all(np.isfinite(eta)):
+        eta_old, eta = eta, _linear_predictor(x, beta)
+        mu = _expit(eta)
+        if not (np.all(np.isfinite(step)) and np.all(np.isfinite(eta))):
             return None
-        if abs(dev - dev_old) <= tol:
-            return eta
-        dev_old = dev
-    return eta
+        if by_deviance:
+            dev_old, dev = dev, _binomial_deviance(y, mu, pw)
+            separated = separated or bool(np.allclose(mu - y, 0))  # statsmodels' perfect prediction
+            converged = abs(dev - dev_old) <= tol
+            if converged:
+                separated = separated or bool(np.max(np.abs(eta - eta_old)) > SEPARATION_STEP)
+        else:
+            converged = it > 0 and float(np.max(np.abs(step))) < tol
+        if converged:
+            break
+    if not converged and not by_deviance:
+        return None
+    if separated or not converged:
+        from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+        if separated:
+            warnings.warn("Quasi- or perfect separation: the logit has no maximum-likelihood "
+                          "estimate; fitted by IRLS until the deviance settled",
+                          PerfectSeparationWarning, stacklevel=2)
+        if not converged:
+            warnings.warn(f"The logit did not converge in {maxiter} IRLS steps", ConvergenceWarning, stacklevel=2)
+    # the information at the fitted values; statsmodels' at the weights of its last step
+    h = (x * (wk if by_deviance else pw * mu * (1.0 - mu))[:, None]).T @ x
+    d = np.sqrt(np.diag(h))
+    scaled = h / np.outer(d, d)
+    inv = np.linalg.pinv(scaled) if by_deviance else np.linalg.inv(scaled)
+    return beta, np.sqrt(np.diag(inv / np.outer(d, d))), eta
 
 
 def fit_logit(
@@ -244,33 +280,33 @@ def fit_logit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """A (weighted) logistic regression on a design matrix: fitted probabilities and logits.
 
-    The array path of :func:`propensity_score`: :func:`logit_newton`, and where it does not
-    converge (e.g. quasi-separation, a rank-deficient design) statsmodels' GLM, as
-    :func:`propensity_score` falls back to it (here as numpy IRLS with statsmodels' deviance
-    criterion, and the GLM itself if that fails).  Used by the end-to-end replicates.  Newton's
-    method converges in a handful of steps where the maximum exists, so it gets at most
-    ``newton_maxiter`` of them before the fit is handed over.
+    The array path of :func:`propensity_score`, used by the end-to-end replicates:
+    :func:`logit_newton` to the optimum (``tol_criterion="params"``), and where that does not
+    converge (quasi-separation, a rank-deficient design) the same Newton-Raphson (IRLS) steps
+    until the deviance settles (``tol_criterion="deviance"``), which is statsmodels' GLM fit to
+    rounding and warns of the separation as statsmodels' ``PerfectSeparationWarning``.  Newton's
+    method converges in a handful of steps where the maximum exists, so the first fit gets at
+    most ``newton_maxiter`` of them.
 
     Returns
     -------
     (score, linear_predictor)
+
+    Raises
+    ------
+    PopevalError
+        When values stop being finite.
     """
     fitted = logit_newton(x, y, weights, maxiter=min(maxiter, newton_maxiter), tol=tol)
-    eta = fitted[2] if fitted is not None else _irls_deviance(x, y, weights, maxiter, tol)
-    if eta is None:
-        import statsmodels.api as sm
-
-        kwargs = {} if weights is None else {"var_weights": np.asarray(weights, dtype=float)}
-        try:
-            fit = sm.GLM(np.asarray(y, dtype=float), x, family=sm.families.Binomial(), **kwargs).fit(
-                maxiter=maxiter, tol=tol
-            )
-        except Exception as exc:
-            raise PopevalError(
-                "The propensity-score model could not be fitted",
-                hint="check for perfect separation or constant covariates", detail=str(exc),
-            ) from exc
-        eta = np.asarray(fit.predict(which="linear"), dtype=float)
+    if fitted is None:
+        fitted = logit_newton(x, y, weights, maxiter=maxiter, tol=tol, tol_criterion="deviance")
+    if fitted is None:
+        raise PopevalError(
+            "The propensity-score model could not be fitted",
+            expected="finite fitted values", found="non-finite values in the logit's IRLS steps",
+            hint="check for constant covariates or extreme weights",
+        )
+    eta = fitted[2]
     return _expit(eta), eta
 
 
