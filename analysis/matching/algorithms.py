@@ -29,6 +29,7 @@ a matrix padded with ``-1`` to the largest number of matches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -179,9 +180,58 @@ def nn_sorted(
         return _nn_sorted_greedy(
             d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, caliper, mm, tol, steps
         )
-    fabs = _int_abs if int_abs else abs
+    return _nn_sorted_general(
+        d_sorted, ctrl_sorted, order, pos[ind1], ord1, ratio, replace, caliper,
+        (cal_mat, cal_width), int_abs, tol, steps,
+    )
 
-    # union-find "next available control" to the right (rp) and to the left (lp, shifted by 1)
+
+def _find(parent: list[int], p: int) -> int:
+    """The root of ``p`` in a union-find array, compressing the path to it."""
+    root = p
+    while parent[root] != root:
+        root = parent[root]
+    while parent[p] != root:
+        nxt = parent[p]
+        parent[p] = root
+        p = nxt
+    return root
+
+
+def _nearer(kl: int, kr: int, p: int, gaps: tuple[float, float], steps: bool, tol: float) -> int:
+    """Of the nearest eligible controls left (``kl``) and right (``kr``) of sorted position ``p``
+    (-1: none) at distance ``gaps``, the one :func:`nn_sorted` matches (-1: none)."""
+    if kl < 0 or kr < 0:
+        return max(kl, kr)
+    gl, gr = gaps
+    if steps and abs(gl - gr) <= tol:
+        return kl if p - kl <= kr - p else kr
+    return kl if gl <= gr + tol else kr
+
+
+def _nn_sorted_general(
+    d_sorted: np.ndarray,
+    ctrl_sorted: np.ndarray,
+    order: np.ndarray,
+    pos1: np.ndarray,
+    ord1: np.ndarray,
+    ratio: int,
+    replace: bool,
+    caliper: float | None,
+    covariate_calipers: tuple[np.ndarray | None, np.ndarray | None],
+    int_abs: bool,
+    tol: float,
+    steps: bool,
+) -> np.ndarray:
+    """The general loop of :func:`nn_sorted` (covariate calipers, MatchIt 4.5.1's ``abs``).
+
+    Two path-compressed union-find arrays give the next available control to the right (``rp``)
+    and to the left (``lp``, shifted by one); each treated unit takes the nearer of the first
+    eligible control on each side.
+    """
+    n, n1 = d_sorted.size, pos1.size
+    cal_mat, cal_width = covariate_calipers
+    fabs = _int_abs if int_abs else abs
     rp = np.arange(n + 1)
     rp[:n][~ctrl_sorted] += 1
     lp = np.arange(n + 1)
@@ -190,75 +240,41 @@ def nn_sorted(
     lp_l: list[int] = lp.tolist()
     d_l: list[float] = d_sorted.tolist()
     order_l: list[int] = order.tolist()
-    pos1_l: list[int] = pos[ind1].tolist()
+    pos1_l: list[int] = pos1.tolist()
     ord_l: list[int] = [int(i) for i in ord1]
     cal = float("inf") if caliper is None else float(caliper) + tol
     use_cov = cal_mat is not None
     mm_l = [[-1] * ratio for _ in range(n1)]
 
-    def find_right(p: int) -> int:
-        root = p
-        while rp_l[root] != root:
-            root = rp_l[root]
-        while rp_l[p] != root:
-            nxt = rp_l[p]
-            rp_l[p] = root
-            p = nxt
-        return root
-
-    def find_left(p: int) -> int:
-        # p is a shifted index (position + 1); returns a shifted index, 0 means none
-        root = p
-        while lp_l[root] != root:
-            root = lp_l[root]
-        while lp_l[p] != root:
-            nxt = lp_l[p]
-            lp_l[p] = root
-            p = nxt
-        return root
+    def usable(taken: list[int] | None, p: int, k: int) -> bool:
+        return (taken is None or order_l[k] not in taken) and (
+            not use_cov or _cov_ok(cal_mat, cal_width, order_l[p], order_l[k], int_abs)
+        )
 
     for r in range(ratio):
         for t in ord_l:
             p = pos1_l[t]
             dt = d_l[p]
             taken = mm_l[t] if (r > 0 and replace) else None
-            # left
+            # left: shifted indices (position k is index k + 1; 0 means none)
             kl = -1
-            q = find_left(p)  # shifted: position p-1 is index p
-            while q > 0:
-                k = q - 1
-                if fabs(d_l[k] - dt) > cal:
+            q = _find(lp_l, p)
+            while q > 0 and not fabs(d_l[q - 1] - dt) > cal:
+                if usable(taken, p, q - 1):
+                    kl = q - 1
                     break
-                if (taken is not None and order_l[k] in taken) or (
-                    use_cov and not _cov_ok(cal_mat, cal_width, order_l[p], order_l[k], int_abs)
-                ):
-                    q = find_left(q - 1)
-                    continue
-                kl = k
-                break
+                q = _find(lp_l, q - 1)
+            # right
             kr = -1
-            q = find_right(p + 1)
-            while q < n:
-                if fabs(d_l[q] - dt) > cal:
+            q = _find(rp_l, p + 1)
+            while q < n and not fabs(d_l[q] - dt) > cal:
+                if usable(taken, p, q):
+                    kr = q
                     break
-                if (taken is not None and order_l[q] in taken) or (
-                    use_cov and not _cov_ok(cal_mat, cal_width, order_l[p], order_l[q], int_abs)
-                ):
-                    q = find_right(q + 1)
-                    continue
-                kr = q
-                break
-            if kl >= 0 and kr >= 0:
-                gl, gr = fabs(d_l[kl] - dt), fabs(d_l[kr] - dt)
-                if steps and abs(gl - gr) <= tol:
-                    k = kl if p - kl <= kr - p else kr
-                else:
-                    k = kl if gl <= gr + tol else kr
-            elif kl >= 0:
-                k = kl
-            elif kr >= 0:
-                k = kr
-            else:
+                q = _find(rp_l, q + 1)
+            gaps = (fabs(d_l[kl] - dt) if kl >= 0 else 0.0, fabs(d_l[kr] - dt) if kr >= 0 else 0.0)
+            k = _nearer(kl, kr, p, gaps, steps, tol)
+            if k < 0:
                 continue
             mm_l[t][r] = order_l[k]
             if not replace:
@@ -534,72 +550,91 @@ def nn_general(
     mm = np.full((n1, ratio), -1, dtype=np.int64)
     if n1 == 0 or n0 == 0:
         return mm
-    z0 = z[ind0]
     key0 = ind0 if tiebreak is None else np.asarray(tiebreak)[ind0]
+    search = _Nearest(z, ind0, z[ind0], key0, tol, all_ties)
     cal = None if caliper is None else float(caliper) + tol
-
-    def candidates(ti: int, elig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        cand = np.flatnonzero(elig)
-        d = np.sqrt(((z0[cand] - z[ti]) ** 2).sum(axis=1))
-        return cand, d
-
-    def pick(cand: np.ndarray, d: np.ndarray, k: int) -> np.ndarray:
-        """The k nearest (ties by key), or with all_ties every control as near as the k-th."""
-        dc = tie_canonical(d, tol)
-        o = np.lexsort((key0[cand], dc))
-        if all_ties:
-            kth = dc[o[min(k, o.size) - 1]]
-            return cand[o[dc[o] <= kth]]
-        return cand[o[:k]]
-
+    calipers = (ps if cal is not None else None, cal, cal_mat, cal_width)
     if replace:
-        rows: list[np.ndarray] = []
-        tree = None
-        if cal is None and cal_mat is None:
-            from scipy.spatial import cKDTree
-
-            tree = cKDTree(z0)
-            kq = min(ratio, n0)
-            dd, _ = tree.query(z[ind1], k=kq)
-            dk = np.asarray(dd).reshape(n1, kq)[:, -1]
-            balls = tree.query_ball_point(z[ind1], r=dk + 2 * tol + 1e-12 * (1 + dk))
-        for t in range(n1):
-            ti = ind1[t]
-            if tree is not None:
-                elig = np.zeros(n0, dtype=bool)
-                elig[np.asarray(balls[t], dtype=np.int64)] = True
-            else:
-                elig = np.ones(n0, dtype=bool)
-                if cal is not None and ps is not None:
-                    elig &= np.abs(ps[ind0] - ps[ti]) <= cal
-                if cal_mat is not None and cal_width is not None:
-                    elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
-            if not elig.any():
-                rows.append(np.empty(0, dtype=np.int64))
-                continue
-            cand, d = candidates(ti, elig)
-            rows.append(ind0[pick(cand, d, ratio)])
-        width = max([ratio, *(m.size for m in rows)]) if all_ties else ratio
-        out = np.full((n1, width), -1, dtype=np.int64)
-        for t, m in enumerate(rows):
-            out[t, : m.size] = m
-        return out
+        return _nn_general_replace(search, ind1, ratio, calipers)
     available = np.ones(n0, dtype=bool)
     for r in range(ratio):
         for t in ord1:
             ti = ind1[t]
-            elig = available.copy()
-            if cal is not None and ps is not None:
-                elig &= np.abs(ps[ind0] - ps[ti]) <= cal
-            if cal_mat is not None and cal_width is not None:
-                elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
+            elig = _within_calipers(available.copy(), ind0, ti, calipers)
             if not elig.any():
                 continue
-            cand, d = candidates(ti, elig)
-            c = pick(cand, d, 1)[0]
+            c = search.pick(ti, elig, 1)[0]
             mm[t, r] = ind0[c]
             available[c] = False
     return mm
+
+
+@dataclass(frozen=True)
+class _Nearest:
+    """The controls' whitened covariates and tie keys, for :func:`nn_general`."""
+
+    z: np.ndarray
+    ind0: np.ndarray
+    z0: np.ndarray
+    key0: np.ndarray
+    tol: float
+    all_ties: bool
+
+    def pick(self, ti: int, elig: np.ndarray, k: int) -> np.ndarray:
+        """Local indices of the k nearest eligible controls of unit ``ti`` (ties by key), or with
+        ``all_ties`` every eligible control as near as the k-th."""
+        cand = np.flatnonzero(elig)
+        d = np.sqrt(((self.z0[cand] - self.z[ti]) ** 2).sum(axis=1))
+        dc = tie_canonical(d, self.tol)
+        o = np.lexsort((self.key0[cand], dc))
+        if self.all_ties:
+            kth = dc[o[min(k, o.size) - 1]]
+            return cand[o[dc[o] <= kth]]
+        return cand[o[:k]]
+
+
+#: (propensity score or None, its caliper + tol or None, covariate caliper matrix, widths)
+_Calipers = tuple[np.ndarray | None, float | None, np.ndarray | None, np.ndarray | None]
+
+
+def _within_calipers(elig: np.ndarray, ind0: np.ndarray, ti: int, calipers: _Calipers) -> np.ndarray:
+    """``elig`` restricted to the controls within the calipers of unit ``ti``."""
+    ps, cal, cal_mat, cal_width = calipers
+    if cal is not None and ps is not None:
+        elig &= np.abs(ps[ind0] - ps[ti]) <= cal
+    if cal_mat is not None and cal_width is not None:
+        elig &= np.all(np.abs(cal_mat[ind0] - cal_mat[ti]) <= cal_width, axis=1)
+    return elig
+
+
+def _nn_general_replace(search: _Nearest, ind1: np.ndarray, ratio: int, calipers: _Calipers) -> np.ndarray:
+    """:func:`nn_general` with replacement: every treated unit its nearest controls; without
+    calipers the candidates are found with :class:`scipy.spatial.cKDTree`."""
+    z, ind0, tol = search.z, search.ind0, search.tol
+    n1, n0 = ind1.size, ind0.size
+    balls = None
+    if calipers[1] is None and calipers[2] is None:
+        from scipy.spatial import cKDTree
+
+        tree = cKDTree(search.z0)
+        kq = min(ratio, n0)
+        dd, _ = tree.query(z[ind1], k=kq)
+        dk = np.asarray(dd).reshape(n1, kq)[:, -1]
+        balls = tree.query_ball_point(z[ind1], r=dk + 2 * tol + 1e-12 * (1 + dk))
+    rows: list[np.ndarray] = []
+    for t in range(n1):
+        ti = ind1[t]
+        if balls is not None:
+            elig = np.zeros(n0, dtype=bool)
+            elig[np.asarray(balls[t], dtype=np.int64)] = True
+        else:
+            elig = _within_calipers(np.ones(n0, dtype=bool), ind0, ti, calipers)
+        rows.append(ind0[search.pick(ti, elig, ratio)] if elig.any() else np.empty(0, dtype=np.int64))
+    width = max([ratio, *(m.size for m in rows)]) if search.all_ties else ratio
+    out = np.full((n1, width), -1, dtype=np.int64)
+    for t, m in enumerate(rows):
+        out[t, : m.size] = m
+    return out
 
 
 def _n_matches(mm: np.ndarray, counts: np.ndarray | None) -> np.ndarray:

@@ -253,10 +253,25 @@ def fast_design_matrix(df: pd.DataFrame, rhs: str) -> tuple[np.ndarray, list[str
         has anything else (transformations, interactions, no intercept, missing values,
         unsupported dtypes), so that the caller can use patsy.
     """
-    import keyword
+    terms = [t for t in _split_terms(rhs) if t != "1"]
+    if not terms or len(set(terms)) != len(terms):
+        return None
+    factors: list[tuple[str, np.ndarray, list[Any]]] = []
+    numeric: list[tuple[str, np.ndarray]] = []
+    seen: set[tuple[str, str]] = set()
+    for term in terms:
+        coded = _term_values(df, term, seen)
+        if coded is None:
+            return None
+        if len(coded) == 3:
+            factors.append(coded)
+        else:
+            numeric.append(coded)
+    return _assemble(len(df), factors, numeric)
 
-    import pandas as pd
 
+def _split_terms(rhs: str) -> list[str]:
+    """The terms of a right-hand side: split at the ``+`` outside parentheses and brackets."""
     terms: list[str] = []
     depth = 0
     current = ""
@@ -269,41 +284,47 @@ def fast_design_matrix(df: pd.DataFrame, rhs: str) -> tuple[np.ndarray, list[str
         else:
             current += ch
     terms.append(current.strip())
-    terms = [t for t in terms if t != "1"]
-    if not terms or len(set(terms)) != len(terms):
+    return terms
+
+
+def _term_values(
+    df: pd.DataFrame, term: str, seen: set[tuple[str, str]]
+) -> tuple[str, np.ndarray, list[Any]] | tuple[str, np.ndarray] | None:
+    """One term of :func:`fast_design_matrix`: ``(name, codes, levels)`` of a factor, ``(name,
+    values)`` of a numeric column, or None when it is not a plain column (or is repeated, per
+    ``seen``)."""
+    import keyword
+
+    import pandas as pd
+
+    c_match = _C_TERM.match(term)
+    if c_match is not None:
+        column, as_factor = c_match.group(1), True
+        name = f"C({column})"
+    else:
+        column, as_factor, name = term, False, term
+    if not column.isidentifier() or keyword.iskeyword(column) or column not in df.columns:
         return None
-    factors: list[tuple[str, np.ndarray, list[Any]]] = []
-    numeric: list[tuple[str, np.ndarray]] = []
-    seen: set[tuple[str, str]] = set()
-    for term in terms:
-        c_match = _C_TERM.match(term)
-        if c_match is not None:
-            column, as_factor = c_match.group(1), True
-            name = f"C({column})"
-        else:
-            column, as_factor, name = term, False, term
-        if not column.isidentifier() or keyword.iskeyword(column) or column not in df.columns:
-            return None
-        if df.columns.tolist().count(column) != 1:
-            return None
-        s = df[column]
-        kind = "factor" if as_factor or _is_categorical(s) else "numeric"
-        if (column, kind) in seen:
-            return None
-        seen.add((column, kind))
-        if kind == "factor":
-            coded = _factor_codes(s)
-            if coded is None:
-                return None
-            factors.append((name, coded[0], coded[1]))
-        else:
-            if s.dtype.kind not in "iuf" or isinstance(s.dtype, pd.CategoricalDtype):
-                return None
-            values = s.to_numpy(dtype=float)
-            if not np.isfinite(values).all():
-                return None
-            numeric.append((name, values))
-    n = len(df)
+    if df.columns.tolist().count(column) != 1:
+        return None
+    s = df[column]
+    kind = "factor" if as_factor or _is_categorical(s) else "numeric"
+    if (column, kind) in seen:
+        return None
+    seen.add((column, kind))
+    if kind == "factor":
+        coded = _factor_codes(s)
+        return None if coded is None else (name, coded[0], coded[1])
+    if s.dtype.kind not in "iuf" or isinstance(s.dtype, pd.CategoricalDtype):
+        return None
+    values = s.to_numpy(dtype=float)
+    return (name, values) if np.isfinite(values).all() else None
+
+
+def _assemble(
+    n: int, factors: list[tuple[str, np.ndarray, list[Any]]], numeric: list[tuple[str, np.ndarray]]
+) -> tuple[np.ndarray, list[str]]:
+    """Patsy's column order: the intercept, the factors' treatment-coded levels, the numeric columns."""
     p = 1 + sum(len(levels) - 1 for _, _, levels in factors) + len(numeric)
     x = np.zeros((n, p), order="F")
     x[:, 0] = 1.0

@@ -321,25 +321,64 @@ def overlap(
     index = df.index
     inside = np.ones(len(df), dtype=bool)
     reason = np.full(len(df), "", dtype=object)
+    cells = _cell_rule(df, covariates, t, w, (min_controls, min_control_ratio), inside, reason, apply=support == "comparable")
+    fit_warnings: Counter[str] = Counter()
+    score = _overlap_score(df, treat, covariates, t, w, inside, fit_warnings)
+    ok = ~np.isnan(score)
+    if support == "comparable" and rule != "none" and ok.any():
+        out = _score_rule(score, t, ok, rule, alpha, tol)
+        reason[out & inside] = "propensity"
+        inside &= ~out
+    settings = {"support": support, "rule": rule, "min_controls": int(min_controls),
+                "min_control_ratio": float(min_control_ratio), "alpha": float(alpha),
+                "covariates": list(covariates)}
+    return OverlapResult(
+        cells=cells, regions=_score_regions(score, t, w, ok),
+        inside=pd.Series(inside, index=index, name="inside"),
+        reason=pd.Series(reason, index=index, name="reason"),
+        treat=pd.Series(t, index=index, name=treat),
+        weights=pd.Series(w, index=index, name="weights"),
+        profile=_excluded_profile(df, covariates, (~inside) & (t == 1)),
+        settings=settings, fit_warnings=dict(sorted(fit_warnings.items())),
+    )
+
+
+def _cell_rule(
+    df: pd.DataFrame,
+    covariates: Sequence[str],
+    t: np.ndarray,
+    w: np.ndarray,
+    sparse: tuple[int, float],
+    inside: np.ndarray,
+    reason: np.ndarray,
+    *,
+    apply: bool,
+) -> pd.DataFrame:
+    """POP and non-POP respondents per covariate category; with ``apply``, the POP users of a
+    category that is not 'ok' leave the support (``inside`` and ``reason`` updated in place)."""
     rows = []
     for v in covariates:
         col = df[v].astype(str).to_numpy()
         for c in sorted(set(col)):
             sel = col == c
             n1, n0 = int((sel & (t == 1)).sum()), int((sel & (t == 0)).sum())
-            status = _cell_status(n1, n0, min_controls, min_control_ratio)
+            status = _cell_status(n1, n0, *sparse)
             rows.append({"variable": v, "category": c, "n_treated": n1, "n_control": n0,
                          "w_treated": float(w[sel & (t == 1)].sum()), "w_control": float(w[sel & (t == 0)].sum()),
                          "status": status})
-            if status != "ok" and support == "comparable":
-                out = sel & inside
-                reason[out] = f"cell:{v}={c}"
+            if status != "ok" and apply:
+                reason[sel & inside] = f"cell:{v}={c}"
                 inside &= ~sel
-    cells = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
 
-    # propensity score on the units kept by the cell rule
+
+def _overlap_score(
+    df: pd.DataFrame, treat: str, covariates: Sequence[str], t: np.ndarray, w: np.ndarray,
+    inside: np.ndarray, fit_warnings: Counter[str],
+) -> np.ndarray:
+    """The propensity score on the units kept by the cell rule (NaN elsewhere, or everywhere when
+    they are all of one group); its expected fit warnings counted into ``fit_warnings``."""
     score = np.full(len(df), np.nan)
-    fit_warnings: Counter[str] = Counter()
     keep = inside & (w > 0)
     if (t[keep] == 1).any() and (t[keep] == 0).any():
         from analysis.matching.propensity import propensity_score
@@ -349,18 +388,24 @@ def overlap(
         with expected_fit_warnings(fit_warnings, "overlap propensity score"):
             ps = propensity_score(sub, f"{treat} ~ " + " + ".join(f"C({c})" for c in covariates), weights="_w")
         score[keep] = ps.score.to_numpy()
-    ok = ~np.isnan(score)
-    if support == "comparable" and rule != "none" and ok.any():
-        if rule == "minmax":
-            hi = np.nanmax(np.where(t == 0, score, np.nan))
-            lo = np.nanmin(np.where(t == 1, score, np.nan))
-            out_t = ok & (t == 1) & (score > hi + tol)
-            out_c = ok & (t == 0) & (score < lo - tol)
-        else:
-            out_t = ok & (t == 1) & ((score < alpha) | (score > 1 - alpha))
-            out_c = ok & (t == 0) & ((score < alpha) | (score > 1 - alpha))
-        reason[(out_t | out_c) & inside] = "propensity"
-        inside &= ~(out_t | out_c)
+    return score
+
+
+def _score_rule(score: np.ndarray, t: np.ndarray, ok: np.ndarray, rule: str, alpha: float, tol: float) -> np.ndarray:
+    """Units outside support by the propensity-score rule (``"minmax"`` or ``"crump"``)."""
+    if rule == "minmax":
+        hi = np.nanmax(np.where(t == 0, score, np.nan))
+        lo = np.nanmin(np.where(t == 1, score, np.nan))
+        out_t = ok & (t == 1) & (score > hi + tol)
+        out_c = ok & (t == 0) & (score < lo - tol)
+    else:
+        out_t = ok & (t == 1) & ((score < alpha) | (score > 1 - alpha))
+        out_c = ok & (t == 0) & ((score < alpha) | (score > 1 - alpha))
+    return np.asarray(out_t | out_c)
+
+
+def _score_regions(score: np.ndarray, t: np.ndarray, w: np.ndarray, ok: np.ndarray) -> pd.DataFrame:
+    """POP and non-POP respondents per propensity-score decile bin."""
     edges = np.round(np.linspace(0, 1, 11), 1)
     reg = []
     for lo_e, hi_e in itertools.pairwise(edges):
@@ -370,25 +415,16 @@ def overlap(
         reg.append({"lower": lo_e, "upper": hi_e, "n_treated": n1, "n_control": n0,
                     "w_treated": float(w[sel & (t == 1)].sum()), "w_control": float(w[sel & (t == 0)].sum()),
                     "status": status})
-    regions = pd.DataFrame(reg)
+    return pd.DataFrame(reg)
 
-    excl = (~inside) & (t == 1)
+
+def _excluded_profile(df: pd.DataFrame, covariates: Sequence[str], excl: np.ndarray) -> pd.DataFrame:
+    """Profile of the POP users outside support (``excl``) by covariate category."""
     prof = []
+    n_ex = int(excl.sum())
     for v in covariates:
         col = df[v].astype(str).to_numpy()
-        n_ex = int(excl.sum())
         for c in sorted(set(col[excl])):
             k = int((excl & (col == c)).sum())
             prof.append({"variable": v, "category": c, "n": k, "pct": 100.0 * k / n_ex})
-    profile = pd.DataFrame(prof, columns=["variable", "category", "n", "pct"])
-    settings = {"support": support, "rule": rule, "min_controls": int(min_controls),
-                "min_control_ratio": float(min_control_ratio), "alpha": float(alpha),
-                "covariates": list(covariates)}
-    return OverlapResult(
-        cells=cells, regions=regions,
-        inside=pd.Series(inside, index=index, name="inside"),
-        reason=pd.Series(reason, index=index, name="reason"),
-        treat=pd.Series(t, index=index, name=treat),
-        weights=pd.Series(w, index=index, name="weights"),
-        profile=profile, settings=settings, fit_warnings=dict(sorted(fit_warnings.items())),
-    )
+    return pd.DataFrame(prof, columns=["variable", "category", "n", "pct"])

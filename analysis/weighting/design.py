@@ -422,6 +422,22 @@ class SurveyDesign:
         with blas_single_thread():
             return self._estimate_impl(var, by, statistic, na_rm, force_categorical)
 
+    def _variance(
+        self, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray, den: np.ndarray
+    ) -> tuple[np.ndarray, str]:
+        """Covariance of the estimates and its method: linearisation (influence values of the
+        totals or means, residualised on the calibration steps) or the replicates'."""
+        if self._replicates is not None:
+            return self._replicates.variance(X, D, p, statistic, est), self._replicates.method
+        w = self._weights
+        if statistic == "mean":
+            Dexp = np.repeat(D, p, axis=1)
+            infl = w[:, None] * (X - Dexp * est[None, :]) / den[None, :]
+        else:
+            infl = w[:, None] * X
+        infl = residualise(infl, self._steps)
+        return self._structure.variance(infl), "linearisation"
+
     def _estimate_impl(
         self,
         var: str | Sequence[str],
@@ -433,28 +449,7 @@ class SurveyDesign:
         df = self._data
         names = [var] if isinstance(var, str) else list(var)
         y, terms, ok = _design_matrix(df, names, na_rm, force_categorical)
-        if by is None:
-            gcodes = np.zeros(len(df), dtype=np.intp)
-            glabels: list[Any] = [None]
-            by_names: list[str] = []
-        else:
-            by_names = [by] if isinstance(by, str) else list(by)
-            for b in by_names:
-                if b not in df.columns:
-                    raise ConfigError("A 'by' column is not in the data", param="by", found=repr(b))
-            if df[by_names].isna().any().any():
-                if not na_rm:
-                    raise DataValidationError(
-                        "A 'by' column has missing values",
-                        column=",".join(by_names),
-                        hint="pass na_rm=True to leave those respondents out",
-                    )
-                ok &= ~df[by_names].isna().any(axis=1).to_numpy()
-            keys = pd.MultiIndex.from_frame(df[by_names]) if len(by_names) > 1 else df[by_names[0]]
-            gcodes_raw, uniques = pd.factorize(keys, sort=True)
-            gcodes = np.asarray(gcodes_raw, dtype=np.intp)
-            gcodes[gcodes < 0] = 0
-            glabels = list(uniques)
+        gcodes, glabels, by_names = _domains(df, by, na_rm, ok)
         G, p = len(glabels), len(terms)
         n = len(df)
         y = np.where(ok[:, None], y, 0.0)
@@ -477,18 +472,7 @@ class SurveyDesign:
                 )
         else:
             est = num
-        if self._replicates is None:
-            if statistic == "mean":
-                Dexp = np.repeat(D, p, axis=1)
-                infl = w[:, None] * (X - Dexp * est[None, :]) / den[None, :]
-            else:
-                infl = w[:, None] * X
-            infl = residualise(infl, self._steps)
-            cov = self._structure.variance(infl)
-            method = "linearisation"
-        else:
-            cov = self._replicates.variance(X, D, p, statistic, est)
-            method = self._replicates.method
+        cov, method = self._variance(X, D, p, statistic, est, den)
         if by is None:
             index: pd.Index = pd.Index(terms, name="term")
         else:
@@ -505,6 +489,32 @@ class SurveyDesign:
             method=method,
             nobs=int(ok.sum()),
         )
+
+
+def _domains(
+    df: pd.DataFrame, by: str | Sequence[str] | None, na_rm: bool, ok: np.ndarray
+) -> tuple[np.ndarray, list[Any], list[str]]:
+    """Every respondent's domain code, the domains' labels and the ``by`` columns; respondents
+    with a missing ``by`` value leave ``ok`` (in place) with ``na_rm``, else an error."""
+    if by is None:
+        return np.zeros(len(df), dtype=np.intp), [None], []
+    by_names = [by] if isinstance(by, str) else list(by)
+    for b in by_names:
+        if b not in df.columns:
+            raise ConfigError("A 'by' column is not in the data", param="by", found=repr(b))
+    if df[by_names].isna().any().any():
+        if not na_rm:
+            raise DataValidationError(
+                "A 'by' column has missing values",
+                column=",".join(by_names),
+                hint="pass na_rm=True to leave those respondents out",
+            )
+        ok &= ~df[by_names].isna().any(axis=1).to_numpy()
+    keys = pd.MultiIndex.from_frame(df[by_names]) if len(by_names) > 1 else df[by_names[0]]
+    gcodes_raw, uniques = pd.factorize(keys, sort=True)
+    gcodes = np.asarray(gcodes_raw, dtype=np.intp)
+    gcodes[gcodes < 0] = 0
+    return gcodes, list(uniques), by_names
 
 
 def _is_categorical(s: pd.Series) -> bool:
