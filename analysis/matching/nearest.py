@@ -379,17 +379,7 @@ def match(
     cal_mat = np.column_stack([df[k].to_numpy(dtype=float) for k in cov_cal]) if cov_cal else None
     cal_width = np.array(list(cov_cal.values())) if cov_cal else None
 
-    # Mahalanobis covariates
-    z: np.ndarray | None = None
-    mah_rhs: str | None = None
-    if distance == "mahalanobis":
-        mah_rhs = rhs
-    elif mahvars is not None:
-        mah_rhs = " + ".join(variables_of(mahvars, param="mahvars"))
-    if mah_rhs is not None:
-        xm = covariate_matrix(df, mah_rhs, param="mahvars").to_numpy()
-        z = mahalanobis_transform(xm, treat)
-
+    z = _mahalanobis_covariates(df, rhs if distance == "mahalanobis" else None, mahvars, treat)
     ex_vars = variables_of(exact, param="exact")
     arrays = match_arrays(
         treat, score=score, z=z, s_weights=sw, ratio=ratio, replace=replace,
@@ -404,16 +394,6 @@ def match(
             hint="widen the caliper or relax exact matching",
         )
     index = df.index
-    if replace:
-        subclass = pd.Series(
-            pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
-            index=index, name="subclass",
-        )
-    else:
-        sub = subclass_from_mm(arrays.match_matrix, np.flatnonzero(treat == 1), n)
-        subclass = pd.Series(
-            pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
-        ).mask(sub == 0)
     settings = {
         "ratio": ratio, "replace": replace, "caliper": caliper, "std_caliper": std_caliper,
         "m_order": order, "exact": ex_vars or None, "distance": distance,
@@ -425,7 +405,7 @@ def match(
         formula=formula,
         treat=pd.Series(treat, index=index, name=lhs),
         weights=pd.Series(arrays.weights, index=index, name="weights"),
-        subclass=subclass,
+        subclass=_subclass(arrays.match_matrix, treat, index, replace),
         distance=None if score is None else pd.Series(score, index=index, name="distance"),
         match_matrix=_match_matrix_frame(arrays.match_matrix, index, treat),
         s_weights=pd.Series(np.ones(n) if sw is None else sw, index=index, name="s_weights"),
@@ -434,6 +414,34 @@ def match(
         settings=settings,
         propensity=ps_fit,
     )
+
+
+def _mahalanobis_covariates(
+    df: pd.DataFrame, rhs: str | None, mahvars: str | Sequence[str] | None, treat: np.ndarray
+) -> np.ndarray | None:
+    """The whitened Mahalanobis covariates: of the formula (``rhs``, ``distance="mahalanobis"``),
+    else of ``mahvars``, else None."""
+    if rhs is None and mahvars is not None:
+        rhs = " + ".join(variables_of(mahvars, param="mahvars"))
+    if rhs is None:
+        return None
+    return mahalanobis_transform(covariate_matrix(df, rhs, param="mahvars").to_numpy(), treat)
+
+
+def _subclass(mm: np.ndarray, treat: np.ndarray, index: pd.Index, replace: bool) -> pd.Series:
+    """Matching subclasses (MatchIt's ``mm2subclass``); all missing with replacement."""
+    import pandas as pd
+
+    n = treat.size
+    if replace:
+        return pd.Series(
+            pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)),
+            index=index, name="subclass",
+        )
+    sub = subclass_from_mm(mm, np.flatnonzero(treat == 1), n)
+    return pd.Series(
+        pd.array(np.where(sub > 0, sub, 0), dtype="Int64"), index=index, name="subclass"
+    ).mask(sub == 0)
 
 
 def _options(

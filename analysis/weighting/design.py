@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -152,6 +152,60 @@ class SurveyEstimate:
         return self.summary()
 
 
+def _check_design_columns(df: pd.DataFrame, columns: Mapping[str, str | None]) -> None:
+    """The data of a :class:`SurveyDesign`: a non-empty frame holding the design's columns
+    (``{parameter: column or None}``), none of them with missing values."""
+    if not isinstance(df, pd.DataFrame):
+        raise ConfigError(
+            "SurveyDesign needs a pandas DataFrame",
+            param="df",
+            expected="pandas.DataFrame",
+            found=type(df).__name__,
+        )
+    if len(df) == 0:
+        raise DataValidationError(
+            "The survey data has no rows", expected="respondents", found="0 rows"
+        )
+    for param, col in columns.items():
+        if col is None:
+            continue
+        if col not in df.columns:
+            raise ConfigError(
+                f"The {param} column is not in the data",
+                param=param,
+                expected=f"one of {list(df.columns)[:20]}",
+                found=repr(col),
+            )
+        if df[col].isna().any():
+            row = int(np.flatnonzero(df[col].isna().to_numpy())[0]) + 1
+            raise DataValidationError(
+                f"The {param} column has missing values",
+                column=col,
+                row=row,
+                expected="a value for every respondent",
+                found=f"{int(df[col].isna().sum())} missing",
+            )
+
+
+def _base_weights(df: pd.DataFrame, weights: str | None, structure: _Structure) -> np.ndarray:
+    """A new design's weights: the ``weights`` column, else ``N_h / n_h`` with an fpc, else 1."""
+    if weights is not None:
+        w = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            raise DataValidationError(
+                "Weights must be finite and non-negative numbers",
+                column=weights,
+                row=int(np.flatnonzero(bad)[0]) + 1,
+                expected="weights >= 0",
+                found=f"{int(bad.sum())} invalid weight(s), e.g. {df[weights].iloc[int(np.flatnonzero(bad)[0])]!r}",
+            )
+        return np.asarray(w)
+    if structure.popsize is not None:
+        return np.asarray((structure.popsize / structure.n_psu)[structure.stratum])
+    return np.ones(len(df))
+
+
 class SurveyDesign:
     """A survey sample with its design: weights, clusters (PSUs), strata, fpc.
 
@@ -210,57 +264,9 @@ class SurveyDesign:
         strata: str | None = None,
         fpc: str | None = None,
     ) -> None:
-        if not isinstance(df, pd.DataFrame):
-            raise ConfigError(
-                "SurveyDesign needs a pandas DataFrame",
-                param="df",
-                expected="pandas.DataFrame",
-                found=type(df).__name__,
-            )
-        if len(df) == 0:
-            raise DataValidationError(
-                "The survey data has no rows", expected="respondents", found="0 rows"
-            )
-        for param, col in (
-            ("weights", weights),
-            ("cluster", cluster),
-            ("strata", strata),
-            ("fpc", fpc),
-        ):
-            if col is None:
-                continue
-            if col not in df.columns:
-                raise ConfigError(
-                    f"The {param} column is not in the data",
-                    param=param,
-                    expected=f"one of {list(df.columns)[:20]}",
-                    found=repr(col),
-                )
-            if df[col].isna().any():
-                row = int(np.flatnonzero(df[col].isna().to_numpy())[0]) + 1
-                raise DataValidationError(
-                    f"The {param} column has missing values",
-                    column=col,
-                    row=row,
-                    expected="a value for every respondent",
-                    found=f"{int(df[col].isna().sum())} missing",
-                )
+        _check_design_columns(df, {"weights": weights, "cluster": cluster, "strata": strata, "fpc": fpc})
         structure = _build_structure(df, cluster, strata, fpc)
-        if weights is not None:
-            w = pd.to_numeric(df[weights], errors="coerce").to_numpy(dtype=float)
-            bad = ~np.isfinite(w) | (w < 0)
-            if bad.any():
-                raise DataValidationError(
-                    "Weights must be finite and non-negative numbers",
-                    column=weights,
-                    row=int(np.flatnonzero(bad)[0]) + 1,
-                    expected="weights >= 0",
-                    found=f"{int(bad.sum())} invalid weight(s), e.g. {df[weights].iloc[int(np.flatnonzero(bad)[0])]!r}",
-                )
-        elif structure.popsize is not None:
-            w = (structure.popsize / structure.n_psu)[structure.stratum]
-        else:
-            w = np.ones(len(df))
+        w = _base_weights(df, weights, structure)
         object.__setattr__(self, "_data", df)
         object.__setattr__(self, "_weights", _readonly(np.array(w, dtype=float)))
         object.__setattr__(self, "_weights_column", weights)
@@ -420,75 +426,81 @@ class SurveyDesign:
         force_categorical: bool = False,
     ) -> SurveyEstimate:
         with blas_single_thread():
-            return self._estimate_impl(var, by, statistic, na_rm, force_categorical)
+            return _domain_estimate(self, var, by, statistic, na_rm, force_categorical)
 
-    def _variance(
-        self, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray, den: np.ndarray
-    ) -> tuple[np.ndarray, str]:
-        """Covariance of the estimates and its method: linearisation (influence values of the
-        totals or means, residualised on the calibration steps) or the replicates'."""
-        if self._replicates is not None:
-            return self._replicates.variance(X, D, p, statistic, est), self._replicates.method
-        w = self._weights
-        if statistic == "mean":
-            Dexp = np.repeat(D, p, axis=1)
-            infl = w[:, None] * (X - Dexp * est[None, :]) / den[None, :]
-        else:
-            infl = w[:, None] * X
-        infl = residualise(infl, self._steps)
-        return self._structure.variance(infl), "linearisation"
 
-    def _estimate_impl(
-        self,
-        var: str | Sequence[str],
-        by: str | Sequence[str] | None,
-        statistic: str,
-        na_rm: bool,
-        force_categorical: bool,
-    ) -> SurveyEstimate:
-        df = self._data
-        names = [var] if isinstance(var, str) else list(var)
-        y, terms, ok = _design_matrix(df, names, na_rm, force_categorical)
-        gcodes, glabels, by_names = _domains(df, by, na_rm, ok)
-        G, p = len(glabels), len(terms)
-        n = len(df)
-        y = np.where(ok[:, None], y, 0.0)
-        # unweighted domain-expanded values: column g*p + j holds I_g * y_j
-        cols = gcodes[:, None] * p + np.arange(p)[None, :]
-        X = np.zeros((n, G * p))
-        np.put_along_axis(X, cols, y, axis=1)
-        D = np.zeros((n, G))
-        D[np.arange(n), gcodes] = ok.astype(float)
-        w = self._weights
-        num = X.T @ w
-        den = np.repeat(D.T @ w, p)
-        if statistic == "mean":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                est = num / den
-            if np.any(den <= 0):
-                raise DataValidationError(
-                    "A domain has no weighted respondents; its mean is undefined",
-                    expected="positive weights in every domain",
-                )
-        else:
-            est = num
-        cov, method = self._variance(X, D, p, statistic, est, den)
-        if by is None:
-            index: pd.Index = pd.Index(terms, name="term")
-        else:
-            tuples: list[tuple[Any, ...]] = []
-            for g in glabels:
-                gt = g if isinstance(g, tuple) else (g,)
-                tuples.extend((*gt, t) for t in terms)
-            index = pd.MultiIndex.from_tuples(tuples, names=[*by_names, "term"])
-        params = pd.Series(est, index=index, name=statistic)
-        return SurveyEstimate(
-            params=params,
-            cov=pd.DataFrame(cov, index=index, columns=index),
-            statistic=statistic,
-            method=method,
-            nobs=int(ok.sum()),
-        )
+def _variance(
+    design: SurveyDesign, X: np.ndarray, D: np.ndarray, p: int, statistic: str, est: np.ndarray, den: np.ndarray
+) -> tuple[np.ndarray, str]:
+    """Covariance of the estimates and its method: linearisation (influence values of the
+    totals or means, residualised on the calibration steps) or the replicates'."""
+    if design.replicates is not None:
+        return design.replicates.variance(X, D, p, statistic, est), design.replicates.method
+    w = design.weight_array
+    if statistic == "mean":
+        Dexp = np.repeat(D, p, axis=1)
+        infl = w[:, None] * (X - Dexp * est[None, :]) / den[None, :]
+    else:
+        infl = w[:, None] * X
+    infl = residualise(infl, design.steps)
+    return design.structure.variance(infl), "linearisation"
+
+
+def _domain_estimate(
+    design: SurveyDesign,
+    var: str | Sequence[str],
+    by: str | Sequence[str] | None,
+    statistic: str,
+    na_rm: bool,
+    force_categorical: bool,
+) -> SurveyEstimate:
+    """:meth:`SurveyDesign.mean` / ``total`` / ``proportion``: the estimates by domain and their
+    covariance."""
+    df = design.data
+    names = [var] if isinstance(var, str) else list(var)
+    y, terms, ok = _design_matrix(df, names, na_rm, force_categorical)
+    gcodes, glabels, by_names = _domains(df, by, na_rm, ok)
+    G, p = len(glabels), len(terms)
+    n = len(df)
+    y = np.where(ok[:, None], y, 0.0)
+    # unweighted domain-expanded values: column g*p + j holds I_g * y_j
+    cols = gcodes[:, None] * p + np.arange(p)[None, :]
+    X = np.zeros((n, G * p))
+    np.put_along_axis(X, cols, y, axis=1)
+    D = np.zeros((n, G))
+    D[np.arange(n), gcodes] = ok.astype(float)
+    w = design.weight_array
+    num = X.T @ w
+    den = np.repeat(D.T @ w, p)
+    if statistic == "mean":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = num / den
+        if np.any(den <= 0):
+            raise DataValidationError(
+                "A domain has no weighted respondents; its mean is undefined",
+                expected="positive weights in every domain",
+            )
+    else:
+        est = num
+    cov, method = _variance(design, X, D, p, statistic, est, den)
+    if by is None:
+        index: pd.Index = pd.Index(terms, name="term")
+    else:
+        tuples: list[tuple[Any, ...]] = []
+        for g in glabels:
+            gt = g if isinstance(g, tuple) else (g,)
+            tuples.extend((*gt, t) for t in terms)
+        index = pd.MultiIndex.from_tuples(tuples, names=[*by_names, "term"])
+    params = pd.Series(est, index=index, name=statistic)
+    return SurveyEstimate(
+        params=params,
+        cov=pd.DataFrame(cov, index=index, columns=index),
+        statistic=statistic,
+        method=method,
+        nobs=int(ok.sum()),
+    )
+
+
 
 
 def _domains(
