@@ -227,12 +227,12 @@ def logit_newton(
         # the step fits the working residual; the first fits the working response from mu's start
         m = np.clip(mu, _FLOAT_EPS, 1.0 - _FLOAT_EPS) if by_deviance else mu
         wk = pw * m * (1.0 - m)
-        u = (y - mu) / (m * (1.0 - m)) + (eta if it == 0 else 0.0)
+        start = eta if it == 0 else 0.0
         if by_deviance:
             sw = np.sqrt(wk)
-            step = np.linalg.lstsq(x * sw[:, None], u * sw, rcond=-1)[0]
+            step = np.linalg.lstsq(x * sw[:, None], sw * ((y - mu) / (m * (1.0 - m)) + start), rcond=-1)[0]
         else:
-            step = _scaled_solve((x * wk[:, None]).T @ x, x.T @ (wk * u))
+            step = _scaled_solve((x * wk[:, None]).T @ x, x.T @ (pw * (y - mu) + wk * start))
             if step is None:
                 return None
         beta = beta + step
