@@ -1048,8 +1048,8 @@ class EndToEndVariance:
     fit_warnings: Mapping[str, int] = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """Index (outcome, method, scale); columns ``replicate_se``, ``n_replicates``, ``n_failed``."""
-        return pd.DataFrame({"replicate_se": self.bse, "n_replicates": self.n_replicates, "n_failed": self.n_failed})
+        """Index (outcome, method, scale); columns ``bse``, ``n_replicates``, ``n_failed``."""
+        return pd.DataFrame({"bse": self.bse, "n_replicates": self.n_replicates, "n_failed": self.n_failed})
 
     def summary(self) -> str:
         """The standard errors as text."""
@@ -1122,7 +1122,7 @@ def end_to_end_variance(
         progress=progress, failures=REPLICATE_FAILURES,
     )
     return EndToEndVariance(
-        bse=pd.Series(rv.bse, index=rv.index, name="replicate_se"),
+        bse=pd.Series(rv.bse, index=rv.index, name="bse"),
         n_replicates=pd.Series(rv.n_replicates, index=rv.index, name="n_replicates"),
         n_failed=pd.Series(n_replicates - rv.n_replicates, index=rv.index, name="n_failed"),
         replicates=rv.replicates, cells=prep.cells, fit_warnings=_report_fit_warnings(rv.fit_warnings),

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         runs[name] = {"seconds": sec, "ms_per_replicate": 1000 * sec / args.replicates,
                       "failed_replicates_max": int(rep.n_failed.max())}
     load_after = _load()
-    a, b = reps["cells"]["replicate_se"], reps["rows"]["replicate_se"].reindex(reps["cells"].index)
+    a, b = reps["cells"]["bse"], reps["rows"]["bse"].reindex(reps["cells"].index)
     se_diff = float(np.nanmax(np.abs(a - b) / np.abs(b)))
     same_counts = bool((reps["cells"][["n_replicates", "n_failed"]] == reps["rows"][["n_replicates", "n_failed"]].reindex(reps["cells"].index)).all().all())
     ratio = runs["rows"]["seconds"] / runs["cells"]["seconds"]

@@ -49,10 +49,10 @@ def test_replicate_se_is_positive_and_reproducible(analysis_data: tuple) -> None
     assert "replicate SEs" in res.summary()
     # every published estimator has a replicate SE
     assert set(rep.index.get_level_values("method")) == {"matching", "regression", "ipw", "aipw", "ologit"}
-    assert (rep["replicate_se"] > 0.01).all()
+    assert (rep["bse"] > 0.01).all()
     mean_scale = rep.index.get_level_values("scale") != "log_odds"
-    assert (rep["replicate_se"][mean_scale] < 1.0).all()
-    assert (rep["replicate_se"][~mean_scale] < 2.0).all()
+    assert (rep["bse"][mean_scale] < 1.0).all()
+    assert (rep["bse"][~mean_scale] < 2.0).all()
     again = end_to_end_variance(frame, totals, spec, n_replicates=12, rng=np.random.default_rng(3)).to_frame()
     pd.testing.assert_frame_equal(rep, again)  # reproducible from the generator
     with pytest.raises(AttributeError):
@@ -194,7 +194,7 @@ def test_cells_give_the_rows_standard_errors_and_failures(analysis_data: tuple) 
     np.testing.assert_allclose(res_cells.replicates, res_rows.replicates, rtol=1e-9, atol=1e-12)
     assert (rows["n_failed"] > 0).any()  # the case is exercised
     pd.testing.assert_frame_equal(cells[["n_replicates", "n_failed"]], rows[["n_replicates", "n_failed"]])
-    np.testing.assert_allclose(cells["replicate_se"], rows["replicate_se"], rtol=1e-8)
+    np.testing.assert_allclose(cells["bse"], rows["bse"], rtol=1e-8)
 
 
 def test_replicates_use_the_rows_where_cells_do_not_pay_or_do_not_apply(analysis_data: tuple) -> None:
