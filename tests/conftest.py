@@ -1,4 +1,10 @@
-"""Shared fixtures: synthetic studies generated once per session (see :mod:`shared_studies`)."""
+"""Shared fixtures: synthetic studies generated once per run (see :mod:`shared_studies`).
+
+The suite runs on all cores (``pytest -n auto --dist loadfile``, see ``[tool.pytest.ini_options]``):
+each test file runs whole in one worker process, so module fixtures are computed once and the signal
+and kill tests of ``test_robustness.py`` run one after another.  The shared studies' folder is made
+by the controlling process and handed to every worker, so each study is written once per run.
+"""
 
 from __future__ import annotations
 
@@ -10,19 +16,38 @@ from pathlib import Path
 import pytest
 import shared_studies as studies
 
+_ROOT = pytest.StashKey[Path]()
+_WORKER_KEY = "popeval_shared_studies"
 
-@pytest.fixture(scope="session", autouse=True)
-def _shared_studies() -> Iterator[None]:
-    """The folder of the shared studies; at the end, a check that no test changed one.
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The shared studies' folder: made here by the controller (or a run without workers), received by a worker.
 
     A short path (not under pytest's temporary folder): the studies' paths are printed in the
     reports' settings annex, as a study's own would be.
     """
-    root = Path(tempfile.mkdtemp(prefix="popeval-"))
+    workerinput = getattr(config, "workerinput", None)
+    root = Path(workerinput[_WORKER_KEY]) if workerinput is not None else Path(tempfile.mkdtemp(prefix="popeval-"))
+    config.stash[_ROOT] = root
     studies.set_root(root)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """pytest-xdist: every worker gets the controller's folder of shared studies."""
+    node.workerinput[_WORKER_KEY] = str(node.config.stash[_ROOT])  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if getattr(config, "workerinput", None) is None and _ROOT in config.stash:  # the folder's maker removes it
+        shutil.rmtree(config.stash[_ROOT], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_studies() -> Iterator[None]:
+    """At the end of each process's session, a check that no test changed a shared study."""
     yield
     changed = studies.check_unchanged()
-    shutil.rmtree(root, ignore_errors=True)
     if changed:
         pytest.fail("a test wrote into a shared study (it must copy it first): " + ", ".join(changed), pytrace=False)
 
