@@ -36,7 +36,7 @@ demo: setup
 
 ## The test suite (what CI runs), on all cores: each test file whole in one worker (pytest-xdist).
 test: setup
-	$(UV) run --frozen pytest -q -n auto --dist loadfile
+	$(UV) run --frozen pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(UV) run --frozen ruff check survey analysis tests bench
