@@ -27,12 +27,14 @@ SLOW_FILES = (
     "test_robustness.py",
     "test_report.py",
     "test_byo_study.py",
-    "test_known_truth.py",
-    "test_pipeline.py",
-    "test_plans_run.py",
     "test_plans_known_truth.py",
-    "test_plans.py",
+    "test_known_truth.py",
+    "test_plans_run.py",
     "test_estimation.py",
+    "test_pipeline.py",
+    "test_types.py",
+    "test_plans.py",
+    "test_pipeline_fetch.py",
 )
 
 
