@@ -108,7 +108,7 @@ class RunResult:
 
 
 #: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
-REPORT_SOURCES = ("reports", "analysis/report/labels.py", "analysis/report/builder.py", "analysis/report/render.py", "analysis/report/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
+REPORT_SOURCES = ("reports", "analysis/report", "analysis/commands/report.py", "analysis/plans/report.py")
 
 
 #: The POP part's sources: editing them recomputes the POP part (and re-renders), never the survey estimation.
