@@ -82,6 +82,7 @@ _PROV = codes(PROVINCES)
 _STAT = codes(STATUTES)
 _DOMAINS = codes(TRAINING_DOMAINS)
 _YEARS = codes(SCHOOL_YEARS)
+_DOMAIN_TO_CODE = {v: k for k, v in TRAINDOMAIN_TO_DOMAIN.items()}
 _SECTORS = ["primair", "secundair", "tertiair", "quartair"]
 
 
@@ -346,79 +347,26 @@ def generate(
         )
     p = params or SynthParams()
     rng = np.random.default_rng(seed)
+    # the harder worlds' draws come from a stream of their own (all their terms are zero by default)
+    rng_h = np.random.default_rng([seed, 4])
     out = Path(out)
     n = persons
 
-    # ---------------------------------------------------------------- persons
-    age_dev, band, birth_year, educ, eta, has_lbc, has_oc, has_vapok, has_vov, hidden, nace, person_key, province, rng_h, sector, size, statute, woman = _persons(n, p, rng, seed)
-
-    # ---------------------------------------------------------------- applications
-    a_educ, a_oc, a_size, a_vapok, a_vov, app_day, app_dom, has_oc, in_db, inc, n_train, pid, pop_app, pop_oc, ps_oc, refused, train_idx, year_idx = _applications(educ, eta, has_oc, has_vapok, has_vov, n, p, rng, seed, size)
-
-    # ---------------------------------------------------------------- vdab
-    has_lbc_final, linked_pop, traj = _vdab_trajectories(app_day, has_lbc, n, n_train, p, person_key, pid, pop_app, refused, rng, train_idx)
-
-    # ---------------------------------------------------------------- dwse
-    dwse = _dwse_extract(a_educ, a_size, app_day, app_dom, birth_year, in_db, inc, nace, person_key, pid, pop_app, province, refused, sector, statute, train_idx, woman, year_idx)
-
-    # ---------------------------------------------------------------- population
-    D, centre_oc, header, n_inv, n_pop, oc_pid, participants, resp_p, resp_rows, responded, samp_p, sampled, x_educ, x_sector, x_size, x_woman, y0, y1, y_obs = _study_population(age_dev, band, birth_year, dwse, educ, has_lbc_final, has_oc, has_vapok, has_vov, hidden, p, person_key, pop_oc, ps_oc, rng, rng_h, sector, size, woman)
-
-    # ---------------------------------------------------------------- truth
-    truth, units = _truth(D, a_oc, a_vapok, a_vov, centre_oc, linked_pop, n, n_pop, oc_pid, p, person_key, ps_oc, resp_p, responded, samp_p, sampled, seed, x_educ, x_sector, x_size, x_woman, y0, y1, y_obs)
-
-    # ---------------------------------------------------------------- write
-    files: dict[str, str] = {}
-    admin = out / "admin"
-    admin.mkdir(parents=True, exist_ok=True)
+    people = _persons(n, p, rng, rng_h)
+    apps = _applications(people, p, rng, seed)
+    traj = _vdab_trajectories(people, apps, p, rng)
+    dwse = _dwse_extract(people, apps)
+    study = _study_population(people, apps, p, rng, rng_h)
+    survey = _survey(people, study, traj.has_lbc, dwse, p, rng)
+    fake_keys = None
     if raw_insz:
         from survey.insz import synthetic_insz
 
-        fake = np.array(synthetic_insz(rng, n), dtype=object)
-        mapping = dict(zip(person_key, fake, strict=True))
-        dwse["person_key"] = dwse["person_key"].map(mapping)
-        traj["person_key"] = traj["person_key"].map(mapping)
-    for name, frame in (("dwse_applications", dwse), ("vdab_trajectories", traj)):
-        path = admin / f"{name}.{file_format}"
-        _write_table(frame, path)
-        files[str(path.relative_to(out))] = sha256_file(path)
+        fake_keys = np.array(synthetic_insz(rng, n), dtype=object)
 
-    snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
-    snap_files = {"responses.csv": write_csv_export(header, resp_rows), "participants.json": php_json_dumps(participants).encode("utf-8")}
-    max_id = len(resp_rows)
-    manifest: dict[str, Any] = {
-        "survey_id": DEMO_SURVEY_ID,
-        "server_version": "demo (synthetic; LimeSurvey 6 export format)",
-        "fetched_at_utc": "2023-07-04T08:00:00Z",
-        "export": {"document_type": "csv", "heading_type": "code", "response_type": "short", "completion_status": "all"},
-        "from_id": 1 if max_id else None,
-        "to_id": max_id or None,
-        "counts": {
-            "responses": len(resp_rows),
-            "complete": sum(r["submitdate"] is not None for r in resp_rows),
-            "participants": len(participants),
-        },
-        "previous": None,
-    }
-    from survey.snapshot import publish_snapshot
-
-    # written like every snapshot: file by file into a temporary folder, renamed when complete
-    publish_snapshot(snap, snap_files, manifest, read_only=False)
-    for f in ("responses.csv", "participants.json", "manifest.json"):
-        files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
-    invite = pd.DataFrame(
-        {"attribute_1": [pp["attribute_1"] for pp in participants], "email": [pp["participant_info"]["email"] for pp in participants], "language": "nl"}
-    )
-    (out / "survey").mkdir(parents=True, exist_ok=True)
-    invite.to_csv(out / "survey" / "invitations.csv", index=False, lineterminator="\n")
-    files["survey/invitations.csv"] = sha256_file(out / "survey" / "invitations.csv")
-
-    tdir = out / "truth"
-    tdir.mkdir(parents=True, exist_ok=True)
-    (tdir / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    _write_table(units, tdir / "units.parquet")
-    files["truth/truth.json"] = sha256_file(tdir / "truth.json")
-    files["truth/units.parquet"] = sha256_file(tdir / "units.parquet")
+    files = _write_admin(out, dwse, traj.frame, file_format, people.person_key, fake_keys)
+    files.update(_write_survey(out, survey))
+    files.update(_write_truth(out, _truth_record(people, apps, traj, study, p, seed), _truth_units(people, apps, study)))
     (out / "README.txt").write_text(
         "Synthetic popeval study (no real persons). Generated by `popeval demo`"
         f" --persons {n} --seed {seed}.\nadmin/: DWSE and VDAB extracts; survey/: LimeSurvey snapshot and"
@@ -432,18 +380,136 @@ def generate(
         persons=n,
         seed=seed,
         applications=len(dwse),
-        trajectories=len(traj),
-        oc_users=int(n_pop),
-        pop_oc_users=int(D.sum()),
-        invited=int(n_inv),
-        responses=len(resp_rows),
-        complete=int(manifest["counts"]["complete"]),
+        trajectories=len(traj.frame),
+        oc_users=study.n,
+        pop_oc_users=int(study.pop.sum()),
+        invited=survey.invited,
+        responses=len(survey.rows),
+        complete=survey.complete,
         files=files,
     )
 
 
+# ---------------------------------------------------------------------------- the stages' results
 
-def _persons(n: int, p: SynthParams, rng: np.random.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.random.Generator, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+@dataclass(frozen=True)
+class _Persons:
+    """The admin universe: one entry per person (index = person id)."""
+
+    person_key: np.ndarray
+    woman: np.ndarray
+    educ: np.ndarray
+    band: np.ndarray
+    birth_year: np.ndarray
+    #: exact age's distance from the middle of its age band, per 5 years
+    age_dev: np.ndarray
+    size: np.ndarray
+    province: np.ndarray
+    nace: np.ndarray
+    sector: np.ndarray
+    statute: np.ndarray
+    #: incentive memberships (opleidingscheques before the rule by education)
+    has_vov: np.ndarray
+    has_oc: np.ndarray
+    has_vapok: np.ndarray
+    has_lbc: np.ndarray
+    #: the hidden confounder u ~ N(0, 1)
+    hidden: np.ndarray
+    #: the covariate part of POP uptake (logit scale)
+    eta: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Trainings:
+    """The training drawn for each application, and the catalogue's size."""
+
+    count: int
+    training: np.ndarray
+    domain: np.ndarray
+    in_db: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Applications:
+    """The incentives' applications (one entry per application) and the persons' POP route."""
+
+    pid: np.ndarray
+    incentive: np.ndarray
+    year_idx: np.ndarray
+    day: np.ndarray
+    pop: np.ndarray
+    refused: np.ndarray
+    trainings: _Trainings
+    #: characteristics recorded with the application (a few conflict across a person's applications)
+    educ: np.ndarray
+    size: np.ndarray
+    #: per person: approved opleidingscheque users (after the rule), their POP status and propensity
+    oc_user: np.ndarray
+    pop_oc: np.ndarray
+    ps_oc: np.ndarray
+    #: the POP route's intercepts per incentive
+    a_oc: float
+    a_vov: float
+    a_vapok: float
+
+
+@dataclass(frozen=True)
+class _Trajectories:
+    """The VDAB extract and who had career guidance."""
+
+    frame: pd.DataFrame
+    #: per person: a loopbaancheque trajectory in the extract
+    has_lbc: np.ndarray
+    #: the persons whose trajectory led to their POP-based application
+    linked_pop: np.ndarray
+
+
+@dataclass(frozen=True)
+class _StudyPopulation:
+    """The study population (opleidingscheque users): potential outcomes, sampling and response."""
+
+    pid: np.ndarray
+    pop: np.ndarray
+    educ: np.ndarray
+    band: np.ndarray
+    sector: np.ndarray
+    woman: np.ndarray
+    size: np.ndarray
+    centre: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    y_obs: np.ndarray
+    sample_p: np.ndarray
+    sampled: np.ndarray
+    response_p: np.ndarray
+    responded: np.ndarray
+
+    @property
+    def n(self) -> int:
+        """The population's size."""
+        return len(self.pid)
+
+
+@dataclass(frozen=True)
+class _Survey:
+    """The survey as LimeSurvey exports it: participants and response rows."""
+
+    header: list[str]
+    participants: list[dict[str, Any]]
+    rows: list[dict[str, object]]
+    invited: int
+
+    @property
+    def complete(self) -> int:
+        """The complete responses (with a submitdate)."""
+        return sum(r["submitdate"] is not None for r in self.rows)
+
+
+# ---------------------------------------------------------------------------- persons
+
+
+def _persons(n: int, p: SynthParams, rng: np.random.Generator, rng_h: np.random.Generator) -> _Persons:
     """The persons of the admin universe: characteristics and incentive memberships."""
     seg = rng.choice(4, size=n, p=np.asarray(p.segment_p) / sum(p.segment_p))
     woman = rng.random(n) < np.asarray(p.woman_p)[seg]
@@ -452,21 +518,9 @@ def _persons(n: int, p: SynthParams, rng: np.random.Generator, seed: int) -> tup
     lo_age = np.array([19, 25, 35, 45, 55])[band]
     hi_age = np.array([24, 34, 44, 54, 64])[band]
     age2021 = lo_age + (rng.random(n) * (hi_age - lo_age + 1)).astype(int)
-    birth_year = 2021 - age2021
     size = _choice(rng, np.asarray(p.size_p)[seg])
     province = rng.choice(len(_PROV), size=n, p=np.asarray(p.province_p) / sum(p.province_p))
-    # NACE by segment (VOV is private sector only: no O)
-    nace_w = {
-        "VOV": dict(C=20, F=8, G=14, H=8, I=3, J=6, K=4, M=6, N=8, Q=16, R=1, S=3, A=1, D=1, E=1),
-        "OC": dict(C=12, F=6, G=15, H=6, I=4, J=6, K=3, M=6, N=8, O=4, P=6, Q=18, R=2, S=3, A=1),
-        "VAPOK": dict(C=10, F=4, G=10, H=5, I=2, J=6, K=3, M=6, N=6, O=5, P=12, Q=25, R=2, S=3, A=1),
-        "LBC": dict(C=10, F=3, G=11, H=4, I=3, J=7, K=4, M=8, N=6, O=8, P=13, Q=19, R=2, S=2, A=1),
-    }
-    nace_p = np.zeros((4, len(_NACE)))
-    for i, sname in enumerate(_SEGMENTS):
-        for code, v in nace_w[sname].items():
-            nace_p[i, _NACE.index(code)] = v
-    nace = _choice(rng, nace_p[seg])
+    nace = _choice(rng, _nace_probabilities()[seg])
     sector = np.array([_SECTORS.index(NACE_TO_SECTOR[_NACE[k]]) for k in range(len(_NACE))])[nace]
     statute = np.where(
         seg == 0,
@@ -490,8 +544,7 @@ def _persons(n: int, p: SynthParams, rng: np.random.Generator, seed: int) -> tup
         + p.b_woman * woman
         + np.asarray(p.b_size)[size]
     )
-    # harder worlds (own stream; all terms are zero by default)
-    rng_h = np.random.default_rng([seed, 4])
+    # harder worlds (all terms are zero by default)
     hidden = rng_h.normal(size=n)
     age_dev = (age2021 - (lo_age + hi_age) / 2) / 5.0
     eta = (
@@ -500,11 +553,50 @@ def _persons(n: int, p: SynthParams, rng: np.random.Generator, seed: int) -> tup
         + p.b_interaction * ((educ == 1) & woman)
         + p.b_hidden * hidden
     )
-    return age_dev, band, birth_year, educ, eta, has_lbc, has_oc, has_vapok, has_vov, hidden, nace, person_key, province, rng_h, sector, size, statute, woman
+    return _Persons(
+        person_key=person_key,
+        woman=woman,
+        educ=educ,
+        band=band,
+        birth_year=2021 - age2021,
+        age_dev=age_dev,
+        size=size,
+        province=province,
+        nace=nace,
+        sector=sector,
+        statute=statute,
+        has_vov=has_vov,
+        has_oc=has_oc,
+        has_vapok=has_vapok,
+        has_lbc=has_lbc,
+        hidden=hidden,
+        eta=eta,
+    )
 
 
-def _applications(educ: np.ndarray, eta: np.ndarray, has_oc: np.ndarray, has_vapok: np.ndarray, has_vov: np.ndarray, n: int, p: SynthParams, rng: np.random.Generator, seed: int, size: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, float, float, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _nace_probabilities() -> np.ndarray:
+    """NACE section probabilities per primary segment (VOV is private sector only: no O)."""
+    nace_w = {
+        "VOV": dict(C=20, F=8, G=14, H=8, I=3, J=6, K=4, M=6, N=8, Q=16, R=1, S=3, A=1, D=1, E=1),
+        "OC": dict(C=12, F=6, G=15, H=6, I=4, J=6, K=3, M=6, N=8, O=4, P=6, Q=18, R=2, S=3, A=1),
+        "VAPOK": dict(C=10, F=4, G=10, H=5, I=2, J=6, K=3, M=6, N=6, O=5, P=12, Q=25, R=2, S=3, A=1),
+        "LBC": dict(C=10, F=3, G=11, H=4, I=3, J=7, K=4, M=8, N=6, O=8, P=13, Q=19, R=2, S=2, A=1),
+    }
+    nace_p = np.zeros((4, len(_NACE)))
+    for i, sname in enumerate(_SEGMENTS):
+        for code, v in nace_w[sname].items():
+            nace_p[i, _NACE.index(code)] = v
+    return nace_p
+
+
+# ---------------------------------------------------------------------------- applications
+
+
+def _applications(people: _Persons, p: SynthParams, rng: np.random.Generator, seed: int) -> _Applications:
     """Applications for the incentives (the rules of DOMAIN.md), POP status and trainings."""
+    n = len(people.person_key)
+    educ, eta = people.educ, people.eta
+    has_oc, has_vov, has_vapok = people.has_oc, people.has_vov, people.has_vapok
     n_oc = np.where(has_oc, 1 + np.minimum(rng.poisson(0.25, n), 3), 0)
     n_vov = np.where(has_vov, 1 + np.minimum(rng.poisson(0.7, n), 5), 0)
     n_vapok = np.where(has_vapok, 1 + np.minimum(rng.poisson(0.1, n), 2), 0)
@@ -526,44 +618,74 @@ def _applications(educ: np.ndarray, eta: np.ndarray, has_oc: np.ndarray, has_vap
     a_vov = _solve_intercept(eta[has_vov], n_vov[has_vov].astype(float), p.pop_share_vov)
     a_vapok = _solve_intercept_eligible(eta[has_vapok], n_vapok[has_vapok].astype(float), allowed[has_vapok], p.pop_share_vapok)
 
-    def expand(counts: np.ndarray) -> np.ndarray:
-        return np.repeat(np.arange(n), counts)
-
-    parts = []
-    for incentive, counts in (("OC", n_oc), ("VOV", n_vov), ("VAPOK", n_vapok)):
-        pid = expand(counts)
-        order_in_person = np.arange(len(pid)) - np.repeat(np.cumsum(counts) - counts, counts)
-        parts.append(pd.DataFrame({"pid": pid, "incentive": incentive, "k": order_in_person}))
-    apps = pd.concat(parts, ignore_index=True)
-    m = len(apps)
+    apps = _application_rows(n, {"OC": n_oc, "VOV": n_vov, "VAPOK": n_vapok}, rng)
     pid = apps["pid"].to_numpy()
     inc = apps["incentive"].to_numpy()
-    year_idx = rng.integers(0, len(_YEARS), m)
-    # a person's applications of one incentive come in non-decreasing school years
-    apps["year_idx"] = year_idx
-    apps = apps.sort_values(["pid", "incentive", "year_idx"], kind="stable").reset_index(drop=True)
-    pid = apps["pid"].to_numpy()
-    inc = apps["incentive"].to_numpy()
-    year_idx = apps["year_idx"].to_numpy()
-    start_days = (np.array([np.datetime64(f"{2019 + y}-09-01") for y in range(len(_YEARS))]) - np.datetime64("1970-01-01")).astype(int)
-    app_day = start_days[year_idx] + rng.integers(0, 365, m)
     is_oc, is_vov, is_vapok = inc == "OC", inc == "VOV", inc == "VAPOK"
-    pop_app = np.zeros(m, dtype=bool)
+    pop_app = np.zeros(len(apps), dtype=bool)
     pop_app[is_oc] = pop_oc[pid[is_oc]]
     pop_app[is_vov] = rng.random(is_vov.sum()) < _expit(a_vov + eta[pid[is_vov]])
     pop_app[is_vapok] = rng.random(is_vapok.sum()) < _expit(a_vapok + eta[pid[is_vapok]])
     # VAPOK: a non-POP application of a high-educated person exists only as a registration error
-    legal = ~(is_vapok & ~pop_app & high[pid]) | (rng_rules.random(m) < p.registration_error_p)
+    legal = ~(is_vapok & ~pop_app & high[pid]) | (rng_rules.random(len(apps)) < p.registration_error_p)
     if not legal.all():
         apps = apps.loc[legal].reset_index(drop=True)
-        pid, inc, year_idx, app_day, pop_app = pid[legal], inc[legal], year_idx[legal], app_day[legal], pop_app[legal]
-        is_oc, is_vov, is_vapok = inc == "OC", inc == "VOV", inc == "VAPOK"
-        m = len(apps)
+        pid, inc, pop_app = pid[legal], inc[legal], pop_app[legal]
+        is_oc = inc == "OC"
+    m = len(apps)
     refused = rng.random(m) < np.where(pop_app, p.refused_p * 0.6, p.refused_p)
     first_oc = is_oc & ~pd.Series(pid).where(is_oc).duplicated().to_numpy()
     refused[first_oc] = False  # every OC person has an approved application (they are users)
 
-    # trainings
+    trainings = _trainings(n, inc, pop_app, p, rng)
+
+    # characteristics at application, with a few conflicts across a person's applications
+    a_size = people.size[pid].copy()
+    a_educ = educ[pid].copy()
+    later = apps.duplicated("pid", keep="first").to_numpy()
+    change_size = later & (rng.random(m) < 0.03)
+    a_size[change_size] = rng.integers(0, 4, change_size.sum())
+    change_educ = later & (rng.random(m) < 0.01) & (a_educ < 2)
+    a_educ[change_educ] += 1
+    return _Applications(
+        pid=pid,
+        incentive=inc,
+        year_idx=apps["year_idx"].to_numpy(),
+        day=apps["day"].to_numpy(),
+        pop=pop_app,
+        refused=refused,
+        trainings=trainings,
+        educ=a_educ,
+        size=a_size,
+        oc_user=has_oc,
+        pop_oc=pop_oc,
+        ps_oc=ps_oc,
+        a_oc=a_oc,
+        a_vov=a_vov,
+        a_vapok=a_vapok,
+    )
+
+
+def _application_rows(n: int, counts: dict[str, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
+    """One row per application (``counts`` per incentive and person): person, school year, day."""
+    parts = []
+    for incentive, per_person in counts.items():
+        pid = np.repeat(np.arange(n), per_person)
+        order_in_person = np.arange(len(pid)) - np.repeat(np.cumsum(per_person) - per_person, per_person)
+        parts.append(pd.DataFrame({"pid": pid, "incentive": incentive, "k": order_in_person}))
+    apps = pd.concat(parts, ignore_index=True)
+    m = len(apps)
+    # a person's applications of one incentive come in non-decreasing school years
+    apps["year_idx"] = rng.integers(0, len(_YEARS), m)
+    apps = apps.sort_values(["pid", "incentive", "year_idx"], kind="stable").reset_index(drop=True)
+    start_days = (np.array([np.datetime64(f"{2019 + y}-09-01") for y in range(len(_YEARS))]) - np.datetime64("1970-01-01")).astype(int)
+    apps["day"] = start_days[apps["year_idx"].to_numpy()] + rng.integers(0, 365, m)
+    return apps
+
+
+def _trainings(n: int, inc: np.ndarray, pop_app: np.ndarray, p: SynthParams, rng: np.random.Generator) -> _Trainings:
+    """The training catalogue and the training of each application (its record decides domain and databank flag)."""
+    m = len(inc)
     n_train = max(400, min(6000, n // 40))
     t_domain = rng.choice(len(_DOMAINS), n_train)
     t_in_db = rng.random(n_train) < 0.85
@@ -588,28 +710,20 @@ def _applications(educ: np.ndarray, eta: np.ndarray, has_oc: np.ndarray, has_vap
                 cell = np.flatnonzero(t_domain == d) if (t_domain == d).any() else np.arange(n_train)
             sel = np.flatnonzero((app_dom == d) & (in_db == flag))
             train_idx[sel] = cell[rng.integers(0, len(cell), len(sel))]
-    # the training's own record decides the databank flag and domain
-    in_db = t_in_db[train_idx]
-    # keep the POP outside-databank share honest: POP-based with in-db training as drawn
-    app_dom = t_domain[train_idx]
-
-    # characteristics at application, with a few conflicts across a person's applications
-    a_size = size[pid].copy()
-    a_educ = educ[pid].copy()
-    later = apps.duplicated("pid", keep="first").to_numpy()
-    change_size = later & (rng.random(m) < 0.03)
-    a_size[change_size] = rng.integers(0, 4, change_size.sum())
-    change_educ = later & (rng.random(m) < 0.01) & (a_educ < 2)
-    a_educ[change_educ] += 1
-    return a_educ, a_oc, a_size, a_vapok, a_vov, app_day, app_dom, has_oc, in_db, inc, n_train, pid, pop_app, pop_oc, ps_oc, refused, train_idx, year_idx
+    # the training's own record decides the databank flag and domain (keeps the POP
+    # outside-databank share honest: POP-based with in-db training as drawn)
+    return _Trainings(count=n_train, training=train_idx, domain=t_domain[train_idx], in_db=t_in_db[train_idx])
 
 
-def _vdab_trajectories(app_day: np.ndarray, has_lbc: np.ndarray, n: int, n_train: int, p: SynthParams, person_key: np.ndarray, pid: np.ndarray, pop_app: np.ndarray, refused: np.ndarray, rng: np.random.Generator, train_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+# ---------------------------------------------------------------------------- VDAB trajectories
+
+
+def _vdab_trajectories(people: _Persons, apps: _Applications, p: SynthParams, rng: np.random.Generator) -> _Trajectories:
     """VDAB trajectories: career guidance (loopbaancheques) and POP-attests."""
-    # ---------------------------------------------------------------- VDAB trajectories
+    n = len(people.person_key)
     pop_person = np.zeros(n, dtype=bool)
-    pop_person[pid[pop_app & ~refused]] = True
-    lbc_other = has_lbc & ~pop_person
+    pop_person[apps.pid[apps.pop & ~apps.refused]] = True
+    lbc_other = people.has_lbc & ~pop_person
     k_link = round(p.lbc_to_pop_share * lbc_other.sum() / (1 - p.lbc_to_pop_share))
     pop_ids = np.flatnonzero(pop_person)
     k_link = min(k_link, len(pop_ids))
@@ -618,7 +732,7 @@ def _vdab_trajectories(app_day: np.ndarray, has_lbc: np.ndarray, n: int, n_train
     has_lbc_final[linked_pop] = True
 
     # first approved POP-based application per linked person
-    app_tab = pd.DataFrame({"pid": pid, "day": app_day, "pop": pop_app & ~refused, "train": train_idx})
+    app_tab = pd.DataFrame({"pid": apps.pid, "day": apps.day, "pop": apps.pop & ~apps.refused, "train": apps.trainings.training})
     first_pop = app_tab[app_tab["pop"]].sort_values(["pid", "day"], kind="stable").drop_duplicates("pid")
     first_pop = first_pop.set_index("pid").reindex(linked_pop)
     lt_pid = np.concatenate([linked_pop, np.flatnonzero(lbc_other)])
@@ -632,6 +746,7 @@ def _vdab_trajectories(app_day: np.ndarray, has_lbc: np.ndarray, n: int, n_train
     start_day = end_day - rng.integers(20, 200, nl)
     pop_made = np.where(is_linked, True, rng.random(nl) < 0.97)
     pop_attest = np.where(is_linked, True, pop_made & (rng.random(nl) < 0.25))
+    n_train = apps.trainings.count
     attest_train = np.where(pop_attest, rng.integers(0, n_train, nl), -1)
     mismatch = rng.random(nl) < p.attest_mismatch
     attest_train[is_linked] = np.where(
@@ -643,7 +758,7 @@ def _vdab_trajectories(app_day: np.ndarray, has_lbc: np.ndarray, n: int, n_train
     traj = pd.DataFrame(
         {
             "trajectory_id": [f"LBT{i:08d}" for i in range(1, nl + 1)],
-            "person_key": person_key[lt_pid[order]],
+            "person_key": people.person_key[lt_pid[order]],
             "start_date": _dates(start_day[order]),
             "end_date": _dates(end_day[order]),
             "loopbaancentrum": [f"LBC{c + 1:03d}" for c in centre[order]],
@@ -654,35 +769,38 @@ def _vdab_trajectories(app_day: np.ndarray, has_lbc: np.ndarray, n: int, n_train
     )
     ongoing = end_day[order] > win_hi
     traj.loc[ongoing, "end_date"] = pd.NaT
-    return has_lbc_final, linked_pop, traj
+    return _Trajectories(frame=traj, has_lbc=has_lbc_final, linked_pop=linked_pop)
 
 
-def _dwse_extract(a_educ: np.ndarray, a_size: np.ndarray, app_day: np.ndarray, app_dom: np.ndarray, birth_year: np.ndarray, in_db: np.ndarray, inc: np.ndarray, nace: np.ndarray, person_key: np.ndarray, pid: np.ndarray, pop_app: np.ndarray, province: np.ndarray, refused: np.ndarray, sector: np.ndarray, statute: np.ndarray, train_idx: np.ndarray, woman: np.ndarray, year_idx: np.ndarray) -> pd.DataFrame:
+# ---------------------------------------------------------------------------- DWSE extract
+
+
+def _dwse_extract(people: _Persons, apps: _Applications) -> pd.DataFrame:
     """The DWSE extract: one row per application."""
-    # ---------------------------------------------------------------- DWSE extract
-    app_order = np.lexsort((pid, app_day))
+    pid = apps.pid
+    app_order = np.lexsort((pid, apps.day))
     inc_prefix = {"OC": "OC", "VOV": "VOV", "VAPOK": "VAPOK"}
-    years_s = np.array(_YEARS)[year_idx]
+    years_s = np.array(_YEARS)[apps.year_idx]
     dwse = pd.DataFrame(
         {
             "application_id": "",
-            "person_key": person_key[pid],
-            "incentive": inc,
+            "person_key": people.person_key[pid],
+            "incentive": apps.incentive,
             "school_year": years_s,
-            "application_date": _dates(app_day),
-            "status": np.where(refused, "geweigerd", "goedgekeurd"),
-            "training_id": [f"OPL{t + 1:06d}" for t in train_idx],
-            "training_domain": np.array(_DOMAINS)[app_dom],
-            "in_databank": in_db.astype(int),
-            "pop_based": pop_app.astype(int),
-            "sex": np.where(woman[pid], "V", "M"),
-            "birth_year": birth_year[pid],
-            "educ": np.array(_EDUC)[a_educ],
-            "nace": np.array(_NACE)[nace[pid]],
-            "sector": np.array(_SECTORS)[sector[pid]],
-            "company_size": np.array(_SIZES)[a_size],
-            "province": np.array(_PROV)[province[pid]],
-            "statute": np.array(_STAT)[statute[pid]],
+            "application_date": _dates(apps.day),
+            "status": np.where(apps.refused, "geweigerd", "goedgekeurd"),
+            "training_id": [f"OPL{t + 1:06d}" for t in apps.trainings.training],
+            "training_domain": np.array(_DOMAINS)[apps.trainings.domain],
+            "in_databank": apps.trainings.in_db.astype(int),
+            "pop_based": apps.pop.astype(int),
+            "sex": np.where(people.woman[pid], "V", "M"),
+            "birth_year": people.birth_year[pid],
+            "educ": np.array(_EDUC)[apps.educ],
+            "nace": np.array(_NACE)[people.nace[pid]],
+            "sector": np.array(_SECTORS)[people.sector[pid]],
+            "company_size": np.array(_SIZES)[apps.size],
+            "province": np.array(_PROV)[people.province[pid]],
+            "statute": np.array(_STAT)[people.statute[pid]],
         }
     ).iloc[app_order].reset_index(drop=True)
     counters: dict[tuple[str, str], int] = {}
@@ -695,19 +813,22 @@ def _dwse_extract(a_educ: np.ndarray, a_size: np.ndarray, app_day: np.ndarray, a
     return dwse
 
 
-def _study_population(age_dev: np.ndarray, band: np.ndarray, birth_year: np.ndarray, dwse: pd.DataFrame, educ: np.ndarray, has_lbc_final: np.ndarray, has_oc: np.ndarray, has_vapok: np.ndarray, has_vov: np.ndarray, hidden: np.ndarray, p: SynthParams, person_key: np.ndarray, pop_oc: np.ndarray, ps_oc: np.ndarray, rng: np.random.Generator, rng_h: np.random.Generator, sector: np.ndarray, size: np.ndarray, woman: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str], int, int, np.ndarray, list[dict[str, Any]], np.ndarray, list[dict[str, Any]], np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The study population (OC users): potential outcomes, sampling, response and the survey's rows."""
-    # ---------------------------------------------------------------- the study population: OC users
-    oc_pid = np.flatnonzero(has_oc)
-    D = pop_oc[oc_pid]
-    x_educ, x_band, x_sector, x_woman, x_size = educ[oc_pid], band[oc_pid], sector[oc_pid], woman[oc_pid], size[oc_pid]
+# ---------------------------------------------------------------------------- the study population: OC users
+
+
+def _study_population(people: _Persons, apps: _Applications, p: SynthParams, rng: np.random.Generator, rng_h: np.random.Generator) -> _StudyPopulation:
+    """The study population (OC users): potential outcomes, sampling and response."""
+    oc_pid = np.flatnonzero(apps.oc_user)
+    D = apps.pop_oc[oc_pid]
+    x_educ, x_band, x_sector, x_woman, x_size = people.educ[oc_pid], people.band[oc_pid], people.sector[oc_pid], people.woman[oc_pid], people.size[oc_pid]
     n_pop = len(oc_pid)
     # potential outcomes
     person_eff = rng.normal(0.0, p.sd_person, n_pop)
     y0 = np.empty((n_pop, 4), dtype=int)
     y1 = np.empty((n_pop, 4), dtype=int)
     cuts = np.asarray(p.cuts)
-    lg = np.log(ps_oc[oc_pid] / (1 - ps_oc[oc_pid]))
+    ps = apps.ps_oc[oc_pid]
+    lg = np.log(ps / (1 - ps))
     z_ps = (lg - lg.mean()) / (lg.std() or 1.0)
     centre_oc = rng_h.integers(0, 40, n_pop)
     centre_eff = rng_h.normal(0.0, 1.0, 40)[centre_oc] * p.sd_centre
@@ -724,9 +845,9 @@ def _study_population(age_dev: np.ndarray, band: np.ndarray, birth_year: np.ndar
         )
         lin = (
             lin
-            + p.o_age_exact * age_dev[oc_pid]
+            + p.o_age_exact * people.age_dev[oc_pid]
             + p.o_interaction * ((x_band == 0) & (x_sector == 3))
-            + p.o_hidden * hidden[oc_pid]
+            + p.o_hidden * people.hidden[oc_pid]
         )
         tau_i = p.tau[k] * (1 + p.tau_ps * z_ps) + centre_eff
         y0[:, k] = 1 + np.searchsorted(cuts, lin, side="right")
@@ -750,16 +871,68 @@ def _study_population(age_dev: np.ndarray, band: np.ndarray, birth_year: np.ndar
         ),
     )
     responded = sampled & (rng.random(n_pop) < resp_p)
+    return _StudyPopulation(
+        pid=oc_pid,
+        pop=D,
+        educ=x_educ,
+        band=x_band,
+        sector=x_sector,
+        woman=x_woman,
+        size=x_size,
+        centre=centre_oc,
+        y0=y0,
+        y1=y1,
+        y_obs=y_obs,
+        sample_p=samp_p,
+        sampled=sampled,
+        response_p=resp_p,
+        responded=responded,
+    )
 
-    inv = np.flatnonzero(sampled)
+
+# ---------------------------------------------------------------------------- the survey: participants and responses
+
+
+def _survey(people: _Persons, study: _StudyPopulation, has_lbc: np.ndarray, dwse: pd.DataFrame, p: SynthParams, rng: np.random.Generator) -> _Survey:
+    """The invited sample as LimeSurvey participants, and their responses as LimeSurvey exports them."""
+    inv = np.flatnonzero(study.sampled)
     n_inv = len(inv)
     inv = inv[rng.permutation(n_inv)]
     tokens = _tokens(rng, n_inv + 64 + n_inv // 50)
-    part_key = person_key[oc_pid[inv]].copy()
+    participants = _participants(people.person_key[study.pid[inv]].copy(), tokens, p, rng)
+
+    # responses
+    resp_rows: list[dict[str, object]] = []
+    tok_of = {int(unit): tokens[i] for i, unit in enumerate(inv)}
+    resp_units = [int(unit) for unit in inv if study.responded[unit]]
+    # latest OC application per person for the training questions
+    oc_apps = dwse[(dwse["incentive"] == "OC") & (dwse["status"] == "goedgekeurd")].drop_duplicates("person_key", keep="last")
+    oc_dom = dict(zip(oc_apps["person_key"], oc_apps["training_domain"], strict=True))
+    respondent = _Respondents(people=people, study=study, has_lbc=has_lbc, oc_domain=oc_dom)
+    for unit in resp_units:
+        row, start_end = _response_row(respondent, unit, tok_of[unit], p, rng)
+        resp_rows.append(row)
+        if row["submitdate"] is not None and rng.random() < p.duplicate_p:
+            resp_rows.append(_duplicate_submission(row, start_end, rng))
+    n_orphans = int(rng.binomial(len(resp_units), p.orphan_response_p)) if resp_units else 0
+    for j in range(n_orphans):
+        base = dict(resp_rows[int(rng.integers(0, len(resp_rows)))])
+        base["token"] = tokens[n_inv + j]
+        resp_rows.append(base)
+    resp_rows.sort(key=lambda r: (str(r["startdate"]), str(r["token"])))
+    for i, r in enumerate(resp_rows, start=1):
+        r["id"] = i
+    header = ["id", "submitdate", "lastpage", "startlanguage", "seed", "token", "startdate", "datestamp", *QUESTIONNAIRE.answer_columns()]
+    return _Survey(header=header, participants=participants, rows=resp_rows, invited=n_inv)
+
+
+def _participants(part_key: np.ndarray, tokens: list[str], p: SynthParams, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The participants table: one per invitation, a few with a key that no longer links."""
+    n_inv = len(part_key)
     stale = rng.random(n_inv) < p.unlinked_participant_p
     if stale.any():
         part_key[stale] = _keys(rng, int(stale.sum()))
-    participants: list[dict[str, Any]] = [
+    return [
         {
             "tid": i + 1,
             "token": tokens[i],
@@ -769,112 +942,141 @@ def _study_population(age_dev: np.ndarray, band: np.ndarray, birth_year: np.ndar
         for i in range(n_inv)
     ]
 
-    # responses
-    resp_rows: list[dict[str, object]] = []
-    field_lo = (np.datetime64("2023-05-08T07:00:00") - np.datetime64("1970-01-01T00:00:00")).astype(int)
-    field_len = 53 * 86400
-    tok_of = {int(unit): tokens[i] for i, unit in enumerate(inv)}
-    resp_units = [int(unit) for unit in inv if responded[unit]]
-    # latest OC application per person for the training questions
-    oc_apps = dwse[(dwse["incentive"] == "OC") & (dwse["status"] == "goedgekeurd")].drop_duplicates("person_key", keep="last")
-    oc_dom = dict(zip(oc_apps["person_key"], oc_apps["training_domain"], strict=True))
-    dom_to_code = {v: k for k, v in TRAINDOMAIN_TO_DOMAIN.items()}
-    educ_code = np.array(["L", "M", "H"])
-    answer_cols = QUESTIONNAIRE.answer_columns()
-    for unit in resp_units:
-        i_pid = oc_pid[unit]
-        start = field_lo + int(rng.integers(0, field_len))
-        dur = int(rng.integers(240, 1800))
-        complete = rng.random() >= p.incomplete_p
-        lastpage = 4 if complete else int(rng.integers(1, 4))
-        row: dict[str, object] = dict.fromkeys(answer_cols)
-        stamp = pd.Timestamp(start, unit="s")
-        done = pd.Timestamp(start + dur, unit="s")
-        row.update(
-            {
-                "submitdate": done.strftime("%Y-%m-%d %H:%M:%S") if complete else None,
-                "lastpage": lastpage,
-                "startlanguage": "nl" if rng.random() > 0.03 else "en",
-                "seed": str(int(rng.integers(10_000_000, 2_000_000_000))),
-                "token": tok_of[unit],
-                "startdate": stamp.strftime("%Y-%m-%d %H:%M:%S"),
-                "datestamp": done.strftime("%Y-%m-%d %H:%M:%S"),
-            }
-        )
-        # page 1: training
-        if lastpage >= 1:
-            row["INCENTIVE[SQ001]"] = "Y"
-            row["INCENTIVE[SQ002]"] = "Y" if has_vov[i_pid] else ""
-            row["INCENTIVE[SQ003]"] = "Y" if has_vapok[i_pid] else ""
-            row["INCENTIVE[SQ004]"] = "" if (has_vov[i_pid] or has_vapok[i_pid]) else "Y"
-            dom = oc_dom.get(person_key[i_pid], "OVERIG")
-            if rng.random() < 0.05:
-                dom = _DOMAINS[int(rng.integers(0, len(_DOMAINS)))]
-            code = dom_to_code[dom]
-            row["TRAINDOMAIN"] = code
-            row["TRAINDOMAIN[other]"] = _OTHER_DOMAIN[int(rng.integers(0, len(_OTHER_DOMAIN)))] if code == "-oth-" else None
-            hours = np.exp(rng.normal(np.log(60 if D[unit] else 24), 0.6))
-            row["HOURS"] = str(int(max(4, min(600, round(hours)))))
-        if lastpage >= 2:
-            guided = has_lbc_final[i_pid] or (D[unit] and rng.random() < 0.85)
-            if rng.random() < 0.04:
-                guided = not guided
-            row["GUIDANCE"] = "Y" if guided else "N"
-            said_pop = (rng.random() < 0.88) if D[unit] else (rng.random() < 0.04)
-            row["POPUSED"] = "Y" if said_pop else "N"
-        if lastpage >= 3:
-            for k, o in enumerate(OUTCOMES):
-                q = p.dont_know_p[k]
-                if p.dk_outcome:
-                    odds = q / (1 - q) * np.exp(p.dk_outcome * max(0.0, 3.0 - float(y_obs[unit, k])))
-                    q = odds / (1 + odds)
-                dk = rng.random() < q
-                row[o.column] = "99" if dk else str(int(y_obs[unit, k]))
-        if lastpage >= 4:
-            g = "V" if woman[i_pid] else "M"
-            row["GENDER"] = "X" if rng.random() < 0.02 else g
-            row["BIRTHYEAR"] = None if rng.random() < 0.03 else str(int(birth_year[i_pid]))
-            e = int(educ[i_pid])
-            if rng.random() < 0.08:
-                e = int(np.clip(e + rng.choice([-1, 1]), 0, 2))
-            row["EDUC"] = educ_code[e]
-            row["REMARKS"] = _REMARKS[int(rng.integers(0, len(_REMARKS)))] if rng.random() < 0.2 else ""
-        resp_rows.append(row)
-        if complete and rng.random() < p.duplicate_p:
-            dup = dict(row)
-            later_ts = pd.Timestamp(start + dur + int(rng.integers(3600, 7 * 86400)), unit="s")
-            dup["startdate"] = (later_ts - pd.Timedelta(seconds=300)).strftime("%Y-%m-%d %H:%M:%S")
-            dup["submitdate"] = later_ts.strftime("%Y-%m-%d %H:%M:%S")
-            dup["datestamp"] = dup["submitdate"]
-            dup["seed"] = str(int(rng.integers(10_000_000, 2_000_000_000)))
-            k = int(rng.integers(0, 4))
-            old = dup[OUTCOMES[k].column]
-            if old not in (None, "99"):
-                dup[OUTCOMES[k].column] = str(int(np.clip(int(str(old)) + rng.choice([-1, 1]), 1, 5)))
-            resp_rows.append(dup)
-    n_orphans = int(rng.binomial(len(resp_units), p.orphan_response_p)) if resp_units else 0
-    for j in range(n_orphans):
-        base = dict(resp_rows[int(rng.integers(0, len(resp_rows)))])
-        base["token"] = tokens[n_inv + j]
-        resp_rows.append(base)
-    resp_rows.sort(key=lambda r: (str(r["startdate"]), str(r["token"])))
-    for i, r in enumerate(resp_rows, start=1):
-        r["id"] = i
-    header = ["id", "submitdate", "lastpage", "startlanguage", "seed", "token", "startdate", "datestamp", *answer_cols]
-    return D, centre_oc, header, n_inv, n_pop, oc_pid, participants, resp_p, resp_rows, responded, samp_p, sampled, x_educ, x_sector, x_size, x_woman, y0, y1, y_obs
+
+@dataclass(frozen=True)
+class _Respondents:
+    """What a response row is drawn from: the persons, the study population and their records."""
+
+    people: _Persons
+    study: _StudyPopulation
+    #: per person: a loopbaancheque trajectory in the VDAB extract
+    has_lbc: np.ndarray
+    #: person key -> training domain of the person's latest approved OC application
+    oc_domain: dict[str, str]
 
 
-def _truth(D: np.ndarray, a_oc: float, a_vapok: float, a_vov: float, centre_oc: np.ndarray, linked_pop: np.ndarray, n: int, n_pop: int, oc_pid: np.ndarray, p: SynthParams, person_key: np.ndarray, ps_oc: np.ndarray, resp_p: np.ndarray, responded: np.ndarray, samp_p: np.ndarray, sampled: np.ndarray, seed: int, x_educ: np.ndarray, x_sector: np.ndarray, x_size: np.ndarray, x_woman: np.ndarray, y0: np.ndarray, y1: np.ndarray, y_obs: np.ndarray) -> tuple[dict[str, object], pd.DataFrame]:
-    """The known truth of the study population (estimands and their ingredients)."""
+#: the fieldwork: from 8 May 2023, 07:00, for 53 days
+_FIELD_START = int((np.datetime64("2023-05-08T07:00:00") - np.datetime64("1970-01-01T00:00:00")).astype(int))
+_FIELD_SECONDS = 53 * 86400
+_STAMP = "%Y-%m-%d %H:%M:%S"
+
+
+def _response_row(r: _Respondents, unit: int, token: str, p: SynthParams, rng: np.random.Generator) -> tuple[dict[str, object], int]:
+    """One respondent's row, page by page up to the last page reached, and the time it was submitted."""
+    start = _FIELD_START + int(rng.integers(0, _FIELD_SECONDS))
+    dur = int(rng.integers(240, 1800))
+    complete = rng.random() >= p.incomplete_p
+    lastpage = 4 if complete else int(rng.integers(1, 4))
+    row: dict[str, object] = dict.fromkeys(QUESTIONNAIRE.answer_columns())
+    stamp = pd.Timestamp(start, unit="s")
+    done = pd.Timestamp(start + dur, unit="s")
+    row.update(
+        {
+            "submitdate": done.strftime(_STAMP) if complete else None,
+            "lastpage": lastpage,
+            "startlanguage": "nl" if rng.random() > 0.03 else "en",
+            "seed": str(int(rng.integers(10_000_000, 2_000_000_000))),
+            "token": token,
+            "startdate": stamp.strftime(_STAMP),
+            "datestamp": done.strftime(_STAMP),
+        }
+    )
+    i_pid = int(r.study.pid[unit])
+    treated = bool(r.study.pop[unit])
+    if lastpage >= 1:
+        row.update(_page_training(r, i_pid, treated, rng))
+    if lastpage >= 2:
+        guided = r.has_lbc[i_pid] or (treated and rng.random() < 0.85)
+        if rng.random() < 0.04:
+            guided = not guided
+        row["GUIDANCE"] = "Y" if guided else "N"
+        said_pop = (rng.random() < 0.88) if treated else (rng.random() < 0.04)
+        row["POPUSED"] = "Y" if said_pop else "N"
+    if lastpage >= 3:
+        row.update(_page_outcomes(r.study.y_obs[unit], p, rng))
+    if lastpage >= 4:
+        row.update(_page_about(r.people, i_pid, rng))
+    return row, start + dur
+
+
+def _page_training(r: _Respondents, i_pid: int, treated: bool, rng: np.random.Generator) -> dict[str, object]:
+    """Page 1: the incentives used and the training (domain, hours)."""
+    has_vov, has_vapok = r.people.has_vov[i_pid], r.people.has_vapok[i_pid]
+    dom = r.oc_domain.get(r.people.person_key[i_pid], "OVERIG")
+    if rng.random() < 0.05:
+        dom = _DOMAINS[int(rng.integers(0, len(_DOMAINS)))]
+    code = _DOMAIN_TO_CODE[dom]
+    other = _OTHER_DOMAIN[int(rng.integers(0, len(_OTHER_DOMAIN)))] if code == "-oth-" else None
+    hours = np.exp(rng.normal(np.log(60 if treated else 24), 0.6))
+    return {
+        "INCENTIVE[SQ001]": "Y",
+        "INCENTIVE[SQ002]": "Y" if has_vov else "",
+        "INCENTIVE[SQ003]": "Y" if has_vapok else "",
+        "INCENTIVE[SQ004]": "" if (has_vov or has_vapok) else "Y",
+        "TRAINDOMAIN": code,
+        "TRAINDOMAIN[other]": other,
+        "HOURS": str(int(max(4, min(600, round(hours))))),
+    }
+
+
+def _page_outcomes(y_obs: np.ndarray, p: SynthParams, rng: np.random.Generator) -> dict[str, object]:
+    """Page 3: the outcomes, with 'weet niet' (99), informative when ``dk_outcome`` is set."""
+    answers: dict[str, object] = {}
+    for k, o in enumerate(OUTCOMES):
+        q = p.dont_know_p[k]
+        if p.dk_outcome:
+            odds = q / (1 - q) * np.exp(p.dk_outcome * max(0.0, 3.0 - float(y_obs[k])))
+            q = odds / (1 + odds)
+        dk = rng.random() < q
+        answers[o.column] = "99" if dk else str(int(y_obs[k]))
+    return answers
+
+
+def _page_about(people: _Persons, i_pid: int, rng: np.random.Generator) -> dict[str, object]:
+    """Page 4: sex, birth year and education as the respondent reports them (with a few errors)."""
+    g = "V" if people.woman[i_pid] else "M"
+    gender = "X" if rng.random() < 0.02 else g
+    birth_year = None if rng.random() < 0.03 else str(int(people.birth_year[i_pid]))
+    e = int(people.educ[i_pid])
+    if rng.random() < 0.08:
+        e = int(np.clip(e + rng.choice([-1, 1]), 0, 2))
+    remarks = _REMARKS[int(rng.integers(0, len(_REMARKS)))] if rng.random() < 0.2 else ""
+    return {"GENDER": gender, "BIRTHYEAR": birth_year, "EDUC": _EDUC_CODE[e], "REMARKS": remarks}
+
+
+_EDUC_CODE = ("L", "M", "H")
+
+
+def _duplicate_submission(row: dict[str, object], submitted: int, rng: np.random.Generator) -> dict[str, object]:
+    """A second submission of a complete response, later, with one outcome answered one point off."""
+    dup = dict(row)
+    later_ts = pd.Timestamp(submitted + int(rng.integers(3600, 7 * 86400)), unit="s")
+    dup["startdate"] = (later_ts - pd.Timedelta(seconds=300)).strftime(_STAMP)
+    dup["submitdate"] = later_ts.strftime(_STAMP)
+    dup["datestamp"] = dup["submitdate"]
+    dup["seed"] = str(int(rng.integers(10_000_000, 2_000_000_000)))
+    k = int(rng.integers(0, 4))
+    old = dup[OUTCOMES[k].column]
+    if old not in (None, "99"):
+        dup[OUTCOMES[k].column] = str(int(np.clip(int(str(old)) + rng.choice([-1, 1]), 1, 5)))
+    return dup
+
+
+# ---------------------------------------------------------------------------- truth
+
+
+def _truth_record(people: _Persons, apps: _Applications, traj: _Trajectories, study: _StudyPopulation, p: SynthParams, seed: int) -> dict[str, object]:
+    """The known truth of the study population: estimands and their ingredients."""
+    D, y0, y1, y_obs, x_educ = study.pop, study.y0, study.y1, study.y_obs, study.educ
     att_lik = (y1[D] - y0[D]).mean(axis=0)
     att_top2 = ((y1[D] >= 4).astype(float) - (y0[D] >= 4).astype(float)).mean(axis=0)
     ate_lik = (y1 - y0).mean(axis=0)
-    truth = {
+    return {
         "description": "Ground truth of the synthetic study. The pipeline never reads this folder.",
         "seed": seed,
-        "persons": n,
+        "persons": len(people.person_key),
         "population": "persons with an approved opleidingscheque application (school years 2019-20 to 2023-24)",
-        "population_size": int(n_pop),
+        "population_size": study.n,
         "treated": int(D.sum()),
         "outcomes": {
             o.name: {
@@ -893,29 +1095,92 @@ def _truth(D: np.ndarray, a_oc: float, a_vapok: float, a_vov: float, centre_oc: 
             }
             for k, o in enumerate(OUTCOMES)
         },
-        "intercepts": {"pop_oc": a_oc, "pop_vov": a_vov, "pop_vapok": a_vapok},
-        "linked_pop_persons": len(linked_pop),
+        "intercepts": {"pop_oc": apps.a_oc, "pop_vov": apps.a_vov, "pop_vapok": apps.a_vapok},
+        "linked_pop_persons": len(traj.linked_pop),
         "params": asdict(p),
     }
-    units = pd.DataFrame(
+
+
+def _truth_units(people: _Persons, apps: _Applications, study: _StudyPopulation) -> pd.DataFrame:
+    """The study population's units with their propensities, potential outcomes and survey flags."""
+    return pd.DataFrame(
         {
-            "person_key": person_key[oc_pid],
-            "pop": D,
-            "educ": np.array(_EDUC)[x_educ],
-            "sector": np.array(_SECTORS)[x_sector],
-            "sex": np.where(x_woman, "V", "M"),
-            "company_size": np.array(_SIZES)[x_size],
-            "centre": centre_oc,
-            "propensity": ps_oc[oc_pid],
-            "sample_prob": samp_p,
-            "response_prob": resp_p,
-            "sampled": sampled,
-            "responded": responded,
-            **{f"y0_{o.name}": y0[:, k] for k, o in enumerate(OUTCOMES)},
-            **{f"y1_{o.name}": y1[:, k] for k, o in enumerate(OUTCOMES)},
+            "person_key": people.person_key[study.pid],
+            "pop": study.pop,
+            "educ": np.array(_EDUC)[study.educ],
+            "sector": np.array(_SECTORS)[study.sector],
+            "sex": np.where(study.woman, "V", "M"),
+            "company_size": np.array(_SIZES)[study.size],
+            "centre": study.centre,
+            "propensity": apps.ps_oc[study.pid],
+            "sample_prob": study.sample_p,
+            "response_prob": study.response_p,
+            "sampled": study.sampled,
+            "responded": study.responded,
+            **{f"y0_{o.name}": study.y0[:, k] for k, o in enumerate(OUTCOMES)},
+            **{f"y1_{o.name}": study.y1[:, k] for k, o in enumerate(OUTCOMES)},
         }
     )
-    return truth, units
+
+
+# ---------------------------------------------------------------------------- write
+
+
+def _write_admin(out: Path, dwse: pd.DataFrame, traj: pd.DataFrame, file_format: str, person_key: np.ndarray, fake_keys: np.ndarray | None) -> dict[str, str]:
+    """Write the admin extracts (with raw INSZ numbers for the keys if ``fake_keys``); their hashes."""
+    files: dict[str, str] = {}
+    admin = out / "admin"
+    admin.mkdir(parents=True, exist_ok=True)
+    if fake_keys is not None:
+        mapping = dict(zip(person_key, fake_keys, strict=True))
+        dwse = dwse.assign(person_key=dwse["person_key"].map(mapping))
+        traj = traj.assign(person_key=traj["person_key"].map(mapping))
+    for name, frame in (("dwse_applications", dwse), ("vdab_trajectories", traj)):
+        path = admin / f"{name}.{file_format}"
+        _write_table(frame, path)
+        files[str(path.relative_to(out))] = sha256_file(path)
+    return files
+
+
+def _write_survey(out: Path, survey: _Survey) -> dict[str, str]:
+    """Write the survey as a snapshot (and the invitation list); their hashes."""
+    files: dict[str, str] = {}
+    snap = out / "survey" / str(DEMO_SURVEY_ID) / DEMO_SNAPSHOT
+    resp_rows, participants = survey.rows, survey.participants
+    snap_files = {"responses.csv": write_csv_export(survey.header, resp_rows), "participants.json": php_json_dumps(participants).encode("utf-8")}
+    max_id = len(resp_rows)
+    manifest: dict[str, Any] = {
+        "survey_id": DEMO_SURVEY_ID,
+        "server_version": "demo (synthetic; LimeSurvey 6 export format)",
+        "fetched_at_utc": "2023-07-04T08:00:00Z",
+        "export": {"document_type": "csv", "heading_type": "code", "response_type": "short", "completion_status": "all"},
+        "from_id": 1 if max_id else None,
+        "to_id": max_id or None,
+        "counts": {"responses": len(resp_rows), "complete": survey.complete, "participants": len(participants)},
+        "previous": None,
+    }
+    from survey.snapshot import publish_snapshot
+
+    # written like every snapshot: file by file into a temporary folder, renamed when complete
+    publish_snapshot(snap, snap_files, manifest, read_only=False)
+    for f in ("responses.csv", "participants.json", "manifest.json"):
+        files[str((snap / f).relative_to(out))] = sha256_file(snap / f)
+    invite = pd.DataFrame(
+        {"attribute_1": [pp["attribute_1"] for pp in participants], "email": [pp["participant_info"]["email"] for pp in participants], "language": "nl"}
+    )
+    (out / "survey").mkdir(parents=True, exist_ok=True)
+    invite.to_csv(out / "survey" / "invitations.csv", index=False, lineterminator="\n")
+    files["survey/invitations.csv"] = sha256_file(out / "survey" / "invitations.csv")
+    return files
+
+
+def _write_truth(out: Path, truth: dict[str, object], units: pd.DataFrame) -> dict[str, str]:
+    """Write ``truth/`` (never read by the pipeline); its hashes."""
+    tdir = out / "truth"
+    tdir.mkdir(parents=True, exist_ok=True)
+    (tdir / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    _write_table(units, tdir / "units.parquet")
+    return {"truth/truth.json": sha256_file(tdir / "truth.json"), "truth/units.parquet": sha256_file(tdir / "units.parquet")}
 
 
 def _write_table(frame: pd.DataFrame, path: Path) -> None:

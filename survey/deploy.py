@@ -325,7 +325,7 @@ def deploy(
         The server refused a step (its status is in the message), or the survey found differs from
         the questionnaire (what differs is in the message).
     """
-    from survey.fetch import RpcStatus, list_all_participants, open_client, rpc_call
+    from survey.fetch import list_all_participants, open_client, rpc_call
 
     try:
         root = ET.fromstring(lss)
@@ -333,53 +333,12 @@ def deploy(
         doc_sid = int(root.findtext("surveys/rows/row/sid") or 0) or None
     except ET.ParseError as exc:
         raise DataValidationError("The .lss is not valid XML", found=str(exc)) from exc
-    title = title or doc_title
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     client = open_client(url, user, password, timeout=timeout, retries=retries, backoff=backoff)
-
-    requested = survey_id
-
-    def import_survey(desired: int | None) -> int:
-        # LimeSurvey keeps the desired id (else the .lss's) only when it is free, and says nothing otherwise
-        nonlocal requested
-        requested = desired or doc_sid
-        return int(rpc_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
-
     try:
-        imported = activated = tokens_activated = False
-        sid: int | None = None
-        if survey_id is not None:
-            props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(survey_id, ["active"]), allow=("Error: Invalid survey ID",), **kw)
-            if isinstance(props, RpcStatus):
-                sid, imported = import_survey(survey_id), True
-            else:
-                sid = survey_id
-        else:
-            surveys = rpc_call("list_surveys", client.list_surveys, allow=("No surveys found",), **kw)
-            same = [x for x in surveys if isinstance(x, dict) and x.get("surveyls_title") == title] if isinstance(surveys, list) else []
-            if len(same) > 1:
-                raise LimeSurveyFetchError("Several surveys have the questionnaire's title", found=", ".join(str(x["sid"]) for x in same),
-                                           hint="pass --survey-id to choose one (and put it in the study file)")
-            if same:
-                sid = int(same[0]["sid"])
-            else:
-                sid, imported = import_survey(None), True
-        if not imported:
-            fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
-            diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {}, _server_answers(client, sid, lss, kw))
-            if diff and not new_survey:
-                raise LimeSurveyFetchError(
-                    f"Survey {sid} on the server differs from the questionnaire",
-                    param="--survey-id" if survey_id is not None else "survey title",
-                    expected="the questionnaire's columns, question types and answer codes",
-                    found=diff.summary(),
-                    hint="deploy it as a new survey with --new-survey (then put the new id in the study file), "
-                    "or pass --survey-id of the survey that matches; responses already collected stay on the old survey",
-                )
-            if diff:
-                sid, imported = import_survey(None), True
-        if sid is None:  # pragma: no cover - every branch above sets it
-            raise LimeSurveyFetchError("No survey to deploy to", hint="pass --survey-id")
+        target = _target_survey(client, lss, survey_id, title or doc_title, doc_sid, new_survey, kw)
+        sid = target.sid
+        activated = tokens_activated = False
         props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(sid, ["active"]), **kw)
         existing_rows = list_all_participants(client, sid, page_size=page_size, **kw)
         if existing_rows is None:
@@ -391,23 +350,90 @@ def deploy(
             activated = True
         existing = {str(p.get("attribute_1") or "") for p in existing_rows}
         todo = [r for r in invitations if r["attribute_1"] not in existing]
-        rejected: list[str] = []
-        added = 0
-        for i in range(0, len(todo), batch):
-            chunk = [
-                {"firstname": r.get("firstname", ""), "lastname": r.get("lastname", ""), "email": r["email"],
-                 "language": r.get("language") or "nl", "attribute_1": r["attribute_1"]}
-                for r in todo[i : i + batch]
-            ]
-            result = rpc_call("add_participants", partial(client.add_participants, sid, participant_data=chunk, create_tokens=True), **kw)
-            for rec in result if isinstance(result, list) else []:
-                if "errors" in rec:
-                    rejected.append(f"{rec.get('attribute_1', '?')}: {json.dumps(rec['errors'], ensure_ascii=False)}")
-                else:
-                    added += 1
-        return DeployResult(sid, imported, activated, len(existing_rows), added, tuple(rejected),
-                            tokens_activated=tokens_activated, requested_id=requested)
+        added, rejected = _add_participants(client, sid, todo, batch, kw)
+        return DeployResult(sid, target.imported, activated, len(existing_rows), added, tuple(rejected),
+                            tokens_activated=tokens_activated, requested_id=target.requested)
     finally:
         # releasing the key must not hide the real error
         with contextlib.suppress(Exception):
             client.close()
+
+
+@dataclass(frozen=True)
+class _Target:
+    """The survey a deploy goes to."""
+
+    sid: int
+    #: the questionnaire was imported as this survey
+    imported: bool
+    #: the id asked for (of LimeSurvey at an import: the desired id, else the ``.lss``'s)
+    requested: int | None
+
+
+def _import_survey(client: Any, lss: bytes, desired: int | None, doc_sid: int | None, kw: dict[str, Any]) -> _Target:
+    """Import the questionnaire as a new survey."""
+    from survey.fetch import rpc_call
+
+    # LimeSurvey keeps the desired id (else the .lss's) only when it is free, and says nothing otherwise
+    sid = int(rpc_call("import_survey", lambda: client.import_survey(io.BytesIO(lss), "lss", None, desired), **kw))  # type: ignore[arg-type]
+    return _Target(sid=sid, imported=True, requested=desired or doc_sid)
+
+
+def _target_survey(client: Any, lss: bytes, survey_id: int | None, title: str, doc_sid: int | None, new_survey: bool,
+                   kw: dict[str, Any]) -> _Target:
+    """The survey with ``survey_id`` (imported with that id if absent), else the one titled ``title`` (imported if none).
+
+    A survey found must have the questionnaire's structure; with ``new_survey`` a different one is
+    left alone and the questionnaire imported as a new survey.
+    """
+    from survey.fetch import RpcStatus, rpc_call
+
+    if survey_id is not None:
+        props = rpc_call("get_survey_properties", lambda: client.get_survey_properties(survey_id, ["active"]), allow=("Error: Invalid survey ID",), **kw)
+        if isinstance(props, RpcStatus):
+            return _import_survey(client, lss, survey_id, doc_sid, kw)
+        sid = survey_id
+    else:
+        surveys = rpc_call("list_surveys", client.list_surveys, allow=("No surveys found",), **kw)
+        same = [x for x in surveys if isinstance(x, dict) and x.get("surveyls_title") == title] if isinstance(surveys, list) else []
+        if len(same) > 1:
+            raise LimeSurveyFetchError("Several surveys have the questionnaire's title", found=", ".join(str(x["sid"]) for x in same),
+                                       hint="pass --survey-id to choose one (and put it in the study file)")
+        if not same:
+            return _import_survey(client, lss, None, doc_sid, kw)
+        sid = int(same[0]["sid"])
+    fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(sid), **kw)
+    diff = compare_structure(lss, fieldmap if isinstance(fieldmap, dict) else {}, _server_answers(client, sid, lss, kw))
+    if diff and not new_survey:
+        raise LimeSurveyFetchError(
+            f"Survey {sid} on the server differs from the questionnaire",
+            param="--survey-id" if survey_id is not None else "survey title",
+            expected="the questionnaire's columns, question types and answer codes",
+            found=diff.summary(),
+            hint="deploy it as a new survey with --new-survey (then put the new id in the study file), "
+            "or pass --survey-id of the survey that matches; responses already collected stay on the old survey",
+        )
+    if diff:
+        return _import_survey(client, lss, None, doc_sid, kw)
+    return _Target(sid=sid, imported=False, requested=survey_id)
+
+
+def _add_participants(client: Any, sid: int, todo: list[dict[str, str]], batch: int, kw: dict[str, Any]) -> tuple[int, list[str]]:
+    """Add ``todo`` in batches: how many were added, and the rejected ones with the server's reasons."""
+    from survey.fetch import rpc_call
+
+    rejected: list[str] = []
+    added = 0
+    for i in range(0, len(todo), batch):
+        chunk = [
+            {"firstname": r.get("firstname", ""), "lastname": r.get("lastname", ""), "email": r["email"],
+             "language": r.get("language") or "nl", "attribute_1": r["attribute_1"]}
+            for r in todo[i : i + batch]
+        ]
+        result = rpc_call("add_participants", partial(client.add_participants, sid, participant_data=chunk, create_tokens=True), **kw)
+        for rec in result if isinstance(result, list) else []:
+            if "errors" in rec:
+                rejected.append(f"{rec.get('attribute_1', '?')}: {json.dumps(rec['errors'], ensure_ascii=False)}")
+            else:
+                added += 1
+    return added, rejected

@@ -505,61 +505,7 @@ def fetch(
     bar.update(1)
     kw: dict[str, Any] = {"retries": retries, "backoff": backoff}
     try:
-        version = str(rpc_call("get_site_settings", client.get_server_version, **kw))
-        props = cast("dict[str, Any]", rpc_call("get_survey_properties", lambda: client.get_survey_properties(
-            survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw))
-        if props.get("active") != "Y":
-            raise LimeSurveyFetchError(
-                "The survey is not active", param="survey_id", found=f"survey {survey_id} has active={props.get('active')!r}",
-                hint="activate the survey (popeval deploy does) before fetching; an inactive survey has no responses table",
-            )
-        edits = props.get("alloweditaftercompletion") == "Y"
-        incomplete = _incomplete_ids(prev_rows)
-        if not prev_rows[1]:
-            from_id, reason = None, "first fetch" if previous is None else "the previous snapshot has no responses"
-        elif edits:
-            from_id, reason = None, "the survey allows edits after completion, so any response may have changed"
-        elif incomplete:
-            from_id, reason = incomplete[0], f"from the first response that was incomplete ({len(incomplete)} were)"
-        else:
-            from_id, reason = max(prev_rows[1]) + 1, "above the previous highest id (no response was incomplete)"
-        if full:
-            reason = "full fetch requested"
-        _log.info("fetching survey %s (from response id %s: %s)", survey_id, from_id or 1, reason)
-        bar.update(1)
-        fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(survey_id), **kw)
-        bar.update(1)
-
-        def export() -> tuple[bytes, list[str], list[list[str | None]]]:
-            from citric import exceptions as cx
-
-            from survey.lsformat import parse_responses_bytes
-
-            try:
-                payload = client.export_responses(survey_id, file_format="csv", completion_status="all", heading_type="code",
-                                                  response_type="short", from_response_id=from_id)
-            except cx.LimeSurveyStatusError as exc:
-                if str(exc) == _NO_DATA:
-                    return b"", [], []
-                raise
-            except binascii.Error as exc:
-                raise _TransientError(f"the export was not valid base64 ({exc})") from exc
-            if not payload:
-                raise _TransientError("the export was empty (0 bytes; LimeSurvey sends at least a line break)")
-            if payload != b"\r\n" and not (payload.startswith(b"\xef\xbb\xbf") and payload.endswith(b"\r\n")):
-                # citric decodes base64 leniently: a damaged reply shows as bytes that are no LimeSurvey CSV
-                raise _TransientError("the export was not valid base64 or was damaged (no LimeSurvey CSV: BOM and header "
-                                      "at the start, a line break at the end)")
-            try:
-                header, body = parse_responses_bytes(payload, "export_responses")
-            except DataValidationError as exc:
-                raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
-            return payload, header, body
-
-        payload, new_header, new_rows = cast("tuple[bytes, list[str], list[list[str | None]]]", rpc_call("export_responses", export, **kw))
-        bar.update(1)
-        participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
-        bar.update(1)
+        got = _download(client, survey_id, prev_rows, previous, full=full, page_size=page_size, bar=bar, kw=kw)
     except (LimeSurveyFetchError, DataValidationError):
         raise
     except Exception as exc:
@@ -571,25 +517,116 @@ def fetch(
             _log.warning("could not release the LimeSurvey session key: %s", type(exc).__name__)
         bar.close()
 
-    m = merge_responses(prev_rows, new_header, new_rows, f"survey {survey_id} export", requested_from=from_id)
+    from_id = got.from_id
+    m = merge_responses(prev_rows, got.header, got.rows, f"survey {survey_id} export", requested_from=from_id)
     if m.not_returned:
         _log.warning("%d responses of the previous snapshot were not in the export (deleted on the server?); their previous copy is kept",
                      len(m.not_returned))
     from survey.lsformat import php_json_dumps, write_csv_export
 
+    participants = got.participants
     files = {"responses.csv": write_csv_export(m.header, m.rows),
              "participants.json": php_json_dumps(participants or []).encode("utf-8"),
-             "fieldmap.json": json.dumps(fieldmap, ensure_ascii=False, indent=1).encode("utf-8")}
+             "fieldmap.json": json.dumps(got.fieldmap, ensure_ascii=False, indent=1).encode("utf-8")}
     if previous is not None:
-        files["export.csv"] = payload or b""
+        files["export.csv"] = got.payload or b""
     manifest = _manifest(survey_id, m, len(participants or []), previous, now, {
-        "server_version": version, "source": "remotecontrol", "requested_from_id": from_id, "request_reason": reason,
-        "alloweditaftercompletion": "Y" if edits else "N", "delta_file": "export.csv" if previous is not None else None,
+        "server_version": got.version, "source": "remotecontrol", "requested_from_id": from_id, "request_reason": got.reason,
+        "alloweditaftercompletion": "Y" if got.edits else "N", "delta_file": "export.csv" if previous is not None else None,
         "new_responses": len(m.new),
     })
     snap = write_snapshot(out, survey_id, files, manifest, now=now, check=_check_before_writing)
     _log.info("wrote snapshot %s (%d new, %d changed responses)", snap, len(m.new), len(m.changed))
-    return _result(snap, survey_id, m, len(participants or []), previous, version)
+    return _result(snap, survey_id, m, len(participants or []), previous, got.version)
+
+
+@dataclass(frozen=True)
+class _Download:
+    """What a fetch received from the server."""
+
+    version: str
+    #: the survey allows edits after completion
+    edits: bool
+    #: the first response id asked for (``None``: all) and why
+    from_id: int | None
+    reason: str
+    fieldmap: Any
+    #: the export as received, and its header and rows
+    payload: bytes
+    header: list[str]
+    rows: list[list[str | None]]
+    participants: list[dict[str, Any]] | None
+
+
+def _download(client: Any, survey_id: int, prev_rows: tuple[list[str], dict[int, list[str | None]]], previous: Path | None, *,
+              full: bool, page_size: int, bar: Any, kw: dict[str, Any]) -> _Download:
+    """Ask the server for its version, the survey's properties and fieldmap, the responses from the start point, the participants."""
+    version = str(rpc_call("get_site_settings", client.get_server_version, **kw))
+    props = cast("dict[str, Any]", rpc_call("get_survey_properties", lambda: client.get_survey_properties(
+        survey_id, ["active", "anonymized", "datestamp", "alloweditaftercompletion"]), **kw))
+    if props.get("active") != "Y":
+        raise LimeSurveyFetchError(
+            "The survey is not active", param="survey_id", found=f"survey {survey_id} has active={props.get('active')!r}",
+            hint="activate the survey (popeval deploy does) before fetching; an inactive survey has no responses table",
+        )
+    edits = props.get("alloweditaftercompletion") == "Y"
+    from_id, reason = _start_point(prev_rows, previous, edits=edits, full=full)
+    _log.info("fetching survey %s (from response id %s: %s)", survey_id, from_id or 1, reason)
+    bar.update(1)
+    fieldmap = rpc_call("get_fieldmap", lambda: client.get_fieldmap(survey_id), **kw)
+    bar.update(1)
+    payload, header, rows = cast("tuple[bytes, list[str], list[list[str | None]]]",
+                                 rpc_call("export_responses", lambda: _export_responses(client, survey_id, from_id), **kw))
+    bar.update(1)
+    participants = list_all_participants(client, survey_id, page_size=page_size, **kw)
+    bar.update(1)
+    return _Download(version=version, edits=edits, from_id=from_id, reason=reason, fieldmap=fieldmap, payload=payload,
+                     header=header, rows=rows, participants=participants)
+
+
+def _start_point(prev_rows: tuple[list[str], dict[int, list[str | None]]], previous: Path | None, *, edits: bool,
+                 full: bool) -> tuple[int | None, str]:
+    """The first response id to export (``None``: every response) and the reason, for the manifest."""
+    incomplete = _incomplete_ids(prev_rows)
+    if not prev_rows[1]:
+        from_id, reason = None, "first fetch" if previous is None else "the previous snapshot has no responses"
+    elif edits:
+        from_id, reason = None, "the survey allows edits after completion, so any response may have changed"
+    elif incomplete:
+        from_id, reason = incomplete[0], f"from the first response that was incomplete ({len(incomplete)} were)"
+    else:
+        from_id, reason = max(prev_rows[1]) + 1, "above the previous highest id (no response was incomplete)"
+    if full:
+        reason = "full fetch requested"
+    return from_id, reason
+
+
+def _export_responses(client: Any, survey_id: int, from_id: int | None) -> tuple[bytes, list[str], list[list[str | None]]]:
+    """One ``export_responses`` call: the CSV payload, its header and rows (a damaged reply is a transient error)."""
+    from citric import exceptions as cx
+
+    from survey.lsformat import parse_responses_bytes
+
+    try:
+        payload = client.export_responses(survey_id, file_format="csv", completion_status="all", heading_type="code",
+                                          response_type="short", from_response_id=from_id)
+    except cx.LimeSurveyStatusError as exc:
+        if str(exc) == _NO_DATA:
+            return b"", [], []
+        raise
+    except binascii.Error as exc:
+        raise _TransientError(f"the export was not valid base64 ({exc})") from exc
+    if not payload:
+        raise _TransientError("the export was empty (0 bytes; LimeSurvey sends at least a line break)")
+    if payload != b"\r\n" and not (payload.startswith(b"\xef\xbb\xbf") and payload.endswith(b"\r\n")):
+        # citric decodes base64 leniently: a damaged reply shows as bytes that are no LimeSurvey CSV
+        raise _TransientError("the export was not valid base64 or was damaged (no LimeSurvey CSV: BOM and header "
+                              "at the start, a line break at the end)")
+    try:
+        header, body = parse_responses_bytes(payload, "export_responses")
+    except DataValidationError as exc:
+        raise _TransientError(f"the export could not be parsed ({exc.title})") from exc
+    return payload, header, body
 
 
 def _manifest(survey_id: int, m: Merge, n_participants: int, previous: Path | None, now: datetime | None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from survey.questionnaire import QUESTIONNAIRE, Question, Questionnaire
 
@@ -106,9 +107,6 @@ def build_lss(questionnaire: Questionnaire = QUESTIONNAIRE, *, survey_id: int = 
         raise ConfigError("Invalid survey id", param="survey_id", expected="a number of 5 or 6 digits", found=str(survey_id))
     langs = [questionnaire.language, *questionnaire.additional_languages]
 
-    def text(obj_nl: str, obj_en: str, lang: str) -> str:
-        return obj_nl if lang == "nl" else obj_en
-
     root = ET.Element("document")
     ET.SubElement(root, "LimeSurveyDocType").text = "Survey"
     ET.SubElement(root, "DBVersion").text = "630"
@@ -116,58 +114,18 @@ def build_lss(questionnaire: Questionnaire = QUESTIONNAIRE, *, survey_id: int = 
     for lang in langs:
         ET.SubElement(le, "language").text = lang
 
-    groups: list[dict[str, object]] = []
-    group_l10ns: list[dict[str, object]] = []
-    questions: list[dict[str, object]] = []
-    subquestions: list[dict[str, object]] = []
-    question_l10ns: list[dict[str, object]] = []
-    answers: list[dict[str, object]] = []
-    answer_l10ns: list[dict[str, object]] = []
-    attributes: list[dict[str, object]] = []
-    qid, sqid, aid, l10n = 1000, 5000, 90000, 1
-    for gi, g in enumerate(questionnaire.groups):
-        gid = 10 + gi
-        groups.append({"gid": gid, "sid": survey_id, "group_order": gi, "randomization_group": "", "grelevance": "1"})
-        for lang in langs:
-            group_l10ns.append({"id": len(group_l10ns) + 1, "gid": gid, "group_name": text(g.nl, g.en, lang), "description": "", "language": lang})
-        for qi, q in enumerate(g.questions):
-            qid += 1
-            questions.append(_question_row(q, qid, 0, survey_id, gid, qi, q.qtype))
-            for lang in langs:
-                question_l10ns.append(
-                    {"id": l10n, "qid": qid, "question": text(q.nl, q.en, lang), "help": text(q.help_nl, q.help_en, lang), "language": lang, "script": ""}
-                )
-                l10n += 1
-            for si, sq in enumerate(q.subquestions):
-                sqid += 1
-                sub = _question_row(q, sqid, qid, survey_id, gid, si, q.qtype)
-                sub.update({"title": sq.code, "other": "N", "mandatory": "", "question_theme_name": ""})
-                subquestions.append(sub)
-                for lang in langs:
-                    question_l10ns.append({"id": l10n, "qid": sqid, "question": text(sq.nl, sq.en, lang), "help": "", "language": lang, "script": ""})
-                    l10n += 1
-            for ai, a in enumerate(q.answers):
-                aid += 1
-                answers.append({"aid": aid, "qid": qid, "code": a.code, "sortorder": ai, "assessment_value": 0, "scale_id": 0})
-                for lang in langs:
-                    answer_l10ns.append({"id": len(answer_l10ns) + 1, "aid": aid, "answer": text(a.nl, a.en, lang), "language": lang})
-            if q.qtype == "N":
-                for name, v in (("min_num_value_n", q.min), ("max_num_value_n", q.max)):
-                    if v is not None:
-                        attributes.append({"qid": qid, "attribute": name, "value": f"{v:g}", "language": ""})
-            if q.qtype == "T":
-                attributes.append({"qid": qid, "attribute": "display_rows", "value": "5", "language": ""})
+    t = _question_tables(questionnaire, survey_id, langs)
 
-    _table(root, "answers", ["aid", "qid", "code", "sortorder", "assessment_value", "scale_id"], answers)
-    _table(root, "answer_l10ns", ["id", "aid", "answer", "language"], answer_l10ns)
-    _table(root, "groups", ["gid", "sid", "group_order", "randomization_group", "grelevance"], groups)
-    _table(root, "group_l10ns", ["id", "gid", "group_name", "description", "language"], group_l10ns)
+    _table(root, "answers", ["aid", "qid", "code", "sortorder", "assessment_value", "scale_id"], t.answers)
+    _table(root, "answer_l10ns", ["id", "aid", "answer", "language"], t.answer_l10ns)
+    _table(root, "groups", ["gid", "sid", "group_order", "randomization_group", "grelevance"], t.groups)
+    _table(root, "group_l10ns", ["id", "gid", "group_name", "description", "language"], t.group_l10ns)
     qfields = ["qid", "parent_qid", "sid", "gid", "type", "title", "preg", "other", "mandatory", "question_order", "scale_id",
                "same_default", "relevance", "modulename", "encrypted", "question_theme_name", "same_script"]
-    _table(root, "questions", qfields, questions)
-    _table(root, "subquestions", qfields, subquestions)
-    _table(root, "question_l10ns", ["id", "qid", "question", "help", "language", "script"], question_l10ns)
-    _table(root, "question_attributes", ["qid", "attribute", "value", "language"], attributes)
+    _table(root, "questions", qfields, t.questions)
+    _table(root, "subquestions", qfields, t.subquestions)
+    _table(root, "question_l10ns", ["id", "qid", "question", "help", "language", "script"], t.question_l10ns)
+    _table(root, "question_attributes", ["qid", "attribute", "value", "language"], t.attributes)
 
     attr_desc = {k: {"description": v, "mandatory": "N", "encrypted": "N", "show_register": "N", "cpdbmap": ""}
                  for k, v in questionnaire.attribute_descriptions.items()}
@@ -188,8 +146,8 @@ def build_lss(questionnaire: Questionnaire = QUESTIONNAIRE, *, survey_id: int = 
         ["surveyls_survey_id", "surveyls_language", "surveyls_title", "surveyls_description", "surveyls_welcometext", "surveyls_endtext",
          "surveyls_dateformat", "surveyls_attributecaptions", "surveyls_numberformat"],
         [
-            {"surveyls_survey_id": survey_id, "surveyls_language": lang, "surveyls_title": text(questionnaire.title_nl, questionnaire.title_en, lang),
-             "surveyls_description": "", "surveyls_welcometext": text(questionnaire.welcome_nl, questionnaire.welcome_en, lang),
+            {"surveyls_survey_id": survey_id, "surveyls_language": lang, "surveyls_title": _text(questionnaire.title_nl, questionnaire.title_en, lang),
+             "surveyls_description": "", "surveyls_welcometext": _text(questionnaire.welcome_nl, questionnaire.welcome_en, lang),
              "surveyls_endtext": "", "surveyls_dateformat": 2 if lang == "nl" else 6, "surveyls_attributecaptions": captions,
              "surveyls_numberformat": 1 if lang == "nl" else 0}
             for lang in langs
@@ -246,3 +204,76 @@ def fieldmap_from_lss(data: bytes, survey_id: int | None = None, gid_qid: Mappin
         if q.get("other") == "Y":
             out[base + "other"] = f"{q['title']}[other]"
     return out
+
+
+def _text(obj_nl: str, obj_en: str, lang: str) -> str:
+    return obj_nl if lang == "nl" else obj_en
+
+
+@dataclass(frozen=True)
+class _QuestionTables:
+    """The rows of the ``.lss`` tables of groups, questions, answers and their translations."""
+
+    groups: list[dict[str, object]]
+    group_l10ns: list[dict[str, object]]
+    questions: list[dict[str, object]]
+    subquestions: list[dict[str, object]]
+    question_l10ns: list[dict[str, object]]
+    answers: list[dict[str, object]]
+    answer_l10ns: list[dict[str, object]]
+    attributes: list[dict[str, object]]
+
+
+def _question_tables(questionnaire: Questionnaire, survey_id: int, langs: list[str]) -> _QuestionTables:
+    """Groups, questions, subquestions, answers (each in every language) and question attributes, numbered as LimeSurvey does."""
+    groups: list[dict[str, object]] = []
+    group_l10ns: list[dict[str, object]] = []
+    questions: list[dict[str, object]] = []
+    subquestions: list[dict[str, object]] = []
+    question_l10ns: list[dict[str, object]] = []
+    answers: list[dict[str, object]] = []
+    answer_l10ns: list[dict[str, object]] = []
+    attributes: list[dict[str, object]] = []
+    qid, sqid, aid, l10n = 1000, 5000, 90000, 1
+    for gi, g in enumerate(questionnaire.groups):
+        gid = 10 + gi
+        groups.append({"gid": gid, "sid": survey_id, "group_order": gi, "randomization_group": "", "grelevance": "1"})
+        for lang in langs:
+            group_l10ns.append({"id": len(group_l10ns) + 1, "gid": gid, "group_name": _text(g.nl, g.en, lang), "description": "", "language": lang})
+        for qi, q in enumerate(g.questions):
+            qid += 1
+            questions.append(_question_row(q, qid, 0, survey_id, gid, qi, q.qtype))
+            for lang in langs:
+                question_l10ns.append(
+                    {"id": l10n, "qid": qid, "question": _text(q.nl, q.en, lang), "help": _text(q.help_nl, q.help_en, lang), "language": lang, "script": ""}
+                )
+                l10n += 1
+            for si, sq in enumerate(q.subquestions):
+                sqid += 1
+                sub = _question_row(q, sqid, qid, survey_id, gid, si, q.qtype)
+                sub.update({"title": sq.code, "other": "N", "mandatory": "", "question_theme_name": ""})
+                subquestions.append(sub)
+                for lang in langs:
+                    question_l10ns.append({"id": l10n, "qid": sqid, "question": _text(sq.nl, sq.en, lang), "help": "", "language": lang, "script": ""})
+                    l10n += 1
+            for ai, a in enumerate(q.answers):
+                aid += 1
+                answers.append({"aid": aid, "qid": qid, "code": a.code, "sortorder": ai, "assessment_value": 0, "scale_id": 0})
+                for lang in langs:
+                    answer_l10ns.append({"id": len(answer_l10ns) + 1, "aid": aid, "answer": _text(a.nl, a.en, lang), "language": lang})
+            if q.qtype == "N":
+                for name, v in (("min_num_value_n", q.min), ("max_num_value_n", q.max)):
+                    if v is not None:
+                        attributes.append({"qid": qid, "attribute": name, "value": f"{v:g}", "language": ""})
+            if q.qtype == "T":
+                attributes.append({"qid": qid, "attribute": "display_rows", "value": "5", "language": ""})
+    return _QuestionTables(
+        groups=groups,
+        group_l10ns=group_l10ns,
+        questions=questions,
+        subquestions=subquestions,
+        question_l10ns=question_l10ns,
+        answers=answers,
+        answer_l10ns=answer_l10ns,
+        attributes=attributes,
+    )

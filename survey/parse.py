@@ -368,7 +368,6 @@ def parse_snapshot(
         multiple-choice answers as nullable booleans, lists as categoricals of the answer codes,
         numbers as floats, free text as strings.
     """
-    import numpy as np
     import pandas as pd
 
     p = Path(path)
@@ -393,6 +392,46 @@ def parse_snapshot(
     counts: dict[str, int] = {"raw_rows": len(raw)}
     if masked:
         counts["insz_masked"] = masked
+    _check_fixed_columns(raw, questionnaire, resp_file)
+    kept = _latest_per_token(raw, counts)
+
+    # participants
+    part_file = Path(participants) if participants is not None else snapshot / "participants.json"
+    person_key = _person_keys(kept, part_file, key_attribute, pseudo_key, counts)
+    counts["respondents"] = len(kept)
+    counts["complete"] = int(kept["complete"].sum())
+    counts["incomplete"] = int((~kept["complete"]).sum())
+
+    out = _fixed_variables(kept, person_key)
+    missing_cols: list[str] = []
+    for q in questionnaire.questions:
+        for col in q.columns():
+            if col not in kept.columns:
+                missing_cols.append(col)
+        _convert_question(q, kept, out, counts, resp_file)
+    known = set(FIXED_COLUMNS) | {"complete"} | set(questionnaire.answer_columns())
+    extra = tuple(c for c in raw.columns if c not in known)
+    frame = pd.DataFrame(out)
+    return RespondentData(
+        frame=frame,
+        counts=counts,
+        source=str(p),
+        missing_columns=tuple(missing_cols),
+        extra_columns=extra,
+    )
+
+
+def _check_fixed_columns(raw: pd.DataFrame, questionnaire: Questionnaire, resp_file: Path) -> None:
+    """Check the export's columns and response ids; add the missing fixed columns (empty), ``complete``, typed ids and tokens.
+
+    Raises
+    ------
+    DataValidationError
+        None of the questionnaire's columns, no id column, an id that is not a number or occurs twice.
+    """
+    import numpy as np
+    import pandas as pd
+
     expected_cols = questionnaire.answer_columns()
     if (len(raw.columns) > len(FIXED_COLUMNS) or len(raw)) and not any(c in raw.columns for c in expected_cols):
         raise DataValidationError(
@@ -427,11 +466,15 @@ def parse_snapshot(
             found=str(dup),
             hint="the snapshot is corrupt; fetch again",
         )
-    sub = raw["submitdate"].map(_blank_to_none)
-    raw["complete"] = sub.notna()
+    raw["complete"] = raw["submitdate"].map(_blank_to_none).notna()
     raw["token"] = raw["token"].map(_blank_to_none)
 
-    # duplicate rule: latest complete per token, else latest incomplete
+
+def _latest_per_token(raw: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+    """The duplicate rule: the latest complete response per token, else the latest incomplete (counted in ``counts``)."""
+    import pandas as pd
+
+    sub = raw["submitdate"].map(_blank_to_none)
     order_key = pd.DataFrame(
         {
             "complete": raw["complete"].astype(int),
@@ -448,10 +491,11 @@ def parse_snapshot(
     dup_counts = tok["token"].value_counts()
     counts["duplicate_tokens"] = int((dup_counts > 1).sum())
     counts["duplicates_dropped"] = int(len(tok) - len(keep_idx))
-    kept = raw.loc[raw.index.isin(keep_idx) | ~has_token].sort_values("id", kind="stable").reset_index(drop=True)
+    return raw.loc[raw.index.isin(keep_idx) | ~has_token].sort_values("id", kind="stable").reset_index(drop=True)
 
-    # participants
-    part_file = Path(participants) if participants is not None else snapshot / "participants.json"
+
+def _person_keys(kept: pd.DataFrame, part_file: Path, key_attribute: str, pseudo_key: bytes | None, counts: dict[str, int]) -> pd.Series:
+    """Each respondent's person key, from the participants file through the token (counted in ``counts``)."""
     if part_file.is_file():
         parts = read_participants(part_file, key_attribute=key_attribute, pseudo_key=pseudo_key)
         key_of = dict(zip(parts["token"].dropna().astype(str), parts.loc[parts["token"].notna(), "attribute_1"].astype(object), strict=True))
@@ -462,11 +506,14 @@ def parse_snapshot(
     person_key = kept["token"].map(lambda t: key_of.get(t) if t is not None else None)
     counts["no_participant"] = int((kept["token"].notna() & person_key.isna()).sum())
     counts["linked"] = int(person_key.notna().sum())
-    counts["respondents"] = len(kept)
-    counts["complete"] = int(kept["complete"].sum())
-    counts["incomplete"] = int((~kept["complete"]).sum())
+    return person_key
 
-    out: dict[str, Any] = {
+
+def _fixed_variables(kept: pd.DataFrame, person_key: pd.Series) -> dict[str, Any]:
+    """The respondent frame's first columns: response id, token, person key, completion, dates, last page, language."""
+    import pandas as pd
+
+    return {
         "response_id": kept["id"].astype("int64"),
         "token": kept["token"].astype("string"),
         "person_key": person_key.astype("string"),
@@ -477,22 +524,6 @@ def parse_snapshot(
         "lastpage": pd.to_numeric(kept["lastpage"], errors="coerce").astype("Int64"),
         "startlanguage": kept["startlanguage"].astype("string"),
     }
-    missing_cols: list[str] = []
-    for q in questionnaire.questions:
-        for col in q.columns():
-            if col not in kept.columns:
-                missing_cols.append(col)
-        _convert_question(q, kept, out, counts, resp_file)
-    known = set(FIXED_COLUMNS) | {"complete"} | set(questionnaire.answer_columns())
-    extra = tuple(c for c in raw.columns if c not in known)
-    frame = pd.DataFrame(out)
-    return RespondentData(
-        frame=frame,
-        counts=counts,
-        source=str(p),
-        missing_columns=tuple(missing_cols),
-        extra_columns=extra,
-    )
 
 
 def _mask_insz_columns(raw: pd.DataFrame) -> tuple[pd.DataFrame, int]:

@@ -189,95 +189,118 @@ def column_checks(table: Table, text: Mapping[str, str], *, options: CheckOption
 
     ``text`` maps each variable to the SQL of its value as text.
     """
-    from survey.datamodel import SCHOOL_YEARS
-
-    spec = options or CheckOptions()
-    true_vals = tuple(TRUE_VALUES) + tuple(spec.true_values)
-    false_vals = tuple(FALSE_VALUES) + tuple(spec.false_values)
-    decimal = spec.decimal
-    where = spec.where
-    select: list[str] = []
-    helped: list[str] = []
-    helpers: list[str] = []
-    checks: list[Check] = []
-
-    def fail(col: Column, cond: str, t: str, expected: str, hint: str, title: str, pattern: str | None = None) -> None:
-        checks.append(Check(col, cond, t, expected, hint, title, pattern))
-
-    def helper(expr: str) -> str:
-        name = f"_popeval_h{len(helpers)}"
-        helpers.append(f"{expr} AS {name}")
-        return name
-
+    b = _ChecksBuilder(options or CheckOptions())
     for col in table.columns:
         t = f"({text[col.name]})"
         if not col.nullable:
-            fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
+            b.fail(col, f"{t} IS NULL", t, "a value (empty is not allowed)", "fill in the value or drop the row at the source", "Missing value")
         if col.dtype in ("str", "category"):
-            pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
-            if col.name in spec.patterns:
-                pattern = spec.patterns[col.name] or None
-            if pattern is not None:
-                fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
-                     "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value",
-                     pattern)
-            if col.dtype == "category":
-                allowed = vocabulary_of(col)
-                if col.name == "school_year" and spec.mapped:
-                    ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
-                          f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
-                    fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
-                         f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
-                elif col.name == "school_year":
-                    allowed = [c.code for c in SCHOOL_YEARS]
-                if not (col.name == "school_year" and spec.mapped):
-                    cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
-                    fail(col, cond, t, "one of " + ", ".join(allowed),
-                         "recode the value to the data model's codes (see data_raw/README.md)" + (f", or map them in [{where}.codes.{col.name}]" if where else ""),
-                         _CODES_CHECK)
-            item = f"CAST({t} AS VARCHAR) AS {q(col.name)}"
-            select.append(item)
-            helped.append(item)
+            b.text_column(col, t)
         elif col.dtype in ("int", "float"):
-            tt = f"replace({t}, ',', '.')" if decimal == "," else t
-            parse = f"TRY_CAST(trim({tt}) AS DOUBLE)"
-            num = helper(parse)  # parsed once per row, read by every check below
-            bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
-            fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
-                 "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
-            rng = []
-            if col.min is not None:
-                rng.append(f"{num} < {col.min}")
-            if col.max is not None:
-                rng.append(f"{num} > {col.max}")
-            if rng:
-                fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
-            typ = "BIGINT" if col.dtype == "int" else "DOUBLE"
-            select.append(f"CAST({parse} AS {typ}) AS {q(col.name)}")
-            helped.append(f"CAST({num} AS {typ}) AS {q(col.name)}")
+            b.number_column(col, t)
         elif col.dtype == "bool":
-            tv = ", ".join(lit(v) for v in true_vals)
-            fv = ", ".join(lit(v) for v in false_vals)
-            extra = f"; or set true_values/false_values for [{where}]" if where else ""
-            fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
-                 "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
-                 "encode the flag as 0/1" + extra, "Wrong type")
-            item = f"coalesce({t} IN ({tv}), false) AS {q(col.name)}"
-            select.append(item)
-            helped.append(item)
+            b.flag_column(col, t)
         elif col.dtype == "date":
-            fmt = spec.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
-            parse = f"TRY_STRPTIME({t}, {lit(fmt)})"
-            parsed = helper(parse)
-            shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
-            human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
-            fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
-                 "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if where else ""), "Wrong type")
-            select.append(f"CAST({parse} AS DATE) AS {q(col.name)}")
-            helped.append(f"CAST({parsed} AS DATE) AS {q(col.name)}")
+            b.date_column(col, t)
         else:  # pragma: no cover
             raise DataValidationError(f"Unknown dtype {col.dtype!r} in the data model", column=col.name)
-    return ColumnChecks(tuple(checks), ", ".join(select), tuple(helpers), ", ".join(helped))
+    return ColumnChecks(tuple(b.checks), ", ".join(b.select), tuple(b.helpers), ", ".join(b.helped))
+
+
+class _ChecksBuilder:
+    """Collects the checks of a table's columns, their typed SELECT items and the helper columns they share."""
+
+    def __init__(self, spec: CheckOptions) -> None:
+        self.spec = spec
+        self.where = spec.where
+        self.select: list[str] = []
+        self.helped: list[str] = []
+        self.helpers: list[str] = []
+        self.checks: list[Check] = []
+
+    def fail(self, col: Column, cond: str, t: str, expected: str, hint: str, title: str, pattern: str | None = None) -> None:
+        """Add a check: the rows where ``cond`` holds fail it."""
+        self.checks.append(Check(col, cond, t, expected, hint, title, pattern))
+
+    def helper(self, expr: str) -> str:
+        """A helper column computing ``expr`` once per row; its name."""
+        name = f"_popeval_h{len(self.helpers)}"
+        self.helpers.append(f"{expr} AS {name}")
+        return name
+
+    def _item(self, item: str, helped: str | None = None) -> None:
+        self.select.append(item)
+        self.helped.append(item if helped is None else helped)
+
+    def text_column(self, col: Column, t: str) -> None:
+        """Text and categories: the pattern, the data model's codes (school years in their own way)."""
+        from survey.datamodel import SCHOOL_YEARS
+
+        spec, where = self.spec, self.where
+        pattern = col.pattern if not spec.mapped else spec.patterns.get(col.name) or None
+        if col.name in spec.patterns:
+            pattern = spec.patterns[col.name] or None
+        if pattern is not None:
+            self.fail(col, f"{t} IS NOT NULL AND NOT regexp_full_match({t}, {lit(pattern)})", t, f"values matching {pattern}",
+                      "check the column contents and the export settings" + (f" (or [{where}.patterns])" if spec.mapped else ""), "Malformed value",
+                      pattern)
+        if col.dtype == "category":
+            allowed = vocabulary_of(col)
+            if col.name == "school_year" and spec.mapped:
+                ok = (f"regexp_full_match({t}, '\\d{{4}}-\\d{{2}}') AND (TRY_CAST(substr({t}, 1, 4) AS INTEGER) + 1) % 100 "
+                      f"= TRY_CAST(substr({t}, 6, 2) AS INTEGER)")
+                self.fail(col, f"{t} IS NOT NULL AND NOT ({ok})", t, "a school year such as 2021-22",
+                          f"write school years as 2021-22, or set [{where}.rules] school_year = \"school_year\"", "Unknown code")
+            elif col.name == "school_year":
+                allowed = [c.code for c in SCHOOL_YEARS]
+            if not (col.name == "school_year" and spec.mapped):
+                cond = f"{t} IS NOT NULL AND {t} NOT IN ({', '.join(lit(a) for a in allowed)})"
+                self.fail(col, cond, t, "one of " + ", ".join(allowed),
+                          "recode the value to the data model's codes (see data_raw/README.md)" + (f", or map them in [{where}.codes.{col.name}]" if where else ""),
+                          _CODES_CHECK)
+        self._item(f"CAST({t} AS VARCHAR) AS {q(col.name)}")
+
+    def number_column(self, col: Column, t: str) -> None:
+        """Whole numbers and numbers: the type (with the decimal mark) and the range."""
+        decimal = self.spec.decimal
+        tt = f"replace({t}, ',', '.')" if decimal == "," else t
+        parse = f"TRY_CAST(trim({tt}) AS DOUBLE)"
+        num = self.helper(parse)  # parsed once per row, read by every check below
+        bad = f"{t} IS NOT NULL AND ({num} IS NULL OR NOT isfinite({num})" + (f" OR {num} <> floor({num})" if col.dtype == "int" else "") + ")"
+        self.fail(col, bad, t, "a whole number" if col.dtype == "int" else "a number",
+                  "check the number format (no thousands separators; a point as decimal mark" + (", or set decimal = \",\")" if decimal == "." else ")"), "Wrong type")
+        rng = []
+        if col.min is not None:
+            rng.append(f"{num} < {col.min}")
+        if col.max is not None:
+            rng.append(f"{num} > {col.max}")
+        if rng:
+            self.fail(col, f"{t} IS NOT NULL AND ({' OR '.join(rng)})", t, f"a value between {col.min} and {col.max}", "check the unit and the source of this column", "Value out of range")
+        typ = "BIGINT" if col.dtype == "int" else "DOUBLE"
+        self._item(f"CAST({parse} AS {typ}) AS {q(col.name)}", f"CAST({num} AS {typ}) AS {q(col.name)}")
+
+    def flag_column(self, col: Column, t: str) -> None:
+        """Flags: 0/1, true/false and the input's own true and false values."""
+        spec, where = self.spec, self.where
+        tv = ", ".join(lit(v) for v in (*TRUE_VALUES, *spec.true_values))
+        fv = ", ".join(lit(v) for v in (*FALSE_VALUES, *spec.false_values))
+        extra = f"; or set true_values/false_values for [{where}]" if where else ""
+        self.fail(col, f"{t} IS NOT NULL AND {t} NOT IN ({tv}, {fv})", t,
+                  "0 or 1 (also true/false)" + (f" or {', '.join(spec.true_values + spec.false_values)}" if spec.true_values or spec.false_values else ""),
+                  "encode the flag as 0/1" + extra, "Wrong type")
+        self._item(f"coalesce({t} IN ({tv}), false) AS {q(col.name)}")
+
+    def date_column(self, col: Column, t: str) -> None:
+        """Dates in the input's format (ISO by default)."""
+        spec, where = self.spec, self.where
+        fmt = spec.date_formats.get(col.name, spec.date_format or "%Y-%m-%d")
+        parse = f"TRY_STRPTIME({t}, {lit(fmt)})"
+        parsed = self.helper(parse)
+        shape = f" OR NOT regexp_full_match({t}, '\\d{{4}}-\\d{{2}}-\\d{{2}}')" if fmt == "%Y-%m-%d" else ""
+        human = "YYYY-MM-DD" if fmt == "%Y-%m-%d" else fmt.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy")
+        self.fail(col, f"{t} IS NOT NULL AND ({parsed} IS NULL{shape})", t, f"a date as {human}",
+                  "write dates in ISO format, e.g. 2022-09-15" + (f", or set date_format for [{where}]" if where else ""), "Wrong type")
+        self._item(f"CAST({parse} AS DATE) AS {q(col.name)}", f"CAST({parsed} AS DATE) AS {q(col.name)}")
 
 
 def raise_first(con: duckdb.DuckDBPyConnection, src: str, table: Table, path: str | Path, checks: ColumnChecks,

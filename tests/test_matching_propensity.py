@@ -13,7 +13,7 @@ import patsy
 import pytest
 
 from analysis.matching import propensity_score
-from analysis.matching.formula import fast_design_matrix
+from analysis.matching.formula import design_matrix, fast_design_matrix
 from analysis.matching.propensity import logit_newton
 from survey.errors import ConfigError
 
@@ -98,6 +98,21 @@ def test_identical_rows_get_identical_scores(data: pd.DataFrame) -> None:
 def test_other_formulas_fall_back_to_statsmodels(data: pd.DataFrame, formula: str) -> None:
     assert fast_design_matrix(data, formula.split("~")[1]) is None
     assert propensity_score(data, formula).engine == "statsmodels"
+
+
+@pytest.mark.parametrize(
+    "rhs",
+    [FORMULAS[0].split("~")[1], "1 + region + age", "age + I(age**2) + educ", "age * female", "0 + age + educ"],
+)
+def test_the_one_design_matrix_is_patsys_on_every_formula(data: pd.DataFrame, rhs: str) -> None:
+    """What the effect estimators build their models with: numpy where it can, patsy elsewhere."""
+    x, names = design_matrix(data, rhs)
+    ref = patsy.dmatrix(rhs, data, return_type="dataframe", NA_action="raise")
+    assert names == list(ref.columns)
+    np.testing.assert_array_equal(x, ref.to_numpy())
+    holes = data.assign(educ=data.educ.where(data.index % 97 != 0))
+    with pytest.raises(patsy.PatsyError):
+        design_matrix(holes, rhs if "educ" in rhs else rhs + " + educ")
 
 
 def test_missing_values_and_unknown_engine(data: pd.DataFrame) -> None:

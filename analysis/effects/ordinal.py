@@ -182,16 +182,16 @@ def ordered_logit(
     OrderedLogitResult
     """
     import pandas as pd
-    import patsy
 
-    from analysis.matching.formula import resolve_weights
+    from analysis.matching.formula import design_matrix, resolve_weights
 
     lhs, rhs = (s.strip() for s in formula.split("~"))
     # with an intercept term patsy codes factors with a reference level; the intercept itself is
     # dropped (the cut-points take its place), so no dummy set is collinear with the cut-points
-    X_df = patsy.dmatrix(f"1 + {rhs}", df, return_type="dataframe", NA_action="raise")
-    X_df = X_df.loc[:, [c for c in X_df.columns if c != "Intercept"]]
-    X = X_df.to_numpy(dtype=float)
+    X_all, all_names = design_matrix(df, f"1 + {rhs}")
+    keep = [j for j, c in enumerate(all_names) if c != "Intercept"]
+    X = np.ascontiguousarray(X_all[:, keep])
+    X_df = pd.DataFrame(X, columns=[all_names[j] for j in keep], index=df.index)
     yraw = df[lhs]
     if yraw.isna().any():
         raise DataValidationError("The outcome has missing values", column=lhs)

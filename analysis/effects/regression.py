@@ -95,16 +95,22 @@ def _design(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     import patsy
 
+    from analysis.matching.formula import design_matrix
+
     rhs = treat if not covariates else f"{treat} + {covariates.split('~')[-1]}"
     try:
-        yv, Xv = patsy.dmatrices(f"{outcome} ~ {rhs}", df, return_type="dataframe",
-                                 NA_action="raise")
-    except Exception as exc:
+        if outcome not in df.columns:
+            raise patsy.PatsyError(f"no column {outcome!r}")
+        y = df[outcome].to_numpy(dtype=float)
+        if not np.isfinite(y).all():
+            raise patsy.PatsyError("missing values in the outcome")
+        x, names = design_matrix(df, rhs)
+    except (patsy.PatsyError, ValueError, TypeError, KeyError) as exc:
         raise DataValidationError(
             "The outcome model could not be built", column=outcome, found=rhs,
             hint="check column names and missing values", detail=str(exc),
         ) from exc
-    return yv.to_numpy().ravel(), Xv.to_numpy(), [str(c) for c in Xv.columns]
+    return y, x, names
 
 
 def matched_effect(

@@ -118,34 +118,36 @@ def _link(kind: str):  # type: ignore[no-untyped-def]
 
 def _prepare(df: pd.DataFrame, treat_formula: str, outcome_formula: str | None,
              weights: str | Sequence[float] | np.ndarray | None):  # type: ignore[no-untyped-def]
-    import patsy
-
-    from analysis.matching.formula import resolve_weights, split_formula, treatment_vector
+    from analysis.matching.formula import (
+        design_matrix,
+        resolve_weights,
+        split_formula,
+        treatment_vector,
+    )
 
     lhs, rhs = split_formula(treat_formula)
     t = treatment_vector(df, lhs).astype(float)
-    Z = patsy.dmatrix(rhs, df, return_type="dataframe", NA_action="raise")
+    Z, _ = design_matrix(df, rhs)
     out = None
     if outcome_formula is not None:
         ylhs, yrhs = split_formula(outcome_formula, param="outcome_formula")
-        Xo = patsy.dmatrix(yrhs, df, return_type="dataframe", NA_action="raise")
-        out = (ylhs, df[ylhs].to_numpy(dtype=float), Xo.to_numpy(dtype=float))
+        Xo, _ = design_matrix(df, yrhs)
+        out = (ylhs, df[ylhs].to_numpy(dtype=float), Xo)
     w = resolve_weights(df, weights, param="weights")
-    return lhs, t, Z.to_numpy(dtype=float), out, (np.ones(t.size) if w is None else w)
+    return lhs, t, Z, out, (np.ones(t.size) if w is None else w)
 
 
 def _fit_ps(t: np.ndarray, Z: np.ndarray, w: np.ndarray, link: str) -> np.ndarray:
     """Propensity-model coefficients: the package's logit (Newton's method,
     :func:`analysis.matching.propensity.logit_newton`), statsmodels' GLM for a probit or where
     Newton's method does not apply (a rank-deficient design, quasi-separation)."""
-    import statsmodels.api as sm
-
     if link == "logit":
         from analysis.matching.propensity import logit_newton
 
         fitted = logit_newton(Z, t, w)
         if fitted is not None:
             return np.asarray(fitted[0])
+    import statsmodels.api as sm  # only where Newton's method does not apply (its import is slow)
 
     fam = sm.families.Binomial(
         link=sm.families.links.Logit() if link == "logit" else sm.families.links.Probit()

@@ -67,6 +67,10 @@ def _read_document(path: Path) -> str:
     raise DataValidationError("Unsupported POP document type", file=path, expected=".txt, .docx or .pdf", found=suffix or "(no extension)")
 
 
+#: pop id -> (the file it was read from, its row in a table; ``None`` for a document)
+_Origins = dict[str, tuple[Path, int | None]]
+
+
 def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column: str = "text") -> pd.DataFrame:
     """Read POP texts from a folder of documents or a table.
 
@@ -81,45 +85,9 @@ def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column
             "POP texts not found", file=source, expected="a folder of .txt/.docx/.pdf files or a .csv/.parquet table", found="no such path", hint="check [plans] texts in the study configuration"
         )
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".docx", ".pdf"))
-        if not files:
-            raise DataValidationError("The POP folder holds no documents", file=source, expected=".txt, .docx or .pdf files", found="none")
-        ids: list[str] = []
-        texts: list[str] = []
-        seen: dict[str, str] = {}
-        for f in files:
-            if not _ID_RE.fullmatch(f.stem):
-                raise DataValidationError(
-                    "A POP file name is not a trajectory id", file=f, expected="LBT followed by 8 digits, e.g. LBT00001234.txt", found=f.stem, hint="rename the file after the VDAB trajectory_id"
-                )
-            if f.stem in seen:
-                raise DataValidationError("Two POP files for one trajectory", file=f, expected="one file per trajectory", found=f"also {seen[f.stem]}")
-            seen[f.stem] = f.name
-            ids.append(f.stem)
-            texts.append(_read_document(f))
-        out = pd.DataFrame({"pop_id": ids, "text": texts})
-        where: dict[str, tuple[Path, int | None]] = {i: (files[k], None) for k, i in enumerate(ids)}
+        out, where = _texts_from_folder(source)
     else:
-        suffix = source.suffix.lower()
-        if suffix == ".parquet":
-            raw = pd.read_parquet(source)
-        elif suffix == ".csv":
-            raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        else:
-            raise DataValidationError("Unsupported POP table", file=source, expected=".csv or .parquet", found=suffix)
-        for col in (id_column, text_column):
-            if col not in raw.columns:
-                raise DataValidationError(
-                    "The POP table lacks a column", file=source, column=col, expected=f"columns {id_column!r} and {text_column!r}", found=", ".join(map(str, raw.columns)), hint="set [plans] id_column / text_column"
-                )
-        out = pd.DataFrame({"pop_id": raw[id_column].astype(str).str.strip(), "text": raw[text_column].fillna("").astype(str)})
-        where = {}  # id -> (file, row)
-        for k, i in enumerate(out["pop_id"]):
-            if not _ID_RE.fullmatch(i):
-                raise DataValidationError("A POP id is not a trajectory id", file=source, row=k + 1, column=id_column, expected="LBT followed by 8 digits", found=repr(i[:20]))
-            if i in where:
-                raise DataValidationError("Duplicate POP id", file=source, row=k + 1, column=id_column, expected="one row per trajectory", found=f"{i} (also row {where[i][1]})")
-            where[i] = (source, k + 1)
+        out, where = _texts_from_table(source, id_column, text_column)
     empty = out["text"].str.strip() == ""
     if empty.any():
         k = int(empty.to_numpy().nonzero()[0][0])
@@ -127,6 +95,53 @@ def read_texts(source: str | Path, id_column: str = "trajectory_id", text_column
         raise DataValidationError("A POP text is empty", file=f, row=r, column=None if r is None else text_column, expected="the POP's text", found="an empty text", hint=f"{int(empty.sum())} empty text(s)")
     out.attrs["source"] = str(source)
     return out
+
+
+def _texts_from_folder(source: Path) -> tuple[pd.DataFrame, _Origins]:
+    """One document per POP, named after its trajectory id: the texts and each one's file."""
+    files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in (".txt", ".docx", ".pdf"))
+    if not files:
+        raise DataValidationError("The POP folder holds no documents", file=source, expected=".txt, .docx or .pdf files", found="none")
+    ids: list[str] = []
+    texts: list[str] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        if not _ID_RE.fullmatch(f.stem):
+            raise DataValidationError(
+                "A POP file name is not a trajectory id", file=f, expected="LBT followed by 8 digits, e.g. LBT00001234.txt", found=f.stem, hint="rename the file after the VDAB trajectory_id"
+            )
+        if f.stem in seen:
+            raise DataValidationError("Two POP files for one trajectory", file=f, expected="one file per trajectory", found=f"also {seen[f.stem]}")
+        seen[f.stem] = f.name
+        ids.append(f.stem)
+        texts.append(_read_document(f))
+    where: _Origins = {i: (files[k], None) for k, i in enumerate(ids)}
+    return pd.DataFrame({"pop_id": ids, "text": texts}), where
+
+
+def _texts_from_table(source: Path, id_column: str, text_column: str) -> tuple[pd.DataFrame, _Origins]:
+    """A .csv or .parquet table with one row per POP: the texts and each one's row."""
+    suffix = source.suffix.lower()
+    if suffix == ".parquet":
+        raw = pd.read_parquet(source)
+    elif suffix == ".csv":
+        raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    else:
+        raise DataValidationError("Unsupported POP table", file=source, expected=".csv or .parquet", found=suffix)
+    for col in (id_column, text_column):
+        if col not in raw.columns:
+            raise DataValidationError(
+                "The POP table lacks a column", file=source, column=col, expected=f"columns {id_column!r} and {text_column!r}", found=", ".join(map(str, raw.columns)), hint="set [plans] id_column / text_column"
+            )
+    out = pd.DataFrame({"pop_id": raw[id_column].astype(str).str.strip(), "text": raw[text_column].fillna("").astype(str)})
+    where: _Origins = {}
+    for k, i in enumerate(out["pop_id"]):
+        if not _ID_RE.fullmatch(i):
+            raise DataValidationError("A POP id is not a trajectory id", file=source, row=k + 1, column=id_column, expected="LBT followed by 8 digits", found=repr(i[:20]))
+        if i in where:
+            raise DataValidationError("Duplicate POP id", file=source, row=k + 1, column=id_column, expected="one row per trajectory", found=f"{i} (also row {where[i][1]})")
+        where[i] = (source, k + 1)
+    return out, where
 
 
 def followed_trainings(traj: pd.DataFrame, dwse: pd.DataFrame) -> pd.DataFrame:

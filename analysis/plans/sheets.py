@@ -186,74 +186,88 @@ def read_sheets(paths: Sequence[str | Path], sample_ids: Sequence[str], *, codeb
     pd.DataFrame
         Long format: ``coder``, ``pop_id``, then one column per code (strings), one row per coder and POP.
     """
-    from openpyxl import load_workbook
-    from openpyxl.utils import get_column_letter
-
     if len(paths) < 2:
         raise DataValidationError("Agreement needs two or more coder sheets", expected="coder_<name>.xlsx files", found=str(len(paths)), hint="run `popeval plans sheets` first")
     wanted = set(sample_ids)
     frames = []
     problems: list[str] = []
     for p in map(Path, paths):
-        coder = p.stem.removeprefix("coder_")
-        try:
-            wb = load_workbook(p, read_only=True, data_only=True)
-        except Exception as exc:
-            raise DataValidationError("A coding sheet cannot be opened", file=p, expected="an .xlsx workbook", found=type(exc).__name__) from None
-        if SHEET not in wb.sheetnames:
-            problems.append(_problem(p, SHEET, None, None, f"sheet missing (found {', '.join(wb.sheetnames)})"))
-            continue
-        rows = list(wb[SHEET].iter_rows(values_only=True))
-        wb.close()
-        header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
-        col_of = {h: i for i, h in enumerate(header)}
-        missing = [c for c in ("pop_id", *codebook.names) if c not in col_of]
-        for name in missing:
-            problems.append(_problem(p, SHEET, 1, name, "column missing from the header"))
-        if missing:
-            continue
-        seen: dict[str, int] = {}
-        recs = []
-        for r, values in enumerate(rows[1:], start=2):
-            if values is None or all(v is None or str(v).strip() == "" for v in values):
-                continue
-            pid_raw = values[col_of["pop_id"]]
-            pid = "" if pid_raw is None else str(pid_raw).strip()
-            if not pid:
-                problems.append(_problem(p, SHEET, r, "pop_id", "empty POP id"))
-                continue
-            if pid not in wanted:
-                problems.append(_problem(p, SHEET, r, "pop_id", f"unknown POP id {pid!r} (not in the sample)"))
-                continue
-            if pid in seen:
-                problems.append(_problem(p, SHEET, r, "pop_id", f"duplicate POP id {pid!r} (also row {seen[pid]})"))
-                continue
-            seen[pid] = r
-            rec = {"coder": coder, "pop_id": pid}
-            ok = True
-            for c in codebook.codes:
-                j = col_of[c.name]
-                v = values[j] if j < len(values) else None
-                s = "" if v is None else str(v).strip()
-                letter = get_column_letter(j + 1)
-                if s == "":
-                    problems.append(_problem(p, SHEET, r, f"{c.name} ({letter})", "empty cell"))
-                    ok = False
-                elif s not in c.allowed:
-                    problems.append(_problem(p, SHEET, r, f"{c.name} ({letter})", f"invalid code {s[:30]!r}; allowed: {', '.join(c.allowed)}"))
-                    ok = False
-                rec[c.name] = s
-            if ok:
-                bad = codebook.check_consistency(rec)
-                if bad:
-                    problems.append(_problem(p, SHEET, r, None, bad))
-            recs.append(rec)
-        absent = sorted(wanted - set(seen))
-        if absent:
-            problems.append(_problem(p, SHEET, None, "pop_id", f"{len(absent)} sampled POP(s) missing, e.g. {absent[0]}"))
-        frames.append(pd.DataFrame(recs, columns=["coder", "pop_id", *codebook.names]))
+        frame = _read_sheet(p, wanted, codebook, problems)
+        if frame is not None:
+            frames.append(frame)
     _raise(problems, Path(paths[0]).parent, "The coding sheets have problems")
     return pd.concat(frames, ignore_index=True).sort_values(["pop_id", "coder"], kind="stable").reset_index(drop=True)
+
+
+def _read_sheet(p: Path, wanted: set[str], codebook: Codebook, problems: list[str]) -> pd.DataFrame | None:
+    """One coder's workbook (its problems added to ``problems``); ``None`` without its sheet or a code column."""
+    from openpyxl import load_workbook
+
+    coder = p.stem.removeprefix("coder_")
+    try:
+        wb = load_workbook(p, read_only=True, data_only=True)
+    except Exception as exc:
+        raise DataValidationError("A coding sheet cannot be opened", file=p, expected="an .xlsx workbook", found=type(exc).__name__) from None
+    if SHEET not in wb.sheetnames:
+        problems.append(_problem(p, SHEET, None, None, f"sheet missing (found {', '.join(wb.sheetnames)})"))
+        wb.close()
+        return None
+    rows = list(wb[SHEET].iter_rows(values_only=True))
+    wb.close()
+    header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
+    col_of = {h: i for i, h in enumerate(header)}
+    missing = [c for c in ("pop_id", *codebook.names) if c not in col_of]
+    for name in missing:
+        problems.append(_problem(p, SHEET, 1, name, "column missing from the header"))
+    if missing:
+        return None
+    seen: dict[str, int] = {}
+    recs = []
+    for r, values in enumerate(rows[1:], start=2):
+        if values is None or all(v is None or str(v).strip() == "" for v in values):
+            continue
+        pid_raw = values[col_of["pop_id"]]
+        pid = "" if pid_raw is None else str(pid_raw).strip()
+        if not pid:
+            problems.append(_problem(p, SHEET, r, "pop_id", "empty POP id"))
+            continue
+        if pid not in wanted:
+            problems.append(_problem(p, SHEET, r, "pop_id", f"unknown POP id {pid!r} (not in the sample)"))
+            continue
+        if pid in seen:
+            problems.append(_problem(p, SHEET, r, "pop_id", f"duplicate POP id {pid!r} (also row {seen[pid]})"))
+            continue
+        seen[pid] = r
+        recs.append(_sheet_record(p, r, values, col_of, codebook, {"coder": coder, "pop_id": pid}, problems))
+    absent = sorted(wanted - set(seen))
+    if absent:
+        problems.append(_problem(p, SHEET, None, "pop_id", f"{len(absent)} sampled POP(s) missing, e.g. {absent[0]}"))
+    return pd.DataFrame(recs, columns=["coder", "pop_id", *codebook.names])
+
+
+def _sheet_record(p: Path, r: int, values: tuple[Any, ...], col_of: dict[str, int], codebook: Codebook, rec: dict[str, str],
+                  problems: list[str]) -> dict[str, str]:
+    """Row ``r``'s codes added to ``rec``: each one checked against the codebook, then their consistency."""
+    from openpyxl.utils import get_column_letter
+
+    ok = True
+    for c in codebook.codes:
+        j = col_of[c.name]
+        v = values[j] if j < len(values) else None
+        s = "" if v is None else str(v).strip()
+        letter = get_column_letter(j + 1)
+        if s == "":
+            problems.append(_problem(p, SHEET, r, f"{c.name} ({letter})", "empty cell"))
+            ok = False
+        elif s not in c.allowed:
+            problems.append(_problem(p, SHEET, r, f"{c.name} ({letter})", f"invalid code {s[:30]!r}; allowed: {', '.join(c.allowed)}"))
+            ok = False
+        rec[c.name] = s
+    if ok:
+        bad = codebook.check_consistency(rec)
+        if bad:
+            problems.append(_problem(p, SHEET, r, None, bad))
+    return rec
 
 
 def coding_progress(path: str | Path, *, codebook: Codebook = CODEBOOK) -> tuple[int, int]:

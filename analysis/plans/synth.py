@@ -261,6 +261,34 @@ def _formatted_insz(rng: np.random.Generator, n: int) -> list[str]:
     return [f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}" for v in synthetic_insz(rng, n)]
 
 
+@dataclass(frozen=True)
+class _Catalogue:
+    """What the texts draw training names from: the catalogue and the names of every domain."""
+
+    frame: pd.DataFrame
+    name_of: dict[str, str]
+    provider_of: dict[str, str]
+    #: every training name of every domain, sorted
+    all_names: list[str]
+
+
+@dataclass(frozen=True)
+class _PlanCodes:
+    """The true codes of one POP, and what the text is written from."""
+
+    goals: dict[str, bool]
+    recommended: bool
+    vague: bool
+    reason: bool
+    #: the training the POP names (``None``: none, or a vague one)
+    pop_training: str | None
+    #: the training name on the POP-attest (``None``: no attest)
+    attest_name: str | None
+    status: str
+    #: the POP names the attest's training as well (a second, dismissed training)
+    two: bool
+
+
 def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None = None) -> dict[str, int]:
     """Write POP texts, the training catalogue and the true codes for a synthetic study.
 
@@ -294,9 +322,12 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
         pd.concat([dwse["training_domain"].astype(str), pd.Series("OVERIG", index=traj["attest_training_id"].dropna().index)]),
         seed,
     )
-    name_of = dict(zip(cat["training_id"], cat["training_name"], strict=True))
-    prov_of = dict(zip(cat["training_id"], cat["provider"], strict=True))
-    all_names = sorted({n for names in _BASE_NAMES.values() for n in names})
+    catalogue = _Catalogue(
+        frame=cat,
+        name_of=dict(zip(cat["training_id"], cat["training_name"], strict=True)),
+        provider_of=dict(zip(cat["training_id"], cat["provider"], strict=True)),
+        all_names=sorted({n for names in _BASE_NAMES.values() for n in names}),
+    )
 
     from analysis.plans.frame import followed_trainings
 
@@ -307,96 +338,123 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     n = len(pops)
     centres = sorted(pops["loopbaancentrum"].unique())
     c_eff = dict(zip(centres, rng.normal(0.0, p.centre_sd, len(centres)), strict=True))
-    p_none = dict(p.p_no_training)
 
     texts: list[str] = []
     truth_rows: list[dict[str, object]] = []
-    logit = math.log(p.p_mismatch / (1 - p.p_mismatch))
     personal = rng.random((n, 2)) < p.p_personal  # a POP that names the person's INSZ / e-mail
     fake_insz = iter(_formatted_insz(rng, int(personal[:, 0].sum())))
     written_on: list[str] = pd.to_datetime(pops["end_date"].fillna(pops["start_date"])).dt.strftime("%d/%m/%Y").tolist()
     draws = _Uniforms(rng)
     row: Any
     for i, row in enumerate(pops.itertuples(index=False)):
-        ce = c_eff[row.loopbaancentrum]
-        inc = str(row.incentive)
-        goals = {g: bool(draws.random() < (0.6 if (g == "goal_reorientation" and inc == "VAPOK") else p.p_goal[k])) for k, g in enumerate(GOALS)}
-        recommended = bool(draws.random() >= p_none.get(inc, 0.2) * math.exp(0.3 * ce))
-        has_attest = bool(row.pop_attest) and isinstance(row.attest_training_id, str)
-        attest_name = name_of.get(row.attest_training_id) if has_attest else None
-        vague = recommended and draws.random() < p.p_vague
-        reason = recommended and draws.random() < min(0.95, p.p_reason * math.exp(-0.25 * ce))
-        pop_train: str | None = None
-        two = False
-        if recommended and not vague:
-            if attest_name is None:
-                pop_train = all_names[int(draws.integers(0, len(all_names)))]
-                status = "onbepaald"
-            else:
-                mis = draws.random() < 1 / (1 + math.exp(-(logit + ce)))
-                if not mis:
-                    pop_train = attest_name
-                    status = "match"
-                else:
-                    fol = row.followed_training_id if isinstance(row.followed_training_id, str) else None
-                    fol_name = name_of.get(fol) if fol else None
-                    if fol_name and fol_name != attest_name and draws.random() < 0.7:
-                        pop_train = fol_name
-                    else:
-                        others = [x for x in all_names if x != attest_name]
-                        pop_train = others[int(draws.integers(0, len(others)))]
-                    status = "mismatch"
-                    two = draws.random() < p.p_two_trainings
-        else:
-            status = "onbepaald"
-        # ---- the text
+        codes = _draw_codes(row, c_eff[row.loopbaancentrum], catalogue, p, draws)
         lines = [f"PERSOONLIJK ONTWIKKELINGSPLAN — {row.loopbaancentrum}", ""]
         if personal[i, 0]:
             lines.append(f"Rijksregisternummer: {next(fake_insz)}")
         if personal[i, 1]:
             lines.append(f"Contact: {_NAMES[int(draws.integers(0, len(_NAMES)))].lower()}.{int(draws.integers(10, 99))}@voorbeeld.be")
-        sit = _SITUATION[int(draws.integers(0, len(_SITUATION)))].format(
-            naam=_NAMES[int(draws.integers(0, len(_NAMES)))],
-            jaar=int(draws.integers(2, 25)),
-            job=_JOBS[int(draws.integers(0, len(_JOBS)))],
-            bedrijf=_COMPANIES[int(draws.integers(0, len(_COMPANIES)))],
-            regime=_REGIME[int(draws.integers(0, len(_REGIME)))],
-        )
-        lines += ["1. Situatie", sit, "", "2. Loopbaandoelen"]
-        goal_lines = [_GOAL_TEXT[g][int(draws.integers(0, 4))] for g in GOALS if goals[g]]
-        lines += goal_lines or [_NO_GOAL_TEXT[int(draws.integers(0, len(_NO_GOAL_TEXT)))]]
-        lines += ["", "3. Actieplan", _OTHER_ACTIONS[int(draws.integers(0, len(_OTHER_ACTIONS)))]]
-        if recommended:
-            if vague:
-                t = _VAGUE[int(draws.integers(0, len(_VAGUE)))]
-            else:
-                t = _variant(str(pop_train), draws, p.p_typo)
-                if isinstance(row.attest_training_id, str) and draws.random() < p.p_provider:
-                    t += f" bij {prov_of.get(row.attest_training_id, _PROVIDERS[0])}"
-            sent = _TRAIN_SENT[int(draws.integers(0, len(_TRAIN_SENT)))].format(t=t)
-            if reason:
-                gl = [g for g in GOALS if goals[g]] or ["goal_talent"]
-                g = gl[int(draws.integers(0, len(gl)))]
-                sent += ", " + _REASON[int(draws.integers(0, len(_REASON)))].format(doel=_REASON_GOAL[g])
-            lines.append(sent + ".")
-            if two and attest_name is not None:
-                lines.append(f"Eerder overwoog ik {_variant(attest_name, draws, 0.0)}, maar dat past minder goed.")
-        else:
-            lines.append(_NO_TRAINING[int(draws.integers(0, len(_NO_TRAINING)))])
+        lines += _plan_body(row, codes, catalogue, p, draws)
         lines += ["", f"Opgemaakt door de loopbaanbegeleider op {written_on[i]}."]
         texts.append("\n".join(lines) + "\n")
-        truth_rows.append(
-            {
-                "trajectory_id": row.trajectory_id,
-                **{g: "ja" if goals[g] else "nee" for g in GOALS},
-                "training_recommended": "ja" if recommended else "nee",
-                "reason_derivable": ("ja" if reason else "nee") if recommended else "nvt",
-                "attest_match": status,
-                "pop_training_name": pop_train,
-                # what makes a POP hard to code (the simulated coders err more often on it)
-                "difficulty": "vague" if vague else "two_trainings" if two else "",
-            }
-        )
+        truth_rows.append(_truth_row(row.trajectory_id, codes))
+    _write_plans(out, pops, texts, cat, pd.DataFrame(truth_rows))
+    return {"pops": n, "with_attest": int(pops["pop_attest"].astype(bool).sum()), "trainings": len(cat)}
+
+
+def _draw_codes(row: Any, ce: float, catalogue: _Catalogue, p: PlanParams, draws: _Draws) -> _PlanCodes:
+    """The true codes of one POP (``row``: a trajectory with a POP; ``ce``: its centre's effect)."""
+    inc = str(row.incentive)
+    goals = {g: bool(draws.random() < (0.6 if (g == "goal_reorientation" and inc == "VAPOK") else p.p_goal[k])) for k, g in enumerate(GOALS)}
+    recommended = bool(draws.random() >= dict(p.p_no_training).get(inc, 0.2) * math.exp(0.3 * ce))
+    has_attest = bool(row.pop_attest) and isinstance(row.attest_training_id, str)
+    attest_name = catalogue.name_of.get(row.attest_training_id) if has_attest else None
+    vague = recommended and draws.random() < p.p_vague
+    reason = recommended and draws.random() < min(0.95, p.p_reason * math.exp(-0.25 * ce))
+    pop_train: str | None = None
+    two = False
+    status = "onbepaald"
+    all_names = catalogue.all_names
+    if recommended and not vague:
+        if attest_name is None:
+            pop_train = all_names[int(draws.integers(0, len(all_names)))]
+        else:
+            logit = math.log(p.p_mismatch / (1 - p.p_mismatch))
+            mis = draws.random() < 1 / (1 + math.exp(-(logit + ce)))
+            if not mis:
+                pop_train = attest_name
+                status = "match"
+            else:
+                fol = row.followed_training_id if isinstance(row.followed_training_id, str) else None
+                fol_name = catalogue.name_of.get(fol) if fol else None
+                if fol_name and fol_name != attest_name and draws.random() < 0.7:
+                    pop_train = fol_name
+                else:
+                    others = [x for x in all_names if x != attest_name]
+                    pop_train = others[int(draws.integers(0, len(others)))]
+                status = "mismatch"
+                two = draws.random() < p.p_two_trainings
+    return _PlanCodes(
+        goals=goals,
+        recommended=recommended,
+        vague=vague,
+        reason=reason,
+        pop_training=pop_train,
+        attest_name=attest_name,
+        status=status,
+        two=two,
+    )
+
+
+def _plan_body(row: Any, codes: _PlanCodes, catalogue: _Catalogue, p: PlanParams, draws: _Draws) -> list[str]:
+    """The text's sections: situation, career goals and action plan."""
+    goals = codes.goals
+    sit = _SITUATION[int(draws.integers(0, len(_SITUATION)))].format(
+        naam=_NAMES[int(draws.integers(0, len(_NAMES)))],
+        jaar=int(draws.integers(2, 25)),
+        job=_JOBS[int(draws.integers(0, len(_JOBS)))],
+        bedrijf=_COMPANIES[int(draws.integers(0, len(_COMPANIES)))],
+        regime=_REGIME[int(draws.integers(0, len(_REGIME)))],
+    )
+    lines = ["1. Situatie", sit, "", "2. Loopbaandoelen"]
+    goal_lines = [_GOAL_TEXT[g][int(draws.integers(0, 4))] for g in GOALS if goals[g]]
+    lines += goal_lines or [_NO_GOAL_TEXT[int(draws.integers(0, len(_NO_GOAL_TEXT)))]]
+    lines += ["", "3. Actieplan", _OTHER_ACTIONS[int(draws.integers(0, len(_OTHER_ACTIONS)))]]
+    if not codes.recommended:
+        lines.append(_NO_TRAINING[int(draws.integers(0, len(_NO_TRAINING)))])
+        return lines
+    if codes.vague:
+        t = _VAGUE[int(draws.integers(0, len(_VAGUE)))]
+    else:
+        t = _variant(str(codes.pop_training), draws, p.p_typo)
+        if isinstance(row.attest_training_id, str) and draws.random() < p.p_provider:
+            t += f" bij {catalogue.provider_of.get(row.attest_training_id, _PROVIDERS[0])}"
+    sent = _TRAIN_SENT[int(draws.integers(0, len(_TRAIN_SENT)))].format(t=t)
+    if codes.reason:
+        gl = [g for g in GOALS if goals[g]] or ["goal_talent"]
+        g = gl[int(draws.integers(0, len(gl)))]
+        sent += ", " + _REASON[int(draws.integers(0, len(_REASON)))].format(doel=_REASON_GOAL[g])
+    lines.append(sent + ".")
+    if codes.two and codes.attest_name is not None:
+        lines.append(f"Eerder overwoog ik {_variant(codes.attest_name, draws, 0.0)}, maar dat past minder goed.")
+    return lines
+
+
+def _truth_row(trajectory_id: str, codes: _PlanCodes) -> dict[str, object]:
+    """One POP's row of ``truth/plans_codes.parquet``."""
+    return {
+        "trajectory_id": trajectory_id,
+        **{g: "ja" if codes.goals[g] else "nee" for g in GOALS},
+        "training_recommended": "ja" if codes.recommended else "nee",
+        "reason_derivable": ("ja" if codes.reason else "nee") if codes.recommended else "nvt",
+        "attest_match": codes.status,
+        "pop_training_name": codes.pop_training,
+        # what makes a POP hard to code (the simulated coders err more often on it)
+        "difficulty": "vague" if codes.vague else "two_trainings" if codes.two else "",
+    }
+
+
+def _write_plans(out: Path, pops: pd.DataFrame, texts: list[str], cat: pd.DataFrame, truth: pd.DataFrame) -> None:
+    """Write the texts and the catalogue (``plans/``) and the true codes (``truth/``)."""
     plans_dir = out / "plans"
     plans_dir.mkdir(parents=True, exist_ok=True)
     import pyarrow as pa
@@ -407,9 +465,7 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     cat.to_csv(plans_dir / "trainings.csv", index=False, lineterminator="\n")
     tdir = out / "truth"
     tdir.mkdir(parents=True, exist_ok=True)
-    truth = pd.DataFrame(truth_rows)
     pq.write_table(pa.Table.from_pandas(truth, preserve_index=False).replace_schema_metadata(None), tdir / "plans_codes.parquet", compression="zstd")
-    return {"pops": n, "with_attest": int(pops["pop_attest"].astype(bool).sum()), "trainings": len(cat)}
 
 
 #: Each simulated coder's base error rate per code; hard POPs (see ``difficulty`` in the truth) and

@@ -341,11 +341,6 @@ def plan_input(
     DataValidationError
         The file cannot be read, or a mapped column is missing (file, column, the columns found, hint).
     """
-    from analysis.population.mapping import (
-        rule_sql,
-        school_year_from_date_sql,
-        sector_from_nace_sql,
-    )
     from analysis.population.sources import load_source
 
     path = Path(path)
@@ -353,15 +348,34 @@ def plan_input(
     info = load_source(con, path, spec, table.name)
     src = f"_src_{table.name}"
     types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
-    cols = list(types)
-    where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
+    columns, derived = _file_columns(path, table, spec, types)
+    expr = _value_expressions(table, spec, columns, types, info.format, key)
+    assumed = list(info.assumed)
+    # the mapped values, computed once (every check below reads these columns)
+    mapped = _create_mapped(con, table, columns, derived, expr, types, info.format, one_pass)
+    date_formats = _date_formats(con, table, spec, mapped, one_pass)
+    dmy = sorted({f for f in date_formats.values() if f != "%Y-%m-%d"})
+    if dmy and not spec.date_format:
+        assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
+    text = dict(mapped.text)
+    src = _add_derived(con, derived, text, date_formats, mapped.src, one_pass)
+    used = {c for c in columns.values() if c is not None}
+    ignored = tuple(c for c in types if c not in used)
+    return InputPlan(table, path, spec, info, src, columns, derived, expr.recodes, text, mapped.raw, date_formats, tuple(assumed), ignored, mapped.plain)
 
-    # the file's column of each variable
+
+def _file_columns(path: Path, table: Table, spec: InputSpec, types: dict[str, str]) -> tuple[dict[str, str | None], dict[str, str]]:
+    """The file's column of each variable (``None``: derived), and how the derived ones are derived.
+
+    Raises
+    ------
+    DataValidationError
+        A variable has no column (the first one named, with every missing one listed).
+    """
     columns: dict[str, str | None] = {}
     derived: dict[str, str] = {}
     missing: list[tuple[str, str]] = []
-    wanted = list(table.names)
-    for var in wanted:
+    for var in table.names:
         colname = spec.columns.get(var, var)
         if colname in types:
             columns[var] = colname
@@ -374,33 +388,59 @@ def plan_input(
         else:
             missing.append((var, colname))
     if missing:
-        var, colname = missing[0]
-        mapped = var in spec.columns
-        raise DataValidationError(
-            f"Missing column{'s' if len(missing) > 1 else ''} in {table.name}",
-            file=path,
-            row=0,
-            column=colname,
-            expected=("columns " + ", ".join(table.names)) if not spec.mapped else
-            "the mapped columns " + ", ".join(f"{v} <- {c}" for v, c in missing),
-            found="columns " + ", ".join(cols),
-            hint=(f"the extract lacks {', '.join(c for _, c in missing)}; see data_raw/README.md for the data model"
-                  if not spec.mapped else
-                  f"the file has no column {colname!r} for {var}; fix [{where}.columns] {var} = \"...\" "
-                  + ("" if mapped else f"(not mapped, so popeval looked for a column named {var}) ")
-                  + "or run `popeval check` to see the file's columns"),
-        )
-    fmt = info.format
+        raise _missing_columns_error(path, table, spec, list(types), missing)
+    return columns, derived
+
+
+def _missing_columns_error(path: Path, table: Table, spec: InputSpec, cols: list[str], missing: list[tuple[str, str]]) -> DataValidationError:
+    """The error for the variables without a column in the file."""
+    where = f"admin.{'dwse' if table.name.startswith('dwse') else 'vdab'}"
+    var, colname = missing[0]
+    mapped = var in spec.columns
+    return DataValidationError(
+        f"Missing column{'s' if len(missing) > 1 else ''} in {table.name}",
+        file=path,
+        row=0,
+        column=colname,
+        expected=("columns " + ", ".join(table.names)) if not spec.mapped else
+        "the mapped columns " + ", ".join(f"{v} <- {c}" for v, c in missing),
+        found="columns " + ", ".join(cols),
+        hint=(f"the extract lacks {', '.join(c for _, c in missing)}; see data_raw/README.md for the data model"
+              if not spec.mapped else
+              f"the file has no column {colname!r} for {var}; fix [{where}.columns] {var} = \"...\" "
+              + ("" if mapped else f"(not mapped, so popeval looked for a column named {var}) ")
+              + "or run `popeval check` to see the file's columns"),
+    )
+
+
+@dataclass(frozen=True)
+class _Expressions:
+    """SQL expressions over the file's columns, per variable read from the file."""
+
+    #: the file's value (after missing values and extraction), as text
+    raw: dict[str, str]
+    #: the value after recoding (and pseudonymisation of a raw INSZ)
+    text: dict[str, str]
+    #: variable -> "code table" and/or the name of a built-in rule
+    recodes: dict[str, str]
+    #: the value before extraction (variables with an ``extract`` pattern)
+    pre: dict[str, str]
+
+
+def _value_expressions(table: Table, spec: InputSpec, columns: dict[str, str | None], types: dict[str, str], fmt: str,
+                       key: bytes | None) -> _Expressions:
+    """Each variable's value as SQL: read as text, missing values, extraction, code table or rule, keyed hash."""
+    from analysis.population.mapping import rule_sql
+
     raw: dict[str, str] = {}
     text: dict[str, str] = {}
     recodes: dict[str, str] = {}
     pre: dict[str, str] = {}
     missing_values = tuple(spec.missing_values)
-    for var in wanted:
-        source_col = columns[var]
-        if source_col is None:
+    for var in table.names:
+        colname = columns[var]
+        if colname is None:
             continue
-        colname = source_col
         v = text_sql(colname, types[colname], fmt)
         if missing_values:
             v = f"CASE WHEN {v} IN ({', '.join(lit(m) for m in missing_values)}) THEN NULL ELSE {v} END"
@@ -425,8 +465,25 @@ def plan_input(
             h = "substr(sha256((SELECT opad FROM _popeval_pads) || unhex(sha256((SELECT ipad FROM _popeval_pads) || encode(" + n + ")))), 1, 32)"
             out = f"CASE WHEN popeval_insz({out}) THEN {h} ELSE {out} END"
         text[var] = out
-    assumed = list(info.assumed)
-    # the mapped values, computed once (every check below reads these columns)
+    return _Expressions(raw=raw, text=text, recodes=recodes, pre=pre)
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    """The DuckDB relation of mapped values and its columns per variable."""
+
+    src: str
+    raw: dict[str, str]
+    text: dict[str, str]
+    #: ``src`` is a view, not a table
+    plain: bool
+
+
+def _create_mapped(con: duckdb.DuckDBPyConnection, table: Table, columns: dict[str, str | None], derived: dict[str, str],
+                   expr: _Expressions, types: dict[str, str], fmt: str, one_pass: bool) -> _Mapped:
+    """Create ``_map_<table>``: the mapped values, a table (computed once) or, where nothing is recoded, a view."""
+    raw, text, pre = expr.raw, expr.text, expr.pre
+    src = f"_src_{table.name}"
     mapped_table = f"_map_{table.name}"
     con.execute(_INSZ_MACROS)
     # (a value that is not recoded is stored once: its raw and mapped columns are the same)
@@ -443,13 +500,19 @@ def plan_input(
         plain = True
     else:
         con.execute(f"CREATE TEMP {'VIEW' if plain else 'TABLE'} {mapped_table} AS SELECT source_row, {sel} FROM {src}")
-    raw = {v: q("raw__" + v) if v in recoded else q(v) for v in raw}
-    text = {v: q(v) for v in text}
-    src = mapped_table
-    # dates: given format, else ISO, else dd/mm/yyyy when every value has that shape
+    return _Mapped(
+        src=mapped_table,
+        raw={v: q("raw__" + v) if v in recoded else q(v) for v in raw},
+        text={v: q(v) for v in text},
+        plain=plain,
+    )
+
+
+def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec, mapped: _Mapped, one_pass: bool) -> dict[str, str]:
+    """The strptime format of each date variable: given format, else ISO, else dd/mm/yyyy when every value has that shape."""
     date_formats: dict[str, str] = {}
-    for var in wanted:
-        if table.column(var).dtype != "date" or var not in text:
+    for var in table.names:
+        if table.column(var).dtype != "date" or var not in mapped.text:
             continue
         if spec.date_format:
             date_formats[var] = spec.date_format
@@ -459,7 +522,7 @@ def plan_input(
             continue
         n_all, n_dmy, n_dmy_dash = con.execute(
             f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
-            f"count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}-\\d{{2}}-\\d{{4}}')) FROM (SELECT {text[var]} AS t FROM {src})"
+            f"count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}-\\d{{2}}-\\d{{4}}')) FROM (SELECT {mapped.text[var]} AS t FROM {mapped.src})"
         ).fetchall()[0]
         if n_all and n_dmy == n_all:
             date_formats[var] = "%d/%m/%Y"
@@ -467,10 +530,14 @@ def plan_input(
             date_formats[var] = "%d-%m-%Y"
         else:
             date_formats[var] = "%Y-%m-%d"
-    dmy = sorted({f for f in date_formats.values() if f != "%Y-%m-%d"})
-    if dmy and not spec.date_format:
-        assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
-    # derived variables
+    return date_formats
+
+
+def _add_derived(con: duckdb.DuckDBPyConnection, derived: dict[str, str], text: dict[str, str], date_formats: dict[str, str],
+                 src: str, one_pass: bool) -> str:
+    """Add the derived variables (sector from NACE, school year from the date) to ``src`` and ``text``; the relation holding them."""
+    from analysis.population.mapping import school_year_from_date_sql, sector_from_nace_sql
+
     extra = []
     for var in derived:
         if var == "sector":
@@ -480,12 +547,10 @@ def plan_input(
         text[var] = q(var)
     if extra and one_pass:
         con.execute(f"CREATE TEMP VIEW {src}_derived AS SELECT *, {', '.join(extra)} FROM {src}")
-        src = f"{src}_derived"
-    elif extra:
+        return f"{src}_derived"
+    if extra:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {src} AS SELECT *, {', '.join(extra)} FROM {src}")
-    used = {c for c in columns.values() if c is not None}
-    ignored = tuple(c for c in cols if c not in used)
-    return InputPlan(table, path, spec, info, src, columns, derived, recodes, text, raw, date_formats, tuple(assumed), ignored, plain)
+    return src
 
 
 def _insz_columns(types: dict[str, str]) -> list[str]:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 from survey.errors import DataValidationError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterator
+
     import duckdb
 
     from analysis.population.mapping import InputSpec
@@ -248,8 +250,6 @@ def _load_stat(con: duckdb.DuckDBPyConnection, table: str, path: Path, fmt: str,
 
 
 def _read_xlsx(path: Path, spec: InputSpec, name: str) -> tuple[Any, str, int, list[str]]:
-    import datetime as dt
-
     import openpyxl
     import pyarrow as pa
 
@@ -265,59 +265,72 @@ def _read_xlsx(path: Path, spec: InputSpec, name: str) -> tuple[Any, str, int, l
         ) from None
     notes: list[str] = []
     try:
-        sheets = wb.sheetnames
-        if spec.sheet:
-            if spec.sheet not in sheets:
-                raise DataValidationError(
-                    f"The Excel file for {name} has no sheet {spec.sheet!r}",
-                    file=path,
-                    param="sheet",
-                    expected=f"one of the sheets {', '.join(map(repr, sheets))}",
-                    found=repr(spec.sheet),
-                    hint="set sheet = ... for this input in the study TOML",
-                )
-            sheet = spec.sheet
-        else:
-            sheet = sheets[0]
-            if len(sheets) > 1:
-                notes.append(f"sheet {sheet!r} (the first of {len(sheets)})")
+        sheet = _xlsx_sheet(wb.sheetnames, path, spec, name, notes)
         rows = wb[sheet].iter_rows(values_only=True)
-        header_row = spec.header_row
-        header: tuple[Any, ...] = ()
-        i = 0
-        for i, r in enumerate(rows, start=1):  # only up to the header: skip title and blank rows
-            if header_row and i < header_row:
-                continue
-            if not header_row and (r is None or sum(v is not None and str(v).strip() != "" for v in r) < 2):
-                continue
-            header = r
-            break
-        if not header_row:
-            header_row = i
-            if i > 1:
-                notes.append(f"header in row {i}")
+        header, header_row = _xlsx_header(rows, spec.header_row, notes)
         names = [str(h).strip() if h is not None else f"column{j + 1}" for j, h in enumerate(header)]
-        data = list(rows)
+        data = list(rows)  # the rows after the header
     finally:
         wb.close()
-    cols: list[Any] = []
-    for j in range(len(names)):
-        vals = [r[j] if j < len(r) else None for r in data]
-        kinds = {type(v) for v in vals if v is not None}
-        if kinds and kinds <= {dt.datetime, dt.date}:
-            cols.append(pa.array([v.date() if isinstance(v, dt.datetime) else v for v in vals], type=pa.date32()))
-        elif kinds and kinds <= {int, bool} and bool not in kinds:
-            cols.append(pa.array(vals, type=pa.int64()))
-        elif kinds and kinds <= {int, float}:
-            cols.append(pa.array([None if v is None else float(v) for v in vals], type=pa.float64()))
-        else:
-            cols.append(pa.array([None if v is None else _xlsx_str(v) for v in vals], type=pa.string()))
+    cols = [_xlsx_column([r[j] if j < len(r) else None for r in data]) for j in range(len(names))]
     # trailing blank rows of a sheet are not data
     n = len(data)
     while n and all(data[n - 1][j] is None for j in range(min(len(names), len(data[n - 1])))):
         n -= 1
     arrow = pa.table(cols, names=names).slice(0, n)
     return arrow, sheet, header_row, notes
+
+
+def _xlsx_sheet(sheets: list[str], path: Path, spec: InputSpec, name: str, notes: list[str]) -> str:
+    """The sheet to read: the one named in the spec (which must exist), else the first (noted if there are more)."""
+    if spec.sheet:
+        if spec.sheet not in sheets:
+            raise DataValidationError(
+                f"The Excel file for {name} has no sheet {spec.sheet!r}",
+                file=path,
+                param="sheet",
+                expected=f"one of the sheets {', '.join(map(repr, sheets))}",
+                found=repr(spec.sheet),
+                hint="set sheet = ... for this input in the study TOML",
+            )
+        return spec.sheet
+    if len(sheets) > 1:
+        notes.append(f"sheet {sheets[0]!r} (the first of {len(sheets)})")
+    return sheets[0]
+
+
+def _xlsx_header(rows: Iterator[tuple[Any, ...]], header_row: int, notes: list[str]) -> tuple[tuple[Any, ...], int]:
+    """Read ``rows`` up to the header (the given row, else the first with two values): the header and its row number."""
+    header: tuple[Any, ...] = ()
+    i = 0
+    for i, r in enumerate(rows, start=1):  # only up to the header: skip title and blank rows
+        if header_row and i < header_row:
+            continue
+        if not header_row and (r is None or sum(v is not None and str(v).strip() != "" for v in r) < 2):
+            continue
+        header = r
+        break
+    if not header_row:
+        header_row = i
+        if i > 1:
+            notes.append(f"header in row {i}")
+    return header, header_row
+
+
+def _xlsx_column(vals: list[Any]) -> Any:
+    """One sheet column as an Arrow array: dates, integers, numbers, else text."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    kinds = {type(v) for v in vals if v is not None}
+    if kinds and kinds <= {dt.datetime, dt.date}:
+        return pa.array([v.date() if isinstance(v, dt.datetime) else v for v in vals], type=pa.date32())
+    if kinds and kinds <= {int, bool} and bool not in kinds:
+        return pa.array(vals, type=pa.int64())
+    if kinds and kinds <= {int, float}:
+        return pa.array([None if v is None else float(v) for v in vals], type=pa.float64())
+    return pa.array([None if v is None else _xlsx_str(v) for v in vals], type=pa.string())
 
 
 def _xlsx_str(v: Any) -> str:
