@@ -34,9 +34,9 @@ demo: setup
 	$(UV) run --frozen popeval plans simulate --config studies/demo.toml --truth data_raw/demo/truth --complete
 	$(UV) run --frozen popeval run --config studies/demo.toml
 
-## The test suite (what CI runs).
+## The test suite (what CI runs), on all cores: each test file whole in one worker (pytest-xdist).
 test: setup
-	$(UV) run --frozen pytest -q
+	$(UV) run --frozen pytest -q -n auto --dist loadfile --no-loadscope-reorder
 
 lint: setup
 	$(UV) run --frozen ruff check survey analysis tests bench

@@ -26,10 +26,10 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from analysis.population.mapping import InputSpec
 from survey.errors import ConfigError
@@ -311,54 +311,103 @@ def _fail(section: str, key: str, expected: str, found: Any, hint: str, source: 
     )
 
 
-def _coerce(section: str, f: Any, value: Any, source: Path | None, allowed: tuple[str, ...] | None = None) -> Any:
-    key = f.name
-    default = f.default if f.default is not field else None
-    typ = str(f.type)
-    if typ.startswith("tuple[tuple"):
-        if not isinstance(value, list):
-            raise _fail(section, key, "a list of variables or of lists of variables", value, 'e.g. margins = [["pop", "educ"], "sex"]', source)
-        out = []
-        for m in value:
-            items = (m,) if isinstance(m, str) else tuple(m) if isinstance(m, list) else None
-            if not items or any(v not in COVARIATES for v in items):
-                raise _fail(section, key, "variables among " + ", ".join(COVARIATES), m, "a margin is a variable or a list of variables (a joint margin)", source)
-            out.append(items)
-        return tuple(out)
-    if typ.startswith("tuple"):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(section, key, "a list of strings", value, f"e.g. {key} = {list(default or ())!r}", source)
-        allowed = allowed or _LIST_CHOICES.get((section, key))
-        if allowed:
-            for v in value:
-                if v not in allowed:
-                    hint = f"choose from: {', '.join(allowed)}"
-                    if (section, key) == ("effects", "outcomes"):
-                        hint += f'; an outcome of the study\'s own is defined in [survey.outcomes.{v}] (nl, en, direction) with its column in [survey.columns]'
-                    raise _fail(section, key, "values among " + ", ".join(allowed), v, hint, source)
-        return tuple(value)
-    if typ == "bool":
-        if not isinstance(value, bool):
-            raise _fail(section, key, "true or false", value, "write true or false without quotes", source)
+@dataclass(frozen=True)
+class _Setting:
+    """A setting being read: its section and name, its default, the values allowed, the file it is in."""
+
+    section: str
+    key: str
+    default: Any
+    source: Path | None
+    #: The values a list may hold (default: those of :data:`_LIST_CHOICES`).
+    allowed: tuple[str, ...] | None = None
+
+    def fail(self, expected: str, found: Any, hint: str) -> ConfigError:
+        """The error for a value of this setting that is not ``expected``."""
+        return _fail(self.section, self.key, expected, found, hint, self.source)
+
+
+def _margins(s: _Setting, value: Any) -> tuple[tuple[str, ...], ...]:
+    """Margins: each a variable or a list of variables (a joint margin), all among :data:`COVARIATES`."""
+    if not isinstance(value, list):
+        raise s.fail("a list of variables or of lists of variables", value, 'e.g. margins = [["pop", "educ"], "sex"]')
+    out = []
+    for m in value:
+        items = (m,) if isinstance(m, str) else tuple(m) if isinstance(m, list) else None
+        if not items or any(v not in COVARIATES for v in items):
+            raise s.fail("variables among " + ", ".join(COVARIATES), m, "a margin is a variable or a list of variables (a joint margin)")
+        out.append(items)
+    return tuple(out)
+
+
+def _strings(s: _Setting, value: Any) -> tuple[str, ...]:
+    """A list of strings, each among the setting's allowed values when it has them."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise s.fail("a list of strings", value, f"e.g. {s.key} = {list(s.default or ())!r}")
+    allowed = s.allowed or _LIST_CHOICES.get((s.section, s.key)) or ()
+    for v in value:
+        if allowed and v not in allowed:
+            hint = f"choose from: {', '.join(allowed)}"
+            if (s.section, s.key) == ("effects", "outcomes"):
+                hint += f"; an outcome of the study's own is defined in [survey.outcomes.{v}] (nl, en, direction) with its column in [survey.columns]"
+            raise s.fail("values among " + ", ".join(allowed), v, hint)
+    return tuple(value)
+
+
+def _boolean(s: _Setting, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise s.fail("true or false", value, "write true or false without quotes")
+    return value
+
+
+def _whole(s: _Setting, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise s.fail("a whole number", value, "write a number without quotes")
+    return value
+
+
+def _number(s: _Setting, value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise s.fail("a number", value, "write a number without quotes")
+    return float(value)
+
+
+def _choice(s: _Setting, value: Any) -> str:
+    """A string, one of :data:`_CHOICES` when the setting has a fixed set of values."""
+    if not isinstance(value, str):
+        raise s.fail("a string", value, "quote the value")
+    allowed = _CHOICES.get((s.section, s.key))
+    if allowed and value not in allowed:
+        raise s.fail("one of " + ", ".join(map(str, allowed)), value, f"choose from: {', '.join(map(str, allowed))}")
+    return value
+
+
+#: How a setting's value is checked and converted, by the type its section's dataclass gives it.
+_COERCERS: dict[Any, Callable[[_Setting, Any], Any]] = {
+    tuple[tuple[str, ...], ...]: _margins,
+    tuple[str, ...]: _strings,
+    bool: _boolean,
+    int: _whole,
+    float: _number,
+    float | None: _number,
+    str: _choice,
+}
+
+
+def _coerce(section: str, f: Any, typ: Any, value: Any, source: Path | None, allowed: tuple[str, ...] | None = None) -> Any:
+    """``value`` of the setting ``f`` (of type ``typ``) in ``section``, checked and converted.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the setting, what was expected and found, and how to write it.
+    """
+    coerce = _COERCERS.get(typ)
+    if coerce is None:  # pragma: no cover - every setting's type has a coercer
         return value
-    if typ == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _fail(section, key, "a whole number", value, "write a number without quotes", source)
-        return value
-    if typ in ("float", "float | None"):
-        if value is None:
-            return None
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise _fail(section, key, "a number", value, "write a number without quotes", source)
-        return float(value)
-    if typ == "str":
-        if not isinstance(value, str):
-            raise _fail(section, key, "a string", value, "quote the value", source)
-        allowed = _CHOICES.get((section, key))
-        if allowed and value not in allowed:
-            raise _fail(section, key, "one of " + ", ".join(map(str, allowed)), value, f"choose from: {', '.join(map(str, allowed))}", source)
-        return value
-    return value  # pragma: no cover
+    return coerce(_Setting(section=section, key=f.name, default=f.default, source=source, allowed=allowed), value)
 
 
 def _range_checks(cfg: StudyConfig) -> None:
@@ -492,7 +541,8 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Path = Path("."), source
                     found=key,
                     hint="check the spelling; every setting is documented in analysis/config.py",
                 )
-        values = {k: _coerce(name, known[k], v, source, outcome_names if (name, k) == ("effects", "outcomes") else None) for k, v in raw.items()}
+        hints = get_type_hints(cls)
+        values = {k: _coerce(name, known[k], hints[k], v, source, outcome_names if (name, k) == ("effects", "outcomes") else None) for k, v in raw.items()}
         kwargs[name] = cls(**values, **specs)
     cfg = StudyConfig(**kwargs, base_dir=base_dir, source=source)
     _range_checks(cfg)

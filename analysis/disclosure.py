@@ -220,56 +220,72 @@ def _groups(r: int, c: int, row_totals: bool) -> list[tuple[tuple[str, int], np.
 def _protect(
     values: np.ndarray, flags: np.ndarray, row_totals: bool, audit: bool
 ) -> tuple[np.ndarray, list[tuple[str, int]]]:
-    import numpy as np
+    """Secondary suppression in one block: flags (``""``, primary, secondary) and the totals withheld.
 
+    Passes suppress a complement in every published group with a single suppressed cell until none
+    is left; with ``audit``, a suppressed cell that the published totals still determine gets a
+    complement next to it, or (when there is none) its groups' totals are withheld.
+    """
     r, c = values.shape
     v = values.ravel()
     f = flags.ravel().copy()
     groups = _groups(r, c, row_totals)
     withheld: set[tuple[str, int]] = set()
-
-    def complement(cells: np.ndarray) -> int | None:
-        free = cells[f[cells] == ""]
-        if len(free) == 0:
-            return None
-        nonzero = free[v[free] > 0]
-        pool = nonzero if len(nonzero) else free
-        return int(pool[np.argmin(v[pool])])
-
     while True:
-        changed = False
-        for key, cells in groups:
-            if key in withheld:
-                continue
-            if int((f[cells] != "").sum()) == 1:
-                if len(cells) == 1:
-                    withheld.add(key)
-                    continue
-                k = complement(cells)
-                if k is None:  # pragma: no cover - len(cells) > 1 and one suppressed leaves a free cell
-                    continue
-                f[k] = SECONDARY
-                changed = True
-        if changed:
+        if _suppress_complements(groups, withheld, v, f):
             continue
         if not audit:
             break
         determined = _determined(f != "", [cells for key, cells in groups if key not in withheld], r * c)
         if not determined:
             break
-        for j in determined:
-            options = [complement(cells) for key, cells in groups if j in cells and key not in withheld]
-            options = [o for o in options if o is not None]
-            if options:
-                k = min(options, key=lambda o: (v[o] == 0, v[o]))
-                f[k] = SECONDARY
-                changed = True
-                break
-        if not changed:
-            # nothing left to suppress next to the determined cells: withhold their groups' totals
-            for j in determined:
-                withheld |= {key for key, cells in groups if j in cells}
+        _protect_determined(determined, groups, withheld, v, f)
     return f.reshape(r, c), sorted(withheld)
+
+
+def _complement(cells: np.ndarray, v: np.ndarray, f: np.ndarray) -> int | None:
+    """The cell of ``cells`` to suppress beside a suppressed one: the smallest free non-zero count (else the smallest free)."""
+    import numpy as np
+
+    free = cells[f[cells] == ""]
+    if len(free) == 0:
+        return None
+    nonzero = free[v[free] > 0]
+    pool = nonzero if len(nonzero) else free
+    return int(pool[np.argmin(v[pool])])
+
+
+def _suppress_complements(groups: list[tuple[tuple[str, int], np.ndarray]], withheld: set[tuple[str, int]], v: np.ndarray, f: np.ndarray) -> bool:
+    """One pass over the published groups: a group with a single suppressed cell gets a complement
+    suppressed (a group of one cell has its total withheld).  Whether a cell was suppressed."""
+    changed = False
+    for key, cells in groups:
+        if key in withheld or int((f[cells] != "").sum()) != 1:
+            continue
+        if len(cells) == 1:
+            withheld.add(key)
+            continue
+        k = _complement(cells, v, f)
+        if k is None:  # pragma: no cover - len(cells) > 1 and one suppressed leaves a free cell
+            continue
+        f[k] = SECONDARY
+        changed = True
+    return changed
+
+
+def _protect_determined(determined: list[int], groups: list[tuple[tuple[str, int], np.ndarray]], withheld: set[tuple[str, int]], v: np.ndarray, f: np.ndarray) -> None:
+    """Suppress a complement beside the first determined cell that has one; when none has, withhold
+    the totals of the determined cells' groups."""
+    for j in determined:
+        options = [_complement(cells, v, f) for key, cells in groups if j in cells and key not in withheld]
+        options = [o for o in options if o is not None]
+        if options:
+            k = min(options, key=lambda o: (v[o] == 0, v[o]))
+            f[k] = SECONDARY
+            return
+    # nothing left to suppress next to the determined cells: withhold their groups' totals
+    for j in determined:
+        withheld |= {key for key, cells in groups if j in cells}
 
 
 def _determined(sup: np.ndarray, groups: list[np.ndarray], n: int) -> list[int]:

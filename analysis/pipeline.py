@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,6 +43,9 @@ import pandas as pd
 from analysis.config import MIN_REPLICATES, StudyConfig
 from survey.errors import ConfigError, PopevalError
 from survey.hashing import sha256_file
+
+if TYPE_CHECKING:
+    from analysis.estimation import EstimatorSpec
 
 __all__ = ["ADVISED_REPLICATES", "COMPLETE_MARKER", "MIN_REPLICATES", "PLANS_SOURCES", "CacheError", "DesignLockError", "RunResult", "StudyLockedError", "code_version", "resolve_snapshot", "run", "run_scope"]
 
@@ -105,7 +108,7 @@ class RunResult:
 
 
 #: The report's sources: editing them re-renders the report but never re-estimates (not in the estimation's keys).
-REPORT_SOURCES = ("reports", "analysis/report/labels.py", "analysis/report/builder.py", "analysis/report/render.py", "analysis/report/formatting.py", "analysis/commands/report.py", "analysis/plans/report.py")
+REPORT_SOURCES = ("reports", "analysis/report", "analysis/commands/report.py", "analysis/plans/report.py")
 
 
 #: The POP part's sources: editing them recomputes the POP part (and re-renders), never the survey estimation.
@@ -613,61 +616,85 @@ def _outcome_table(cfg: StudyConfig, analysed: tuple[str, ...]) -> list[dict[str
     return [rows[o] for o in analysed if o in rows]
 
 
-def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None, outcomes: tuple[Any, ...] | None = None) -> dict[str, Path]:
-    """The analysis file for SPSS and Stata users and as Parquet, and its match sets.
+@dataclass(frozen=True)
+class _LabelledFile:
+    """A file for SPSS and Stata: its columns as each writes them, with their labels and levels."""
 
-    SPSS (``.sav``): value labels, variable labels and measure levels for every variable; 'weet niet'
-    on an outcome keeps its code 99, declared user-missing and labelled.  Stata (``.dta``): the same
-    labels; 'weet niet' is the extended missing value ``.a``, labelled.  Both files also hold a 0/1
-    ``<outcome>_dont_know`` flag.  The folder is written atomically.
+    sav: pd.DataFrame
+    dta: pd.DataFrame
+    column_labels: dict[str, str | None]
+    value_labels: dict[str, dict[Any, str]]
+    dta_value_labels: dict[str, dict[Any, str]]
+    measure: dict[str, str]
+    #: SPSS user-missing codes per outcome ('weet niet'); Stata has ``.a`` for these.
+    missing_ranges: dict[str, list[Any]] | None = None
+
+    @property
+    def missing_user_values(self) -> dict[str, list[str]] | None:
+        """Stata's extended missing value ``.a`` for every outcome with a user-missing code."""
+        return None if self.missing_ranges is None else {o: ["a"] for o in self.missing_ranges}
+
+
+def _coded(values: pd.Series, vocab: list[tuple[str, str]]) -> tuple[pd.Series, dict[Any, str]]:
+    """A categorical column as codes 1, 2, ... in the order of ``vocab``, and its value labels.
+
+    A value outside the vocabulary keeps a code of its own, labelled with itself.
     """
-    import pyreadstat
+    codes = {code: i + 1 for i, (code, _) in enumerate(vocab)}
+    for u in sorted(set(values.dropna().astype(str)) - set(codes)):
+        codes[u] = len(codes) + 1
+        vocab = [*vocab, (u, u)]
+    return values.astype(str).map(codes).astype(float).where(values.notna()), {codes[code]: lab for code, lab in vocab}
 
+
+def _coded_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, dict[Any, str]], dict[str, str]]:
+    """Every column of the analysis file as SPSS stores it, with value and variable labels.
+
+    Columns with a vocabulary (the data model's, the age bands, the training domains of the survey
+    or the data model) become labelled codes; ``role`` (of the match sets) is left out.
+    """
     from survey.datamodel import AGE_BANDS, ALL_TABLES, TRAINING_DOMAINS
-    from survey.files import atomic_dir
-    from survey.questionnaire import DONT_KNOW, LIKERT, OUTCOMES, QUESTIONNAIRE
+    from survey.questionnaire import QUESTIONNAIRE
 
-    outcomes = OUTCOMES if outcomes is None else outcomes
-    df, sets = _export_frame(frame, design, flags)
     dwse = ALL_TABLES["dwse_applications"]
+    survey_domain = next((q for q in QUESTIONNAIRE.questions if q.name == "train_domain"), None)
     value_labels: dict[str, dict[Any, str]] = {}
     labels: dict[str, str] = dict(_EXPORT_LABELS)
     sav = pd.DataFrame(index=df.index)
-    dk_code = int(DONT_KNOW)
-
-    def coded(c: str, vocab: list[tuple[str, str]]) -> None:
-        codes = {code: i + 1 for i, (code, _) in enumerate(vocab)}
-        unknown = sorted(set(df[c].dropna().astype(str)) - set(codes))
-        for u in unknown:  # a value outside the vocabulary keeps a code of its own, labelled with itself
-            codes[u] = len(codes) + 1
-            vocab = [*vocab, (u, u)]
-        sav[c] = df[c].astype(str).map(codes).astype(float).where(df[c].notna())
-        value_labels[c] = {codes[code]: lab for code, lab in vocab}
-
-    survey_domain = next((q for q in QUESTIONNAIRE.questions if q.name == "train_domain"), None)
     for c in df.columns:
         try:
             col = dwse.column(c)
         except KeyError:
             col = None
+        vocab: list[tuple[str, str]] | None = None
         if col is not None and col.vocabulary:
-            coded(c, [(v.code, v.nl) for v in col.vocabulary])
+            vocab = [(v.code, v.nl) for v in col.vocabulary]
             labels.setdefault(c, col.nl)
         elif c == "age_band":
-            coded(c, [(v.code, v.nl) for v in AGE_BANDS])
+            vocab = [(v.code, v.nl) for v in AGE_BANDS]
         elif c == "train_domain":
             vocab = [(v.code, v.nl) for v in TRAINING_DOMAINS]
             if survey_domain is not None and set(df[c].astype(str)) & {a.code for a in survey_domain.answers}:
                 vocab = [(a.code, a.nl) for a in survey_domain.answers]
-            coded(c, [*vocab, ("onbekend", "Onbekend / niet beantwoord")])
+            vocab = [*vocab, ("onbekend", "Onbekend / niet beantwoord")]
         elif c == "role":
-            pass
-        else:
+            continue
+        if vocab is None:
             sav[c] = df[c]
-    present = [o for o in outcomes if o.name in df.columns]
+        else:
+            sav[c], value_labels[c] = _coded(df[c], vocab)
+    return sav, value_labels, labels
+
+
+def _labelled_analysis_file(df: pd.DataFrame, outcomes: tuple[Any, ...]) -> _LabelledFile:
+    """The analysis file for SPSS and Stata: coded columns, 'weet niet' per outcome, labels and levels."""
+    from survey.questionnaire import DONT_KNOW, LIKERT
+
+    sav, value_labels, labels = _coded_columns(df)
+    dk_code = int(DONT_KNOW)
     missing_ranges: dict[str, list[Any]] = {}
     dta = sav.copy()
-    for o in present:
+    for o in (o for o in outcomes if o.name in df.columns):
         flag = f"{o.name}_dont_know"
         dk = df[flag].fillna(False).astype(bool) if flag in df.columns else pd.Series(False, index=df.index)
         sav[flag] = dk.astype(float)
@@ -687,21 +714,54 @@ def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFr
         value_labels["inside_support"] = {0: "Nee", 1: "Ja"}
     measure = {c: ("nominal" if c in _NOMINAL or c.endswith("_dont_know") else "ordinal" if c in _ORDINAL or c in missing_ranges else "scale") for c in sav.columns}
     measure["response_id"] = "nominal"
-    col_labels: dict[str, str | None] = {c: labels.get(c, c) for c in sav.columns}
     dta_labels = {o: {**{k: v for k, v in value_labels[o].items() if k != dk_code}, "a": "Weet niet"} for o in missing_ranges}
-    dta_value_labels = {**value_labels, **dta_labels}
+    return _LabelledFile(
+        sav=sav,
+        dta=dta,
+        column_labels={c: labels.get(c, c) for c in sav.columns},
+        value_labels=value_labels,
+        dta_value_labels={**value_labels, **dta_labels},
+        measure=measure,
+        missing_ranges=missing_ranges,
+    )
 
+
+def _labelled_match_sets(sets: pd.DataFrame) -> _LabelledFile:
+    """The match sets for SPSS and Stata (``role`` coded 1 = POP respondent, 2 = matched control)."""
     set_sav = sets.assign(role=sets["role"].map({"treated": 1, "control": 2}).astype(float))
-    set_labels: dict[str, str | None] = {c: labels[c] for c in set_sav.columns}
-    set_values: dict[str, dict[Any, str]] = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
-    set_measure = {"match_set": "nominal", "role": "nominal", "slot": "ordinal", "response_id": "nominal"}
+    values: dict[str, dict[Any, str]] = {"role": {1: "POP-respondent", 2: "Gematchte controle"}}
+    return _LabelledFile(
+        sav=set_sav,
+        dta=set_sav,
+        column_labels={c: _EXPORT_LABELS[c] for c in set_sav.columns},
+        value_labels=values,
+        dta_value_labels=values,
+        measure={"match_set": "nominal", "role": "nominal", "slot": "ordinal", "response_id": "nominal"},
+    )
+
+
+def _write_exports(frame: pd.DataFrame, design: Any, out: Path, flags: pd.DataFrame | None = None, outcomes: tuple[Any, ...] | None = None) -> dict[str, Path]:
+    """The analysis file for SPSS and Stata users and as Parquet, and its match sets.
+
+    SPSS (``.sav``): value labels, variable labels and measure levels for every variable; 'weet niet'
+    on an outcome keeps its code 99, declared user-missing and labelled.  Stata (``.dta``): the same
+    labels; 'weet niet' is the extended missing value ``.a``, labelled.  Both files also hold a 0/1
+    ``<outcome>_dont_know`` flag.  The folder is written atomically.
+    """
+    import pyreadstat
+
+    from survey.files import atomic_dir
+    from survey.questionnaire import OUTCOMES
+
+    df, sets = _export_frame(frame, design, flags)
+    analysis = _labelled_analysis_file(df, OUTCOMES if outcomes is None else outcomes)
+    match_sets = _labelled_match_sets(sets)
     with atomic_dir(out) as tmp:
         df.drop(columns=["role"], errors="ignore").to_parquet(tmp / "analysis_file.parquet", index=False)
         sets.to_parquet(tmp / "match_sets.parquet", index=False)
-        pyreadstat.write_sav(sav, tmp / "analysis_file.sav", column_labels=col_labels, variable_value_labels=value_labels, missing_ranges=missing_ranges, variable_measure=measure)
-        pyreadstat.write_dta(dta, tmp / "analysis_file.dta", column_labels=col_labels, variable_value_labels=dta_value_labels, missing_user_values={o: ["a"] for o in missing_ranges})
-        pyreadstat.write_sav(set_sav, tmp / "match_sets.sav", column_labels=set_labels, variable_value_labels=set_values, variable_measure=set_measure)
-        pyreadstat.write_dta(set_sav, tmp / "match_sets.dta", column_labels=set_labels, variable_value_labels=set_values)
+        for name, f in (("analysis_file", analysis), ("match_sets", match_sets)):
+            pyreadstat.write_sav(f.sav, tmp / f"{name}.sav", column_labels=f.column_labels, variable_value_labels=f.value_labels, missing_ranges=f.missing_ranges, variable_measure=f.measure)
+            pyreadstat.write_dta(f.dta, tmp / f"{name}.dta", column_labels=f.column_labels, variable_value_labels=f.dta_value_labels, missing_user_values=f.missing_user_values)
     names = ("analysis_file.parquet", "analysis_file.sav", "analysis_file.dta", "match_sets.parquet", "match_sets.sav", "match_sets.dta")
     return {n: out / n for n in names}
 
@@ -988,26 +1048,45 @@ def _outcomes_step(resp: Any, population: pd.DataFrame, des: Mapping[str, Any], 
     return {"dont_know": dk_rates, "dont_know_sensitivity": dk_sens, "direct": direct, "frame": frame, "effects": eff, "shifts": shifts, "sensitivity": sens, "replicates": rep, "alpha": alpha, "hedges_g": g, "not_estimable": failed, "fit_warnings": fit_warnings}
 
 
-def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, echo: Callable[[str], None] | None) -> RunResult:
-    say = echo or (lambda s: None)
-    from analysis.estimation import EstimatorSpec
-    from survey.files import atomic_write, remove_stale_temporaries
+@dataclass(frozen=True)
+class _CodeKeys:
+    """The code a run's results depend on, as the keys of its cache and run id."""
 
-    cache = _Cache(derived)
-    for folder in (cache.root, derived):  # shared with other studies: only what is clearly abandoned
-        remove_stale_temporaries(folder, older_than=24 * 3600)
-    code = code_version(report=False, plans=False)  # the estimation's code: neither the report's nor the POP part's sources
-    packages = _packages()
-    # the cache keys and the run id cover the code and the versions of the packages it runs on
-    code_key = _key(code, packages)
-    report_code_key = _key(code_version(), packages)  # the report's key also covers its sources
-    reused: list[str] = []
-    computed: list[str] = []
-    warnings_: list[str] = []
-    spec = EstimatorSpec.from_config(cfg)
-    cfg_dict = cfg.to_dict()
+    #: The estimation's code: neither the report's nor the POP part's sources.
+    code: str
+    packages: dict[str, str]
+    #: The estimation steps' key: their code and the versions of the packages it runs on.
+    estimation: str
+    #: The report's key: it also covers the report's sources.
+    report: str
 
-    # ---- inputs and their hashes
+    @classmethod
+    def current(cls) -> _CodeKeys:
+        """The keys of the code as it is now."""
+        code = code_version(report=False, plans=False)
+        packages = _packages()
+        return cls(code=code, packages=packages, estimation=_key(code, packages), report=_key(code_version(), packages))
+
+
+@dataclass(frozen=True)
+class _RunInputs:
+    """What a run reads (survey snapshot, admin extracts, participants, POP part) and their hashes."""
+
+    snap: Path
+    snap_hash: dict[str, str]
+    dwse: Path
+    vdab: Path
+    admin_hash: dict[str, str]
+    participants: Path | None
+    part_hash: str
+    #: The admin extracts' and the survey's mapping (:func:`_mapping_record`).
+    mapping: dict[str, Any]
+    #: The POP part's inputs with their hashes, or ``None`` without ``[plans] texts``.
+    plans: dict[str, Any] | None
+
+
+def _run_inputs(cfg: StudyConfig, progress: bool) -> _RunInputs:
+    """The run's inputs and their hashes; a clear error for one that does not exist."""
     snap = resolve_snapshot(cfg, progress)
     snap_hash = _snapshot_hash(snap)
     dwse, vdab = cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab)
@@ -1021,270 +1100,106 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
     part_hash = sha256_file(participants) if participants is not None else ""
     mapping = _mapping_record(cfg)
     _preflight_survey(cfg, snap)
-    plans_inputs = _plans_inputs(cfg)
-    run_id = f"{cfg.study.name}-{_key(admin_hash, snap_hash, cfg_dict, code_key, *([plans_inputs, code_version(report=False)] if plans_inputs is not None else []))[:12]}"
+    return _RunInputs(snap=snap, snap_hash=snap_hash, dwse=dwse, vdab=vdab, admin_hash=admin_hash, participants=participants, part_hash=part_hash, mapping=mapping, plans=_plans_inputs(cfg))
+
+
+def _open_run_dir(derived: Path, cfg: StudyConfig, cfg_dict: dict[str, Any], inputs: _RunInputs, keys: _CodeKeys) -> tuple[Path, bool]:
+    """The run folder (named by the run's inputs, settings and code), not complete until the run says so.
+
+    The second element says whether a previous run in it did not finish.
+    """
+    from survey.files import remove_stale_temporaries
+
+    plans_parts = [inputs.plans, code_version(report=False)] if inputs.plans is not None else []
+    run_id = f"{cfg.study.name}-{_key(inputs.admin_hash, inputs.snap_hash, cfg_dict, keys.estimation, *plans_parts)[:12]}"
     run_dir = derived / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
     unfinished = (run_dir / "run.log").exists() and not (run_dir / COMPLETE_MARKER).exists()
     (run_dir / COMPLETE_MARKER).unlink(missing_ok=True)  # not complete until this run says so
     remove_stale_temporaries(run_dir)
+    return run_dir, unfinished
+
+
+class _Steps:
+    """A run's cached steps and what happened to them: reused, computed, warnings the user must see."""
+
+    def __init__(self, cache: _Cache, say: Callable[[str], None]) -> None:
+        self.cache = cache
+        self.say = say
+        self.reused: list[str] = []
+        self.computed: list[str] = []
+        self.warnings: list[str] = []
+
+    def __call__(self, name: str, key: str, fn: Callable[[], Any]) -> Any:
+        """The value of step ``name`` under ``key``: from the cache, or computed by ``fn`` and stored."""
+        got = self.cache.get(name, key)
+        if got is not None:
+            self.reused.append(name)
+            self.say(f"[{name}] reused (unchanged inputs, settings and code)")
+            log.info("%s reused (key %s)", name, key[:12])
+            return got
+        self.say(f"[{name}] computing ...")
+        t0 = time.perf_counter()
+        value = fn()
+        self.cache.put(name, key, value)
+        self.computed.append(name)
+        log.info("%s computed in %.1f s", name, time.perf_counter() - t0)
+        return value
+
+    def warn(self, msg: str) -> None:
+        """A warning for the run's summary, its log and the console."""
+        self.warnings.append(msg)
+        log.warning(msg)
+        self.say(f"WARNING: {msg}")
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    """What every section of a run reads: the settings, the inputs, the code keys, the run folder and its steps."""
+
+    cfg: StudyConfig
+    cfg_dict: dict[str, Any]
+    spec: EstimatorSpec
+    derived: Path
+    run_dir: Path
+    stage: str
+    progress: bool
+    say: Callable[[str], None]
+    keys: _CodeKeys
+    inputs: _RunInputs
+    steps: _Steps
+    #: ``time.perf_counter()`` when the run started.
+    t_all: float
+
+    def finished(self, **result: Any) -> RunResult:
+        """The run's result, logged as finished (the completion marker is written)."""
+        log.info("run finished in %.1f s", time.perf_counter() - self.t_all)
+        s = self.steps
+        return RunResult(run_dir=self.run_dir, reused=tuple(s.reused), computed=tuple(s.computed), stage=self.stage, warnings=tuple(s.warnings), **result)
+
+
+def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, echo: Callable[[str], None] | None) -> RunResult:
+    say = echo or (lambda s: None)
+    from analysis.estimation import EstimatorSpec
+    from survey.files import remove_stale_temporaries
+
+    cache = _Cache(derived)
+    for folder in (cache.root, derived):  # shared with other studies: only what is clearly abandoned
+        remove_stale_temporaries(folder, older_than=24 * 3600)
+    keys = _CodeKeys.current()
+    spec = EstimatorSpec.from_config(cfg)
+    cfg_dict = cfg.to_dict()
+    inputs = _run_inputs(cfg, progress)
+    run_dir, unfinished = _open_run_dir(derived, cfg, cfg_dict, inputs, keys)
     scope = contextlib.ExitStack()
     scope.enter_context(run_scope(run_dir / "run.log"))
     t_all = time.perf_counter()
     try:
         if unfinished:  # a run that was killed (SIGKILL, power loss) cannot say so itself
             log.warning("the previous run in this folder did not finish (failed, interrupted or killed); its partial outputs are replaced")
-        log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_id, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
-        if cfg.study.disclosure_threshold <= 1:
-            msg = "disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report"
-            warnings_.append(msg)
-            log.warning(msg)
-            say(f"WARNING: {msg}")
-        if 0 < cfg.effects.replicates < ADVISED_REPLICATES:
-            msg = (
-                f"only {cfg.effects.replicates} end-to-end replicates: the standard errors, intervals and p-values are imprecise "
-                f"(use at least {ADVISED_REPLICATES}, 100 or more for publication)"
-            )
-            warnings_.append(msg)
-            log.warning(msg)
-            say(f"WARNING: {msg}")
-
-        def step(name: str, key: str, fn: Callable[[], Any]) -> Any:
-            got = cache.get(name, key)
-            if got is not None:
-                reused.append(name)
-                say(f"[{name}] reused (unchanged inputs, settings and code)")
-                log.info("%s reused (key %s)", name, key[:12])
-                return got
-            say(f"[{name}] computing ...")
-            t0 = time.perf_counter()
-            value = fn()
-            cache.put(name, key, value)
-            computed.append(name)
-            log.info("%s computed in %.1f s", name, time.perf_counter() - t0)
-            return value
-
-        # ---- ingest + link (the admin population)
-        admin_key = _key("admin", admin_hash, cfg_dict["admin"], mapping["hash"], code_key)
-        link_key = _key("link", admin_key, snap_hash, part_hash, cfg.study.school_years, cfg.survey.key_attribute, code_key)
-
-        def do_link() -> dict[str, Any]:
-            return _link_step(cfg, derived, admin_key, dwse, vdab, participants, snap, progress, say)
-
-        pop_out = step("ingest+link", link_key, do_link)
-        population: pd.DataFrame = pop_out["population"]
-        mg = pop_out["margins"]
-
-        # ---- the POP part, early so that a problem in the coding sheets stops the run at once
-        # (its own step: the estimation's keys do not depend on it)
-        plans = None
-        if plans_inputs is not None and stage != "design":
-            plans = _plans_step(cfg, population, derived / pop_out["db"], step, say, warnings_, _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, packages))
-
-        # ---- survey: parse
-        parse_key = _key("parse", snap_hash, part_hash, cfg.survey.key_attribute, mapping["survey"], code_key)
-
-        def do_parse() -> Any:
-            from survey.parse import parse_snapshot
-
-            return parse_snapshot(snap, mapping=cfg.survey.mapping(), participants=participants, key_attribute=cfg.survey.key_attribute, pseudo_key=_pseudo_key(cfg))
-
-        resp = step("survey", parse_key, do_parse)
-
-        # ---- design (never reads outcomes)
-        design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code_key)
-
-        def do_design() -> dict[str, Any]:
-            return _design_step(resp, population, mg, spec)
-
-        des = step("design", design_key, do_design)
-        # one lock per study and set of inputs: new data (a new wave) gets a new design; changing the
-        # design for the same data after the lock is refused
-        lock_path = derived / "locks" / f"{cfg.study.name}-{_key(admin_hash, snap_hash)[:12]}.design.lock.json"
-        balance_df = _balance_table(des["balance"], spec.covariates)
-        lock_text = json.dumps({"design_hash": des["hash"], "settings": {k: cfg_dict[k] for k in ("weighting", "matching")}, "seed": cfg.study.seed, "inputs": {"admin": admin_hash, "survey": snap_hash}}, indent=2, sort_keys=True) + "\n"
-        if stage == "design":
-            with atomic_write(lock_path) as fh:
-                fh.write(lock_text)
-            for name, table in (("balance", balance_df), ("weighting_margins", des["weighting_margins"])):
-                with atomic_write(run_dir / "design" / f"{name}.csv", newline="") as fh:
-                    table.to_csv(fh, index=False, lineterminator="\n", float_format="%.12g")
-            say(des["balance"].summary() if hasattr(des["balance"], "summary") else balance_df.to_string())
-            _mark_complete(run_dir, stage, ["design/balance.csv", "design/weighting_margins.csv"])
-            log.info("run finished in %.1f s", time.perf_counter() - t_all)
-            return RunResult(run_dir=run_dir, bundle=None, report={}, reused=tuple(reused), computed=tuple(computed), stage=stage, warnings=tuple(warnings_))
-        if lock_path.exists():
-            try:
-                locked = json.loads(lock_path.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise DesignLockError(
-                    "The design lock cannot be read", file=lock_path, expected="the JSON written by `popeval run --stage design`", found=str(exc), hint="restore the file, or rerun `popeval run --stage design` deliberately (and document why)"
-                ) from exc
-            if locked.get("design_hash") != des["hash"]:
-                raise DesignLockError(
-                    "The design changed after it was locked",
-                    file=lock_path,
-                    expected=f"design hash {locked.get('design_hash', '')[:16]}",
-                    found=f"design hash {des['hash'][:16]}",
-                    hint="the weights, propensity score or matching differ from the locked design; rerun "
-                    "`popeval run --stage design` deliberately (and document why) before estimating outcomes",
-                )
-        else:
-            with atomic_write(lock_path) as fh:
-                fh.write(lock_text)
-
-        # ---- outcomes
-        out_key = _key("outcomes", design_key, cfg_dict["effects"], code_key)
-
-        def do_outcomes() -> dict[str, Any]:
-            return _outcomes_step(resp, population, des, mg, spec, cfg, progress)
-
-        outc = step("outcomes", out_key, do_outcomes)
-        failed = outc["not_estimable"]
-        for r in failed.itertuples():
-            warnings_.append(f"{r.method} on {r.outcome} not estimable: {r.reason}")
-            say(f"WARNING: {r.method} on {r.outcome} not estimable: {r.reason}")
-        fits = Counter(des["design"].diagnostics.get("fit_warnings", {})) + Counter(outc.get("fit_warnings", {}))
-        for what, n in sorted(fits.items()):
-            warnings_.append(f"{what} warned {n} time(s) while fitting")
-
-        # ---- bundle
-        eff = outc["effects"].copy()
-        tables = {
-            **_profile_tables(pop_out["profile"]),
-            "linkage": _linkage_table(pop_out["linkage"]),
-            "response_flow": pd.DataFrame({"step": list(des["flow"]), "n": list(des["flow"].values())}),
-            "weighting_margins": des["weighting_margins"],
-            "weight_diagnostics": des["weight_diagnostics"],
-            "balance": balance_df,
-            "effects": eff,
-            "category_shifts": outc["shifts"],
-            "sensitivity": outc["sensitivity"],
-            "dont_know": outc["dont_know"],
-            "dont_know_sensitivity": outc["dont_know_sensitivity"],
-            "overlap": des["design"].overlap.to_frame(),
-            "overlap_excluded": des["design"].overlap.profile,
-            "controlled_direct_effect": outc["direct"],
-            "not_estimable": failed,
-        }
-        alpha = outc["alpha"]
-        n_rep = cfg.effects.replicates
-        estimates = {
-            "effects": {
-                f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "bse": r.bse, "se_type": r.se_type, "model_bse": r.model_bse, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
-                for r in eff.itertuples()
-            },
-            "estimand": des["design"].overlap.estimand(),
-            "not_estimable": [{"outcome": r.outcome, "method": r.method, "code": r.code, "reason": r.reason} for r in failed.itertuples()],
-            "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
-            "response_flow": des["flow"],
-            "design": {"hash": des["hash"], "n_treated": des["design"].n_treated, "n_control": des["design"].n_control, "n_matched_treated": des["design"].n_matched_treated, "n_matched_control": des["design"].n_matched_control},
-            "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(spec.outcomes)},
-            "hedges_g_unadjusted": outc["hedges_g"],
-            "margins_version": getattr(mg, "version", None),
-            "response_detail": _response_detail(resp, population, outc["frame"], spec.outcomes),
-            "replicates": None
-            if outc["replicates"] is None
-            else {
-                "n_replicates": int(outc["replicates"].n_replicates.iloc[0]),
-                "n_failed": int(outc["replicates"].n_failed.iloc[0]),
-                "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched",
-                "advised_minimum": ADVISED_REPLICATES,
-                "below_advised_minimum": bool(n_rep < ADVISED_REPLICATES),
-            },
-        }
-        manifest = {
-            "popeval_version": _version(),
-            "commit": _commit(),
-            "code_version": code,
-            "seed": cfg.study.seed,
-            "config": {
-                **cfg_dict,
-                "study": {k: v for k, v in cfg_dict["study"].items() if k != "derived_dir"},  # where outputs go is not part of the specification
-                "disclosure": {"threshold": cfg.study.disclosure_threshold},
-            },
-            "inputs": {
-                **{f"admin/{k}": {"file": p.name, "sha256": v} for (k, v), p in zip(admin_hash.items(), (dwse, vdab), strict=True)},
-                **{f"survey/{k}": {"sha256": v} for k, v in snap_hash.items()},
-            },
-            "packages": packages,
-            "design_hash": des["hash"],
-            "mapping": mapping,
-            "outcomes": _outcome_table(cfg, spec.outcomes),
-            # the expected fit warnings of the design and the estimation (replicates summed): what ran
-            # close to a model's limits, for a reviewer of the bundle
-            "fit_warnings": {what: int(n) for what, n in sorted(fits.items())},
-            "provenance": _provenance(dwse, vdab),
-            "note": "synthetic demo study" if _provenance(dwse, vdab) == "synthetic" else "",
-        }
-        bundle_dir = run_dir / "bundle"
-        from analysis.bundle import TABLES, write_bundle
-
-        for extra in [k for k in tables if k not in TABLES]:
-            tables.pop(extra)
-        extra_tables = None
-        if plans is not None:
-            manifest["inputs"].update(plans["inputs"])
-            manifest["plans"] = plans["info"]
-            if plans["tables"]:
-                from analysis.plans.tables import PLANS_TABLES, check_plans_tables
-
-                tables.update(check_plans_tables(plans["tables"]))
-                extra_tables = PLANS_TABLES
-        write_bundle(bundle_dir, tables, estimates, manifest, extra_tables=extra_tables)
-        computed.append("bundle")
-        flags = resp.frame.loc[:, ["response_id", *[f"{o}_dont_know" for o in spec.outcomes if f"{o}_dont_know" in resp.frame.columns]]]
-        _write_exports(outc["frame"], des["design"], run_dir / "exports", flags=flags, outcomes=cfg.survey.mapping().outcome_list())
-        computed.append("exports")
-
-        # ---- report
-        report: dict[str, Path] = {}
-        if cfg.report.render:
-            from analysis.report.render import render_report
-            from survey.files import atomic_dir
-
-            rkey = _key("report", _bundle_digest(bundle_dir), cfg_dict["report"], cfg.study.language, report_code_key)
-            outdir = run_dir / "report"
-            marker = outdir / "render.json"
-            try:
-                prev = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                prev = {}
-            if prev.get("key") == rkey and all((outdir / Path(p).name).exists() for p in prev.get("outputs", {}).values()):
-                reused.append("report")
-                report = {f: outdir / Path(p).name for f, p in prev["outputs"].items()}
-            else:
-                say("[report] rendering ...")
-                t0 = time.perf_counter()
-                from datetime import UTC, datetime
-
-                run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
-                # rendered into a temporary folder that replaces the report folder when complete
-                with atomic_dir(outdir) as tmp_out:
-                    report_params: dict[str, Any] = {"run_time": run_time}
-                    if cfg.study.disclosure_threshold <= 1:  # the report then carries a do-not-publish notice
-                        report_params["disclosure_control_disabled"] = True
-                    rr = render_report(bundle_dir, lang=cfg.study.language, out=tmp_out, formats=cfg.report.formats, params=report_params)
-                    names = {f: Path(p).name for f, p in rr.outputs.items()}
-                    (tmp_out / "render.json").write_text(json.dumps({"key": rkey, "outputs": names}, indent=2) + "\n", encoding="utf-8")
-                report = {f: outdir / n for f, n in names.items()}
-                computed.append("report")
-                log.info("report rendered in %.1f s", time.perf_counter() - t0)
-        head = eff[(eff["method"] == MAIN_METHOD) & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]
-        outputs = ["bundle", "exports", *([] if not report else ["report"])]
-        _mark_complete(run_dir, stage, outputs)
-        log.info("run finished in %.1f s", time.perf_counter() - t_all)
-        return RunResult(
-            run_dir=run_dir,
-            bundle=bundle_dir,
-            report=report,
-            reused=tuple(reused),
-            computed=tuple(computed),
-            headline=head.reset_index(drop=True),
-            stage=stage,
-            warnings=tuple(warnings_),
-            not_estimable=failed,
-        )
+        log.info("run %s (stage %s) started on %s, Python %s, %s cores", run_dir.name, stage, platform.node(), platform.python_version(), __import__("os").cpu_count())
+        run = _RunContext(cfg=cfg, cfg_dict=cfg_dict, spec=spec, derived=derived, run_dir=run_dir, stage=stage, progress=progress, say=say, keys=keys, inputs=inputs, steps=_Steps(cache, say), t_all=t_all)
+        return _run_sections(run)
     except KeyboardInterrupt:
         log.error("run stopped after %.1f s; the run folder is incomplete (no %s marker)", time.perf_counter() - t_all, COMPLETE_MARKER)
         raise
@@ -1293,6 +1208,280 @@ def _run_locked(cfg: StudyConfig, derived: Path, *, stage: str, progress: bool, 
         raise
     finally:
         scope.close()
+
+
+def _run_sections(run: _RunContext) -> RunResult:
+    """The run's steps in order, each cached by the key of what it depends on."""
+    cfg, cfg_dict, inputs, spec, code_key = run.cfg, run.cfg_dict, run.inputs, run.spec, run.keys.estimation
+    _warn_settings(run)
+
+    # ---- ingest + link (the admin population)
+    admin_key = _key("admin", inputs.admin_hash, cfg_dict["admin"], inputs.mapping["hash"], code_key)
+    link_key = _key("link", admin_key, inputs.snap_hash, inputs.part_hash, cfg.study.school_years, cfg.survey.key_attribute, code_key)
+    pop_out = run.steps("ingest+link", link_key, lambda: _link_step(cfg, run.derived, admin_key, inputs.dwse, inputs.vdab, inputs.participants, inputs.snap, run.progress, run.say))
+    population: pd.DataFrame = pop_out["population"]
+    mg = pop_out["margins"]
+
+    # ---- the POP part, early so that a problem in the coding sheets stops the run at once
+    # (its own step: the estimation's keys do not depend on it)
+    plans = None
+    if inputs.plans is not None and run.stage != "design":
+        plans_key = _key(admin_key, cfg.study.seed, cfg.study.disclosure_threshold, run.keys.packages)
+        plans = _plans_step(cfg, population, run.derived / pop_out["db"], run.steps, run.say, run.steps.warnings, plans_key)
+
+    # ---- survey: parse
+    parse_key = _key("parse", inputs.snap_hash, inputs.part_hash, cfg.survey.key_attribute, inputs.mapping["survey"], code_key)
+    resp = run.steps("survey", parse_key, lambda: _parse_step(cfg, inputs))
+
+    # ---- design (never reads outcomes)
+    design_key = _key("design", link_key, parse_key, cfg_dict["weighting"], cfg_dict["matching"], cfg.study.seed, code_key)
+    des = run.steps("design", design_key, lambda: _design_step(resp, population, mg, spec))
+    balance_df = _balance_table(des["balance"], spec.covariates)
+    if run.stage == "design":
+        return _finish_design(run, des, balance_df)
+    _check_design_lock(run, des["hash"])
+
+    # ---- outcomes
+    out_key = _key("outcomes", design_key, cfg_dict["effects"], code_key)
+    outc = run.steps("outcomes", out_key, lambda: _outcomes_step(resp, population, des, mg, spec, cfg, run.progress))
+    fits = _outcome_warnings(run, des, outc)
+
+    # ---- bundle and exports
+    eff = outc["effects"].copy()
+    bundle_dir = _write_run_bundle(run, _bundle_tables(pop_out, des, outc, eff, balance_df), _bundle_estimates(run, resp, pop_out, des, outc, eff), _bundle_manifest(run, des["hash"], fits), plans)
+    flags = resp.frame.loc[:, ["response_id", *[f"{o}_dont_know" for o in spec.outcomes if f"{o}_dont_know" in resp.frame.columns]]]
+    _write_exports(outc["frame"], des["design"], run.run_dir / "exports", flags=flags, outcomes=cfg.survey.mapping().outcome_list())
+    run.steps.computed.append("exports")
+
+    # ---- report
+    report = _report_section(run, bundle_dir) if cfg.report.render else {}
+    head = eff[(eff["method"] == MAIN_METHOD) & (eff["scale"] == "likert")].loc[:, ["outcome", "estimate", "ci_lower", "ci_upper", "p_holm"]]
+    _mark_complete(run.run_dir, run.stage, ["bundle", "exports", *([] if not report else ["report"])])
+    return run.finished(bundle=bundle_dir, report=report, headline=head.reset_index(drop=True), not_estimable=outc["not_estimable"])
+
+
+def _warn_settings(run: _RunContext) -> None:
+    """Warnings about settings that make the results unfit for publication."""
+    if run.cfg.study.disclosure_threshold <= 1:
+        run.steps.warn("disclosure control disabled (study.disable_disclosure_control = true, threshold 1): do not publish this report")
+    if 0 < run.cfg.effects.replicates < ADVISED_REPLICATES:
+        run.steps.warn(
+            f"only {run.cfg.effects.replicates} end-to-end replicates: the standard errors, intervals and p-values are imprecise "
+            f"(use at least {ADVISED_REPLICATES}, 100 or more for publication)"
+        )
+
+
+def _parse_step(cfg: StudyConfig, inputs: _RunInputs) -> Any:
+    """The survey step: the snapshot parsed into one row per respondent."""
+    from survey.parse import parse_snapshot
+
+    return parse_snapshot(inputs.snap, mapping=cfg.survey.mapping(), participants=inputs.participants, key_attribute=cfg.survey.key_attribute, pseudo_key=_pseudo_key(cfg))
+
+
+def _design_lock(run: _RunContext, design_hash: str) -> tuple[Path, str]:
+    """The design lock's file and text.
+
+    One lock per study and set of inputs: new data (a new wave) gets a new design; changing the
+    design for the same data after the lock is refused.
+    """
+    inputs = run.inputs
+    path = run.derived / "locks" / f"{run.cfg.study.name}-{_key(inputs.admin_hash, inputs.snap_hash)[:12]}.design.lock.json"
+    record = {"design_hash": design_hash, "settings": {k: run.cfg_dict[k] for k in ("weighting", "matching")}, "seed": run.cfg.study.seed, "inputs": {"admin": inputs.admin_hash, "survey": inputs.snap_hash}}
+    return path, json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+
+def _finish_design(run: _RunContext, des: Mapping[str, Any], balance_df: pd.DataFrame) -> RunResult:
+    """``--stage design``: the design locked, its balance and weighting margins written and shown."""
+    from survey.files import atomic_write
+
+    lock_path, lock_text = _design_lock(run, des["hash"])
+    with atomic_write(lock_path) as fh:
+        fh.write(lock_text)
+    for name, table in (("balance", balance_df), ("weighting_margins", des["weighting_margins"])):
+        with atomic_write(run.run_dir / "design" / f"{name}.csv", newline="") as fh:
+            table.to_csv(fh, index=False, lineterminator="\n", float_format="%.12g")
+    run.say(des["balance"].summary() if hasattr(des["balance"], "summary") else balance_df.to_string())
+    _mark_complete(run.run_dir, run.stage, ["design/balance.csv", "design/weighting_margins.csv"])
+    return run.finished(bundle=None, report={})
+
+
+def _check_design_lock(run: _RunContext, design_hash: str) -> None:
+    """Refuse a design that differs from the locked one; lock it when it is not locked yet."""
+    from survey.files import atomic_write
+
+    lock_path, lock_text = _design_lock(run, design_hash)
+    if not lock_path.exists():
+        with atomic_write(lock_path) as fh:
+            fh.write(lock_text)
+        return
+    try:
+        locked = json.loads(lock_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DesignLockError(
+            "The design lock cannot be read", file=lock_path, expected="the JSON written by `popeval run --stage design`", found=str(exc), hint="restore the file, or rerun `popeval run --stage design` deliberately (and document why)"
+        ) from exc
+    if locked.get("design_hash") != design_hash:
+        raise DesignLockError(
+            "The design changed after it was locked",
+            file=lock_path,
+            expected=f"design hash {locked.get('design_hash', '')[:16]}",
+            found=f"design hash {design_hash[:16]}",
+            hint="the weights, propensity score or matching differ from the locked design; rerun "
+            "`popeval run --stage design` deliberately (and document why) before estimating outcomes",
+        )
+
+
+def _outcome_warnings(run: _RunContext, des: Mapping[str, Any], outc: Mapping[str, Any]) -> Counter[str]:
+    """The methods not estimable and the fits' expected warnings, as the run's warnings; returns the fits' counts."""
+    for r in outc["not_estimable"].itertuples():
+        run.steps.warnings.append(f"{r.method} on {r.outcome} not estimable: {r.reason}")
+        run.say(f"WARNING: {r.method} on {r.outcome} not estimable: {r.reason}")
+    fits = Counter(des["design"].diagnostics.get("fit_warnings", {})) + Counter(outc.get("fit_warnings", {}))
+    for what, n in sorted(fits.items()):
+        run.steps.warnings.append(f"{what} warned {n} time(s) while fitting")
+    return fits
+
+
+def _bundle_tables(pop_out: Mapping[str, Any], des: Mapping[str, Any], outc: Mapping[str, Any], eff: pd.DataFrame, balance_df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The bundle's tables of the survey part."""
+    return {
+        **_profile_tables(pop_out["profile"]),
+        "linkage": _linkage_table(pop_out["linkage"]),
+        "response_flow": pd.DataFrame({"step": list(des["flow"]), "n": list(des["flow"].values())}),
+        "weighting_margins": des["weighting_margins"],
+        "weight_diagnostics": des["weight_diagnostics"],
+        "balance": balance_df,
+        "effects": eff,
+        "category_shifts": outc["shifts"],
+        "sensitivity": outc["sensitivity"],
+        "dont_know": outc["dont_know"],
+        "dont_know_sensitivity": outc["dont_know_sensitivity"],
+        "overlap": des["design"].overlap.to_frame(),
+        "overlap_excluded": des["design"].overlap.profile,
+        "controlled_direct_effect": outc["direct"],
+        "not_estimable": outc["not_estimable"],
+    }
+
+
+def _bundle_estimates(run: _RunContext, resp: Any, pop_out: Mapping[str, Any], des: Mapping[str, Any], outc: Mapping[str, Any], eff: pd.DataFrame) -> dict[str, Any]:
+    """The bundle's ``estimates.json``: every estimate, the estimand, the design and the replicates."""
+    population: pd.DataFrame = pop_out["population"]
+    d = des["design"]
+    alpha = outc["alpha"]
+    rep = outc["replicates"]
+    n_rep = run.cfg.effects.replicates
+    return {
+        "effects": {
+            f"{r.outcome}|{r.method}|{r.scale}": {"estimate": r.estimate, "bse": r.bse, "se_type": r.se_type, "model_bse": r.model_bse, "ci_lower": r.ci_lower, "ci_upper": r.ci_upper, "p_value": r.p_value, "p_holm": r.p_holm, "p_bh": r.p_bh}
+            for r in eff.itertuples()
+        },
+        "estimand": d.overlap.estimand(),
+        "not_estimable": [{"outcome": r.outcome, "method": r.method, "code": r.code, "reason": r.reason} for r in outc["not_estimable"].itertuples()],
+        "population": {"persons": len(population), "pop_users": int(population["pop"].sum())},
+        "response_flow": des["flow"],
+        "design": {"hash": des["hash"], "n_treated": d.n_treated, "n_control": d.n_control, "n_matched_treated": d.n_matched_treated, "n_matched_control": d.n_matched_control},
+        "reliability": {"cronbach_alpha": float(getattr(alpha, "alpha", np.nan)), "items": list(run.spec.outcomes)},
+        "hedges_g_unadjusted": outc["hedges_g"],
+        "margins_version": getattr(pop_out["margins"], "version", None),
+        "response_detail": _response_detail(resp, population, outc["frame"], run.spec.outcomes),
+        "replicates": None
+        if rep is None
+        else {
+            "n_replicates": int(rep.n_replicates.iloc[0]),
+            "n_failed": int(rep.n_failed.iloc[0]),
+            "type": "Rao-Wu rescaling bootstrap within POP strata" + (" with finite-population correction" if run.cfg.effects.fpc else "") + "; every replicate re-raked, propensity score re-fitted and re-matched",
+            "advised_minimum": ADVISED_REPLICATES,
+            "below_advised_minimum": bool(n_rep < ADVISED_REPLICATES),
+        },
+    }
+
+
+def _bundle_manifest(run: _RunContext, design_hash: str, fits: Counter[str]) -> dict[str, Any]:
+    """The bundle's ``manifest.json``: versions, settings, inputs' hashes, mapping and outcomes."""
+    cfg_dict, inputs = run.cfg_dict, run.inputs
+    return {
+        "popeval_version": _version(),
+        "commit": _commit(),
+        "code_version": run.keys.code,
+        "seed": run.cfg.study.seed,
+        "config": {
+            **cfg_dict,
+            "study": {k: v for k, v in cfg_dict["study"].items() if k != "derived_dir"},  # where outputs go is not part of the specification
+            "disclosure": {"threshold": run.cfg.study.disclosure_threshold},
+        },
+        "inputs": {
+            **{f"admin/{k}": {"file": p.name, "sha256": v} for (k, v), p in zip(inputs.admin_hash.items(), (inputs.dwse, inputs.vdab), strict=True)},
+            **{f"survey/{k}": {"sha256": v} for k, v in inputs.snap_hash.items()},
+        },
+        "packages": run.keys.packages,
+        "design_hash": design_hash,
+        "mapping": inputs.mapping,
+        "outcomes": _outcome_table(run.cfg, run.spec.outcomes),
+        # the expected fit warnings of the design and the estimation (replicates summed): what ran
+        # close to a model's limits, for a reviewer of the bundle
+        "fit_warnings": {what: int(n) for what, n in sorted(fits.items())},
+        "provenance": _provenance(inputs.dwse, inputs.vdab),
+        "note": "synthetic demo study" if _provenance(inputs.dwse, inputs.vdab) == "synthetic" else "",
+    }
+
+
+def _write_run_bundle(run: _RunContext, tables: dict[str, pd.DataFrame], estimates: dict[str, Any], manifest: dict[str, Any], plans: Mapping[str, Any] | None) -> Path:
+    """The run's bundle with the POP part's tables and inputs (once coded); returns its folder."""
+    from analysis.bundle import TABLES, write_bundle
+
+    bundle_dir = run.run_dir / "bundle"
+    for extra in [k for k in tables if k not in TABLES]:
+        tables.pop(extra)
+    extra_tables = None
+    if plans is not None:
+        manifest["inputs"].update(plans["inputs"])
+        manifest["plans"] = plans["info"]
+        if plans["tables"]:
+            from analysis.plans.tables import PLANS_TABLES, check_plans_tables
+
+            tables.update(check_plans_tables(plans["tables"]))
+            extra_tables = PLANS_TABLES
+    write_bundle(bundle_dir, tables, estimates, manifest, extra_tables=extra_tables)
+    run.steps.computed.append("bundle")
+    return bundle_dir
+
+
+def _report_section(run: _RunContext, bundle_dir: Path) -> dict[str, Path]:
+    """The report: reused when the bundle, the report's settings and its code are unchanged, else rendered."""
+    rkey = _key("report", _bundle_digest(bundle_dir), run.cfg_dict["report"], run.cfg.study.language, run.keys.report)
+    outdir = run.run_dir / "report"
+    marker = outdir / "render.json"
+    try:
+        prev = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        prev = {}
+    if prev.get("key") == rkey and all((outdir / Path(p).name).exists() for p in prev.get("outputs", {}).values()):
+        run.steps.reused.append("report")
+        return {f: outdir / Path(p).name for f, p in prev["outputs"].items()}
+    run.say("[report] rendering ...")
+    t0 = time.perf_counter()
+    report = _render_run_report(run, bundle_dir, outdir, rkey)
+    run.steps.computed.append("report")
+    log.info("report rendered in %.1f s", time.perf_counter() - t0)
+    return report
+
+
+def _render_run_report(run: _RunContext, bundle_dir: Path, outdir: Path, rkey: str) -> dict[str, Path]:
+    """The report rendered into a temporary folder that replaces ``outdir`` when complete, with its ``render.json``."""
+    from datetime import UTC, datetime
+
+    from analysis.report.render import render_report
+    from survey.files import atomic_dir
+
+    run_time = datetime.now(UTC).replace(microsecond=0).isoformat()
+    with atomic_dir(outdir) as tmp_out:
+        report_params: dict[str, Any] = {"run_time": run_time}
+        if run.cfg.study.disclosure_threshold <= 1:  # the report then carries a do-not-publish notice
+            report_params["disclosure_control_disabled"] = True
+        rr = render_report(bundle_dir, lang=run.cfg.study.language, out=tmp_out, formats=run.cfg.report.formats, params=report_params)
+        names = {f: Path(p).name for f, p in rr.outputs.items()}
+        (tmp_out / "render.json").write_text(json.dumps({"key": rkey, "outputs": names}, indent=2) + "\n", encoding="utf-8")
+    return {f: outdir / n for f, n in names.items()}
 
 
 def _plans_inputs(cfg: StudyConfig) -> dict[str, Any] | None:

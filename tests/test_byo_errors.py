@@ -25,10 +25,9 @@ from survey.errors import ConfigError, DataValidationError
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from analysis.synth import generate
+    from shared_studies import generated_study
 
-    demo = tmp_path_factory.mktemp("err_demo")
-    generate(persons=1_500, seed=5, out=demo)
+    demo = generated_study(1_500, 5)  # read-only; shared with tests/test_byo_study.py
     return build(demo, tmp_path_factory.mktemp("err_foreign"), xlsx=False).parent
 
 

@@ -1014,7 +1014,8 @@ def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monke
     est, rep = pipeline.code_version(report=False), pipeline.code_version()
     qmd = tmp_path / "reports" / "evaluation-nl.qmd"
     qmd.write_text(qmd.read_text(encoding="utf-8").replace("Weinig gebruik.", "Beperkt gebruik."), encoding="utf-8")
-    (tmp_path / "analysis" / "report.py").write_text((tmp_path / "analysis" / "report.py").read_text() + "\n# edited\n")
+    for module in ("builder.py", "tables.py"):  # the report room: every module of analysis/report
+        (tmp_path / "analysis" / "report" / module).write_text((tmp_path / "analysis" / "report" / module).read_text() + "\n# edited\n")
     assert pipeline.code_version(report=False) == est
     assert pipeline.code_version() != rep
     (tmp_path / "analysis" / "pipeline.py").write_text((tmp_path / "analysis" / "pipeline.py").read_text() + "\n# edited\n")

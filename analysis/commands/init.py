@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -113,22 +115,75 @@ def _toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@dataclass(frozen=True)
+class _Source:
+    """An admin extract loaded into DuckDB for ``popeval init`` to look at."""
+
+    con: Any
+    #: What :func:`analysis.population.sources.load_source` read (format, settings, what it assumed).
+    info: Any
+    #: The data model's table the extract is for.
+    table: Any
+    #: The extract's columns and their DuckDB types.
+    types: dict[str, str]
+
+    @property
+    def relation(self) -> str:
+        """The DuckDB view holding the extract."""
+        return f"_src_{self.table.name}"
+
+    def text(self, column: str) -> str:
+        """SQL for ``column``'s values as text."""
+        from analysis.population.ingest import text_sql
+
+        return text_sql(column, self.types[column], self.info.format)
+
+
+@dataclass(frozen=True)
+class _Detected:
+    """What the extract's values suggest for its settings: flag words, built-in rules, codes, extractions."""
+
+    flags_true: set[str] = field(default_factory=set)
+    flags_false: set[str] = field(default_factory=set)
+    rules: dict[str, str] = field(default_factory=dict)
+    codes: dict[str, list[str]] = field(default_factory=dict)
+    extract: dict[str, str] = field(default_factory=dict)
+
+
 def _input_section(path: Path, key: str, base: Path) -> list[str]:
+    """The commented ``[admin.<key>]`` section for the extract at ``path``, from what its columns hold."""
     import duckdb
 
-    from analysis.population.ingest import text_sql
     from analysis.population.mapping import InputSpec
     from analysis.population.sources import load_source
     from survey.datamodel import DWSE_APPLICATIONS, VDAB_TRAJECTORIES
-    from survey.insz import looks_like_insz
-    from survey.sqlcheck import q
 
     table = DWSE_APPLICATIONS if key == "dwse" else VDAB_TRAJECTORIES
     con = duckdb.connect()
-    info = load_source(con, path, InputSpec(file=str(path)), table.name)
-    src = f"_src_{table.name}"
-    types = {r[0]: r[1] for r in con.execute(f"DESCRIBE {src}").fetchall() if r[0] != "source_row"}
-    lower = {c.lower().strip(): c for c in types}
+    try:
+        info = load_source(con, path, InputSpec(file=str(path)), table.name)
+        types = {r[0]: r[1] for r in con.execute(f"DESCRIBE _src_{table.name}").fetchall() if r[0] != "source_row"}
+        src = _Source(con=con, info=info, table=table, types=types)
+        lines = _source_header(src, path, key, base)
+        samples = _value_samples(src)
+        columns = _guess_columns(table, types)
+        found = _detect(src, columns, samples)
+        if found.flags_true:
+            lines.append(f"true_values = [{', '.join(_toml_str(v) for v in sorted(found.flags_true))}]")
+        if found.flags_false:
+            lines.append(f"false_values = [{', '.join(_toml_str(v) for v in sorted(found.flags_false))}]")
+        lines += _column_listing(types, samples, columns)
+        lines += _columns_section(key, table, columns)
+        lines += _recoding_sections(key, table, found)
+        lines.append("")
+        return lines
+    finally:
+        con.close()
+
+
+def _source_header(src: _Source, path: Path, key: str, base: Path) -> list[str]:
+    """The section's head: the file, its format and the reading settings detected, as comments to adjust."""
+    info = src.info
     lines = [f"[admin.{key}]", f"file = {_toml_str(_rel(path, base))}"]
     lines.append(f"# format = {_toml_str(info.format)}        # csv | parquet | sav | dta | xlsx (default: the extension)")
     for k, v in info.settings.items():
@@ -140,58 +195,79 @@ def _input_section(path: Path, key: str, base: Path) -> list[str]:
         "# missing_values = [\"NA\"]    # values meaning missing",
         "# max_inconsistent_share = 0.01  # checks across fields: above this share of rows a warning becomes an error",
     ]
+    return lines
+
+
+def _value_samples(src: _Source) -> dict[str, list[tuple[str, int]]]:
+    """Each column's 13 most frequent values (as text) with their counts."""
     samples: dict[str, list[tuple[str, int]]] = {}
-    for c, t in types.items():
-        rows = con.execute(f"SELECT v, count(*) n FROM (SELECT {text_sql(c, t, info.format)} v FROM {src}) WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT 13").fetchall()
+    for c in src.types:
+        rows = src.con.execute(f"SELECT v, count(*) n FROM (SELECT {src.text(c)} v FROM {src.relation}) WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT 13").fetchall()
         samples[c] = [(str(v), int(n)) for v, n in rows]
+    return samples
+
+
+def _guess_columns(table: Any, types: Mapping[str, str]) -> dict[str, str]:
+    """popeval's variable -> the file's column, by the usual names (:data:`NAME_GUESSES`); each column used once."""
+    lower = {c.lower().strip(): c for c in types}
     columns: dict[str, str] = {}
     for var in table.names:
         for guess in NAME_GUESSES.get(var, (var,)):
             if guess in lower and lower[guess] not in columns.values():
                 columns[var] = lower[guess]
                 break
-    flags_true: set[str] = set()
-    flags_false: set[str] = set()
-    rules: dict[str, str] = {}
-    codes: dict[str, list[str]] = {}
-    extract: dict[str, str] = {}
+    return columns
+
+
+def _detect(src: _Source, columns: Mapping[str, str], samples: Mapping[str, list[tuple[str, int]]]) -> _Detected:
+    """Flag words of the 0/1 columns, values shaped for a built-in rule, codes outside the vocabulary, career centres to extract."""
+    from survey.sqlcheck import q
+
+    found = _Detected()
     for var, col in columns.items():
-        c = table.column(var)
+        c = src.table.column(var)
         vals = [v for v, _ in samples[col]]
-        n_distinct = int(con.execute(f"SELECT count(DISTINCT {q(col)}) FROM {src}").fetchall()[0][0])
+        n_distinct = int(src.con.execute(f"SELECT count(DISTINCT {q(col)}) FROM {src.relation}").fetchall()[0][0])
         if c.dtype == "bool":
             for v in vals:
                 w = _FLAG_WORDS.get(v.lower())
                 if w is True:
-                    flags_true.add(v)
+                    found.flags_true.add(v)
                 elif w is False:
-                    flags_false.add(v)
+                    found.flags_false.add(v)
         if var in _RULE_SHAPES and vals and all(re.fullmatch(_RULE_SHAPES[var][1], v) for v in vals):
-            rules[var] = _RULE_SHAPES[var][0]
+            found.rules[var] = _RULE_SHAPES[var][0]
         elif c.dtype == "category" and c.vocabulary and n_distinct <= 60:
             allowed = {x.code for x in c.vocabulary}
             if not set(vals) <= allowed or n_distinct > len(vals):
-                every = [str(r[0]) for r in con.execute(f"SELECT DISTINCT {text_sql(col, types[col], info.format)} v FROM {src} WHERE v IS NOT NULL ORDER BY v").fetchall()]
-                codes[var] = every
+                found.codes[var] = [str(r[0]) for r in src.con.execute(f"SELECT DISTINCT {src.text(col)} v FROM {src.relation} WHERE v IS NOT NULL ORDER BY v").fetchall()]
         if var == "loopbaancentrum" and vals and not all(re.fullmatch(r"LBC\d{3}", v) for v in vals) and all(re.search(r"LBC\d{3}", v) for v in vals):
-            extract[var] = r"LBC\d{3}"
-    if flags_true:
-        lines.append(f"true_values = [{', '.join(_toml_str(v) for v in sorted(flags_true))}]")
-    if flags_false:
-        lines.append(f"false_values = [{', '.join(_toml_str(v) for v in sorted(flags_false))}]")
-    lines += ["", "# The file's columns and their most frequent values (person keys and INSZ-like values not shown):"]
+            found.extract[var] = r"LBC\d{3}"
+    return found
+
+
+def _column_listing(types: Mapping[str, str], samples: Mapping[str, list[tuple[str, int]]], columns: Mapping[str, str]) -> list[str]:
+    """The file's columns with their types and most frequent values, as comments (person keys and INSZ-like values hidden)."""
+    import pandas as pd
+
+    from survey.insz import looks_like_insz
+
+    lines = ["", "# The file's columns and their most frequent values (person keys and INSZ-like values not shown):"]
     key_cols = {columns.get("person_key")}
     for c in types:
         if c in key_cols:
             shown = "(person key; values not shown)"
         else:
-            import pandas as pd
-
             vals = [v for v, _ in samples[c]]
             masked: list[bool] = looks_like_insz(pd.Series(vals, dtype="string")).tolist() if vals else []
             shown = ", ".join("[INSZ-like]" if m else v[:30] for v, m in zip(vals[:8], masked, strict=False))
         lines.append(f"#   {c} ({types[c]}): {shown}")
-    lines += ["", f"[admin.{key}.columns]", "# popeval variable = \"the file's column\""]
+    return lines
+
+
+def _columns_section(key: str, table: Any, columns: Mapping[str, str]) -> list[str]:
+    """``[admin.<key>.columns]``: the columns found, and a line to fill in for each one not found."""
+    lines = ["", f"[admin.{key}.columns]", "# popeval variable = \"the file's column\""]
     for var in table.names:
         c = table.column(var)
         if var in columns:
@@ -200,13 +276,19 @@ def _input_section(path: Path, key: str, base: Path) -> list[str]:
             lines.append(f"# {var} = \"\"   # {c.en}: not found; derived from nace (cross-checked when given)")
         else:
             lines.append(f"# {var} = \"\"   # {c.en}: NOT FOUND - name the file's column")
-    if rules:
+    return lines
+
+
+def _recoding_sections(key: str, table: Any, found: _Detected) -> list[str]:
+    """``[admin.<key>.rules]``, ``.extract`` and ``.codes.<variable>`` for what the values suggest."""
+    lines: list[str] = []
+    if found.rules:
         lines += ["", f"[admin.{key}.rules]", "# built-in recodings: isced2011, nace_bel, headcount, nis, school_year"]
-        lines += [f"{var} = {_toml_str(r)}" for var, r in rules.items()]
-    if extract:
+        lines += [f"{var} = {_toml_str(r)}" for var, r in found.rules.items()]
+    if found.extract:
         lines += ["", f"[admin.{key}.extract]", "# a regular expression; its first group (or the whole match) is the value"]
-        lines += [f"{var} = {_toml_str(p)}" for var, p in extract.items()]
-    for var, seen in codes.items():
+        lines += [f"{var} = {_toml_str(p)}" for var, p in found.extract.items()]
+    for var, seen in found.codes.items():
         c = table.column(var)
         by_code = {x.code.lower(): x.code for x in c.vocabulary or ()}
         by_label = {x.nl.lower(): x.code for x in c.vocabulary or ()} | {x.en.lower(): x.code for x in c.vocabulary or ()}
@@ -214,8 +296,6 @@ def _input_section(path: Path, key: str, base: Path) -> list[str]:
         for v in seen:
             target = by_code.get(v.lower()) or by_label.get(v.lower())
             lines.append(f"{_toml_str(v)} = {_toml_str(target)}" if target else f"# {_toml_str(v)} = \"\"   # fill in")
-    lines.append("")
-    con.close()
     return lines
 
 

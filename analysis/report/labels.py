@@ -15,7 +15,7 @@ from typing import Any
 
 from survey.errors import ConfigError
 
-__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "label", "method_label", "number_word", "outcome_label", "split_merged", "variable_label"]
+__all__ = ["COUNT_HEADERS", "LABELS", "METHOD_LABELS", "category_label", "category_order", "in_sentence", "label", "method_label", "number_word", "outcome_label", "split_merged", "variable_label"]
 
 LABELS: dict[str, dict[str, str]] = {
     # title block and colofon (metadata, not prose)
@@ -324,3 +324,9 @@ def category_label(variable: str, code: object, lang: str) -> str:
         except KeyError:
             out.append(p)
     return " + ".join(out)
+
+
+def in_sentence(text: str) -> str:
+    """A label lower-cased for use inside a sentence, keeping acronyms (POP, ICT, AIPW) and 'Vlaams'."""
+    words = text.split(" ")
+    return " ".join(w if (sum(ch.isupper() for ch in w) > 1 or (i > 0 and w[:1].isupper() and w.lower() in ("vlaams", "flemish"))) else (w[:1].lower() + w[1:]) for i, w in enumerate(words))

@@ -393,51 +393,85 @@ def _run_kernel(nb: Any, build: Path, env: Mapping[str, str], log: Any, timeout:
             shutil.rmtree(ipc, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class _Notebook:
+    """The report as a notebook ready to execute, with its front matter and the cells' default options."""
+
+    nb: Any
+    front: dict[str, Any]
+    #: The front matter as written (the start of the Markdown document), or ``""``.
+    front_text: str
+    #: The ``execute`` options of ``_quarto.yml`` and the front matter (``echo``, ``include``, ``output``).
+    defaults: dict[str, Any]
+
+
 def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) -> tuple[str, dict[str, Any]]:
     """Execute the .qmd's code cells in ``build`` and return the Markdown document and its front matter."""
-    import base64
-    import json as _json
-    import os
+    doc = _notebook(qmd, params)
+    _execute_notebook(doc.nb, qmd, build, timeout)
+    return _markdown(doc, build), doc.front
 
-    import jupytext
+
+def _hidden_cell(source: str, quarto: dict[str, Any]) -> Any:
+    """A code cell of the fallback's own, with its Quarto options."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError
+
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["quarto"] = quarto
+    return cell
+
+
+def _notebook(qmd: Path, params: Mapping[str, Any]) -> _Notebook:
+    """The .qmd (includes expanded) as a notebook: the kernel's setup, the parameters and inline cells added."""
+    import jupytext
 
     nb = jupytext.reads(expand_includes(qmd), fmt="Rmd")
     front, front_text = _front_matter(nb)
     defaults = {**(project_execute(qmd.parent)), **((front.get("execute") or {}) if isinstance(front, dict) else {})}
-    cells = []
+    cells = _cells_to_execute(nb.cells[1:] if front_text else nb.cells, params)
+    nb.cells = [_hidden_cell(_KERNEL_SETUP, {"echo": False, "include": False}), *cells]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return _Notebook(nb=nb, front=front, front_text=front_text, defaults=defaults)
+
+
+def _cells_to_execute(source_cells: Sequence[Any], params: Mapping[str, Any]) -> list[Any]:
+    """The document's cells with their ``#|`` options, the injected parameters and a cell per inline paragraph.
+
+    The parameters follow the cell tagged ``parameters`` (or come first without one); a paragraph
+    with inline expressions is preceded by a hidden cell that prints their values
+    (``popeval_inline_from`` is that cell's position).
+    """
+    cells: list[Any] = []
     injected = False
-    for cell in nb.cells[1:] if front_text else nb.cells:
+    for cell in source_cells:
         if cell.cell_type == "code":
             opts, _ = _cell_options(cell.source)
             cell.metadata["quarto"] = opts
             cells.append(cell)
             if "parameters" in (opts.get("tags") or []) and not injected:
-                new = nbformat.v4.new_code_cell(_injected_source(params))
-                new.metadata["quarto"] = {"echo": False, "include": False}
-                cells.append(new)
+                cells.append(_hidden_cell(_injected_source(params), {"echo": False, "include": False}))
                 injected = True
         elif cell.cell_type == "markdown" and _INLINE.search(cell.source):
-            exprs = _INLINE.findall(cell.source)
-            new = nbformat.v4.new_code_cell(_inline_cell(exprs))
-            new.metadata["quarto"] = {"include": False}
+            new = _hidden_cell(_inline_cell(_INLINE.findall(cell.source)), {"include": False})
             new.metadata["popeval_inline"] = True
             cell.metadata["popeval_inline_from"] = len(cells)
             cells += [new, cell]
         else:
             cells.append(cell)
     if not injected:
-        new = nbformat.v4.new_code_cell(_injected_source(params))
-        new.metadata["quarto"] = {"echo": False, "include": False}
-        cells.insert(0, new)
+        cells.insert(0, _hidden_cell(_injected_source(params), {"echo": False, "include": False}))
         for c in cells:
             if "popeval_inline_from" in c.metadata:
                 c.metadata["popeval_inline_from"] += 1
-    setup = nbformat.v4.new_code_cell(_KERNEL_SETUP)
-    setup.metadata["quarto"] = {"echo": False, "include": False}
-    nb.cells = [setup, *cells]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return cells
+
+
+def _execute_notebook(nb: Any, qmd: Path, build: Path, timeout: int) -> None:
+    """Run the notebook's cells in a kernel that finds this package; its log goes to ``build/kernel.log``."""
+    import os
+
+    from nbclient.exceptions import CellExecutionError
+
     repo = str(Path(__file__).resolve().parents[2])
     env_path = os.environ.get("PYTHONPATH", "")
     # the kernel's own environment finds this package; this process's environment is not changed
@@ -450,63 +484,95 @@ def _execute(qmd: Path, build: Path, params: Mapping[str, Any], timeout: int) ->
     finally:
         log.close()
 
-    parts: list[str] = [front_text] if front_text else []
-    nfig = 0
-    for pos, cell in enumerate(nb.cells):
+
+class _Figures:
+    """The executed cells' figures as PNG files in the build folder, numbered in the order they appear."""
+
+    def __init__(self, build: Path) -> None:
+        self.build = build
+        self.n = 0
+
+    def image(self, png: str, lab: str, opts: Mapping[str, Any]) -> str:
+        """The figure (base64 PNG) written to ``_figures/``, as a Markdown image with its caption, label and alt text."""
+        import base64
+
+        self.n += 1
+        name = lab or f"fig-cell-{self.n}"
+        path = self.build / "_figures" / f"{name}-{self.n}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(png))
+        cap = str(opts.get("fig-cap", ""))
+        alt = str(opts.get("fig-alt", "")).replace('"', "&quot;")
+        ident = f"#{lab} " if lab.startswith("fig-") else ""
+        alt_attr = f' fig-alt="{alt}"' if alt else ""
+        return f"![{cap}]({path.relative_to(self.build).as_posix()}){{{ident}width=100%{alt_attr}}}"
+
+
+def _markdown(doc: _Notebook, build: Path) -> str:
+    """The executed notebook as one Markdown document (front matter, text, the outputs Quarto shows)."""
+    parts: list[str] = [doc.front_text] if doc.front_text else []
+    figures = _Figures(build)
+    for pos, cell in enumerate(doc.nb.cells):
         if cell.cell_type == "markdown":
-            text = cell.source
-            if "popeval_inline_from" in cell.metadata:
-                src = nb.cells[pos - 1]
-                out = "".join(o.get("text", "") for o in src.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
-                values: list[str] = list(_json.loads(out.strip().splitlines()[-1]))
-                text = _substitute_inline(text, values)
-            parts.append(text)
-            continue
-        if cell.cell_type != "code":
-            continue
-        opts = cell.metadata.get("quarto", {})
-        if not opts.get("include", defaults.get("include", True)):
-            continue
-        _, code = _cell_options(cell.source)
-        if opts.get("echo", defaults.get("echo", True)) and code.strip():
-            parts.append(f"```python\n{code}\n```")
-        if opts.get("output", True) is False:
-            continue
-        asis = opts.get("output", defaults.get("output")) == "asis"
-        lab = str(opts.get("label") or "")
-        body: list[str] = []
-        for output in cell.get("outputs", []):
-            kind = output.get("output_type")
-            if kind == "stream":
-                if output.get("name") == "stderr":
-                    continue
-                text = output.get("text", "")
-                body.append(text if asis else f"```\n{text.rstrip()}\n```")
-            elif kind in ("display_data", "execute_result"):
-                data = output.get("data", {})
-                if "image/png" in data:
-                    nfig += 1
-                    name = lab or f"fig-cell-{nfig}"
-                    path = build / "_figures" / f"{name}-{nfig}.png"
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(base64.b64decode(data["image/png"]))
-                    cap = str(opts.get("fig-cap", ""))
-                    alt = str(opts.get("fig-alt", "")).replace('"', "&quot;")
-                    ident = f"#{lab} " if lab.startswith("fig-") else ""
-                    alt_attr = f' fig-alt="{alt}"' if alt else ""
-                    body.append(f"![{cap}]({path.relative_to(build).as_posix()}){{{ident}width=100%{alt_attr}}}")
-                elif "text/markdown" in data:
-                    body.append(data["text/markdown"])
-                elif "text/plain" in data and not asis:
-                    body.append(f"```\n{data['text/plain']}\n```")
-                elif "text/plain" in data:
-                    body.append(data["text/plain"])
-        if lab.startswith("tbl-"):
-            cap = str(opts.get("tbl-cap", ""))
-            parts.append(f"::: {{#{lab}}}\n\n" + "\n\n".join(b.rstrip("\n") for b in body) + f"\n\n: {cap}\n\n:::")
-        else:
-            parts += body
-    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n", front
+            parts.append(_markdown_cell(doc.nb.cells, pos))
+        elif cell.cell_type == "code":
+            parts += _code_cell_markdown(cell, doc.defaults, figures)
+    return "\n\n".join(p.rstrip("\n") for p in parts) + "\n"
+
+
+def _markdown_cell(cells: Sequence[Any], pos: int) -> str:
+    """A Markdown cell's text, its inline expressions replaced by the values the cell before it printed."""
+    import json as _json
+
+    cell = cells[pos]
+    if "popeval_inline_from" not in cell.metadata:
+        return str(cell.source)
+    src = cells[pos - 1]
+    out = "".join(o.get("text", "") for o in src.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    values: list[str] = list(_json.loads(out.strip().splitlines()[-1]))
+    return _substitute_inline(cell.source, values)
+
+
+def _code_cell_markdown(cell: Any, defaults: Mapping[str, Any], figures: _Figures) -> list[str]:
+    """A code cell as Markdown, honouring ``include``, ``echo``, ``output``, ``label`` and ``tbl-cap``."""
+    opts = cell.metadata.get("quarto", {})
+    if not opts.get("include", defaults.get("include", True)):
+        return []
+    parts: list[str] = []
+    _, code = _cell_options(cell.source)
+    if opts.get("echo", defaults.get("echo", True)) and code.strip():
+        parts.append(f"```python\n{code}\n```")
+    if opts.get("output", True) is False:
+        return parts
+    asis = opts.get("output", defaults.get("output")) == "asis"
+    lab = str(opts.get("label") or "")
+    body = [text for output in cell.get("outputs", []) if (text := _output_markdown(output, opts, asis=asis, lab=lab, figures=figures)) is not None]
+    if lab.startswith("tbl-"):
+        cap = str(opts.get("tbl-cap", ""))
+        parts.append(f"::: {{#{lab}}}\n\n" + "\n\n".join(b.rstrip("\n") for b in body) + f"\n\n: {cap}\n\n:::")
+    else:
+        parts += body
+    return parts
+
+
+def _output_markdown(output: Mapping[str, Any], opts: Mapping[str, Any], *, asis: bool, lab: str, figures: _Figures) -> str | None:
+    """One output of a cell as Markdown (``None`` for what Quarto does not show: stderr, other types)."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        if output.get("name") == "stderr":
+            return None
+        text = str(output.get("text", ""))
+        return text if asis else f"```\n{text.rstrip()}\n```"
+    if kind not in ("display_data", "execute_result"):
+        return None
+    data = output.get("data", {})
+    if "image/png" in data:
+        return figures.image(data["image/png"], lab, opts)
+    if "text/markdown" in data:
+        return str(data["text/markdown"])
+    if "text/plain" in data:
+        return str(data["text/plain"]) if asis else f"```\n{data['text/plain']}\n```"
+    return None
 
 
 def _pandoc(args: Sequence[str], cwd: Path) -> None:
@@ -550,6 +616,86 @@ def project_options(folder: Path) -> dict[str, Any]:
     return {"filters": list(cfg.get("filters") or []), "html": fmt.get("html") or {}, "typst": fmt.get("typst") or {}, "docx": fmt.get("docx") or {}}
 
 
+@dataclass(frozen=True)
+class _PandocJob:
+    """What every output format's pandoc call shares: the Markdown, its arguments and folders."""
+
+    md: Path
+    #: The arguments after the input file: reader, metadata, resource path, columns, Lua filters.
+    common: list[str]
+    #: The report's project folder (``_quarto.yml``, stylesheets, templates).
+    folder: Path
+    build: Path
+    out: Path
+    #: The outputs' file name without suffix (``evaluation-<lang>``).
+    base: str
+
+
+def _format_flags(fmt_opts: Mapping[str, Any]) -> list[str]:
+    """pandoc's section numbering and table of contents, from a format's options in ``_quarto.yml``."""
+    args = []
+    if fmt_opts.get("number-sections"):
+        args.append("--number-sections")
+    if fmt_opts.get("toc"):
+        args += ["--toc", f"--toc-depth={fmt_opts.get('toc-depth', 2)}"]
+    return args
+
+
+def _write_html(job: _PandocJob, h: Mapping[str, Any]) -> Path:
+    """The HTML report, standalone with embedded resources and the project's stylesheets."""
+    from survey.files import atomic_write  # every output file appears complete or not at all
+
+    target = job.out / f"{job.base}.html"
+    with atomic_write(target, None) as tmp:
+        args = [job.md.name, *job.common, "-t", "html5", "--standalone", "--embed-resources", *_format_flags(h), "-o", str(tmp)]
+        for css in [h["css"]] if isinstance(h.get("css"), str) else h.get("css", []):
+            args += ["--css", str(job.folder / css)]
+        _pandoc(args, job.build)
+    return target
+
+
+def _write_docx(job: _PandocJob, d: Mapping[str, Any]) -> Path:
+    """The DOCX report, styled by the project's reference document when there is one."""
+    from survey.files import atomic_write
+
+    target = job.out / f"{job.base}.docx"
+    with atomic_write(target, None) as tmp:
+        args = [job.md.name, *job.common, "-t", "docx", *_format_flags(d), "-o", str(tmp)]
+        if d.get("reference-doc") and (job.folder / d["reference-doc"]).is_file():
+            args += ["--reference-doc", str(job.folder / d["reference-doc"])]
+        _pandoc(args, job.build)
+    return target
+
+
+def _write_pdf(job: _PandocJob, t: Mapping[str, Any]) -> Path:
+    """The PDF report: pandoc writes Typst markup (with the project's template), typst compiles it."""
+    import typst
+
+    from survey.files import atomic_write
+
+    target = job.out / f"{job.base}.pdf"
+    typ = job.build / f"{job.base}.typ"
+    args = [job.md.name, *job.common, "-t", "typst", "--standalone", *_format_flags(t), "-V", f"papersize={t.get('papersize', 'a4')}", "-o", str(typ)]
+    if t.get("section-numbering"):
+        args += ["-V", f"section-numbering={t['section-numbering']}"]
+    partials = [str(x) for x in t.get("template-partials") or []]
+    template = next((x for x in partials if Path(x).name == "typst-template.typ"), None)
+    if template:  # the partial that defines conf(); pandoc's own typst template imports it
+        shutil.copyfile(job.folder / template, job.build / "typst-template.typ")
+        args += ["-V", "template=typst-template.typ"]
+    _pandoc(args, job.build)
+    try:
+        with atomic_write(target, None) as tmp:
+            typst.compile(str(typ), output=str(tmp), root=str(job.build), font_paths=_font_paths())
+    except Exception as exc:  # typst raises its own error types
+        raise RenderError("typst failed to compile the PDF", file=typ, detail=str(exc)[-4000:]) from exc
+    return target
+
+
+#: The fallback's writer of each format, in the order they are written, with its section in ``_quarto.yml``.
+_WRITERS = (("html", "html", _write_html), ("docx", "docx", _write_docx), ("pdf", "typst", _write_pdf))
+
+
 def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str, timeout: int) -> RenderResult:
     import os
 
@@ -564,60 +710,13 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
     md_text, _front = _execute(qmd, build, params, timeout)
     md = build / f"evaluation-{lang}.md"
     md.write_text(md_text, encoding="utf-8")
-    outputs: dict[str, Path] = {}
     filters: list[str] = []
     for f in opts.get("filters", []):
         filters += ["--lua-filter", str(folder / f)]
     common = ["-f", "markdown", *_meta_args(meta), "--resource-path", f"{build}{os.pathsep}{folder}", "--columns", "400", *filters]
-
-    def flags(fmt_opts: Mapping[str, Any]) -> list[str]:
-        args = []
-        if fmt_opts.get("number-sections"):
-            args.append("--number-sections")
-        if fmt_opts.get("toc"):
-            args += ["--toc", f"--toc-depth={fmt_opts.get('toc-depth', 2)}"]
-        return args
-
     base = f"evaluation-{lang}"
-    if "html" in formats:
-        h = opts.get("html", {})
-        target = out / f"{base}.html"
-        with atomic_write(target, None) as tmp:
-            args = [md.name, *common, "-t", "html5", "--standalone", "--embed-resources", *flags(h), "-o", str(tmp)]
-            for css in [h["css"]] if isinstance(h.get("css"), str) else h.get("css", []):
-                args += ["--css", str(folder / css)]
-            _pandoc(args, build)
-        outputs["html"] = target
-    if "docx" in formats:
-        d = opts.get("docx", {})
-        target = out / f"{base}.docx"
-        with atomic_write(target, None) as tmp:
-            args = [md.name, *common, "-t", "docx", *flags(d), "-o", str(tmp)]
-            if d.get("reference-doc") and (folder / d["reference-doc"]).is_file():
-                args += ["--reference-doc", str(folder / d["reference-doc"])]
-            _pandoc(args, build)
-        outputs["docx"] = target
-    if "pdf" in formats:
-        import typst
-
-        t = opts.get("typst", {})
-        target = out / f"{base}.pdf"
-        typ = build / f"{base}.typ"
-        args = [md.name, *common, "-t", "typst", "--standalone", *flags(t), "-V", f"papersize={t.get('papersize', 'a4')}", "-o", str(typ)]
-        if t.get("section-numbering"):
-            args += ["-V", f"section-numbering={t['section-numbering']}"]
-        partials = [str(x) for x in t.get("template-partials") or []]
-        template = next((x for x in partials if Path(x).name == "typst-template.typ"), None)
-        if template:  # the partial that defines conf(); pandoc's own typst template imports it
-            shutil.copyfile(folder / template, build / "typst-template.typ")
-            args += ["-V", "template=typst-template.typ"]
-        _pandoc(args, build)
-        try:
-            with atomic_write(target, None) as tmp:
-                typst.compile(str(typ), output=str(tmp), root=str(build), font_paths=_font_paths())
-        except Exception as exc:  # typst raises its own error types
-            raise RenderError("typst failed to compile the PDF", file=typ, detail=str(exc)[-4000:]) from exc
-        outputs["pdf"] = target
+    job = _PandocJob(md=md, common=common, folder=folder, build=build, out=out, base=base)
+    outputs = {fmt: write(job, opts.get(section, {})) for fmt, section, write in _WRITERS if fmt in formats}
     with atomic_write(out / f"{base}.params.json") as fh:
         fh.write(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n")
     return RenderResult(outputs=outputs, engine="python (jupytext + nbclient + pandoc + typst)", markdown=md, params=dict(params))
