@@ -78,7 +78,7 @@ def _rows(est: SurveyEstimate, measure: str, estimator: str, by: bool, alpha: fl
                 "stratum": stratum,
                 "estimator": estimator,
                 "estimate": r["estimate"],
-                "std_error": r["std_error"],
+                "std_error": r["bse"],
                 "ci_lower": max(0.0, r["ci_lower"]),
                 "ci_upper": min(1.0, r["ci_upper"]),
                 "n_sample": int(n.get(stratum, n.sum() if not by else 0)),
