@@ -27,7 +27,6 @@ a ``reason`` column for methods that could not be estimated, outcome labels, the
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from analysis.report.facts import Facts
@@ -42,7 +41,7 @@ from analysis.report.protection import (
 from analysis.report.tables import ReportTables
 
 if TYPE_CHECKING:  # pragma: no cover
-    from analysis.bundle import ResultsBundle
+    pass
 
 __all__ = ["DEFAULT_THRESHOLD", "FONT", "Code", "Facts", "GridTable", "Group", "Protected", "Report", "Text", "grid_table", "protect", "threshold_from_manifest"]
 
@@ -66,15 +65,3 @@ class Report(ReportFigures, ReportTables):
     run_time
         The time of the run (ISO 8601); the report's date.  Default: the bundle's ``created_at``.
     """
-
-    def __init__(
-        self,
-        bundle: ResultsBundle | str | Path,
-        lang: str = "nl",
-        threshold: int | None = None,
-        figdir: str | Path = "_figures",
-        main_method: str | None = None,
-        run_time: str | None = None,
-    ) -> None:
-        super().__init__(bundle, lang=lang, threshold=threshold, figdir=figdir, main_method=main_method, run_time=run_time)
-        self.fact = Facts(self.facts())

@@ -7,6 +7,7 @@ what the adjusting methods find per outcome.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -90,8 +91,10 @@ class Facts:
 class ReportFacts(ReportData):
     """The facts of a report and its verdicts (see :class:`analysis.report.builder.Report`)."""
 
-    #: The facts as attributes (``r.fact.invited``), set by :class:`analysis.report.builder.Report`.
-    fact: Facts
+    @functools.cached_property
+    def fact(self) -> Facts:
+        """The facts as attributes (``r.fact.invited``), computed once."""
+        return Facts(self.facts())
 
     # ------------------------------------------------------------------ facts
     def facts(self) -> dict[str, str]:
