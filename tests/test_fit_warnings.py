@@ -117,3 +117,78 @@ def test_no_warning_is_silenced_wholesale() -> None:
         or 'filterwarnings("ignore")' in p.read_text(encoding="utf-8")
     ]
     assert bad == []
+
+
+def _quasi_separated(seed: int, separated: bool):  # type: ignore[no-untyped-def]
+    """A sample whose covariate category 'c' has POP users only (when ``separated``)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    df = pd.DataFrame({"g": rng.choice(["a", "b", "c"], size=n), "z": rng.normal(size=n)})
+    t = (rng.uniform(size=n) < 0.4).astype(int)
+    if separated:
+        t[df["g"].to_numpy() == "c"] = 1
+    df["t"] = t
+    df["w"] = rng.uniform(0.5, 2.0, size=n)
+    return df
+
+
+@pytest.mark.parametrize("separated", [True, False])
+def test_the_design_stage_score_warns_of_quasi_separation_as_the_replicates_do(separated: bool) -> None:
+    """The study's propensity score (a formula) is fitted by the replicates' logit, which warns of
+    a quasi-separation that statsmodels' GLM (the cross-check engine) fits silently."""
+    import numpy as np
+
+    from analysis.matching import propensity_score
+
+    df = _quasi_separated(5, separated)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = propensity_score(df, "t ~ C(g) + z", weights="w")
+    names = [w.category.__name__ for w in caught]
+    assert names == (["PerfectSeparationWarning"] if separated else [])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        glm = propensity_score(df, "t ~ C(g) + z", weights="w", engine="statsmodels")
+    assert [w.category.__name__ for w in caught] == []  # statsmodels: no warning either way
+    assert ours.engine == "numpy" and glm.engine == "statsmodels"
+    np.testing.assert_allclose(ours.score.to_numpy(), glm.score.to_numpy(), atol=1e-8)
+    # a formula numpy does not build (a transformation) goes through patsy's matrix, same fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        patsy_built = propensity_score(df, "t ~ C(g) + np.abs(z)", weights="w")
+    assert [w.category.__name__ for w in caught] == names
+    assert patsy_built.engine == "numpy" and "np.abs(z)" in patsy_built.params.index
+
+
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_ipw_propensity_fits_warn_of_quasi_separation_for_both_links(link: str) -> None:
+    import numpy as np
+
+    from analysis.effects.weighting_estimators import _fit_ps
+
+    for separated in (True, False):
+        df = _quasi_separated(7, separated)
+        g = df["g"].to_numpy()
+        Z = np.column_stack([np.ones(len(df)), g == "b", g == "c", df["z"]]).astype(float)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gamma = _fit_ps(df["t"].to_numpy(dtype=float), Z, df["w"].to_numpy(), link)
+        assert [w.category.__name__ for w in caught] == (["PerfectSeparationWarning"] if separated else [])
+        # the separated category's coefficient drifts off (logit far, probit less: thinner tail)
+        assert bool(gamma[2] > 5.0) is separated
+
+
+def test_a_missing_covariate_in_a_propensity_formula_is_a_clear_error() -> None:
+    import numpy as np
+
+    from analysis.matching import propensity_score
+    from survey.errors import PopevalError
+
+    df = _quasi_separated(1, False)
+    df.loc[3, "z"] = np.nan
+    with pytest.raises(PopevalError, match="could not be built") as exc:
+        propensity_score(df, "t ~ C(g) + z", weights="w")
+    assert "impute missing covariates" in str(exc.value)

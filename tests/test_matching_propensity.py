@@ -95,9 +95,14 @@ def test_identical_rows_get_identical_scores(data: pd.DataFrame) -> None:
     ["pop ~ age + I(age**2) + educ", "pop ~ age + educ - 1", "pop ~ 0 + age + educ",
      "pop ~ age * female", "pop ~ np.log(income) + educ"],
 )
-def test_other_formulas_fall_back_to_statsmodels(data: pd.DataFrame, formula: str) -> None:
+def test_other_formulas_are_built_by_patsy_and_fitted_as_statsmodels_does(data: pd.DataFrame, formula: str) -> None:
     assert fast_design_matrix(data, formula.split("~")[1]) is None
-    assert propensity_score(data, formula).engine == "statsmodels"
+    ours = propensity_score(data, formula)
+    glm = propensity_score(data, formula, engine="statsmodels")
+    assert ours.engine == "numpy" and glm.engine == "statsmodels"
+    assert list(ours.params.index) == list(glm.params.index)
+    np.testing.assert_allclose(ours.params.to_numpy(), glm.params.to_numpy(), rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(ours.score.to_numpy(), glm.score.to_numpy(), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -379,7 +379,7 @@ def test_design_estimate_equals_stratified_formula() -> None:
     mean = sum(Wh[h] * y[codes["stratum"] == h].mean() for h in N)
     var = sum(Wh[h] ** 2 * (1 - 30 / N[h]) * y[codes["stratum"] == h].var(ddof=1) / 30 for h in N)
     assert est.loc[("no_training", "alle"), "estimate"] == pytest.approx(mean, abs=1e-12)
-    assert est.loc[("no_training", "alle"), "std_error"] == pytest.approx(np.sqrt(var), rel=1e-9)
+    assert est.loc[("no_training", "alle"), "bse"] == pytest.approx(np.sqrt(var), rel=1e-9)
     # combined estimator with perfect flags: exactly the census share, zero variance
     frame_ids = pd.DataFrame({"pop_id": [f"{h}{i}" for h, Nh in N.items() for i in range(Nh)]})
     frame_ids["stratum"] = frame_ids["pop_id"].str[0]
@@ -388,7 +388,7 @@ def test_design_estimate_equals_stratified_formula() -> None:
     comb = combined_estimate(codes, flags, frame_ids).set_index(["stratum", "estimator"])
     share = (flags["auto_attest_match"] == "mismatch").mean()
     assert comb.loc[("alle", "combined"), "estimate"] == pytest.approx(share, abs=1e-12)
-    assert comb.loc[("alle", "combined"), "std_error"] == pytest.approx(0.0, abs=1e-12)
+    assert comb.loc[("alle", "combined"), "bse"] == pytest.approx(0.0, abs=1e-12)
 
 
 # ---------------------------------------------------------------- the command sequence, bundle and privacy
@@ -430,9 +430,9 @@ def test_command_sequence_to_bundle(study: Path, capsys: pytest.CaptureFixture[s
         t = (frame[code] == value).mean()
         r = overall.loc[(measure, "design")]
         assert r["ci_lower"] - 0.03 <= t <= r["ci_upper"] + 0.03
-    assert overall.loc[("mismatch", "combined"), "std_error"] < overall.loc[("mismatch", "design"), "std_error"]
+    assert overall.loc[("mismatch", "combined"), "bse"] < overall.loc[("mismatch", "design"), "bse"]
     for g in GOALS:  # the cross-fitted text classifier sharpens the goal shares; human codes stay the design estimate
-        assert overall.loc[(g, "combined"), "std_error"] < overall.loc[(g, "design"), "std_error"]  # coverage: bench/
+        assert overall.loc[(g, "combined"), "bse"] < overall.loc[(g, "design"), "bse"]  # coverage: bench/
     agr = tabs["plans_agreement"].set_index("code")
     assert (agr["kappa"] > 0.4).all() and (agr["n_disagreements"] > 0).any()
     val = tabs["plans_validation"].set_index("flag")
@@ -546,3 +546,28 @@ def test_simulated_coders_err_more_on_the_codes_that_need_judgement() -> None:
     # the same coder codes the same way
     again = simulated_coder(truth, 0)
     assert all(again(i) == coded.loc[i].to_dict() for i in truth.index[:200])
+
+
+def test_a_previous_wave_of_bundle_format_1_is_compared_with_its_std_error_read_as_bse(tmp_path: Path) -> None:
+    """A plans bundle of an earlier wave, written before the format was recorded, named its
+    standard errors ``std_error``: the change since that wave uses them as ``bse``."""
+    import json
+
+    from analysis.plans.stage import changes
+    from analysis.plans.tables import read_plans_tables
+    from survey.hashing import sha256_file
+
+    cols = {"measure": ["mismatch"] * 2, "stratum": ["alle"] * 2, "estimator": ["design", "combined"],
+            "ci_lower": [0.1, 0.1], "ci_upper": [0.3, 0.3], "n_sample": [200, 200], "N_population": [5000, 5000]}
+    old = tmp_path / "previous"
+    (old / "tables").mkdir(parents=True)
+    pd.DataFrame({**cols, "estimate": [0.20, 0.21], "std_error": [0.03, 0.02]}).to_csv(old / "tables" / "plans_estimates.csv", index=False)
+    (old / "estimates.json").write_text("{}\n", encoding="utf-8")
+    files = {f: sha256_file(old / f) for f in ("estimates.json", "tables/plans_estimates.csv")}
+    (old / "manifest.json").write_text(json.dumps({"part": "plans", "files": files}), encoding="utf-8")
+    assert list(read_plans_tables(old)["plans_estimates"].columns).count("bse") == 1
+    now = pd.DataFrame({**cols, "estimate": [0.26, 0.25], "bse": [0.04, 0.015]})
+    ch = changes(now, old).set_index("estimator")
+    assert ch.loc["design", "difference"] == pytest.approx(0.06)
+    assert ch.loc["design", "bse"] == pytest.approx(0.05)  # sqrt(0.04^2 + 0.03^2)
+    assert ch.loc["combined", "bse"] == pytest.approx(np.hypot(0.015, 0.02))

@@ -47,7 +47,7 @@ def test_design_shares_equal_r_svymean() -> None:
     for m in ("no_training", "mismatch", "no_reason"):
         ref = REF["shares"][m]
         assert est.loc[(m, "alle"), "estimate"] == pytest.approx(ref["estimate"], abs=1e-12), m
-        assert est.loc[(m, "alle"), "std_error"] == pytest.approx(ref["std_error"], rel=1e-9), m
+        assert est.loc[(m, "alle"), "bse"] == pytest.approx(ref["bse"], rel=1e-9), m
         for h, r in ref.get("by_stratum", {}).items():
             assert est.loc[(m, h), "estimate"] == pytest.approx(r["estimate"], abs=1e-12), (m, h)
-            assert est.loc[(m, h), "std_error"] == pytest.approx(r["std_error"], rel=1e-9, abs=1e-14), (m, h)
+            assert est.loc[(m, h), "bse"] == pytest.approx(r["bse"], rel=1e-9, abs=1e-14), (m, h)

@@ -209,7 +209,7 @@ def test_a_plans_bundle_is_verified_like_a_run_bundle(tmp_path: Path) -> None:
 
     b = _bundle(tmp_path / "b")
     share = pd.DataFrame(
-        {"measure": ["attest_matches_plan"], "stratum": ["alle"], "estimator": ["design"], "estimate": [0.8], "std_error": [0.02], "ci_lower": [0.76], "ci_upper": [0.84], "n_sample": [300], "N_population": [5000]}
+        {"measure": ["attest_matches_plan"], "stratum": ["alle"], "estimator": ["design"], "estimate": [0.8], "bse": [0.02], "ci_lower": [0.76], "ci_upper": [0.84], "n_sample": [300], "N_population": [5000]}
     )
     plans = write_plans_tables(tmp_path / "plans", {"plans_estimates": share}, {"note": "test"})
     # the plans bundle is its own folder, verified against its own manifest; the run bundle is untouched

@@ -137,22 +137,38 @@ def _prepare(df: pd.DataFrame, treat_formula: str, outcome_formula: str | None,
     return lhs, t, Z, out, (np.ones(t.size) if w is None else w)
 
 
+#: A separated probit's coefficients drift towards infinity in steps that shrink only slowly (the
+#: probit's tail is thinner than the logit's, so its deviance settles while they still move by
+#: about 0.1); where the maximum exists the steps shrink quadratically, far below this, by the
+#: time the deviance settles.
+PROBIT_SEPARATION_STEP = 0.01
+
+
 def _fit_ps(t: np.ndarray, Z: np.ndarray, w: np.ndarray, link: str) -> np.ndarray:
-    """Propensity-model coefficients: the package's logit (Newton's method,
-    :func:`analysis.matching.propensity.logit_newton`), statsmodels' GLM for a probit or where
-    Newton's method does not apply (a rank-deficient design, quasi-separation)."""
+    """Propensity-model coefficients: the package's logit
+    (:func:`analysis.matching.propensity.logit_fit`), statsmodels' GLM for a probit.
+
+    Both warn of a quasi- or perfect separation with statsmodels' ``PerfectSeparationWarning``:
+    the probit when its linear predictor still moved by more than :data:`PROBIT_SEPARATION_STEP`
+    in the step at which the deviance settled (statsmodels itself warns only of a perfect
+    separation)."""
+    from analysis.matching.propensity import logit_fit
+
     if link == "logit":
-        from analysis.matching.propensity import logit_newton
+        return np.asarray(logit_fit(Z, t, w, maxiter=200, tol=1e-12)[0])
+    import warnings
 
-        fitted = logit_newton(Z, t, w)
-        if fitted is not None:
-            return np.asarray(fitted[0])
-    import statsmodels.api as sm  # only where Newton's method does not apply (its import is slow)
+    import statsmodels.api as sm  # only for the probit (its import is slow)
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
-    fam = sm.families.Binomial(
-        link=sm.families.links.Logit() if link == "logit" else sm.families.links.Probit()
-    )
-    return np.asarray(sm.GLM(t, Z, family=fam, var_weights=w).fit(tol=1e-12, maxiter=200).params)
+    fam = sm.families.Binomial(link=sm.families.links.Probit())
+    fit = sm.GLM(t, Z, family=fam, var_weights=w).fit(tol=1e-12, maxiter=200)
+    steps = fit.fit_history["params"]
+    if len(steps) > 1 and np.max(np.abs(Z @ (np.asarray(steps[-1]) - np.asarray(steps[-2])))) > PROBIT_SEPARATION_STEP:
+        warnings.warn("Quasi- or perfect separation: the probit has no maximum-likelihood "
+                      "estimate; fitted by IRLS until the deviance settled",
+                      PerfectSeparationWarning, stacklevel=2)
+    return np.asarray(fit.params)
 
 
 def _ps_ee(gamma: np.ndarray, t: np.ndarray, Z: np.ndarray, link: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from analysis.matching.formula import (
-    fast_design_matrix,
+    design_matrix,
     resolve_weights,
     split_formula,
     treatment_vector,
@@ -46,8 +46,8 @@ class PropensityScoreResult:
     nobs
         Number of observations.
     engine
-        ``"numpy"`` (design matrix and Newton-Raphson in numpy) or ``"statsmodels"`` (patsy
-        and statsmodels' GLM); both give the same maximum-likelihood fit.
+        ``"numpy"`` (:func:`logit_fit`) or ``"statsmodels"`` (patsy and statsmodels' GLM, a
+        cross-check); both give the same maximum-likelihood fit.
     """
 
     formula: str
@@ -269,7 +269,7 @@ def logit_newton(
     return beta, np.sqrt(np.diag(inv / np.outer(d, d))), eta
 
 
-def fit_logit(
+def logit_fit(
     x: np.ndarray,
     y: np.ndarray,
     weights: np.ndarray | None = None,
@@ -277,10 +277,9 @@ def fit_logit(
     maxiter: int = 100,
     tol: float = 1e-10,
     newton_maxiter: int = 12,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A (weighted) logistic regression on a design matrix: fitted probabilities and logits.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The package's (weighted) logistic regression on a design matrix.
 
-    The array path of :func:`propensity_score`, used by the end-to-end replicates:
     :func:`logit_newton` to the optimum (``tol_criterion="params"``), and where that does not
     converge (quasi-separation, a rank-deficient design) the same Newton-Raphson (IRLS) steps
     until the deviance settles (``tol_criterion="deviance"``), which is statsmodels' GLM fit to
@@ -290,7 +289,7 @@ def fit_logit(
 
     Returns
     -------
-    (score, linear_predictor)
+    (params, bse, linear_predictor)
 
     Raises
     ------
@@ -306,7 +305,25 @@ def fit_logit(
             expected="finite fitted values", found="non-finite values in the logit's IRLS steps",
             hint="check for constant covariates or extreme weights",
         )
-    eta = fitted[2]
+    return fitted
+
+
+def fit_logit(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+    newton_maxiter: int = 12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted probabilities and logits of :func:`logit_fit` (the array path of the replicates).
+
+    Returns
+    -------
+    (score, linear_predictor)
+    """
+    eta = logit_fit(x, y, weights, maxiter=maxiter, tol=tol, newton_maxiter=newton_maxiter)[2]
     return _expit(eta), eta
 
 
@@ -334,15 +351,17 @@ def propensity_score(
         the weighted score equations; the reported ``bse`` are model-based and *not* design-based.
     maxiter, tol
         Iteration controls; the tolerance is tighter than R's default so scores agree with R's to
-        about 1e-8.  The numpy engine stops when no coefficient moves by more than ``tol``,
-        statsmodels when the deviance changes by less than ``tol``.
+        about 1e-8.  Newton's method stops when no coefficient moves by more than ``tol``; where
+        it does not converge (quasi-separation, a rank-deficient design), and in statsmodels,
+        the fit stops when the deviance changes by less than ``tol``.
     engine
-        ``"auto"``: when the right-hand side is an intercept plus plain columns and ``C(column)``
-        terms (numeric, boolean, string or categorical, no missing values), build the design
-        matrix with numpy and fit by Newton-Raphson (:func:`logit_newton`), which is much faster
-        on large data; otherwise, or if that fit fails, use patsy and statsmodels' GLM.
-        ``"statsmodels"``: always the latter.  Both give the same coefficients, names and scores
-        (to about 1e-10).
+        ``"auto"``: the design matrix of :func:`analysis.matching.formula.design_matrix` (numpy
+        for plain columns and ``C(column)`` terms, patsy otherwise) fitted by the package's
+        logit, :func:`logit_fit`, which warns of a quasi- or perfect separation with
+        statsmodels' ``PerfectSeparationWarning`` (counted where the caller counts fit
+        warnings).  ``"statsmodels"``: patsy and statsmodels' GLM, as a cross-check (it warns
+        only of a perfect separation).  Both give the same coefficients, names and scores (to
+        about 1e-10).
 
     Returns
     -------
@@ -358,16 +377,9 @@ def propensity_score(
     lhs, rhs = split_formula(formula)
     treat = treatment_vector(df, lhs)
     w = resolve_weights(df, weights, param="weights")
-    fast = None
     if engine == "auto":
-        design = fast_design_matrix(df, rhs)
-        if design is not None:
-            x, names = design
-            fitted = logit_newton(x, treat, w, maxiter=maxiter, tol=tol)
-            if fitted is not None:
-                fast = (fitted, names)
-    if fast is not None:
-        (beta, se, eta), names = fast
+        x, names = _design(df, rhs, formula)
+        beta, se, eta = logit_fit(x, treat, w, maxiter=maxiter, tol=tol, newton_maxiter=maxiter)
         params = pd.Series(beta, index=names)
         bse = pd.Series(se, index=names)
         score_arr = _expit(eta)
@@ -392,6 +404,22 @@ def propensity_score(
         nobs=nobs,
         engine=used,
     )
+
+
+def _design(df: pd.DataFrame, rhs: str, formula: str) -> tuple[np.ndarray, list[str]]:
+    """The propensity model's design matrix (:func:`analysis.matching.formula.design_matrix`)."""
+    import patsy
+
+    try:
+        return design_matrix(df, rhs)
+    except patsy.PatsyError as exc:
+        missing = bool(df.isna().to_numpy().any())
+        raise PopevalError(
+            "The propensity-score model could not be built", param="formula", found=formula,
+            hint="drop or impute missing covariates before fitting" if missing
+            else "check the formula's column names and terms",
+            detail=str(exc).splitlines()[0],
+        ) from exc
 
 
 def _fit_statsmodels(

@@ -78,7 +78,7 @@ def _rows(est: SurveyEstimate, measure: str, estimator: str, by: bool, alpha: fl
                 "stratum": stratum,
                 "estimator": estimator,
                 "estimate": r["estimate"],
-                "std_error": r["bse"],
+                "bse": r["bse"],
                 "ci_lower": max(0.0, r["ci_lower"]),
                 "ci_upper": min(1.0, r["ci_upper"]),
                 "n_sample": int(n.get(stratum, n.sum() if not by else 0)),
@@ -100,7 +100,7 @@ def design_estimates(codes: pd.DataFrame, *, alpha: float = 0.05, by_stratum: bo
     -------
     pd.DataFrame
         ``measure``, ``stratum`` (``alle`` overall), ``estimator`` (``design``), ``estimate``,
-        ``std_error``, ``ci_lower``, ``ci_upper``, ``n_sample``, ``N_population``.
+        ``bse``, ``ci_lower``, ``ci_upper``, ``n_sample``, ``N_population``.
     """
     d = sample_design(codes)
     n_h = codes.groupby("stratum").size()
@@ -190,7 +190,7 @@ def _row(measure: str, stratum: str, estimator: str, est: float, se: float, q: f
         "stratum": stratum,
         "estimator": estimator,
         "estimate": est,
-        "std_error": se,
+        "bse": se,
         "ci_lower": max(0.0, est - q * se) if np.isfinite(se) else np.nan,
         "ci_upper": min(1.0, est + q * se) if np.isfinite(se) else np.nan,
         "n_sample": n,

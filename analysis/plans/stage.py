@@ -365,9 +365,9 @@ def changes(est: pd.DataFrame, previous: str | Path | None) -> pd.DataFrame:
     if prev is None:
         raise ConfigError("The previous bundle has no plans estimates", file=Path(previous), expected="tables/plans_estimates.csv", found="none", hint="point [plans] previous (or --previous) at the last wave's bundle")
     a = est[(est["stratum"] == "alle") & est["estimator"].isin(["design", "combined"])]
-    b = prev[(prev["stratum"] == "alle")][["measure", "estimator", "estimate", "std_error"]]
+    b = prev[(prev["stratum"] == "alle")][["measure", "estimator", "estimate", "bse"]]
     m = a.merge(b, on=["measure", "estimator"], suffixes=("", "_prev"))
-    se = np.sqrt(m["std_error"] ** 2 + m["std_error_prev"] ** 2)
+    se = np.sqrt(m["bse"] ** 2 + m["bse_prev"] ** 2)
     diff = m["estimate"] - m["estimate_prev"]
     q = 1.959963984540054
     return pd.DataFrame(
@@ -377,7 +377,7 @@ def changes(est: pd.DataFrame, previous: str | Path | None) -> pd.DataFrame:
             "estimate": m["estimate"],
             "previous": m["estimate_prev"],
             "difference": diff,
-            "std_error": se,
+            "bse": se,
             "ci_lower": diff - q * se,
             "ci_upper": diff + q * se,
         }
@@ -441,7 +441,7 @@ def compute_tables(cfg: StudyConfig, *, previous: str | Path | None = None, popu
     thr = cfg.study.disclosure_threshold
     # disclosure: no estimate or count for a stratum with fewer POPs than the threshold
     small = est["N_population"] < thr
-    est.loc[small, ["estimate", "std_error", "ci_lower", "ci_upper", "n_sample", "N_population"]] = np.nan
+    est.loc[small, ["estimate", "bse", "ci_lower", "ci_upper", "n_sample", "N_population"]] = np.nan
     agr = agreement(coded, n_boot=cfg.plans.bootstrap, seed=cfg.study.seed).to_frame()
     dis = disagreements(coded)
     agr["n_disagreements"] = agr["code"].map(dis.groupby("code").size()).fillna(0).astype(int)

@@ -18,7 +18,7 @@ from survey.errors import DataValidationError
 
 __all__ = ["PLANS_TABLES", "check_plans_tables", "read_plans_tables", "write_plans_tables"]
 
-_EST = ("measure", "stratum", "estimator", "estimate", "std_error", "ci_lower", "ci_upper", "n_sample", "N_population")
+_EST = ("measure", "stratum", "estimator", "estimate", "bse", "ci_lower", "ci_upper", "n_sample", "N_population")
 
 #: table -> (columns, description)
 PLANS_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
@@ -49,7 +49,7 @@ PLANS_TABLES: dict[str, tuple[tuple[str, ...], str]] = {
         "Automated concordance on every POP (pop_vs_attest, pop_vs_followed, attest_vs_followed) and the admin-level attest_matches_training",
     ),
     "plans_changes": (
-        ("measure", "estimator", "estimate", "previous", "difference", "std_error", "ci_lower", "ci_upper"),
+        ("measure", "estimator", "estimate", "previous", "difference", "bse", "ci_lower", "ci_upper"),
         "Change since the previous wave (overall estimates; independent samples)",
     ),
 }
@@ -89,7 +89,7 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
     DataValidationError
         For an unknown table, missing columns, or a column named ``text``.
     """
-    from analysis.bundle import jsonable
+    from analysis.bundle import BUNDLE_FORMAT, jsonable
     from survey.files import atomic_dir
     from survey.hashing import sha256_file
 
@@ -101,15 +101,30 @@ def write_plans_tables(bundle: str | Path, tables: Mapping[str, pd.DataFrame], i
         (tmp / "estimates.json").write_text("{}\n", encoding="utf-8")
         (tmp / "plans.json").write_text(json.dumps(jsonable(dict(info)), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
         files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {"part": "plans", "codebook_version": info.get("codebook_version"), "files": files}
+        manifest = {"part": "plans", "bundle_format": BUNDLE_FORMAT, "codebook_version": info.get("codebook_version"), "files": files}
         (tmp / "manifest.json").write_text(json.dumps(jsonable(manifest), indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
     return Path(bundle)
 
 
 def read_plans_tables(bundle: str | Path) -> dict[str, pd.DataFrame]:
     """The plans tables of a bundle (those present), after :func:`analysis.bundle.read_bundle` checked
-    the bundle against its manifest."""
+    the bundle against its manifest.
+
+    A plans bundle of an earlier wave written before the bundle format was recorded (format 1)
+    named the standard errors ``std_error``; they are read as ``bse`` (the same values), and the
+    rename is logged.
+    """
+    import logging
+
     from analysis.bundle import read_bundle
 
     b = read_bundle(bundle)
-    return {n: b.tables[n] for n in PLANS_TABLES if n in b.tables}
+    out = {n: b.tables[n] for n in PLANS_TABLES if n in b.tables}
+    if b.manifest.get("bundle_format") is None:
+        for name, df in out.items():
+            if "std_error" in df.columns and "bse" not in df.columns:
+                out[name] = df.rename(columns={"std_error": "bse"})
+                logging.getLogger(__name__).info(
+                    "%s: %s is of bundle format 1; its column 'std_error' is read as 'bse'", bundle, name
+                )
+    return out

@@ -99,10 +99,10 @@ s$mismatch <- as.numeric(s$attest_match == "mismatch")
 s$no_reason <- as.numeric(s$reason_derivable == "nee")
 des <- svydesign(ids = ~1, strata = ~stratum, fpc = ~N_h, data = s)
 
-one <- function(est) list(estimate = unname(coef(est))[1], std_error = unname(SE(est))[1])
+one <- function(est) list(estimate = unname(coef(est))[1], bse = unname(SE(est))[1])
 by_stratum <- function(var) {
   b <- svyby(as.formula(paste0("~", var)), ~stratum, des, svymean)
-  setNames(lapply(seq_len(nrow(b)), function(i) list(estimate = b[[var]][i], std_error = SE(b)[i])), as.character(b$stratum))
+  setNames(lapply(seq_len(nrow(b)), function(i) list(estimate = b[[var]][i], bse = SE(b)[i])), as.character(b$stratum))
 }
 shares <- list(
   no_training = c(one(svymean(~no_training, des)), list(by_stratum = by_stratum("no_training"))),
