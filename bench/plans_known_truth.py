@@ -65,7 +65,7 @@ def run(reps: int, persons: int, n: int, seed: int, tmp_root: str | None = None,
     With ``goals`` the career goals are also estimated by the combined estimator with the cross-fitted
     text classifier (:func:`analysis.plans.classify.goal_predictions`).
     """
-    from analysis.plans.classify import goal_predictions
+    from analysis.plans.classify import goal_predictions, text_features
     from analysis.plans.codebook import GOALS
     from analysis.plans.estimates import MEASURES, _indicators, combined_estimate, design_estimates
     from analysis.plans.sample import draw_sample, stratum_labels
@@ -77,13 +77,15 @@ def run(reps: int, persons: int, n: int, seed: int, tmp_root: str | None = None,
     pop = frame[["pop_id"]].merge(truth, on="pop_id")
     ind = _indicators(pop)
     true_share = {m: float(ind[m].mean()) for m in MEASURES}
+    # the TF-IDF of every POP's text does not depend on the sample: computed once for all samples
+    features = text_features(texts, frame["pop_id"]) if goals else None
     records = []
     for r in range(reps):
         s = draw_sample(frame, n, STRATA, allocation="equal", seed=seed * 1000 + r)
         codes = s.units.merge(truth, on="pop_id")
         parts = [design_estimates(codes, by_stratum=False), combined_estimate(codes, auto, frame[["pop_id", "stratum"]])]
         if goals:
-            preds = goal_predictions(codes, texts, frame["pop_id"], seed=r)
+            preds = goal_predictions(codes, texts, frame["pop_id"], seed=r, features=features)
             parts += [combined_estimate(codes, None, frame[["pop_id", "stratum"]], measure=g, predictions=preds[g]) for g in GOALS]
         est = pd.concat(parts, ignore_index=True)
         est = est[(est["stratum"] == "alle") & (est["estimator"] != "automated")]

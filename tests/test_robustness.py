@@ -341,17 +341,17 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def derived(study: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A derived folder whose cache holds the ingest, survey and design steps of ``study``."""
+    """A derived folder whose cache holds the ingest, survey and design steps of ``study``.
+
+    Written in this process (the tests that need a ``popeval run`` process start their own): the
+    cache is the same whichever process computed it.
+    """
+    from analysis.pipeline import run
+
     base = tmp_path_factory.mktemp("robust_derived")
     cfg = base / "warm.toml"
     _write_config(cfg, study, base / "derived", replicates=4, workers=1)
-    r = subprocess.run(
-        [POPEVAL, "run", "--config", str(cfg), "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert (run(load_config(cfg), progress=False).run_dir / COMPLETE_MARKER).exists()
     return base / "derived"
 
 

@@ -16,16 +16,51 @@ estimates are reported beside them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from analysis.plans.codebook import GOALS
 
-__all__ = ["goal_predictions"]
+__all__ = ["TextFeatures", "goal_predictions", "text_features"]
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """The TF-IDF matrix of every POP of the frame (one row per ``ids`` entry, in that order)."""
+
+    ids: pd.Index
+    matrix: Any
+
+
+def text_features(texts: pd.DataFrame, frame_ids: pd.Series) -> TextFeatures:
+    """TF-IDF of word uni- and bigrams of every POP of the frame; unsupervised (no code is used).
+
+    Parameters
+    ----------
+    texts
+        ``pop_id``, ``text`` (masked) for every POP of the frame.
+    frame_ids
+        The frame's ``pop_id`` values (the rows of the matrix, in this order).
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    text_of = texts.set_index("pop_id")["text"]
+    ids = pd.Index(frame_ids.astype(str))
+    vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True, sublinear_tf=True, min_df=2)
+    return TextFeatures(ids=ids, matrix=vec.fit_transform(text_of.reindex(ids).fillna("").to_numpy()))
 
 
 def goal_predictions(
-    sample_codes: pd.DataFrame, texts: pd.DataFrame, frame_ids: pd.Series, *, folds: int = 5, seed: int = 2023
+    sample_codes: pd.DataFrame,
+    texts: pd.DataFrame,
+    frame_ids: pd.Series,
+    *,
+    folds: int = 5,
+    seed: int = 2023,
+    features: TextFeatures | None = None,
 ) -> dict[str, tuple[pd.Series, pd.Series]]:
     """Cross-fitted goal probabilities.
 
@@ -39,6 +74,9 @@ def goal_predictions(
         The frame's ``pop_id`` values.
     folds
         Number of cross-fitting folds.
+    features
+        :func:`text_features` of ``texts`` and ``frame_ids``, when already computed (they do not
+        depend on the sample: repeated samples of one frame share them).
 
     Returns
     -------
@@ -46,20 +84,19 @@ def goal_predictions(
         goal -> (population predictions indexed by ``pop_id`` (mean over fold models), sample
         predictions indexed by ``pop_id`` (from the model that did not see the POP)).
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    text_of = texts.set_index("pop_id")["text"]
-    ids = pd.Index(frame_ids.astype(str))
-    X_text = text_of.reindex(ids).fillna("").to_numpy()
+    if features is None:
+        features = text_features(texts, frame_ids)
+    ids, X_all = features.ids, features.matrix
+    if not ids.equals(pd.Index(frame_ids.astype(str))):
+        raise ValueError("features were computed for another frame (their pop_id values differ from frame_ids)")
     s = sample_codes.reset_index(drop=True)
     rng = np.random.default_rng([seed, 61])
     fold = np.empty(len(s), dtype=int)
     for _, idx in s.groupby("stratum").indices.items():
         perm = rng.permutation(idx)
         fold[perm] = np.arange(len(perm)) % folds
-    vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True, sublinear_tf=True, min_df=2)
-    X_all = vec.fit_transform(X_text)  # unsupervised: the vocabulary of all POPs, no codes used
     pos = ids.get_indexer(pd.Index(s["pop_id"].astype(str)))
     out: dict[str, tuple[pd.Series, pd.Series]] = {}
     for g in GOALS:
