@@ -571,3 +571,27 @@ def test_a_previous_wave_of_bundle_format_1_is_compared_with_its_std_error_read_
     assert ch.loc["design", "difference"] == pytest.approx(0.06)
     assert ch.loc["design", "bse"] == pytest.approx(0.05)  # sqrt(0.04^2 + 0.03^2)
     assert ch.loc["combined", "bse"] == pytest.approx(np.hypot(0.015, 0.02))
+
+
+def test_goal_predictions_from_shared_text_features_are_the_same() -> None:
+    """The TF-IDF of the frame's texts, computed once (as for repeated samples of one frame), gives
+    exactly the predictions computed from the texts; features of another frame are refused."""
+    from analysis.plans.classify import goal_predictions, text_features
+
+    rng = np.random.default_rng(3)
+    words = ["opleiding", "loopbaan", "balans", "gezin", "talent", "groei", "heroriëntatie", "sector", "job", "werk"]
+    ids = [f"P{i:03d}" for i in range(60)]
+    texts = pd.DataFrame({"pop_id": ids, "text": [" ".join(rng.choice(words, size=12)) for _ in ids]})
+    codes = pd.DataFrame({"pop_id": ids[:30], "stratum": ["a", "b"] * 15})
+    for g in GOALS:
+        codes[g] = np.where([g.split("_")[-1][:4] in t for t in texts["text"][:30]] | (rng.random(30) < 0.3), "ja", "nee")
+    frame_ids = pd.Series(ids)
+    direct = goal_predictions(codes, texts, frame_ids, seed=5)
+    shared = goal_predictions(codes, texts, frame_ids, seed=5, features=text_features(texts, frame_ids))
+    assert set(direct) == set(GOALS)
+    for g in GOALS:
+        for a, b in zip(direct[g], shared[g], strict=True):
+            pd.testing.assert_series_equal(a, b, check_exact=True)
+    assert direct[GOALS[0]][0].between(0, 1).all() and direct[GOALS[0]][0].std() > 0  # the texts inform the model
+    with pytest.raises(ValueError, match="another frame"):
+        goal_predictions(codes, texts, frame_ids, features=text_features(texts, frame_ids.iloc[:50]))
