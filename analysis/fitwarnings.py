@@ -14,10 +14,22 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 
-__all__ = ["EXPECTED_FIT_WARNINGS", "expected_fit_warnings", "report_fit_warnings"]
+__all__ = ["EXPECTED_FIT_WARNINGS", "MEANINGS", "expected_fit_warnings", "report_fit_warnings"]
 
 #: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
 EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
+
+#: What each expected warning means for the estimate, logged with its count.
+MEANINGS = {
+    "PerfectSeparationWarning": (
+        "a propensity model was (quasi-)separated: a covariate category had units of one group only "
+        "(in a replicate: its other group's respondents were all left out of the resample); their score "
+        "goes to 0 or 1, so they get no control of their own category, and the fit (or that replicate) "
+        "compares the rest; the replicate SE includes this variation"
+    ),
+    "ConvergenceWarning": "a fit stopped at its iteration limit; its last step was used",
+    "HessianInversionWarning": "a fit's information matrix could not be inverted: its model-based standard errors are unreliable",
+}
 
 
 @contextlib.contextmanager
@@ -39,5 +51,6 @@ def expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
 def report_fit_warnings(counts: Mapping[str, int], log: logging.Logger) -> dict[str, int]:
     """Log the counted fit warnings on ``log`` and return them (sorted) for a result's diagnostics."""
     for key, n in sorted(counts.items()):
-        log.warning("%s warned %d time(s) while fitting", key, n)
+        meaning = MEANINGS.get(key.rsplit(": ", 1)[-1])
+        log.warning("%s warned %d time(s) while fitting%s", key, n, f": {meaning}" if meaning else "")
     return dict(sorted(counts.items()))

@@ -153,7 +153,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
         Folder for the temporary study files (default: the system's temporary folder).
     no_fpc
         With ``fpc``: also compute the replicate SE without the finite-population correction (same
-        bootstrap draws), recorded as ``replicate_se_nofpc``: the diagnostic of the coverage
+        bootstrap draws), recorded as ``bse_nofpc``: the diagnostic of the coverage
         investigation.
     fpc
         Apply the finite-population correction in the main replicate SE.  Off by default, as in
@@ -287,7 +287,7 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
                 if meth == "ologit" and scale != "top2":
                     continue
                 mse = float(rep.bse.get((o, meth, scale), float("nan")))
-                methods_rec[meth] = {"estimate": pick(est, o, meth, scale), "replicate_se": mse}
+                methods_rec[meth] = {"estimate": pick(est, o, meth, scale), "bse": mse}
                 if "extrapolated" in est.columns:
                     methods_rec[meth]["extrapolated"] = pick(est, o, meth, scale, "extrapolated")
             rec[scale] = {
@@ -296,9 +296,9 @@ def _run_study(seed: int, persons: int, replicates: int, tmp_root: str | None, n
                 "methods": methods_rec,
                 "matching_matchit_ties": pick(est_m, o, "matching", scale),
                 "estimate": e,
-                "replicate_se": se,
-                "model_se": pick(est, o, "matching", scale, "bse"),
-                **({"replicate_se_nofpc": float(rep_nofpc.bse.get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
+                "bse": se,
+                "model_bse": pick(est, o, "matching", scale, "bse"),
+                **({"bse_nofpc": float(rep_nofpc.bse.get((o, "matching", scale), float("nan")))} if rep_nofpc is not None else {}),
                 "ci_lower": e - Z95 * se,
                 "ci_upper": e + Z95 * se,
                 "naive": pick(est, o, "naive", scale),
@@ -469,7 +469,7 @@ def summarise_methods(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     se = np.full(est.size, np.nan)
                 else:
                     est = np.array([c["methods"][meth]["estimate"] for c in cells], dtype=float)
-                    se = np.array([c["methods"][meth]["replicate_se"] for c in cells], dtype=float)
+                    se = np.array([c["methods"][meth]["bse"] for c in cells], dtype=float)
                 xs = [c["methods"][meth].get("extrapolated") if cur else None for c, cur in zip(cells, current, strict=True)] if meth != "matching_matchit_ties" else []
                 xs_f = np.array([np.nan if x is None else x for x in xs], dtype=float)
                 truth = np.array([c["truth"] for c in cells], dtype=float)
@@ -487,7 +487,7 @@ def summarise_methods(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "bias": bias, "bias_mc_se": bias_se, "rmse": float(np.sqrt(np.mean(err**2))),
                     "rmse_mc_se": float(np.std(err**2, ddof=1) / math.sqrt(n) / (2 * math.sqrt(np.mean(err**2)))) if np.mean(err**2) > 0 else float("nan"),
                     "empirical_sd": float(np.std(err, ddof=1)),
-                    "mean_replicate_se": float(np.nanmean(se[ok])) if has_se.any() else float("nan"),
+                    "mean_bse": float(np.nanmean(se[ok])) if has_se.any() else float("nan"),
                     "coverage": cov, "coverage_mc_se": math.sqrt(cov * (1 - cov) / nc) if nc else float("nan"),
                     # model-based methods: mean weighted share of POP users whose prediction extrapolates
                     "mean_extrapolated": float(np.nanmean(xs_f)) if np.isfinite(xs_f).any() else float("nan"),
@@ -521,26 +521,26 @@ def summarise(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     for o in good[0]["outcomes"]:
         for scale in SCALES:
             d = pd.DataFrame([r["outcomes"][o][scale] for r in good])
-            d = d[np.isfinite(d["estimate"]) & np.isfinite(d["replicate_se"]) & np.isfinite(d["truth"])]
+            d = d[np.isfinite(d["estimate"]) & np.isfinite(d["bse"]) & np.isfinite(d["truth"])]
             n = len(d)
             err = (d["estimate"] - d["truth"]).to_numpy()
             bias, bias_se = _mc(err)
-            cover = (np.abs(err) <= Z95 * d["replicate_se"].to_numpy()).astype(float)
+            cover = (np.abs(err) <= Z95 * d["bse"].to_numpy()).astype(float)
             cov = float(cover.mean())
-            cov_model = float((np.abs(err) <= Z95 * d["model_se"].to_numpy()).mean())
+            cov_model = float((np.abs(err) <= Z95 * d["model_bse"].to_numpy()).mean())
             nb, nb_se = _mc((d["naive"] - d["truth"]).to_numpy())
             ub, ub_se = _mc((d["unweighted_matched"] - d["truth"]).to_numpy())
             extra: dict[str, float] = {}
-            if "replicate_se_nofpc" in d.columns and d["replicate_se_nofpc"].notna().all():
-                c2 = float((np.abs(err) <= Z95 * d["replicate_se_nofpc"].to_numpy()).mean())
+            if "bse_nofpc" in d.columns and d["bse_nofpc"].notna().all():
+                c2 = float((np.abs(err) <= Z95 * d["bse_nofpc"].to_numpy()).mean())
                 extra = {
-                    "mean_replicate_se_nofpc": float(d["replicate_se_nofpc"].mean()),
+                    "mean_bse_nofpc": float(d["bse_nofpc"].mean()),
                     "coverage_nofpc": c2,
                     "coverage_nofpc_mc_se": math.sqrt(c2 * (1 - c2) / n) if n else float("nan"),
                 }
             conf = [r["outcomes"][o]["population_naive_difference"] - r["outcomes"][o]["likert"]["truth"] for r in good]
             emp_sd = float(np.std(err, ddof=1))
-            mean_se = float(d["replicate_se"].mean())
+            mean_se = float(d["bse"].mean())
             rows.append(
                 {
                     "outcome": o,
@@ -553,12 +553,12 @@ def summarise(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                     "rmse": float(np.sqrt(np.mean(err**2))),
                     "mean_abs_error": float(np.mean(np.abs(err))),
                     "empirical_sd": emp_sd,
-                    "mean_replicate_se": mean_se,
+                    "mean_bse": mean_se,
                     "se_ratio": mean_se / emp_sd if emp_sd > 0 else float("nan"),
-                    "mean_model_se": float(d["model_se"].mean()),
+                    "mean_model_bse": float(d["model_bse"].mean()),
                     "coverage": cov,
                     "coverage_mc_se": math.sqrt(cov * (1 - cov) / n) if n else float("nan"),
-                    "coverage_model_se": cov_model,
+                    "coverage_model_bse": cov_model,
                     "naive_bias": nb,
                     "naive_bias_mc_se": nb_se,
                     "unweighted_matched_bias": ub,
@@ -659,7 +659,7 @@ def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path
         lines.append(
             f"| {r.outcome} | {r.scale} | {r.studies} | {_fmt(r.mean_truth)} | {_fmt(r.mean_estimate)} | "
             f"{_fmt(r.bias, 4, True)} ({_fmt(r.bias_mc_se, 4)}) | {_fmt(r.rmse, 4)} | {_fmt(r.empirical_sd, 4)} | "
-            f"{_fmt(r.mean_replicate_se, 4)} | {r.coverage:.1%} ({r.coverage_mc_se:.1%}) | "
+            f"{_fmt(r.mean_bse, 4)} | {r.coverage:.1%} ({r.coverage_mc_se:.1%}) | "
             f"{_fmt(r.naive_bias, 3, True)} ({_fmt(r.naive_bias_mc_se, 3)}) | {_fmt(r.unweighted_matched_bias, 3, True)} | "
             f"{_fmt(r.population_confounding, 3, True) if np.isfinite(r.population_confounding) else ''} |"
         )
@@ -672,8 +672,8 @@ def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path
     ]
     for r in summary.itertuples():
         lines.append(
-            f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_replicate_se, 4)} | {_fmt(r.se_ratio, 2)} | "
-            f"{r.coverage:.1%} | {_fmt(r.mean_model_se, 4)} | {r.coverage_model_se:.1%} |"
+            f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_bse, 4)} | {_fmt(r.se_ratio, 2)} | "
+            f"{r.coverage:.1%} | {_fmt(r.mean_model_bse, 4)} | {r.coverage_model_bse:.1%} |"
         )
     if "coverage_nofpc" in summary.columns:
         lines += [
@@ -685,8 +685,8 @@ def write_report(records: list[dict[str, Any]], summary: pd.DataFrame, out: Path
         ]
         for r in summary.itertuples():
             lines.append(
-                f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_replicate_se, 4)} | "
-                f"{r.coverage:.1%} ({r.coverage_mc_se:.1%}) | {_fmt(r.mean_replicate_se_nofpc, 4)} | "
+                f"| {r.outcome} | {r.scale} | {_fmt(r.empirical_sd, 4)} | {_fmt(r.mean_bse, 4)} | "
+                f"{r.coverage:.1%} ({r.coverage_mc_se:.1%}) | {_fmt(r.mean_bse_nofpc, 4)} | "
                 f"{r.coverage_nofpc:.1%} ({r.coverage_nofpc_mc_se:.1%}) |"
             )
     lines += ["", "## Criteria (Likert scale)", ""]
@@ -798,7 +798,7 @@ def matrix_criteria(table: pd.DataFrame) -> pd.DataFrame:
             "scenario": sc, "method": meth, "studies": int(g["studies"].min()),
             "max_abs_bias": float(g["bias"].abs().max()), "min_coverage": float(g["coverage"].min()),
             "max_coverage": float(g["coverage"].max()), "mean_rmse": float(g["rmse"].mean()),
-            "se_ratio": float((g["mean_replicate_se"] / g["empirical_sd"]).mean()),
+            "se_ratio": float((g["mean_bse"] / g["empirical_sd"]).mean()),
             "bias_ok": bool((g["bias"].abs() <= BIAS_TOLERANCE_LIKERT).all()),
             "coverage_ok": bool(g["coverage"].between(*COVERAGE_RANGE).all()),
         })
@@ -893,7 +893,7 @@ def run_matrix(names: Sequence[str], a: argparse.Namespace) -> int:
         xs = getattr(r, "mean_extrapolated", float("nan"))
         lines.append(
             f"| {r.scenario} | {r.method} | {r.outcome} | {r.scale} | {r.studies} | {r.bias:+.4f} ({r.bias_mc_se:.4f}) | "
-            f"{r.rmse:.4f} | {r.empirical_sd:.4f} | {'' if not np.isfinite(r.mean_replicate_se) else f'{r.mean_replicate_se:.4f}'} | {cov} | "
+            f"{r.rmse:.4f} | {r.empirical_sd:.4f} | {'' if not np.isfinite(r.mean_bse) else f'{r.mean_bse:.4f}'} | {cov} | "
             f"{'' if not np.isfinite(xs) else f'{xs:.1%}'} |"
         )
     if len(table):

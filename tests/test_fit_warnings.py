@@ -23,7 +23,10 @@ def test_expected_warnings_are_counted_per_fit_and_logged(caplog: pytest.LogCapt
     with caplog.at_level(logging.WARNING, logger="analysis.estimation"):
         reported = report_fit_warnings(counts, logging.getLogger("analysis.estimation"))
     assert reported == {"ologit: ConvergenceWarning": 2, "propensity score: PerfectSeparationWarning": 1}
-    assert "ologit: ConvergenceWarning warned 2 time(s)" in caplog.text
+    assert "ologit: ConvergenceWarning warned 2 time(s) while fitting: a fit stopped at its iteration limit" in caplog.text
+    # what a separation means for the estimate is said with it
+    assert "PerfectSeparationWarning warned 1 time(s) while fitting: a propensity model was (quasi-)separated" in caplog.text
+    assert "get no control of their own category" in caplog.text
 
 
 def test_unexpected_warnings_surface() -> None:

@@ -55,9 +55,9 @@ def test_records_are_complete(small_run: tuple[Path, list[dict[str, Any]]]) -> N
         # the linked population is the generator's study population
         assert r["population_size"] == r["truth_population_size"]
         assert set(r["outcomes"]) == set(OUTCOMES)
-    for key in ("estimate", "replicate_se", "model_se", "naive", "unweighted_matched", "truth"):
+    for key in ("estimate", "bse", "model_bse", "naive", "unweighted_matched", "truth"):
         assert np.isfinite(_values(records, key)).all(), key
-    assert (_values(records, "replicate_se") > 0).all()
+    assert (_values(records, "bse") > 0).all()
     est, lo, hi = _values(records, "estimate"), _values(records, "ci_lower"), _values(records, "ci_upper")
     assert ((lo < est) & (est < hi)).all()
     # the temporary study folders are removed
@@ -94,7 +94,7 @@ def test_truth_is_read_from_the_truth_file(small_run: tuple[Path, list[dict[str,
         meths = rec["outcomes"][o]["likert"]["methods"]
         assert set(meths) == {"matching", "regression", "ipw", "aipw", "naive"}
         assert set(rec["outcomes"][o]["top2"]["methods"]) == set(meths) | {"ologit"}
-        assert all(np.isfinite(v["estimate"]) and v["replicate_se"] > 0 for v in meths.values())
+        assert all(np.isfinite(v["estimate"]) and v["bse"] > 0 for v in meths.values())
 
 
 def test_errors_are_consistent_with_the_replicate_se(small_run: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -105,7 +105,7 @@ def test_errors_are_consistent_with_the_replicate_se(small_run: tuple[Path, list
     error by a factor above 1.7 or the estimates are off by more than about 1.4 SE systematically.
     """
     _, records = small_run
-    z = (_values(records, "estimate") - _values(records, "truth")) / _values(records, "replicate_se")
+    z = (_values(records, "estimate") - _values(records, "truth")) / _values(records, "bse")
     assert np.abs(z).max() < 4.5, z
     assert float(np.mean(z**2)) < 3.0, z
 
@@ -114,7 +114,7 @@ def test_mean_absolute_error_is_bounded(small_run: tuple[Path, list[dict[str, An
     """Mean |estimate - truth| (Likert) below 1.5 mean replicate SEs; 0.8 is expected (E|N(0, s)| = 0.8 s)."""
     _, records = small_run
     err = np.array([r["outcomes"][o]["likert"]["estimate"] - r["outcomes"][o]["likert"]["truth"] for r in records for o in OUTCOMES])
-    se = np.array([r["outcomes"][o]["likert"]["replicate_se"] for r in records for o in OUTCOMES])
+    se = np.array([r["outcomes"][o]["likert"]["bse"] for r in records for o in OUTCOMES])
     assert float(np.mean(np.abs(err))) < 1.5 * float(np.mean(se))
 
 
@@ -132,13 +132,13 @@ def test_summary_and_report(small_run: tuple[Path, list[dict[str, Any]]]) -> Non
     s = kt.summarise(records)
     cols = {
         "outcome", "scale", "studies", "mean_truth", "mean_estimate", "bias", "bias_mc_se", "rmse", "empirical_sd",
-        "mean_replicate_se", "coverage", "coverage_mc_se", "naive_bias", "naive_bias_mc_se", "unweighted_matched_bias",
+        "mean_bse", "coverage", "coverage_mc_se", "naive_bias", "naive_bias_mc_se", "unweighted_matched_bias",
     }
     assert cols <= set(s.columns)
     assert len(s) == len(OUTCOMES) * len(kt.SCALES)
     assert (s["studies"] == len(SEEDS)).all()
     assert s["coverage"].between(0, 1).all()
-    assert np.isfinite(s[["bias", "bias_mc_se", "rmse", "empirical_sd", "mean_replicate_se", "naive_bias"]].to_numpy()).all()
+    assert np.isfinite(s[["bias", "bias_mc_se", "rmse", "empirical_sd", "mean_bse", "naive_bias"]].to_numpy()).all()
     settings = {"studies": len(SEEDS), "persons": PERSONS, "replicates": REPLICATES, "workers": 2, "seed0": SEEDS[0]}
     payload = kt.write_report(records, s, out / "kt", settings)
     assert payload["studies"] == len(SEEDS)
@@ -149,7 +149,7 @@ def test_summary_and_report(small_run: tuple[Path, list[dict[str, Any]]]) -> Non
 
 
 def _fake(seed: int, est: float, se: float, truth: float, naive: float) -> dict[str, Any]:
-    cell = {"truth": truth, "estimate": est, "replicate_se": se, "model_se": se, "naive": naive, "unweighted_matched": est}
+    cell = {"truth": truth, "estimate": est, "bse": se, "model_bse": se, "naive": naive, "unweighted_matched": est}
     return {
         "seed": seed,
         "outcomes": {"stronger": {"population_naive_difference": truth + 0.1, "likert": dict(cell), "top2": dict(cell)}},
@@ -180,7 +180,7 @@ def test_summary_arithmetic() -> None:
 
 def _fake_methods(seed: int, truth: float, methods: dict[str, tuple[float, float]], matchit_ties: float) -> dict[str, Any]:
     cell = {"truth": truth, "matching_matchit_ties": matchit_ties,
-            "methods": {m: {"estimate": e, "replicate_se": se} for m, (e, se) in methods.items()}}
+            "methods": {m: {"estimate": e, "bse": se} for m, (e, se) in methods.items()}}
     return {"seed": seed, "outcomes": {"stronger": {"likert": cell, "top2": cell}}}
 
 
@@ -200,12 +200,12 @@ def test_method_summary_arithmetic() -> None:
     assert m["studies"] == 3
     assert m["bias"] == pytest.approx(err.mean()) and m["bias_mc_se"] == pytest.approx(err.std(ddof=1) / math.sqrt(3))
     assert m["rmse"] == pytest.approx(math.sqrt(np.mean(err**2))) and m["empirical_sd"] == pytest.approx(err.std(ddof=1))
-    assert m["coverage"] == pytest.approx(2 / 3) and m["mean_replicate_se"] == pytest.approx(0.1)
+    assert m["coverage"] == pytest.approx(2 / 3) and m["mean_bse"] == pytest.approx(0.1)
     # naive errors 0.5, 0.3, 0.4 with SE 0.2: only 0.3 <= 1.96 x 0.2
     assert got.loc["naive", "bias"] == pytest.approx(0.4) and got.loc["naive", "coverage"] == pytest.approx(1 / 3)
     ties = got.loc["matching_matchit_ties"]
     assert ties["empirical_sd"] == pytest.approx(np.std([0.2, -0.4, 0.0], ddof=1))
-    assert not np.isfinite(ties["mean_replicate_se"]) and not np.isfinite(ties["coverage"])
+    assert not np.isfinite(ties["mean_bse"]) and not np.isfinite(ties["coverage"])
 
 
 # --------------------------------------------------------------------------- the committed matrix run
@@ -256,7 +256,7 @@ def test_committed_evidence_main_estimator_covers_in_the_baseline() -> None:
     lo, hi = kt.COVERAGE_RANGE
     for o, r in _rows("baseline", MAIN_METHOD).items():
         assert lo <= r["coverage"] <= hi, (o, r["coverage"])
-        assert 0.9 <= r["mean_replicate_se"] / r["empirical_sd"] <= 1.3, (o, r["mean_replicate_se"], r["empirical_sd"])
+        assert 0.9 <= r["mean_bse"] / r["empirical_sd"] <= 1.3, (o, r["mean_bse"], r["empirical_sd"])
 
 
 def test_committed_evidence_all_tied_controls_reduce_the_sd() -> None:
@@ -324,9 +324,9 @@ def test_small_matrix_values_are_real(small_matrix: tuple[Path, dict[str, Any]])
         assert abs(r["bias"]) < (0.8 if likert else 0.35), r
         assert r["rmse"] >= abs(r["bias"]) - 1e-12 and r["empirical_sd"] >= 0, r
         if r["method"] == "matching_matchit_ties":
-            assert r["mean_replicate_se"] is None or not np.isfinite(r["mean_replicate_se"])
+            assert r["mean_bse"] is None or not np.isfinite(r["mean_bse"])
             continue
-        assert 0.01 < r["mean_replicate_se"] < (0.8 if likert else 0.4), r
+        assert 0.01 < r["mean_bse"] < (0.8 if likert else 0.4), r
         assert 0 <= r["coverage"] <= 1, r
         if r["method"] in ("regression", "aipw", "ologit"):
             assert 0 <= r["mean_extrapolated"] <= 1, r

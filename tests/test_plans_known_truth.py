@@ -41,7 +41,7 @@ def test_small_run_covers_and_combined_is_narrower(small: dict[str, object]) -> 
         assert r["reps"] == 30
         assert r["coverage"] >= 0.8, r
         assert abs(r["bias"]) < 4 * r["bias_mcse"] + 0.01, r
-        assert 0.6 < r["mean_se"] / r["empirical_sd"] < 1.6, r
+        assert 0.6 < r["mean_bse"] / r["empirical_sd"] < 1.6, r
     ratios = small["width_ratio_combined_vs_design"]
     assert isinstance(ratios, dict) and set(ratios) == {"mismatch", "goal_talent", "goal_balance", "goal_reorientation"}
     assert all(v < 0.9 for v in ratios.values())
