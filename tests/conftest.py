@@ -10,10 +10,17 @@ written once per run.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+# One BLAS thread per process, set before numpy loads OpenBLAS (and inherited by the runs, kernels
+# and workers the tests start): the test workers already use every core, and BLAS threads on busy
+# cores wait for each other (small dense algebra several times slower).  ``popeval run`` itself runs
+# on one BLAS thread (``analysis.pipeline.run_scope``); the tests of that set a limit of their own.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest
 import shared_studies as studies
@@ -71,6 +78,18 @@ def pytest_configure_node(node: object) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if getattr(config, "workerinput", None) is None and _ROOT in config.stash:  # the folder's maker removes it
         shutil.rmtree(config.stash[_ROOT], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """One BLAS thread also where OpenBLAS was loaded before this file set the variable (a plugin)."""
+    from threadpoolctl import threadpool_limits
+
+    if os.environ["OPENBLAS_NUM_THREADS"] != "1":  # set by the caller: theirs
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session", autouse=True)

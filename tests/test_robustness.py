@@ -859,20 +859,22 @@ def test_a_run_leaves_the_process_state_as_it_found_it(study: Path, derived: Pat
     import logging
     import types
 
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     import analysis.pipeline as pl
 
     names = ["", "popeval", "popeval.run", "analysis", "analysis.weighting", "survey"]
     before = [(n, logging.getLogger(n).level, tuple(logging.getLogger(n).handlers)) for n in names]
-    blas = threadpool_info()
     cfg = _fresh_config(tmp_path, study, derived, replicates=6, workers=2)
-    res = pl.run(load_config(cfg), progress=False)
+    with threadpool_limits(limits=2):  # not one (the tests' own limit), so that a limit left behind shows
+        blas = threadpool_info()
+        assert all(lib["num_threads"] == 2 for lib in blas)
+        res = pl.run(load_config(cfg), progress=False)
+        after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # libraries loaded since are new
     assert "outcomes" in res.computed  # the replicates ran in two worker processes
     assert (res.run_dir / COMPLETE_MARKER).exists()
     assert [(n, logging.getLogger(n).level, tuple(logging.getLogger(n).handlers)) for n in names] == before
     assert types.MappingProxyType not in copyreg.dispatch_table  # (imported libraries add their own)
-    after = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}  # libraries loaded since are new
     assert {lib["filepath"]: lib["num_threads"] for lib in blas} == {lib["filepath"]: after[lib["filepath"]] for lib in blas}
 
 

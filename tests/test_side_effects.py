@@ -40,24 +40,27 @@ def _logger_state() -> list[tuple[str, int, tuple[logging.Handler, ...]]]:
 
 
 def test_run_scope_logs_to_its_file_and_restores_loggers_and_blas(tmp_path: Path) -> None:
-    from threadpoolctl import threadpool_info
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     from analysis.pipeline import run_scope
 
-    loggers, blas = _logger_state(), threadpool_info()
     log_file = tmp_path / "run.log"
-    with run_scope(log_file):
-        logging.getLogger("analysis.pipeline").info("step one reused")
-        logging.getLogger("analysis.weighting").warning("a cell was collapsed")
-        logging.getLogger("citric").info("not ours")
-        inside = threadpool_info()
+    with threadpool_limits(limits=2):  # not one (the tests' own limit), so that a limit left behind shows
+        loggers, blas = _logger_state(), threadpool_info()
+        assert all(p["num_threads"] == 2 for p in blas)
+        with run_scope(log_file):
+            logging.getLogger("analysis.pipeline").info("step one reused")
+            logging.getLogger("analysis.weighting").warning("a cell was collapsed")
+            logging.getLogger("citric").info("not ours")
+            inside = threadpool_info()
+        after = threadpool_info()
     text = log_file.read_text(encoding="utf-8")
     assert "step one reused" in text
     assert "a cell was collapsed" in text
     assert "not ours" not in text
     assert all(p["num_threads"] == 1 for p in inside)
     assert _logger_state() == loggers
-    assert threadpool_info() == blas
+    assert after == blas
 
 
 def test_run_scope_restores_state_when_the_run_fails(tmp_path: Path) -> None:
