@@ -16,11 +16,13 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-# One BLAS thread per process, set before numpy loads OpenBLAS (and inherited by the runs, kernels
-# and workers the tests start): the test workers already use every core, and BLAS threads on busy
-# cores wait for each other (small dense algebra several times slower).  ``popeval run`` itself runs
-# on one BLAS thread (``analysis.pipeline.run_scope``); the tests of that set a limit of their own.
+# One BLAS (and OpenMP) thread per process, set before numpy loads OpenBLAS (and inherited by the
+# runs, kernels and workers the tests start): the test workers already use every core, and BLAS
+# threads on busy cores wait for each other (small dense algebra several times slower).  ``popeval
+# run`` itself runs on one thread (``analysis.pipeline.run_scope``); the tests of that set a limit of
+# their own.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 import shared_studies as studies
@@ -82,13 +84,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_blas_thread() -> Iterator[None]:
-    """One BLAS thread also where OpenBLAS was loaded before this file set the variable (a plugin)."""
+    """One thread also in the libraries loaded before this file set the variables (by a plugin)."""
     from threadpoolctl import threadpool_limits
 
-    if os.environ["OPENBLAS_NUM_THREADS"] != "1":  # set by the caller: theirs
+    if any(os.environ[v] != "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):  # set by the caller: theirs
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1):
         yield
 
 
