@@ -876,9 +876,14 @@ def _replicate_estimates(
             for meth in methods:
                 for scale in (("log_odds", "top2") if meth == "ologit" else ("likert", "top2")):
                     out.setdefault((o, meth, scale), float("nan"))
-    s = pd.Series(out, dtype=float)
-    s.index = pd.MultiIndex.from_tuples(list(out), names=["outcome", "method", "scale"])
-    return s
+    return pd.Series(np.fromiter(out.values(), dtype=float, count=len(out)), index=_estimate_index(tuple(out)))
+
+
+@cache
+def _estimate_index(keys: tuple[tuple[str, str, str], ...]) -> pd.MultiIndex:
+    """The (outcome, method, scale) index of a replicate's estimates, built once per process (the
+    same in every replicate; building it cost as much as some of the estimators)."""
+    return pd.MultiIndex.from_tuples(list(keys), names=["outcome", "method", "scale"])
 
 
 def _outcome_estimates(
