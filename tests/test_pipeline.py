@@ -250,8 +250,9 @@ def test_design_stage_never_reads_outcomes(study: Path, tmp_path: Path) -> None:
 
 def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: Path) -> None:
     cfg_path = tmp_path / "study.toml"
-    # no replicates: the lock guards the design, which the outcomes' standard errors do not touch
-    _write_config(cfg_path, study, tmp_path / "derived", replicates=0)
+    # the main estimator without replicates: the lock guards the design, which neither the other
+    # methods nor the standard errors touch
+    _write_config(cfg_path, study, tmp_path / "derived", replicates=0, methods=("matching",))
     cfg = load_config(cfg_path)
     run(cfg, stage="design", progress=False)
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 1
@@ -269,7 +270,7 @@ def test_outcomes_refuse_a_design_changed_after_the_lock(study: Path, tmp_path: 
     lines = dwse.read_text(encoding="utf-8").splitlines(keepends=True)
     dwse.write_text("".join(lines[:-1]), encoding="utf-8")
     cfg2 = tmp_path / "wave2.toml"
-    _write_config(cfg2, wave2, tmp_path / "derived", replicates=0)
+    _write_config(cfg2, wave2, tmp_path / "derived", replicates=0, methods=("matching",))
     assert run(dataclasses.replace(load_config(cfg2), matching=changed.matching), progress=False).bundle is not None
     assert len(list((tmp_path / "derived" / "locks").glob("test-*.design.lock.json"))) == 2
 
