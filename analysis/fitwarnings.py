@@ -14,7 +14,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 
-__all__ = ["EXPECTED_FIT_WARNINGS", "MEANINGS", "expected_fit_warnings", "report_fit_warnings"]
+__all__ = ["EXPECTED_FIT_WARNINGS", "MEANINGS", "describe_fit_warning", "expected_fit_warnings", "report_fit_warnings"]
 
 #: Warnings a model fit may raise on a valid sample (the fit still returns); counted and reported.
 EXPECTED_FIT_WARNINGS = ("ConvergenceWarning", "PerfectSeparationWarning", "HessianInversionWarning")
@@ -48,9 +48,14 @@ def expected_fit_warnings(counts: Counter[str], fit: str) -> Iterator[None]:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
 
 
+def describe_fit_warning(key: str, n: int) -> str:
+    """``"<fit>: <Warning> warned <n> time(s) while fitting: <what it means>"`` (:data:`MEANINGS`)."""
+    meaning = MEANINGS.get(key.rsplit(": ", 1)[-1])
+    return f"{key} warned {n} time(s) while fitting" + (f": {meaning}" if meaning else "")
+
+
 def report_fit_warnings(counts: Mapping[str, int], log: logging.Logger) -> dict[str, int]:
     """Log the counted fit warnings on ``log`` and return them (sorted) for a result's diagnostics."""
     for key, n in sorted(counts.items()):
-        meaning = MEANINGS.get(key.rsplit(": ", 1)[-1])
-        log.warning("%s warned %d time(s) while fitting%s", key, n, f": {meaning}" if meaning else "")
+        log.warning("%s", describe_fit_warning(key, n))
     return dict(sorted(counts.items()))

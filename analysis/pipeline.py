@@ -1337,8 +1337,10 @@ def _outcome_warnings(run: _RunContext, des: Mapping[str, Any], outc: Mapping[st
         run.steps.warnings.append(f"{r.method} on {r.outcome} not estimable: {r.reason}")
         run.say(f"WARNING: {r.method} on {r.outcome} not estimable: {r.reason}")
     fits = Counter(des["design"].diagnostics.get("fit_warnings", {})) + Counter(outc.get("fit_warnings", {}))
+    from analysis.fitwarnings import describe_fit_warning
+
     for what, n in sorted(fits.items()):
-        run.steps.warnings.append(f"{what} warned {n} time(s) while fitting")
+        run.steps.warnings.append(describe_fit_warning(what, n))
     return fits
 
 
