@@ -775,10 +775,10 @@ def _identified(X: np.ndarray) -> np.ndarray:
 
 
 def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Propensity score of the weighted logit (:func:`analysis.matching.propensity.fit_logit`)."""
-    from analysis.matching.propensity import fit_logit
+    """Propensity score of the weighted logit (:func:`analysis.matching.propensity.logit_fit`)."""
+    from analysis.matching.propensity import expit, logit_fit
 
-    return fit_logit(X[:, _identified(X)], t, w)[0]
+    return np.asarray(expit(logit_fit(X[:, _identified(X)], t, w)[2]))
 
 
 #: Methods the replicates re-estimate (every method of the effects table).

@@ -64,7 +64,7 @@ def test_a_quasi_separated_replicate_logit_counts_as_perfect_separation() -> Non
     import pandas as pd
 
     from analysis.effects.variance import replicate_variance
-    from analysis.matching.propensity import fit_logit
+    from analysis.matching.propensity import expit, logit_fit
 
     rng = np.random.default_rng(3)
     n = 300
@@ -75,7 +75,7 @@ def test_a_quasi_separated_replicate_logit_counts_as_perfect_separation() -> Non
     reps = rng.gamma(4.0, 0.25, size=(n, 6))
 
     def refit(w):  # type: ignore[no-untyped-def]
-        return float(fit_logit(x, y, np.asarray(w, dtype=float))[0].mean())
+        return float(expit(logit_fit(x, y, np.asarray(w, dtype=float))[2]).mean())
 
     res = replicate_variance(pd.DataFrame(index=range(n)), reps, refit, n_jobs=1, progress=False)
     assert res.fit_warnings == {"replicates: PerfectSeparationWarning": 6}

@@ -150,7 +150,7 @@ def test_the_deviance_criterion_is_statsmodels_glm_on_a_quasi_separated_sample(w
     import statsmodels.api as sm
     from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
 
-    from analysis.matching.propensity import fit_logit
+    from analysis.matching.propensity import expit, logit_fit
 
     x, y, sw = _quasi_separated(7)
     w = sw if weighted else None
@@ -167,8 +167,8 @@ def test_the_deviance_criterion_is_statsmodels_glm_on_a_quasi_separated_sample(w
     np.testing.assert_allclose(bse, ref.bse, rtol=1e-8, atol=0)
     np.testing.assert_allclose(eta, ref.predict(which="linear"), rtol=0, atol=1e-8)
     with pytest.warns(PerfectSeparationWarning):
-        score, lin = fit_logit(x, y, w)  # the replicates' logit: Newton, then the deviance criterion
-    np.testing.assert_allclose(score, ref.fittedvalues, rtol=0, atol=1e-12)
+        lin = logit_fit(x, y, w)[2]  # every propensity score's logit: Newton, then the deviance criterion
+    np.testing.assert_allclose(expit(lin), ref.fittedvalues, rtol=0, atol=1e-12)
     np.testing.assert_allclose(lin, eta, rtol=0, atol=0)
 
 

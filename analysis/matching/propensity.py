@@ -19,7 +19,7 @@ from survey.errors import ConfigError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PropensityScoreResult", "fit_logit", "logit_newton", "propensity_score"]
+__all__ = ["PropensityScoreResult", "expit", "logit_fit", "logit_newton", "propensity_score"]
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ def _support_table(score: np.ndarray, treat: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("group")
 
 
-def _expit(eta: np.ndarray) -> np.ndarray:
+def expit(eta: np.ndarray) -> np.ndarray:
     """``1 / (1 + exp(-eta))``, as statsmodels' logit link computes it (overflow gives 0)."""
     with np.errstate(over="ignore"):
         return 1.0 / (1.0 + np.exp(-eta))
@@ -237,7 +237,7 @@ def logit_newton(
                 return None
         beta = beta + step
         eta_old, eta = eta, _linear_predictor(x, beta)
-        mu = _expit(eta)
+        mu = expit(eta)
         if not (np.all(np.isfinite(step)) and np.all(np.isfinite(eta))):
             return None
         if by_deviance:
@@ -308,25 +308,6 @@ def logit_fit(
     return fitted
 
 
-def fit_logit(
-    x: np.ndarray,
-    y: np.ndarray,
-    weights: np.ndarray | None = None,
-    *,
-    maxiter: int = 100,
-    tol: float = 1e-10,
-    newton_maxiter: int = 12,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fitted probabilities and logits of :func:`logit_fit` (the array path of the replicates).
-
-    Returns
-    -------
-    (score, linear_predictor)
-    """
-    eta = logit_fit(x, y, weights, maxiter=maxiter, tol=tol, newton_maxiter=newton_maxiter)[2]
-    return _expit(eta), eta
-
-
 def propensity_score(
     df: pd.DataFrame,
     formula: str,
@@ -382,7 +363,7 @@ def propensity_score(
         beta, se, eta = logit_fit(x, treat, w, maxiter=maxiter, tol=tol, newton_maxiter=maxiter)
         params = pd.Series(beta, index=names)
         bse = pd.Series(se, index=names)
-        score_arr = _expit(eta)
+        score_arr = expit(eta)
         lin_arr = eta
         nobs = len(df)
         used = "numpy"
