@@ -389,11 +389,13 @@ def propensity_score(
 
 def _design(df: pd.DataFrame, rhs: str, formula: str) -> tuple[np.ndarray, list[str]]:
     """The propensity model's design matrix (:func:`analysis.matching.formula.design_matrix`)."""
-    import patsy
-
     try:
         return design_matrix(df, rhs)
-    except patsy.PatsyError as exc:
+    except Exception as exc:
+        import patsy  # only here: the numpy path of simple formulas never loads it
+
+        if not isinstance(exc, patsy.PatsyError):
+            raise
         missing = bool(df.isna().to_numpy().any())
         raise PopevalError(
             "The propensity-score model could not be built", param="formula", found=formula,
