@@ -1037,17 +1037,16 @@ def _tiny_bundle(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("warnings_filter", ["", "always::ResourceWarning"])
-def test_a_render_prints_no_warning_on_the_console(tmp_path: Path, warnings_filter: str) -> None:
+def test_a_render_prints_no_warning_on_the_console(tmp_path: Path) -> None:
     """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
-    the console but the result, with Python's default warning filters and with resource warnings on."""
+    the console but the result, with resource warnings on (Python's default warning filters with
+    resource warnings shown: whatever the defaults show, this shows too)."""
     import os
 
     qmd = _mini_report(tmp_path)
     bundle = _tiny_bundle(tmp_path / "b")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
-    if warnings_filter:
-        env["PYTHONWARNINGS"] = warnings_filter
+    env["PYTHONWARNINGS"] = "always::ResourceWarning"
     popeval = str(Path(sys.executable).parent / "popeval")
     r = subprocess.run(
         [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],
