@@ -8,7 +8,8 @@
   has the higher weighted log-likelihood; SEs agree to 1e-4 relative.
 * IPW and AIPW vs Stata 15 ``teffects`` on the cattaneo2 data, as shipped with statsmodels
   (``statsmodels/treatment/tests/results``); the Stata runs used a probit treatment model.
-* Cronbach's alpha (with Feldt's interval) and Hedges' g vs pingouin's implementations.
+* Cronbach's alpha (with Feldt's interval) vs R's psych 2.2.9 and Hedges' g vs its definition in R
+  (``tests/r/reliability_reference.R``).
 """
 
 from __future__ import annotations
@@ -121,25 +122,21 @@ def test_aipw_att_is_doubly_robust() -> None:
     assert abs(naive.estimate - 0.5) > 4 * naive.bse[naive.term]  # IPW with the wrong model is biased
 
 
-def test_cronbach_alpha_and_hedges_g_equal_pingouins() -> None:
-    """Alpha on correlated Likert items with a missing answer (complete cases), at two levels, and g
-    of unequal groups, against pingouin (whose interval is rounded to three decimals)."""
-    import pingouin as pg
-
+def test_cronbach_alpha_and_hedges_g_equal_rs() -> None:
+    """Alpha of correlated Likert items with a missing answer (complete cases) and its Feldt interval
+    at two levels against R's psych (``tests/r/reliability_reference.R``), and Hedges' g of two
+    unequal groups against its definition computed in R."""
     from analysis.effects.reliability import cronbach_alpha, hedges_g
     from survey.errors import DataValidationError
 
-    rng = np.random.default_rng(3)
-    common = rng.normal(size=(400, 1))
-    items = pd.DataFrame(np.clip(np.round(3 + common + rng.normal(size=(400, 4))), 1, 5), columns=list("abcd"))
-    items.iloc[7, 2] = np.nan
-    for level in (0.95, 0.9):
-        ours = cronbach_alpha(items, list("abcd"), level=level)
-        alpha, ci = pg.cronbach_alpha(data=items, nan_policy="listwise", ci=level)
-        assert ours.nobs == 399 and ours.alpha == pytest.approx(alpha, rel=1e-12)
-        assert ours.ci == pytest.approx(tuple(ci), abs=5e-4) and ours.ci[0] < ours.alpha < ours.ci[1]
-    x, y = rng.normal(0.4, 1.2, 60), rng.normal(0.0, 0.9, 85)
-    assert hedges_g(x, y) == pytest.approx(pg.compute_effsize(x, y, paired=False, eftype="hedges"), rel=1e-12)
+    ref = json.loads((HERE / "r" / "reliability_reference.json").read_text())
+    items = pd.read_csv(HERE / "r" / "reliability_items.csv")
+    for interval in ref["alpha"]["intervals"]:
+        ours = cronbach_alpha(items, list("abcd"), level=interval["level"])
+        assert ours.nobs == ref["alpha"]["nobs"] and ours.alpha == pytest.approx(ref["alpha"]["alpha"], rel=1e-12)
+        assert ours.ci == pytest.approx((interval["lower"], interval["upper"]), rel=1e-10)
+    g = pd.read_csv(HERE / "r" / "hedges_groups.csv")
+    assert hedges_g(g.loc[g["group"] == 1, "y"], g.loc[g["group"] == 0, "y"]) == pytest.approx(ref["hedges_g"], rel=1e-12)
     with pytest.raises(DataValidationError, match="two items"):
         cronbach_alpha(items, ["a"])
 

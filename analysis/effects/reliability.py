@@ -1,8 +1,8 @@
 """Reliability of the outcome items and standardised effect sizes.
 
 Cronbach's alpha with Feldt's F-based interval and Hedges' g with the usual small-sample correction,
-computed here in a few lines of numpy (checked against pingouin's implementations in the tests):
-importing pingouin cost about two seconds of every run, for two formulas.
+computed here in a few lines of numpy (checked against R's psych in the tests); importing a
+library for two formulas (pingouin) cost about two seconds of every run.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def cronbach_alpha(df: pd.DataFrame, items: Sequence[str], level: float = 0.95) 
 
     ``alpha = k / (k - 1) * (1 - sum of the item variances / variance of the sum)`` (variances with
     ``ddof=1``); the interval is ``1 - (1 - alpha) * F`` at the F distribution's quantiles with
-    ``n - 1`` and ``(n - 1)(k - 1)`` degrees of freedom (Feldt 1965), as pingouin and R's psych give.
+    ``n - 1`` and ``(n - 1)(k - 1)`` degrees of freedom (Feldt 1965), as R's ``psych::alpha.ci``.
     """
     from scipy.special import fdtri  # F quantiles without loading scipy.stats
 
