@@ -759,26 +759,11 @@ def _prepare(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, cell
     )
 
 
-def _identified(X: np.ndarray) -> np.ndarray:
-    """Positions of linearly independent columns of ``X`` spanning its column space.
-
-    A (replicate) sample may lack a covariate category, or its reference category; the
-    formula-built designs of the point estimate then have fewer columns.  The fitted values do
-    not depend on which basis of the column space is used (QR with column pivoting picks one).
-    """
-    from scipy.linalg import qr
-
-    _, r, piv = qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(r))
-    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
-    return np.sort(piv[:rank])
-
-
 def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Propensity score of the weighted logit (:func:`analysis.matching.propensity.logit_fit`)."""
-    from analysis.matching.propensity import expit, logit_fit
+    from analysis.matching.propensity import expit, identified_columns, logit_fit
 
-    return np.asarray(expit(logit_fit(X[:, _identified(X)], t, w)[2]))
+    return np.asarray(expit(logit_fit(X[:, identified_columns(X)], t, w)[2]))
 
 
 #: Methods the replicates re-estimate (every method of the effects table).
@@ -949,6 +934,191 @@ def _outcome_estimates(
             out[(o, "ologit", "top2")] = float("nan")
 
 
+# --------------------------------------------------------------------------- replicates, all at once
+
+#: Errors of one replicate in the stacked computation that leave it to the one-by-one path
+#: (which reproduces them, or the NaN they give, exactly as it always has).
+_STACKED_FALLBACK: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError)
+
+
+def _stacked_applies(prep: _Prepared, spec: EstimatorSpec) -> bool:
+    """The replicates run all at once on the design cells (:func:`_stacked_estimates`): on cells,
+    re-weighted by raking on arrays or not re-weighted."""
+    return prep.cells and _weighting_method(spec) in ("rake", "none")
+
+
+def _aggregate(ids: np.ndarray, k: int) -> Any:
+    """The sparse ``(k, n)`` matrix that sums the ``n`` values of every group ``ids`` (``A @ v``)."""
+    from scipy import sparse
+
+    n = ids.size
+    return sparse.csr_matrix((np.ones(n), (ids, np.arange(n))), shape=(k, n))
+
+
+def _sums(a: Any, values: np.ndarray) -> np.ndarray:
+    """Group sums of every row of ``values`` (R, n): (R, k)."""
+    return np.asarray((a @ values.T).T)
+
+
+def _stacked_estimates(
+    base_weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None,
+    methods: Sequence[str] | None,
+) -> list[pd.Series | None]:
+    """Every replicate of :func:`_replicate_estimates` at once, from the ``(n, R)`` base weights.
+
+    The replicates' weights form ``(R, cells)`` matrices and every step runs on all of them
+    together: the raking (:meth:`analysis.weighting.replicate.ReplicateRaking.many`), the
+    propensity logits (stacked :func:`analysis.matching.propensity.logit_fit`), the regressions
+    (stacked :func:`analysis.effects.regression.wls_params`), the ordered logits (stacked
+    :func:`analysis.effects.ordinal.ordered_logit_fit`) and the linear estimators; the matching
+    (:func:`analysis.matching.nearest.match_arrays`) runs replicate by replicate on the design
+    cells (once for every outcome: every outcome is matched on the same respondents; a cell's
+    units share its matching weight).  Every fit gives what the replicate's own fit gives (to
+    rounding).  A replicate in which any step fails, or any estimate is not finite, is left to
+    :func:`_replicate_estimates` (None in the list), which raises its error or gives its NaN
+    exactly as before.
+    """
+    from analysis.effects.ordinal import ordered_logit_fit
+    from analysis.effects.regression import wls_params
+    from analysis.matching.nearest import match_arrays, score_caliper
+    from analysis.matching.propensity import expit, logit_fit
+
+    methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
+    B = np.ascontiguousarray(np.asarray(base_weights, dtype=float).T)  # (R, n)
+    R, n = B.shape
+    nd = prep.treat.size
+    base = prep.base
+    ok = np.ones(R, dtype=bool)
+    freq = np.divide(B, base, out=np.ones_like(B), where=base > 0)
+    a_d = _aggregate(prep.design_ids, nd)
+    bd = _sums(a_d, B)
+    if _weighting_method(spec) == "rake":
+        wd, ok_rake = prep.raking.many(bd.T)
+        ok &= ok_rake
+        g = np.divide(wd.T, bd, out=np.zeros_like(bd), where=bd > 0)
+        SW = B * g[:, prep.design_ids]
+    else:
+        SW = B.copy()
+    if inside is not None:
+        SW *= inside
+    pos = (SW > 0).astype(float)
+    treat = prep.treat
+    tr, ct = treat == 1, treat == 0
+    swd = _sums(a_d, SW)
+    cd = _sums(a_d, pos)
+    inds = swd > 0
+    wps = swd if spec.weighted_propensity else cd
+    with np.errstate(all="ignore"):
+        eta = logit_fit(prep.X, treat, np.where(inds, wps, 0.0))[2]
+    ok &= np.all(np.isfinite(eta) | ~inds, axis=1)
+    score_d = np.where(inds, expit(eta), np.nan)
+    # the matching on the design cells: each cell's matching weight, its summed combined weights
+    match_w = np.zeros((R, nd))
+    comb_d = np.zeros((R, nd))
+    if "matching" in methods or "ologit" in methods:
+        for r in np.flatnonzero(ok):
+            ind = np.flatnonzero(inds[r])
+            score, counts = score_d[r, ind], cd[r, ind]
+            try:
+                m = match_arrays(
+                    treat[ind].astype(int), score=score, s_weights=swd[r, ind], ratio=spec.ratio, replace=spec.replace,
+                    ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)), float(spec.caliper)),
+                    m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+                    tol=float(spec.tie_tolerance), survey_weight_strategy=spec.survey_weights, counts=counts,
+                )
+            except _STACKED_FALLBACK:
+                ok[r] = False
+                continue
+            match_w[r, ind] = m.weights
+            comb_d[r, ind] = m.combined_weights
+    inherit = spec.survey_weights != "keep"
+    cols: dict[tuple[str, str, str], np.ndarray] = {}
+    for o, u in zip(prep.outcomes, prep.units, strict=True):
+        a_u = _aggregate(u.ids, u.design.size)
+        SWu = _sums(a_u, SW)
+        obs = ~np.isnan(u.y)
+        a_o = _aggregate(u.design[obs], nd)  # observed units -> design cells
+        if inherit:  # a control unit carries its cell's combined weight by its share of respondents
+            Cu = _sums(a_u, pos)
+            share = np.divide(Cu, cd[:, u.design], out=np.zeros_like(Cu), where=cd[:, u.design] > 0)
+            comb_u = np.where(treat[u.design] == 1, SWu * match_w[:, u.design], comb_d[:, u.design] * share)
+        else:
+            comb_u = SWu * match_w[:, u.design]
+        wo = _sums(a_o, SWu[:, obs])
+        e_d = None
+        if "ipw" in methods or "aipw" in methods:
+            with np.errstate(all="ignore"):
+                e_d = expit(logit_fit(prep.X, treat, wo)[2])
+            ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
+            odds = np.where((wo > 0) & ct, e_d / (1.0 - np.where(wo > 0, e_d, 0.0)), 0.0)
+        fo = _sums(a_o, _sums(a_u, freq * pos)[:, obs]) if "naive" in methods else None
+        y = u.y[obs]
+        cm = _sums(a_o, comb_u[:, obs]) if "matching" in methods else None
+        with np.errstate(all="ignore"):
+            for scale, yy in (("likert", y), ("top2", (y >= spec.top_box).astype(float))):
+                if cm is not None:
+                    ym = _sums(a_o, comb_u[:, obs] * yy) / np.where(cm > 0, cm, 1.0)
+                    cols[(o, "matching", scale)] = wls_params(ym, prep.Xo, cm)[:, prep.pop_col]
+                ym = _sums(a_o, SWu[:, obs] * yy) / np.where(wo > 0, wo, 1.0)
+                wt = wo * tr
+                if "regression" in methods or "aipw" in methods:
+                    b0 = wls_params(ym, prep.X, wo * ct)
+                    r0 = ym - b0 @ prep.X.T
+                if "regression" in methods:
+                    cols[(o, "regression", scale)] = (wt * r0).sum(axis=1) / wt.sum(axis=1)
+                if "aipw" in methods:
+                    cols[(o, "aipw", scale)] = ((wt * r0).sum(axis=1) - (wo * odds * r0).sum(axis=1)) / wt.sum(axis=1)
+                if "ipw" in methods:
+                    a0 = wo * odds
+                    cols[(o, "ipw", scale)] = (wt * ym).sum(axis=1) / wt.sum(axis=1) - (a0 * ym).sum(axis=1) / a0.sum(axis=1)
+                if fo is not None:
+                    fy = _sums(a_o, _sums(a_u, freq * pos)[:, obs] * yy)
+                    cols[(o, "naive", scale)] = (fy * tr).sum(axis=1) / (fo * tr).sum(axis=1) - (fy * ct).sum(axis=1) / (fo * ct).sum(axis=1)
+        if "ologit" in methods:
+            cols.update(_stacked_ologit(o, prep, u, comb_u, spec, ok, ordered_logit_fit))
+    keys = tuple(cols)
+    est = np.column_stack([cols[k] for k in keys]) if keys else np.zeros((R, 0))
+    ok &= np.all(np.isfinite(est), axis=1)
+    index = _estimate_index(keys)
+    return [pd.Series(est[r], index=index) if ok[r] else None for r in range(R)]
+
+
+def _stacked_ologit(
+    o: str, prep: _Prepared, u: _Units, comb_u: np.ndarray, spec: EstimatorSpec, ok: np.ndarray, fit: Callable[..., np.ndarray],
+) -> dict[tuple[str, str, str], np.ndarray]:
+    """The ordered logit of one outcome on its matched units in every replicate (log odds and the
+    top-2-box shift, :func:`analysis.effects.ordinal.treatment_probability_shifts`); a replicate
+    in which an answer category has no matched unit is marked not ``ok``."""
+    from analysis.effects.ordinal import _cdf
+
+    R = comb_u.shape[0]
+    obs = ~np.isnan(u.y)
+    cats, codes = np.unique(u.y[obs], return_inverse=True)
+    w = comb_u[:, obs]
+    X = prep.Xo[u.design[obs]][:, 1:]
+    present = np.stack([(w[:, codes == k] > 0).any(axis=1) for k in range(cats.size)], axis=1)
+    ok &= present.all(axis=1)
+    run = np.flatnonzero(ok)
+    log_odds, top = np.full(R, np.nan), np.full(R, np.nan)
+    if run.size:
+        with np.errstate(all="ignore"):
+            theta = fit(X, codes, w[run], cats.size)
+            p = X.shape[1]
+            sel = X[:, 0] == 1  # the POP users: their probabilities with and without a POP
+            X1 = X[sel].copy()
+            X1[:, 0] = 1.0
+            X0 = X1.copy()
+            X0[:, 0] = 0.0
+            cuts = np.concatenate([np.full((run.size, 1), -np.inf), theta[:, p:], np.full((run.size, 1), np.inf)], axis=1)
+            P1 = np.diff(_cdf(cuts[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
+            P0 = np.diff(_cdf(cuts[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
+            ws = w[run][:, sel]
+            shifts = np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1 - P0)
+        log_odds[run] = theta[:, 0]
+        top[run] = shifts[:, cats >= spec.top_box].sum(axis=1)
+    return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
+
+
 def estimate_point(
     frame: pd.DataFrame,
     margins: MarginSpec,
@@ -1023,6 +1193,14 @@ def _replicate_point(
         return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
 
 
+def _stacked_point(
+    weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None, methods: tuple[str, ...] | None,
+) -> list[pd.Series | None]:
+    """All end-to-end replicates at once (:func:`_stacked_estimates`), single-threaded."""
+    with _quiet_weighting(), _thread_controller().limit(limits=1):
+        return _stacked_estimates(weights, prep, spec, None if inside is None else inside.astype(float), methods)
+
+
 @dataclass(frozen=True)
 class EndToEndVariance:
     """End-to-end replicate standard errors of every (outcome, method, scale).
@@ -1082,6 +1260,7 @@ def end_to_end_variance(
     inside: np.ndarray | None = None,
     methods: Sequence[str] | None = None,
     cells: bool | None = None,
+    stacked: bool | None = None,
 ) -> EndToEndVariance:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
 
@@ -1095,7 +1274,11 @@ def end_to_end_variance(
     With categorical covariates the respondents fall into a few hundred cells (the same POP,
     covariates and raking variables); ``cells`` (default: decide, see :data:`CELL_SHARE`) runs
     every replicate on the cells with their summed weights, which gives the estimates of the
-    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.
+    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.  On
+    cells, with raking on arrays or no re-weighting, all replicates run at once
+    (:func:`_stacked_estimates`: weights as ``(R, cells)`` matrices, stacked fits) and give the
+    estimates of the replicates one by one; ``stacked`` (default: where it applies) chooses,
+    ``stacked=False`` runs them one by one.
 
     Returns
     -------
@@ -1122,9 +1305,18 @@ def end_to_end_variance(
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
     refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)
+    use_stacked = _stacked_applies(prep, spec) if stacked is None else bool(stacked)
+    if use_stacked and not _stacked_applies(prep, spec):
+        raise ConfigError(
+            "Stacked replicates need cells and raking on arrays (or no re-weighting)",
+            param="stacked", expected="cells, weighting 'rake' or 'none' without trimming",
+            found=f"cells={prep.cells}, weighting={spec.weighting!r}, trim_upper={spec.trim_upper!r}",
+            hint="run the replicates one by one (stacked=False)",
+        )
+    refit_all = partial(_stacked_point, prep=prep, spec=spec, inside=ins, methods=meth) if use_stacked else None
     rv = replicate_variance(
         frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
-        progress=progress, failures=REPLICATE_FAILURES,
+        progress=progress, failures=REPLICATE_FAILURES, refit_all=refit_all,
     )
     return EndToEndVariance(
         bse=pd.Series(rv.bse, index=rv.index, name="bse"),

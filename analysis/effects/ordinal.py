@@ -286,7 +286,16 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     started at beta = 0 and the cut-points of the weighted cumulative proportions; should it fail
     to converge, BFGS in an unconstrained parametrisation of increasing cut-points, then Newton
     steps.  Either way the result must pass the same gradient check.
+
+    Stacked weights ``w`` of shape ``(R, n)`` fit ``R`` models on the same ``X`` and ``y`` at
+    once (:func:`_ordered_logit_stacked`) and return ``(R, p + K - 1)``: row ``r`` is the fit
+    with weights ``w[r]`` on the columns of ``X`` that are not 0 on every row of positive weight
+    (the others' coefficients 0; with collinear columns, on the columns of
+    :func:`analysis.matching.propensity.stacked_columns`), NaN where that fit fails or a
+    category has no weight.
     """
+    if np.ndim(w) == 2:
+        return _ordered_logit_stacked(X, y, np.asarray(w, dtype=float), K)
     p = X.shape[1]
     # start: beta = 0, cut-points from cumulative weighted proportions (the MLE at beta = 0)
     cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
@@ -302,6 +311,168 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
         raise PopevalError("The ordered logit did not converge", detail=detail)
     return theta
+
+
+def _stacked_fit_parts(theta: np.ndarray, X: np.ndarray, yk: np.ndarray, up: np.ndarray, lo: np.ndarray,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``theta`` (R, k): the cumulative logistic values at the units' two cut-points.
+
+    Returns ``(a, b, Fa, Fb)`` (R, n) with ``a = zeta_y - x'beta``, ``b = zeta_{y-1} - x'beta``
+    (``F(+inf) = 1``, ``F(-inf) = 0``).
+    """
+    p = X.shape[1]
+    R = theta.shape[0]
+    c = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
+    eta = theta[:, :p] @ X.T
+    a = c[:, yk + 1] - eta
+    b = c[:, yk] - eta
+    Fa = np.where(up, _cdf(np.where(up, a, 0.0)), 1.0)
+    Fb = np.where(lo, _cdf(np.where(lo, b, 0.0)), 0.0)
+    return a, b, Fa, Fb
+
+
+def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+    """:func:`ordered_logit_fit` for every row of ``w`` (R, n) at once.
+
+    The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
+    stopping at its own convergence) on all rows together, with stacked Hessians and solves.  A
+    row whose steps fail (a singular Hessian beyond the left-out columns, the step halving
+    exhausted, no convergence) is fitted alone by :func:`ordered_logit_fit` (BFGS included).
+    """
+    from analysis.matching.propensity import stacked_columns
+
+    X_all = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=np.int64)
+    R, n, p_all = w.shape[0], X_all.shape[0], X_all.shape[1]
+    out = np.full((R, p_all + K - 1), np.nan)
+    pos = w > 0
+    if not pos.any():
+        return out
+    basis, used_x = stacked_columns(X_all, pos, constant=True)
+    X = X_all[:, basis]
+    p = basis.size
+    k = p + K - 1
+    onehot = np.zeros((n, K))
+    onehot[np.arange(n), y] = 1.0
+    totals = w @ onehot
+    wsum = w.sum(axis=1)
+    used = np.concatenate([used_x, np.ones((R, K - 1), dtype=bool)], axis=1)
+    fit = np.flatnonzero(np.all(totals > 0, axis=1))
+    if fit.size == 0:
+        return out
+    up, lo = y < K - 1, y > 0
+    Ga = np.zeros((n, k))
+    Ga[:, :p] = -X
+    Gb = Ga.copy()
+    Ga[np.flatnonzero(up), p + y[up]] = 1.0
+    Gb[np.flatnonzero(lo), p + y[lo] - 1] = 1.0
+    eye = np.eye(k, dtype=bool)
+
+    def value(th: np.ndarray, ww: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        parts = _stacked_fit_parts(th, X, y, up, lo)
+        prob = np.clip(parts[2] - parts[3], 1e-300, None)
+        return (ww * np.log(prob)).sum(axis=1), (*parts, prob)
+
+    def gradient(parts: tuple[np.ndarray, ...], ww: np.ndarray, un: np.ndarray) -> np.ndarray:
+        _a, _b, Fa, Fb, prob = parts
+        fa = np.where(up, Fa * (1 - Fa), 0.0)
+        fb = np.where(lo, Fb * (1 - Fb), 0.0)
+        g = np.concatenate([-(ww * (fa - fb) / prob) @ X,
+                            ((ww * fa / prob) @ onehot)[:, : K - 1] - ((ww * fb / prob) @ onehot)[:, 1:]], axis=1)
+        g[un] = 0.0
+        return g
+
+    cum = np.cumsum(totals[fit], axis=1)[:, :-1] / wsum[fit, None]
+    theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
+    ww, un = w[fit], ~used[fit]
+    tol = 1e-10 * np.maximum(1.0, wsum[fit])
+    gtol = 1e-5 * np.maximum(1.0, wsum[fit])
+    with np.errstate(all="ignore"):
+        f, parts = value(theta, ww)
+        g = gradient(parts, ww, un)
+    state = np.zeros(fit.size, dtype=np.int8)  # 0 running, 1 converged, -1 failed
+    for _ in range(100):
+        act = np.flatnonzero(state == 0)
+        if act.size == 0:
+            break
+        conv = np.max(np.abs(g[act]), axis=1) < tol[act]
+        state[act[conv]] = 1
+        act = act[~conv]
+        if act.size == 0:
+            break
+        with np.errstate(all="ignore"):
+            _a, _b, Fa, Fb, prob = parts = value(theta[act], ww[act])[1]
+            fa = np.where(up, Fa * (1 - Fa), 0.0)
+            fb = np.where(lo, Fb * (1 - Fb), 0.0)
+            haa = fa * (1 - 2 * Fa) / prob - (fa / prob) ** 2
+            hbb = -fb * (1 - 2 * Fb) / prob - (fb / prob) ** 2
+            hab = fa * fb / prob**2
+            wa = ww[act]
+            Hab = Ga.T @ ((wa * hab)[:, :, None] * Gb)
+            H = Ga.T @ ((wa * haa)[:, :, None] * Ga) + Gb.T @ ((wa * hbb)[:, :, None] * Gb) + Hab + np.swapaxes(Hab, 1, 2)
+        ua = ~un[act]
+        H *= ua[:, :, None] & ua[:, None, :]  # a left-out column: -identity row, zero gradient
+        H[~ua[:, :, None] & eye] = -1.0
+        d = np.sqrt(np.abs(np.einsum("rjj->rj", H)))
+        bad = ~(np.all(np.isfinite(H), axis=(1, 2)) & np.all(d > 0, axis=1))
+        d[bad] = 1.0
+        S = -H / (d[:, :, None] * d[:, None, :])
+        S[bad] = np.eye(k)
+        ev = np.linalg.eigvalsh(S)
+        bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])  # lstsq's steps are solves well below its cutoff
+        S[bad] = np.eye(k)
+        step = -np.linalg.solve(S, (g[act] / d)[:, :, None])[:, :, 0] / d
+        state[act[bad]] = -1
+        # step halving, every row with its own step length
+        todo = np.flatnonzero(~bad)
+        t = np.ones(act.size)
+        new_theta = theta[act].copy()
+        new_f = f[act].copy()
+        accepted = np.zeros(act.size, dtype=bool)
+        for _half in range(40):
+            if todo.size == 0:
+                break
+            cand = theta[act[todo]] - t[todo, None] * step[todo]
+            inc = np.all(np.diff(cand[:, p:], axis=1) > 0, axis=1)
+            f_c = np.full(todo.size, -np.inf)
+            if inc.any():
+                with np.errstate(all="ignore"):
+                    f_c[inc] = value(cand[inc], ww[act[todo[inc]]])[0]
+            f_old = f[act[todo]]
+            ok = inc & np.isfinite(f_c) & (f_c >= f_old - 1e-12 * np.abs(f_old))
+            new_theta[todo[ok]] = cand[ok]
+            new_f[todo[ok]] = f_c[ok]
+            accepted[todo[ok]] = True
+            todo = todo[~ok]
+            t[todo] /= 2
+        state[act[todo]] = -1
+        move = accepted & (state[act] == 0)
+        if not move.any():
+            continue
+        rows = act[move]
+        tiny = np.max(np.abs(new_theta[move] - theta[rows]), axis=1) < 1e-13
+        theta[rows] = new_theta[move]
+        f[rows] = new_f[move]
+        with np.errstate(all="ignore"):
+            g[rows] = gradient(value(theta[rows], ww[rows])[1], ww[rows], un[rows])
+        fin = rows[tiny]
+        state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
+    good = state == 1
+    theta[~used[fit]] = 0.0
+    out[fit[good], :p_all] = 0.0
+    out[np.ix_(fit[good], basis)] = theta[good, :p]
+    out[fit[good], p_all:] = theta[good, p:]
+    for r in fit[~good]:
+        rows_r = np.flatnonzero(pos[r])
+        cols = np.flatnonzero(np.any(X_all[rows_r] != 0, axis=0))
+        try:
+            th = ordered_logit_fit(X_all[rows_r][:, cols], y[rows_r], w[r, rows_r], K)
+        except (PopevalError, np.linalg.LinAlgError):
+            continue
+        out[r, :p_all] = 0.0
+        out[r, cols] = th[: cols.size]
+        out[r, p_all:] = th[cols.size :]
+    return out
 
 
 def _newton(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float,

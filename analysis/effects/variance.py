@@ -106,6 +106,7 @@ def replicate_variance(
     executor: str = "process",
     progress: bool = True,
     failures: tuple[type[BaseException], ...] = (),
+    refit_all: Callable[[np.ndarray], Sequence[Any]] | None = None,
 ) -> ReplicateVariance:
     """Variance of an estimate from replicate weights, re-fitting it once per replicate.
 
@@ -145,6 +146,11 @@ def replicate_variance(
     failures
         Errors of ``refit`` that mark a replicate as failed (counted in ``n_failed``) instead of
         stopping; any other error surfaces.  At least half of the replicates must succeed.
+    refit_all
+        Optionally, the estimator of all replicates at once: from the ``(n, R)`` replicate
+        weights, every replicate's estimate, or None for a replicate it leaves to ``refit`` (e.g.
+        one whose fit failed, for ``refit`` to fail or warn as it does).  Its expected fit
+        warnings are counted as ``refit``'s.
 
     Returns
     -------
@@ -187,9 +193,17 @@ def replicate_variance(
         raise ConfigError("Unknown executor", param="executor", expected="'process' or 'thread'",
                           found=repr(executor))
     one = partial(_call, refit, tuple(failures))
-    bar = partial(tqdm, total=n_rep, disable=not progress, desc="replicates", unit="rep", leave=False)
-    if n_jobs == 1:
-        results = [one(w) for w in bar(weights)]
+    fit_warnings: Counter[str] = Counter()
+    done: list[Any] = [None] * n_rep
+    if refit_all is not None:
+        from analysis.fitwarnings import expected_fit_warnings
+
+        with expected_fit_warnings(fit_warnings, "replicates"):
+            done = list(refit_all(np.column_stack([w.to_numpy(dtype=float) for w in weights])))
+    todo = [r for r in range(n_rep) if done[r] is None]
+    bar = partial(tqdm, total=len(todo), disable=not progress, desc="replicates", unit="rep", leave=False)
+    if n_jobs == 1 or len(todo) < 2:
+        refitted = [one(weights[r]) for r in bar(todo)]
     else:
         workers = n_jobs or os.cpu_count() or 1
         pool = (
@@ -197,8 +211,11 @@ def replicate_variance(
             if executor == "process" else ThreadPoolExecutor(max_workers=workers)
         )
         with pool:
-            results = list(bar(pool.map(one, weights, chunksize=max(1, n_rep // (4 * workers)))))
-    fit_warnings = sum((c for _, c in results), Counter())
+            refitted = list(bar(pool.map(one, [weights[r] for r in todo], chunksize=max(1, len(todo) // (4 * workers)))))
+    results: list[tuple[Any, Counter[str]]] = [(v, Counter()) for v in done]
+    for r, res in zip(todo, refitted, strict=True):
+        results[r] = res
+    fit_warnings += sum((c for _, c in results), Counter())
     results = [r for r, _ in results]
     good = [r for r in results if r is not None]
     if len(good) < max(2, n_rep // 2):

@@ -19,7 +19,7 @@ from survey.errors import ConfigError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PropensityScoreResult", "expit", "logit_fit", "logit_newton", "propensity_score"]
+__all__ = ["PropensityScoreResult", "expit", "identified_columns", "logit_fit", "logit_newton", "propensity_score"]
 
 
 @dataclass(frozen=True)
@@ -287,15 +287,26 @@ def logit_fit(
     method converges in a handful of steps where the maximum exists, so the first fit gets at
     most ``newton_maxiter`` of them.
 
+    Stacked weights (``weights`` of shape ``(R, n)``, e.g. the replicates of a bootstrap) fit
+    ``R`` logits on the same ``x`` and ``y`` at once (:func:`_logit_fit_stacked`): row ``r`` of
+    every result is the fit with weights ``weights[r]`` on a basis of the columns of ``x`` that
+    are identified among the rows with positive weight (:func:`identified_columns`; the other
+    coefficients are 0 with NaN SEs, the linear predictor does not depend on the basis).
+
     Returns
     -------
     (params, bse, linear_predictor)
+        Shapes ``(p,)``, ``(p,)``, ``(n,)``, or ``(R, p)``, ``(R, p)``, ``(R, n)`` for stacked
+        weights (a row whose fit failed is NaN).
 
     Raises
     ------
     PopevalError
-        When values stop being finite.
+        When values stop being finite (one set of weights).
     """
+    if weights is not None and np.ndim(weights) == 2:
+        return _logit_fit_stacked(x, y, np.asarray(weights, dtype=float), maxiter=maxiter, tol=tol,
+                                  newton_maxiter=newton_maxiter)
     fitted = logit_newton(x, y, weights, maxiter=min(maxiter, newton_maxiter), tol=tol)
     if fitted is None:
         fitted = logit_newton(x, y, weights, maxiter=maxiter, tol=tol, tol_criterion="deviance")
@@ -306,6 +317,153 @@ def logit_fit(
             hint="check for constant covariates or extreme weights",
         )
     return fitted
+
+
+def identified_columns(x: np.ndarray) -> np.ndarray:
+    """Positions of linearly independent columns of ``x`` spanning its column space.
+
+    A (replicate) sample may lack a covariate category, or its reference category; the
+    formula-built designs of the point estimate then have fewer columns.  The fitted values do
+    not depend on which basis of the column space is used (QR with column pivoting picks one).
+    """
+    from scipy.linalg import qr
+
+    _, r, piv = qr(x, mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
+    return np.sort(piv[:rank])
+
+
+def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``x`` for stacked fits on the rows ``pos[r]`` (R, n) of every fit ``r``.
+
+    Returns ``basis``, the :func:`identified_columns` of the rows any fit uses (a collinearity
+    there is one of every fit), and ``used`` (R, len(basis)): per fit, the basis columns that
+    are identified on its own rows (a column 0 on all of them, or, where the rest is still
+    collinear, the columns :func:`identified_columns` keeps).  ``constant``: the fits have a
+    constant of their own (the cut-points of an ordered logit), so the columns are chosen
+    independent of it.
+    """
+    anyrow = pos.any(axis=0)
+    xu = x[anyrow]
+    if not anyrow.any():
+        return np.arange(x.shape[1]), np.zeros((pos.shape[0], x.shape[1]), dtype=bool)
+    basis = identified_columns(xu - xu.mean(axis=0) if constant else xu)
+    xb = x[:, basis]
+    p = basis.size
+    pf = pos.astype(float)
+    used = (pf @ (xb != 0).astype(float)) > 0
+    z = np.hstack([np.ones((x.shape[0], 1)), xb]) if constant else xb
+    uz = np.hstack([np.ones((pos.shape[0], 1), dtype=bool), used]) if constant else used
+    gram = z.T @ (pf[:, :, None] * z)
+    gram[~uz[:, :, None] & np.eye(z.shape[1], dtype=bool)] = 1.0
+    d = np.sqrt(np.einsum("rjj->rj", gram))
+    ev = np.linalg.eigvalsh(gram / (d[:, :, None] * d[:, None, :]))
+    for r in np.flatnonzero(~(ev[:, -1] <= 1e10 * ev[:, 0])):
+        xr = xb[pos[r]]
+        used[r] = np.isin(np.arange(p), identified_columns(xr - xr.mean(axis=0) if constant else xr))
+    return basis, used
+
+
+def _columns_linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``beta @ x.T`` for stacked ``beta`` (R, p), summed column by column as
+    :func:`_linear_predictor` (identical rows of ``x`` get bit-identical values)."""
+    eta = beta[:, :1] * x[None, :, 0]
+    for j in range(1, x.shape[1]):
+        eta += beta[:, j : j + 1] * x[None, :, j]
+    return eta
+
+
+def _logit_fit_stacked(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, maxiter: int, tol: float, newton_maxiter: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`logit_fit` for every row of ``weights`` (R, n) at once.
+
+    The Newton-Raphson steps of :func:`logit_newton` (``tol_criterion="params"``: the same start,
+    the same scaled solve with its conditioning check, each row stopping at its own convergence)
+    run on all rows together, with stacked information matrices and solves, on the columns of
+    :func:`stacked_columns` (the columns a row does not identify are left out there: their
+    coefficient 0, which is the fit without them).  A row whose steps fail (another
+    collinearity, quasi-separation, no convergence in ``newton_maxiter`` steps) is fitted alone by
+    :func:`logit_fit` on its :func:`identified_columns`, warnings included; a row that fails there
+    as well is NaN.
+    """
+    x_all = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    R, p_all = weights.shape[0], x_all.shape[1]
+    pos = weights > 0
+    basis, used = stacked_columns(x_all, pos)
+    x = x_all[:, basis]
+    p = basis.size
+    mu0 = (y + 0.5) / 2.0
+    eta0 = np.log(mu0 / (1.0 - mu0))
+    beta = np.zeros((R, p))
+    eta = np.broadcast_to(eta0, (R, y.size)).copy()
+    mu = np.broadcast_to(mu0, (R, y.size)).copy()
+    active = np.ones(R, dtype=bool)
+    failed = np.zeros(R, dtype=bool)
+    eye = np.eye(p, dtype=bool)
+    for it in range(min(maxiter, newton_maxiter)):
+        a = np.flatnonzero(active)
+        if a.size == 0:
+            break
+        wa, ma = weights[a], mu[a]
+        wk = wa * ma * (1.0 - ma)
+        rhs = wa * (y - ma) + (wk * eta[a] if it == 0 else 0.0)
+        h = x.T @ (wk[:, :, None] * x)
+        g = rhs @ x
+        ua = used[a]
+        un = ~ua
+        h *= ua[:, :, None] & ua[:, None, :]
+        h[un[:, :, None] & eye] = 1.0  # a left-out column: identity row, zero gradient
+        g[un] = 0.0
+        d = np.sqrt(np.einsum("rjj->rj", h))
+        bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1))
+        d[bad] = 1.0
+        scaled = h / (d[:, :, None] * d[:, None, :])
+        scaled[bad] = np.eye(p)
+        ev = np.linalg.eigvalsh(scaled)  # the condition number of the symmetric matrix
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bad |= ~(ev[:, -1] <= 1e10 * ev[:, 0])
+        step = np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d
+        beta[a] += step
+        eta[a] = _columns_linear_predictor(x, beta[a])
+        mu[a] = expit(eta[a])
+        bad |= ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
+        done = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
+        failed[a[bad]] = True
+        active[a[bad | done]] = False
+    failed |= active
+    # the information at the fitted values
+    wk = weights * mu * (1.0 - mu)
+    h = x.T @ (wk[:, :, None] * x)
+    h *= used[:, :, None] & used[:, None, :]
+    h[~used[:, :, None] & eye] = 1.0
+    d = np.sqrt(np.einsum("rjj->rj", h))
+    d[failed | ~np.isfinite(d).all(axis=1) | (d <= 0).any(axis=1)] = 1.0
+    scaled = h / (d[:, :, None] * d[:, None, :])
+    scaled[failed] = np.eye(p)
+    with np.errstate(invalid="ignore"):
+        bse = np.sqrt(np.einsum("rjj->rj", np.linalg.inv(scaled)) / d**2)
+    bse[~used] = np.nan
+    params = np.zeros((R, p_all))
+    params[:, basis] = beta
+    se = np.full((R, p_all), np.nan)
+    se[:, basis] = bse
+    for r in np.flatnonzero(failed):
+        rows = np.flatnonzero(pos[r])
+        params[r], se[r], eta[r] = np.nan, np.nan, np.nan
+        if rows.size == 0:
+            continue
+        cols = identified_columns(x_all[rows])
+        try:
+            b_r, se_r, _ = logit_fit(x_all[rows][:, cols], y[rows], weights[r, rows], maxiter=maxiter, tol=tol,
+                                     newton_maxiter=newton_maxiter)
+        except PopevalError:
+            continue
+        params[r], params[r, cols], se[r, cols] = 0.0, b_r, se_r
+        eta[r] = _linear_predictor(x_all[:, cols], b_r)
+    return params, se, eta
 
 
 def propensity_score(
