@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -313,160 +313,200 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     return theta
 
 
-def _stacked_fit_parts(theta: np.ndarray, X: np.ndarray, yk: np.ndarray, up: np.ndarray, lo: np.ndarray,
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of ``theta`` (R, k): the cumulative logistic values at the units' two cut-points.
+@dataclass(frozen=True, eq=False)
+class _StackedOrdinal:
+    """The fixed parts of stacked ordered logits on one ``X`` and ``y`` (codes 0..K-1)."""
 
-    Returns ``(a, b, Fa, Fb)`` (R, n) with ``a = zeta_y - x'beta``, ``b = zeta_{y-1} - x'beta``
-    (``F(+inf) = 1``, ``F(-inf) = 0``).
-    """
-    p = X.shape[1]
-    R = theta.shape[0]
-    c = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
-    eta = theta[:, :p] @ X.T
-    a = c[:, yk + 1] - eta
-    b = c[:, yk] - eta
-    Fa = np.where(up, _cdf(np.where(up, a, 0.0)), 1.0)
-    Fb = np.where(lo, _cdf(np.where(lo, b, 0.0)), 0.0)
-    return a, b, Fa, Fb
+    X: np.ndarray
+    y: np.ndarray
+    K: int
+    onehot: np.ndarray  # (n, K) category indicators
+    up: np.ndarray  # y < K - 1: the unit has an upper cut-point
+    lo: np.ndarray  # y > 0: a lower one
+    rows: np.ndarray  # (n,) the distinct row of X of every unit
+    Xd: np.ndarray  # the distinct rows of X
+    to_rows: Any  # sparse (m, n): sums over the units of every distinct row
+    members: tuple[np.ndarray, ...]  # the units of every category
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray, K: int) -> _StackedOrdinal:
+        from scipy import sparse
+
+        n = y.size
+        onehot = np.zeros((n, K))
+        onehot[np.arange(n), y] = 1.0
+        Xd, rows = np.unique(X, axis=0, return_inverse=True)
+        rows = rows.ravel()
+        to_rows = sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(Xd.shape[0], n))
+        members = tuple(np.flatnonzero(y == k) for k in range(K))
+        return cls(X, y, K, onehot, y < K - 1, y > 0, rows, Xd, to_rows, members)
+
+    def parts(self, theta: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Weighted log-likelihood of every row of ``theta`` (R, k), and the units' ``F(a)``,
+        ``F(b)`` and probabilities (R, n), as :func:`_scores` computes them."""
+        p = self.X.shape[1]
+        R = theta.shape[0]
+        c = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
+        eta = theta[:, :p] @ self.X.T
+        Fa = np.where(self.up, _cdf(np.where(self.up, c[:, self.y + 1] - eta, 0.0)), 1.0)
+        Fb = np.where(self.lo, _cdf(np.where(self.lo, c[:, self.y] - eta, 0.0)), 0.0)
+        prob = np.clip(Fa - Fb, 1e-300, None)
+        return (w * np.log(prob)).sum(axis=1), Fa, Fb, prob
+
+    def gradient(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Score totals (R, k) of :func:`_scores`."""
+        K = self.K
+        fa = np.where(self.up, Fa * (1 - Fa), 0.0)
+        fb = np.where(self.lo, Fb * (1 - Fb), 0.0)
+        return np.concatenate([-(w * (fa - fb) / prob) @ self.X,
+                               ((w * fa / prob) @ self.onehot)[:, : K - 1] - ((w * fb / prob) @ self.onehot)[:, 1:]], axis=1)
+
+    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """:func:`_hessian_analytic` of every row (R, k, k), block by block."""
+        K, p = self.K, self.X.shape[1]
+        fa = np.where(self.up, Fa * (1 - Fa), 0.0)
+        fb = np.where(self.lo, Fb * (1 - Fb), 0.0)
+        caa = w * (fa * (1 - 2 * Fa) / prob - (fa / prob) ** 2)
+        cbb = w * (-fb * (1 - 2 * Fb) / prob - (fb / prob) ** 2)
+        cab = w * (fa * fb / prob**2)
+        R = w.shape[0]
+        H = np.zeros((R, p + K - 1, p + K - 1))
+        from analysis.matching.propensity import stacked_gram
+
+        cx = np.asarray((self.to_rows @ (caa + cbb + 2 * cab).T).T)
+        H[:, :p, :p] = stacked_gram(self.Xd, cx)
+        # X' diag(caa + cab) E_a + X' diag(cbb + cab) E_b, E the indicators of the cut-points:
+        # cut-point k is the upper one of category k's units and the lower one of k + 1's
+        ua, ub = caa + cab, cbb + cab
+        xz = np.empty((R, p, K - 1))
+        for k in range(K - 1):
+            a, b = self.members[k], self.members[k + 1]
+            xz[:, :, k] = -(ua[:, a] @ self.X[a] + ub[:, b] @ self.X[b])
+        H[:, :p, p:] = xz
+        H[:, p:, :p] = np.swapaxes(xz, 1, 2)
+        da, db, dab = caa @ self.onehot, cbb @ self.onehot, cab @ self.onehot
+        z = np.arange(K - 1)
+        H[:, p + z, p + z] = da[:, : K - 1] + db[:, 1:]
+        if K > 2:
+            off = dab[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
+            H[:, p + z[1:], p + z[:-1]] = off
+            H[:, p + z[:-1], p + z[1:]] = off
+        return H
+
+
+def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Newton steps ``H^-1 g`` of stacked Hessians (the columns not ``used`` left out) and the
+    rows where they are not well defined (not finite, or conditioned beyond lstsq's solves)."""
+    k = H.shape[1]
+    H = H * (used[:, :, None] & used[:, None, :])
+    H[~used[:, :, None] & np.eye(k, dtype=bool)] = -1.0
+    g = np.where(used, g, 0.0)
+    d = np.sqrt(np.abs(np.einsum("rjj->rj", H)))
+    bad = ~(np.all(np.isfinite(H), axis=(1, 2)) & np.all(d > 0, axis=1) & np.all(np.isfinite(g), axis=1))
+    d[bad] = 1.0
+    S = -H / (d[:, :, None] * d[:, None, :])
+    S[bad] = np.eye(k)
+    ev = np.linalg.eigvalsh(S)
+    bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])  # lstsq's steps are solves well below its cutoff
+    S[bad] = np.eye(k)
+    g = np.where(bad[:, None], 0.0, g)
+    return -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d, bad
+
+
+def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
+    updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
+    p = m.X.shape[1]
+    wsum = w.sum(axis=1)
+    tol = 1e-10 * np.maximum(1.0, wsum)
+    gtol = 1e-5 * np.maximum(1.0, wsum)
+    f, Fa, Fb, prob = m.parts(theta, w)
+    g = np.where(used, m.gradient(Fa, Fb, prob, w), 0.0)
+    state = np.zeros(theta.shape[0], dtype=np.int8)
+    for _ in range(100):
+        act = np.flatnonzero(state == 0)
+        conv = np.max(np.abs(g[act]), axis=1) < tol[act]
+        state[act[conv]] = 1
+        act = act[~conv]
+        if act.size == 0:
+            break
+        step, bad = _stacked_step(m.hessian(Fa[act], Fb[act], prob[act], w[act]), g[act], used[act])
+        state[act[bad]] = -1
+        # step halving, every row with its own step length
+        todo = np.flatnonzero(~bad)
+        t = np.ones(act.size)
+        for _half in range(40):
+            if todo.size == 0:
+                break
+            rows = act[todo]
+            cand = theta[rows] - t[todo, None] * step[todo]
+            inc = np.all(np.diff(cand[:, p:], axis=1) > 0, axis=1)
+            f_c = np.full(todo.size, -np.inf)
+            parts = m.parts(cand[inc], w[rows[inc]]) if inc.any() else None
+            if parts is not None:
+                f_c[inc] = parts[0]
+            ok = inc & np.isfinite(f_c) & (f_c >= f[rows] - 1e-12 * np.abs(f[rows]))
+            if ok.any():
+                acc, sub = rows[ok], ok[inc]
+                assert parts is not None
+                tiny = np.max(np.abs(cand[ok] - theta[acc]), axis=1) < 1e-13
+                theta[acc], f[acc] = cand[ok], f_c[ok]
+                Fa[acc], Fb[acc], prob[acc] = parts[1][sub], parts[2][sub], parts[3][sub]
+                g[acc] = np.where(used[acc], m.gradient(Fa[acc], Fb[acc], prob[acc], w[acc]), 0.0)
+                fin = acc[tiny]
+                state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
+            todo = todo[~ok]
+            t[todo] /= 2
+        state[act[todo]] = -1
+    return state
 
 
 def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
     """:func:`ordered_logit_fit` for every row of ``w`` (R, n) at once.
 
     The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
-    stopping at its own convergence) on all rows together, with stacked Hessians and solves.  A
-    row whose steps fail (a singular Hessian beyond the left-out columns, the step halving
-    exhausted, no convergence) is fitted alone by :func:`ordered_logit_fit` (BFGS included).
+    stopping at its own convergence) on all rows together, with stacked Hessians and solves, on
+    the columns of :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail
+    (a Hessian too badly conditioned, the step halving exhausted, no convergence) is fitted
+    alone by :func:`ordered_logit_fit` (BFGS included).
     """
     from analysis.matching.propensity import stacked_columns
 
-    X_all = np.asarray(X, dtype=float)
-    y = np.asarray(y, dtype=np.int64)
-    R, n, p_all = w.shape[0], X_all.shape[0], X_all.shape[1]
+    from analysis.matching.propensity import merged_rows, stacked_columns
+
+    X_full = np.asarray(X, dtype=float)
+    y_full = np.asarray(y, dtype=np.int64)
+    R, p_all = w.shape[0], X_full.shape[1]
     out = np.full((R, p_all + K - 1), np.nan)
     pos = w > 0
-    if not pos.any():
-        return out
-    basis, used_x = stacked_columns(X_all, pos, constant=True)
-    X = X_all[:, basis]
-    p = basis.size
-    k = p + K - 1
-    onehot = np.zeros((n, K))
-    onehot[np.arange(n), y] = 1.0
-    totals = w @ onehot
-    wsum = w.sum(axis=1)
-    used = np.concatenate([used_x, np.ones((R, K - 1), dtype=bool)], axis=1)
+    # units with the same covariates and category merged (the likelihood is the same)
+    first, _, to_groups = merged_rows(X_full, y_full)
+    X_all, y = X_full[first], y_full[first]
+    wm = np.asarray((to_groups @ w.T).T)
+    onehot = np.zeros((y.size, K))
+    onehot[np.arange(y.size), y] = 1.0
+    totals = wm @ onehot
     fit = np.flatnonzero(np.all(totals > 0, axis=1))
     if fit.size == 0:
         return out
-    up, lo = y < K - 1, y > 0
-    Ga = np.zeros((n, k))
-    Ga[:, :p] = -X
-    Gb = Ga.copy()
-    Ga[np.flatnonzero(up), p + y[up]] = 1.0
-    Gb[np.flatnonzero(lo), p + y[lo] - 1] = 1.0
-    eye = np.eye(k, dtype=bool)
-
-    def value(th: np.ndarray, ww: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        parts = _stacked_fit_parts(th, X, y, up, lo)
-        prob = np.clip(parts[2] - parts[3], 1e-300, None)
-        return (ww * np.log(prob)).sum(axis=1), (*parts, prob)
-
-    def gradient(parts: tuple[np.ndarray, ...], ww: np.ndarray, un: np.ndarray) -> np.ndarray:
-        _a, _b, Fa, Fb, prob = parts
-        fa = np.where(up, Fa * (1 - Fa), 0.0)
-        fb = np.where(lo, Fb * (1 - Fb), 0.0)
-        g = np.concatenate([-(ww * (fa - fb) / prob) @ X,
-                            ((ww * fa / prob) @ onehot)[:, : K - 1] - ((ww * fb / prob) @ onehot)[:, 1:]], axis=1)
-        g[un] = 0.0
-        return g
-
-    cum = np.cumsum(totals[fit], axis=1)[:, :-1] / wsum[fit, None]
+    basis, used_x = stacked_columns(X_all, wm[fit] > 0, constant=True)
+    m = _StackedOrdinal.of(X_all[:, basis], y, K)
+    p = basis.size
+    used = np.concatenate([used_x, np.ones((fit.size, K - 1), dtype=bool)], axis=1)
+    ww = wm[fit]
+    cum = np.cumsum(totals[fit], axis=1)[:, :-1] / ww.sum(axis=1, keepdims=True)
     theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
-    ww, un = w[fit], ~used[fit]
-    tol = 1e-10 * np.maximum(1.0, wsum[fit])
-    gtol = 1e-5 * np.maximum(1.0, wsum[fit])
     with np.errstate(all="ignore"):
-        f, parts = value(theta, ww)
-        g = gradient(parts, ww, un)
-    state = np.zeros(fit.size, dtype=np.int8)  # 0 running, 1 converged, -1 failed
-    for _ in range(100):
-        act = np.flatnonzero(state == 0)
-        if act.size == 0:
-            break
-        conv = np.max(np.abs(g[act]), axis=1) < tol[act]
-        state[act[conv]] = 1
-        act = act[~conv]
-        if act.size == 0:
-            break
-        with np.errstate(all="ignore"):
-            _a, _b, Fa, Fb, prob = parts = value(theta[act], ww[act])[1]
-            fa = np.where(up, Fa * (1 - Fa), 0.0)
-            fb = np.where(lo, Fb * (1 - Fb), 0.0)
-            haa = fa * (1 - 2 * Fa) / prob - (fa / prob) ** 2
-            hbb = -fb * (1 - 2 * Fb) / prob - (fb / prob) ** 2
-            hab = fa * fb / prob**2
-            wa = ww[act]
-            Hab = Ga.T @ ((wa * hab)[:, :, None] * Gb)
-            H = Ga.T @ ((wa * haa)[:, :, None] * Ga) + Gb.T @ ((wa * hbb)[:, :, None] * Gb) + Hab + np.swapaxes(Hab, 1, 2)
-        ua = ~un[act]
-        H *= ua[:, :, None] & ua[:, None, :]  # a left-out column: -identity row, zero gradient
-        H[~ua[:, :, None] & eye] = -1.0
-        d = np.sqrt(np.abs(np.einsum("rjj->rj", H)))
-        bad = ~(np.all(np.isfinite(H), axis=(1, 2)) & np.all(d > 0, axis=1))
-        d[bad] = 1.0
-        S = -H / (d[:, :, None] * d[:, None, :])
-        S[bad] = np.eye(k)
-        ev = np.linalg.eigvalsh(S)
-        bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])  # lstsq's steps are solves well below its cutoff
-        S[bad] = np.eye(k)
-        step = -np.linalg.solve(S, (g[act] / d)[:, :, None])[:, :, 0] / d
-        state[act[bad]] = -1
-        # step halving, every row with its own step length
-        todo = np.flatnonzero(~bad)
-        t = np.ones(act.size)
-        new_theta = theta[act].copy()
-        new_f = f[act].copy()
-        accepted = np.zeros(act.size, dtype=bool)
-        for _half in range(40):
-            if todo.size == 0:
-                break
-            cand = theta[act[todo]] - t[todo, None] * step[todo]
-            inc = np.all(np.diff(cand[:, p:], axis=1) > 0, axis=1)
-            f_c = np.full(todo.size, -np.inf)
-            if inc.any():
-                with np.errstate(all="ignore"):
-                    f_c[inc] = value(cand[inc], ww[act[todo[inc]]])[0]
-            f_old = f[act[todo]]
-            ok = inc & np.isfinite(f_c) & (f_c >= f_old - 1e-12 * np.abs(f_old))
-            new_theta[todo[ok]] = cand[ok]
-            new_f[todo[ok]] = f_c[ok]
-            accepted[todo[ok]] = True
-            todo = todo[~ok]
-            t[todo] /= 2
-        state[act[todo]] = -1
-        move = accepted & (state[act] == 0)
-        if not move.any():
-            continue
-        rows = act[move]
-        tiny = np.max(np.abs(new_theta[move] - theta[rows]), axis=1) < 1e-13
-        theta[rows] = new_theta[move]
-        f[rows] = new_f[move]
-        with np.errstate(all="ignore"):
-            g[rows] = gradient(value(theta[rows], ww[rows])[1], ww[rows], un[rows])
-        fin = rows[tiny]
-        state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
-    good = state == 1
-    theta[~used[fit]] = 0.0
+        good = _stacked_newton(m, theta, ww, used) == 1
+    theta[:, :p][~used_x] = 0.0
     out[fit[good], :p_all] = 0.0
     out[np.ix_(fit[good], basis)] = theta[good, :p]
     out[fit[good], p_all:] = theta[good, p:]
     for r in fit[~good]:
         rows_r = np.flatnonzero(pos[r])
-        cols = np.flatnonzero(np.any(X_all[rows_r] != 0, axis=0))
+        cols = np.flatnonzero(np.any(X_full[rows_r] != 0, axis=0))
         try:
-            th = ordered_logit_fit(X_all[rows_r][:, cols], y[rows_r], w[r, rows_r], K)
+            th = ordered_logit_fit(X_full[rows_r][:, cols], y_full[rows_r], w[r, rows_r], K)
         except (PopevalError, np.linalg.LinAlgError):
             continue
         out[r, :p_all] = 0.0

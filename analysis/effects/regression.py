@@ -60,10 +60,17 @@ def _wls_stacked(y: np.ndarray, X_all: np.ndarray, w: np.ndarray) -> np.ndarray:
     space, which is the minimum-norm solution.  A row with a column of its own left out (0 on
     its rows) that the common null space involves, or badly conditioned, is fitted alone.
     """
-    from analysis.matching.propensity import identified_columns
+    from analysis.matching.propensity import identified_columns, merged_rows, stacked_gram
 
+    X_rows = X_all
     R, p_all = w.shape[0], X_all.shape[1]
-    yy = np.broadcast_to(y, w.shape)
+    w_rows, y_rows = w, np.broadcast_to(y, w.shape)
+    # rows with the same regressors merged: summed weights, weighted mean outcome
+    first, _, to_groups = merged_rows(X_all)
+    X_all = X_all[first]
+    w = np.asarray((to_groups @ w_rows.T).T)
+    wy = np.asarray((to_groups @ (w_rows * np.where(w_rows > 0, y_rows, 0.0)).T).T)
+    yy = np.divide(wy, w, out=np.zeros_like(w), where=w > 0)
     anyrow = (w > 0).any(axis=0)
     Xu = X_all[anyrow]
     basis = identified_columns(Xu) if anyrow.any() else np.arange(p_all)
@@ -75,7 +82,7 @@ def _wls_stacked(y: np.ndarray, X_all: np.ndarray, w: np.ndarray) -> np.ndarray:
     used_all = ((w > 0).astype(float) @ (X_all != 0).astype(float)) > 0
     used = used_all[:, basis]
     eye = np.eye(p, dtype=bool)
-    h = X.T @ (w[:, :, None] * X)
+    h = stacked_gram(X, w)
     g = (w * np.where(w > 0, yy, 0.0)) @ X
     h[~used[:, :, None] & eye] = 1.0
     g[~used] = 0.0
@@ -94,7 +101,7 @@ def _wls_stacked(y: np.ndarray, X_all: np.ndarray, w: np.ndarray) -> np.ndarray:
         out -= (out @ null) @ null.T
         bad |= ((~used_all).astype(float) @ (np.abs(null) > 1e-12).astype(float) > 0).any(axis=1)
     for r in np.flatnonzero(bad):
-        out[r] = wls_params(yy[r], X_all, w[r])
+        out[r] = wls_params(y_rows[r], X_rows, w_rows[r])
     return out
 
 
