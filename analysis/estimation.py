@@ -34,6 +34,7 @@ controlled direct effect, not as an estimate of the ATT.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -968,7 +969,7 @@ def _stacked_estimates(
 
     The replicates' weights form ``(R, cells)`` matrices and every step runs on all of them
     together: the raking (:meth:`analysis.weighting.replicate.ReplicateRaking.many`), the
-    propensity logits (stacked :func:`analysis.matching.propensity.logit_fit`), the regressions
+    propensity logits (:func:`analysis.matching.propensity.logit_fit_stacked`), the regressions
     (stacked :func:`analysis.effects.regression.wls_params`), the ordered logits (stacked
     :func:`analysis.effects.ordinal.ordered_logit_fit`) and the linear estimators; the matching
     (:func:`analysis.matching.nearest.match_arrays`) runs replicate by replicate on the design
@@ -976,111 +977,176 @@ def _stacked_estimates(
     units share its matching weight).  Every fit gives what the replicate's own fit gives (to
     rounding).  A replicate in which any step fails, or any estimate is not finite, is left to
     :func:`_replicate_estimates` (None in the list), which raises its error or gives its NaN
-    exactly as before.
+    exactly as before; the fit warnings of the others are raised here, as theirs would be.
     """
-    from analysis.effects.ordinal import ordered_logit_fit
-    from analysis.effects.regression import wls_params
-    from analysis.matching.nearest import match_arrays, score_caliper
-    from analysis.matching.propensity import expit, logit_fit
-
     methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
-    B = np.ascontiguousarray(np.asarray(base_weights, dtype=float).T)  # (R, n)
-    R, n = B.shape
-    nd = prep.treat.size
-    base = prep.base
-    ok = np.ones(R, dtype=bool)
-    freq = np.divide(B, base, out=np.ones_like(B), where=base > 0)
-    a_d = _aggregate(prep.design_ids, nd)
-    bd = _sums(a_d, B)
-    if _weighting_method(spec) == "rake":
-        wd, ok_rake = prep.raking.many(bd.T)
-        ok &= ok_rake
-        g = np.divide(wd.T, bd, out=np.zeros_like(bd), where=bd > 0)
-        SW = B * g[:, prep.design_ids]
-    else:
-        SW = B.copy()
-    if inside is not None:
-        SW *= inside
-    pos = (SW > 0).astype(float)
-    treat = prep.treat
-    tr, ct = treat == 1, treat == 0
-    swd = _sums(a_d, SW)
-    cd = _sums(a_d, pos)
-    inds = swd > 0
-    wps = swd if spec.weighted_propensity else cd
-    with np.errstate(all="ignore"):
-        eta = logit_fit(prep.X, treat, np.where(inds, wps, 0.0))[2]
-    ok &= np.all(np.isfinite(eta) | ~inds, axis=1)
-    score_d = np.where(inds, expit(eta), np.nan)
-    # the matching on the design cells: each cell's matching weight, its summed combined weights
-    match_w = np.zeros((R, nd))
-    comb_d = np.zeros((R, nd))
+    st = _StackedDesign.of(np.asarray(base_weights, dtype=float), prep, spec, inside)
     if "matching" in methods or "ologit" in methods:
-        for r in np.flatnonzero(ok):
-            ind = np.flatnonzero(inds[r])
-            score, counts = score_d[r, ind], cd[r, ind]
+        st.match(prep, spec)
+    cols: dict[tuple[str, str, str], np.ndarray] = {}
+    for o, u in zip(prep.outcomes, prep.units, strict=True):
+        _stacked_outcome(cols, o, u, st, prep, spec, methods)
+    keys = tuple(cols)
+    est = np.column_stack([cols[k] for k in keys]) if keys else np.zeros((st.ok.size, 0))
+    st.ok &= np.all(np.isfinite(est), axis=1)
+    for r in np.flatnonzero(st.ok):
+        for w in st.warned[r]:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    index = _estimate_index(keys)
+    return [pd.Series(est[r], index=index) if st.ok[r] else None for r in range(st.ok.size)]
+
+
+@dataclass
+class _StackedDesign:
+    """The weights, propensity scores and matching of all replicates (``(R, ...)`` arrays) in
+    :func:`_stacked_estimates`; ``ok``: the replicates still estimated there."""
+
+    SW: np.ndarray  # (R, n) survey weights of the respondents
+    pos: np.ndarray  # (R, n) 1.0 where positive
+    freq: np.ndarray  # (R, n) bootstrap factors
+    swd: np.ndarray  # (R, cells) summed survey weights
+    counts: np.ndarray  # (R, cells) respondents with positive weight
+    score: np.ndarray  # (R, cells) propensity score (NaN outside the design)
+    ok: np.ndarray
+    warned: list[list[Any]]  # every replicate's fit warnings, raised if it is kept
+    match_w: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (R, cells) matching weight
+    comb: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (R, cells) summed combined weights
+
+    @classmethod
+    def of(cls, base_weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None) -> _StackedDesign:
+        """Rake every replicate (:func:`_survey_weights`) and fit its propensity score."""
+        from analysis.matching.propensity import expit
+
+        B = np.ascontiguousarray(base_weights.T)  # (R, n)
+        R = B.shape[0]
+        ok = np.ones(R, dtype=bool)
+        freq = np.divide(B, prep.base, out=np.ones_like(B), where=prep.base > 0)
+        a_d = _aggregate(prep.design_ids, prep.treat.size)
+        if _weighting_method(spec) == "rake":
+            bd = _sums(a_d, B)
+            wd, ok_rake = prep.raking.many(bd.T)
+            ok &= ok_rake
+            g = np.divide(wd.T, bd, out=np.zeros_like(bd), where=bd > 0)
+            SW = B * g[:, prep.design_ids]
+        else:
+            SW = B.copy()
+        if inside is not None:
+            SW *= inside
+        pos = (SW > 0).astype(float)
+        swd = _sums(a_d, SW)
+        counts = _sums(a_d, pos)
+        ind = swd > 0
+        warned: list[list[Any]] = [[] for _ in range(R)]
+        with np.errstate(all="ignore"):
+            eta = _stacked_logit(prep.X, prep.treat, np.where(ind, swd if spec.weighted_propensity else counts, 0.0), warned)
+        ok &= np.all(np.isfinite(eta) | ~ind, axis=1)
+        return cls(SW, pos, freq, swd, counts, np.where(ind, expit(eta), np.nan), ok, warned)
+
+    def match(self, prep: _Prepared, spec: EstimatorSpec) -> None:
+        """Match every replicate on its design cells (:func:`analysis.matching.nearest.match_arrays`)."""
+        from analysis.matching.nearest import match_arrays, score_caliper
+
+        self.match_w = np.zeros_like(self.swd)
+        self.comb = np.zeros_like(self.swd)
+        for r in np.flatnonzero(self.ok):
+            ind = np.flatnonzero(self.swd[r] > 0)
+            score, counts = self.score[r, ind], self.counts[r, ind]
             try:
                 m = match_arrays(
-                    treat[ind].astype(int), score=score, s_weights=swd[r, ind], ratio=spec.ratio, replace=spec.replace,
+                    prep.treat[ind].astype(int), score=score, s_weights=self.swd[r, ind], ratio=spec.ratio, replace=spec.replace,
                     ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)), float(spec.caliper)),
                     m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
                     tol=float(spec.tie_tolerance), survey_weight_strategy=spec.survey_weights, counts=counts,
                 )
             except _STACKED_FALLBACK:
-                ok[r] = False
+                self.ok[r] = False
                 continue
-            match_w[r, ind] = m.weights
-            comb_d[r, ind] = m.combined_weights
-    inherit = spec.survey_weights != "keep"
-    cols: dict[tuple[str, str, str], np.ndarray] = {}
-    for o, u in zip(prep.outcomes, prep.units, strict=True):
-        a_u = _aggregate(u.ids, u.design.size)
-        SWu = _sums(a_u, SW)
-        obs = ~np.isnan(u.y)
-        a_o = _aggregate(u.design[obs], nd)  # observed units -> design cells
-        if inherit:  # a control unit carries its cell's combined weight by its share of respondents
-            Cu = _sums(a_u, pos)
-            share = np.divide(Cu, cd[:, u.design], out=np.zeros_like(Cu), where=cd[:, u.design] > 0)
-            comb_u = np.where(treat[u.design] == 1, SWu * match_w[:, u.design], comb_d[:, u.design] * share)
-        else:
-            comb_u = SWu * match_w[:, u.design]
-        wo = _sums(a_o, SWu[:, obs])
-        e_d = None
-        if "ipw" in methods or "aipw" in methods:
-            with np.errstate(all="ignore"):
-                e_d = expit(logit_fit(prep.X, treat, wo)[2])
-            ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
-            odds = np.where((wo > 0) & ct, e_d / (1.0 - np.where(wo > 0, e_d, 0.0)), 0.0)
-        fo = _sums(a_o, _sums(a_u, freq * pos)[:, obs]) if "naive" in methods else None
-        y = u.y[obs]
-        cm = _sums(a_o, comb_u[:, obs]) if "matching" in methods else None
+            self.match_w[r, ind] = m.weights
+            self.comb[r, ind] = m.combined_weights
+
+    def unit_combined(self, u: _Units, SWu: np.ndarray, treat: np.ndarray, strategy: str) -> np.ndarray:
+        """Every unit's summed combined weights (R, units): a design cell's units share its
+        matching weight; with inherited survey weights a control unit carries its cell's
+        combined weight by its share of the cell's respondents."""
+        if strategy == "keep":
+            return np.asarray(SWu * self.match_w[:, u.design])
+        cu = _sums(_aggregate(u.ids, u.design.size), self.pos)
+        cd = self.counts[:, u.design]
+        share = np.divide(cu, cd, out=np.zeros_like(cu), where=cd > 0)
+        return np.where(treat[u.design] == 1, SWu * self.match_w[:, u.design], self.comb[:, u.design] * share)
+
+
+def _stacked_outcome(
+    cols: dict[tuple[str, str, str], np.ndarray], o: str, u: _Units, st: _StackedDesign, prep: _Prepared,
+    spec: EstimatorSpec, methods: tuple[str, ...],
+) -> None:
+    """The estimators of one outcome in every replicate (:func:`_outcome_estimates`), into ``cols``."""
+    from analysis.effects.ordinal import ordered_logit_fit
+    from analysis.matching.propensity import expit
+
+    nd = prep.treat.size
+    tr, ct = prep.treat == 1, prep.treat == 0
+    a_u = _aggregate(u.ids, u.design.size)
+    SWu = _sums(a_u, st.SW)
+    obs = ~np.isnan(u.y)
+    a_o = _aggregate(u.design[obs], nd)  # observed units -> design cells
+    comb_u = st.unit_combined(u, SWu, prep.treat, spec.survey_weights) if st.match_w.size else np.zeros_like(SWu)
+    wo = _sums(a_o, SWu[:, obs])
+    odds = np.zeros_like(wo)
+    if "ipw" in methods or "aipw" in methods:
+        # IPW and AIPW fit their propensity score on the respondents who answered the item
         with np.errstate(all="ignore"):
-            for scale, yy in (("likert", y), ("top2", (y >= spec.top_box).astype(float))):
-                if cm is not None:
-                    ym = _sums(a_o, comb_u[:, obs] * yy) / np.where(cm > 0, cm, 1.0)
-                    cols[(o, "matching", scale)] = wls_params(ym, prep.Xo, cm)[:, prep.pop_col]
-                ym = _sums(a_o, SWu[:, obs] * yy) / np.where(wo > 0, wo, 1.0)
-                wt = wo * tr
-                if "regression" in methods or "aipw" in methods:
-                    b0 = wls_params(ym, prep.X, wo * ct)
-                    r0 = ym - b0 @ prep.X.T
-                if "regression" in methods:
-                    cols[(o, "regression", scale)] = (wt * r0).sum(axis=1) / wt.sum(axis=1)
-                if "aipw" in methods:
-                    cols[(o, "aipw", scale)] = ((wt * r0).sum(axis=1) - (wo * odds * r0).sum(axis=1)) / wt.sum(axis=1)
-                if "ipw" in methods:
-                    a0 = wo * odds
-                    cols[(o, "ipw", scale)] = (wt * ym).sum(axis=1) / wt.sum(axis=1) - (a0 * ym).sum(axis=1) / a0.sum(axis=1)
-                if fo is not None:
-                    fy = _sums(a_o, _sums(a_u, freq * pos)[:, obs] * yy)
-                    cols[(o, "naive", scale)] = (fy * tr).sum(axis=1) / (fo * tr).sum(axis=1) - (fy * ct).sum(axis=1) / (fo * ct).sum(axis=1)
-        if "ologit" in methods:
-            cols.update(_stacked_ologit(o, prep, u, comb_u, spec, ok, ordered_logit_fit))
-    keys = tuple(cols)
-    est = np.column_stack([cols[k] for k in keys]) if keys else np.zeros((R, 0))
-    ok &= np.all(np.isfinite(est), axis=1)
-    index = _estimate_index(keys)
-    return [pd.Series(est[r], index=index) if ok[r] else None for r in range(R)]
+            e_d = expit(_stacked_logit(prep.X, prep.treat, wo, st.warned))
+            st.ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
+            odds = np.where((wo > 0) & ct, e_d / (1.0 - np.where(wo > 0, e_d, 0.0)), 0.0)
+    fu = _sums(a_u, st.freq * st.pos)[:, obs] if "naive" in methods else None
+    y = u.y[obs]
+    for scale, yy in (("likert", y), ("top2", (y >= spec.top_box).astype(float))):
+        _stacked_linear(cols, (o, scale), yy, comb_u[:, obs], SWu[:, obs], wo, odds, fu, a_o, prep, methods, tr, ct)
+    if "ologit" in methods:
+        cols.update(_stacked_ologit(o, prep, u, comb_u, spec, st.ok, ordered_logit_fit))
+
+
+def _stacked_linear(
+    cols: dict[tuple[str, str, str], np.ndarray], key: tuple[str, str], yy: np.ndarray, comb: np.ndarray,
+    sw: np.ndarray, wo: np.ndarray, odds: np.ndarray, fu: np.ndarray | None, a_o: Any, prep: _Prepared,
+    methods: tuple[str, ...], tr: np.ndarray, ct: np.ndarray,
+) -> None:
+    """The matched WLS, regression, AIPW, IPW and naive estimates of one (outcome, scale) on the
+    design cells (the observed units merged into them, :func:`_by_design`) of every replicate."""
+    from analysis.effects.regression import wls_params
+
+    o, scale = key
+    with np.errstate(all="ignore"):
+        if "matching" in methods:
+            cm = _sums(a_o, comb)
+            ym = _sums(a_o, comb * yy) / np.where(cm > 0, cm, 1.0)
+            cols[(o, "matching", scale)] = wls_params(ym, prep.Xo, cm)[:, prep.pop_col]
+        ym = _sums(a_o, sw * yy) / np.where(wo > 0, wo, 1.0)
+        wt = wo * tr
+        if "regression" in methods or "aipw" in methods:
+            r0 = ym - wls_params(ym, prep.X, wo * ct) @ prep.X.T  # residual from the controls' model
+            if "regression" in methods:
+                cols[(o, "regression", scale)] = (wt * r0).sum(axis=1) / wt.sum(axis=1)
+            if "aipw" in methods:
+                cols[(o, "aipw", scale)] = ((wt * r0).sum(axis=1) - (wo * odds * r0).sum(axis=1)) / wt.sum(axis=1)
+        if "ipw" in methods:
+            a0 = wo * odds
+            cols[(o, "ipw", scale)] = (wt * ym).sum(axis=1) / wt.sum(axis=1) - (a0 * ym).sum(axis=1) / a0.sum(axis=1)
+        if fu is not None:  # the naive difference weights by the bootstrap factors only
+            fo, fy = _sums(a_o, fu), _sums(a_o, fu * yy)
+            cols[(o, "naive", scale)] = (fy * tr).sum(axis=1) / (fo * tr).sum(axis=1) - (fy * ct).sum(axis=1) / (fo * ct).sum(axis=1)
+
+
+def _stacked_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, warned: list[list[Any]]) -> np.ndarray:
+    """Linear predictors of the stacked logits (:func:`analysis.matching.propensity.logit_fit_stacked`),
+    every row's fit warnings added to ``warned``."""
+    from analysis.matching.propensity import logit_fit_stacked
+
+    _, _, eta, rows = logit_fit_stacked(X, t, w)
+    for acc, new in zip(warned, rows, strict=True):
+        acc.extend(new)
+    return eta
 
 
 def _stacked_ologit(

@@ -356,19 +356,18 @@ class _StackedOrdinal:
     def gradient(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Score totals (R, k) of :func:`_scores`."""
         K = self.K
-        fa = np.where(self.up, Fa * (1 - Fa), 0.0)
-        fb = np.where(self.lo, Fb * (1 - Fb), 0.0)
-        return np.concatenate([-(w * (fa - fb) / prob) @ self.X,
-                               ((w * fa / prob) @ self.onehot)[:, : K - 1] - ((w * fb / prob) @ self.onehot)[:, 1:]], axis=1)
+        wa = w * Fa * (1 - Fa) / prob  # F(a) = 1 where there is no upper cut-point: 0
+        wb = w * Fb * (1 - Fb) / prob
+        return np.concatenate([(wb - wa) @ self.X, (wa @ self.onehot)[:, : K - 1] - (wb @ self.onehot)[:, 1:]], axis=1)
 
     def hessian(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
         """:func:`_hessian_analytic` of every row (R, k, k), block by block."""
         K, p = self.K, self.X.shape[1]
-        fa = np.where(self.up, Fa * (1 - Fa), 0.0)
-        fb = np.where(self.lo, Fb * (1 - Fb), 0.0)
-        caa = w * (fa * (1 - 2 * Fa) / prob - (fa / prob) ** 2)
-        cbb = w * (-fb * (1 - 2 * Fb) / prob - (fb / prob) ** 2)
-        cab = w * (fa * fb / prob**2)
+        ra = Fa * (1 - Fa) / prob  # F(a) = 1 where there is no upper cut-point: 0
+        rb = Fb * (1 - Fb) / prob
+        caa = w * (ra * (1 - 2 * Fa) - ra * ra)
+        cbb = -w * (rb * (1 - 2 * Fb) + rb * rb)
+        cab = w * ra * rb
         R = w.shape[0]
         H = np.zeros((R, p + K - 1, p + K - 1))
         from analysis.matching.propensity import stacked_gram
@@ -406,11 +405,18 @@ def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.nd
     d[bad] = 1.0
     S = -H / (d[:, :, None] * d[:, None, :])
     S[bad] = np.eye(k)
-    ev = np.linalg.eigvalsh(S)
-    bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])  # lstsq's steps are solves well below its cutoff
-    S[bad] = np.eye(k)
     g = np.where(bad[:, None], 0.0, g)
-    return -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d, bad
+    try:
+        step = -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d
+    except np.linalg.LinAlgError:  # an exactly singular one: find it
+        ev = np.linalg.eigvalsh(S)
+        bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])
+        S[bad] = np.eye(k)
+        g = np.where(bad[:, None], 0.0, g)
+        step = -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d
+    # lstsq's steps are these solves as long as the matrix is far from singular
+    bad |= ~np.all(np.isfinite(step), axis=1) | (np.max(np.abs(step), axis=1) > 1e8)
+    return step, bad
 
 
 def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
@@ -470,8 +476,6 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     (a Hessian too badly conditioned, the step halving exhausted, no convergence) is fitted
     alone by :func:`ordered_logit_fit` (BFGS included).
     """
-    from analysis.matching.propensity import stacked_columns
-
     from analysis.matching.propensity import merged_rows, stacked_columns
 
     X_full = np.asarray(X, dtype=float)

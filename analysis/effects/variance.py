@@ -93,6 +93,30 @@ def _as_array(value: Any, index: Any) -> np.ndarray:
     return np.atleast_1d(np.asarray(value, dtype=float))
 
 
+def _refit_each(
+    one: Callable[[Any], tuple[Any, Counter[str]]], weights: list[Any], n_jobs: int | None, executor: str, progress: bool,
+) -> list[tuple[Any, Counter[str]]]:
+    """``one`` on every weight column, serially or in a pool, with a progress bar."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from functools import partial
+
+    from tqdm.auto import tqdm
+
+    from analysis.processes import worker_initializer
+
+    bar = partial(tqdm, total=len(weights), disable=not progress, desc="replicates", unit="rep", leave=False)
+    if n_jobs == 1 or len(weights) < 2:
+        return [one(w) for w in bar(weights)]
+    workers = n_jobs or os.cpu_count() or 1
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),))
+        if executor == "process" else ThreadPoolExecutor(max_workers=workers)
+    )
+    with pool:
+        return list(bar(pool.map(one, weights, chunksize=max(1, len(weights) // (4 * workers)))))
+
+
 def replicate_variance(
     df: pd.DataFrame,
     replicate_weights: Sequence[str] | np.ndarray,
@@ -156,14 +180,9 @@ def replicate_variance(
     -------
     ReplicateVariance
     """
-    import os
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
     from functools import partial
 
     import pandas as pd
-    from tqdm.auto import tqdm
-
-    from analysis.processes import worker_initializer
 
     if isinstance(replicate_weights, np.ndarray):
         mat = np.asarray(replicate_weights, dtype=float)
@@ -192,7 +211,6 @@ def replicate_variance(
     if executor not in ("process", "thread"):
         raise ConfigError("Unknown executor", param="executor", expected="'process' or 'thread'",
                           found=repr(executor))
-    one = partial(_call, refit, tuple(failures))
     fit_warnings: Counter[str] = Counter()
     done: list[Any] = [None] * n_rep
     if refit_all is not None:
@@ -201,17 +219,7 @@ def replicate_variance(
         with expected_fit_warnings(fit_warnings, "replicates"):
             done = list(refit_all(np.column_stack([w.to_numpy(dtype=float) for w in weights])))
     todo = [r for r in range(n_rep) if done[r] is None]
-    bar = partial(tqdm, total=len(todo), disable=not progress, desc="replicates", unit="rep", leave=False)
-    if n_jobs == 1 or len(todo) < 2:
-        refitted = [one(weights[r]) for r in bar(todo)]
-    else:
-        workers = n_jobs or os.cpu_count() or 1
-        pool = (
-            ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),))
-            if executor == "process" else ThreadPoolExecutor(max_workers=workers)
-        )
-        with pool:
-            refitted = list(bar(pool.map(one, [weights[r] for r in todo], chunksize=max(1, len(todo) // (4 * workers)))))
+    refitted = _refit_each(partial(_call, refit, tuple(failures)), [weights[r] for r in todo], n_jobs, executor, progress)
     results: list[tuple[Any, Counter[str]]] = [(v, Counter()) for v in done]
     for r, res in zip(todo, refitted, strict=True):
         results[r] = res

@@ -449,7 +449,7 @@ def _stacked_newton(
         rhs = wa * (y - ma) + (wk * eta[a] if it == 0 else 0.0)
         step, bad = _stacked_scaled_solve(stacked_gram(x, wk), rhs @ x, used[a])
         beta[a] += step
-        eta[a] = _columns_linear_predictor(x, beta[a])
+        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
         mu[a] = expit(eta[a])
         bad |= ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
         done = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
@@ -502,7 +502,7 @@ def _stacked_irls(
         step = np.einsum("rkp,rk->rp", vt, coef)
         beta[a] += step
         eta_old = eta[a]
-        eta[a] = _columns_linear_predictor(x, beta[a])
+        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
         mu[a] = expit(eta[a])
         bad = ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
         dev_old = dev[a]
@@ -558,7 +558,7 @@ def logit_fit_stacked(
     R, p_all = weights.shape[0], x_all.shape[1]
     pos_all = weights > 0
     # rows with the same covariates and response merged (the likelihood is the same)
-    first, group, to_groups = merged_rows(x_all, y_all)
+    first, _, to_groups = merged_rows(x_all, y_all)
     w_all, weights = weights, np.asarray((to_groups @ weights.T).T)
     y = y_all[first]
     pos = weights > 0
