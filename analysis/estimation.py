@@ -514,7 +514,7 @@ def _fit_naive(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         a, b = d.loc[t, col], d.loc[~t, col]
         se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-        est = mean_difference(d[col].to_numpy(dtype=float), t.astype(float))
+        est = float(mean_difference(d[col].to_numpy(dtype=float), t.astype(float)))
         rows.append(_row(s.outcome, "naive", "unadjusted", scale, est, se, len(a), len(b)))
     return MethodResult(rows)
 
@@ -909,14 +909,14 @@ def _outcome_estimates(
         if "regression" in methods or "aipw" in methods:
             b0 = controls_model(ym, prep.X[cd], t, wd)
         if "regression" in methods:
-            out[(o, "regression", scale)] = att_regression(ym, prep.X[cd], t, wd, b0)
+            out[(o, "regression", scale)] = float(att_regression(ym, prep.X[cd], t, wd, b0))
         if "aipw" in methods:
-            out[(o, "aipw", scale)] = att_aipw(ym, prep.X[cd], t, wd, e_d[cd], b0)
+            out[(o, "aipw", scale)] = float(att_aipw(ym, prep.X[cd], t, wd, e_d[cd], b0))
         if "ipw" in methods:
-            out[(o, "ipw", scale)] = att_ipw(ym, t, wd, e_d[cd])
+            out[(o, "ipw", scale)] = float(att_ipw(ym, t, wd, e_d[cd]))
         if "naive" in methods:
             cf, wf, yf = _by_design(d[obs], f[obs], yy[obs], nd, prep.cells)
-            out[(o, "naive", scale)] = mean_difference(yf, prep.treat[cf], wf)
+            out[(o, "naive", scale)] = float(mean_difference(yf, prep.treat[cf], wf))
     if "ologit" in methods:
         from analysis.effects.ordinal import ordered_logit_fit, treatment_probability_shifts
 
@@ -1085,57 +1085,62 @@ def _stacked_outcome(
     from analysis.matching.propensity import expit
 
     nd = prep.treat.size
-    tr, ct = prep.treat == 1, prep.treat == 0
     a_u = _aggregate(u.ids, u.design.size)
     SWu = _sums(a_u, st.SW)
     obs = ~np.isnan(u.y)
     a_o = _aggregate(u.design[obs], nd)  # observed units -> design cells
     comb_u = st.unit_combined(u, SWu, prep.treat, spec.survey_weights) if st.match_w.size else np.zeros_like(SWu)
     wo = _sums(a_o, SWu[:, obs])
-    odds = np.zeros_like(wo)
+    score = np.zeros_like(wo)
     if "ipw" in methods or "aipw" in methods:
         # IPW and AIPW fit their propensity score on the respondents who answered the item
         with np.errstate(all="ignore"):
             e_d = expit(_stacked_logit(prep.X, prep.treat, wo, st.warned))
-            st.ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
-            odds = np.where((wo > 0) & ct, e_d / (1.0 - np.where(wo > 0, e_d, 0.0)), 0.0)
+        st.ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
+        score = np.where(wo > 0, e_d, 0.0)  # a cell outside the sample counts for nothing
     fu = _sums(a_u, st.freq * st.pos)[:, obs] if "naive" in methods else None
     y = u.y[obs]
     for scale, yy in (("likert", y), ("top2", (y >= spec.top_box).astype(float))):
-        _stacked_linear(cols, (o, scale), yy, comb_u[:, obs], SWu[:, obs], wo, odds, fu, a_o, prep, methods, tr, ct)
+        _stacked_linear(cols, (o, scale), yy, comb_u[:, obs], SWu[:, obs], wo, score, fu, a_o, prep, methods)
     if "ologit" in methods:
         cols.update(_stacked_ologit(o, prep, u, comb_u, spec, st.ok, ordered_logit_fit))
 
 
 def _stacked_linear(
     cols: dict[tuple[str, str, str], np.ndarray], key: tuple[str, str], yy: np.ndarray, comb: np.ndarray,
-    sw: np.ndarray, wo: np.ndarray, odds: np.ndarray, fu: np.ndarray | None, a_o: Any, prep: _Prepared,
-    methods: tuple[str, ...], tr: np.ndarray, ct: np.ndarray,
+    sw: np.ndarray, wo: np.ndarray, score: np.ndarray, fu: np.ndarray | None, a_o: Any, prep: _Prepared,
+    methods: tuple[str, ...],
 ) -> None:
     """The matched WLS, regression, AIPW, IPW and naive estimates of one (outcome, scale) on the
     design cells (the observed units merged into them, :func:`_by_design`) of every replicate."""
     from analysis.effects.regression import wls_params
+    from analysis.effects.weighting_estimators import (
+        att_aipw,
+        att_ipw,
+        att_regression,
+        controls_model,
+        mean_difference,
+    )
 
     o, scale = key
+    t = prep.treat
     with np.errstate(all="ignore"):
         if "matching" in methods:
             cm = _sums(a_o, comb)
             ym = _sums(a_o, comb * yy) / np.where(cm > 0, cm, 1.0)
             cols[(o, "matching", scale)] = wls_params(ym, prep.Xo, cm)[:, prep.pop_col]
         ym = _sums(a_o, sw * yy) / np.where(wo > 0, wo, 1.0)
-        wt = wo * tr
         if "regression" in methods or "aipw" in methods:
-            r0 = ym - wls_params(ym, prep.X, wo * ct) @ prep.X.T  # residual from the controls' model
-            if "regression" in methods:
-                cols[(o, "regression", scale)] = (wt * r0).sum(axis=1) / wt.sum(axis=1)
-            if "aipw" in methods:
-                cols[(o, "aipw", scale)] = ((wt * r0).sum(axis=1) - (wo * odds * r0).sum(axis=1)) / wt.sum(axis=1)
+            b0 = controls_model(ym, prep.X, t, wo)
+        if "regression" in methods:
+            cols[(o, "regression", scale)] = np.asarray(att_regression(ym, prep.X, t, wo, b0))
+        if "aipw" in methods:
+            cols[(o, "aipw", scale)] = np.asarray(att_aipw(ym, prep.X, t, wo, score, b0))
         if "ipw" in methods:
-            a0 = wo * odds
-            cols[(o, "ipw", scale)] = (wt * ym).sum(axis=1) / wt.sum(axis=1) - (a0 * ym).sum(axis=1) / a0.sum(axis=1)
+            cols[(o, "ipw", scale)] = np.asarray(att_ipw(ym, t, wo, score))
         if fu is not None:  # the naive difference weights by the bootstrap factors only
-            fo, fy = _sums(a_o, fu), _sums(a_o, fu * yy)
-            cols[(o, "naive", scale)] = (fy * tr).sum(axis=1) / (fo * tr).sum(axis=1) - (fy * ct).sum(axis=1) / (fo * ct).sum(axis=1)
+            fo = _sums(a_o, fu)
+            cols[(o, "naive", scale)] = np.asarray(mean_difference(_sums(a_o, fu * yy) / np.where(fo > 0, fo, 1.0), t, fo))
 
 
 def _stacked_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, warned: list[list[Any]]) -> np.ndarray:
@@ -1153,9 +1158,10 @@ def _stacked_ologit(
     o: str, prep: _Prepared, u: _Units, comb_u: np.ndarray, spec: EstimatorSpec, ok: np.ndarray, fit: Callable[..., np.ndarray],
 ) -> dict[tuple[str, str, str], np.ndarray]:
     """The ordered logit of one outcome on its matched units in every replicate (log odds and the
-    top-2-box shift, :func:`analysis.effects.ordinal.treatment_probability_shifts`); a replicate
-    in which an answer category has no matched unit is marked not ``ok``."""
-    from analysis.effects.ordinal import _cdf
+    top-2-box shift, :func:`analysis.effects.ordinal.treatment_probability_shifts`), on the
+    answer categories of its matched sample (the replicates with the same categories fitted
+    together); a replicate with fewer than two is marked not ``ok``."""
+    from analysis.effects.ordinal import treatment_probability_shifts
 
     R = comb_u.shape[0]
     obs = ~np.isnan(u.y)
@@ -1163,25 +1169,21 @@ def _stacked_ologit(
     w = comb_u[:, obs]
     X = prep.Xo[u.design[obs]][:, 1:]
     present = np.stack([(w[:, codes == k] > 0).any(axis=1) for k in range(cats.size)], axis=1)
-    ok &= present.all(axis=1)
+    ok &= present.sum(axis=1) >= 2
     run = np.flatnonzero(ok)
     log_odds, top = np.full(R, np.nan), np.full(R, np.nan)
-    if run.size:
+    if run.size == 0:
+        return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
+    patterns, group = np.unique(present[run], axis=0, return_inverse=True)
+    for i, pat in enumerate(patterns):
+        rows = run[group.ravel() == i]
+        keep = pat[codes]  # the units of the categories present, recoded 0..K-1
+        sub = (np.cumsum(pat) - 1)[codes[keep]]
         with np.errstate(all="ignore"):
-            theta = fit(X, codes, w[run], cats.size)
-            p = X.shape[1]
-            sel = X[:, 0] == 1  # the POP users: their probabilities with and without a POP
-            X1 = X[sel].copy()
-            X1[:, 0] = 1.0
-            X0 = X1.copy()
-            X0[:, 0] = 0.0
-            cuts = np.concatenate([np.full((run.size, 1), -np.inf), theta[:, p:], np.full((run.size, 1), np.inf)], axis=1)
-            P1 = np.diff(_cdf(cuts[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
-            P0 = np.diff(_cdf(cuts[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
-            ws = w[run][:, sel]
-            shifts = np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1 - P0)
-        log_odds[run] = theta[:, 0]
-        top[run] = shifts[:, cats >= spec.top_box].sum(axis=1)
+            theta = fit(X[keep], sub, w[np.ix_(rows, keep)], int(pat.sum()))
+            shifts = treatment_probability_shifts(theta, X[keep], w[np.ix_(rows, keep)], 0)
+        log_odds[rows] = theta[:, 0]
+        top[rows] = shifts[:, cats[pat] >= spec.top_box].sum(axis=1)
     return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
 
 
@@ -1285,6 +1287,8 @@ class EndToEndVariance:
         ``(R, k)`` replicate estimates in the order of ``bse`` (NaN where not estimated).
     cells
         Whether the replicates ran on cells of identical respondents (else on the rows).
+    stacked
+        Whether all replicates ran at once (stacked fits; see :func:`end_to_end_variance`).
     fit_warnings
         The expected fit warnings of the replicates, summed (``"replicates: <Warning>"`` -> count).
     """
@@ -1295,6 +1299,7 @@ class EndToEndVariance:
     replicates: np.ndarray
     cells: bool
     fit_warnings: Mapping[str, int] = field(default_factory=dict)
+    stacked: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """Index (outcome, method, scale); columns ``bse``, ``n_replicates``, ``n_failed``."""
@@ -1303,7 +1308,8 @@ class EndToEndVariance:
     def summary(self) -> str:
         """The standard errors as text."""
         head = (f"End-to-end replicate SEs: {self.replicates.shape[0]} replicates on "
-                f"{'cells of identical respondents' if self.cells else 'the rows'}")
+                f"{'cells of identical respondents' if self.cells else 'the rows'}"
+                f"{', all at once' if self.stacked else ''}")
         return head + "\n" + self.to_frame().to_string()
 
 
@@ -1389,6 +1395,7 @@ def end_to_end_variance(
         n_replicates=pd.Series(rv.n_replicates, index=rv.index, name="n_replicates"),
         n_failed=pd.Series(n_replicates - rv.n_replicates, index=rv.index, name="n_failed"),
         replicates=rv.replicates, cells=prep.cells, fit_warnings=_report_fit_warnings(rv.fit_warnings),
+        stacked=use_stacked,
     )
 
 

@@ -265,13 +265,21 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
     For the treated units (``X[:, j] == 1``), the predicted probabilities of each category with
     the treatment column set to 1 minus set to 0, averaged with the weights ``w``; ``theta`` is
     (beta, cut-points) of :func:`ordered_logit_fit` on ``X``.  Invariant to merging identical
-    rows into one with their summed weight.
+    rows into one with their summed weight.  Stacked ``theta`` (R, k) and weights (R, n) give
+    every row's shifts, (R, K).
     """
     p = X.shape[1]
     sel = X[:, j] == 1
-    c = _cuts(theta[p:])
     X1, X0 = X[sel].copy(), X[sel].copy()
     X1[:, j], X0[:, j] = 1.0, 0.0
+    if theta.ndim == 2:
+        R = theta.shape[0]
+        cs = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
+        P1s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
+        P0s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
+        ws = w[:, sel]
+        return np.asarray(np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1s - P0s))
+    c = _cuts(theta[p:])
     P1 = np.diff(_cdf(c[None, :] - (X1 @ theta[:p])[:, None]), axis=1)
     P0 = np.diff(_cdf(c[None, :] - (X0 @ theta[:p])[:, None]), axis=1)
     ww = w[sel] / w[sel].sum()
@@ -419,6 +427,28 @@ def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.nd
     return step, bad
 
 
+#: A stacked fit whose Hessian at the optimum has a larger condition number (scaled to a unit
+#: diagonal, or as it is: a (quasi-)separated fit's flat direction) is weakly identified: it is
+#: fitted alone (:func:`_ordered_logit_stacked`).
+WEAK_CONDITION = (1e8, 1e12)
+
+
+def _weakly_identified(H: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """Rows of stacked Hessians whose condition numbers exceed :data:`WEAK_CONDITION`."""
+    k = H.shape[1]
+    H = -H * (used[:, :, None] & used[:, None, :])
+    diag = np.einsum("rjj->rj", H)
+    finite = np.all(np.isfinite(H), axis=(1, 2)) & np.all((diag > 0) | ~used, axis=1)
+    H[~finite] = np.eye(k)
+    top = np.max(np.where(used, np.abs(diag), 0.0), axis=1, initial=1.0)
+    H[~used[:, :, None] & np.eye(k, dtype=bool)] = np.repeat(top, k).reshape(-1, k)[~used]
+    d = np.sqrt(np.einsum("rjj->rj", H))
+    ev_raw = np.linalg.eigvalsh(H)
+    ev = np.linalg.eigvalsh(H / (d[:, :, None] * d[:, None, :]))
+    scaled, raw = WEAK_CONDITION
+    return np.asarray(~finite | ~(ev[:, -1] <= scaled * ev[:, 0]) | ~(ev_raw[:, -1] <= raw * ev_raw[:, 0]))
+
+
 def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
     """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
     updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
@@ -502,6 +532,12 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
     with np.errstate(all="ignore"):
         good = _stacked_newton(m, theta, ww, used) == 1
+        # a weakly identified optimum (a nearly flat direction) is where lstsq's steps and these
+        # solves may stop apart: those rows are fitted alone
+        g = np.flatnonzero(good)
+        if g.size:
+            _, Fa, Fb, prob = m.parts(theta[g], ww[g])
+            good[g[_weakly_identified(m.hessian(Fa, Fb, prob, ww[g]), used[g])]] = False
     theta[:, :p][~used_x] = 0.0
     out[fit[good], :p_all] = 0.0
     out[np.ix_(fit[good], basis)] = theta[good, :p]

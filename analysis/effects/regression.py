@@ -94,6 +94,7 @@ def _wls_stacked(y: np.ndarray, X_all: np.ndarray, w: np.ndarray) -> np.ndarray:
     ev = np.linalg.eigvalsh(scaled)
     with np.errstate(divide="ignore", invalid="ignore"):
         bad |= ~(ev[:, -1] <= STACKED_CONDITION * ev[:, 0])
+    scaled[bad] = np.eye(p)
     g[bad] = 0.0
     out = np.zeros((R, p_all))
     out[:, basis] = np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d
