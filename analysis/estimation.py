@@ -1264,9 +1264,20 @@ def _replicate_point(
 def _stacked_point(
     weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None, methods: tuple[str, ...] | None,
 ) -> list[pd.Series | None]:
-    """All end-to-end replicates at once (:func:`_stacked_estimates`), single-threaded."""
+    """All end-to-end replicates at once (:func:`_stacked_estimates`), single-threaded, in chunks
+    of at most :data:`STACKED_CELLS` respondent x replicate values."""
+    ins = None if inside is None else inside.astype(float)
+    step = max(1, STACKED_CELLS // max(1, weights.shape[0]))
+    out: list[pd.Series | None] = []
     with _quiet_weighting(), _thread_controller().limit(limits=1):
-        return _stacked_estimates(weights, prep, spec, None if inside is None else inside.astype(float), methods)
+        for start in range(0, weights.shape[1], step):
+            out.extend(_stacked_estimates(weights[:, start : start + step], prep, spec, ins, methods))
+    return out
+
+
+#: Largest number of respondent x replicate values the stacked replicates hold at once (each of
+#: their few (replicates, respondents) arrays is then at most 64 MB).
+STACKED_CELLS = 8_000_000
 
 
 @dataclass(frozen=True)

@@ -323,79 +323,81 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
 
 @dataclass(frozen=True, eq=False)
 class _StackedOrdinal:
-    """The fixed parts of stacked ordered logits on one ``X`` and ``y`` (codes 0..K-1)."""
+    """The fixed parts of stacked ordered logits on one ``X`` and ``y`` (codes 0..K-1, the units
+    sorted by category: every category's units are one slice)."""
 
     X: np.ndarray
     y: np.ndarray
     K: int
-    onehot: np.ndarray  # (n, K) category indicators
+    starts: np.ndarray  # the first unit of every category
     up: np.ndarray  # y < K - 1: the unit has an upper cut-point
     lo: np.ndarray  # y > 0: a lower one
-    rows: np.ndarray  # (n,) the distinct row of X of every unit
     Xd: np.ndarray  # the distinct rows of X
     to_rows: Any  # sparse (m, n): sums over the units of every distinct row
-    members: tuple[np.ndarray, ...]  # the units of every category
 
     @classmethod
     def of(cls, X: np.ndarray, y: np.ndarray, K: int) -> _StackedOrdinal:
+        """From units sorted by category, every category present."""
         from scipy import sparse
 
         n = y.size
-        onehot = np.zeros((n, K))
-        onehot[np.arange(n), y] = 1.0
+        if np.any(np.diff(y) < 0):
+            raise ValueError("units must be sorted by category")
         Xd, rows = np.unique(X, axis=0, return_inverse=True)
-        rows = rows.ravel()
-        to_rows = sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(Xd.shape[0], n))
-        members = tuple(np.flatnonzero(y == k) for k in range(K))
-        return cls(X, y, K, onehot, y < K - 1, y > 0, rows, Xd, to_rows, members)
+        to_rows = sparse.csr_matrix((np.ones(n), (rows.ravel(), np.arange(n))), shape=(Xd.shape[0], n))
+        return cls(X, y, K, np.searchsorted(y, np.arange(K)), y < K - 1, y > 0, Xd, to_rows)
 
-    def parts(self, theta: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def sums(self, v: np.ndarray) -> np.ndarray:
+        """Sums of ``v`` (R, n) over every category's units: (R, K)."""
+        return np.add.reduceat(v, self.starts, axis=1)
+
+    def parts(self, theta: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
         """Weighted log-likelihood of every row of ``theta`` (R, k), and the units' ``F(a)``,
-        ``F(b)`` and probabilities (R, n), as :func:`_scores` computes them."""
-        p = self.X.shape[1]
-        R = theta.shape[0]
-        c = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
+        ``F(b)`` and ``f(a) / P``, ``f(b) / P`` (R, n), as :func:`_scores` computes them."""
+        p, K = self.X.shape[1], self.K
         eta = theta[:, :p] @ self.X.T
-        Fa = np.where(self.up, _cdf(np.where(self.up, c[:, self.y + 1] - eta, 0.0)), 1.0)
-        Fb = np.where(self.lo, _cdf(np.where(self.lo, c[:, self.y] - eta, 0.0)), 0.0)
+        Fa, Fb = np.ones_like(eta), np.zeros_like(eta)
+        bounds = [*self.starts.tolist(), self.y.size]
+        for k in range(K):  # category k's units lie between cut-points k - 1 and k
+            sl = slice(bounds[k], bounds[k + 1])
+            if k < K - 1:
+                Fa[:, sl] = _cdf(theta[:, p + k, None] - eta[:, sl])
+            if k > 0:
+                Fb[:, sl] = _cdf(theta[:, p + k - 1, None] - eta[:, sl])
         prob = np.clip(Fa - Fb, 1e-300, None)
-        return (w * np.log(prob)).sum(axis=1), Fa, Fb, prob
+        # F(a) = 1 where there is no upper cut-point, F(b) = 0 where there is no lower: f = 0
+        return (w * np.log(prob)).sum(axis=1), Fa, Fb, Fa * (1 - Fa) / prob, Fb * (1 - Fb) / prob
 
-    def gradient(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def gradient(self, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Score totals (R, k) of :func:`_scores`."""
-        K = self.K
-        wa = w * Fa * (1 - Fa) / prob  # F(a) = 1 where there is no upper cut-point: 0
-        wb = w * Fb * (1 - Fb) / prob
-        return np.concatenate([(wb - wa) @ self.X, (wa @ self.onehot)[:, : K - 1] - (wb @ self.onehot)[:, 1:]], axis=1)
+        wa, wb = w * ra, w * rb
+        return np.concatenate([(wb - wa) @ self.X, self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]], axis=1)
 
-    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, prob: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
         """:func:`_hessian_analytic` of every row (R, k, k), block by block."""
+        from analysis.matching.propensity import stacked_gram
+
         K, p = self.K, self.X.shape[1]
-        ra = Fa * (1 - Fa) / prob  # F(a) = 1 where there is no upper cut-point: 0
-        rb = Fb * (1 - Fb) / prob
-        caa = w * (ra * (1 - 2 * Fa) - ra * ra)
-        cbb = -w * (rb * (1 - 2 * Fb) + rb * rb)
+        caa = w * ra * (1 - 2 * Fa - ra)
+        cbb = -w * rb * (1 - 2 * Fb + rb)
         cab = w * ra * rb
         R = w.shape[0]
         H = np.zeros((R, p + K - 1, p + K - 1))
-        from analysis.matching.propensity import stacked_gram
-
-        cx = np.asarray((self.to_rows @ (caa + cbb + 2 * cab).T).T)
-        H[:, :p, :p] = stacked_gram(self.Xd, cx)
+        H[:, :p, :p] = stacked_gram(self.Xd, np.asarray((self.to_rows @ (caa + cbb + 2 * cab).T).T))
         # X' diag(caa + cab) E_a + X' diag(cbb + cab) E_b, E the indicators of the cut-points:
         # cut-point k is the upper one of category k's units and the lower one of k + 1's
         ua, ub = caa + cab, cbb + cab
+        bounds = [*self.starts.tolist(), self.y.size]
         xz = np.empty((R, p, K - 1))
         for k in range(K - 1):
-            a, b = self.members[k], self.members[k + 1]
+            a, b = slice(bounds[k], bounds[k + 1]), slice(bounds[k + 1], bounds[k + 2])
             xz[:, :, k] = -(ua[:, a] @ self.X[a] + ub[:, b] @ self.X[b])
         H[:, :p, p:] = xz
         H[:, p:, :p] = np.swapaxes(xz, 1, 2)
-        da, db, dab = caa @ self.onehot, cbb @ self.onehot, cab @ self.onehot
         z = np.arange(K - 1)
-        H[:, p + z, p + z] = da[:, : K - 1] + db[:, 1:]
+        H[:, p + z, p + z] = self.sums(caa)[:, :-1] + self.sums(cbb)[:, 1:]
         if K > 2:
-            off = dab[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
+            off = self.sums(cab)[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
             H[:, p + z[1:], p + z[:-1]] = off
             H[:, p + z[:-1], p + z[1:]] = off
         return H
@@ -427,28 +429,6 @@ def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.nd
     return step, bad
 
 
-#: A stacked fit whose Hessian at the optimum has a larger condition number (scaled to a unit
-#: diagonal, or as it is: a (quasi-)separated fit's flat direction) is weakly identified: it is
-#: fitted alone (:func:`_ordered_logit_stacked`).
-WEAK_CONDITION = (1e8, 1e12)
-
-
-def _weakly_identified(H: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """Rows of stacked Hessians whose condition numbers exceed :data:`WEAK_CONDITION`."""
-    k = H.shape[1]
-    H = -H * (used[:, :, None] & used[:, None, :])
-    diag = np.einsum("rjj->rj", H)
-    finite = np.all(np.isfinite(H), axis=(1, 2)) & np.all((diag > 0) | ~used, axis=1)
-    H[~finite] = np.eye(k)
-    top = np.max(np.where(used, np.abs(diag), 0.0), axis=1, initial=1.0)
-    H[~used[:, :, None] & np.eye(k, dtype=bool)] = np.repeat(top, k).reshape(-1, k)[~used]
-    d = np.sqrt(np.einsum("rjj->rj", H))
-    ev_raw = np.linalg.eigvalsh(H)
-    ev = np.linalg.eigvalsh(H / (d[:, :, None] * d[:, None, :]))
-    scaled, raw = WEAK_CONDITION
-    return np.asarray(~finite | ~(ev[:, -1] <= scaled * ev[:, 0]) | ~(ev_raw[:, -1] <= raw * ev_raw[:, 0]))
-
-
 def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
     """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
     updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
@@ -456,8 +436,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
     wsum = w.sum(axis=1)
     tol = 1e-10 * np.maximum(1.0, wsum)
     gtol = 1e-5 * np.maximum(1.0, wsum)
-    f, Fa, Fb, prob = m.parts(theta, w)
-    g = np.where(used, m.gradient(Fa, Fb, prob, w), 0.0)
+    f, Fa, Fb, ra, rb = m.parts(theta, w)
+    g = np.where(used, m.gradient(ra, rb, w), 0.0)
     state = np.zeros(theta.shape[0], dtype=np.int8)
     for _ in range(100):
         act = np.flatnonzero(state == 0)
@@ -466,7 +446,7 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
         act = act[~conv]
         if act.size == 0:
             break
-        step, bad = _stacked_step(m.hessian(Fa[act], Fb[act], prob[act], w[act]), g[act], used[act])
+        step, bad = _stacked_step(m.hessian(Fa[act], Fb[act], ra[act], rb[act], w[act]), g[act], used[act])
         state[act[bad]] = -1
         # step halving, every row with its own step length
         todo = np.flatnonzero(~bad)
@@ -487,8 +467,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
                 assert parts is not None
                 tiny = np.max(np.abs(cand[ok] - theta[acc]), axis=1) < 1e-13
                 theta[acc], f[acc] = cand[ok], f_c[ok]
-                Fa[acc], Fb[acc], prob[acc] = parts[1][sub], parts[2][sub], parts[3][sub]
-                g[acc] = np.where(used[acc], m.gradient(Fa[acc], Fb[acc], prob[acc], w[acc]), 0.0)
+                Fa[acc], Fb[acc], ra[acc], rb[acc] = parts[1][sub], parts[2][sub], parts[3][sub], parts[4][sub]
+                g[acc] = np.where(used[acc], m.gradient(ra[acc], rb[acc], w[acc]), 0.0)
                 fin = acc[tiny]
                 state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
             todo = todo[~ok]
@@ -515,11 +495,10 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     pos = w > 0
     # units with the same covariates and category merged (the likelihood is the same)
     first, _, to_groups = merged_rows(X_full, y_full)
-    X_all, y = X_full[first], y_full[first]
-    wm = np.asarray((to_groups @ w.T).T)
-    onehot = np.zeros((y.size, K))
-    onehot[np.arange(y.size), y] = 1.0
-    totals = wm @ onehot
+    order = np.argsort(y_full[first], kind="stable")  # every category's units one slice
+    X_all, y = X_full[first[order]], y_full[first[order]]
+    wm = np.asarray((to_groups @ w.T).T)[:, order]
+    totals = np.stack([wm[:, y == k].sum(axis=1) for k in range(K)], axis=1)
     fit = np.flatnonzero(np.all(totals > 0, axis=1))
     if fit.size == 0:
         return out
@@ -532,12 +511,6 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
     with np.errstate(all="ignore"):
         good = _stacked_newton(m, theta, ww, used) == 1
-        # a weakly identified optimum (a nearly flat direction) is where lstsq's steps and these
-        # solves may stop apart: those rows are fitted alone
-        g = np.flatnonzero(good)
-        if g.size:
-            _, Fa, Fb, prob = m.parts(theta[g], ww[g])
-            good[g[_weakly_identified(m.hessian(Fa, Fb, prob, ww[g]), used[g])]] = False
     theta[:, :p][~used_x] = 0.0
     out[fit[good], :p_all] = 0.0
     out[np.ix_(fit[good], basis)] = theta[good, :p]
