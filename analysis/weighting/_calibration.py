@@ -167,7 +167,7 @@ def _ipf_rows(
                 converged = True
                 break
         else:
-            active &= _column_errors(w, margins) >= tol
+            active &= column_errors(w, margins) >= tol
             if not active.any():
                 converged = True
                 break
@@ -175,7 +175,7 @@ def _ipf_rows(
     return IPFResult(w, iterations, converged, err, wm, wc)
 
 
-def _column_errors(w: np.ndarray, margins: Sequence[Margin]) -> np.ndarray:
+def column_errors(w: np.ndarray, margins: Sequence[Margin]) -> np.ndarray:
     """Largest relative margin error of every weight column of ``w`` (n, r)."""
     worst = np.zeros(w.shape[1])
     for m in margins:

@@ -308,7 +308,7 @@ class ReplicateRaking:
         succeeded; a column that did not (a category without weight, no convergence) is left
         as it was, for :meth:`__call__` to raise its error.
         """
-        from analysis.weighting._calibration import _column_errors, ipf
+        from analysis.weighting._calibration import column_errors, ipf
 
         w = np.asarray(weights, dtype=float)
         ok = np.ones(w.shape[1], dtype=bool)
@@ -317,7 +317,7 @@ class ReplicateRaking:
         out = w.copy()
         if ok.any():
             res = ipf(w[:, ok], list(self.margins), tol=self.tol, max_iter=self.max_iter)
-            good = _column_errors(res.weights, self.margins) < self.tol
+            good = column_errors(res.weights, self.margins) < self.tol
             idx = np.flatnonzero(ok)
             ok[idx[~good]] = False
             out[:, idx[good]] = res.weights[:, good]
