@@ -1184,7 +1184,14 @@ def _stacked_ologit(
             shifts = treatment_probability_shifts(theta, X[keep], w[np.ix_(rows, keep)], 0)
         log_odds[rows] = theta[:, 0]
         top[rows] = shifts[:, cats[pat] >= spec.top_box].sum(axis=1)
+    # a separated POP coefficient (no maximum) stops where rounding lets it: as one by one
+    ok &= ~(np.abs(log_odds) > SEPARATED_LOG_ODDS)
     return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
+
+
+#: An ordered logit's POP log odds beyond this (an odds ratio of 3e6) are (quasi-)separated: the
+#: replicate is left to the replicates one by one (:func:`_stacked_ologit`).
+SEPARATED_LOG_ODDS = 15.0
 
 
 def estimate_point(

@@ -483,8 +483,10 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
     stopping at its own convergence) on all rows together, with stacked Hessians and solves, on
     the columns of :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail
-    (a Hessian too badly conditioned, the step halving exhausted, no convergence) is fitted
-    alone by :func:`ordered_logit_fit` (BFGS included).
+    (a singular Hessian, the step halving exhausted, no convergence) is fitted alone by
+    :func:`ordered_logit_fit` (BFGS included).  Where a coefficient is (quasi-)separated (no
+    maximum, the coefficient runs off) its value, where the steps stop, depends on rounding;
+    the other coefficients and the fitted probabilities do not.
     """
     from analysis.matching.propensity import merged_rows, stacked_columns
 
