@@ -458,6 +458,30 @@ def _stacked_newton(
     return beta, eta, failed | active
 
 
+def _stacked_lstsq(A: np.ndarray, z: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """``numpy.linalg.lstsq(A[r], z[r], rcond=-1)`` for every row (its columns not ``used`` 0).
+
+    By QR of ``A`` with a unit row for every column left out (which fixes its coefficient at 0);
+    a row whose triangular factor is numerically rank-deficient by lstsq's cutoff (machine
+    precision times the largest singular value) is solved by its singular value decomposition,
+    dropping those directions, as lstsq does.
+    """
+    _, n, p = A.shape
+    aug = np.concatenate([A, (~used)[:, :, None] * np.eye(p)[None]], axis=1)
+    q, t = np.linalg.qr(aug)
+    d = np.abs(np.einsum("rjj->rj", t))
+    # the triangular factor's diagonal bounds the singular values within a factor of about p
+    low = ~(d.min(axis=1) > 4 * p * _FLOAT_EPS * d.max(axis=1))
+    t[low] = np.eye(p)
+    step = np.linalg.solve(t, np.einsum("rnk,rn->rk", q[:, :n], z)[:, :, None])[:, :, 0]
+    if low.any():
+        u, s, vt = np.linalg.svd(A[low], full_matrices=False)
+        keep = s > _FLOAT_EPS * s[:, :1]
+        coef = np.where(keep, np.einsum("rnk,rn->rk", u, z[low]) / np.where(keep, s, 1.0), 0.0)
+        step[low] = np.einsum("rkp,rk->rp", vt, coef)
+    return np.asarray(step)
+
+
 def _stacked_deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> np.ndarray:
     """:func:`_binomial_deviance` of every row of ``mu`` and ``pw`` (R, n)."""
     with np.errstate(divide="ignore"):
@@ -496,10 +520,7 @@ def _stacked_irls(
         wk[a] = weights[a] * m * (1.0 - m)
         sw = np.sqrt(wk[a])
         z = sw * ((y - mu[a]) / (m * (1.0 - m)) + (eta[a] if it == 0 else 0.0))
-        u, s, vt = np.linalg.svd(x[None, :, :] * sw[:, :, None] * used[a][:, None, :], full_matrices=False)
-        keep = s > _FLOAT_EPS * s[:, :1]
-        coef = np.where(keep, np.einsum("rnk,rn->rk", u, z) / np.where(keep, s, 1.0), 0.0)
-        step = np.einsum("rkp,rk->rp", vt, coef)
+        step = _stacked_lstsq(x[None, :, :] * sw[:, :, None] * used[a][:, None, :], z, used[a])
         beta[a] += step
         eta_old = eta[a]
         eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
