@@ -429,6 +429,11 @@ def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.nd
     return step, bad
 
 
+def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[idx]`` for sorted distinct row positions, without a copy when they are all the rows."""
+    return a if idx.size == a.shape[0] else a[idx]
+
+
 def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
     """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
     updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
@@ -436,8 +441,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
     wsum = w.sum(axis=1)
     tol = 1e-10 * np.maximum(1.0, wsum)
     gtol = 1e-5 * np.maximum(1.0, wsum)
-    f, Fa, Fb, ra, rb = m.parts(theta, w)
-    g = np.where(used, m.gradient(ra, rb, w), 0.0)
+    f, *state_parts = m.parts(theta, w)  # F(a), F(b), f(a) / P, f(b) / P of every row
+    g = np.where(used, m.gradient(state_parts[2], state_parts[3], w), 0.0)
     state = np.zeros(theta.shape[0], dtype=np.int8)
     for _ in range(100):
         act = np.flatnonzero(state == 0)
@@ -446,7 +451,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
         act = act[~conv]
         if act.size == 0:
             break
-        step, bad = _stacked_step(m.hessian(Fa[act], Fb[act], ra[act], rb[act], w[act]), g[act], used[act])
+        Fa, Fb, ra, rb = (_take(v, act) for v in state_parts)
+        step, bad = _stacked_step(m.hessian(Fa, Fb, ra, rb, _take(w, act)), g[act], used[act])
         state[act[bad]] = -1
         # step halving, every row with its own step length
         todo = np.flatnonzero(~bad)
@@ -458,17 +464,20 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
             cand = theta[rows] - t[todo, None] * step[todo]
             inc = np.all(np.diff(cand[:, p:], axis=1) > 0, axis=1)
             f_c = np.full(todo.size, -np.inf)
-            parts = m.parts(cand[inc], w[rows[inc]]) if inc.any() else None
-            if parts is not None:
-                f_c[inc] = parts[0]
+            parts: list[np.ndarray] = []
+            if inc.any():
+                f_c[inc], *parts = m.parts(cand[inc], _take(w, rows[inc]))
             ok = inc & np.isfinite(f_c) & (f_c >= f[rows] - 1e-12 * np.abs(f[rows]))
             if ok.any():
                 acc, sub = rows[ok], ok[inc]
-                assert parts is not None
                 tiny = np.max(np.abs(cand[ok] - theta[acc]), axis=1) < 1e-13
                 theta[acc], f[acc] = cand[ok], f_c[ok]
-                Fa[acc], Fb[acc], ra[acc], rb[acc] = parts[1][sub], parts[2][sub], parts[3][sub], parts[4][sub]
-                g[acc] = np.where(used[acc], m.gradient(ra[acc], rb[acc], w[acc]), 0.0)
+                if acc.size == theta.shape[0]:
+                    state_parts = parts
+                else:
+                    for v, new in zip(state_parts, parts, strict=True):
+                        v[acc] = new[sub]
+                g[acc] = np.where(used[acc], m.gradient(_take(state_parts[2], acc), _take(state_parts[3], acc), _take(w, acc)), 0.0)
                 fin = acc[tiny]
                 state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
             todo = todo[~ok]
