@@ -32,6 +32,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -575,10 +576,17 @@ def _output_markdown(output: Mapping[str, Any], opts: Mapping[str, Any], *, asis
     return None
 
 
-def _pandoc(args: Sequence[str], cwd: Path) -> None:
+@cache
+def _pandoc_exe() -> str:
+    """pypandoc-binary's pandoc (found once: pypandoc's lookup is not safe in threads, and a
+    system pandoc found on PATH instead may be too old to write Typst)."""
     import pypandoc
 
-    exe = pypandoc.get_pandoc_path()
+    return str(pypandoc.get_pandoc_path())
+
+
+def _pandoc(args: Sequence[str], cwd: Path) -> None:
+    exe = _pandoc_exe()
     proc = subprocess.run([exe, *args], capture_output=True, text=True, check=False, cwd=cwd)
     if proc.returncode != 0:
         raise RenderError("pandoc failed", found=f"exit status {proc.returncode}", detail=proc.stderr[-4000:], hint=" ".join(args[:6]))
@@ -696,6 +704,22 @@ def _write_pdf(job: _PandocJob, t: Mapping[str, Any]) -> Path:
 _WRITERS = (("html", "html", _write_html), ("docx", "docx", _write_docx), ("pdf", "typst", _write_pdf))
 
 
+def _write_formats(job: _PandocJob, opts: Mapping[str, Any], formats: Sequence[str]) -> dict[str, Path]:
+    """Every requested format written from the one Markdown document, side by side.
+
+    Each writer is a pandoc process (and, for the PDF, typst), independent of the others: they run
+    in threads at once, so the formats take about as long as the slowest.  A writer's error is
+    raised after the others have finished (their outputs are complete files or absent).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    todo = [(fmt, section, write) for fmt, section, write in _WRITERS if fmt in formats]
+    _pandoc_exe()  # before the threads
+    with ThreadPoolExecutor(max_workers=max(1, len(todo)), thread_name_prefix="popeval-pandoc") as pool:
+        futures = {fmt: pool.submit(write, job, opts.get(section, {})) for fmt, section, write in todo}
+        return {fmt: future.result() for fmt, future in futures.items()}
+
+
 def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Sequence[str], meta: Mapping[str, str], lang: str, timeout: int) -> RenderResult:
     import os
 
@@ -716,7 +740,7 @@ def _render_python(qmd: Path, out: Path, params: Mapping[str, Any], formats: Seq
     common = ["-f", "markdown", *_meta_args(meta), "--resource-path", f"{build}{os.pathsep}{folder}", "--columns", "400", *filters]
     base = f"evaluation-{lang}"
     job = _PandocJob(md=md, common=common, folder=folder, build=build, out=out, base=base)
-    outputs = {fmt: write(job, opts.get(section, {})) for fmt, section, write in _WRITERS if fmt in formats}
+    outputs = _write_formats(job, opts, formats)
     with atomic_write(out / f"{base}.params.json") as fh:
         fh.write(json.dumps(dict(params), indent=2, sort_keys=True, default=str) + "\n")
     return RenderResult(outputs=outputs, engine="python (jupytext + nbclient + pandoc + typst)", markdown=md, params=dict(params))
