@@ -34,6 +34,7 @@ controlled direct effect, not as an estimate of the ATT.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -513,7 +514,7 @@ def _fit_naive(s: OutcomeSample) -> MethodResult:
     for scale, col in s.scales():
         a, b = d.loc[t, col], d.loc[~t, col]
         se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
-        est = mean_difference(d[col].to_numpy(dtype=float), t.astype(float))
+        est = float(mean_difference(d[col].to_numpy(dtype=float), t.astype(float)))
         rows.append(_row(s.outcome, "naive", "unadjusted", scale, est, se, len(a), len(b)))
     return MethodResult(rows)
 
@@ -759,26 +760,11 @@ def _prepare(frame: pd.DataFrame, margins: MarginSpec, spec: EstimatorSpec, cell
     )
 
 
-def _identified(X: np.ndarray) -> np.ndarray:
-    """Positions of linearly independent columns of ``X`` spanning its column space.
-
-    A (replicate) sample may lack a covariate category, or its reference category; the
-    formula-built designs of the point estimate then have fewer columns.  The fitted values do
-    not depend on which basis of the column space is used (QR with column pivoting picks one).
-    """
-    from scipy.linalg import qr
-
-    _, r, piv = qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(r))
-    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
-    return np.sort(piv[:rank])
-
-
 def _logit_score(X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Propensity score of the weighted logit (:func:`analysis.matching.propensity.logit_fit`)."""
-    from analysis.matching.propensity import expit, logit_fit
+    from analysis.matching.propensity import expit, identified_columns, logit_fit
 
-    return np.asarray(expit(logit_fit(X[:, _identified(X)], t, w)[2]))
+    return np.asarray(expit(logit_fit(X[:, identified_columns(X)], t, w)[2]))
 
 
 #: Methods the replicates re-estimate (every method of the effects table).
@@ -923,14 +909,14 @@ def _outcome_estimates(
         if "regression" in methods or "aipw" in methods:
             b0 = controls_model(ym, prep.X[cd], t, wd)
         if "regression" in methods:
-            out[(o, "regression", scale)] = att_regression(ym, prep.X[cd], t, wd, b0)
+            out[(o, "regression", scale)] = float(att_regression(ym, prep.X[cd], t, wd, b0))
         if "aipw" in methods:
-            out[(o, "aipw", scale)] = att_aipw(ym, prep.X[cd], t, wd, e_d[cd], b0)
+            out[(o, "aipw", scale)] = float(att_aipw(ym, prep.X[cd], t, wd, e_d[cd], b0))
         if "ipw" in methods:
-            out[(o, "ipw", scale)] = att_ipw(ym, t, wd, e_d[cd])
+            out[(o, "ipw", scale)] = float(att_ipw(ym, t, wd, e_d[cd]))
         if "naive" in methods:
             cf, wf, yf = _by_design(d[obs], f[obs], yy[obs], nd, prep.cells)
-            out[(o, "naive", scale)] = mean_difference(yf, prep.treat[cf], wf)
+            out[(o, "naive", scale)] = float(mean_difference(yf, prep.treat[cf], wf))
     if "ologit" in methods:
         from analysis.effects.ordinal import ordered_logit_fit, treatment_probability_shifts
 
@@ -947,6 +933,265 @@ def _outcome_estimates(
         except (PopevalError, np.linalg.LinAlgError):  # e.g. a category absent in a replicate
             out[(o, "ologit", "log_odds")] = float("nan")
             out[(o, "ologit", "top2")] = float("nan")
+
+
+# --------------------------------------------------------------------------- replicates, all at once
+
+#: Errors of one replicate in the stacked computation that leave it to the one-by-one path
+#: (which reproduces them, or the NaN they give, exactly as it always has).
+_STACKED_FALLBACK: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError)
+
+
+def _stacked_applies(prep: _Prepared, spec: EstimatorSpec) -> bool:
+    """The replicates run all at once on the design cells (:func:`_stacked_estimates`): on cells,
+    re-weighted by raking on arrays or not re-weighted."""
+    return prep.cells and _weighting_method(spec) in ("rake", "none")
+
+
+def _aggregate(ids: np.ndarray, k: int) -> Any:
+    """The sparse ``(k, n)`` matrix that sums the ``n`` values of every group ``ids`` (``A @ v``)."""
+    from scipy import sparse
+
+    n = ids.size
+    return sparse.csr_matrix((np.ones(n), (ids, np.arange(n))), shape=(k, n))
+
+
+def _sums(a: Any, values: np.ndarray) -> np.ndarray:
+    """Group sums of every row of ``values`` (R, n): (R, k)."""
+    return np.asarray((a @ values.T).T)
+
+
+def _stacked_estimates(
+    base_weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None,
+    methods: Sequence[str] | None,
+) -> list[pd.Series | None]:
+    """Every replicate of :func:`_replicate_estimates` at once, from the ``(n, R)`` base weights.
+
+    The replicates' weights form ``(R, cells)`` matrices and every step runs on all of them
+    together: the raking (:meth:`analysis.weighting.replicate.ReplicateRaking.many`), the
+    propensity logits (:func:`analysis.matching.propensity.logit_fit_stacked`), the regressions
+    (stacked :func:`analysis.effects.regression.wls_params`), the ordered logits (stacked
+    :func:`analysis.effects.ordinal.ordered_logit_fit`) and the linear estimators; the matching
+    (:func:`analysis.matching.nearest.match_arrays`) runs replicate by replicate on the design
+    cells (once for every outcome: every outcome is matched on the same respondents; a cell's
+    units share its matching weight).  Every fit gives what the replicate's own fit gives (to
+    rounding).  A replicate in which any step fails, or any estimate is not finite, is left to
+    :func:`_replicate_estimates` (None in the list), which raises its error or gives its NaN
+    exactly as before; the fit warnings of the others are raised here, as theirs would be.
+    """
+    methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
+    st = _StackedDesign.of(np.asarray(base_weights, dtype=float), prep, spec, inside)
+    if "matching" in methods or "ologit" in methods:
+        st.match(prep, spec)
+    cols: dict[tuple[str, str, str], np.ndarray] = {}
+    for o, u in zip(prep.outcomes, prep.units, strict=True):
+        _stacked_outcome(cols, o, u, st, prep, spec, methods)
+    keys = tuple(cols)
+    est = np.column_stack([cols[k] for k in keys]) if keys else np.zeros((st.ok.size, 0))
+    st.ok &= np.all(np.isfinite(est), axis=1)
+    for r in np.flatnonzero(st.ok):
+        for w in st.warned[r]:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    index = _estimate_index(keys)
+    return [pd.Series(est[r], index=index) if st.ok[r] else None for r in range(st.ok.size)]
+
+
+@dataclass
+class _StackedDesign:
+    """The weights, propensity scores and matching of all replicates (``(R, ...)`` arrays) in
+    :func:`_stacked_estimates`; ``ok``: the replicates still estimated there."""
+
+    SW: np.ndarray  # (R, n) survey weights of the respondents
+    pos: np.ndarray  # (R, n) 1.0 where positive
+    freq: np.ndarray  # (R, n) bootstrap factors
+    swd: np.ndarray  # (R, cells) summed survey weights
+    counts: np.ndarray  # (R, cells) respondents with positive weight
+    score: np.ndarray  # (R, cells) propensity score (NaN outside the design)
+    ok: np.ndarray
+    warned: list[list[Any]]  # every replicate's fit warnings, raised if it is kept
+    match_w: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (R, cells) matching weight
+    comb: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # (R, cells) summed combined weights
+
+    @classmethod
+    def of(cls, base_weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None) -> _StackedDesign:
+        """Rake every replicate (:func:`_survey_weights`) and fit its propensity score."""
+        from analysis.matching.propensity import expit
+
+        B = np.ascontiguousarray(base_weights.T)  # (R, n)
+        R = B.shape[0]
+        ok = np.ones(R, dtype=bool)
+        freq = np.divide(B, prep.base, out=np.ones_like(B), where=prep.base > 0)
+        a_d = _aggregate(prep.design_ids, prep.treat.size)
+        if _weighting_method(spec) == "rake":
+            bd = _sums(a_d, B)
+            wd, ok_rake = prep.raking.many(bd.T)
+            ok &= ok_rake
+            g = np.divide(wd.T, bd, out=np.zeros_like(bd), where=bd > 0)
+            SW = B * g[:, prep.design_ids]
+        else:
+            SW = B.copy()
+        if inside is not None:
+            SW *= inside
+        pos = (SW > 0).astype(float)
+        swd = _sums(a_d, SW)
+        counts = _sums(a_d, pos)
+        ind = swd > 0
+        warned: list[list[Any]] = [[] for _ in range(R)]
+        with np.errstate(all="ignore"):
+            eta = _stacked_logit(prep.X, prep.treat, np.where(ind, swd if spec.weighted_propensity else counts, 0.0), warned)
+        ok &= np.all(np.isfinite(eta) | ~ind, axis=1)
+        return cls(SW, pos, freq, swd, counts, np.where(ind, expit(eta), np.nan), ok, warned)
+
+    def match(self, prep: _Prepared, spec: EstimatorSpec) -> None:
+        """Match every replicate on its design cells (:func:`analysis.matching.nearest.match_arrays`)."""
+        from analysis.matching.nearest import match_arrays, score_caliper
+
+        self.match_w = np.zeros_like(self.swd)
+        self.comb = np.zeros_like(self.swd)
+        for r in np.flatnonzero(self.ok):
+            ind = np.flatnonzero(self.swd[r] > 0)
+            score, counts = self.score[r, ind], self.counts[r, ind]
+            try:
+                m = match_arrays(
+                    prep.treat[ind].astype(int), score=score, s_weights=self.swd[r, ind], ratio=spec.ratio, replace=spec.replace,
+                    ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)), float(spec.caliper)),
+                    m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+                    tol=float(spec.tie_tolerance), survey_weight_strategy=spec.survey_weights, counts=counts,
+                )
+            except _STACKED_FALLBACK:
+                self.ok[r] = False
+                continue
+            self.match_w[r, ind] = m.weights
+            self.comb[r, ind] = m.combined_weights
+
+    def unit_combined(self, u: _Units, SWu: np.ndarray, treat: np.ndarray, strategy: str) -> np.ndarray:
+        """Every unit's summed combined weights (R, units): a design cell's units share its
+        matching weight; with inherited survey weights a control unit carries its cell's
+        combined weight by its share of the cell's respondents."""
+        if strategy == "keep":
+            return np.asarray(SWu * self.match_w[:, u.design])
+        cu = _sums(_aggregate(u.ids, u.design.size), self.pos)
+        cd = self.counts[:, u.design]
+        share = np.divide(cu, cd, out=np.zeros_like(cu), where=cd > 0)
+        return np.where(treat[u.design] == 1, SWu * self.match_w[:, u.design], self.comb[:, u.design] * share)
+
+
+def _stacked_outcome(
+    cols: dict[tuple[str, str, str], np.ndarray], o: str, u: _Units, st: _StackedDesign, prep: _Prepared,
+    spec: EstimatorSpec, methods: tuple[str, ...],
+) -> None:
+    """The estimators of one outcome in every replicate (:func:`_outcome_estimates`), into ``cols``."""
+    from analysis.effects.ordinal import ordered_logit_fit
+    from analysis.matching.propensity import expit
+
+    nd = prep.treat.size
+    a_u = _aggregate(u.ids, u.design.size)
+    SWu = _sums(a_u, st.SW)
+    obs = ~np.isnan(u.y)
+    a_o = _aggregate(u.design[obs], nd)  # observed units -> design cells
+    comb_u = st.unit_combined(u, SWu, prep.treat, spec.survey_weights) if st.match_w.size else np.zeros_like(SWu)
+    wo = _sums(a_o, SWu[:, obs])
+    score = np.zeros_like(wo)
+    if "ipw" in methods or "aipw" in methods:
+        # IPW and AIPW fit their propensity score on the respondents who answered the item
+        with np.errstate(all="ignore"):
+            e_d = expit(_stacked_logit(prep.X, prep.treat, wo, st.warned))
+        st.ok &= np.all(np.isfinite(e_d) | (wo <= 0), axis=1)
+        score = np.where(wo > 0, e_d, 0.0)  # a cell outside the sample counts for nothing
+    fu = _sums(a_u, st.freq * st.pos)[:, obs] if "naive" in methods else None
+    y = u.y[obs]
+    for scale, yy in (("likert", y), ("top2", (y >= spec.top_box).astype(float))):
+        _stacked_linear(cols, (o, scale), yy, comb_u[:, obs], SWu[:, obs], wo, score, fu, a_o, prep, methods)
+    if "ologit" in methods:
+        cols.update(_stacked_ologit(o, prep, u, comb_u, spec, st.ok, ordered_logit_fit))
+
+
+def _stacked_linear(
+    cols: dict[tuple[str, str, str], np.ndarray], key: tuple[str, str], yy: np.ndarray, comb: np.ndarray,
+    sw: np.ndarray, wo: np.ndarray, score: np.ndarray, fu: np.ndarray | None, a_o: Any, prep: _Prepared,
+    methods: tuple[str, ...],
+) -> None:
+    """The matched WLS, regression, AIPW, IPW and naive estimates of one (outcome, scale) on the
+    design cells (the observed units merged into them, :func:`_by_design`) of every replicate."""
+    from analysis.effects.regression import wls_params
+    from analysis.effects.weighting_estimators import (
+        att_aipw,
+        att_ipw,
+        att_regression,
+        controls_model,
+        mean_difference,
+    )
+
+    o, scale = key
+    t = prep.treat
+    with np.errstate(all="ignore"):
+        if "matching" in methods:
+            cm = _sums(a_o, comb)
+            ym = _sums(a_o, comb * yy) / np.where(cm > 0, cm, 1.0)
+            cols[(o, "matching", scale)] = wls_params(ym, prep.Xo, cm)[:, prep.pop_col]
+        ym = _sums(a_o, sw * yy) / np.where(wo > 0, wo, 1.0)
+        if "regression" in methods or "aipw" in methods:
+            b0 = controls_model(ym, prep.X, t, wo)
+        if "regression" in methods:
+            cols[(o, "regression", scale)] = np.asarray(att_regression(ym, prep.X, t, wo, b0))
+        if "aipw" in methods:
+            cols[(o, "aipw", scale)] = np.asarray(att_aipw(ym, prep.X, t, wo, score, b0))
+        if "ipw" in methods:
+            cols[(o, "ipw", scale)] = np.asarray(att_ipw(ym, t, wo, score))
+        if fu is not None:  # the naive difference weights by the bootstrap factors only
+            fo = _sums(a_o, fu)
+            cols[(o, "naive", scale)] = np.asarray(mean_difference(_sums(a_o, fu * yy) / np.where(fo > 0, fo, 1.0), t, fo))
+
+
+def _stacked_logit(X: np.ndarray, t: np.ndarray, w: np.ndarray, warned: list[list[Any]]) -> np.ndarray:
+    """Linear predictors of the stacked logits (:func:`analysis.matching.propensity.logit_fit_stacked`),
+    every row's fit warnings added to ``warned``."""
+    from analysis.matching.propensity import logit_fit_stacked
+
+    _, _, eta, rows = logit_fit_stacked(X, t, w)
+    for acc, new in zip(warned, rows, strict=True):
+        acc.extend(new)
+    return eta
+
+
+def _stacked_ologit(
+    o: str, prep: _Prepared, u: _Units, comb_u: np.ndarray, spec: EstimatorSpec, ok: np.ndarray, fit: Callable[..., np.ndarray],
+) -> dict[tuple[str, str, str], np.ndarray]:
+    """The ordered logit of one outcome on its matched units in every replicate (log odds and the
+    top-2-box shift, :func:`analysis.effects.ordinal.treatment_probability_shifts`), on the
+    answer categories of its matched sample (the replicates with the same categories fitted
+    together); a replicate with fewer than two is marked not ``ok``."""
+    from analysis.effects.ordinal import treatment_probability_shifts
+
+    R = comb_u.shape[0]
+    obs = ~np.isnan(u.y)
+    cats, codes = np.unique(u.y[obs], return_inverse=True)
+    w = comb_u[:, obs]
+    X = prep.Xo[u.design[obs]][:, 1:]
+    present = np.stack([(w[:, codes == k] > 0).any(axis=1) for k in range(cats.size)], axis=1)
+    ok &= present.sum(axis=1) >= 2
+    run = np.flatnonzero(ok)
+    log_odds, top = np.full(R, np.nan), np.full(R, np.nan)
+    if run.size == 0:
+        return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
+    patterns, group = np.unique(present[run], axis=0, return_inverse=True)
+    for i, pat in enumerate(patterns):
+        rows = run[group.ravel() == i]
+        keep = pat[codes]  # the units of the categories present, recoded 0..K-1
+        sub = (np.cumsum(pat) - 1)[codes[keep]]
+        with np.errstate(all="ignore"):
+            theta = fit(X[keep], sub, w[np.ix_(rows, keep)], int(pat.sum()))
+            shifts = treatment_probability_shifts(theta, X[keep], w[np.ix_(rows, keep)], 0)
+        log_odds[rows] = theta[:, 0]
+        top[rows] = shifts[:, cats[pat] >= spec.top_box].sum(axis=1)
+    # a separated POP coefficient (no maximum) stops where rounding lets it: as one by one
+    ok &= ~(np.abs(log_odds) > SEPARATED_LOG_ODDS)
+    return {(o, "ologit", "log_odds"): log_odds, (o, "ologit", "top2"): top}
+
+
+#: An ordered logit's POP log odds beyond this (an odds ratio of 3e6) are (quasi-)separated: the
+#: replicate is left to the replicates one by one (:func:`_stacked_ologit`).
+SEPARATED_LOG_ODDS = 15.0
 
 
 def estimate_point(
@@ -1023,6 +1268,25 @@ def _replicate_point(
         return estimate_point(frame, margins, spec, base_weights=w.to_numpy(), prepared=prep, inside=inside, methods=methods)
 
 
+def _stacked_point(
+    weights: np.ndarray, prep: _Prepared, spec: EstimatorSpec, inside: np.ndarray | None, methods: tuple[str, ...] | None,
+) -> list[pd.Series | None]:
+    """All end-to-end replicates at once (:func:`_stacked_estimates`), single-threaded, in chunks
+    of at most :data:`STACKED_CELLS` respondent x replicate values."""
+    ins = None if inside is None else inside.astype(float)
+    step = max(1, STACKED_CELLS // max(1, weights.shape[0]))
+    out: list[pd.Series | None] = []
+    with _quiet_weighting(), _thread_controller().limit(limits=1):
+        for start in range(0, weights.shape[1], step):
+            out.extend(_stacked_estimates(weights[:, start : start + step], prep, spec, ins, methods))
+    return out
+
+
+#: Largest number of respondent x replicate values the stacked replicates hold at once (each of
+#: their few (replicates, respondents) arrays is then at most 64 MB).
+STACKED_CELLS = 8_000_000
+
+
 @dataclass(frozen=True)
 class EndToEndVariance:
     """End-to-end replicate standard errors of every (outcome, method, scale).
@@ -1041,6 +1305,8 @@ class EndToEndVariance:
         ``(R, k)`` replicate estimates in the order of ``bse`` (NaN where not estimated).
     cells
         Whether the replicates ran on cells of identical respondents (else on the rows).
+    stacked
+        Whether all replicates ran at once (stacked fits; see :func:`end_to_end_variance`).
     fit_warnings
         The expected fit warnings of the replicates, summed (``"replicates: <Warning>"`` -> count).
     """
@@ -1051,6 +1317,7 @@ class EndToEndVariance:
     replicates: np.ndarray
     cells: bool
     fit_warnings: Mapping[str, int] = field(default_factory=dict)
+    stacked: bool = False
 
     def to_frame(self) -> pd.DataFrame:
         """Index (outcome, method, scale); columns ``bse``, ``n_replicates``, ``n_failed``."""
@@ -1059,7 +1326,8 @@ class EndToEndVariance:
     def summary(self) -> str:
         """The standard errors as text."""
         head = (f"End-to-end replicate SEs: {self.replicates.shape[0]} replicates on "
-                f"{'cells of identical respondents' if self.cells else 'the rows'}")
+                f"{'cells of identical respondents' if self.cells else 'the rows'}"
+                f"{', all at once' if self.stacked else ''}")
         return head + "\n" + self.to_frame().to_string()
 
 
@@ -1082,6 +1350,7 @@ def end_to_end_variance(
     inside: np.ndarray | None = None,
     methods: Sequence[str] | None = None,
     cells: bool | None = None,
+    stacked: bool | None = None,
 ) -> EndToEndVariance:
     """Replicate standard errors in which every replicate re-weights, re-fits and re-matches.
 
@@ -1095,7 +1364,11 @@ def end_to_end_variance(
     With categorical covariates the respondents fall into a few hundred cells (the same POP,
     covariates and raking variables); ``cells`` (default: decide, see :data:`CELL_SHARE`) runs
     every replicate on the cells with their summed weights, which gives the estimates of the
-    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.
+    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.  On
+    cells, with raking on arrays or no re-weighting, all replicates run at once
+    (:func:`_stacked_estimates`: weights as ``(R, cells)`` matrices, stacked fits) and give the
+    estimates of the replicates one by one; ``stacked`` (default: where it applies) chooses,
+    ``stacked=False`` runs them one by one.
 
     Returns
     -------
@@ -1122,15 +1395,25 @@ def end_to_end_variance(
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
     refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)
+    use_stacked = _stacked_applies(prep, spec) if stacked is None else bool(stacked)
+    if use_stacked and not _stacked_applies(prep, spec):
+        raise ConfigError(
+            "Stacked replicates need cells and raking on arrays (or no re-weighting)",
+            param="stacked", expected="cells, weighting 'rake' or 'none' without trimming",
+            found=f"cells={prep.cells}, weighting={spec.weighting!r}, trim_upper={spec.trim_upper!r}",
+            hint="run the replicates one by one (stacked=False)",
+        )
+    refit_all = partial(_stacked_point, prep=prep, spec=spec, inside=ins, methods=meth) if use_stacked else None
     rv = replicate_variance(
         frame, base[:, None] * factors, refit, scale=None, mse=False, n_jobs=max(1, workers),
-        progress=progress, failures=REPLICATE_FAILURES,
+        progress=progress, failures=REPLICATE_FAILURES, refit_all=refit_all,
     )
     return EndToEndVariance(
         bse=pd.Series(rv.bse, index=rv.index, name="bse"),
         n_replicates=pd.Series(rv.n_replicates, index=rv.index, name="n_replicates"),
         n_failed=pd.Series(n_replicates - rv.n_replicates, index=rv.index, name="n_failed"),
         replicates=rv.replicates, cells=prep.cells, fit_warnings=_report_fit_warnings(rv.fit_warnings),
+        stacked=use_stacked,
     )
 
 

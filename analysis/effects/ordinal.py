@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -265,13 +265,21 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
     For the treated units (``X[:, j] == 1``), the predicted probabilities of each category with
     the treatment column set to 1 minus set to 0, averaged with the weights ``w``; ``theta`` is
     (beta, cut-points) of :func:`ordered_logit_fit` on ``X``.  Invariant to merging identical
-    rows into one with their summed weight.
+    rows into one with their summed weight.  Stacked ``theta`` (R, k) and weights (R, n) give
+    every row's shifts, (R, K).
     """
     p = X.shape[1]
     sel = X[:, j] == 1
-    c = _cuts(theta[p:])
     X1, X0 = X[sel].copy(), X[sel].copy()
     X1[:, j], X0[:, j] = 1.0, 0.0
+    if theta.ndim == 2:
+        R = theta.shape[0]
+        cs = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
+        P1s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
+        P0s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
+        ws = w[:, sel]
+        return np.asarray(np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1s - P0s))
+    c = _cuts(theta[p:])
     P1 = np.diff(_cdf(c[None, :] - (X1 @ theta[:p])[:, None]), axis=1)
     P0 = np.diff(_cdf(c[None, :] - (X0 @ theta[:p])[:, None]), axis=1)
     ww = w[sel] / w[sel].sum()
@@ -286,7 +294,16 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     started at beta = 0 and the cut-points of the weighted cumulative proportions; should it fail
     to converge, BFGS in an unconstrained parametrisation of increasing cut-points, then Newton
     steps.  Either way the result must pass the same gradient check.
+
+    Stacked weights ``w`` of shape ``(R, n)`` fit ``R`` models on the same ``X`` and ``y`` at
+    once (:func:`_ordered_logit_stacked`) and return ``(R, p + K - 1)``: row ``r`` is the fit
+    with weights ``w[r]`` on the columns of ``X`` that are not 0 on every row of positive weight
+    (the others' coefficients 0; with collinear columns, on the columns of
+    :func:`analysis.matching.propensity.stacked_columns`), NaN where that fit fails or a
+    category has no weight.
     """
+    if np.ndim(w) == 2:
+        return _ordered_logit_stacked(X, y, np.asarray(w, dtype=float), K)
     p = X.shape[1]
     # start: beta = 0, cut-points from cumulative weighted proportions (the MLE at beta = 0)
     cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
@@ -302,6 +319,224 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
         raise PopevalError("The ordered logit did not converge", detail=detail)
     return theta
+
+
+@dataclass(frozen=True, eq=False)
+class _StackedOrdinal:
+    """The fixed parts of stacked ordered logits on one ``X`` and ``y`` (codes 0..K-1, the units
+    sorted by category: every category's units are one slice)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    K: int
+    starts: np.ndarray  # the first unit of every category
+    up: np.ndarray  # y < K - 1: the unit has an upper cut-point
+    lo: np.ndarray  # y > 0: a lower one
+    Xd: np.ndarray  # the distinct rows of X
+    to_rows: Any  # sparse (m, n): sums over the units of every distinct row
+
+    @classmethod
+    def of(cls, X: np.ndarray, y: np.ndarray, K: int) -> _StackedOrdinal:
+        """From units sorted by category, every category present."""
+        from scipy import sparse
+
+        n = y.size
+        if np.any(np.diff(y) < 0):
+            raise ValueError("units must be sorted by category")
+        Xd, rows = np.unique(X, axis=0, return_inverse=True)
+        to_rows = sparse.csr_matrix((np.ones(n), (rows.ravel(), np.arange(n))), shape=(Xd.shape[0], n))
+        return cls(X, y, K, np.searchsorted(y, np.arange(K)), y < K - 1, y > 0, Xd, to_rows)
+
+    def sums(self, v: np.ndarray) -> np.ndarray:
+        """Sums of ``v`` (R, n) over every category's units: (R, K)."""
+        return np.add.reduceat(v, self.starts, axis=1)
+
+    def parts(self, theta: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Weighted log-likelihood of every row of ``theta`` (R, k), and the units' ``F(a)``,
+        ``F(b)`` and ``f(a) / P``, ``f(b) / P`` (R, n), as :func:`_scores` computes them."""
+        p, K = self.X.shape[1], self.K
+        eta = theta[:, :p] @ self.X.T
+        Fa, Fb = np.ones_like(eta), np.zeros_like(eta)
+        bounds = [*self.starts.tolist(), self.y.size]
+        for k in range(K):  # category k's units lie between cut-points k - 1 and k
+            sl = slice(bounds[k], bounds[k + 1])
+            if k < K - 1:
+                Fa[:, sl] = _cdf(theta[:, p + k, None] - eta[:, sl])
+            if k > 0:
+                Fb[:, sl] = _cdf(theta[:, p + k - 1, None] - eta[:, sl])
+        prob = np.clip(Fa - Fb, 1e-300, None)
+        # F(a) = 1 where there is no upper cut-point, F(b) = 0 where there is no lower: f = 0
+        return (w * np.log(prob)).sum(axis=1), Fa, Fb, Fa * (1 - Fa) / prob, Fb * (1 - Fb) / prob
+
+    def gradient(self, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Score totals (R, k) of :func:`_scores`."""
+        wa, wb = w * ra, w * rb
+        return np.concatenate([(wb - wa) @ self.X, self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]], axis=1)
+
+    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """:func:`_hessian_analytic` of every row (R, k, k), block by block."""
+        from analysis.matching.propensity import stacked_gram
+
+        K, p = self.K, self.X.shape[1]
+        caa = w * ra * (1 - 2 * Fa - ra)
+        cbb = -w * rb * (1 - 2 * Fb + rb)
+        cab = w * ra * rb
+        R = w.shape[0]
+        H = np.zeros((R, p + K - 1, p + K - 1))
+        H[:, :p, :p] = stacked_gram(self.Xd, np.asarray((self.to_rows @ (caa + cbb + 2 * cab).T).T))
+        # X' diag(caa + cab) E_a + X' diag(cbb + cab) E_b, E the indicators of the cut-points:
+        # cut-point k is the upper one of category k's units and the lower one of k + 1's
+        ua, ub = caa + cab, cbb + cab
+        bounds = [*self.starts.tolist(), self.y.size]
+        xz = np.empty((R, p, K - 1))
+        for k in range(K - 1):
+            a, b = slice(bounds[k], bounds[k + 1]), slice(bounds[k + 1], bounds[k + 2])
+            xz[:, :, k] = -(ua[:, a] @ self.X[a] + ub[:, b] @ self.X[b])
+        H[:, :p, p:] = xz
+        H[:, p:, :p] = np.swapaxes(xz, 1, 2)
+        z = np.arange(K - 1)
+        H[:, p + z, p + z] = self.sums(caa)[:, :-1] + self.sums(cbb)[:, 1:]
+        if K > 2:
+            off = self.sums(cab)[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
+            H[:, p + z[1:], p + z[:-1]] = off
+            H[:, p + z[:-1], p + z[1:]] = off
+        return H
+
+
+def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Newton steps ``H^-1 g`` of stacked Hessians (the columns not ``used`` left out) and the
+    rows where they are not well defined (not finite, or conditioned beyond lstsq's solves)."""
+    k = H.shape[1]
+    H = H * (used[:, :, None] & used[:, None, :])
+    H[~used[:, :, None] & np.eye(k, dtype=bool)] = -1.0
+    g = np.where(used, g, 0.0)
+    d = np.sqrt(np.abs(np.einsum("rjj->rj", H)))
+    bad = ~(np.all(np.isfinite(H), axis=(1, 2)) & np.all(d > 0, axis=1) & np.all(np.isfinite(g), axis=1))
+    d[bad] = 1.0
+    S = -H / (d[:, :, None] * d[:, None, :])
+    S[bad] = np.eye(k)
+    g = np.where(bad[:, None], 0.0, g)
+    try:
+        step = -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d
+    except np.linalg.LinAlgError:  # an exactly singular one: find it
+        ev = np.linalg.eigvalsh(S)
+        bad |= ~(ev[:, -1] <= 1e12 * ev[:, 0])
+        S[bad] = np.eye(k)
+        g = np.where(bad[:, None], 0.0, g)
+        step = -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d
+    # lstsq's steps are these solves as long as the matrix is far from singular
+    bad |= ~np.all(np.isfinite(step), axis=1) | (np.max(np.abs(step), axis=1) > 1e8)
+    return step, bad
+
+
+def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``a[idx]`` for sorted distinct row positions, without a copy when they are all the rows."""
+    return a if idx.size == a.shape[0] else a[idx]
+
+
+def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
+    updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
+    p = m.X.shape[1]
+    wsum = w.sum(axis=1)
+    tol = 1e-10 * np.maximum(1.0, wsum)
+    gtol = 1e-5 * np.maximum(1.0, wsum)
+    f, *state_parts = m.parts(theta, w)  # F(a), F(b), f(a) / P, f(b) / P of every row
+    g = np.where(used, m.gradient(state_parts[2], state_parts[3], w), 0.0)
+    state = np.zeros(theta.shape[0], dtype=np.int8)
+    for _ in range(100):
+        act = np.flatnonzero(state == 0)
+        conv = np.max(np.abs(g[act]), axis=1) < tol[act]
+        state[act[conv]] = 1
+        act = act[~conv]
+        if act.size == 0:
+            break
+        Fa, Fb, ra, rb = (_take(v, act) for v in state_parts)
+        step, bad = _stacked_step(m.hessian(Fa, Fb, ra, rb, _take(w, act)), g[act], used[act])
+        state[act[bad]] = -1
+        # step halving, every row with its own step length
+        todo = np.flatnonzero(~bad)
+        t = np.ones(act.size)
+        for _half in range(40):
+            if todo.size == 0:
+                break
+            rows = act[todo]
+            cand = theta[rows] - t[todo, None] * step[todo]
+            inc = np.all(np.diff(cand[:, p:], axis=1) > 0, axis=1)
+            f_c = np.full(todo.size, -np.inf)
+            parts: list[np.ndarray] = []
+            if inc.any():
+                f_c[inc], *parts = m.parts(cand[inc], _take(w, rows[inc]))
+            ok = inc & np.isfinite(f_c) & (f_c >= f[rows] - 1e-12 * np.abs(f[rows]))
+            if ok.any():
+                acc, sub = rows[ok], ok[inc]
+                tiny = np.max(np.abs(cand[ok] - theta[acc]), axis=1) < 1e-13
+                theta[acc], f[acc] = cand[ok], f_c[ok]
+                if acc.size == theta.shape[0]:
+                    state_parts = parts
+                else:
+                    for v, new in zip(state_parts, parts, strict=True):
+                        v[acc] = new[sub]
+                g[acc] = np.where(used[acc], m.gradient(_take(state_parts[2], acc), _take(state_parts[3], acc), _take(w, acc)), 0.0)
+                fin = acc[tiny]
+                state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
+            todo = todo[~ok]
+            t[todo] /= 2
+        state[act[todo]] = -1
+    return state
+
+
+def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+    """:func:`ordered_logit_fit` for every row of ``w`` (R, n) at once.
+
+    The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
+    stopping at its own convergence) on all rows together, with stacked Hessians and solves, on
+    the columns of :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail
+    (a singular Hessian, the step halving exhausted, no convergence) is fitted alone by
+    :func:`ordered_logit_fit` (BFGS included).  Where a coefficient is (quasi-)separated (no
+    maximum, the coefficient runs off) its value, where the steps stop, depends on rounding;
+    the other coefficients and the fitted probabilities do not.
+    """
+    from analysis.matching.propensity import merged_rows, stacked_columns
+
+    X_full = np.asarray(X, dtype=float)
+    y_full = np.asarray(y, dtype=np.int64)
+    R, p_all = w.shape[0], X_full.shape[1]
+    out = np.full((R, p_all + K - 1), np.nan)
+    pos = w > 0
+    # units with the same covariates and category merged (the likelihood is the same)
+    first, _, to_groups = merged_rows(X_full, y_full)
+    order = np.argsort(y_full[first], kind="stable")  # every category's units one slice
+    X_all, y = X_full[first[order]], y_full[first[order]]
+    wm = np.asarray((to_groups @ w.T).T)[:, order]
+    totals = np.stack([wm[:, y == k].sum(axis=1) for k in range(K)], axis=1)
+    fit = np.flatnonzero(np.all(totals > 0, axis=1))
+    if fit.size == 0:
+        return out
+    basis, used_x = stacked_columns(X_all, wm[fit] > 0, constant=True)
+    m = _StackedOrdinal.of(X_all[:, basis], y, K)
+    p = basis.size
+    used = np.concatenate([used_x, np.ones((fit.size, K - 1), dtype=bool)], axis=1)
+    ww = wm[fit]
+    cum = np.cumsum(totals[fit], axis=1)[:, :-1] / ww.sum(axis=1, keepdims=True)
+    theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
+    with np.errstate(all="ignore"):
+        good = _stacked_newton(m, theta, ww, used) == 1
+    theta[:, :p][~used_x] = 0.0
+    out[fit[good], :p_all] = 0.0
+    out[np.ix_(fit[good], basis)] = theta[good, :p]
+    out[fit[good], p_all:] = theta[good, p:]
+    for r in fit[~good]:
+        rows_r = np.flatnonzero(pos[r])
+        cols = np.flatnonzero(np.any(X_full[rows_r] != 0, axis=0))
+        try:
+            th = ordered_logit_fit(X_full[rows_r][:, cols], y_full[rows_r], w[r, rows_r], K)
+        except (PopevalError, np.linalg.LinAlgError):
+            continue
+        out[r, :p_all] = 0.0
+        out[r, cols] = th[: cols.size]
+        out[r, p_all:] = th[cols.size :]
+    return out
 
 
 def _newton(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float,

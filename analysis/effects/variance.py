@@ -93,6 +93,30 @@ def _as_array(value: Any, index: Any) -> np.ndarray:
     return np.atleast_1d(np.asarray(value, dtype=float))
 
 
+def _refit_each(
+    one: Callable[[Any], tuple[Any, Counter[str]]], weights: list[Any], n_jobs: int | None, executor: str, progress: bool,
+) -> list[tuple[Any, Counter[str]]]:
+    """``one`` on every weight column, serially or in a pool, with a progress bar."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from functools import partial
+
+    from tqdm.auto import tqdm
+
+    from analysis.processes import worker_initializer
+
+    bar = partial(tqdm, total=len(weights), disable=not progress, desc="replicates", unit="rep", leave=False)
+    if n_jobs == 1 or len(weights) < 2:
+        return [one(w) for w in bar(weights)]
+    workers = n_jobs or os.cpu_count() or 1
+    pool = (
+        ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),))
+        if executor == "process" else ThreadPoolExecutor(max_workers=workers)
+    )
+    with pool:
+        return list(bar(pool.map(one, weights, chunksize=max(1, len(weights) // (4 * workers)))))
+
+
 def replicate_variance(
     df: pd.DataFrame,
     replicate_weights: Sequence[str] | np.ndarray,
@@ -106,6 +130,7 @@ def replicate_variance(
     executor: str = "process",
     progress: bool = True,
     failures: tuple[type[BaseException], ...] = (),
+    refit_all: Callable[[np.ndarray], Sequence[Any]] | None = None,
 ) -> ReplicateVariance:
     """Variance of an estimate from replicate weights, re-fitting it once per replicate.
 
@@ -145,19 +170,19 @@ def replicate_variance(
     failures
         Errors of ``refit`` that mark a replicate as failed (counted in ``n_failed``) instead of
         stopping; any other error surfaces.  At least half of the replicates must succeed.
+    refit_all
+        Optionally, the estimator of all replicates at once: from the ``(n, R)`` replicate
+        weights, every replicate's estimate, or None for a replicate it leaves to ``refit`` (e.g.
+        one whose fit failed, for ``refit`` to fail or warn as it does).  Its expected fit
+        warnings are counted as ``refit``'s.
 
     Returns
     -------
     ReplicateVariance
     """
-    import os
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
     from functools import partial
 
     import pandas as pd
-    from tqdm.auto import tqdm
-
-    from analysis.processes import worker_initializer
 
     if isinstance(replicate_weights, np.ndarray):
         mat = np.asarray(replicate_weights, dtype=float)
@@ -186,19 +211,19 @@ def replicate_variance(
     if executor not in ("process", "thread"):
         raise ConfigError("Unknown executor", param="executor", expected="'process' or 'thread'",
                           found=repr(executor))
-    one = partial(_call, refit, tuple(failures))
-    bar = partial(tqdm, total=n_rep, disable=not progress, desc="replicates", unit="rep", leave=False)
-    if n_jobs == 1:
-        results = [one(w) for w in bar(weights)]
-    else:
-        workers = n_jobs or os.cpu_count() or 1
-        pool = (
-            ProcessPoolExecutor(max_workers=workers, initializer=worker_initializer, initargs=(os.getpid(),))
-            if executor == "process" else ThreadPoolExecutor(max_workers=workers)
-        )
-        with pool:
-            results = list(bar(pool.map(one, weights, chunksize=max(1, n_rep // (4 * workers)))))
-    fit_warnings = sum((c for _, c in results), Counter())
+    fit_warnings: Counter[str] = Counter()
+    done: list[Any] = [None] * n_rep
+    if refit_all is not None:
+        from analysis.fitwarnings import expected_fit_warnings
+
+        with expected_fit_warnings(fit_warnings, "replicates"):
+            done = list(refit_all(np.column_stack([w.to_numpy(dtype=float) for w in weights])))
+    todo = [r for r in range(n_rep) if done[r] is None]
+    refitted = _refit_each(partial(_call, refit, tuple(failures)), [weights[r] for r in todo], n_jobs, executor, progress)
+    results: list[tuple[Any, Counter[str]]] = [(v, Counter()) for v in done]
+    for r, res in zip(todo, refitted, strict=True):
+        results[r] = res
+    fit_warnings += sum((c for _, c in results), Counter())
     results = [r for r, _ in results]
     good = [r for r in results if r is not None]
     if len(good) < max(2, n_rep // 2):

@@ -38,10 +38,23 @@ __all__ = ["aipw", "att_aipw", "att_ipw", "att_regression", "controls_model", "i
 # identical rows (same outcome, treatment and covariates) into one with their summed weight.
 
 
+def _predict(X: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``X b`` for coefficients ``b`` (p,), or every row of stacked coefficients (R, p)."""
+    return np.asarray(X @ b if b.ndim == 1 else b @ X.T)
+
+
+def _value(x: np.ndarray) -> float | np.ndarray:
+    return float(x) if np.ndim(x) == 0 else np.asarray(x)
+
+
 def controls_model(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Coefficients ``b_0`` of the controls' outcome regression ``m_0 = X b_0`` (WLS)."""
+    """Coefficients ``b_0`` of the controls' outcome regression ``m_0 = X b_0`` (WLS).
+
+    Stacked weights ``w`` (R, n) (and outcomes ``y`` (n,) or (R, n)) give every row's
+    coefficients (R, p) (:func:`analysis.effects.regression.wls_params`).
+    """
     c = t == 0
-    return wls_params(y[c], X[c], w[c])
+    return wls_params(y[..., c], X[c], w[..., c])
 
 
 def _att_regression(
@@ -52,7 +65,9 @@ def _att_regression(
     return float((w[tr] * (y[tr] - X[tr] @ b0)).sum() / w[tr].sum()), b0
 
 
-def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b0: np.ndarray | None = None) -> float:
+def att_regression(
+    y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b0: np.ndarray | None = None
+) -> float | np.ndarray:
     """ATT by regression adjustment (g-computation over the treated) on arrays.
 
     The weighted mean over the treated of ``y - X b_0``, with ``b_0`` the weighted least-squares
@@ -61,11 +76,17 @@ def att_regression(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b
     Parameters
     ----------
     y, X, t, w
-        Outcome, covariate design matrix (with intercept), 0/1 treatment and weights.
+        Outcome, covariate design matrix (with intercept), 0/1 treatment and weights.  Stacked
+        weights ``w`` (R, n) (outcomes ``y`` (n,) or (R, n)) give the ATT of every row, (R,);
+        rows of weight 0 count for nothing.
     b0
         The controls' regression (:func:`controls_model`) when already fitted.
     """
-    return _att_regression(y, X, t, w, b0)[0]
+    if np.ndim(w) == 1:
+        return _att_regression(y, X, t, w, b0)[0]
+    b0 = controls_model(y, X, t, w) if b0 is None else b0
+    tr = t == 1
+    return _value((w[:, tr] * (y[..., tr] - _predict(X[tr], b0))).sum(axis=-1) / w[:, tr].sum(axis=-1))
 
 
 def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> tuple[float, float]:
@@ -74,33 +95,53 @@ def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarra
     return float((w[tr] * y[tr]).sum() / w[tr].sum()), float((a0 * y[c]).sum() / a0.sum())
 
 
-def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float:
+def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float | np.ndarray:
     """IPW estimate of the ATT on arrays: the treated's weighted mean minus the controls' mean
-    weighted by ``w p / (1 - p)`` (normalised), ``p`` the propensity ``score``."""
-    mu1, mu0 = _ipw_att_means(y, t, w, score)
-    return mu1 - mu0
+    weighted by ``w p / (1 - p)`` (normalised), ``p`` the propensity ``score``.
+
+    Stacked weights ``w`` and scores (R, n) (outcomes (n,) or (R, n)) give every row's ATT; rows
+    of weight 0 count for nothing (their score must be below 1).
+    """
+    if np.ndim(w) == 1:
+        mu1, mu0 = _ipw_att_means(y, t, w, score)
+        return mu1 - mu0
+    tr, c = t == 1, t == 0
+    a0 = w[:, c] * score[..., c] / (1 - score[..., c])
+    return _value((w[:, tr] * y[..., tr]).sum(axis=-1) / w[:, tr].sum(axis=-1)
+                  - (a0 * y[..., c]).sum(axis=-1) / a0.sum(axis=-1))
 
 
 def att_aipw(
     y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray, b0: np.ndarray | None = None
-) -> float:
+) -> float | np.ndarray:
     """AIPW (doubly robust) estimate of the ATT on arrays.
 
     ``[sum_T w (y - m_0) - sum_C w p/(1-p) (y - m_0)] / sum_T w`` with ``m_0 = X b_0`` the
     controls' weighted least-squares outcome regression (:func:`controls_model`, or ``b0`` when
-    already fitted) and ``p`` the propensity ``score``.
+    already fitted) and ``p`` the propensity ``score``.  Stacked weights and scores (R, n) give
+    every row's ATT, as for :func:`att_ipw`.
     """
     b0 = controls_model(y, X, t, w) if b0 is None else b0
-    r0 = y - X @ b0
+    r0 = y - _predict(X, b0)
     tr, c = t == 1, t == 0
-    odds = score[c] / (1 - score[c])
-    return float(((w[tr] * r0[tr]).sum() - (w[c] * odds * r0[c]).sum()) / w[tr].sum())
+    odds = score[..., c] / (1 - score[..., c])
+    return _value(((w[..., tr] * r0[..., tr]).sum(axis=-1) - (w[..., c] * odds * r0[..., c]).sum(axis=-1))
+                  / w[..., tr].sum(axis=-1))
 
 
-def mean_difference(y: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float:
-    """Difference of the (weighted) means of ``y`` between treated and controls."""
+def mean_difference(y: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -> float | np.ndarray:
+    """Difference of the (weighted) means of ``y`` between treated and controls.
+
+    Stacked weights ``w`` (R, n) (outcomes (n,) or (R, n)) give every row's difference (NaN
+    where a group has no weight).
+    """
     tr = t == 1
     ww = np.ones(y.size) if w is None else np.asarray(w, dtype=float)
+    if ww.ndim == 2:
+        yy = np.broadcast_to(y, ww.shape)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray((ww[:, tr] * yy[:, tr]).sum(axis=1) / ww[:, tr].sum(axis=1)
+                              - (ww[:, ~tr] * yy[:, ~tr]).sum(axis=1) / ww[:, ~tr].sum(axis=1))
     return float(np.average(y[tr], weights=ww[tr]) - np.average(y[~tr], weights=ww[~tr]))
 
 

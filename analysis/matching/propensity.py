@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -19,7 +20,18 @@ from survey.errors import ConfigError, PopevalError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["PropensityScoreResult", "expit", "logit_fit", "logit_newton", "propensity_score"]
+__all__ = [
+    "PropensityScoreResult",
+    "expit",
+    "identified_columns",
+    "logit_fit",
+    "logit_fit_stacked",
+    "logit_newton",
+    "merged_rows",
+    "propensity_score",
+    "stacked_columns",
+    "stacked_gram",
+]
 
 
 @dataclass(frozen=True)
@@ -209,8 +221,6 @@ def logit_newton(
         ``X'WX``, scale 1; a pseudo-inverse for ``"deviance"``) and the linear predictor; None
         when the fit stops as above or values are not finite.
     """
-    import warnings
-
     if tol_criterion not in ("params", "deviance"):
         raise ConfigError("Unknown convergence criterion", param="tol_criterion",
                           expected="'params' or 'deviance'", found=repr(tol_criterion))
@@ -287,15 +297,29 @@ def logit_fit(
     method converges in a handful of steps where the maximum exists, so the first fit gets at
     most ``newton_maxiter`` of them.
 
+    Stacked weights (``weights`` of shape ``(R, n)``, e.g. the replicates of a bootstrap) fit
+    ``R`` logits on the same ``x`` and ``y`` at once (:func:`logit_fit_stacked`): row ``r`` of
+    every result is the fit with weights ``weights[r]`` on a basis of the columns of ``x`` that
+    are identified among the rows with positive weight (:func:`identified_columns`; the other
+    coefficients are 0 with NaN SEs, the linear predictor does not depend on the basis).
+
     Returns
     -------
     (params, bse, linear_predictor)
+        Shapes ``(p,)``, ``(p,)``, ``(n,)``, or ``(R, p)``, ``(R, p)``, ``(R, n)`` for stacked
+        weights (a row whose fit failed is NaN).
 
     Raises
     ------
     PopevalError
-        When values stop being finite.
+        When values stop being finite (one set of weights).
     """
+    if weights is not None and np.ndim(weights) == 2:
+        params, bse, eta, warned = logit_fit_stacked(x, y, np.asarray(weights, dtype=float), maxiter=maxiter,
+                                                     tol=tol, newton_maxiter=newton_maxiter)
+        for w in (w for row in warned for w in row):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return params, bse, eta
     fitted = logit_newton(x, y, weights, maxiter=min(maxiter, newton_maxiter), tol=tol)
     if fitted is None:
         fitted = logit_newton(x, y, weights, maxiter=maxiter, tol=tol, tol_criterion="deviance")
@@ -306,6 +330,311 @@ def logit_fit(
             hint="check for constant covariates or extreme weights",
         )
     return fitted
+
+
+def identified_columns(x: np.ndarray) -> np.ndarray:
+    """Positions of linearly independent columns of ``x`` spanning its column space.
+
+    A (replicate) sample may lack a covariate category, or its reference category; the
+    formula-built designs of the point estimate then have fewer columns.  The fitted values do
+    not depend on which basis of the column space is used (QR with column pivoting picks one).
+    """
+    from scipy.linalg import qr
+
+    _, r, piv = qr(x, mode="economic", pivoting=True)
+    d = np.abs(np.diag(r))
+    rank = int((d > d[0] * 1e-10).sum()) if d.size else 0
+    return np.sort(piv[:rank])
+
+
+def merged_rows(x: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Identical rows of ``x`` (and of the ``keys``, e.g. the response) merged into one.
+
+    Returns the first row of every group, the group of every row and the sparse (groups, rows)
+    matrix that sums the rows' weights into their groups (``(m @ w.T).T``).  A weighted fit
+    (least squares, a logit, an ordered logit) is the same on the merged rows with summed
+    weights.
+    """
+    from scipy import sparse
+
+    n = x.shape[0]
+    key = np.column_stack([x, *keys]) if keys else x
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    return first, inverse, sparse.csr_matrix((np.ones(n), (inverse, np.arange(n))), shape=(first.size, n))
+
+
+def stacked_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x' diag(w[r]) x`` for every row of ``w`` (R, n): (R, p, p), as one matrix product."""
+    n, p = x.shape
+    return np.asarray((w @ (x[:, :, None] * x[:, None, :]).reshape(n, p * p)).reshape(w.shape[0], p, p))
+
+
+def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``x`` for stacked fits on the rows ``pos[r]`` (R, n) of every fit ``r``.
+
+    Returns ``basis``, the :func:`identified_columns` of the rows any fit uses (a collinearity
+    there is one of every fit), and ``used`` (R, len(basis)): per fit, the basis columns that
+    are identified on its own rows (a column 0 on all of them, or, where the rest is still
+    collinear, the columns :func:`identified_columns` keeps).  ``constant``: the fits have a
+    constant of their own (the cut-points of an ordered logit), so the columns are chosen
+    independent of it.
+    """
+    anyrow = pos.any(axis=0)
+    xu = x[anyrow]
+    if not anyrow.any():
+        return np.arange(x.shape[1]), np.zeros((pos.shape[0], x.shape[1]), dtype=bool)
+    basis = identified_columns(xu - xu.mean(axis=0) if constant else xu)
+    xb = x[:, basis]
+    p = basis.size
+    pf = pos.astype(float)
+    used = (pf @ (xb != 0).astype(float)) > 0
+    z = np.hstack([np.ones((x.shape[0], 1)), xb]) if constant else xb
+    uz = np.hstack([np.ones((pos.shape[0], 1), dtype=bool), used]) if constant else used
+    gram = stacked_gram(z, pf)
+    gram[~uz[:, :, None] & np.eye(z.shape[1], dtype=bool)] = 1.0
+    d = np.sqrt(np.einsum("rjj->rj", gram))
+    ev = np.linalg.eigvalsh(gram / (d[:, :, None] * d[:, None, :]))
+    for r in np.flatnonzero(~(ev[:, -1] <= 1e10 * ev[:, 0])):
+        xr = xb[pos[r]]
+        used[r] = np.isin(np.arange(p), identified_columns(xr - xr.mean(axis=0) if constant else xr))
+    return basis, used
+
+
+def _columns_linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """``beta @ x.T`` for stacked ``beta`` (R, p), summed column by column as
+    :func:`_linear_predictor` (identical rows of ``x`` get bit-identical values)."""
+    eta = beta[:, :1] * x[None, :, 0]
+    for j in range(1, x.shape[1]):
+        eta += beta[:, j : j + 1] * x[None, :, j]
+    return eta
+
+
+def _stacked_scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_scaled_solve` for stacks ``h`` (R, p, p), ``g`` (R, p): the steps and the rows where
+    it gives None.  The columns not ``used`` in a row are left out (identity rows, no step)."""
+    p = h.shape[1]
+    h = h * (used[:, :, None] & used[:, None, :])
+    h[~used[:, :, None] & np.eye(p, dtype=bool)] = 1.0
+    g = np.where(used, g, 0.0)
+    d = np.sqrt(np.einsum("rjj->rj", h))
+    bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1))
+    d[bad] = 1.0
+    scaled = h / (d[:, :, None] * d[:, None, :])
+    scaled[bad] = np.eye(p)
+    ev = np.linalg.eigvalsh(scaled)  # the condition number of the symmetric matrix
+    bad |= ~(ev[:, -1] <= 1e10 * ev[:, 0])
+    scaled[bad] = np.eye(p)
+    return np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d, bad
+
+
+def _stacked_newton(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, used: np.ndarray, *, maxiter: int, tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`logit_newton` with ``tol_criterion="params"`` for every row of ``weights``: the
+    coefficients, the linear predictors and the rows where it gives None."""
+    R, p = weights.shape[0], x.shape[1]
+    mu0 = (y + 0.5) / 2.0
+    beta = np.zeros((R, p))
+    eta = np.broadcast_to(np.log(mu0 / (1.0 - mu0)), (R, y.size)).copy()
+    mu = np.broadcast_to(mu0, (R, y.size)).copy()
+    active = np.ones(R, dtype=bool)
+    failed = np.zeros(R, dtype=bool)
+    for it in range(maxiter):
+        a = np.flatnonzero(active)
+        if a.size == 0:
+            break
+        wa, ma = weights[a], mu[a]
+        wk = wa * ma * (1.0 - ma)
+        rhs = wa * (y - ma) + (wk * eta[a] if it == 0 else 0.0)
+        step, bad = _stacked_scaled_solve(stacked_gram(x, wk), rhs @ x, used[a])
+        beta[a] += step
+        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
+        mu[a] = expit(eta[a])
+        bad |= ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
+        done = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
+        failed[a[bad]] = True
+        active[a[bad | done]] = False
+    return beta, eta, failed | active
+
+
+def _stacked_lstsq(A: np.ndarray, z: np.ndarray, used: np.ndarray) -> np.ndarray:
+    """``numpy.linalg.lstsq(A[r], z[r], rcond=-1)`` for every row (its columns not ``used`` 0).
+
+    By QR of ``A`` with a unit row for every column left out (which fixes its coefficient at 0);
+    a row whose triangular factor is numerically rank-deficient by lstsq's cutoff (machine
+    precision times the largest singular value) is solved by its singular value decomposition,
+    dropping those directions, as lstsq does.
+    """
+    _, n, p = A.shape
+    aug = np.concatenate([A, (~used)[:, :, None] * np.eye(p)[None]], axis=1)
+    q, t = np.linalg.qr(aug)
+    d = np.abs(np.einsum("rjj->rj", t))
+    # the triangular factor's diagonal bounds the singular values within a factor of about p
+    low = ~(d.min(axis=1) > 4 * p * _FLOAT_EPS * d.max(axis=1))
+    t[low] = np.eye(p)
+    step = np.linalg.solve(t, np.einsum("rnk,rn->rk", q[:, :n], z)[:, :, None])[:, :, 0]
+    if low.any():
+        u, s, vt = np.linalg.svd(A[low], full_matrices=False)
+        keep = s > _FLOAT_EPS * s[:, :1]
+        coef = np.where(keep, np.einsum("rnk,rn->rk", u, z[low]) / np.where(keep, s, 1.0), 0.0)
+        step[low] = np.einsum("rkp,rk->rp", vt, coef)
+    return np.asarray(step)
+
+
+def _stacked_deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> np.ndarray:
+    """:func:`_binomial_deviance` of every row of ``mu`` and ``pw`` (R, n)."""
+    with np.errstate(divide="ignore"):
+        d = y * np.log(np.clip(y / (mu + 1e-20), _FLOAT_EPS, None)) + (1.0 - y) * np.log(
+            np.clip((1.0 - y) / (1.0 - mu + 1e-20), _FLOAT_EPS, None)
+        )
+    return 2.0 * np.sum(pw * d, axis=1)
+
+
+def _stacked_irls(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, used: np.ndarray, *, maxiter: int, tol: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`logit_newton` with ``tol_criterion="deviance"`` for every row of ``weights``.
+
+    The minimum-norm least-squares steps are those of ``numpy.linalg.lstsq`` (``rcond=-1``: the
+    singular values below machine precision times the largest are dropped), from stacked
+    singular value decompositions.  Returns the coefficients, linear predictors, the weights of
+    the last step, and per row whether it failed (values not finite), converged and separated.
+    """
+    R, p = weights.shape[0], x.shape[1]
+    pos = weights > 0
+    mu = np.broadcast_to((y + 0.5) / 2.0, (R, y.size)).copy()
+    eta = np.log(mu / (1.0 - mu))
+    beta = np.zeros((R, p))
+    wk = np.zeros_like(mu)
+    dev = _stacked_deviance(y, mu, weights)
+    active = np.ones(R, dtype=bool)
+    failed = np.zeros(R, dtype=bool)
+    converged = np.zeros(R, dtype=bool)
+    separated = np.zeros(R, dtype=bool)
+    for it in range(maxiter):
+        a = np.flatnonzero(active)
+        if a.size == 0:
+            break
+        m = np.clip(mu[a], _FLOAT_EPS, 1.0 - _FLOAT_EPS)
+        wk[a] = weights[a] * m * (1.0 - m)
+        sw = np.sqrt(wk[a])
+        z = sw * ((y - mu[a]) / (m * (1.0 - m)) + (eta[a] if it == 0 else 0.0))
+        step = _stacked_lstsq(x[None, :, :] * sw[:, :, None] * used[a][:, None, :], z, used[a])
+        beta[a] += step
+        eta_old = eta[a]
+        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
+        mu[a] = expit(eta[a])
+        bad = ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
+        dev_old = dev[a]
+        dev[a] = _stacked_deviance(y, mu[a], weights[a])
+        pa = pos[a]
+        separated[a] |= np.all(~pa | (np.abs(mu[a] - y) <= 1e-8), axis=1)  # statsmodels' perfect prediction
+        conv = np.abs(dev[a] - dev_old) <= tol
+        moved = np.max(np.where(pa, np.abs(eta[a] - eta_old), 0.0), axis=1) > SEPARATION_STEP
+        separated[a] |= conv & moved
+        converged[a] = conv
+        failed[a[bad]] = True
+        active[a[bad | conv]] = False
+    return beta, eta, wk, failed, converged & ~failed, separated
+
+
+def _stacked_warnings(maxiter: int, separated: bool, converged: bool) -> list[warnings.WarningMessage]:
+    """The warnings :func:`logit_newton` gives a fit by the deviance criterion (recorded)."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if separated:
+            warnings.warn("Quasi- or perfect separation: the logit has no maximum-likelihood "
+                          "estimate; fitted by IRLS until the deviance settled",
+                          PerfectSeparationWarning, stacklevel=2)
+        if not converged:
+            warnings.warn(f"The logit did not converge in {maxiter} IRLS steps", ConvergenceWarning, stacklevel=2)
+    return list(caught)
+
+
+def logit_fit_stacked(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, maxiter: int = 100, tol: float = 1e-10, newton_maxiter: int = 12,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[warnings.WarningMessage]]]:
+    """:func:`logit_fit` for every row of ``weights`` (R, n) at once, and each row's warnings.
+
+    The steps of :func:`logit_newton` (the same start, the same scaled solves with their
+    conditioning check, the same minimum-norm steps by the deviance criterion, each row stopping
+    at its own convergence) run on all rows together, with stacked matrices and solves, on the
+    columns of :func:`stacked_columns` (the columns a row does not identify are left out there:
+    their coefficient 0 and SE NaN, which is the fit without them).  A row whose fit fails
+    (values not finite) is fitted alone by :func:`logit_fit` on its :func:`identified_columns`,
+    and is NaN if that fails too.  The warnings a row's fit gives (quasi-separation, no
+    convergence) are recorded, not raised: :func:`logit_fit` raises them, a caller that keeps
+    some rows only raises theirs (``warnings.warn_explicit``).
+
+    Returns
+    -------
+    (params, bse, linear_predictor, warnings)
+        ``(R, p)``, ``(R, p)``, ``(R, n)`` and a list of the recorded warnings of every row.
+    """
+    x_all = np.asarray(x, dtype=float)
+    y_all = np.asarray(y, dtype=float)
+    R, p_all = weights.shape[0], x_all.shape[1]
+    pos_all = weights > 0
+    # rows with the same covariates and response merged (the likelihood is the same)
+    first, _, to_groups = merged_rows(x_all, y_all)
+    w_all, weights = weights, np.asarray((to_groups @ weights.T).T)
+    y = y_all[first]
+    pos = weights > 0
+    basis, used = stacked_columns(x_all[first], pos)
+    x = x_all[first][:, basis]
+    beta, eta, failed = _stacked_newton(x, y, weights, used, maxiter=min(maxiter, newton_maxiter), tol=tol)
+    wk = weights * (mu := expit(eta)) * (1.0 - mu)
+    warned: list[list[warnings.WarningMessage]] = [[] for _ in range(R)]
+    by_dev = np.flatnonzero(failed)
+    pinv = np.zeros(R, dtype=bool)
+    if by_dev.size:
+        b_d, e_d, w_d, f_d, conv, sep = _stacked_irls(x, y, weights[by_dev], used[by_dev], maxiter=maxiter, tol=tol)
+        beta[by_dev], eta[by_dev], wk[by_dev] = b_d, e_d, w_d
+        failed[by_dev] = f_d
+        pinv[by_dev] = ~f_d
+        for i in np.flatnonzero(~f_d & (sep | ~conv)):
+            warned[by_dev[i]] = _stacked_warnings(maxiter, bool(sep[i]), bool(conv[i]))
+    # the information at the fitted values (by the deviance criterion, at the last step's weights)
+    h = stacked_gram(x, wk)
+    h *= used[:, :, None] & used[:, None, :]
+    h[~used[:, :, None] & np.eye(x.shape[1], dtype=bool)] = 1.0
+    d = np.sqrt(np.einsum("rjj->rj", h))
+    d[failed | ~np.isfinite(d).all(axis=1) | (d <= 0).any(axis=1)] = 1.0
+    scaled = h / (d[:, :, None] * d[:, None, :])
+    scaled[failed] = np.eye(x.shape[1])
+    inv = np.empty_like(scaled)
+    if (~pinv).any():
+        inv[~pinv] = np.linalg.inv(scaled[~pinv])
+    if pinv.any():
+        inv[pinv] = np.linalg.pinv(scaled[pinv])
+    with np.errstate(invalid="ignore"):
+        bse = np.sqrt(np.einsum("rjj->rj", inv) / d**2)
+    bse[~used] = np.nan
+    params = np.zeros((R, p_all))
+    params[:, basis] = beta
+    se = np.full((R, p_all), np.nan)
+    se[:, basis] = bse
+    eta = _columns_linear_predictor(x_all[:, basis], beta)
+    for r in np.flatnonzero(failed):
+        rows = np.flatnonzero(pos_all[r])
+        params[r], se[r], eta[r] = np.nan, np.nan, np.nan
+        if rows.size == 0:
+            continue
+        cols = identified_columns(x_all[rows])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                b_r, se_r, _ = logit_fit(x_all[rows][:, cols], y_all[rows], w_all[r, rows], maxiter=maxiter, tol=tol,
+                                         newton_maxiter=newton_maxiter)
+            except PopevalError:
+                continue
+        warned[r] = list(caught)
+        params[r], params[r, cols], se[r, cols] = 0.0, b_r, se_r
+        eta[r] = _linear_predictor(x_all[:, cols], b_r)
+    return params, se, eta, warned
 
 
 def propensity_score(

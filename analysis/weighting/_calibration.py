@@ -143,9 +143,14 @@ def _ipf_rows(
     tol: float,
     max_iter: int,
 ) -> IPFResult:
-    """Plain IPF on rows (or on joint cells, which are rows of the cell table)."""
+    """Plain IPF on rows (or on joint cells, which are rows of the cell table).
+
+    With several weight columns each column stops at its own convergence (its later factors are
+    1), so every column is raked exactly as it would be alone.
+    """
     w = np.array(weights, dtype=float, copy=True)
     targets = [m.totals if w.ndim == 1 else m.totals[:, None] for m in margins]
+    active = None if w.ndim == 1 else np.ones(w.shape[1], dtype=bool)
     iterations = 0
     converged = False
     for iterations in range(1, max_iter + 1):  # noqa: B007
@@ -153,13 +158,31 @@ def _ipf_rows(
             s = m.sums(w)
             with np.errstate(divide="ignore", invalid="ignore"):
                 f = np.where(s > 0, t / s, 1.0)
+            if active is not None:
+                f[:, ~active] = 1.0
             w *= f[m.codes]
-        err, _, _ = _margin_error(w, margins)
-        if err < tol:
-            converged = True
-            break
+        if active is None:
+            err, _, _ = _margin_error(w, margins)
+            if err < tol:
+                converged = True
+                break
+        else:
+            active &= column_errors(w, margins) >= tol
+            if not active.any():
+                converged = True
+                break
     err, wm, wc = _margin_error(w, margins)
     return IPFResult(w, iterations, converged, err, wm, wc)
+
+
+def column_errors(w: np.ndarray, margins: Sequence[Margin]) -> np.ndarray:
+    """Largest relative margin error of every weight column of ``w`` (n, r)."""
+    worst = np.zeros(w.shape[1])
+    for m in margins:
+        t = m.totals[:, None]
+        rel = np.abs(m.sums(w) - t) / np.where(t > 0, t, 1.0)
+        worst = np.maximum(worst, rel.max(axis=0))
+    return worst
 
 
 def _margin_error(w: np.ndarray, margins: Sequence[Margin]) -> tuple[float, str, str]:

@@ -299,3 +299,26 @@ class ReplicateRaking:
         if not res.converged:
             raise raking_not_converged(res, self.tol, self.max_iter)
         return res.weights
+
+    def many(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raked weights of many weight vectors at once (the columns of ``weights``, (n, R)).
+
+        Every column is raked as :meth:`__call__` rakes it alone (IPF stops for each column at
+        its own convergence).  Returns the raked weights and, per column, whether raking
+        succeeded; a column that did not (a category without weight, no convergence) is left
+        as it was, for :meth:`__call__` to raise its error.
+        """
+        from analysis.weighting._calibration import column_errors, ipf
+
+        w = np.asarray(weights, dtype=float)
+        ok = np.ones(w.shape[1], dtype=bool)
+        for m in self.margins:
+            ok &= ~((m.sums(w) <= 0) & (m.totals[:, None] > 0)).any(axis=0)
+        out = w.copy()
+        if ok.any():
+            res = ipf(w[:, ok], list(self.margins), tol=self.tol, max_iter=self.max_iter)
+            good = column_errors(res.weights, self.margins) < self.tol
+            idx = np.flatnonzero(ok)
+            ok[idx[~good]] = False
+            out[:, idx[good]] = res.weights[:, good]
+        return out, ok
