@@ -47,9 +47,11 @@ def text_features(texts: pd.DataFrame, frame_ids: pd.Series) -> TextFeatures:
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
+    from analysis.plans.normalise import strip_accents
+
     text_of = texts.set_index("pop_id")["text"]
     ids = pd.Index(frame_ids.astype(str))
-    vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True, sublinear_tf=True, min_df=2)
+    vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents=strip_accents, lowercase=True, sublinear_tf=True, min_df=2)
     return TextFeatures(ids=ids, matrix=vec.fit_transform(text_of.reindex(ids).fillna("").to_numpy()))
 
 

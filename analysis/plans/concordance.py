@@ -22,10 +22,11 @@ therefore never uses them alone for a published share, but combines them with th
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import numpy as np
 import pandas as pd
+
+from analysis.plans.normalise import strip_accents
 
 __all__ = ["DEFAULT_THRESHOLD", "concordance", "normalise_name", "validate_flags"]
 
@@ -44,7 +45,7 @@ _EXPAND = (
 
 def normalise_name(s: str) -> str:
     """Lower case, no accents or punctuation, abbreviations expanded, function words dropped."""
-    s = "".join(c for c in unicodedata.normalize("NFKD", str(s).lower()) if not unicodedata.combining(c))
+    s = strip_accents(str(s).lower())
     s = re.sub(r"[^a-z0-9]+", " ", s)
     for pat, rep in _EXPAND:
         s = pat.sub(rep, s)
@@ -60,7 +61,7 @@ def _sentences(text: str) -> list[str]:
 def _training_sentences(text: str) -> list[str]:
     out = []
     for s in _sentences(text):
-        low = "".join(c for c in unicodedata.normalize("NFKD", s.lower()) if not unicodedata.combining(c))
+        low = strip_accents(s.lower())
         if _NEGATION.search(low):
             continue
         if _KEYWORDS.search(low):

@@ -1,0 +1,53 @@
+"""Text normalisation of the POP part: the fast paths give the same strings as the plain definitions."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+from analysis.plans.frame import _EMAIL_RE, _INSZ_RE, mask_personal
+from analysis.plans.normalise import strip_accents
+
+
+def _reference_strip(s: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+
+
+def test_strip_accents_is_nfkd_without_combining_marks() -> None:
+    assert strip_accents("Één café, naïef — coöperatie") == "Een cafe, naief — cooperatie"
+    assert strip_accents("ﬁ ½ ß ø Æ") == "fi 1⁄2 ß ø Æ"  # compatibility forms decomposed; no mark, no change
+    assert strip_accents("e\u0301 a\u0316\u0301 \u0344") == "e a "  # marks already decomposed, reordered, or all marks
+    assert strip_accents("plain ascii") == "plain ascii"
+    # the planes with combining marks and decomposable characters (BMP, SMP, CJK compatibility, tags)
+    codes = [*range(0xD800), *range(0xE000, 0x20000), *range(0x2F800, 0x2FA20), *range(0xE0000, 0xE0080)]
+    every = "".join(map(chr, codes))
+    assert strip_accents(every) == _reference_strip(every)
+    rng = random.Random(7)
+    pool = "aeiouAEIOU .-\u0301\u0308\u0327\u0316éëèçñÅøßﬁ½한글\u1100\u1161"
+    for _ in range(500):
+        s = "".join(rng.choice(pool) for _ in range(rng.randint(0, 30)))
+        assert strip_accents(s) == _reference_strip(s), s
+
+
+def test_strip_accents_matches_scikit_learn() -> None:
+    from sklearn.feature_extraction.text import strip_accents_unicode
+
+    for s in ("Opleiding verpleegkunde (HBO5) — één jaar", "graduaat in de boekhouding", "naïeve coöperatie ﬁnanciën"):
+        assert strip_accents(s) == strip_accents_unicode(s)
+
+
+def test_mask_personal_skips_the_address_pattern_only_without_a_separator() -> None:
+    def reference(text: str) -> str:
+        return _INSZ_RE.sub("[INSZ]", _EMAIL_RE.sub("[e-mail]", text))
+
+    texts = [
+        "Contact: an.peeters@voorbeeld.be; rr 85.07.30-033.61.",
+        "mail els [AT] werk.be of jan (at) vdab (dot) be",
+        "els\tAt\thotmail.com en piet at home",
+        "Geen adres, wel 85073003361 en 30/07/2023.",
+        "Ik ga de opleiding boekhouding volgen — at",
+        "",
+    ]
+    for t in texts:
+        assert mask_personal(t) == reference(t), t
+    assert mask_personal(texts[3]) == "Geen adres, wel [INSZ] en 30/07/2023."
