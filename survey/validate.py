@@ -150,6 +150,24 @@ def refuse_raw_insz(s: pd.Series, table_name: str, source: str | Path, column: s
         )
 
 
+def _arrow_text(s: pd.Series) -> bool:
+    import pyarrow as pa
+
+    return isinstance(s.dtype, pd.ArrowDtype) and (pa.types.is_string(s.dtype.pyarrow_dtype) or pa.types.is_large_string(s.dtype.pyarrow_dtype))
+
+
+def _arrow_frame(frame: pd.DataFrame) -> Any:
+    """``source_row`` and the text columns of ``frame`` as an Arrow table, typed as DuckDB types the
+    same columns as Python strings: ``VARCHAR``, or ``NULL`` for a column without any value."""
+    import pyarrow as pa
+
+    tab = pa.Table.from_pandas(frame, preserve_index=False)
+    cols: dict[str, Any] = {"source_row": pa.array(np.arange(1, len(frame) + 1, dtype="int64"))}
+    for name, a in zip(tab.column_names, tab.columns, strict=True):
+        cols[name] = pa.nulls(len(a)) if a.null_count == len(a) else a
+    return pa.table(cols)
+
+
 def _checked_in_duckdb(raw: pd.DataFrame, table: Table, source: str | Path, duplicate_hint: str | None,
                        columns: Mapping[str, str] | None) -> pd.DataFrame:
     """The frame checked by :func:`survey.sqlcheck.check_columns` (the ingest's checks) and typed."""
@@ -157,10 +175,13 @@ def _checked_in_duckdb(raw: pd.DataFrame, table: Table, source: str | Path, dupl
 
     from survey.sqlcheck import check_columns, check_unique_key, q, text_sql
 
-    frame = raw.loc[:, list(table.names)].reset_index(drop=True)
-    frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in table.names
-                            if isinstance(frame[c].dtype, pd.ArrowDtype) or pd.api.types.is_string_dtype(frame[c].dtype)})
-    frame.insert(0, "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+    frame: Any = raw.loc[:, list(table.names)].reset_index(drop=True)
+    if all(_arrow_text(frame[c]) for c in table.names):  # a CSV read as text: handed to DuckDB as Arrow, no copy
+        frame = _arrow_frame(frame)
+    else:
+        frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in table.names
+                                if isinstance(frame[c].dtype, pd.ArrowDtype) or pd.api.types.is_string_dtype(frame[c].dtype)})
+        frame.insert(0, "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
     with duckdb.connect() as con:
         con.register("_frame", frame)
         con.execute("CREATE TEMP TABLE _checked AS SELECT * FROM _frame")
