@@ -117,11 +117,12 @@ def catalogue(cfg: StudyConfig) -> pd.DataFrame:
     return cat
 
 
-def admin_db(cfg: StudyConfig, db: str | Path | None = None) -> Path:
+def admin_db(cfg: StudyConfig, db: str | Path | None = None, *, linked: bool = True) -> Path:
     """The linked admin database: ``db`` (``popeval run`` passes its own), else built in the working folder.
 
     The admin extracts are read as ``popeval run`` reads them (own file layouts of ``[admin.dwse]`` /
     ``[admin.vdab]``, raw INSZ pseudonymised with ``POPEVAL_PSEUDO_KEY`` when ``pseudonymise``).
+    ``linked=False`` stops after the ingest (the validated extracts, all the frame needs: no linkage).
     """
     if db is not None:
         return Path(db)
@@ -132,7 +133,8 @@ def admin_db(cfg: StudyConfig, db: str | Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     ingest_admin(cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab), path, pseudonymise=cfg.admin.pseudonymise, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
-    link(path)
+    if linked:
+        link(path)
     return path
 
 
@@ -149,7 +151,7 @@ def _admin_tables(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = None) -> Any:
     """Build the POP frame and draw the sample; returns the :class:`~analysis.plans.sample.PlanSample`.
 
-    ``db`` is the linked admin database (see :func:`admin_db`).
+    ``db`` is the admin database (see :func:`admin_db`; without one, the extracts are ingested, not linked).
     """
     from analysis.plans.frame import build_frame
     from analysis.plans.sample import draw_sample
@@ -158,7 +160,7 @@ def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = N
     if (wd / "sample.csv").exists() and not overwrite:
         raise ConfigError("A POP sample already exists", file=wd / "sample.csv", expected="no sample yet", found="an existing sample (coding may have started)", hint="use --overwrite to draw a new one")
     texts = _read_texts(cfg)
-    traj, dwse = _admin_tables(admin_db(cfg, db))
+    traj, dwse = _admin_tables(admin_db(cfg, db, linked=False))
     frame, counts = build_frame(texts, traj, dwse, cfg.plans.population)
     del texts
     s = draw_sample(frame, cfg.plans.sample_size, cfg.plans.strata, allocation=cfg.plans.allocation, min_per_stratum=cfg.plans.min_per_stratum, seed=cfg.study.seed)
