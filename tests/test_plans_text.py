@@ -51,3 +51,22 @@ def test_mask_personal_skips_the_address_pattern_only_without_a_separator() -> N
     for t in texts:
         assert mask_personal(t) == reference(t), t
     assert mask_personal(texts[3]) == "Geen adres, wel [INSZ] en 30/07/2023."
+
+
+def test_terms_are_scikit_learns_word_uni_and_bigrams() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from analysis.plans.classify import terms
+
+    reference = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True).build_analyzer()
+    docs = [
+        "Ik wil de opleiding 'Bachelor in de Verpleegkunde' volgen — één jaar, naïef?",
+        "PERSOONLIJK ONTWIKKELINGSPLAN\n\n1. Situatie\nEls werkt al 6 jaar als logistiek medewerker.",
+        "a",
+        "",
+        "één",
+        "x_y 12 3 ab-cd ÉCOLE coöperatie ﬁnanciën",
+    ]
+    for d in docs:
+        assert terms(d) == reference(d), d
+    assert terms("Opleiding Boekhouding volgen") == ["opleiding", "boekhouding", "volgen", "opleiding boekhouding", "boekhouding volgen"]
