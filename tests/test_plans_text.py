@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import unicodedata
+from pathlib import Path
+from typing import Any
 
 from analysis.plans.frame import _EMAIL_RE, _INSZ_RE, mask_personal
 from analysis.plans.normalise import strip_accents
@@ -70,3 +72,22 @@ def test_terms_are_scikit_learns_word_uni_and_bigrams() -> None:
     for d in docs:
         assert terms(d) == reference(d), d
     assert terms("Opleiding Boekhouding volgen") == ["opleiding", "boekhouding", "volgen", "opleiding boekhouding", "boekhouding volgen"]
+
+
+def test_pop_table_read_once_per_content(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from analysis.plans import stage
+
+    p = tmp_path / "texts.csv"
+    pd.DataFrame({"trajectory_id": ["LBT00000001", "LBT00000002"], "text": ["Plan één.", "Plan twee."]}).to_csv(p, index=False)
+    cfg: Any = SimpleNamespace(plans=SimpleNamespace(texts="texts.csv", id_column="trajectory_id", text_column="text"), path=lambda rel: tmp_path / rel, source=None)
+    first = stage._read_texts(cfg)
+    first.loc[0, "text"] = "changed by the caller"  # a copy: the next read is not affected
+    again = stage._read_texts(cfg)
+    assert again["text"].tolist() == ["Plan één.", "Plan twee."] and again.attrs["source"] == str(p)
+    # same size, new content: read again
+    pd.DataFrame({"trajectory_id": ["LBT00000001", "LBT00000002"], "text": ["Plan eeeen.", "Plan twee."]}).to_csv(p, index=False)
+    assert stage._read_texts(cfg)["text"].tolist() == ["Plan eeeen.", "Plan twee."]

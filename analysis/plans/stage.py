@@ -97,12 +97,26 @@ def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(fh, index=False, lineterminator="\n", float_format="%.12g")
 
 
+#: the last POP table read, by (path, columns, SHA-256 of the file): one process reads it once (sample, sheets, reconciliation)
+_TEXTS_READ: dict[tuple[str, str, str, str], pd.DataFrame] = {}
+
+
 def _read_texts(cfg: StudyConfig) -> pd.DataFrame:
     from analysis.plans.frame import read_texts
 
     if not cfg.plans.texts:
         raise ConfigError("The study has no POP texts", file=cfg.source, param="plans.texts", expected="a folder or table of POP texts", found="empty", hint="set texts in the [plans] section")
-    return read_texts(cfg.path(cfg.plans.texts), cfg.plans.id_column, cfg.plans.text_column)
+    path = cfg.path(cfg.plans.texts)
+    if not path.is_file():  # a folder of documents (or nothing: read_texts names the problem)
+        return read_texts(path, cfg.plans.id_column, cfg.plans.text_column)
+    from survey.hashing import sha256_file
+
+    key = (str(path.resolve()), cfg.plans.id_column, cfg.plans.text_column, sha256_file(path))
+    if key not in _TEXTS_READ:
+        texts = read_texts(path, cfg.plans.id_column, cfg.plans.text_column)
+        _TEXTS_READ.clear()
+        _TEXTS_READ[key] = texts
+    return _TEXTS_READ[key].copy()
 
 
 def catalogue(cfg: StudyConfig) -> pd.DataFrame:

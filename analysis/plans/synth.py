@@ -196,10 +196,13 @@ class _Uniforms:
 
     def __init__(self, rng: np.random.Generator, block: int = 1 << 20) -> None:
         # the next uniform: a C-level iterator over the blocks, each drawn when the previous one is used up
-        self.random: Callable[[], float] = itertools.chain.from_iterable(iter(lambda: rng.random(block).tolist(), None)).__next__
+        uniform: Callable[[], float] = itertools.chain.from_iterable(iter(lambda: rng.random(block).tolist(), None)).__next__
 
-    def integers(self, low: int, high: int) -> int:
-        return low + int(self.random() * (high - low))
+        def integers(low: int, high: int) -> int:
+            return low + int(uniform() * (high - low))
+
+        self.random = uniform
+        self.integers = integers
 
 
 def _typo(s: str, rng: _Draws) -> str:
