@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import unicodedata
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,22 @@ def test_strip_accents_matches_scikit_learn() -> None:
         assert strip_accents(s) == strip_accents_unicode(s)
 
 
+#: the INSZ pattern as defined: 11 digits in groups, not inside a longer run of digits
+_PLAIN_INSZ_RE = re.compile(r"(?<!\d)\d{2}[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
+
+
+def test_insz_pattern_matches_as_defined() -> None:
+    cases = ["85.07.30-033.61", "x85073003361y", "185073003361", "8507300336", "85 07 30 033 61", "٨٥07300336١", "0" * 30, "85073003361",
+             "85.07.30-033.6185.07.30-033.61", "1 85073003361 2", "a1 22 33 444 55b", "12/34/56-789/01 en 1234567890123 en 98765432109"]
+    rng = random.Random(3)
+    cases += ["".join(rng.choice("0123456789 ./-x") for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    for s in cases:
+        assert [m.span() for m in _INSZ_RE.finditer(s)] == [m.span() for m in _PLAIN_INSZ_RE.finditer(s)], s
+
+
 def test_mask_personal_skips_the_address_pattern_only_without_a_separator() -> None:
     def reference(text: str) -> str:
-        return _INSZ_RE.sub("[INSZ]", _EMAIL_RE.sub("[e-mail]", text))
+        return _PLAIN_INSZ_RE.sub("[INSZ]", _EMAIL_RE.sub("[e-mail]", text))
 
     texts = [
         "Contact: an.peeters@voorbeeld.be; rr 85.07.30-033.61.",

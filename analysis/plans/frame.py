@@ -29,7 +29,9 @@ from survey.errors import DataValidationError
 __all__ = ["build_frame", "followed_trainings", "mask_personal", "read_texts"]
 
 #: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, slashes, spaces).
-_INSZ_RE = re.compile(r"(?<!\d)\d{2}[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
+#: Not preceded by a digit: written as "a digit, and not two digits up to it" so that the pattern starts
+#: with a digit (the regex engine then skips to the digits instead of trying every position).
+_INSZ_RE = re.compile(r"\d(?<!\d\d)\d[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
 #: e-mail addresses, also written with ``[at]``, ``(at)`` or `` at `` (and ``[dot]``/``(dot)``) instead of ``@``/``.``.
 _EMAIL_RE = re.compile(
     r"[A-Za-z0-9._%+\-]+(?:@|\s?\[at\]\s?|\s?\(at\)\s?|\s+at\s+)[A-Za-z0-9\-]+(?:(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z0-9\-]+)*(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z]{2,}\b",
