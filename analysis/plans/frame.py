@@ -26,7 +26,7 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["build_frame", "followed_trainings", "mask_personal", "read_texts"]
+__all__ = ["FOLLOWED_COLUMNS", "build_frame", "followed_trainings", "mask_personal", "read_texts"]
 
 #: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, slashes, spaces).
 #: Not preceded by a digit: written as "a digit, and not two digits up to it" so that the pattern starts
@@ -148,6 +148,10 @@ def _texts_from_table(source: Path, id_column: str, text_column: str) -> tuple[p
             raise DataValidationError("Duplicate POP id", file=source, row=k + 1, column=id_column, expected="one row per trajectory", found=f"{i} (also row {where[i][1]})")
         where[i] = (source, k + 1)
     return out, where
+
+
+#: the DWSE columns :func:`followed_trainings` (and so :func:`build_frame`) reads
+FOLLOWED_COLUMNS = ("application_id", "person_key", "incentive", "application_date", "status", "pop_based", "training_id")
 
 
 def followed_trainings(traj: pd.DataFrame, dwse: pd.DataFrame) -> pd.DataFrame:

@@ -153,12 +153,15 @@ def admin_db(cfg: StudyConfig, db: str | Path | None = None, *, linked: bool = T
 
 
 def _admin_tables(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The validated VDAB trajectories and DWSE applications of the admin database."""
+    """The validated VDAB trajectories and the DWSE applications' columns the frame needs
+    (:data:`analysis.plans.frame.FOLLOWED_COLUMNS`) from the admin database."""
     import duckdb
+
+    from analysis.plans.frame import FOLLOWED_COLUMNS
 
     with duckdb.connect(str(db), read_only=True) as con:
         traj = con.execute("SELECT * EXCLUDE (source_row) FROM vdab_trajectories ORDER BY trajectory_id").df()
-        dwse = con.execute("SELECT * EXCLUDE (source_row) FROM dwse_applications ORDER BY application_id").df()
+        dwse = con.execute(f"SELECT {', '.join(FOLLOWED_COLUMNS)} FROM dwse_applications ORDER BY application_id").df()
     return traj, dwse
 
 
