@@ -54,3 +54,37 @@ def test_arrow_and_object_paths_raise_the_same_error(small_study: Path, tmp_path
         validate_frame(_objects(p), DWSE_APPLICATIONS, source=p)
     assert str(arrow_error.value) == str(object_error.value)
     assert "row 8" in str(arrow_error.value) and "educ" in str(arrow_error.value) and "universitair" in str(arrow_error.value)
+
+
+def _plain_insz(v: object) -> bool:
+    """The INSZ rule value by value: 11 digits once separators are removed, a valid check and month."""
+    import re
+
+    if v is None or (isinstance(v, float) and v != v):
+        return False
+    s = re.sub(r"[\s.\-/]", "", str(v))
+    if not re.fullmatch(r"\d{11}", s):
+        return False
+    base, check, month = int(s[:9]), int(s[9:]), int(s[2:4])
+    ok = 97 - base % 97 == check or 97 - (base + 2_000_000_000) % 97 == check
+    return ok and month <= 52 and (1 <= month % 20 <= 12 or month in (0, 20, 40))
+
+
+def test_looks_like_insz_with_the_letter_prefilter_is_the_plain_rule() -> None:
+    import random
+
+    import numpy as np
+    import pyarrow as pa
+
+    from survey.insz import looks_like_insz, synthetic_insz
+
+    valid = synthetic_insz(np.random.default_rng(1), 200)
+    rng = random.Random(2)
+    values = [*valid, *(f"{v[:2]}.{v[2:4]}.{v[4:6]}-{v[6:9]}.{v[9:]}" for v in valid[:50]), "84dc65f23daec6b349718d42b6a9fb84", None, "", f"{valid[0]}x"]
+    values += ["".join(rng.choice("0123456789 .-/aZ") for _ in range(rng.randint(0, 16))) for _ in range(2000)]
+    expected = [_plain_insz(v) for v in values]
+    assert sum(expected) >= 250
+    for dtype in (object, "string", pd.ArrowDtype(pa.string())):
+        s = pd.Series(values, dtype=dtype, index=np.arange(len(values))[::-1] * 3)
+        got = looks_like_insz(s)
+        assert got.index.equals(s.index) and got.tolist() == expected
