@@ -292,17 +292,12 @@ def ingest(cfg: StudyConfig, *, n_boot: int | None = None) -> tuple[PlansState, 
 
 def _reconciliation_open(path: Path) -> int:
     """Rows of the reconciliation workbook whose ``definitief`` is still empty."""
-    from openpyxl import load_workbook
+    from analysis.plans.sheets import RECONCILE_SHEET, sheet_rows
 
-    from analysis.plans.sheets import RECONCILE_SHEET
-
-    wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        if RECONCILE_SHEET not in wb.sheetnames:
-            return 0  # read_reconciliation names the problem
-        rows = list(wb[RECONCILE_SHEET].iter_rows(values_only=True))
-    finally:
-        wb.close()
+    _, found = sheet_rows(path, RECONCILE_SHEET)
+    if found is None:
+        return 0  # read_reconciliation names the problem
+    rows = found
     if not rows or "definitief" not in [str(h) for h in rows[0]]:
         return 0
     j = [str(h) for h in rows[0]].index("definitief")
