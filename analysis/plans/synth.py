@@ -338,15 +338,17 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     written_on = _day_month_year(pd.to_datetime(pops["end_date"].fillna(pops["start_date"])))
     draws = _Uniforms(rng)
     row: Any
-    for i, row in enumerate(pops[["trajectory_id", "loopbaancentrum", "incentive", "pop_attest", "attest_training_id", "followed_training_id"]].itertuples(index=False)):
+    # the columns the texts are written from, as Python objects (no pandas step per value)
+    rows = pops[["trajectory_id", "loopbaancentrum", "incentive", "pop_attest", "attest_training_id", "followed_training_id"]].astype(object)
+    for (insz_named, email_named), wrote, row in zip(personal.tolist(), written_on, rows.itertuples(index=False), strict=True):
         codes = _draw_codes(row, c_eff[row.loopbaancentrum], catalogue, p, draws)
         lines = [f"PERSOONLIJK ONTWIKKELINGSPLAN — {row.loopbaancentrum}", ""]
-        if personal[i, 0]:
+        if insz_named:
             lines.append(f"Rijksregisternummer: {next(fake_insz)}")
-        if personal[i, 1]:
+        if email_named:
             lines.append(f"Contact: {_NAMES[int(draws.integers(0, len(_NAMES)))].lower()}.{int(draws.integers(10, 99))}@voorbeeld.be")
         lines += _plan_body(row, codes, catalogue, p, draws)
-        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {written_on[i]}."]
+        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {wrote}."]
         texts.append("\n".join(lines) + "\n")
         truth_rows.append(_truth_row(row.trajectory_id, codes))
     _write_plans(out, pops, texts, cat, pd.DataFrame(truth_rows))
