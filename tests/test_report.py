@@ -23,7 +23,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from pop_privacy import assert_no_personal_text
 from report_fixture import make_demo_bundle
+from shared_studies import generated_study
 
 from analysis.bundle import read_bundle
 from analysis.report.builder import Report, grid_table, protect, threshold_from_manifest
@@ -39,8 +41,15 @@ needs_pdftotext = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="
 
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_demo_bundle(tmp_path_factory.mktemp("report") / "bundle")
+def bundle_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The work folder of the bundle's run (its derived folder: the database, the POP sheets)."""
+    return tmp_path_factory.mktemp("report_work")
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(bundle_work: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's bundle with the POP part (as ``make demo`` writes it)."""
+    return make_demo_bundle(tmp_path_factory.mktemp("report") / "bundle", work=bundle_work, plans=True)
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +168,55 @@ def _page_overflow(html: Path, width: int, work: Path) -> dict[str, object]:
 
 def _pdftotext(path: Path, *args: str) -> str:
     return subprocess.run(["pdftotext", *args, str(path), "-"], capture_output=True, text=True, check=True).stdout
+
+
+# ---------------------------------------------------------------------------- the POP part
+def _expected(bundle: Path, lang: str) -> dict[str, str]:
+    """The section's numbers formatted here from the bundle's CSV (not through the report's code)."""
+    est = pd.read_csv(bundle / "tables" / "plans_estimates.csv")
+    sep = "," if lang == "nl" else "."
+    pct = "\u00a0%" if lang == "nl" else "%"
+    word = "tot" if lang == "nl" else "to"
+
+    def p(x: float) -> str:
+        return f"{100 * x:.1f}".replace(".", sep) + pct
+
+    out = {}
+    for m, e in (("no_training", "design"), ("no_reason", "design"), ("goal_talent", "design"), ("goal_balance", "design"), ("goal_reorientation", "design"), ("mismatch", "design"), ("mismatch", "combined")):
+        r = est[(est["measure"] == m) & (est["estimator"] == e) & (est["stratum"] == "alle")].iloc[0]
+        out[f"{m}/{e}"] = p(r["estimate"])
+        out[f"{m}/{e}/ci"] = f"{p(r['ci_lower'])} {word} {p(r['ci_upper'])}"
+    # per stratum, with the interval
+    st = est[(est["measure"] == "mismatch") & (est["estimator"] == "design") & (est["stratum"] != "alle")].dropna(subset=["estimate"]).iloc[0]
+    out["mismatch/stratum"] = f"{p(st['estimate'])} ({p(st['ci_lower'])} {word} {p(st['ci_upper'])})"
+    agr = pd.read_csv(bundle / "tables" / "plans_agreement.csv")
+    out["kappa"] = f"{agr['kappa'].min():.2f}".replace(".", sep) + f" {word} " + f"{agr['kappa'].max():.2f}".replace(".", sep)
+    return out
+
+
+def _admin_share(derived: Path) -> float:
+    """attest_matches_training among POP-attest holders, straight from the run's linked population."""
+    from analysis.population import load_population
+
+    db = next(derived.glob("popeval-*.duckdb"))
+    pop = load_population(db, ["pop_attest", "attest_matches_training"])
+    sel = pop[pop["pop_attest"].astype(bool)]
+    return float(sel["attest_matches_training"].astype(bool).mean())
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_whole_report_renders_the_plans_section_with_its_numbers(rendered: dict[str, dict[str, Path]], bundle_dir: Path, bundle_work: Path, lang: str) -> None:
+    html = rendered[lang]["html"].read_text(encoding="utf-8").replace("&nbsp;", "\u00a0").replace("&#160;", "\u00a0").replace("\u2019", "'")
+    heading = "Het POP en het POP-attest" if lang == "nl" else "The POP and the POP-attest"
+    assert heading in html
+    for what, needle in _expected(bundle_dir, lang).items():
+        assert needle in html, (what, needle)
+    share = _admin_share(bundle_work / "derived")
+    sep, pct = ("," if lang == "nl" else "."), ("\u00a0%" if lang == "nl" else "%")
+    assert f"{100 * share:.1f}".replace(".", sep) + pct in html  # the admin-level attest_matches_training
+    assert ("Eerste meting" if lang == "nl" else "first wave") in html
+    assert "POP-attest" in html and ("Cohens kappa" if lang == "nl" else "Cohen's kappa") in html
+    assert_no_personal_text(html, generated_study(20_000, 5, plans=True))
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -703,10 +761,11 @@ def test_labels_in_both_languages() -> None:
 def _variant(src: Path, dst: Path, *, tables: dict[str, pd.DataFrame] | None = None, estimates: dict[str, object] | None = None, manifest: dict[str, object] | None = None) -> Path:
     """A copy of a bundle with some parts replaced, written by write_bundle (so it checks out)."""
     from analysis.bundle import write_bundle
+    from analysis.plans.tables import PLANS_TABLES
 
     b = read_bundle(src)
     man = {k: v for k, v in {**b.manifest, **(manifest or {})}.items() if k != "files"}
-    write_bundle(dst, {**b.tables, **(tables or {})}, {**b.estimates, **(estimates or {})}, man)
+    write_bundle(dst, {**b.tables, **(tables or {})}, {**b.estimates, **(estimates or {})}, man, extra_tables=PLANS_TABLES)
     return dst
 
 
@@ -978,17 +1037,16 @@ def _tiny_bundle(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("warnings_filter", ["", "always::ResourceWarning"])
-def test_a_render_prints_no_warning_on_the_console(tmp_path: Path, warnings_filter: str) -> None:
+def test_a_render_prints_no_warning_on_the_console(tmp_path: Path) -> None:
     """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
-    the console but the result, with Python's default warning filters and with resource warnings on."""
+    the console but the result, with resource warnings on (Python's default warning filters with
+    resource warnings shown: whatever the defaults show, this shows too)."""
     import os
 
     qmd = _mini_report(tmp_path)
     bundle = _tiny_bundle(tmp_path / "b")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
-    if warnings_filter:
-        env["PYTHONWARNINGS"] = warnings_filter
+    env["PYTHONWARNINGS"] = "always::ResourceWarning"
     popeval = str(Path(sys.executable).parent / "popeval")
     r = subprocess.run(
         [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],

@@ -61,6 +61,17 @@ def test_multiplicity_holm_bh_hand_computed() -> None:
     np.testing.assert_allclose(bh, [0.04, 0.16 / 3, 0.16 / 3, 0.20])
 
 
+def test_multiplicity_equals_statsmodels_multipletests() -> None:
+    """Holm and BH as statsmodels' multipletests gives them: ties, p-values near 1, one family of one."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(4)
+    for p in (rng.uniform(size=12) ** 3, np.array([0.02, 0.02, 0.5, 0.97, 0.99, 0.001]), np.array([0.3])):
+        holm, bh = adjust_pvalues(p)
+        np.testing.assert_allclose(holm, multipletests(p, method="holm")[1], rtol=1e-14, atol=0)
+        np.testing.assert_allclose(bh, multipletests(p, method="fdr_bh")[1], rtol=1e-14, atol=0)
+
+
 def _sim(rng: np.random.Generator, n: int = 500) -> pd.DataFrame:
     x1 = rng.normal(size=n)
     t = rng.binomial(1, 1 / (1 + np.exp(-(-0.8 + 0.7 * x1))))

@@ -10,7 +10,7 @@ The public surface:
 * :func:`replicate_variance` (the end-to-end replicates run by it)
 * :func:`adjust_pvalues` (Holm and Benjamini-Hochberg)
 * :func:`e_value`, :func:`rosenbaum_bounds`
-* :func:`cronbach_alpha`, :func:`hedges_g` (pingouin)
+* :func:`cronbach_alpha`, :func:`hedges_g`
 """
 
 from analysis.effects.ordinal import OrderedLogitResult, ordered_logit

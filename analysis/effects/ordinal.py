@@ -102,18 +102,18 @@ class OrderedLogitResult:
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Normal-based confidence intervals."""
         import pandas as pd
-        from scipy import stats
+        from scipy.special import ndtri
 
-        q = stats.norm.ppf(1 - alpha / 2)
+        q = ndtri(1 - alpha / 2)
         return pd.DataFrame({"lower": self.params - q * self.bse,
                              "upper": self.params + q * self.bse})
 
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided normal p-values."""
-        from scipy import stats
+        from scipy.special import ndtr
 
-        return 2 * stats.norm.sf(np.abs(self.params / self.bse))
+        return 2 * ndtr(-np.abs(self.params / self.bse))
 
     def effect(self, outcome: str = "y") -> EffectEstimate:
         """The treatment coefficient (log odds ratio) as an :class:`EffectEstimate`."""

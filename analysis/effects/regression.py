@@ -192,11 +192,22 @@ def matched_effect(
 
 
 def adjust_pvalues(pvalues: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Holm and Benjamini-Hochberg adjusted p-values (``statsmodels`` ``multipletests``)."""
-    from statsmodels.stats.multitest import multipletests
+    """Holm and Benjamini-Hochberg adjusted p-values.
 
+    Holm's step-down ``max_{j <= i} (m - j + 1) p_(j)`` and the Benjamini-Hochberg step-up
+    ``min_{j >= i} m p_(j) / j`` over the sorted p-values, capped at 1 (as statsmodels'
+    ``multipletests`` with ``"holm"`` and ``"fdr_bh"``, which the tests compare them with; loading
+    statsmodels' multiple-testing module for them cost about a second of every run).
+    """
     p = np.asarray(pvalues, dtype=float)
-    return multipletests(p, method="holm")[1], multipletests(p, method="fdr_bh")[1]
+    m = p.size
+    order = np.argsort(p)
+    ps = p[order]
+    holm = np.minimum(np.maximum.accumulate((m - np.arange(m)) * ps), 1.0)
+    bh = np.minimum(np.minimum.accumulate((ps * m / np.arange(1, m + 1))[::-1])[::-1], 1.0)
+    out_holm, out_bh = np.empty(m), np.empty(m)
+    out_holm[order], out_bh[order] = holm, bh
+    return out_holm, out_bh
 
 
 def absorbed_effect(

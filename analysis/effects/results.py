@@ -63,17 +63,25 @@ class EffectEstimate:
         """Estimate over standard error."""
         return self.params / self.bse
 
-    def _dist(self) -> Any:
-        from scipy import stats
+    def _sf(self, x: np.ndarray) -> np.ndarray:
+        """Upper tail of the reference distribution: t with ``df_resid`` when set, else normal."""
+        # scipy.stats' norm.sf and t.sf, without loading scipy.stats
+        from scipy.special import ndtr, stdtr
 
-        return stats.norm if self.df_resid is None else stats.t(self.df_resid)
+        return np.asarray(ndtr(-x) if self.df_resid is None else stdtr(self.df_resid, -x))
+
+    def _ppf(self, q: float) -> float:
+        """Quantile of the reference distribution."""
+        from scipy.special import ndtri, stdtrit
+
+        return float(ndtri(q) if self.df_resid is None else stdtrit(self.df_resid, q))
 
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided p-values (t with ``df_resid`` when set, else normal)."""
         import pandas as pd
 
-        p = 2 * self._dist().sf(np.abs(self.tvalues.to_numpy()))
+        p = 2 * self._sf(np.abs(self.tvalues.to_numpy()))
         return pd.Series(p, index=self.params.index)
 
     @property
@@ -85,7 +93,7 @@ class EffectEstimate:
         """Confidence intervals (columns ``lower``, ``upper``)."""
         import pandas as pd
 
-        q = float(self._dist().ppf(1 - alpha / 2))
+        q = self._ppf(1 - alpha / 2)
         return pd.DataFrame(
             {"lower": self.params - q * self.bse, "upper": self.params + q * self.bse}
         )

@@ -166,13 +166,13 @@ class RosenbaumBounds:
 
 
 def _upper_p(ranks: np.ndarray, positive: np.ndarray, gamma: float) -> float:
-    from scipy import stats
+    from scipy.special import ndtr
 
     t_plus = ranks[positive].sum()
     pp = gamma / (1 + gamma)
     mean = pp * ranks.sum()
     var = pp * (1 - pp) * (ranks**2).sum()
-    return float(stats.norm.sf((t_plus - mean) / np.sqrt(var)))
+    return float(ndtr(-(t_plus - mean) / np.sqrt(var)))
 
 
 def rosenbaum_bounds(

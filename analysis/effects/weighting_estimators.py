@@ -105,13 +105,12 @@ def mean_difference(y: np.ndarray, t: np.ndarray, w: np.ndarray | None = None) -
 
 
 def _link(kind: str):  # type: ignore[no-untyped-def]
-    from scipy import stats
-    from scipy.special import expit
+    from scipy.special import expit, ndtr  # ndtr: the standard normal CDF (scipy.stats not loaded)
 
     if kind == "logit":
         return expit
     if kind == "probit":
-        return stats.norm.cdf
+        return ndtr
     raise ConfigError("Unknown propensity link", param="ps_link", expected="'logit' or 'probit'",
                       found=repr(kind))
 
@@ -172,30 +171,68 @@ def _fit_ps(t: np.ndarray, Z: np.ndarray, w: np.ndarray, link: str) -> np.ndarra
 
 
 def _ps_ee(gamma: np.ndarray, t: np.ndarray, Z: np.ndarray, link: str) -> np.ndarray:
-    from scipy import stats
-
     eta = Z @ gamma
     p = _link(link)(eta)
     if link == "logit":
         return Z * (t - p)[:, None]
-    f = stats.norm.pdf(eta)
+    f = np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi)  # the standard normal density
     return Z * ((t - p) * f / (p * (1 - p)))[:, None]
 
 
-def _sandwich(ee, theta: np.ndarray, w: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _sandwich(ee, theta: np.ndarray, w: np.ndarray, jac=None) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """The stacked M-estimation sandwich ``A^-1 B A^-T / n`` of the estimating equations ``ee``.
+
+    ``A`` is the weighted mean Jacobian of ``ee`` at ``theta``: ``jac(theta)`` (the summed weighted
+    Jacobian) when given, else central differences of ``ee``.
+    """
     n = w.sum()
     psi = ee(theta) * w[:, None]
     k = theta.size
-    A = np.empty((k, k))
-    for j in range(k):
-        h = 1e-6 * max(1.0, abs(theta[j]))
-        tp, tm = theta.copy(), theta.copy()
-        tp[j] += h
-        tm[j] -= h
-        A[:, j] = ((ee(tp) - ee(tm)) * w[:, None]).sum(axis=0) / (2 * h) / n
+    if jac is not None:
+        A = np.asarray(jac(theta), dtype=float) / n
+    else:
+        A = np.empty((k, k))
+        for j in range(k):
+            h = 1e-6 * max(1.0, abs(theta[j]))
+            tp, tm = theta.copy(), theta.copy()
+            tp[j] += h
+            tm[j] -= h
+            A[:, j] = ((ee(tp) - ee(tm)) * w[:, None]).sum(axis=0) / (2 * h) / n
     B = psi.T @ psi / n
     Ainv = np.linalg.pinv(A)  # a covariate category absent from one arm leaves A singular
     return Ainv @ B @ Ainv.T / n
+
+
+def _ipw_logit_jacobian(y: np.ndarray, t: np.ndarray, Z: np.ndarray, w: np.ndarray, estimand: str):  # type: ignore[no-untyped-def]
+    """The summed weighted Jacobian of :func:`ipw`'s estimating equations with a logit score.
+
+    ``theta = (tau, mu0, gamma)``; with ``p = expit(Z gamma)`` and ``odds = p / (1 - p)`` the ATT's
+    equations are ``t (y - tau - mu0)``, ``(1 - t) odds (y - mu0)`` and ``Z (t - p)``, the ATE's
+    ``t / p (y - tau - mu0)``, ``(1 - t) / (1 - p) (y - mu0)`` and ``Z (t - p)``.
+    """
+    from scipy.special import expit
+
+    def jac(theta: np.ndarray) -> np.ndarray:
+        tau, mu0, gamma = theta[0], theta[1], theta[2:]
+        p = expit(Z @ gamma)
+        k = theta.size
+        J = np.zeros((k, k))
+        if estimand == "ATE":
+            d1 = w * t / p  # d e1 / d(tau, mu0) = -t / p
+            J[0, 0] = J[0, 1] = -d1.sum()
+            J[0, 2:] = -(w * t * (y - tau - mu0) * (1 - p) / p) @ Z
+            d0 = w * (1 - t) / (1 - p)
+            J[1, 1] = -d0.sum()
+            J[1, 2:] = (w * (1 - t) * (y - mu0) * p / (1 - p)) @ Z
+        else:
+            J[0, 0] = J[0, 1] = -(w * t).sum()
+            odds = p / (1 - p)
+            J[1, 1] = -(w * (1 - t) * odds).sum()
+            J[1, 2:] = (w * (1 - t) * odds * (y - mu0)) @ Z
+        J[2:, 2:] = -(Z * (w * p * (1 - p))[:, None]).T @ Z
+        return J
+
+    return jac
 
 
 def ipw(
@@ -261,7 +298,7 @@ def ipw(
     else:
         mu1, mu0 = _ipw_att_means(y, t, w, p)
     theta = np.concatenate([[mu1 - mu0, mu0], gamma])
-    V = _sandwich(ee, theta, w)
+    V = _sandwich(ee, theta, w, jac=_ipw_logit_jacobian(y, t, Z, w, estimand) if ps_link == "logit" else None)
     names = ["effect", "POmean0"] + [f"ps:{i}" for i in range(kz)]
     return EffectEstimate(
         outcome=outcome, estimand=estimand, method=f"IPW ({ps_link} propensity)",

@@ -26,7 +26,11 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["FOLLOWED_COLUMNS", "build_frame", "followed_trainings", "mask_personal", "read_texts"]
+__all__ = ["FOLLOWED_COLUMNS", "NO_INCENTIVE", "build_frame", "followed_trainings", "mask_personal", "read_texts"]
+
+#: The ``incentive`` of a POP whose trajectory was not followed by an approved POP-based application
+#: (a stratum of its own in the sample).
+NO_INCENTIVE = "geen"
 
 #: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, slashes, spaces).
 #: Not preceded by a digit: written as "a digit, and not two digits up to it" so that the pattern starts
@@ -205,7 +209,7 @@ def build_frame(texts: pd.DataFrame, traj: pd.DataFrame, dwse: pd.DataFrame, pop
         )
     f = traj[traj["trajectory_id"].isin(texts["pop_id"])].copy()
     f = f.merge(followed_trainings(traj, dwse), on="trajectory_id", how="left")
-    f["incentive"] = f["incentive"].fillna("geen")
+    f["incentive"] = f["incentive"].fillna(NO_INCENTIVE)
     f["has_attest"] = f["pop_attest"].astype(bool) & f["attest_training_id"].notna()
     counts = [
         ("trajectories with a POP (VDAB)", int(traj["pop_made"].astype(bool).sum())),

@@ -62,6 +62,34 @@ _COMPARISON_LABELS = {
 }
 
 
+_NO_STRATA = {"nl": "Alle POPs", "en": "All POPs"}
+_NO_INCENTIVE_LABEL = {"nl": "Geen POP-opleiding met incentive", "en": "No POP-based training with an incentive"}
+
+
+def _category(column: str, code: str, lang: str) -> str:
+    """The label of a strata column's category (the POP frame's own code for no incentive included)."""
+    from analysis.plans.frame import NO_INCENTIVE
+    from analysis.report.labels import category_label
+
+    if column == "incentive" and code == NO_INCENTIVE:
+        return _NO_INCENTIVE_LABEL[lang]
+    return category_label(column, code, lang)
+
+
+def _strata_columns(bundle: Path) -> tuple[str, ...]:
+    """The sample's strata columns: from a plans bundle's ``plans.json`` or a run bundle's manifest."""
+    import json
+
+    from analysis.bundle import read_bundle
+
+    info = bundle / "plans.json"
+    if info.is_file():
+        sample = json.loads(info.read_text(encoding="utf-8")).get("sample") or {}
+    else:
+        sample = (read_bundle(bundle).manifest.get("plans") or {}).get("sample") or {}
+    return tuple(str(c) for c in sample.get("strata") or ())
+
+
 class PlansSection:
     """The plans tables of a bundle, with formatted numbers for the report.
 
@@ -81,6 +109,7 @@ class PlansSection:
                 "The bundle has no plans tables", file=Path(bundle), expected="tables/plans_estimates.csv", found="none", hint="run `popeval plans estimate` for this bundle"
             )
         self.est = self.tables["plans_estimates"]
+        self.strata_columns = _strata_columns(Path(bundle))
 
     # ---- numbers -------------------------------------------------------------------------
     def value(self, measure: str, estimator: str = "design", stratum: str = "alle", column: str = "estimate") -> Any:
@@ -168,6 +197,13 @@ class PlansSection:
             return MISSING
         return f"{est} ({self.ci(measure, stratum=stratum)})"
 
+    def stratum_label(self, stratum: str) -> str:
+        """A stratum's label: the label of each strata column's category (``OC`` -> Opleidingscheques), joined by `` / ``."""
+        parts = stratum.split("/")
+        if len(parts) != len(self.strata_columns):  # no strata ("alle") or columns not recorded
+            return _NO_STRATA[self.lang] if stratum == "alle" else stratum
+        return " / ".join(_category(c, p, self.lang) for c, p in zip(self.strata_columns, parts, strict=True))
+
     def strata_table(self) -> str:
         """Shares per stratum (design-based) with their 95 % intervals."""
         L = self._labels()
@@ -175,7 +211,7 @@ class PlansSection:
         ms = ("no_training", "no_reason", "mismatch")
         rows = []
         for r in st.itertuples(index=False):
-            rows.append([str(r.stratum), fmt_int(r.N_h, self.lang), fmt_int(r.n_h, self.lang), *[self._share_with_ci(m, str(r.stratum)) for m in ms]])
+            rows.append([self.stratum_label(str(r.stratum)), fmt_int(r.N_h, self.lang), fmt_int(r.n_h, self.lang), *[self._share_with_ci(m, str(r.stratum)) for m in ms]])
         head = ["Stratum", "POPs", "Gelezen" if self.lang == "nl" else "Read", *[L[m] for m in ms]]
         return grid_table(head, rows, "lrrrrr").markdown()
 

@@ -321,12 +321,12 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
         all_names=sorted({n for names in _BASE_NAMES.values() for n in names}),
     )
 
-    from analysis.plans.frame import followed_trainings
+    from analysis.plans.frame import NO_INCENTIVE, followed_trainings
 
     followed = followed_trainings(traj, dwse)
     pops = traj[traj["pop_made"].astype(bool)].reset_index(drop=True)
     pops = pops.merge(followed, on="trajectory_id", how="left")
-    pops["incentive"] = pops["incentive"].fillna("geen")
+    pops["incentive"] = pops["incentive"].fillna(NO_INCENTIVE)
     n = len(pops)
     centres = sorted(pops["loopbaancentrum"].unique())
     c_eff = dict(zip(centres, rng.normal(0.0, p.centre_sd, len(centres)), strict=True))

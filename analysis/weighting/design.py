@@ -125,9 +125,10 @@ class SurveyEstimate:
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Normal-theory confidence intervals (as R's ``confint`` on ``svystat``)."""
-        from scipy.stats import norm
+        # the normal quantile (norm.ppf), without loading scipy.stats
+        from scipy.special import ndtri
 
-        q = norm.ppf(1 - alpha / 2)
+        q = ndtri(1 - alpha / 2)
         se = self.bse
         return pd.DataFrame({"lower": self.params - q * se, "upper": self.params + q * se})
 
