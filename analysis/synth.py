@@ -789,7 +789,7 @@ def _dwse_extract(people: _Persons, apps: _Applications) -> pd.DataFrame:
             "school_year": years_s,
             "application_date": _dates(apps.day),
             "status": np.where(apps.refused, "geweigerd", "goedgekeurd"),
-            "training_id": [f"OPL{t + 1:06d}" for t in apps.trainings.training],
+            "training_id": [f"OPL{t + 1:06d}" for t in apps.trainings.training.tolist()],
             "training_domain": np.array(_DOMAINS)[apps.trainings.domain],
             "in_databank": apps.trainings.in_db.astype(int),
             "pop_based": apps.pop.astype(int),
@@ -803,13 +803,11 @@ def _dwse_extract(people: _Persons, apps: _Applications) -> pd.DataFrame:
             "statute": np.array(_STAT)[people.statute[pid]],
         }
     ).iloc[app_order].reset_index(drop=True)
-    counters: dict[tuple[str, str], int] = {}
-    ids = []
-    for i_, y in zip(dwse["incentive"].to_numpy(), dwse["school_year"].to_numpy(), strict=True):
-        c = counters.get((i_, y), 0) + 1
-        counters[(i_, y)] = c
-        ids.append(f"{inc_prefix[i_]}-{y[:4]}-{c:07d}")
-    dwse["application_id"] = ids
+    # numbered from 1 within incentive and school year, in date order
+    number = dwse.groupby(["incentive", "school_year"], sort=False).cumcount().to_numpy() + 1
+    dwse["application_id"] = [
+        f"{inc_prefix[i_]}-{y[:4]}-{c:07d}" for i_, y, c in zip(dwse["incentive"].tolist(), dwse["school_year"].tolist(), number.tolist(), strict=True)
+    ]
     return dwse
 
 

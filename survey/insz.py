@@ -47,6 +47,16 @@ def is_valid_insz(value: str) -> bool:
     return bool(looks_like_insz(pd.Series([value])).iloc[0])
 
 
+def _has_ascii_letter(values: pd.Series) -> np.ndarray:
+    """Per value: it has an ASCII letter (missing values: ``True``, they are no INSZ either)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = values if isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_string(values.dtype.pyarrow_dtype) else values.astype("string")
+    found = pc.match_substring_regex(pa.array(text.array), "[A-Za-z]").fill_null(True)
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def looks_like_insz(values: pd.Series) -> pd.Series:
     """Vectorised: which values are valid INSZ/bis numbers.
 
@@ -60,9 +70,14 @@ def looks_like_insz(values: pd.Series) -> pd.Series:
     pd.Series
         Boolean, aligned to ``values``.
     """
-    s = values.astype("string").str.replace(_SEPARATORS.pattern, "", regex=True)
-    digits = s.str.fullmatch(r"\d{11}").fillna(False).astype(bool)
     out = pd.Series(False, index=values.index)
+    # a value with an ASCII letter is none (an INSZ is digits and separators): found in Arrow, so that only
+    # the other values (no pseudonymous key, say) go through the separators and digits, one by one
+    maybe = ~_has_ascii_letter(values)
+    if not maybe.any():
+        return out
+    s = values[maybe].astype("string").str.replace(_SEPARATORS.pattern, "", regex=True)
+    digits = s.str.fullmatch(r"\d{11}").fillna(False).astype(bool)
     if not digits.any():
         return out
     d = s[digits].astype(str)

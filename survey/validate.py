@@ -150,6 +150,34 @@ def refuse_raw_insz(s: pd.Series, table_name: str, source: str | Path, column: s
         )
 
 
+def _arrow_text(s: pd.Series) -> bool:
+    import pyarrow as pa
+
+    return isinstance(s.dtype, pd.ArrowDtype) and (pa.types.is_string(s.dtype.pyarrow_dtype) or pa.types.is_large_string(s.dtype.pyarrow_dtype))
+
+
+def _arrow_frame(frame: pd.DataFrame) -> Any:
+    """``source_row`` and the text columns of ``frame`` as an Arrow table, typed as DuckDB types the
+    same columns as Python strings: ``VARCHAR``, or ``NULL`` for a column without any value."""
+    import pyarrow as pa
+
+    tab = pa.Table.from_pandas(frame, preserve_index=False)
+    cols: dict[str, Any] = {"source_row": pa.array(np.arange(1, len(frame) + 1, dtype="int64"))}
+    for name, a in zip(tab.column_names, tab.columns, strict=True):
+        cols[name] = pa.nulls(len(a)) if a.null_count == len(a) else a
+    return pa.table(cols)
+
+
+def _categorical(values: Any, categories: list[str]) -> pd.Categorical:
+    """An Arrow text column as a categorical of ``categories`` (missing, or not a category: NaN)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    pos = pc.index_in(values.cast(pa.string()), value_set=pa.array(categories, pa.string()))
+    codes = pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int8 if len(categories) < 127 else np.int32)
+    return pd.Categorical.from_codes(codes, categories=pd.Index(categories, dtype=object))
+
+
 def _checked_in_duckdb(raw: pd.DataFrame, table: Table, source: str | Path, duplicate_hint: str | None,
                        columns: Mapping[str, str] | None) -> pd.DataFrame:
     """The frame checked by :func:`survey.sqlcheck.check_columns` (the ingest's checks) and typed."""
@@ -157,28 +185,40 @@ def _checked_in_duckdb(raw: pd.DataFrame, table: Table, source: str | Path, dupl
 
     from survey.sqlcheck import check_columns, check_unique_key, q, text_sql
 
-    frame = raw.loc[:, list(table.names)].reset_index(drop=True)
-    frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in table.names
-                            if isinstance(frame[c].dtype, pd.ArrowDtype) or pd.api.types.is_string_dtype(frame[c].dtype)})
-    frame.insert(0, "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
+    frame: Any = raw.loc[:, list(table.names)].reset_index(drop=True)
+    arrow = all(_arrow_text(frame[c]) for c in table.names)
+    if arrow:  # a CSV read as text: handed to DuckDB as Arrow, read in place
+        frame = _arrow_frame(frame)
+    else:
+        frame = frame.assign(**{c: frame[c].astype(object).where(frame[c].notna(), None) for c in table.names
+                                if isinstance(frame[c].dtype, pd.ArrowDtype) or pd.api.types.is_string_dtype(frame[c].dtype)})
+        frame.insert(0, "source_row", np.arange(1, len(frame) + 1, dtype="int64"))
     with duckdb.connect() as con:
         con.register("_frame", frame)
-        con.execute("CREATE TEMP TABLE _checked AS SELECT * FROM _frame")
-        con.unregister("_frame")
+        if arrow:
+            con.execute("CREATE TEMP VIEW _checked AS SELECT * FROM _frame")
+        else:  # Python objects: copied once, not converted in every check's scan
+            con.execute("CREATE TEMP TABLE _checked AS SELECT * FROM _frame")
+            con.unregister("_frame")
         types = {r[0]: r[1] for r in con.execute("DESCRIBE _checked").fetchall()}
         text = {c: text_sql(c, types[c], "csv") for c in table.names}
         select = check_columns(con, "_checked", table, source, text, columns=dict(columns or {}))
         con.execute(f"CREATE TEMP TABLE _typed AS SELECT source_row, {select} FROM _checked")
         check_unique_key(con, "_typed", table, source, duplicate_hint)
-        out = con.execute(f"SELECT {', '.join(q(c) for c in table.names)} FROM _typed ORDER BY source_row").df()
+        # coded columns as Arrow (straight to category codes, no Python string per value), the others as pandas
+        coded = [c.name for c in table.columns if c.dtype == "category"]
+        others = [c for c in table.names if c not in coded]
+        out = con.execute(f"SELECT {', '.join(q(c) for c in others)} FROM _typed ORDER BY source_row").df() if others else pd.DataFrame(index=raw.index)
+        codes = con.sql(f"SELECT {', '.join(q(c) for c in coded)} FROM _typed ORDER BY source_row").to_arrow_table() if coded else None
     out.index = raw.index
     typed: dict[str, Any] = {}
     for col in table.columns:
+        if col.dtype == "category":
+            typed[col.name] = pd.Series(_categorical(codes[col.name], [c.code for c in (col.vocabulary or ())]), index=raw.index)  # type: ignore[index]
+            continue
         v = out[col.name]
         if col.dtype == "str":
             typed[col.name] = v.astype("string")
-        elif col.dtype == "category":
-            typed[col.name] = pd.Series(pd.Categorical(v.astype(object).where(v.notna(), None), categories=[c.code for c in (col.vocabulary or ())]), index=raw.index)
         elif col.dtype == "int":
             typed[col.name] = v.astype("Int64" if col.nullable else "int64")
         elif col.dtype == "float":

@@ -22,6 +22,7 @@ majority decides; a disagreement without a strict majority must be reconciled.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,14 +170,15 @@ def reconcile(coded: pd.DataFrame, reconciled: pd.DataFrame | None = None, *, co
     for c in codebook.codes:
         w = coded.pivot(index="pop_id", columns="coder", values=c.name).sort_index()
         vals = []
-        for pid, row in w.iterrows():
-            vc = row.value_counts()
+        for pid, row in zip(w.index, w.to_numpy(dtype=object), strict=True):
+            vc = Counter(v for v in row if not pd.isna(v))  # the coders' values and their counts
+            top, n_top = vc.most_common(1)[0] if vc else (None, 0)
             if len(vc) == 1:
-                vals.append(vc.index[0])
+                vals.append(top)
             elif (str(pid), c.name) in fixes:
                 vals.append(fixes[(str(pid), c.name)])
-            elif m >= 3 and vc.iloc[0] * 2 > m:
-                vals.append(vc.index[0])
+            elif m >= 3 and n_top * 2 > m:  # a strict majority: the most common value is unique
+                vals.append(top)
             else:
                 vals.append(None)
                 open_.append((str(pid), c.name))

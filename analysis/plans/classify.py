@@ -16,7 +16,9 @@ estimates are reported beside them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,7 @@ import pandas as pd
 
 from analysis.plans.codebook import GOALS
 
-__all__ = ["TextFeatures", "goal_predictions", "text_features"]
+__all__ = ["TextFeatures", "goal_predictions", "terms", "text_features"]
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,25 @@ def text_features(texts: pd.DataFrame, frame_ids: pd.Series) -> TextFeatures:
 
     text_of = texts.set_index("pop_id")["text"]
     ids = pd.Index(frame_ids.astype(str))
-    vec = TfidfVectorizer(ngram_range=(1, 2), strip_accents="unicode", lowercase=True, sublinear_tf=True, min_df=2)
+    vec = TfidfVectorizer(analyzer=terms, sublinear_tf=True, min_df=2)
     return TextFeatures(ids=ids, matrix=vec.fit_transform(text_of.reindex(ids).fillna("").to_numpy()))
+
+
+#: scikit-learn's default token: two or more word characters
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+
+
+def terms(doc: str) -> list[str]:
+    """The words and then the word pairs of ``doc``, lower case without accents.
+
+    What scikit-learn's word analyzer gives with ``ngram_range=(1, 2)``, ``lowercase=True``,
+    ``strip_accents="unicode"`` and its default token pattern (same terms, same order), in fewer
+    Python steps per word.
+    """
+    from analysis.plans.normalise import strip_accents
+
+    words = _TOKEN.findall(strip_accents(doc.lower()))
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
 
 
 def goal_predictions(

@@ -22,10 +22,11 @@ therefore never uses them alone for a published share, but combines them with th
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import numpy as np
 import pandas as pd
+
+from analysis.plans.normalise import strip_accents
 
 __all__ = ["DEFAULT_THRESHOLD", "concordance", "normalise_name", "validate_flags"]
 
@@ -42,29 +43,37 @@ _EXPAND = (
 )
 
 
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+# lines, then sentences; a full stop followed by a lower-case word is an abbreviation ("Ba. verpleegkunde")
+_SENTENCE_BREAK = re.compile(r"[\n\r]+|(?<=[.!?;])\s+(?=[A-ZÀ-Ý0-9])")
+
+
 def normalise_name(s: str) -> str:
     """Lower case, no accents or punctuation, abbreviations expanded, function words dropped."""
-    s = "".join(c for c in unicodedata.normalize("NFKD", str(s).lower()) if not unicodedata.combining(c))
-    s = re.sub(r"[^a-z0-9]+", " ", s)
+    return _normalise_lowered(strip_accents(str(s).lower()))
+
+
+def _normalise_lowered(s: str) -> str:
+    """:func:`normalise_name` of a text already in lower case without accents."""
+    s = _NON_ALNUM.sub(" ", s)
     for pat, rep in _EXPAND:
         s = pat.sub(rep, s)
     return " ".join(w for w in s.split() if w not in _STOP)
 
 
 def _sentences(text: str) -> list[str]:
-    # lines, then sentences; a full stop followed by a lower-case word is an abbreviation ("Ba. verpleegkunde")
-    parts = re.split(r"[\n\r]+|(?<=[.!?;])\s+(?=[A-ZÀ-Ý0-9])", text)
-    return [p.strip() for p in parts if p.strip()]
+    parts = _SENTENCE_BREAK.split(text)
+    return [p for p in map(str.strip, parts) if p]
 
 
 def _training_sentences(text: str) -> list[str]:
     out = []
     for s in _sentences(text):
-        low = "".join(c for c in unicodedata.normalize("NFKD", s.lower()) if not unicodedata.combining(c))
+        low = strip_accents(s.lower())
         if _NEGATION.search(low):
             continue
         if _KEYWORDS.search(low):
-            out.append(normalise_name(s))
+            out.append(_normalise_lowered(low))
     return out
 
 
@@ -91,6 +100,7 @@ def concordance(frame: pd.DataFrame, texts: pd.DataFrame, trainings: pd.DataFram
     from rapidfuzz import fuzz
 
     name_of = dict(zip(trainings["training_id"].astype(str), trainings["training_name"].astype(str), strict=False))
+    normalised: dict[str, str] = {}  # training name -> normalise_name(name), once per name
     text_of = dict(zip(texts["pop_id"], texts["text"], strict=True))
     rows = []
     for r in frame.itertuples(index=False):
@@ -101,7 +111,9 @@ def concordance(frame: pd.DataFrame, texts: pd.DataFrame, trainings: pd.DataFram
         def score(name: str | None, sents: list[str] = sents) -> float:
             if name is None or not sents:
                 return np.nan
-            n = normalise_name(name)
+            n = normalised.get(name)
+            if n is None:
+                n = normalised[name] = normalise_name(name)
             return float(max(fuzz.partial_ratio(n, s) for s in sents))
 
         sa, sf = score(att), score(fol)

@@ -26,25 +26,31 @@ import pandas as pd
 
 from survey.errors import DataValidationError
 
-__all__ = ["NO_INCENTIVE", "build_frame", "followed_trainings", "mask_personal", "read_texts"]
+__all__ = ["FOLLOWED_COLUMNS", "NO_INCENTIVE", "build_frame", "followed_trainings", "mask_personal", "read_texts"]
 
 #: The ``incentive`` of a POP whose trajectory was not followed by an approved POP-based application
 #: (a stratum of its own in the sample).
 NO_INCENTIVE = "geen"
 
 #: INSZ/RRN-like strings: 11 digits, optionally grouped as YY.MM.DD-SSS.CC (dots, dashes, slashes, spaces).
-_INSZ_RE = re.compile(r"(?<!\d)\d{2}[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
+#: Not preceded by a digit: written as "a digit, and not two digits up to it" so that the pattern starts
+#: with a digit (the regex engine then skips to the digits instead of trying every position).
+_INSZ_RE = re.compile(r"\d(?<!\d\d)\d[./\- ]?\d{2}[./\- ]?\d{2}[./\- ]?\d{3}[./\- ]?\d{2}(?!\d)")
 #: e-mail addresses, also written with ``[at]``, ``(at)`` or `` at `` (and ``[dot]``/``(dot)``) instead of ``@``/``.``.
 _EMAIL_RE = re.compile(
     r"[A-Za-z0-9._%+\-]+(?:@|\s?\[at\]\s?|\s?\(at\)\s?|\s+at\s+)[A-Za-z0-9\-]+(?:(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z0-9\-]+)*(?:\.|\s?\[dot\]\s?|\s?\(dot\)\s?)[A-Za-z]{2,}\b",
     re.IGNORECASE,
 )
+#: what every match of ``_EMAIL_RE`` contains (one of its separators); a text without it has no e-mail address
+_EMAIL_SEPARATOR_RE = re.compile(r"@|\[at\]|\(at\)|\sat\s", re.IGNORECASE)
 _ID_RE = re.compile(r"LBT\d{8}")
 
 
 def mask_personal(text: str) -> str:
     """Mask INSZ-like numbers (``[INSZ]``) and e-mail addresses (``[e-mail]``) in a POP text."""
-    return _INSZ_RE.sub("[INSZ]", _EMAIL_RE.sub("[e-mail]", text))
+    if _EMAIL_SEPARATOR_RE.search(text):  # the address pattern is slow: only where a separator is
+        text = _EMAIL_RE.sub("[e-mail]", text)
+    return _INSZ_RE.sub("[INSZ]", text)
 
 
 def _read_document(path: Path) -> str:
@@ -146,6 +152,10 @@ def _texts_from_table(source: Path, id_column: str, text_column: str) -> tuple[p
             raise DataValidationError("Duplicate POP id", file=source, row=k + 1, column=id_column, expected="one row per trajectory", found=f"{i} (also row {where[i][1]})")
         where[i] = (source, k + 1)
     return out, where
+
+
+#: the DWSE columns :func:`followed_trainings` (and so :func:`build_frame`) reads
+FOLLOWED_COLUMNS = ("application_id", "person_key", "incentive", "application_date", "status", "pop_based", "training_id")
 
 
 def followed_trainings(traj: pd.DataFrame, dwse: pd.DataFrame) -> pd.DataFrame:

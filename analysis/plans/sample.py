@@ -55,7 +55,9 @@ def stratum_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
         raise ConfigError(
             "Unknown stratification variable", param="plans.strata", expected="columns of the POP frame: " + ", ".join(frame.columns), found=missing[0]
         )
-    lab = frame[list(columns)].astype(str).agg("/".join, axis=1)
+    lab = frame[columns[0]].astype(str)
+    for c in columns[1:]:  # column by column (no Python step per row)
+        lab = lab + "/" + frame[c].astype(str)
     return lab.rename("stratum")
 
 

@@ -37,6 +37,40 @@ __all__ = [
 
 SHEET = "codering"
 RECONCILE_SHEET = "reconciliatie"
+
+
+#: workbooks read, by (path, SHA-256 of the file): their sheet names and the rows of the sheets read
+_ROWS_READ: dict[tuple[str, str], tuple[list[str], dict[str, list[tuple[Any, ...]]]]] = {}
+
+
+def sheet_rows(path: str | Path, sheet: str) -> tuple[list[str], list[tuple[Any, ...]] | None]:
+    """A workbook's sheet names and the cell values of ``sheet`` (``None`` without it), row by row.
+
+    Read once per file content in a process (a run counts the coders' progress, then reads their
+    codes); openpyxl's errors are the caller's to name.
+    """
+    from openpyxl import load_workbook
+
+    from survey.hashing import sha256_file
+
+    key = (str(Path(path).resolve()), sha256_file(Path(path)))
+    hit = _ROWS_READ.get(key)
+    if hit is None or (sheet in hit[0] and sheet not in hit[1]):
+        wb = load_workbook(path, read_only=True, data_only=True)
+        try:
+            names = list(wb.sheetnames)
+            sheets = dict(hit[1]) if hit else {}
+            if sheet in names:
+                sheets[sheet] = list(wb[sheet].iter_rows(values_only=True))
+        finally:
+            wb.close()
+        if len(_ROWS_READ) >= 8:
+            _ROWS_READ.clear()
+        hit = _ROWS_READ[key] = (names, sheets)
+    names, sheets = hit
+    return list(names), (list(sheets[sheet]) if sheet in sheets else None)
+
+
 _FIXED = ("pop_id", "pop_tekst", "attest_opleiding")
 PERSONAL_DATA_NOTICE = (
     "BEVAT PERSOONSGEGEVENS. Dit werkbestand bevat (gemaskeerde) tekst uit persoonlijke ontwikkelingsplannen. "
@@ -201,19 +235,16 @@ def read_sheets(paths: Sequence[str | Path], sample_ids: Sequence[str], *, codeb
 
 def _read_sheet(p: Path, wanted: set[str], codebook: Codebook, problems: list[str]) -> pd.DataFrame | None:
     """One coder's workbook (its problems added to ``problems``); ``None`` without its sheet or a code column."""
-    from openpyxl import load_workbook
 
     coder = p.stem.removeprefix("coder_")
     try:
-        wb = load_workbook(p, read_only=True, data_only=True)
+        names, found = sheet_rows(p, SHEET)
     except Exception as exc:
         raise DataValidationError("A coding sheet cannot be opened", file=p, expected="an .xlsx workbook", found=type(exc).__name__) from None
-    if SHEET not in wb.sheetnames:
-        problems.append(_problem(p, SHEET, None, None, f"sheet missing (found {', '.join(wb.sheetnames)})"))
-        wb.close()
+    if found is None:
+        problems.append(_problem(p, SHEET, None, None, f"sheet missing (found {', '.join(names)})"))
         return None
-    rows = list(wb[SHEET].iter_rows(values_only=True))
-    wb.close()
+    rows = found
     header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
     col_of = {h: i for i, h in enumerate(header)}
     missing = [c for c in ("pop_id", *codebook.names) if c not in col_of]
@@ -275,19 +306,15 @@ def coding_progress(path: str | Path, *, codebook: Codebook = CODEBOOK) -> tuple
 
     A progress count only; :func:`read_sheets` checks the values.
     """
-    from openpyxl import load_workbook
 
     path = Path(path)
     try:
-        wb = load_workbook(path, read_only=True, data_only=True)
+        names, found = sheet_rows(path, SHEET)
     except Exception as exc:
         raise DataValidationError("A coding sheet cannot be opened", file=path, expected="an .xlsx workbook", found=type(exc).__name__) from None
-    try:
-        if SHEET not in wb.sheetnames:
-            raise DataValidationError("A coding sheet lacks its sheet", file=path, expected=SHEET, found=", ".join(wb.sheetnames), hint="restore the workbook written by `popeval plans sheets`")
-        rows = list(wb[SHEET].iter_rows(values_only=True))
-    finally:
-        wb.close()
+    if found is None:
+        raise DataValidationError("A coding sheet lacks its sheet", file=path, expected=SHEET, found=", ".join(names), hint="restore the workbook written by `popeval plans sheets`")
+    rows = found
     header = [str(h).strip() if h is not None else "" for h in (rows[0] if rows else [])]
     cols = [header.index(c) for c in codebook.names if c in header]
     body = [r for r in rows[1:] if r and r[0] is not None and str(r[0]).strip()]
@@ -353,14 +380,12 @@ def write_reconciliation(path: str | Path, disagreements: pd.DataFrame, texts: p
 
 def read_reconciliation(path: str | Path, disagreements: pd.DataFrame, *, codebook: Codebook = CODEBOOK) -> pd.DataFrame:
     """Read the reconciled values (``pop_id``, ``code``, ``value``); every open or invalid row is an error."""
-    from openpyxl import load_workbook
 
     path = Path(path)
-    wb = load_workbook(path, read_only=True, data_only=True)
-    if RECONCILE_SHEET not in wb.sheetnames:
-        raise DataValidationError("The reconciliation workbook lacks its sheet", file=path, expected=RECONCILE_SHEET, found=", ".join(wb.sheetnames))
-    rows = list(wb[RECONCILE_SHEET].iter_rows(values_only=True))
-    wb.close()
+    names, found = sheet_rows(path, RECONCILE_SHEET)
+    if found is None:
+        raise DataValidationError("The reconciliation workbook lacks its sheet", file=path, expected=RECONCILE_SHEET, found=", ".join(names))
+    rows = found
     header = [str(h) for h in rows[0]]
     for need in ("pop_id", "code", "definitief"):
         if need not in header:

@@ -97,12 +97,26 @@ def _atomic_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(fh, index=False, lineterminator="\n", float_format="%.12g")
 
 
+#: the last POP table read, by (path, columns, SHA-256 of the file): one process reads it once (sample, sheets, reconciliation)
+_TEXTS_READ: dict[tuple[str, str, str, str], pd.DataFrame] = {}
+
+
 def _read_texts(cfg: StudyConfig) -> pd.DataFrame:
     from analysis.plans.frame import read_texts
 
     if not cfg.plans.texts:
         raise ConfigError("The study has no POP texts", file=cfg.source, param="plans.texts", expected="a folder or table of POP texts", found="empty", hint="set texts in the [plans] section")
-    return read_texts(cfg.path(cfg.plans.texts), cfg.plans.id_column, cfg.plans.text_column)
+    path = cfg.path(cfg.plans.texts)
+    if not path.is_file():  # a folder of documents (or nothing: read_texts names the problem)
+        return read_texts(path, cfg.plans.id_column, cfg.plans.text_column)
+    from survey.hashing import sha256_file
+
+    key = (str(path.resolve()), cfg.plans.id_column, cfg.plans.text_column, sha256_file(path))
+    if key not in _TEXTS_READ:
+        texts = read_texts(path, cfg.plans.id_column, cfg.plans.text_column)
+        _TEXTS_READ.clear()
+        _TEXTS_READ[key] = texts
+    return _TEXTS_READ[key].copy()
 
 
 def catalogue(cfg: StudyConfig) -> pd.DataFrame:
@@ -117,11 +131,12 @@ def catalogue(cfg: StudyConfig) -> pd.DataFrame:
     return cat
 
 
-def admin_db(cfg: StudyConfig, db: str | Path | None = None) -> Path:
+def admin_db(cfg: StudyConfig, db: str | Path | None = None, *, linked: bool = True) -> Path:
     """The linked admin database: ``db`` (``popeval run`` passes its own), else built in the working folder.
 
     The admin extracts are read as ``popeval run`` reads them (own file layouts of ``[admin.dwse]`` /
     ``[admin.vdab]``, raw INSZ pseudonymised with ``POPEVAL_PSEUDO_KEY`` when ``pseudonymise``).
+    ``linked=False`` stops after the ingest (the validated extracts, all the frame needs: no linkage).
     """
     if db is not None:
         return Path(db)
@@ -132,24 +147,28 @@ def admin_db(cfg: StudyConfig, db: str | Path | None = None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     ingest_admin(cfg.path(cfg.admin.dwse), cfg.path(cfg.admin.vdab), path, pseudonymise=cfg.admin.pseudonymise, dwse_spec=cfg.admin.dwse_input, vdab_spec=cfg.admin.vdab_input)
-    link(path)
+    if linked:
+        link(path)
     return path
 
 
 def _admin_tables(db: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The validated VDAB trajectories and DWSE applications of the admin database."""
+    """The validated VDAB trajectories and the DWSE applications' columns the frame needs
+    (:data:`analysis.plans.frame.FOLLOWED_COLUMNS`) from the admin database."""
     import duckdb
+
+    from analysis.plans.frame import FOLLOWED_COLUMNS
 
     with duckdb.connect(str(db), read_only=True) as con:
         traj = con.execute("SELECT * EXCLUDE (source_row) FROM vdab_trajectories ORDER BY trajectory_id").df()
-        dwse = con.execute("SELECT * EXCLUDE (source_row) FROM dwse_applications ORDER BY application_id").df()
+        dwse = con.execute(f"SELECT {', '.join(FOLLOWED_COLUMNS)} FROM dwse_applications ORDER BY application_id").df()
     return traj, dwse
 
 
 def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = None) -> Any:
     """Build the POP frame and draw the sample; returns the :class:`~analysis.plans.sample.PlanSample`.
 
-    ``db`` is the linked admin database (see :func:`admin_db`).
+    ``db`` is the admin database (see :func:`admin_db`; without one, the extracts are ingested, not linked).
     """
     from analysis.plans.frame import build_frame
     from analysis.plans.sample import draw_sample
@@ -158,7 +177,7 @@ def draw(cfg: StudyConfig, *, overwrite: bool = False, db: str | Path | None = N
     if (wd / "sample.csv").exists() and not overwrite:
         raise ConfigError("A POP sample already exists", file=wd / "sample.csv", expected="no sample yet", found="an existing sample (coding may have started)", hint="use --overwrite to draw a new one")
     texts = _read_texts(cfg)
-    traj, dwse = _admin_tables(admin_db(cfg, db))
+    traj, dwse = _admin_tables(admin_db(cfg, db, linked=False))
     frame, counts = build_frame(texts, traj, dwse, cfg.plans.population)
     del texts
     s = draw_sample(frame, cfg.plans.sample_size, cfg.plans.strata, allocation=cfg.plans.allocation, min_per_stratum=cfg.plans.min_per_stratum, seed=cfg.study.seed)
@@ -273,17 +292,12 @@ def ingest(cfg: StudyConfig, *, n_boot: int | None = None) -> tuple[PlansState, 
 
 def _reconciliation_open(path: Path) -> int:
     """Rows of the reconciliation workbook whose ``definitief`` is still empty."""
-    from openpyxl import load_workbook
+    from analysis.plans.sheets import RECONCILE_SHEET, sheet_rows
 
-    from analysis.plans.sheets import RECONCILE_SHEET
-
-    wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        if RECONCILE_SHEET not in wb.sheetnames:
-            return 0  # read_reconciliation names the problem
-        rows = list(wb[RECONCILE_SHEET].iter_rows(values_only=True))
-    finally:
-        wb.close()
+    _, found = sheet_rows(path, RECONCILE_SHEET)
+    if found is None:
+        return 0  # read_reconciliation names the problem
+    rows = found
     if not rows or "definitief" not in [str(h) for h in rows[0]]:
         return 0
     j = [str(h) for h in rows[0]].index("definitief")

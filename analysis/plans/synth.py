@@ -20,8 +20,8 @@ whole coding work of a study (``popeval plans simulate --complete``; the demo's 
 
 from __future__ import annotations
 
+import itertools
 import math
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.plans.codebook import CODEBOOK, GOALS
+from analysis.plans.normalise import strip_accents
 
 __all__ = ["PlanParams", "generate_plans", "simulate_coders", "simulate_reconciliation", "simulate_study", "simulated_coder", "training_catalogue"]
 
@@ -194,23 +195,14 @@ class _Uniforms:
     """
 
     def __init__(self, rng: np.random.Generator, block: int = 1 << 20) -> None:
-        self._rng, self._block = rng, block
-        self._buf: list[float] = []
-        self._i = 0
+        # the next uniform: a C-level iterator over the blocks, each drawn when the previous one is used up
+        uniform: Callable[[], float] = itertools.chain.from_iterable(iter(lambda: rng.random(block).tolist(), None)).__next__
 
-    def random(self) -> float:
-        if self._i == len(self._buf):
-            self._buf, self._i = self._rng.random(self._block).tolist(), 0
-        u = self._buf[self._i]
-        self._i += 1
-        return u
+        def integers(low: int, high: int) -> int:
+            return low + int(uniform() * (high - low))
 
-    def integers(self, low: int, high: int) -> int:
-        return low + int(self.random() * (high - low))
-
-
-def _strip_accents(s: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+        self.random = uniform
+        self.integers = integers
 
 
 def _typo(s: str, rng: _Draws) -> str:
@@ -224,7 +216,7 @@ def _typo(s: str, rng: _Draws) -> str:
         return s[:i] + s[i + 1 :]
     if k == 2:  # double
         return s[:i] + s[i] + s[i:]
-    return _strip_accents(s)
+    return strip_accents(s)
 
 
 def _variant(name: str, rng: _Draws, p_typo: float) -> str:
@@ -343,22 +335,32 @@ def generate_plans(out: str | Path, seed: int = 2023, params: PlanParams | None 
     truth_rows: list[dict[str, object]] = []
     personal = rng.random((n, 2)) < p.p_personal  # a POP that names the person's INSZ / e-mail
     fake_insz = iter(_formatted_insz(rng, int(personal[:, 0].sum())))
-    written_on: list[str] = pd.to_datetime(pops["end_date"].fillna(pops["start_date"])).dt.strftime("%d/%m/%Y").tolist()
+    written_on = _day_month_year(pd.to_datetime(pops["end_date"].fillna(pops["start_date"])))
     draws = _Uniforms(rng)
     row: Any
-    for i, row in enumerate(pops.itertuples(index=False)):
+    # the columns the texts are written from, as Python objects (no pandas step per value)
+    rows = pops[["trajectory_id", "loopbaancentrum", "incentive", "pop_attest", "attest_training_id", "followed_training_id"]].astype(object)
+    for (insz_named, email_named), wrote, row in zip(personal.tolist(), written_on, rows.itertuples(index=False), strict=True):
         codes = _draw_codes(row, c_eff[row.loopbaancentrum], catalogue, p, draws)
         lines = [f"PERSOONLIJK ONTWIKKELINGSPLAN — {row.loopbaancentrum}", ""]
-        if personal[i, 0]:
+        if insz_named:
             lines.append(f"Rijksregisternummer: {next(fake_insz)}")
-        if personal[i, 1]:
+        if email_named:
             lines.append(f"Contact: {_NAMES[int(draws.integers(0, len(_NAMES)))].lower()}.{int(draws.integers(10, 99))}@voorbeeld.be")
         lines += _plan_body(row, codes, catalogue, p, draws)
-        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {written_on[i]}."]
+        lines += ["", f"Opgemaakt door de loopbaanbegeleider op {wrote}."]
         texts.append("\n".join(lines) + "\n")
         truth_rows.append(_truth_row(row.trajectory_id, codes))
     _write_plans(out, pops, texts, cat, pd.DataFrame(truth_rows))
     return {"pops": n, "with_attest": int(pops["pop_attest"].astype(bool).sum()), "trainings": len(cat)}
+
+
+def _day_month_year(dates: pd.Series) -> list[str]:
+    """``dates.dt.strftime("%d/%m/%Y")`` as a list, by slicing ISO dates (years 1000-9999, no missing date)."""
+    iso = np.datetime_as_string(dates.to_numpy(dtype="datetime64[D]"), unit="D").tolist() if len(dates) else []
+    if dates.isna().any() or any(len(d) != 10 for d in iso):
+        return list(dates.dt.strftime("%d/%m/%Y").tolist())
+    return [f"{d[8:10]}/{d[5:7]}/{d[:4]}" for d in iso]
 
 
 def _draw_codes(row: Any, ce: float, catalogue: _Catalogue, p: PlanParams, draws: _Draws) -> _PlanCodes:
