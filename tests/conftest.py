@@ -36,20 +36,22 @@ _WORKER_KEY = "popeval_shared_studies"
 #: that the other worker's files then run beside.
 SLOW_FILES = (
     "test_types.py",
-    "test_robustness.py",
     "test_report.py",
+    "test_robustness.py",
     "test_byo_study.py",
-    "test_plans_run.py",
-    "test_pipeline.py",
-    "test_plans_known_truth.py",
     "test_known_truth.py",
-    "test_estimation.py",
+    "test_pipeline.py",
     "test_plans.py",
-    "test_population.py",
+    "test_plans_known_truth.py",
     "test_byo_errors.py",
+    "test_plans_run.py",
+    "test_estimation.py",
+    "test_population.py",
+    "test_replicates_stacked.py",
     "test_population_profile.py",
+    "test_limesurvey_server_cases.py",
     "test_pipeline_fetch.py",
-    "test_synth.py",
+    "test_limesurvey_fetch.py",
 )
 
 
