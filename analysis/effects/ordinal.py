@@ -653,14 +653,7 @@ def _hessian_analytic(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w
 
 def _hessian(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:
     """Hessian of the weighted log-likelihood by central differences of the analytic score."""
-    k = theta.size
-    H = np.empty((k, k))
-    for i in range(k):
-        h = 1e-5 * max(1.0, abs(theta[i]))
-        tp, tm = theta.copy(), theta.copy()
-        tp[i] += h
-        tm[i] -= h
-        gp = (_scores(tp, X, y, K)[1] * w[:, None]).sum(axis=0)
-        gm = (_scores(tm, X, y, K)[1] * w[:, None]).sum(axis=0)
-        H[:, i] = (gp - gm) / (2 * h)
+    from analysis.effects.numdiff import central_jacobian
+
+    H = central_jacobian(lambda th: (_scores(th, X, y, K)[1] * w[:, None]).sum(axis=0), theta, 1e-5)
     return (H + H.T) / 2

@@ -227,18 +227,13 @@ def _sandwich(ee, theta: np.ndarray, w: np.ndarray, jac=None) -> np.ndarray:  # 
     Jacobian) when given, else central differences of ``ee``.
     """
     n = w.sum()
+    from analysis.effects.numdiff import central_jacobian
+
     psi = ee(theta) * w[:, None]
-    k = theta.size
     if jac is not None:
         A = np.asarray(jac(theta), dtype=float) / n
     else:
-        A = np.empty((k, k))
-        for j in range(k):
-            h = 1e-6 * max(1.0, abs(theta[j]))
-            tp, tm = theta.copy(), theta.copy()
-            tp[j] += h
-            tm[j] -= h
-            A[:, j] = ((ee(tp) - ee(tm)) * w[:, None]).sum(axis=0) / (2 * h) / n
+        A = central_jacobian(lambda th: (ee(th) * w[:, None]).sum(axis=0), theta, 1e-6) / n
     B = psi.T @ psi / n
     Ainv = np.linalg.pinv(A)  # a covariate category absent from one arm leaves A singular
     return Ainv @ B @ Ainv.T / n
