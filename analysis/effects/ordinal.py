@@ -655,5 +655,5 @@ def _hessian(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndar
     """Hessian of the weighted log-likelihood by central differences of the analytic score."""
     from analysis.effects.numdiff import central_jacobian
 
-    H = central_jacobian(lambda th: (_scores(th, X, y, K)[1] * w[:, None]).sum(axis=0), theta, 1e-5)
+    H = central_jacobian(lambda th: _scores(th, X, y, K)[1], theta, 1e-5, w)
     return (H + H.T) / 2

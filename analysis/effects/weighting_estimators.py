@@ -233,7 +233,7 @@ def _sandwich(ee, theta: np.ndarray, w: np.ndarray, jac=None) -> np.ndarray:  # 
     if jac is not None:
         A = np.asarray(jac(theta), dtype=float) / n
     else:
-        A = central_jacobian(lambda th: (ee(th) * w[:, None]).sum(axis=0), theta, 1e-6) / n
+        A = central_jacobian(ee, theta, 1e-6, w) / n
     B = psi.T @ psi / n
     Ainv = np.linalg.pinv(A)  # a covariate category absent from one arm leaves A singular
     return Ainv @ B @ Ainv.T / n
