@@ -595,3 +595,18 @@ def test_goal_predictions_from_shared_text_features_are_the_same() -> None:
     assert direct[GOALS[0]][0].between(0, 1).all() and direct[GOALS[0]][0].std() > 0  # the texts inform the model
     with pytest.raises(ValueError, match="another frame"):
         goal_predictions(codes, texts, frame_ids, features=text_features(texts, frame_ids.iloc[:50]))
+
+
+def test_strata_are_labelled_in_the_reports_language() -> None:
+    """The POP frame's own codes of the strata columns (no incentive, the centres' size classes) and
+    the incentives get labels in both languages; a career centre's name stays itself."""
+    from analysis.plans.frame import NO_INCENTIVE
+    from analysis.plans.report import stratum_category_label
+
+    en = {code: stratum_category_label("centre_size", code, "en") for code in ("klein", "middel", "groot")}
+    assert en == {"klein": "small career centre", "middel": "medium-sized career centre", "groot": "large career centre"}
+    assert stratum_category_label("centre_size", "groot", "nl") == "groot loopbaancentrum"
+    assert stratum_category_label("incentive", NO_INCENTIVE, "en") == "No POP-based training with an incentive"
+    assert stratum_category_label("incentive", "VOV", "en") == "Flemish training leave"
+    assert stratum_category_label("incentive", "OC", "nl") == "Opleidingscheques"
+    assert stratum_category_label("loopbaancentrum", "Gent Zuid", "en") == "Gent Zuid"

@@ -18,7 +18,7 @@ from analysis.report.builder import grid_table
 from analysis.report.formatting import MISSING, check_lang, fmt_int, fmt_num, fmt_pct
 from survey.errors import DataValidationError
 
-__all__ = ["NoPlans", "PlansSection", "plans_section"]
+__all__ = ["NoPlans", "PlansSection", "plans_section", "stratum_category_label"]
 
 _MEASURE_LABELS = {
     "nl": {
@@ -64,15 +64,24 @@ _COMPARISON_LABELS = {
 
 _NO_STRATA = {"nl": "Alle POPs", "en": "All POPs"}
 _NO_INCENTIVE_LABEL = {"nl": "Geen POP-opleiding met incentive", "en": "No POP-based training with an incentive"}
+#: The POP frame's size classes of the career centres (``analysis.plans.frame.build_frame``).
+_CENTRE_SIZE_LABELS = {
+    "nl": {"klein": "klein loopbaancentrum", "middel": "middelgroot loopbaancentrum", "groot": "groot loopbaancentrum"},
+    "en": {"klein": "small career centre", "middel": "medium-sized career centre", "groot": "large career centre"},
+}
 
 
-def _category(column: str, code: str, lang: str) -> str:
-    """The label of a strata column's category (the POP frame's own code for no incentive included)."""
+def stratum_category_label(column: str, code: str, lang: str) -> str:
+    """The label of a category of a strata column (``incentive``, ``centre_size``, ...), the POP
+    frame's own codes (no incentive, the centres' size classes) included; other codes (a career
+    centre's name, a school year) are their own label."""
     from analysis.plans.frame import NO_INCENTIVE
     from analysis.report.labels import category_label
 
     if column == "incentive" and code == NO_INCENTIVE:
         return _NO_INCENTIVE_LABEL[lang]
+    if column == "centre_size" and code in _CENTRE_SIZE_LABELS[lang]:
+        return _CENTRE_SIZE_LABELS[lang][code]
     return category_label(column, code, lang)
 
 
@@ -202,7 +211,7 @@ class PlansSection:
         parts = stratum.split("/")
         if len(parts) != len(self.strata_columns):  # no strata ("alle") or columns not recorded
             return _NO_STRATA[self.lang] if stratum == "alle" else stratum
-        return " / ".join(_category(c, p, self.lang) for c, p in zip(self.strata_columns, parts, strict=True))
+        return " / ".join(stratum_category_label(c, p, self.lang) for c, p in zip(self.strata_columns, parts, strict=True))
 
     def strata_table(self) -> str:
         """Shares per stratum (design-based) with their 95 % intervals."""
