@@ -86,16 +86,16 @@ def stratum_category_label(column: str, code: str, lang: str) -> str:
 
 
 def _strata_columns(bundle: Path) -> tuple[str, ...]:
-    """The sample's strata columns: from a plans bundle's ``plans.json`` or a run bundle's manifest."""
+    """The sample's strata columns: from a plans bundle's ``plans.json`` or a run bundle's manifest
+    (both already checked against the manifest by :func:`read_plans_tables`: read as they are)."""
     import json
-
-    from analysis.bundle import read_bundle
 
     info = bundle / "plans.json"
     if info.is_file():
         sample = json.loads(info.read_text(encoding="utf-8")).get("sample") or {}
     else:
-        sample = (read_bundle(bundle).manifest.get("plans") or {}).get("sample") or {}
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+        sample = (manifest.get("plans") or {}).get("sample") or {}
     return tuple(str(c) for c in sample.get("strata") or ())
 
 
@@ -208,7 +208,9 @@ class PlansSection:
 
     def stratum_label(self, stratum: str) -> str:
         """A stratum's label: the label of each strata column's category (``OC`` -> Opleidingscheques), joined by `` / ``."""
-        parts = stratum.split("/")
+        from analysis.plans.sample import STRATUM_SEPARATOR
+
+        parts = stratum.split(STRATUM_SEPARATOR)
         if len(parts) != len(self.strata_columns):  # no strata ("alle") or columns not recorded
             return _NO_STRATA[self.lang] if stratum == "alle" else stratum
         return " / ".join(stratum_category_label(c, p, self.lang) for c, p in zip(self.strata_columns, parts, strict=True))

@@ -19,7 +19,7 @@ import pandas as pd
 
 from survey.errors import ConfigError, DataValidationError
 
-__all__ = ["PlanSample", "allocate", "draw_sample", "stratum_labels"]
+__all__ = ["STRATUM_SEPARATOR", "PlanSample", "allocate", "draw_sample", "stratum_labels"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,12 @@ class PlanSample:
         return head + "\n" + self.strata.to_string(index=False)
 
 
+#: What joins the strata columns' values in a stratum's label (``OC/klein``).
+STRATUM_SEPARATOR = "/"
+
+
 def stratum_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    """Stratum label per row: the strata columns' values joined by ``/`` (``alle`` without strata)."""
+    """Stratum label per row: the strata columns' values joined by :data:`STRATUM_SEPARATOR` (``alle`` without strata)."""
     if not columns:
         return pd.Series("alle", index=frame.index, name="stratum")
     missing = [c for c in columns if c not in frame.columns]
@@ -57,7 +61,7 @@ def stratum_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
         )
     lab = frame[columns[0]].astype(str)
     for c in columns[1:]:  # column by column (no Python step per row)
-        lab = lab + "/" + frame[c].astype(str)
+        lab = lab + STRATUM_SEPARATOR + frame[c].astype(str)
     return lab.rename("stratum")
 
 
