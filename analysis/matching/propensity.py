@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "Gram",
     "PropensityScoreResult",
     "expit",
     "identified_columns",
+    "leave_out",
     "logit_fit",
     "logit_fit_stacked",
     "logit_newton",
@@ -128,12 +130,13 @@ def _linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
 
     A BLAS matrix-vector product may round rows differently depending on where they fall in
     its blocks; units with the same covariates must get exactly the same score, because ties
-    in the score decide matches.
+    in the score decide matches.  Stacked ``beta`` (R, p) gives every row's predictor (R, n).
     """
-    eta = x[:, 0] * beta[0]
-    for j in range(1, beta.size):
-        eta += x[:, j] * beta[j]
-    return eta
+    b = beta.reshape(-1, beta.shape[-1])
+    eta = b[:, :1] * x[None, :, 0]
+    for j in range(1, b.shape[1]):
+        eta += b[:, j : j + 1] * x[None, :, j]
+    return eta if beta.ndim == 2 else eta[0]
 
 
 #: statsmodels' clipping of probabilities in the logit link and the binomial variance
@@ -145,24 +148,252 @@ _FLOAT_EPS = float(np.finfo(float).eps)
 SEPARATION_STEP = 0.5
 
 
-def _binomial_deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> float:
-    """The binomial deviance as statsmodels' ``Binomial`` family computes it (scale 1)."""
+def _deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> np.ndarray:
+    """The binomial deviance of every row of ``mu`` and ``pw`` (R, n), as statsmodels' ``Binomial``
+    family computes it (scale 1)."""
     with np.errstate(divide="ignore"):
         d = y * np.log(np.clip(y / (mu + 1e-20), _FLOAT_EPS, None)) + (1.0 - y) * np.log(
             np.clip((1.0 - y) / (1.0 - mu + 1e-20), _FLOAT_EPS, None)
         )
-    return 2.0 * float(np.sum(pw * d))
+    return np.asarray(2.0 * np.sum(pw * d, axis=1))
 
 
-def _scaled_solve(h: np.ndarray, g: np.ndarray) -> np.ndarray | None:
-    """``h^-1 g`` through the unit-diagonal scaling of ``h``; None when it is (nearly) singular."""
-    d = np.sqrt(np.diag(h))
-    if not np.all(np.isfinite(h)) or not np.all(d > 0):
-        return None
-    scaled = h / np.outer(d, d)
-    if np.linalg.cond(scaled) > 1e10:
-        return None
-    return np.asarray(np.linalg.solve(scaled, g / d) / d)
+class Gram:
+    """``x' diag(w[r]) x`` for every row of stacked weights ``w`` (R, n): (R, p, p).
+
+    One matrix product per row for a few rows; for many, one product of ``w`` with the ``n`` rows'
+    products of pairs of columns (each pair once, computed at the first call and kept), which
+    costs about half the batch of products.
+    """
+
+    #: up to this many rows, a product per row
+    ROWS = 4
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = np.asarray(x, dtype=float)
+        self._pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def __call__(self, w: np.ndarray) -> np.ndarray:
+        """The (R, p, p) matrices of the rows of ``w``."""
+        x = self.x
+        if w.shape[0] <= self.ROWS:
+            return np.asarray(np.matmul(x.T * w[:, None, :], x))
+        if self._pairs is None:
+            i, j = np.triu_indices(x.shape[1])
+            self._pairs = i, j, x[:, i] * x[:, j]
+        i, j, terms = self._pairs
+        u = w @ terms
+        h = np.empty((w.shape[0], x.shape[1], x.shape[1]))
+        h[:, i, j] = u
+        h[:, j, i] = u
+        return h
+
+
+def stacked_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x' diag(w[r]) x`` for every row of ``w`` (R, n): (R, p, p) (:class:`Gram`)."""
+    return Gram(x)(w)
+
+
+def leave_out(h: np.ndarray, used: np.ndarray | None, diagonal: float) -> np.ndarray:
+    """Stacked matrices ``h`` (R, k, k) with the columns not ``used`` (R, k) in a row left out:
+    their rows and columns 0 and ``diagonal`` on the diagonal, so that a solve gives them 0 (with
+    a right-hand side 0 there).  ``h`` itself where every column is used (``used`` None)."""
+    if used is None or used.all():
+        return h
+    k = h.shape[1]
+    h = h * (used[:, :, None] & used[:, None, :])
+    h[~used[:, :, None] & np.eye(k, dtype=bool)] = diagonal
+    return h
+
+
+def _scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """``h[r]^-1 g[r]`` of stacks ``h`` (R, p, p), ``g`` (R, p) through the unit-diagonal scaling of
+    every ``h[r]``, and the rows where it is not defined (not finite, a diagonal not positive, or a
+    condition number above 1e10).  The columns not ``used`` in a row are left out (no step)."""
+    p = h.shape[1]
+    h = leave_out(h, used, 1.0)
+    if used is not None:
+        g = np.where(used, g, 0.0)
+    d = np.sqrt(np.einsum("rjj->rj", h))
+    bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1))
+    if bad.any():
+        d[bad] = 1.0
+    scaled = h / (d[:, :, None] * d[:, None, :])
+    if bad.any():
+        scaled[bad] = np.eye(p)
+    ev = np.linalg.eigvalsh(scaled)  # the condition number of the symmetric matrix
+    bad |= ~(ev[:, -1] <= 1e10 * ev[:, 0])
+    if bad.any():
+        scaled[bad] = np.eye(p)
+    return np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d, bad
+
+
+def _lstsq(x: np.ndarray, sw: np.ndarray, z: np.ndarray, used: np.ndarray | None) -> np.ndarray:
+    """``numpy.linalg.lstsq(x * sw[r][:, None], z[r], rcond=-1)`` for every row ``r`` of ``sw`` and
+    ``z`` (R, n), the columns not ``used`` in a row fixed at 0.
+
+    By the triangular factor of the QR decomposition of ``[x * sw[r], z[r]]`` (whose last column
+    holds ``Q' z[r]``; ``Q`` itself is not formed), with a unit row for every column left out
+    (which fixes its coefficient at 0).  A row whose triangular factor is numerically
+    rank-deficient by lstsq's cutoff (machine precision times the largest singular value) is
+    solved by the singular value decomposition, dropping those directions, as lstsq does: of
+    the triangular factor (it has the singular values of ``x * sw[r]``), or of ``x * sw[r]``
+    where columns are left out.
+    """
+    R, n = sw.shape
+    p = x.shape[1]
+    partial = np.zeros(R, dtype=bool) if used is None else ~used.all(axis=1)
+    m = np.zeros((R, n + p if partial.any() else n, p + 1))
+    m[:, :n, :p] = x[None, :, :] * sw[:, :, None]
+    m[:, :n, p] = z
+    if used is not None and partial.any():
+        m[:, :n, :p] *= used[:, None, :]
+        m[:, n:, :p] = (~used)[:, :, None] * np.eye(p)[None]
+    tz = np.linalg.qr(m, mode="r")
+    t, c = tz[:, :p, :p], tz[:, :p, p]
+    d = np.abs(np.einsum("rjj->rj", t))
+    # the triangular factor's diagonal bounds the singular values within a factor of about p
+    low = ~(d.min(axis=1) > 4 * p * _FLOAT_EPS * d.max(axis=1))
+    if not low.any():
+        return np.asarray(np.linalg.solve(t, c[:, :, None])[:, :, 0])
+    step = np.zeros((R, p))
+    high, tri, full = ~low, low & ~partial, low & partial
+    if high.any():
+        step[high] = np.linalg.solve(t[high], c[high][:, :, None])[:, :, 0]
+    if tri.any():
+        step[tri] = _svd_solve(t[tri], c[tri])
+    if full.any():
+        step[full] = _svd_solve(m[full, :n, :p], z[full])
+    return step
+
+
+def _svd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimum-norm solutions of stacked ``a`` (R, m, p), ``b`` (R, m) dropping the singular values
+    below machine precision times the largest (lstsq's ``rcond=-1``)."""
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
+    keep = s > _FLOAT_EPS * s[:, :1]
+    coef = np.where(keep, np.einsum("rnk,rn->rk", u, b) / np.where(keep, s, 1.0), 0.0)
+    return np.asarray(np.einsum("rkp,rk->rp", vt, coef))
+
+
+@dataclass(frozen=True)
+class _Irls:
+    """Stacked logit fits of :func:`_irls`: per row of the weights the coefficients, the linear
+    predictor, the working weights of the last step, and whether the fit failed (values not
+    finite, or a step not defined), converged and is (quasi-)separated."""
+
+    beta: np.ndarray
+    eta: np.ndarray
+    wk: np.ndarray
+    failed: np.ndarray
+    converged: np.ndarray
+    separated: np.ndarray
+
+
+def _irls(
+    x: np.ndarray, y: np.ndarray, weights: np.ndarray, used: np.ndarray | None, *, maxiter: int, tol: float,
+    by_deviance: bool, gram: Gram | None = None,
+) -> _Irls:
+    """The Newton-Raphson (IRLS) steps of :func:`logit_newton` for every row of ``weights`` (R, n).
+
+    The one loop of the package's logit: a single fit is a stack of one row.  Every row starts
+    at ``mu = (y + 1/2) / 2`` and stops at its own convergence (``by_deviance``: statsmodels'
+    deviance criterion and minimum-norm steps; otherwise Newton's steps on the scaled
+    information and the step criterion); the rows still running are the only ones computed.
+    ``used`` (R, p): the columns each row fits (the others stay 0), or None for all of them.
+    The units with weight 0 do not count in a row's separation checks.
+    """
+    R, n = weights.shape
+    p = x.shape[1]
+    gram = Gram(x) if gram is None else gram
+    pos = weights > 0
+    mu0 = (y + 0.5) / 2.0
+    eta = np.tile(np.log(mu0 / (1.0 - mu0)), (R, 1))
+    mu = np.tile(mu0, (R, 1))
+    beta = np.zeros((R, p))
+    wk = np.zeros((R, n))
+    dev = _deviance(y, mu, weights) if by_deviance else np.zeros(R)
+    active = np.ones(R, dtype=bool)
+    failed = np.zeros(R, dtype=bool)
+    converged = np.zeros(R, dtype=bool)
+    separated = np.zeros(R, dtype=bool)
+    a = np.arange(R)
+    for it in range(maxiter):
+        every = a.size == R  # no row has stopped yet: no copies
+        w_a, mu_a, eta_a = (weights, mu, eta) if every else (weights[a], mu[a], eta[a])
+        used_a = used if used is None or every else used[a]
+        # the step fits the working residual; the first fits the working response from mu's start
+        m = np.clip(mu_a, _FLOAT_EPS, 1.0 - _FLOAT_EPS) if by_deviance else mu_a
+        v = m * (1.0 - m)
+        wk_a = w_a * v
+        if by_deviance:
+            sw = np.sqrt(wk_a)
+            z = sw * ((y - mu_a) / v + (eta_a if it == 0 else 0.0))
+            step = _lstsq(x, sw, z, used_a)
+            bad = np.zeros(a.size, dtype=bool)
+        else:
+            rhs = w_a * (y - mu_a) + (wk_a * eta_a if it == 0 else 0.0)
+            step, bad = _scaled_solve(gram(wk_a), rhs @ x, used_a)
+        beta_a = beta[a] + step
+        eta_new = beta_a @ x.T  # the returned predictors are summed column by column
+        mu_new = expit(eta_new)
+        bad |= ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta_new), axis=1))
+        if by_deviance:
+            pos_a = pos if every else pos[a]
+            dev_new = _deviance(y, mu_new, w_a)
+            separated[a] |= np.all(~pos_a | (np.abs(mu_new - y) <= 1e-8), axis=1)  # statsmodels' perfect prediction
+            conv = np.abs(dev_new - dev[a]) <= tol
+            moved = np.max(np.where(pos_a, np.abs(eta_new - eta_a), 0.0), axis=1) > SEPARATION_STEP
+            separated[a] |= conv & moved
+            dev[a] = dev_new
+        else:
+            conv = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
+        beta[a], eta[a], mu[a], wk[a] = beta_a, eta_new, mu_new, wk_a
+        converged[a] = conv & ~bad
+        failed[a[bad]] = True
+        stop = bad | conv
+        if stop.any():
+            a = a[~stop]
+            if a.size == 0:
+                break
+    return _Irls(beta, eta, wk, failed, converged, separated)
+
+
+def _information_se(gram: Gram, wk: np.ndarray, used: np.ndarray | None, failed: np.ndarray, pinv: np.ndarray) -> np.ndarray:
+    """Model-based standard errors (R, p) from the information ``x' diag(wk[r]) x`` of every row:
+    the inverse of its unit-diagonal scaling (a pseudo-inverse where ``pinv``), NaN for the
+    columns not ``used`` and the rows that ``failed``."""
+    p = gram.x.shape[1]
+    h = leave_out(gram(wk), used, 1.0)
+    d = np.sqrt(np.einsum("rjj->rj", h))
+    d[failed | ~np.isfinite(d).all(axis=1) | (d <= 0).any(axis=1)] = 1.0
+    scaled = h / (d[:, :, None] * d[:, None, :])
+    scaled[failed] = np.eye(p)
+    inv = np.empty_like(scaled)
+    if (~pinv).any():
+        inv[~pinv] = np.linalg.inv(scaled[~pinv])
+    if pinv.any():
+        inv[pinv] = np.linalg.pinv(scaled[pinv])
+    with np.errstate(invalid="ignore"):
+        bse = np.sqrt(np.einsum("rjj->rj", inv) / d**2)
+    if used is not None:
+        bse[~used] = np.nan
+    bse[failed] = np.nan
+    return bse
+
+
+def _warn_fit(maxiter: int, separated: bool, converged: bool, stacklevel: int) -> None:
+    """The warnings of a logit fitted by the deviance criterion: quasi- or perfect separation, no
+    convergence (statsmodels' categories), attributed ``stacklevel`` frames up from the caller."""
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
+
+    if separated:
+        warnings.warn("Quasi- or perfect separation: the logit has no maximum-likelihood "
+                      "estimate; fitted by IRLS until the deviance settled",
+                      PerfectSeparationWarning, stacklevel=stacklevel + 1)
+    if not converged:
+        warnings.warn(f"The logit did not converge in {maxiter} IRLS steps", ConvergenceWarning,
+                      stacklevel=stacklevel + 1)
 
 
 def logit_newton(
@@ -198,6 +429,9 @@ def logit_newton(
         with its ``ConvergenceWarning`` (the last step is returned).  Both are counted by
         :func:`analysis.fitwarnings.expected_fit_warnings` where the caller counts fit warnings.
 
+    The steps are those of every stacked fit (:func:`_irls`, on one row of weights).  Units with
+    weight 0 do not count.
+
     Parameters
     ----------
     x
@@ -225,58 +459,22 @@ def logit_newton(
         raise ConfigError("Unknown convergence criterion", param="tol_criterion",
                           expected="'params' or 'deviance'", found=repr(tol_criterion))
     by_deviance = tol_criterion == "deviance"
-    x = np.asfortranarray(x, dtype=float)
+    x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
-    pw = np.ones(y.size) if weights is None else np.asarray(weights, dtype=float)
-    mu = (y + 0.5) / 2.0
-    eta = np.log(mu / (1.0 - mu))
-    beta = np.zeros(x.shape[1])
-    dev = _binomial_deviance(y, mu, pw)
-    converged = separated = False
-    for it in range(maxiter):
-        # the step fits the working residual; the first fits the working response from mu's start
-        m = np.clip(mu, _FLOAT_EPS, 1.0 - _FLOAT_EPS) if by_deviance else mu
-        wk = pw * m * (1.0 - m)
-        start = eta if it == 0 else 0.0
-        if by_deviance:
-            sw = np.sqrt(wk)
-            step = np.linalg.lstsq(x * sw[:, None], sw * ((y - mu) / (m * (1.0 - m)) + start), rcond=-1)[0]
-        else:
-            step = _scaled_solve((x * wk[:, None]).T @ x, x.T @ (pw * (y - mu) + wk * start))
-            if step is None:
-                return None
-        beta = beta + step
-        eta_old, eta = eta, _linear_predictor(x, beta)
-        mu = expit(eta)
-        if not (np.all(np.isfinite(step)) and np.all(np.isfinite(eta))):
-            return None
-        if by_deviance:
-            dev_old, dev = dev, _binomial_deviance(y, mu, pw)
-            separated = separated or bool(np.allclose(mu - y, 0))  # statsmodels' perfect prediction
-            converged = abs(dev - dev_old) <= tol
-            if converged:
-                separated = separated or bool(np.max(np.abs(eta - eta_old)) > SEPARATION_STEP)
-        else:
-            converged = it > 0 and float(np.max(np.abs(step))) < tol
-        if converged:
-            break
-    if not converged and not by_deviance:
+    pw = np.ones((1, y.size)) if weights is None else np.asarray(weights, dtype=float).reshape(1, -1)
+    gram = Gram(x)
+    fit = _irls(x, y, pw, None, maxiter=maxiter, tol=tol, by_deviance=by_deviance, gram=gram)
+    converged = bool(fit.converged[0])
+    if fit.failed[0] or not (converged or by_deviance):
         return None
-    if separated or not converged:
-        from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
-        if separated:
-            warnings.warn("Quasi- or perfect separation: the logit has no maximum-likelihood "
-                          "estimate; fitted by IRLS until the deviance settled",
-                          PerfectSeparationWarning, stacklevel=2)
-        if not converged:
-            warnings.warn(f"The logit did not converge in {maxiter} IRLS steps", ConvergenceWarning, stacklevel=2)
-    # the information at the fitted values; statsmodels' at the weights of its last step
-    h = (x * (wk if by_deviance else pw * mu * (1.0 - mu))[:, None]).T @ x
-    d = np.sqrt(np.diag(h))
-    scaled = h / np.outer(d, d)
-    inv = np.linalg.pinv(scaled) if by_deviance else np.linalg.inv(scaled)
-    return beta, np.sqrt(np.diag(inv / np.outer(d, d))), eta
+    if by_deviance:
+        _warn_fit(maxiter, bool(fit.separated[0]), converged, stacklevel=2)
+        wk = fit.wk  # the information at statsmodels' weights of its last step
+    else:
+        mu = expit(fit.eta)
+        wk = pw * mu * (1.0 - mu)  # at the fitted values
+    bse = _information_se(gram, wk, None, fit.failed, np.array([by_deviance]))[0]
+    return fit.beta[0], bse, _linear_predictor(x, fit.beta[0])
 
 
 def logit_fit(
@@ -364,12 +562,6 @@ def merged_rows(x: np.ndarray, *keys: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return first, inverse, sparse.csr_matrix((np.ones(n), (inverse, np.arange(n))), shape=(first.size, n))
 
 
-def stacked_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``x' diag(w[r]) x`` for every row of ``w`` (R, n): (R, p, p), as one matrix product."""
-    n, p = x.shape
-    return np.asarray((w @ (x[:, :, None] * x[:, None, :]).reshape(n, p * p)).reshape(w.shape[0], p, p))
-
-
 def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Columns of ``x`` for stacked fits on the rows ``pos[r]`` (R, n) of every fit ``r``.
 
@@ -391,8 +583,7 @@ def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -
     used = (pf @ (xb != 0).astype(float)) > 0
     z = np.hstack([np.ones((x.shape[0], 1)), xb]) if constant else xb
     uz = np.hstack([np.ones((pos.shape[0], 1), dtype=bool), used]) if constant else used
-    gram = stacked_gram(z, pf)
-    gram[~uz[:, :, None] & np.eye(z.shape[1], dtype=bool)] = 1.0
+    gram = leave_out(stacked_gram(z, pf), uz, 1.0)
     d = np.sqrt(np.einsum("rjj->rj", gram))
     ev = np.linalg.eigvalsh(gram / (d[:, :, None] * d[:, None, :]))
     for r in np.flatnonzero(~(ev[:, -1] <= 1e10 * ev[:, 0])):
@@ -401,173 +592,20 @@ def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -
     return basis, used
 
 
-def _columns_linear_predictor(x: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """``beta @ x.T`` for stacked ``beta`` (R, p), summed column by column as
-    :func:`_linear_predictor` (identical rows of ``x`` get bit-identical values)."""
-    eta = beta[:, :1] * x[None, :, 0]
-    for j in range(1, x.shape[1]):
-        eta += beta[:, j : j + 1] * x[None, :, j]
-    return eta
-
-
-def _stacked_scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_scaled_solve` for stacks ``h`` (R, p, p), ``g`` (R, p): the steps and the rows where
-    it gives None.  The columns not ``used`` in a row are left out (identity rows, no step)."""
-    p = h.shape[1]
-    h = h * (used[:, :, None] & used[:, None, :])
-    h[~used[:, :, None] & np.eye(p, dtype=bool)] = 1.0
-    g = np.where(used, g, 0.0)
-    d = np.sqrt(np.einsum("rjj->rj", h))
-    bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1))
-    d[bad] = 1.0
-    scaled = h / (d[:, :, None] * d[:, None, :])
-    scaled[bad] = np.eye(p)
-    ev = np.linalg.eigvalsh(scaled)  # the condition number of the symmetric matrix
-    bad |= ~(ev[:, -1] <= 1e10 * ev[:, 0])
-    scaled[bad] = np.eye(p)
-    return np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d, bad
-
-
-def _stacked_newton(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, used: np.ndarray, *, maxiter: int, tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`logit_newton` with ``tol_criterion="params"`` for every row of ``weights``: the
-    coefficients, the linear predictors and the rows where it gives None."""
-    R, p = weights.shape[0], x.shape[1]
-    mu0 = (y + 0.5) / 2.0
-    beta = np.zeros((R, p))
-    eta = np.broadcast_to(np.log(mu0 / (1.0 - mu0)), (R, y.size)).copy()
-    mu = np.broadcast_to(mu0, (R, y.size)).copy()
-    active = np.ones(R, dtype=bool)
-    failed = np.zeros(R, dtype=bool)
-    for it in range(maxiter):
-        a = np.flatnonzero(active)
-        if a.size == 0:
-            break
-        wa, ma = weights[a], mu[a]
-        wk = wa * ma * (1.0 - ma)
-        rhs = wa * (y - ma) + (wk * eta[a] if it == 0 else 0.0)
-        step, bad = _stacked_scaled_solve(stacked_gram(x, wk), rhs @ x, used[a])
-        beta[a] += step
-        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
-        mu[a] = expit(eta[a])
-        bad |= ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
-        done = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
-        failed[a[bad]] = True
-        active[a[bad | done]] = False
-    return beta, eta, failed | active
-
-
-def _stacked_lstsq(A: np.ndarray, z: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """``numpy.linalg.lstsq(A[r], z[r], rcond=-1)`` for every row (its columns not ``used`` 0).
-
-    By QR of ``A`` with a unit row for every column left out (which fixes its coefficient at 0);
-    a row whose triangular factor is numerically rank-deficient by lstsq's cutoff (machine
-    precision times the largest singular value) is solved by its singular value decomposition,
-    dropping those directions, as lstsq does.
-    """
-    _, n, p = A.shape
-    aug = np.concatenate([A, (~used)[:, :, None] * np.eye(p)[None]], axis=1)
-    q, t = np.linalg.qr(aug)
-    d = np.abs(np.einsum("rjj->rj", t))
-    # the triangular factor's diagonal bounds the singular values within a factor of about p
-    low = ~(d.min(axis=1) > 4 * p * _FLOAT_EPS * d.max(axis=1))
-    t[low] = np.eye(p)
-    step = np.linalg.solve(t, np.einsum("rnk,rn->rk", q[:, :n], z)[:, :, None])[:, :, 0]
-    if low.any():
-        u, s, vt = np.linalg.svd(A[low], full_matrices=False)
-        keep = s > _FLOAT_EPS * s[:, :1]
-        coef = np.where(keep, np.einsum("rnk,rn->rk", u, z[low]) / np.where(keep, s, 1.0), 0.0)
-        step[low] = np.einsum("rkp,rk->rp", vt, coef)
-    return np.asarray(step)
-
-
-def _stacked_deviance(y: np.ndarray, mu: np.ndarray, pw: np.ndarray) -> np.ndarray:
-    """:func:`_binomial_deviance` of every row of ``mu`` and ``pw`` (R, n)."""
-    with np.errstate(divide="ignore"):
-        d = y * np.log(np.clip(y / (mu + 1e-20), _FLOAT_EPS, None)) + (1.0 - y) * np.log(
-            np.clip((1.0 - y) / (1.0 - mu + 1e-20), _FLOAT_EPS, None)
-        )
-    return 2.0 * np.sum(pw * d, axis=1)
-
-
-def _stacked_irls(
-    x: np.ndarray, y: np.ndarray, weights: np.ndarray, used: np.ndarray, *, maxiter: int, tol: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`logit_newton` with ``tol_criterion="deviance"`` for every row of ``weights``.
-
-    The minimum-norm least-squares steps are those of ``numpy.linalg.lstsq`` (``rcond=-1``: the
-    singular values below machine precision times the largest are dropped), from stacked
-    singular value decompositions.  Returns the coefficients, linear predictors, the weights of
-    the last step, and per row whether it failed (values not finite), converged and separated.
-    """
-    R, p = weights.shape[0], x.shape[1]
-    pos = weights > 0
-    mu = np.broadcast_to((y + 0.5) / 2.0, (R, y.size)).copy()
-    eta = np.log(mu / (1.0 - mu))
-    beta = np.zeros((R, p))
-    wk = np.zeros_like(mu)
-    dev = _stacked_deviance(y, mu, weights)
-    active = np.ones(R, dtype=bool)
-    failed = np.zeros(R, dtype=bool)
-    converged = np.zeros(R, dtype=bool)
-    separated = np.zeros(R, dtype=bool)
-    for it in range(maxiter):
-        a = np.flatnonzero(active)
-        if a.size == 0:
-            break
-        m = np.clip(mu[a], _FLOAT_EPS, 1.0 - _FLOAT_EPS)
-        wk[a] = weights[a] * m * (1.0 - m)
-        sw = np.sqrt(wk[a])
-        z = sw * ((y - mu[a]) / (m * (1.0 - m)) + (eta[a] if it == 0 else 0.0))
-        step = _stacked_lstsq(x[None, :, :] * sw[:, :, None] * used[a][:, None, :], z, used[a])
-        beta[a] += step
-        eta_old = eta[a]
-        eta[a] = beta[a] @ x.T  # the returned predictors are summed column by column
-        mu[a] = expit(eta[a])
-        bad = ~(np.all(np.isfinite(step), axis=1) & np.all(np.isfinite(eta[a]), axis=1))
-        dev_old = dev[a]
-        dev[a] = _stacked_deviance(y, mu[a], weights[a])
-        pa = pos[a]
-        separated[a] |= np.all(~pa | (np.abs(mu[a] - y) <= 1e-8), axis=1)  # statsmodels' perfect prediction
-        conv = np.abs(dev[a] - dev_old) <= tol
-        moved = np.max(np.where(pa, np.abs(eta[a] - eta_old), 0.0), axis=1) > SEPARATION_STEP
-        separated[a] |= conv & moved
-        converged[a] = conv
-        failed[a[bad]] = True
-        active[a[bad | conv]] = False
-    return beta, eta, wk, failed, converged & ~failed, separated
-
-
-def _stacked_warnings(maxiter: int, separated: bool, converged: bool) -> list[warnings.WarningMessage]:
-    """The warnings :func:`logit_newton` gives a fit by the deviance criterion (recorded)."""
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if separated:
-            warnings.warn("Quasi- or perfect separation: the logit has no maximum-likelihood "
-                          "estimate; fitted by IRLS until the deviance settled",
-                          PerfectSeparationWarning, stacklevel=2)
-        if not converged:
-            warnings.warn(f"The logit did not converge in {maxiter} IRLS steps", ConvergenceWarning, stacklevel=2)
-    return list(caught)
-
-
 def logit_fit_stacked(
     x: np.ndarray, y: np.ndarray, weights: np.ndarray, *, maxiter: int = 100, tol: float = 1e-10, newton_maxiter: int = 12,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[warnings.WarningMessage]]]:
     """:func:`logit_fit` for every row of ``weights`` (R, n) at once, and each row's warnings.
 
-    The steps of :func:`logit_newton` (the same start, the same scaled solves with their
-    conditioning check, the same minimum-norm steps by the deviance criterion, each row stopping
-    at its own convergence) run on all rows together, with stacked matrices and solves, on the
-    columns of :func:`stacked_columns` (the columns a row does not identify are left out there:
-    their coefficient 0 and SE NaN, which is the fit without them).  A row whose fit fails
-    (values not finite) is fitted alone by :func:`logit_fit` on its :func:`identified_columns`,
-    and is NaN if that fails too.  The warnings a row's fit gives (quasi-separation, no
-    convergence) are recorded, not raised: :func:`logit_fit` raises them, a caller that keeps
-    some rows only raises theirs (``warnings.warn_explicit``).
+    The steps of :func:`logit_fit` (:func:`_irls` by Newton's criterion, then by the deviance
+    criterion for the rows where that fails, the same information and warnings) on all rows
+    together, on the rows of ``x`` and ``y`` merged where they are identical (:func:`merged_rows`,
+    their weights summed) and the columns of :func:`stacked_columns` (the columns a row does not
+    identify are left out there: their coefficient 0 and SE NaN, which is the fit without them).
+    A row whose fit fails (values not finite) is fitted alone by :func:`logit_fit` on its
+    :func:`identified_columns`, and is NaN if that fails too.  The warnings a row's fit gives
+    (quasi-separation, no convergence) are recorded, not raised: :func:`logit_fit` raises them,
+    a caller that keeps some rows only raises theirs (``warnings.warn_explicit``).
 
     Returns
     -------
@@ -582,42 +620,32 @@ def logit_fit_stacked(
     first, _, to_groups = merged_rows(x_all, y_all)
     w_all, weights = weights, np.asarray((to_groups @ weights.T).T)
     y = y_all[first]
-    pos = weights > 0
-    basis, used = stacked_columns(x_all[first], pos)
+    basis, used = stacked_columns(x_all[first], weights > 0)
     x = x_all[first][:, basis]
-    beta, eta, failed = _stacked_newton(x, y, weights, used, maxiter=min(maxiter, newton_maxiter), tol=tol)
-    wk = weights * (mu := expit(eta)) * (1.0 - mu)
+    gram = Gram(x)
+    fit = _irls(x, y, weights, used, maxiter=min(maxiter, newton_maxiter), tol=tol, by_deviance=False, gram=gram)
+    beta, failed = fit.beta, fit.failed | ~fit.converged
+    mu = expit(fit.eta)
+    wk = weights * mu * (1.0 - mu)  # the information at the fitted values
     warned: list[list[warnings.WarningMessage]] = [[] for _ in range(R)]
     by_dev = np.flatnonzero(failed)
     pinv = np.zeros(R, dtype=bool)
     if by_dev.size:
-        b_d, e_d, w_d, f_d, conv, sep = _stacked_irls(x, y, weights[by_dev], used[by_dev], maxiter=maxiter, tol=tol)
-        beta[by_dev], eta[by_dev], wk[by_dev] = b_d, e_d, w_d
-        failed[by_dev] = f_d
-        pinv[by_dev] = ~f_d
-        for i in np.flatnonzero(~f_d & (sep | ~conv)):
-            warned[by_dev[i]] = _stacked_warnings(maxiter, bool(sep[i]), bool(conv[i]))
-    # the information at the fitted values (by the deviance criterion, at the last step's weights)
-    h = stacked_gram(x, wk)
-    h *= used[:, :, None] & used[:, None, :]
-    h[~used[:, :, None] & np.eye(x.shape[1], dtype=bool)] = 1.0
-    d = np.sqrt(np.einsum("rjj->rj", h))
-    d[failed | ~np.isfinite(d).all(axis=1) | (d <= 0).any(axis=1)] = 1.0
-    scaled = h / (d[:, :, None] * d[:, None, :])
-    scaled[failed] = np.eye(x.shape[1])
-    inv = np.empty_like(scaled)
-    if (~pinv).any():
-        inv[~pinv] = np.linalg.inv(scaled[~pinv])
-    if pinv.any():
-        inv[pinv] = np.linalg.pinv(scaled[pinv])
-    with np.errstate(invalid="ignore"):
-        bse = np.sqrt(np.einsum("rjj->rj", inv) / d**2)
-    bse[~used] = np.nan
+        dv = _irls(x, y, weights[by_dev], used[by_dev], maxiter=maxiter, tol=tol, by_deviance=True, gram=gram)
+        beta[by_dev], wk[by_dev] = dv.beta, dv.wk  # by the deviance criterion, at the last step's weights
+        failed[by_dev] = dv.failed
+        pinv[by_dev] = ~dv.failed
+        for i in np.flatnonzero(~dv.failed & (dv.separated | ~dv.converged)):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _warn_fit(maxiter, bool(dv.separated[i]), bool(dv.converged[i]), stacklevel=1)
+            warned[by_dev[i]] = list(caught)
+    bse = _information_se(gram, wk, used, failed, pinv)
     params = np.zeros((R, p_all))
     params[:, basis] = beta
     se = np.full((R, p_all), np.nan)
     se[:, basis] = bse
-    eta = _columns_linear_predictor(x_all[:, basis], beta)
+    eta = _linear_predictor(x_all[:, basis], beta)
     for r in np.flatnonzero(failed):
         rows = np.flatnonzero(pos_all[r])
         params[r], se[r], eta[r] = np.nan, np.nan, np.nan
