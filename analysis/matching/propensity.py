@@ -249,7 +249,7 @@ def _lstsq(x: np.ndarray, sw: np.ndarray, z: np.ndarray, used: np.ndarray | None
     if used is not None and partial.any():
         m[:, :n, :p] *= used[:, None, :]
         m[:, n:, :p] = (~used)[:, :, None] * np.eye(p)[None]
-    tz = np.linalg.qr(m, mode="r")
+    tz = np.asarray(np.linalg.qr(m, mode="r"))
     t, c = tz[:, :p, :p], tz[:, :p, p]
     d = np.abs(np.einsum("rjj->rj", t))
     # the triangular factor's diagonal bounds the singular values within a factor of about p
@@ -313,7 +313,6 @@ def _irls(
     beta = np.zeros((R, p))
     wk = np.zeros((R, n))
     dev = _deviance(y, mu, weights) if by_deviance else np.zeros(R)
-    active = np.ones(R, dtype=bool)
     failed = np.zeros(R, dtype=bool)
     converged = np.zeros(R, dtype=bool)
     separated = np.zeros(R, dtype=bool)
