@@ -291,9 +291,10 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
 
     ``X`` has no intercept, ``y`` holds category codes 0..K-1.  Newton's method with the analytic
     Hessian and step halving (the log-likelihood is concave in (beta, cut-points), Pratt 1981),
-    started at beta = 0 and the cut-points of the weighted cumulative proportions; should it fail
-    to converge, BFGS in an unconstrained parametrisation of increasing cut-points, then Newton
-    steps.  Either way the result must pass the same gradient check.
+    started at beta = 0 and the cut-points of the weighted cumulative proportions
+    (:func:`_newton`, on one row of weights; with collinear columns the steps are minimum-norm);
+    should it fail to converge, BFGS in an unconstrained parametrisation of increasing
+    cut-points, then Newton steps.  Either way the result must pass the same gradient check.
 
     Stacked weights ``w`` of shape ``(R, n)`` fit ``R`` models on the same ``X`` and ``y`` at
     once (:func:`_ordered_logit_stacked`) and return ``(R, p + K - 1)``: row ``r`` is the fit
@@ -304,48 +305,60 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     """
     if np.ndim(w) == 2:
         return _ordered_logit_stacked(X, y, np.asarray(w, dtype=float), K)
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=np.int64)
+    w = np.asarray(w, dtype=float)
     p = X.shape[1]
     # start: beta = 0, cut-points from cumulative weighted proportions (the MLE at beta = 0)
-    cum = np.cumsum(np.bincount(y, weights=w, minlength=K))[:-1] / w.sum()
-    zeta0 = np.log(cum / (1 - cum))
+    totals = np.bincount(y, weights=w, minlength=K)
+    cum = np.cumsum(totals)[:-1] / w.sum()
+    with np.errstate(divide="ignore"):
+        zeta0 = np.log(cum / (1 - cum))
     theta0 = np.concatenate([np.zeros(p), zeta0])
-    tol = 1e-10 * max(1.0, float(w.sum()))
-    theta = _newton(theta0, X, y, K, w, tol)
-    detail = "Newton's method did not converge"
-    if theta is None:
-        theta, detail = _bfgs(theta0, X, y, K, w, tol)
-    _ll, s = _scores(theta, X, y, K)
+    theta = theta0[None, :].copy()
+    state = -1
+    if np.all(totals > 0):  # every category weighted: the cut-points start increasing
+        order = np.argsort(y, kind="stable")  # every category's units one slice
+        with np.errstate(all="ignore"):
+            state = int(_newton(_Ordinal.of(X[order], y[order], K), theta, w[None, order], None, min_norm=True)[0])
+    if state == 1:  # it passed the gradient check below in _newton
+        return np.asarray(theta[0])
+    theta_b, detail = _bfgs(theta0, X, y, K, w, 1e-10 * max(1.0, float(w.sum())))
+    _ll, s = _scores(theta_b, X, y, K)
     g = (s * w[:, None]).sum(axis=0)
-    if not np.all(np.isfinite(theta)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
+    if not np.all(np.isfinite(theta_b)) or np.max(np.abs(g)) > 1e-5 * max(1.0, w.sum()):
         raise PopevalError("The ordered logit did not converge", detail=detail)
-    return theta
+    return theta_b
 
 
 @dataclass(frozen=True, eq=False)
-class _StackedOrdinal:
-    """The fixed parts of stacked ordered logits on one ``X`` and ``y`` (codes 0..K-1, the units
-    sorted by category: every category's units are one slice)."""
+class _Ordinal:
+    """The fixed parts of ordered logits on one ``X`` and ``y`` (codes 0..K-1, the units sorted by
+    category: every category's units are one slice), for one or many rows of weights."""
 
     X: np.ndarray
     y: np.ndarray
     K: int
     starts: np.ndarray  # the first unit of every category
-    up: np.ndarray  # y < K - 1: the unit has an upper cut-point
-    lo: np.ndarray  # y > 0: a lower one
-    Xd: np.ndarray  # the distinct rows of X
-    to_rows: Any  # sparse (m, n): sums over the units of every distinct row
+    gram: Any  # analysis.matching.propensity.Gram of the distinct rows of X
+    to_rows: Any  # sparse (m, n): sums over the units of every distinct row, or None (every row)
 
     @classmethod
-    def of(cls, X: np.ndarray, y: np.ndarray, K: int) -> _StackedOrdinal:
-        """From units sorted by category, every category present."""
+    def of(cls, X: np.ndarray, y: np.ndarray, K: int, *, merge: bool = False) -> _Ordinal:
+        """From units sorted by category, every category present; ``merge``: the information
+        matrix sums over the distinct rows of ``X`` (for many rows of weights)."""
         from scipy import sparse
+
+        from analysis.matching.propensity import Gram
 
         n = y.size
         if np.any(np.diff(y) < 0):
             raise ValueError("units must be sorted by category")
-        Xd, rows = np.unique(X, axis=0, return_inverse=True)
-        to_rows = sparse.csr_matrix((np.ones(n), (rows.ravel(), np.arange(n))), shape=(Xd.shape[0], n))
-        return cls(X, y, K, np.searchsorted(y, np.arange(K)), y < K - 1, y > 0, Xd, to_rows)
+        Xd, to_rows = X, None
+        if merge:
+            Xd, rows = np.unique(X, axis=0, return_inverse=True)
+            to_rows = sparse.csr_matrix((np.ones(n), (rows.ravel(), np.arange(n))), shape=(Xd.shape[0], n))
+        return cls(X, y, K, np.searchsorted(y, np.arange(K)), Gram(Xd), to_rows)
 
     def sums(self, v: np.ndarray) -> np.ndarray:
         """Sums of ``v`` (R, n) over every category's units: (R, K)."""
@@ -374,16 +387,20 @@ class _StackedOrdinal:
         return np.concatenate([(wb - wa) @ self.X, self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]], axis=1)
 
     def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """:func:`_hessian_analytic` of every row (R, k, k), block by block."""
-        from analysis.matching.propensity import stacked_gram
+        """The analytic Hessian of the weighted log-likelihood of every row (R, k, k), block by block.
 
+        Per unit, ``l = log(F(a) - F(b))`` with ``a = zeta_y - x'beta`` and ``b = zeta_{y-1} -
+        x'beta`` (``F`` logistic, ``f = F(1 - F)``, ``f' = f(1 - 2F)``; an infinite cut-point
+        contributes 0).
+        """
         K, p = self.K, self.X.shape[1]
         caa = w * ra * (1 - 2 * Fa - ra)
         cbb = -w * rb * (1 - 2 * Fb + rb)
         cab = w * ra * rb
         R = w.shape[0]
         H = np.zeros((R, p + K - 1, p + K - 1))
-        H[:, :p, :p] = stacked_gram(self.Xd, np.asarray((self.to_rows @ (caa + cbb + 2 * cab).T).T))
+        cx = caa + cbb + 2 * cab
+        H[:, :p, :p] = self.gram(cx if self.to_rows is None else np.asarray((self.to_rows @ cx.T).T))
         # X' diag(caa + cab) E_a + X' diag(cbb + cab) E_b, E the indicators of the cut-points:
         # cut-point k is the upper one of category k's units and the lower one of k + 1's
         ua, ub = caa + cab, cbb + cab
@@ -403,13 +420,31 @@ class _StackedOrdinal:
         return H
 
 
-def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _step(H: np.ndarray, g: np.ndarray, used: np.ndarray | None, *, min_norm: bool) -> tuple[np.ndarray, np.ndarray]:
     """The Newton steps ``H^-1 g`` of stacked Hessians (the columns not ``used`` left out) and the
-    rows where they are not well defined (not finite, or conditioned beyond lstsq's solves)."""
+    rows where they are not well defined.
+
+    ``min_norm`` (a design that may be collinear, a single fit): least squares' minimum-norm
+    steps (``numpy.linalg.lstsq``), not defined where that fails.  Otherwise (stacked fits on
+    identified columns) the solves of the unit-diagonal scaled matrices, which are lstsq's steps
+    as long as the matrix is far from singular: not defined where it is not finite, exactly
+    singular or gives a step above 1e8 (a fit without a maximum, left to a fit alone).
+    """
+    from analysis.matching.propensity import leave_out
+
     k = H.shape[1]
-    H = H * (used[:, :, None] & used[:, None, :])
-    H[~used[:, :, None] & np.eye(k, dtype=bool)] = -1.0
-    g = np.where(used, g, 0.0)
+    if min_norm:
+        step = np.zeros(g.shape)
+        bad = np.zeros(g.shape[0], dtype=bool)
+        for r in range(g.shape[0]):
+            try:
+                step[r] = np.linalg.lstsq(H[r], g[r], rcond=None)[0]
+            except np.linalg.LinAlgError:
+                bad[r] = True
+        return step, bad | ~np.all(np.isfinite(step), axis=1)
+    H = leave_out(H, used, -1.0)
+    if used is not None:
+        g = np.where(used, g, 0.0)
     d = np.sqrt(np.abs(np.einsum("rjj->rj", H)))
     bad = ~(np.all(np.isfinite(H), axis=(1, 2)) & np.all(d > 0, axis=1) & np.all(np.isfinite(g), axis=1))
     d[bad] = 1.0
@@ -424,7 +459,6 @@ def _stacked_step(H: np.ndarray, g: np.ndarray, used: np.ndarray) -> tuple[np.nd
         S[bad] = np.eye(k)
         g = np.where(bad[:, None], 0.0, g)
         step = -np.linalg.solve(S, (g / d)[:, :, None])[:, :, 0] / d
-    # lstsq's steps are these solves as long as the matrix is far from singular
     bad |= ~np.all(np.isfinite(step), axis=1) | (np.max(np.abs(step), axis=1) > 1e8)
     return step, bad
 
@@ -434,17 +468,27 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return a if idx.size == a.shape[0] else a[idx]
 
 
-def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray) -> np.ndarray:
-    """:func:`_newton` for every row of ``theta`` and ``w``: per row 1 (converged, ``theta``
-    updated in place), -1 (it gives None) or 0 (no convergence in its 100 steps)."""
+def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | None, *, min_norm: bool,
+            max_iter: int = 100) -> np.ndarray:
+    """Newton-Raphson with step halving on the weighted log-likelihood of every row of ``theta``
+    (R, k) and ``w`` (R, n): the one loop of the ordered logit (a single fit is one row).
+
+    Every row stops at its own convergence (the gradient below ``1e-10 max(1, sum w)``, or a step
+    that no longer moves while the gradient is below ``1e-5 max(1, sum w)``); the rows still
+    running are the only ones computed.  ``used``, ``min_norm``: as in :func:`_step`.  Returns
+    per row 1 (converged, ``theta`` updated in place), -1 (failed: a step not defined, the step
+    halving exhausted) or 0 (no convergence in ``max_iter`` steps).
+    """
     p = m.X.shape[1]
     wsum = w.sum(axis=1)
     tol = 1e-10 * np.maximum(1.0, wsum)
     gtol = 1e-5 * np.maximum(1.0, wsum)
     f, *state_parts = m.parts(theta, w)  # F(a), F(b), f(a) / P, f(b) / P of every row
-    g = np.where(used, m.gradient(state_parts[2], state_parts[3], w), 0.0)
+    g = m.gradient(state_parts[2], state_parts[3], w)
+    if used is not None:
+        g = np.where(used, g, 0.0)
     state = np.zeros(theta.shape[0], dtype=np.int8)
-    for _ in range(100):
+    for _ in range(max_iter):
         act = np.flatnonzero(state == 0)
         conv = np.max(np.abs(g[act]), axis=1) < tol[act]
         state[act[conv]] = 1
@@ -452,7 +496,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
         if act.size == 0:
             break
         Fa, Fb, ra, rb = (_take(v, act) for v in state_parts)
-        step, bad = _stacked_step(m.hessian(Fa, Fb, ra, rb, _take(w, act)), g[act], used[act])
+        step, bad = _step(m.hessian(Fa, Fb, ra, rb, _take(w, act)), g[act], None if used is None else used[act],
+                          min_norm=min_norm)
         state[act[bad]] = -1
         # step halving, every row with its own step length
         todo = np.flatnonzero(~bad)
@@ -477,7 +522,8 @@ def _stacked_newton(m: _StackedOrdinal, theta: np.ndarray, w: np.ndarray, used: 
                 else:
                     for v, new in zip(state_parts, parts, strict=True):
                         v[acc] = new[sub]
-                g[acc] = np.where(used[acc], m.gradient(_take(state_parts[2], acc), _take(state_parts[3], acc), _take(w, acc)), 0.0)
+                g_acc = m.gradient(_take(state_parts[2], acc), _take(state_parts[3], acc), _take(w, acc))
+                g[acc] = g_acc if used is None else np.where(used[acc], g_acc, 0.0)
                 fin = acc[tiny]
                 state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
             todo = todo[~ok]
@@ -490,9 +536,10 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     """:func:`ordered_logit_fit` for every row of ``w`` (R, n) at once.
 
     The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
-    stopping at its own convergence) on all rows together, with stacked Hessians and solves, on
-    the columns of :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail
-    (a singular Hessian, the step halving exhausted, no convergence) is fitted alone by
+    stopping at its own convergence) on all rows together, on the units merged where their
+    covariates and category are identical (their weights summed) and the columns of
+    :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail (a singular
+    Hessian, the step halving exhausted, no convergence) is fitted alone by
     :func:`ordered_logit_fit` (BFGS included).  Where a coefficient is (quasi-)separated (no
     maximum, the coefficient runs off) its value, where the steps stop, depends on rounding;
     the other coefficients and the fitted probabilities do not.
@@ -514,14 +561,14 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     if fit.size == 0:
         return out
     basis, used_x = stacked_columns(X_all, wm[fit] > 0, constant=True)
-    m = _StackedOrdinal.of(X_all[:, basis], y, K)
+    m = _Ordinal.of(X_all[:, basis], y, K, merge=True)
     p = basis.size
     used = np.concatenate([used_x, np.ones((fit.size, K - 1), dtype=bool)], axis=1)
     ww = wm[fit]
     cum = np.cumsum(totals[fit], axis=1)[:, :-1] / ww.sum(axis=1, keepdims=True)
     theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
     with np.errstate(all="ignore"):
-        good = _stacked_newton(m, theta, ww, used) == 1
+        good = _newton(m, theta, ww, used, min_norm=False) == 1
     theta[:, :p][~used_x] = 0.0
     out[fit[good], :p_all] = 0.0
     out[np.ix_(fit[good], basis)] = theta[good, :p]
@@ -537,44 +584,6 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
         out[r, cols] = th[: cols.size]
         out[r, p_all:] = th[cols.size :]
     return out
-
-
-def _newton(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float,
-            max_iter: int = 100) -> np.ndarray | None:
-    """Newton-Raphson with step halving on the weighted log-likelihood; None if it fails.
-
-    With collinear columns the steps are minimum-norm (the likelihood is then flat along the
-    collinear directions; the identified coefficients are unique).
-    """
-    p = X.shape[1]
-    ll, s = _scores(theta, X, y, K)
-    f = float((w * ll).sum())
-    for _ in range(max_iter):
-        g = (s * w[:, None]).sum(axis=0)
-        if np.max(np.abs(g)) < tol:
-            return theta
-        try:
-            # least squares: with collinear columns (a rank-deficient sample) the minimum-norm step
-            step = np.linalg.lstsq(_hessian_analytic(theta, X, y, K, w), g, rcond=None)[0]
-        except np.linalg.LinAlgError:
-            return None
-        t = 1.0
-        for _half in range(40):
-            cand = theta - t * step
-            if np.all(np.diff(cand[p:]) > 0):
-                ll_c, s_c = _scores(cand, X, y, K)
-                f_c = float((w * ll_c).sum())
-                if np.isfinite(f_c) and f_c >= f - 1e-12 * abs(f):
-                    break
-            t /= 2
-        else:
-            return None
-        if np.max(np.abs(cand - theta)) < 1e-13:
-            theta, s = cand, s_c
-            g = (s * w[:, None]).sum(axis=0)
-            return theta if np.max(np.abs(g)) < 1e-5 * max(1.0, float(w.sum())) else None
-        theta, ll, s, f = cand, ll_c, s_c, f_c
-    return None
 
 
 def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray, tol: float) -> tuple[np.ndarray, str]:
@@ -615,40 +624,6 @@ def _bfgs(theta0: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarra
         if np.max(np.abs(step)) < 1e-12:
             break
     return theta, str(opt.message)
-
-
-def _hessian_analytic(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:
-    """Analytic Hessian of the weighted log-likelihood in (beta, zeta).
-
-    Per unit, ``l = log(F(a) - F(b))`` with ``a = zeta_y - x'beta`` and ``b = zeta_{y-1} - x'beta``
-    (``F`` logistic, ``f = F(1 - F)``, ``f' = f(1 - 2F)``; an infinite cut-point contributes 0).
-    """
-    p = X.shape[1]
-    k = theta.size
-    beta, zeta = theta[:p], theta[p:]
-    c = _cuts(zeta)
-    eta = X @ beta
-    a = c[y + 1] - eta
-    b = c[y] - eta
-    fin_a, fin_b = np.isfinite(a), np.isfinite(b)
-    Fa = np.where(fin_a, _cdf(np.where(fin_a, a, 0.0)), 1.0)
-    Fb = np.where(fin_b, _cdf(np.where(fin_b, b, 0.0)), 0.0)
-    fa = np.where(fin_a, Fa * (1 - Fa), 0.0)
-    fb = np.where(fin_b, Fb * (1 - Fb), 0.0)
-    P = np.clip(Fa - Fb, 1e-300, None)
-    haa = fa * (1 - 2 * Fa) / P - (fa / P) ** 2
-    hbb = -fb * (1 - 2 * Fb) / P - (fb / P) ** 2
-    hab = fa * fb / P**2
-    n = X.shape[0]
-    Ga = np.zeros((n, k))
-    Gb = np.zeros((n, k))
-    Ga[:, :p] = -X
-    Gb[:, :p] = -X
-    up, lo = np.flatnonzero(y < K - 1), np.flatnonzero(y > 0)
-    Ga[up, p + y[up]] = 1.0
-    Gb[lo, p + y[lo] - 1] = 1.0
-    Hab = (Ga * (w * hab)[:, None]).T @ Gb
-    return (Ga * (w * haa)[:, None]).T @ Ga + (Gb * (w * hbb)[:, None]).T @ Gb + Hab + Hab.T
 
 
 def _hessian(theta: np.ndarray, X: np.ndarray, y: np.ndarray, K: int, w: np.ndarray) -> np.ndarray:
