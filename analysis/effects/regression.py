@@ -31,79 +31,74 @@ def wls_params(y: np.ndarray, X: np.ndarray, w: np.ndarray) -> np.ndarray:
     :mod:`analysis.effects.weighting_estimators` and the end-to-end replicates use it.
     Rows with weight 0 do not count.
 
-    Stacked weights ``w`` of shape ``(R, n)`` (with ``y`` of shape ``(n,)`` or ``(R, n)``) fit
-    ``R`` regressions on the same ``X`` at once and return ``(R, p)``: the normal equations of
-    every row, scaled to a unit diagonal and solved together, with a column that is 0 on every
-    row of positive weight left out (coefficient 0, as in the minimum-norm fit).  A row whose
-    scaled normal equations are not well conditioned (condition number above
-    :data:`STACKED_CONDITION`, e.g. collinear columns) is fitted alone as above.
+    The normal equations, scaled to a unit diagonal and solved; where they are not well
+    conditioned (condition number above :data:`STACKED_CONDITION`, e.g. collinear columns)
+    least squares on the weighted rows (``numpy.linalg.lstsq``, minimum-norm).  Stacked weights
+    ``w`` of shape ``(R, n)`` (with ``y`` of shape ``(n,)`` or ``(R, n)``) fit ``R`` regressions
+    on the same ``X`` at once and return ``(R, p)``: the same solves for all rows together, on
+    the rows of ``X`` merged where they are identical (:func:`_wls`).
     """
     w = np.asarray(w, dtype=float)
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float)
     if w.ndim == 2:
-        return _wls_stacked(np.asarray(y, dtype=float), X, w)
-    sw = np.sqrt(w)
-    return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+        return _wls(np.broadcast_to(y, w.shape), X, w, merge=w.shape[0] > 1)
+    return _wls(y[None, :], X, w[None, :], merge=False)[0]
 
 
-#: Largest condition number of scaled normal equations solved as such in a stacked
-#: :func:`wls_params` (their rounding error is about this times the machine epsilon relative to
-#: the coefficients); less well-conditioned fits go through least squares.
+#: Largest condition number of scaled normal equations solved as such in :func:`wls_params`
+#: (their rounding error is about this times the machine epsilon relative to the
+#: coefficients); less well-conditioned fits go through least squares.
 STACKED_CONDITION = 1e6
 
 
-def _wls_stacked(y: np.ndarray, X_all: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Stacked :func:`wls_params`: the minimum-norm coefficients of every row of ``w``.
+def _wls(y: np.ndarray, X_all: np.ndarray, w: np.ndarray, *, merge: bool) -> np.ndarray:
+    """:func:`wls_params` of every row of ``w`` and ``y`` (R, n): the minimum-norm coefficients.
 
-    A collinearity of the rows with positive weight in any fit is one of every fit: the fits
-    run on one basis of the columns (:func:`analysis.matching.propensity.identified_columns`)
-    and their coefficients are projected onto the orthogonal complement of that common null
-    space, which is the minimum-norm solution.  A row with a column of its own left out (0 on
-    its rows) that the common null space involves, or badly conditioned, is fitted alone.
+    ``merge``: the rows of ``X`` merged where they are identical (summed weights, weighted mean
+    outcome), and a collinearity of the rows with positive weight in any fit, which is one of
+    every fit, taken out: the fits run on one basis of the columns
+    (:func:`analysis.matching.propensity.identified_columns`) and their coefficients are
+    projected onto the orthogonal complement of that common null space, which is the
+    minimum-norm solution.  A row with a column of its own left out (0 on its rows) that the
+    common null space involves, or badly conditioned, is fitted by least squares.
     """
-    from analysis.matching.propensity import identified_columns, merged_rows, stacked_gram
+    from analysis.matching.propensity import Gram, identified_columns, merged_rows, scaled_solve
 
-    X_rows = X_all
     R, p_all = w.shape[0], X_all.shape[1]
-    w_rows, y_rows = w, np.broadcast_to(y, w.shape)
-    # rows with the same regressors merged: summed weights, weighted mean outcome
-    first, _, to_groups = merged_rows(X_all)
-    X_all = X_all[first]
-    w = np.asarray((to_groups @ w_rows.T).T)
-    wy = np.asarray((to_groups @ (w_rows * np.where(w_rows > 0, y_rows, 0.0)).T).T)
-    yy = np.divide(wy, w, out=np.zeros_like(w), where=w > 0)
-    anyrow = (w > 0).any(axis=0)
-    Xu = X_all[anyrow]
-    basis = identified_columns(Xu) if anyrow.any() else np.arange(p_all)
-    null = None
-    if basis.size < p_all:
-        null = np.linalg.svd(Xu)[2][basis.size :].T  # (p_all, q): the common null space
-    X = X_all[:, basis]
-    p = basis.size
-    used_all = ((w > 0).astype(float) @ (X_all != 0).astype(float)) > 0
-    used = used_all[:, basis]
-    eye = np.eye(p, dtype=bool)
-    h = stacked_gram(X, w)
-    g = (w * np.where(w > 0, yy, 0.0)) @ X
-    h[~used[:, :, None] & eye] = 1.0
-    g[~used] = 0.0
-    d = np.sqrt(np.einsum("rjj->rj", h))
-    bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1) & np.all(np.isfinite(g), axis=1))
-    d[bad] = 1.0
-    scaled = h / (d[:, :, None] * d[:, None, :])
-    scaled[bad] = np.eye(p)
-    ev = np.linalg.eigvalsh(scaled)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bad |= ~(ev[:, -1] <= STACKED_CONDITION * ev[:, 0])
-    scaled[bad] = np.eye(p)
-    g[bad] = 0.0
-    out = np.zeros((R, p_all))
-    out[:, basis] = np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d
-    if null is not None:
+    X, wm, ym = X_all, w, y
+    basis = np.arange(p_all)
+    null, used_all, used = None, None, None
+    if merge:
+        # rows with the same regressors merged: summed weights, weighted mean outcome
+        first, _, to_groups = merged_rows(X_all)
+        X = X_all[first]
+        wm = np.asarray((to_groups @ w.T).T)
+        wy = np.asarray((to_groups @ (w * np.where(w > 0, y, 0.0)).T).T)
+        ym = np.divide(wy, wm, out=np.zeros_like(wm), where=wm > 0)
+        anyrow = (wm > 0).any(axis=0)
+        Xu = X[anyrow]
+        if anyrow.any():
+            basis = identified_columns(Xu)
+        if basis.size < p_all:
+            null = np.linalg.svd(Xu)[2][basis.size :].T  # (p_all, q): the common null space
+        used_all = ((wm > 0).astype(float) @ (X != 0).astype(float)) > 0
+        used = used_all[:, basis]
+        X = X[:, basis]
+    g = (wm * np.where(wm > 0, ym, 0.0)) @ X
+    sol, bad = scaled_solve(Gram(X)(wm), g, used, STACKED_CONDITION)
+    if not merge:
+        out = sol
+    else:
+        out = np.zeros((R, p_all))
+        out[:, basis] = sol
+    if null is not None and used_all is not None:
         out -= (out @ null) @ null.T
         bad |= ((~used_all).astype(float) @ (np.abs(null) > 1e-12).astype(float) > 0).any(axis=1)
-    for r in np.flatnonzero(bad):
-        out[r] = wls_params(y_rows[r], X_rows, w_rows[r])
-    return out
+    for r in np.flatnonzero(bad):  # least squares on the row's own weighted units
+        sw = np.sqrt(w[r])
+        out[r] = np.linalg.lstsq(X_all * sw[:, None], np.where(w[r] > 0, y[r], 0.0) * sw, rcond=None)[0]
+    return np.asarray(out)
 
 
 def weighted_ols(

@@ -31,6 +31,7 @@ __all__ = [
     "logit_newton",
     "merged_rows",
     "propensity_score",
+    "scaled_solve",
     "stacked_columns",
     "stacked_gram",
 ]
@@ -206,26 +207,43 @@ def leave_out(h: np.ndarray, used: np.ndarray | None, diagonal: float) -> np.nda
     return h
 
 
-def _scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """``h[r]^-1 g[r]`` of stacks ``h`` (R, p, p), ``g`` (R, p) through the unit-diagonal scaling of
-    every ``h[r]``, and the rows where it is not defined (not finite, a diagonal not positive, or a
-    condition number above 1e10).  The columns not ``used`` in a row are left out (no step)."""
+def scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """``h[r]^-1 g[r]`` of stacks ``h`` (R, p, p), ``g`` (R, p) of symmetric positive (semi)definite
+    matrices through the unit-diagonal scaling of every ``h[r]``, and the rows where it is not
+    defined: not finite, a diagonal not positive, or a condition number (of the scaled matrix)
+    above ``limit``, where the solution is 0.  The columns not ``used`` in a row are left out
+    (their solution 0).
+
+    The scaled matrices are inverted; ``p ||S^-1||_F`` bounds the condition number of such an
+    ``S`` (unit diagonal, so ``||S||_2 <= p``) from above, and only where that bound exceeds
+    ``limit`` are the eigenvalues computed.
+    """
     p = h.shape[1]
     h = leave_out(h, used, 1.0)
     if used is not None:
         g = np.where(used, g, 0.0)
     d = np.sqrt(np.einsum("rjj->rj", h))
-    bad = ~(np.all(np.isfinite(h), axis=(1, 2)) & np.all(d > 0, axis=1))
+    bad = ~(np.isfinite(h.sum(axis=(1, 2)) + g.sum(axis=1)) & (d > 0).all(axis=1))
     if bad.any():
         d[bad] = 1.0
     scaled = h / (d[:, :, None] * d[:, None, :])
     if bad.any():
         scaled[bad] = np.eye(p)
-    ev = np.linalg.eigvalsh(scaled)  # the condition number of the symmetric matrix
-    bad |= ~(ev[:, -1] <= 1e10 * ev[:, 0])
+    try:
+        inv = np.linalg.inv(scaled)
+        check = ~(p * np.sqrt(np.einsum("rij,rij->r", inv, inv)) <= limit)
+    except np.linalg.LinAlgError:  # an exactly singular one
+        inv, check = np.zeros_like(scaled), np.ones(h.shape[0], dtype=bool)
+    if check.any():
+        ev = np.linalg.eigvalsh(scaled[check])
+        bad[check] |= ~(ev[:, -1] <= limit * ev[:, 0])
+        redo = check & ~bad
+        if redo.any():
+            inv[redo] = np.linalg.inv(scaled[redo])
+    sol = np.einsum("rij,rj->ri", inv, g / d) / d
     if bad.any():
-        scaled[bad] = np.eye(p)
-    return np.linalg.solve(scaled, (g / d)[:, :, None])[:, :, 0] / d, bad
+        sol[bad] = 0.0
+    return sol, bad
 
 
 def _lstsq(x: np.ndarray, sw: np.ndarray, z: np.ndarray, used: np.ndarray | None) -> np.ndarray:
@@ -332,7 +350,7 @@ def _irls(
             bad = np.zeros(a.size, dtype=bool)
         else:
             rhs = w_a * (y - mu_a) + (wk_a * eta_a if it == 0 else 0.0)
-            step, bad = _scaled_solve(gram(wk_a), rhs @ x, used_a)
+            step, bad = scaled_solve(gram(wk_a), rhs @ x, used_a, 1e10)
         beta_a = beta[a] + step
         eta_new = beta_a @ x.T  # the returned predictors are summed column by column
         mu_new = expit(eta_new)
