@@ -340,13 +340,16 @@ class _Ordinal:
     y: np.ndarray
     K: int
     starts: np.ndarray  # the first unit of every category
-    gram: Any  # analysis.matching.propensity.Gram of the distinct rows of X
+    Xd: np.ndarray  # the distinct rows of X (with merge; else X)
+    upper: np.ndarray  # per unit with an upper cut-point: (its row of Xd) * (K - 1) + that cut-point
+    lower: np.ndarray  # per unit with a lower cut-point, likewise
+    gram: Any  # analysis.matching.propensity.Gram of Xd
     to_rows: Any  # sparse (m, n): sums over the units of every distinct row, or None (every row)
 
     @classmethod
     def of(cls, X: np.ndarray, y: np.ndarray, K: int, *, merge: bool = False) -> _Ordinal:
-        """From units sorted by category, every category present; ``merge``: the information
-        matrix sums over the distinct rows of ``X`` (for many rows of weights)."""
+        """From units sorted by category, every category present; ``merge``: the units' values
+        are computed once per distinct row of ``X`` (for many rows of weights)."""
         from scipy import sparse
 
         from analysis.matching.propensity import Gram
@@ -354,70 +357,132 @@ class _Ordinal:
         n = y.size
         if np.any(np.diff(y) < 0):
             raise ValueError("units must be sorted by category")
-        Xd, to_rows = X, None
+        Xd, rows, to_rows = X, np.arange(n), None
         if merge:
-            Xd, rows = np.unique(X, axis=0, return_inverse=True)
-            to_rows = sparse.csr_matrix((np.ones(n), (rows.ravel(), np.arange(n))), shape=(Xd.shape[0], n))
-        return cls(X, y, K, np.searchsorted(y, np.arange(K)), Gram(Xd), to_rows)
+            Xd, inverse = np.unique(X, axis=0, return_inverse=True)
+            rows = inverse.ravel()
+            to_rows = sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(Xd.shape[0], n))
+        up, lo = y < K - 1, y > 0
+        return cls(X, y, K, np.searchsorted(y, np.arange(K)), Xd, rows[up] * (K - 1) + y[up],
+                   rows[lo] * (K - 1) + y[lo] - 1, Gram(Xd), to_rows)
 
     def sums(self, v: np.ndarray) -> np.ndarray:
         """Sums of ``v`` (R, n) over every category's units: (R, K)."""
         return np.add.reduceat(v, self.starts, axis=1)
 
+    def blocks(self, R: int) -> list[slice]:
+        """Blocks of the ``R`` rows of weights of about :data:`BLOCK` values of the units each: the
+        elementwise work of a block stays in the processor's cache."""
+        step = max(1, BLOCK // max(1, self.y.size))
+        return [slice(i, min(i + step, R)) for i in range(0, R, step)]
+
     def parts(self, theta: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
         """Weighted log-likelihood of every row of ``theta`` (R, k), and the units' ``F(a)``,
         ``F(b)`` and ``f(a) / P``, ``f(b) / P`` (R, n), as :func:`_scores` computes them."""
+        R, n = theta.shape[0], self.y.size
+        f = np.empty(R)
+        Fa, Fb, ra, rb = (np.empty((R, n)) for _ in range(4))
+        for b in self.blocks(R):
+            f[b] = self._parts(theta[b], w[b], Fa[b], Fb[b], ra[b], rb[b])
+        return f, Fa, Fb, ra, rb
+
+    def _parts(self, theta: np.ndarray, w: np.ndarray, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray,
+               rb: np.ndarray) -> np.ndarray:
+        """:meth:`parts` of a block of rows, into ``Fa``, ``Fb``, ``ra``, ``rb``.
+
+        ``F(zeta_j - x'beta) = 1 / (1 + exp(x'beta) exp(-zeta_j))`` once for every distinct row
+        and cut-point (``exp(x'beta - zeta_j)`` in a row where an exponent exceeds 300), then
+        taken for every unit.
+        """
         p, K = self.X.shape[1], self.K
-        eta = theta[:, :p] @ self.X.T
-        Fa, Fb = np.ones_like(eta), np.zeros_like(eta)
-        bounds = [*self.starts.tolist(), self.y.size]
-        for k in range(K):  # category k's units lie between cut-points k - 1 and k
-            sl = slice(bounds[k], bounds[k + 1])
-            if k < K - 1:
-                Fa[:, sl] = _cdf(theta[:, p + k, None] - eta[:, sl])
-            if k > 0:
-                Fb[:, sl] = _cdf(theta[:, p + k - 1, None] - eta[:, sl])
-        prob = np.clip(Fa - Fb, 1e-300, None)
+        C, m = theta.shape[0], self.Xd.shape[0]
+        eta = theta[:, :p] @ self.Xd.T
+        zeta = theta[:, p:]
+        t = np.exp(eta)[:, :, None] * np.exp(-zeta)[:, None, :]
+        big = ~((np.abs(eta).max(axis=1) <= 300) & (np.abs(zeta).max(axis=1) <= 300))
+        if big.any():
+            t[big] = np.exp(eta[big][:, :, None] - zeta[big][:, None, :])
+        t += 1.0
+        F = np.divide(1.0, t, out=t).reshape(C, m * (K - 1))
+        G = 1.0 - F
+        G *= F  # f = F (1 - F)
         # F(a) = 1 where there is no upper cut-point, F(b) = 0 where there is no lower: f = 0
-        return (w * np.log(prob)).sum(axis=1), Fa, Fb, Fa * (1 - Fa) / prob, Fb * (1 - Fb) / prob
+        top, low = int(self.starts[K - 1]), int(self.starts[1])
+        np.take(F, self.upper, axis=1, out=Fa[:, :top], mode="clip")
+        Fa[:, top:] = 1.0
+        np.take(F, self.lower, axis=1, out=Fb[:, low:], mode="clip")
+        Fb[:, :low] = 0.0
+        prob = Fa - Fb
+        np.maximum(prob, 1e-300, out=prob)
+        np.take(G, self.upper, axis=1, out=ra[:, :top], mode="clip")
+        ra[:, top:] = 0.0
+        ra /= prob
+        np.take(G, self.lower, axis=1, out=rb[:, low:], mode="clip")
+        rb[:, :low] = 0.0
+        rb /= prob
+        lp = np.log(prob, out=prob)
+        lp *= w
+        return np.asarray(lp.sum(axis=1))
 
     def gradient(self, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Score totals (R, k) of :func:`_scores`."""
-        wa, wb = w * ra, w * rb
-        return np.concatenate([(wb - wa) @ self.X, self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]], axis=1)
+        out = np.empty((w.shape[0], self.X.shape[1] + self.K - 1))
+        for b in self.blocks(w.shape[0]):
+            wa, wb = w[b] * ra[b], w[b] * rb[b]
+            out[b, self.X.shape[1] :] = self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]
+            wb -= wa
+            out[b, : self.X.shape[1]] = wb @ self.X
+        return out
 
     def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
         """The analytic Hessian of the weighted log-likelihood of every row (R, k, k), block by block.
 
         Per unit, ``l = log(F(a) - F(b))`` with ``a = zeta_y - x'beta`` and ``b = zeta_{y-1} -
         x'beta`` (``F`` logistic, ``f = F(1 - F)``, ``f' = f(1 - 2F)``; an infinite cut-point
-        contributes 0).
+        contributes 0).  With ``r_a = f(a) / P``, ``r_b = f(b) / P`` the second derivatives in
+        ``a`` and ``b`` are ``c_aa = w r_a (1 - 2 F(a) - r_a)``, ``c_bb = -w r_b (1 - 2 F(b) +
+        r_b)``, ``c_ab = w r_a r_b``.
         """
         K, p = self.K, self.X.shape[1]
-        caa = w * ra * (1 - 2 * Fa - ra)
-        cbb = -w * rb * (1 - 2 * Fb + rb)
-        cab = w * ra * rb
         R = w.shape[0]
         H = np.zeros((R, p + K - 1, p + K - 1))
-        cx = caa + cbb + 2 * cab
-        H[:, :p, :p] = self.gram(cx if self.to_rows is None else np.asarray((self.to_rows @ cx.T).T))
-        # X' diag(caa + cab) E_a + X' diag(cbb + cab) E_b, E the indicators of the cut-points:
-        # cut-point k is the upper one of category k's units and the lower one of k + 1's
-        ua, ub = caa + cab, cbb + cab
+        cx = np.empty((R, self.y.size))
         bounds = [*self.starts.tolist(), self.y.size]
-        xz = np.empty((R, p, K - 1))
-        for k in range(K - 1):
-            a, b = slice(bounds[k], bounds[k + 1]), slice(bounds[k + 1], bounds[k + 2])
-            xz[:, :, k] = -(ua[:, a] @ self.X[a] + ub[:, b] @ self.X[b])
-        H[:, :p, p:] = xz
-        H[:, p:, :p] = np.swapaxes(xz, 1, 2)
         z = np.arange(K - 1)
-        H[:, p + z, p + z] = self.sums(caa)[:, :-1] + self.sums(cbb)[:, 1:]
-        if K > 2:
-            off = self.sums(cab)[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
-            H[:, p + z[1:], p + z[:-1]] = off
-            H[:, p + z[:-1], p + z[1:]] = off
+        for blk in self.blocks(R):
+            wa, wb = w[blk] * ra[blk], w[blk] * rb[blk]
+            s = ra[blk] - rb[blk]
+            # u_a = c_aa + c_ab = w r_a (1 - 2 F(a) - r_a + r_b), u_b = c_bb + c_ab likewise
+            ua = Fa[blk] * -2.0
+            ua += 1.0
+            ua -= s
+            ua *= wa
+            ub = Fb[blk] * 2.0
+            ub -= 1.0
+            ub += s
+            ub *= wb
+            cab = wa
+            cab *= rb[blk]
+            np.add(ua, ub, out=cx[blk])  # c_aa + c_bb + 2 c_ab
+            # X' diag(u_a) E_a + X' diag(u_b) E_b, E the indicators of the cut-points: cut-point k
+            # is the upper one of category k's units and the lower one of k + 1's
+            for k in range(K - 1):
+                a, b = slice(bounds[k], bounds[k + 1]), slice(bounds[k + 1], bounds[k + 2])
+                xz = -(ua[:, a] @ self.X[a] + ub[:, b] @ self.X[b])
+                H[blk, :p, p + k] = xz
+                H[blk, p + k, :p] = xz
+            sab = self.sums(cab)
+            H[blk, p + z, p + z] = (self.sums(ua) - sab)[:, :-1] + (self.sums(ub) - sab)[:, 1:]
+            if K > 2:
+                off = sab[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
+                H[blk, p + z[1:], p + z[:-1]] = off
+                H[blk, p + z[:-1], p + z[1:]] = off
+        H[:, :p, :p] = self.gram(cx if self.to_rows is None else np.asarray((self.to_rows @ cx.T).T))
         return H
+
+
+#: Values of the units per block of rows of weights in :meth:`_Ordinal.parts` and the like
+BLOCK = 1 << 15
 
 
 def _step(H: np.ndarray, g: np.ndarray, used: np.ndarray | None, *, min_norm: bool) -> tuple[np.ndarray, np.ndarray]:
