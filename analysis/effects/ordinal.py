@@ -270,15 +270,22 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
     """
     p = X.shape[1]
     sel = X[:, j] == 1
-    X1, X0 = X[sel].copy(), X[sel].copy()
-    X1[:, j], X0[:, j] = 1.0, 0.0
-    if theta.ndim == 2:
+    if theta.ndim == 2:  # the treated units' distinct rows, with their summed weights
+        from scipy import sparse
+
+        Xt, rows = np.unique(X[sel], axis=0, return_inverse=True)
+        rows = rows.ravel()
+        ws = np.asarray((sparse.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
+                                           shape=(Xt.shape[0], rows.size)) @ w[:, sel].T).T)
+        X1, X0 = Xt.copy(), Xt.copy()
+        X1[:, j], X0[:, j] = 1.0, 0.0
         R = theta.shape[0]
         cs = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
         P1s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
         P0s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
-        ws = w[:, sel]
         return np.asarray(np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1s - P0s))
+    X1, X0 = X[sel].copy(), X[sel].copy()
+    X1[:, j], X0[:, j] = 1.0, 0.0
     c = _cuts(theta[p:])
     P1 = np.diff(_cdf(c[None, :] - (X1 @ theta[:p])[:, None]), axis=1)
     P0 = np.diff(_cdf(c[None, :] - (X0 @ theta[:p])[:, None]), axis=1)
