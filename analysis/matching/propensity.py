@@ -296,12 +296,12 @@ def _svd_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Irls:
-    """Stacked logit fits of :func:`_irls`: per row of the weights the coefficients, the linear
-    predictor, the working weights of the last step, and whether the fit failed (values not
-    finite, or a step not defined), converged and is (quasi-)separated."""
+    """Stacked logit fits of :func:`_irls`: per row of the weights the coefficients, the fitted
+    probabilities, the working weights of the last step (by the deviance criterion), and whether
+    the fit failed (values not finite, or a step not defined), converged and is (quasi-)separated."""
 
     beta: np.ndarray
-    eta: np.ndarray
+    mu: np.ndarray
     wk: np.ndarray
     failed: np.ndarray
     converged: np.ndarray
@@ -365,7 +365,9 @@ def _irls(
             dev[a] = dev_new
         else:
             conv = (it > 0) & (np.max(np.abs(step), axis=1) < tol)
-        beta[a], eta[a], mu[a], wk[a] = beta_a, eta_new, mu_new, wk_a
+        beta[a], mu[a] = beta_a, mu_new
+        if by_deviance:  # Newton's steps need the predictors at the start only, and no working weights
+            eta[a], wk[a] = eta_new, wk_a
         converged[a] = conv & ~bad
         failed[a[bad]] = True
         stop = bad | conv
@@ -373,7 +375,7 @@ def _irls(
             a = a[~stop]
             if a.size == 0:
                 break
-    return _Irls(beta, eta, wk, failed, converged, separated)
+    return _Irls(beta, mu, wk, failed, converged, separated)
 
 
 def _information_se(gram: Gram, wk: np.ndarray, used: np.ndarray | None, failed: np.ndarray, pinv: np.ndarray) -> np.ndarray:
@@ -488,8 +490,7 @@ def logit_newton(
         _warn_fit(maxiter, bool(fit.separated[0]), converged, stacklevel=2)
         wk = fit.wk  # the information at statsmodels' weights of its last step
     else:
-        mu = expit(fit.eta)
-        wk = pw * mu * (1.0 - mu)  # at the fitted values
+        wk = pw * fit.mu * (1.0 - fit.mu)  # at the fitted values
     bse = _information_se(gram, wk, None, fit.failed, np.array([by_deviance]))[0]
     return fit.beta[0], bse, _linear_predictor(x, fit.beta[0])
 
@@ -642,8 +643,7 @@ def logit_fit_stacked(
     gram = Gram(x)
     fit = _irls(x, y, weights, used, maxiter=min(maxiter, newton_maxiter), tol=tol, by_deviance=False, gram=gram)
     beta, failed = fit.beta, fit.failed | ~fit.converged
-    mu = expit(fit.eta)
-    wk = weights * mu * (1.0 - mu)  # the information at the fitted values
+    wk = weights * fit.mu * (1.0 - fit.mu)  # the information at the fitted values
     warned: list[list[warnings.WarningMessage]] = [[] for _ in range(R)]
     by_dev = np.flatnonzero(failed)
     pinv = np.zeros(R, dtype=bool)
