@@ -453,7 +453,7 @@ class _Ordinal:
         K, p = self.K, self.X.shape[1]
         R = w.shape[0]
         H = np.zeros((R, p + K - 1, p + K - 1))
-        cx = np.empty((R, self.y.size))
+        cx = np.empty((R, self.y.size)) if self.to_rows is None else np.empty((self.y.size, R))  # (n, R) for to_rows
         bounds = [*self.starts.tolist(), self.y.size]
         z = np.arange(K - 1)
         for blk in self.blocks(R):
@@ -470,7 +470,7 @@ class _Ordinal:
             ub *= wb
             cab = wa
             cab *= rb[blk]
-            np.add(ua, ub, out=cx[blk])  # c_aa + c_bb + 2 c_ab
+            np.add(ua, ub, out=cx[blk] if self.to_rows is None else cx[:, blk].T)  # c_aa + c_bb + 2 c_ab
             # X' diag(u_a) E_a + X' diag(u_b) E_b, E the indicators of the cut-points: cut-point k
             # is the upper one of category k's units and the lower one of k + 1's
             for k in range(K - 1):
@@ -484,7 +484,7 @@ class _Ordinal:
                 off = sab[:, 1 : K - 1]  # (k, k - 1) for the units of category k, 0 < k < K - 1
                 H[blk, p + z[1:], p + z[:-1]] = off
                 H[blk, p + z[:-1], p + z[1:]] = off
-        H[:, :p, :p] = self.gram(cx if self.to_rows is None else np.asarray((self.to_rows @ cx.T).T))
+        H[:, :p, :p] = self.gram(cx if self.to_rows is None else np.asarray(self.to_rows @ cx).T)
         return H
 
 

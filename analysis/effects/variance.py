@@ -88,7 +88,7 @@ def _call(
 def _as_array(value: Any, index: Any) -> np.ndarray:
     import pandas as pd
 
-    if isinstance(value, pd.Series) and index is not None:
+    if isinstance(value, pd.Series) and index is not None and not value.index.equals(index):
         value = value.reindex(index)
     return np.atleast_1d(np.asarray(value, dtype=float))
 
