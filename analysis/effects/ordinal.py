@@ -431,45 +431,50 @@ class _Ordinal:
         lp *= w
         return np.asarray(lp.sum(axis=1))
 
-    def gradient(self, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Score totals (R, k) of :func:`_scores`."""
-        out = np.empty((w.shape[0], self.X.shape[1] + self.K - 1))
-        for b in self.blocks(w.shape[0]):
-            wa, wb = w[b] * ra[b], w[b] * rb[b]
+    def gradient(self, ra: np.ndarray, rb: np.ndarray, w: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Score totals (R, k) of :func:`_scores`; of the ``rows`` of the arrays only, if given."""
+        R = w.shape[0] if rows is None else rows.size
+        out = np.empty((R, self.X.shape[1] + self.K - 1))
+        for b in self.blocks(R):
+            i = b if rows is None else rows[b]
+            wa, wb = w[i] * ra[i], w[i] * rb[i]
             out[b, self.X.shape[1] :] = self.sums(wa)[:, :-1] - self.sums(wb)[:, 1:]
             wb -= wa
             out[b, : self.X.shape[1]] = wb @ self.X
         return out
 
-    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray) -> np.ndarray:
+    def hessian(self, Fa: np.ndarray, Fb: np.ndarray, ra: np.ndarray, rb: np.ndarray, w: np.ndarray,
+                rows: np.ndarray | None = None) -> np.ndarray:
         """The analytic Hessian of the weighted log-likelihood of every row (R, k, k), block by block.
 
         Per unit, ``l = log(F(a) - F(b))`` with ``a = zeta_y - x'beta`` and ``b = zeta_{y-1} -
         x'beta`` (``F`` logistic, ``f = F(1 - F)``, ``f' = f(1 - 2F)``; an infinite cut-point
         contributes 0).  With ``r_a = f(a) / P``, ``r_b = f(b) / P`` the second derivatives in
         ``a`` and ``b`` are ``c_aa = w r_a (1 - 2 F(a) - r_a)``, ``c_bb = -w r_b (1 - 2 F(b) +
-        r_b)``, ``c_ab = w r_a r_b``.
+        r_b)``, ``c_ab = w r_a r_b``.  Of the ``rows`` of the arrays only, if given.
         """
         K, p = self.K, self.X.shape[1]
-        R = w.shape[0]
+        R = w.shape[0] if rows is None else rows.size
         H = np.zeros((R, p + K - 1, p + K - 1))
         cx = np.empty((R, self.y.size)) if self.to_rows is None else np.empty((self.y.size, R))  # (n, R) for to_rows
         bounds = [*self.starts.tolist(), self.y.size]
         z = np.arange(K - 1)
         for blk in self.blocks(R):
-            wa, wb = w[blk] * ra[blk], w[blk] * rb[blk]
-            s = ra[blk] - rb[blk]
+            i = blk if rows is None else rows[blk]
+            rai, rbi = ra[i], rb[i]
+            wa, wb = w[i] * rai, w[i] * rbi
+            s = rai - rbi
             # u_a = c_aa + c_ab = w r_a (1 - 2 F(a) - r_a + r_b), u_b = c_bb + c_ab likewise
-            ua = Fa[blk] * -2.0
+            ua = Fa[i] * -2.0
             ua += 1.0
             ua -= s
             ua *= wa
-            ub = Fb[blk] * 2.0
+            ub = Fb[i] * 2.0
             ub -= 1.0
             ub += s
             ub *= wb
             cab = wa
-            cab *= rb[blk]
+            cab *= rbi
             np.add(ua, ub, out=cx[blk] if self.to_rows is None else cx[:, blk].T)  # c_aa + c_bb + 2 c_ab
             # X' diag(u_a) E_a + X' diag(u_b) E_b, E the indicators of the cut-points: cut-point k
             # is the upper one of category k's units and the lower one of k + 1's
@@ -567,8 +572,9 @@ def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | No
         act = act[~conv]
         if act.size == 0:
             break
-        Fa, Fb, ra, rb = (_take(v, act) for v in state_parts)
-        step, bad = _step(m.hessian(Fa, Fb, ra, rb, _take(w, act)), g[act], None if used is None else used[act],
+        every = act.size == theta.shape[0]
+        Fa, Fb, ra, rb = state_parts
+        step, bad = _step(m.hessian(Fa, Fb, ra, rb, w, None if every else act), g[act], None if used is None else used[act],
                           min_norm=min_norm)
         state[act[bad]] = -1
         # step halving, every row with its own step length
@@ -594,7 +600,7 @@ def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | No
                 else:
                     for v, new in zip(state_parts, parts, strict=True):
                         v[acc] = new[sub]
-                g_acc = m.gradient(_take(state_parts[2], acc), _take(state_parts[3], acc), _take(w, acc))
+                g_acc = m.gradient(state_parts[2], state_parts[3], w, None if acc.size == theta.shape[0] else acc)
                 g[acc] = g_acc if used is None else np.where(used[acc], g_acc, 0.0)
                 fin = acc[tiny]
                 state[fin] = np.where(np.max(np.abs(g[fin]), axis=1) < gtol[fin], 1, -1)
