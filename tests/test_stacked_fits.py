@@ -111,3 +111,50 @@ def test_stacked_raking_is_every_columns_own_raking() -> None:
         np.testing.assert_allclose(raked[:, r], rr(W[:, r]), rtol=1e-12)
     with pytest.raises(WeightingConvergenceError):
         rr(W[:, 4])
+
+
+def test_a_single_fit_is_a_stack_of_one_row() -> None:
+    """One set of weights through the stacked path (merged rows, a column basis) gives the fit."""
+    from analysis.effects.ordinal import ordered_logit_fit
+    from analysis.effects.regression import wls_params
+    from analysis.matching.propensity import expit, logit_fit
+
+    rng = np.random.default_rng(4)
+    x = _design(rng, 300)
+    w = rng.gamma(2.0, 1.0, 300)
+    y = (rng.random(300) < expit(x @ rng.normal(scale=0.5, size=x.shape[1]))).astype(float)
+    b1, se1, eta1 = logit_fit(x, y, w)
+    b, se, eta = logit_fit(x, y, w[None, :])
+    np.testing.assert_allclose(b[0], b1, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(se[0], se1, rtol=1e-8)
+    np.testing.assert_allclose(eta[0], eta1, rtol=1e-9, atol=1e-12)
+    yw = x @ rng.normal(size=x.shape[1]) + rng.normal(size=300)
+    np.testing.assert_allclose(wls_params(yw, x, w[None, :])[0], wls_params(yw, x, w), rtol=1e-9, atol=1e-12)
+    xo = x[:, 1:]
+    yo = np.digitize(xo @ rng.normal(size=xo.shape[1]) + rng.logistic(size=300), [-1.5, -0.5, 0.5, 1.5])
+    np.testing.assert_allclose(ordered_logit_fit(xo, yo, w[None, :], 5)[0], ordered_logit_fit(xo, yo, w, 5),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_units_with_weight_zero_do_not_count_in_a_logit_or_its_warnings() -> None:
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+
+    from analysis.matching.propensity import expit, logit_fit
+
+    rng = np.random.default_rng(5)
+    x = _design(rng, 300)
+    y = (rng.random(300) < expit(x @ rng.normal(scale=0.5, size=x.shape[1]))).astype(float)
+    w = rng.gamma(2.0, 1.0, 300)
+    w[(x[:, 2] == 1) & (y == 0)] = 0.0  # with weight, the category has POP users only
+    pos = w > 0
+    fits = []
+    for args in ((x, y, w), (x[pos], y[pos], w[pos])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fits.append(logit_fit(*args))
+        assert [c.category for c in caught] == [PerfectSeparationWarning]
+    (b0, se0, eta0), (b1, se1, eta1) = fits
+    assert b0[2] > 20 and b1[2] > 20  # the separated coefficient runs off towards +infinity
+    np.testing.assert_allclose(b0, b1, rtol=1e-9)
+    np.testing.assert_allclose(se0, se1, rtol=1e-8)
+    np.testing.assert_allclose(eta0[pos], eta1, rtol=1e-9, atol=1e-12)

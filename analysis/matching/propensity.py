@@ -165,6 +165,11 @@ class Gram:
     One matrix product per row for a few rows; for many, one product of ``w`` with the ``n`` rows'
     products of pairs of columns (each pair once, computed at the first call and kept), which
     costs about half the batch of products.
+
+    Parameters
+    ----------
+    x
+        The ``(n, p)`` matrix.
     """
 
     #: up to this many rows, a product per row
