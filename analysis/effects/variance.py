@@ -184,23 +184,23 @@ def replicate_variance(
 
     import pandas as pd
 
+    cols: list[str] | None = None
+    mat = np.zeros((len(df), 0))
     if isinstance(replicate_weights, np.ndarray):
         mat = np.asarray(replicate_weights, dtype=float)
         if mat.ndim != 2 or mat.shape[0] != len(df):
             raise ConfigError("Replicate weights need one row per unit", param="replicate_weights",
                               expected=f"shape ({len(df)}, R)", found=str(mat.shape))
-        weights = [pd.Series(mat[:, r], index=df.index) for r in range(mat.shape[1])]
     else:
         cols = list(replicate_weights)
         missing = [c for c in cols if c not in df.columns]
         if missing:
             raise DataValidationError("Replicate weight columns are missing", column=missing[0],
                                       param="replicate_weights")
-        weights = [df[c] for c in cols]
     if full_weight and full_weight not in df.columns:
         raise DataValidationError("The full-sample weight column is missing", column=full_weight,
                                   param="full_weight")
-    n_rep = len(weights)
+    n_rep = mat.shape[1] if cols is None else len(cols)
     if n_rep < 2:
         raise ConfigError("At least two replicates are needed", param="replicate_weights",
                           found=str(n_rep))
@@ -217,9 +217,11 @@ def replicate_variance(
         from analysis.fitwarnings import expected_fit_warnings
 
         with expected_fit_warnings(fit_warnings, "replicates"):
-            done = list(refit_all(np.column_stack([w.to_numpy(dtype=float) for w in weights])))
+            done = list(refit_all(mat if cols is None else np.column_stack([df[c].to_numpy(dtype=float) for c in cols])))
     todo = [r for r in range(n_rep) if done[r] is None]
-    refitted = _refit_each(partial(_call, refit, tuple(failures)), [weights[r] for r in todo], n_jobs, executor, progress)
+    # a weight column per replicate refitted
+    weights = [pd.Series(mat[:, r], index=df.index) if cols is None else df[cols[r]] for r in todo]
+    refitted = _refit_each(partial(_call, refit, tuple(failures)), weights, n_jobs, executor, progress)
     results: list[tuple[Any, Counter[str]]] = [(v, Counter()) for v in done]
     for r, res in zip(todo, refitted, strict=True):
         results[r] = res
