@@ -514,7 +514,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
     r = Report(bundle_dir, lang)
     shown = []
     close = plt.close  # the figures stay open to be inspected, and are closed here afterwards
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     monkeypatch.setattr(plt, "close", lambda *a, **k: None)
     for name in ("profile", "flow", "balance", "forest"):
         r.figure(name)
@@ -539,13 +539,12 @@ def test_forest_plot_marks_main_estimator_and_labels_methods(bundle_dir: Path, m
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from analysis.report.labels import method_label
 
     r = Report(bundle_dir, "nl")
     shown = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     r.figure("forest")
     ax = shown[0].axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -837,18 +836,40 @@ def test_a_failed_method_gets_a_reason_code_worded_in_both_languages(tmp_path: P
     assert set(Report(_tiny_bundle(tmp_path / "b"), "nl")._not_estimable().columns) >= {"code"}
 
 
-def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_path: Path) -> None:
-    """A method that really failed (an ordered logit on an outcome with two answers) is listed in
-    the Dutch report with a Dutch reason; the software's English message is not shown."""
+@pytest.fixture(scope="module")
+def failed_method_render(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]:
+    """The bundle with a method that really failed (an ordered logit on an outcome with two
+    answers), rendered to HTML by ``popeval report`` with resource warnings on.
+
+    Returns the bundle, the failure's record and the finished command (its console output).
+    """
+    import os
+
     from analysis.effects.ordinal import ordered_logit
     from analysis.pipeline import not_estimable_record
 
+    tmp = tmp_path_factory.mktemp("failed_method")
     two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
     rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
     eff = read_bundle(bundle_dir).table("effects")
-    b = _variant(bundle_dir, tmp_path / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
-    html = render_report(b, lang="nl", out=tmp_path / "out", formats=("html",), params={"run_time": "2026-12-01T09:00:00+00:00"}).outputs["html"]
-    page = html.read_text(encoding="utf-8")
+    b = _variant(bundle_dir, tmp / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
+    # Python's default warning filters with resource warnings shown: whatever the defaults show, this shows too
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
+    env["PYTHONWARNINGS"] = "always::ResourceWarning"
+    popeval = str(Path(sys.executable).parent / "popeval")
+    proc = subprocess.run(
+        [popeval, "report", "--bundle", str(b), "--lang", "nl", "--out", str(tmp / "out"), "--format", "html", "--engine", "python"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return b, rec, proc
+
+
+def test_dutch_report_words_why_a_method_failed_in_dutch(failed_method_render: tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]) -> None:
+    """A method that really failed is listed in the Dutch report with a Dutch reason; the
+    software's English message is not shown."""
+    b, rec, _ = failed_method_render
+    page = (b.parent / "out" / "evaluation-nl.html").read_text(encoding="utf-8")
     table = next(t for t in _tables(page) if t["head"] and t["head"][-1] == [label(k, "nl") for k in ("col_method", "col_outcome", "col_reason")])
     assert table["body"] == [[method_label("ologit", "nl"), Report(b, "nl").outcome("promotion"), label("ne_too_few_categories", "nl")]]
     text = _visible_text(page)
@@ -856,6 +877,17 @@ def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_p
     words = {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]+", text)}
     assert not (words & set(ENGLISH)), sorted(words & set(ENGLISH))
     assert read_bundle(b).table("not_estimable")["reason"].tolist() == [rec["reason"]]  # the message stays in the bundle
+
+
+def test_a_render_prints_no_warning_on_the_console(failed_method_render: tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]) -> None:
+    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
+    the console but the result, with resource warnings on (the render of
+    :func:`failed_method_render`: the whole report, its figures and tables)."""
+    b, _, proc = failed_method_render
+    assert (b.parent / "out" / "evaluation-nl.html").is_file()
+    assert proc.stderr == "", proc.stderr[-3000:]
+    assert "Warning" not in proc.stdout and "Unclosed" not in proc.stdout
+    assert proc.stdout.startswith("Rendered with python"), proc.stdout[-2000:]
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:
@@ -1037,30 +1069,6 @@ def _tiny_bundle(path: Path) -> Path:
     return path
 
 
-def test_a_render_prints_no_warning_on_the_console(tmp_path: Path) -> None:
-    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
-    the console but the result, with resource warnings on (Python's default warning filters with
-    resource warnings shown: whatever the defaults show, this shows too)."""
-    import os
-
-    qmd = _mini_report(tmp_path)
-    bundle = _tiny_bundle(tmp_path / "b")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
-    env["PYTHONWARNINGS"] = "always::ResourceWarning"
-    popeval = str(Path(sys.executable).parent / "popeval")
-    r = subprocess.run(
-        [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert (tmp_path / "out" / "evaluation-en.html").is_file()
-    assert r.stderr == "", r.stderr[-3000:]
-    assert "Warning" not in r.stdout and "Unclosed" not in r.stdout
-
-
 def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Editing a sentence changes the report's key, never the estimation's."""
     from analysis import pipeline
@@ -1119,12 +1127,11 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from analysis.report.builder import FONT
 
     shown = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     Report(bundle_dir, "en").figure("profile")
     axes = [a for a in shown[0].axes if a.axison]
     assert {a.get_title(loc="left") for a in axes} == {"Education level", "Age", "Sex", "Employer sector", "Company size"}
