@@ -279,11 +279,13 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
                                            shape=(Xt.shape[0], rows.size)) @ w[:, sel].T).T)
         X1, X0 = Xt.copy(), Xt.copy()
         X1[:, j], X0[:, j] = 1.0, 0.0
-        R = theta.shape[0]
-        cs = np.concatenate([np.full((R, 1), -np.inf), theta[:, p:], np.full((R, 1), np.inf)], axis=1)
-        P1s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X1.T)[:, :, None]), axis=2)
-        P0s = np.diff(_cdf(cs[:, None, :] - (theta[:, :p] @ X0.T)[:, :, None]), axis=2)
-        return np.asarray(np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), P1s - P0s))
+        # P(Y = k) = F(zeta_k - x'beta) - F(zeta_{k-1} - x'beta) with F = 0 and 1 at the ends: the
+        # weighted mean of the shifts is the difference of the means of the F
+        D = _cut_cdf(theta[:, :p] @ X1.T, theta[:, p:])
+        D -= _cut_cdf(theta[:, :p] @ X0.T, theta[:, p:])
+        mean = np.einsum("rn,rnk->rk", ws / ws.sum(axis=1, keepdims=True), D)
+        zero = np.zeros((theta.shape[0], 1))
+        return np.diff(np.concatenate([zero, mean, zero], axis=1), axis=1)
     X1, X0 = X[sel].copy(), X[sel].copy()
     X1[:, j], X0[:, j] = 1.0, 0.0
     c = _cuts(theta[p:])
@@ -403,14 +405,7 @@ class _Ordinal:
         """
         p, K = self.X.shape[1], self.K
         C, m = theta.shape[0], self.Xd.shape[0]
-        eta = theta[:, :p] @ self.Xd.T
-        zeta = theta[:, p:]
-        t = np.exp(eta)[:, :, None] * np.exp(-zeta)[:, None, :]
-        big = ~((np.abs(eta).max(axis=1) <= 300) & (np.abs(zeta).max(axis=1) <= 300))
-        if big.any():
-            t[big] = np.exp(eta[big][:, :, None] - zeta[big][:, None, :])
-        t += 1.0
-        F = np.divide(1.0, t, out=t).reshape(C, m * (K - 1))
+        F = _cut_cdf(theta[:, :p] @ self.Xd.T, theta[:, p:]).reshape(C, m * (K - 1))
         G = 1.0 - F
         G *= F  # f = F (1 - F)
         # F(a) = 1 where there is no upper cut-point, F(b) = 0 where there is no lower: f = 0
@@ -495,6 +490,18 @@ class _Ordinal:
 
 #: Values of the units per block of rows of weights in :meth:`_Ordinal.parts` and the like
 BLOCK = 1 << 15
+
+
+def _cut_cdf(eta: np.ndarray, zeta: np.ndarray) -> np.ndarray:
+    """``F(zeta_j - eta_i)`` (R, m, K - 1) of linear predictors ``eta`` (R, m) and cut-points
+    ``zeta`` (R, K - 1): ``1 / (1 + exp(eta_i) exp(-zeta_j))``, one exponential per predictor and
+    cut-point (``exp(eta_i - zeta_j)`` in a row where an exponent exceeds 300)."""
+    t = np.exp(eta)[:, :, None] * np.exp(-zeta)[:, None, :]
+    big = ~((np.abs(eta).max(axis=1) <= 300) & (np.abs(zeta).max(axis=1) <= 300))
+    if big.any():
+        t[big] = np.exp(eta[big][:, :, None] - zeta[big][:, None, :])
+    t += 1.0
+    return np.divide(1.0, t, out=t)
 
 
 def _step(H: np.ndarray, g: np.ndarray, used: np.ndarray | None, *, min_norm: bool) -> tuple[np.ndarray, np.ndarray]:
