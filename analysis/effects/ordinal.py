@@ -321,15 +321,13 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     # start: beta = 0, cut-points from cumulative weighted proportions (the MLE at beta = 0)
     totals = np.bincount(y, weights=w, minlength=K)
     cum = np.cumsum(totals)[:-1] / w.sum()
-    with np.errstate(divide="ignore"):
-        zeta0 = np.log(cum / (1 - cum))
+    zeta0 = np.log(cum / (1 - cum))
     theta0 = np.concatenate([np.zeros(p), zeta0])
     theta = theta0[None, :].copy()
     state = -1
     if np.all(totals > 0):  # every category weighted: the cut-points start increasing
         order = np.argsort(y, kind="stable")  # every category's units one slice
-        with np.errstate(all="ignore"):
-            state = int(_newton(_Ordinal.of(X[order], y[order], K), theta, w[None, order], None, min_norm=True)[0])
+        state = int(_newton(_Ordinal.of(X[order], y[order], K), theta, w[None, order], None, min_norm=True)[0])
     if state == 1:  # it passed the gradient check below in _newton
         return np.asarray(theta[0])
     theta_b, detail = _bfgs(theta0, X, y, K, w, 1e-10 * max(1.0, float(w.sum())))
@@ -496,10 +494,13 @@ def _cut_cdf(eta: np.ndarray, zeta: np.ndarray) -> np.ndarray:
     """``F(zeta_j - eta_i)`` (R, m, K - 1) of linear predictors ``eta`` (R, m) and cut-points
     ``zeta`` (R, K - 1): ``1 / (1 + exp(eta_i) exp(-zeta_j))``, one exponential per predictor and
     cut-point (``exp(eta_i - zeta_j)`` in a row where an exponent exceeds 300)."""
-    t = np.exp(eta)[:, :, None] * np.exp(-zeta)[:, None, :]
-    big = ~((np.abs(eta).max(axis=1) <= 300) & (np.abs(zeta).max(axis=1) <= 300))
-    if big.any():
-        t[big] = np.exp(eta[big][:, :, None] - zeta[big][:, None, :])
+    # exp(eta_i) exp(-zeta_j) overflows only where an exponent exceeds 300; exp(eta_i - zeta_j)
+    # overflows where F is 0 (as the logistic function gives it)
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = np.exp(eta)[:, :, None] * np.exp(-zeta)[:, None, :]
+        big = ~((np.abs(eta).max(axis=1) <= 300) & (np.abs(zeta).max(axis=1) <= 300))
+        if big.any():
+            t[big] = np.exp(eta[big][:, :, None] - zeta[big][:, None, :])
     t += 1.0
     return np.divide(1.0, t, out=t)
 
