@@ -341,6 +341,8 @@ def _irls(
     separated = np.zeros(R, dtype=bool)
     a = np.arange(R)
     for it in range(maxiter):
+        if a.size == 0:
+            break
         every = a.size == R  # no row has stopped yet: no copies
         w_a, mu_a, eta_a = (weights, mu, eta) if every else (weights[a], mu[a], eta[a])
         used_a = used if used is None or every else used[a]
@@ -378,8 +380,6 @@ def _irls(
         stop = bad | conv
         if stop.any():
             a = a[~stop]
-            if a.size == 0:
-                break
     return _Irls(beta, mu, wk, failed, converged, separated)
 
 
