@@ -214,9 +214,9 @@ def leave_out(h: np.ndarray, used: np.ndarray | None, diagonal: float) -> np.nda
 
 def scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None, limit: float) -> tuple[np.ndarray, np.ndarray]:
     """``h[r]^-1 g[r]`` of stacks ``h`` (R, p, p), ``g`` (R, p) of symmetric positive (semi)definite
-    matrices through the unit-diagonal scaling of every ``h[r]``, and the rows where it is not
-    defined: not finite, a diagonal not positive, or a condition number (of the scaled matrix)
-    above ``limit``, where the solution is 0.  The columns not ``used`` in a row are left out
+    (Gram) matrices through the unit-diagonal scaling of every ``h[r]``, and the rows where it
+    is not defined: not finite, a diagonal not positive, or a condition number (of the scaled
+    matrix) above ``limit``, where the solution is 0.  The columns not ``used`` in a row are left out
     (their solution 0).
 
     The scaled matrices are inverted; ``p ||S^-1||_F`` bounds the condition number of such an
@@ -224,19 +224,20 @@ def scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None, limit: f
     ``limit`` are the eigenvalues computed.
     """
     p = h.shape[1]
-    h = leave_out(h, used, 1.0)
     if used is not None:
+        h = leave_out(h, used, 1.0)
         g = np.where(used, g, 0.0)
-    d = np.sqrt(np.einsum("rjj->rj", h))
-    bad = ~(np.isfinite(h.sum(axis=(1, 2)) + g.sum(axis=1)) & (d > 0).all(axis=1))
-    if bad.any():
-        d[bad] = 1.0
+    dd = np.einsum("rjj->rj", h)
+    # a Gram matrix is finite where its diagonal is: |h_ij| <= sqrt(h_ii h_jj)
+    bad = ~((dd > 0).all(axis=1) & np.isfinite(dd.sum(axis=1) + g.sum(axis=1)))
+    some = bool(bad.any())
+    d = np.sqrt(np.where(bad[:, None], 1.0, dd) if some else dd)
     scaled = h / (d[:, :, None] * d[:, None, :])
-    if bad.any():
+    if some:
         scaled[bad] = np.eye(p)
     try:
         inv = np.linalg.inv(scaled)
-        check = ~(p * np.sqrt(np.einsum("rij,rij->r", inv, inv)) <= limit)
+        check = ~(np.einsum("rij,rij->r", inv, inv) <= (limit / p) ** 2)
     except np.linalg.LinAlgError:  # an exactly singular one
         inv, check = np.zeros_like(scaled), np.ones(h.shape[0], dtype=bool)
     if check.any():
@@ -245,8 +246,9 @@ def scaled_solve(h: np.ndarray, g: np.ndarray, used: np.ndarray | None, limit: f
         redo = check & ~bad
         if redo.any():
             inv[redo] = np.linalg.inv(scaled[redo])
+        some = bool(bad.any())
     sol = np.einsum("rij,rj->ri", inv, g / d) / d
-    if bad.any():
+    if some:
         sol[bad] = 0.0
     return sol, bad
 
