@@ -333,8 +333,8 @@ def plan_input(
 
     With ``one_pass`` nothing is scanned beyond reading the file: the mapped values are a view (computed
     by the one query that validates and writes the table, :func:`_write_in_one_pass`) that also holds
-    each file column's INSZ flag, and dates are taken as ISO unless a format is given (the validation
-    then confirms it: the detection would have found ISO too).
+    each file column's INSZ flag, and a date's format (unless given) is guessed from its first value (the
+    validation then confirms it: the detection would have found the same format).
 
     Raises
     ------
@@ -518,7 +518,7 @@ def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec,
             date_formats[var] = spec.date_format
             continue
         if one_pass:
-            date_formats[var] = "%Y-%m-%d"
+            date_formats[var] = _guessed_date_format(con, mapped.text[var], mapped.src)
             continue
         n_all, n_dmy, n_dmy_dash = con.execute(
             f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
@@ -531,6 +531,22 @@ def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec,
         else:
             date_formats[var] = "%Y-%m-%d"
     return date_formats
+
+
+def _guessed_date_format(con: duckdb.DuckDBPyConnection, text: str, src: str) -> str:
+    """The date format of the first value (the one-pass ingest's guess; its validation confirms it for every row).
+
+    The format the step-by-step detection (:func:`_date_formats`) would find when every value has
+    the first one's shape; when some value has another, that row fails the one-pass validation and
+    the step-by-step ingest detects the format from all of them.
+    """
+    first = con.execute(f"SELECT t FROM (SELECT {text} AS t FROM {src}) WHERE t IS NOT NULL LIMIT 1").fetchall()
+    value = str(first[0][0]) if first else ""
+    if re.fullmatch(r"\d{2}/\d{2}/\d{4}", value):
+        return "%d/%m/%Y"
+    if re.fullmatch(r"\d{2}-\d{2}-\d{4}", value):
+        return "%d-%m-%Y"
+    return "%Y-%m-%d"
 
 
 def _add_derived(con: duckdb.DuckDBPyConnection, derived: dict[str, str], text: dict[str, str], date_formats: dict[str, str],
