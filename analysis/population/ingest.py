@@ -353,7 +353,7 @@ def plan_input(
     assumed = list(info.assumed)
     # the mapped values, computed once (every check below reads these columns)
     mapped = _create_mapped(con, table, columns, derived, expr, types, info.format, one_pass)
-    date_formats = _date_formats(con, table, spec, mapped, one_pass)
+    date_formats = _date_formats(con, table, spec, mapped, (expr.text, {v: types[c] for v, c in columns.items() if c is not None}, src) if one_pass else None)
     dmy = sorted({f for f in date_formats.values() if f != "%Y-%m-%d"})
     if dmy and not spec.date_format:
         assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
@@ -508,8 +508,14 @@ def _create_mapped(con: duckdb.DuckDBPyConnection, table: Table, columns: dict[s
     )
 
 
-def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec, mapped: _Mapped, one_pass: bool) -> dict[str, str]:
-    """The strptime format of each date variable: given format, else ISO, else dd/mm/yyyy when every value has that shape."""
+def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec, mapped: _Mapped,
+                  one_pass: tuple[dict[str, str], dict[str, str], str] | None) -> dict[str, str]:
+    """The strptime format of each date variable: given format, else ISO, else dd/mm/yyyy when every value has that shape.
+
+    ``one_pass``: the format is guessed from the first value (:func:`_guessed_date_format`), read
+    with the variable's expression over the file's table rather than through the mapped view (the
+    variables' text expressions, the types of their file columns, the file's table).
+    """
     date_formats: dict[str, str] = {}
     for var in table.names:
         if table.column(var).dtype != "date" or var not in mapped.text:
@@ -517,8 +523,12 @@ def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec,
         if spec.date_format:
             date_formats[var] = spec.date_format
             continue
-        if one_pass:
-            date_formats[var] = _guessed_date_format(con, mapped.text[var], mapped.src)
+        if one_pass is not None:
+            text, types, src = one_pass
+            typed = types[var].upper()
+            # a column read as a date or timestamp is written as ISO text (text_sql)
+            is_date = typed == "DATE" or typed.startswith("TIMESTAMP")
+            date_formats[var] = "%Y-%m-%d" if is_date else _guessed_date_format(con, text[var], src)
             continue
         n_all, n_dmy, n_dmy_dash = con.execute(
             f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
