@@ -282,6 +282,18 @@ def test_bad_flag(small: dict, tmp_path: Path) -> None:
     assert (err.row, err.column) == (2, "pop_made")
 
 
+def test_a_bad_row_in_the_trajectories_leaves_the_applications_to_the_one_pass(small: dict, tmp_path: Path) -> None:
+    """After the rollback only the refused extract is validated step by step; the other is written in one pass again."""
+    lines: list[str] = []
+    path = _bad_copy(small, tmp_path, _set("pop_made", 2, "misschien"), "vdab_trajectories.csv")
+    with pytest.raises(DataValidationError) as info:
+        ingest(small["out"] / "admin" / "dwse_applications.csv", path, tmp_path / "bad.duckdb", progress=lines.append)
+    assert (info.value.row, info.value.column) == (2, "pop_made")
+    assert sum("vdab_trajectories: a row breaks a check; validating step by step" in line for line in lines) == 1
+    dwse = [line.strip() for line in lines if line.strip().startswith("dwse_applications: every column scanned for INSZ")]
+    assert len(dwse) == 2 and all("(in the pass that writes the table)" in line for line in dwse)
+
+
 def test_bad_duplicate_key_across_chunks(study: dict, tmp_path: Path) -> None:
     """The duplicate sits far from its first occurrence, in another chunk: found in DuckDB."""
     n = len(study["dwse"])

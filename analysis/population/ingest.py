@@ -205,15 +205,22 @@ def ingest(
         Path(db).parent.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
         # first every check in the query that writes each table; when a row breaks one, the load is
-        # rolled back and done again step by step, whose queries name the first offending row
-        for one_pass in (True, False):
+        # rolled back and done again step by step, whose queries name the first offending row (a
+        # table the one-pass query wrote before is written by it again: its rows broke no check)
+        written: set[str] = set()
+        one_pass = True
+        while True:
             con.execute("BEGIN TRANSACTION")
             try:
-                sources = _ingest_both(con, dwse, vdab, key if pseudonymise else None, chunk_bytes, dwse_spec, vdab_spec, lines, one_pass)
+                sources = _ingest_both(con, dwse, vdab, key if pseudonymise else None, chunk_bytes, dwse_spec, vdab_spec, lines,
+                                       one_pass, written)
                 con.execute("COMMIT")
                 break
             except _StepByStepError as exc:
                 con.execute("ROLLBACK")
+                if not one_pass:  # a table written in one pass before refused now: every table step by step
+                    written.clear()
+                one_pass = False
                 if lines is not None:
                     lines(f"  {exc}: a row breaks a check; validating step by step to name it ({time.perf_counter() - t0:.1f} s)")
             except BaseException:
@@ -227,11 +234,17 @@ def ingest(
 
 def _ingest_both(con: duckdb.DuckDBPyConnection, dwse: str | Path, vdab: str | Path, key: bytes | None, chunk_bytes: int,
                  dwse_spec: InputSpec | None, vdab_spec: InputSpec | None, lines: Callable[[str], None] | None,
-                 one_pass: bool) -> tuple[SourceFile, SourceFile]:
-    sources = (
-        ingest_table(con, dwse, DWSE_APPLICATIONS, key=key, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines, one_pass=one_pass),
-        ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines, one_pass=one_pass),
-    )
+                 one_pass: bool, written: set[str]) -> tuple[SourceFile, SourceFile]:
+    """Ingest both extracts: in one pass each (``one_pass``, or a table in ``written``), else step by step.
+
+    ``written`` collects the tables the one-pass query wrote.
+    """
+    sources = []
+    for path, table, spec in ((dwse, DWSE_APPLICATIONS, dwse_spec), (vdab, VDAB_TRAJECTORIES, vdab_spec)):
+        in_one = one_pass or table.name in written
+        sources.append(ingest_table(con, path, table, key=key, chunk_bytes=chunk_bytes, spec=spec, progress=lines, one_pass=in_one))
+        if in_one:
+            written.add(table.name)
     if sources[0].key_format != sources[1].key_format:
         raise DataValidationError(
             "The two extracts use different person-key formats",
@@ -243,7 +256,7 @@ def _ingest_both(con: duckdb.DuckDBPyConnection, dwse: str | Path, vdab: str | P
         )
     for derived in ("population", "survey_participants", "linkage_report"):
         con.execute(f"DROP TABLE IF EXISTS {derived}")
-    return sources
+    return sources[0], sources[1]
 
 
 def _is_connection(db: Any) -> bool:
