@@ -140,30 +140,37 @@ window.addEventListener('load', function () {
 </script>"""
 
 
-def _page_overflow(html: Path, width: int, work: Path) -> dict[str, object]:
-    """Load ``html`` in headless Chromium in a frame ``width`` CSS pixels wide and measure its overflow.
+def _pages_overflow(pages: list[tuple[Path, int]], work: Path) -> list[dict[str, object]]:
+    """Load each ``(html, width)`` in headless Chromium, in a frame ``width`` CSS pixels wide, and measure its overflow.
 
-    A frame because Chromium's headless window is never narrower than 500 pixels.
+    Frames because Chromium's headless window is never narrower than 500 pixels; all of them in
+    one page, so that Chromium starts once.
     """
     import html as htmllib
     import json
 
     work.mkdir(parents=True, exist_ok=True)
-    page = work / f"page-{width}.html"
-    page.write_text(html.read_text(encoding="utf-8").replace("</body>", _OVERFLOW_PROBE + "</body>"), encoding="utf-8")
-    harness = work / f"harness-{width}.html"
+    frames = []
+    for i, (html, width) in enumerate(pages):
+        page = work / f"page-{i}.html"
+        page.write_text(html.read_text(encoding="utf-8").replace("</body>", _OVERFLOW_PROBE + "</body>"), encoding="utf-8")
+        frames.append(f'<iframe src="{page.name}" style="display:block;width:{width}px;height:2000px;border:0"></iframe>')
+    harness = work / "harness.html"
     harness.write_text(
-        f'<!DOCTYPE html><html><body style="margin:0"><iframe src="{page.name}" style="width:{width}px;height:2000px;border:0"></iframe>'
-        "<script>window.addEventListener('message', function (e) { var p = document.createElement('pre');"
-        " p.id = 'popeval-result'; p.textContent = e.data; document.body.appendChild(p); });</script></body></html>",
+        '<!DOCTYPE html><html><body style="margin:0">' + "".join(frames)
+        + "<script>window.addEventListener('message', function (e) { var f = document.querySelectorAll('iframe');"
+        " for (var i = 0; i < f.length; i++) { if (f[i].contentWindow === e.source) { var p = document.createElement('pre');"
+        " p.id = 'popeval-result-' + i; p.textContent = e.data; document.body.appendChild(p); } } });</script></body></html>",
         encoding="utf-8",
     )
     assert CHROMIUM is not None
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={work / 'profile'}", f"--window-size={width + 100},2100", "--virtual-time-budget=15000", "--dump-dom", harness.as_uri()]
+    widest = max(w for _, w in pages)
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--user-data-dir={work / 'profile'}", f"--window-size={widest + 100},2100", "--virtual-time-budget=20000", "--dump-dom", harness.as_uri()]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
-    m = re.search(r'<pre id="popeval-result">([^<]*)</pre>', r.stdout)
-    assert m, f"the page did not report its layout (exit {r.returncode}): {r.stderr[-2000:]}"
-    return dict(json.loads(htmllib.unescape(m.group(1))))
+    found = dict(re.findall(r'<pre id="popeval-result-(\d+)">([^<]*)</pre>', r.stdout))
+    missing = [str(pages[i][0]) for i in range(len(pages)) if str(i) not in found]
+    assert not missing, f"pages did not report their layout (exit {r.returncode}): {missing} {r.stderr[-2000:]}"
+    return [dict(json.loads(htmllib.unescape(found[str(i)]))) for i in range(len(pages))]
 
 
 def _pdftotext(path: Path, *args: str) -> str:
@@ -514,7 +521,7 @@ def test_every_tick_label_parses_back_to_its_value(bundle_dir: Path, lang: str, 
     r = Report(bundle_dir, lang)
     shown = []
     close = plt.close  # the figures stay open to be inspected, and are closed here afterwards
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     monkeypatch.setattr(plt, "close", lambda *a, **k: None)
     for name in ("profile", "flow", "balance", "forest"):
         r.figure(name)
@@ -539,13 +546,12 @@ def test_forest_plot_marks_main_estimator_and_labels_methods(bundle_dir: Path, m
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from analysis.report.labels import method_label
 
     r = Report(bundle_dir, "nl")
     shown = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     r.figure("forest")
     ax = shown[0].axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -837,18 +843,40 @@ def test_a_failed_method_gets_a_reason_code_worded_in_both_languages(tmp_path: P
     assert set(Report(_tiny_bundle(tmp_path / "b"), "nl")._not_estimable().columns) >= {"code"}
 
 
-def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_path: Path) -> None:
-    """A method that really failed (an ordered logit on an outcome with two answers) is listed in
-    the Dutch report with a Dutch reason; the software's English message is not shown."""
+@pytest.fixture(scope="module")
+def failed_method_render(bundle_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]:
+    """The bundle with a method that really failed (an ordered logit on an outcome with two
+    answers), rendered to HTML by ``popeval report`` with resource warnings on.
+
+    Returns the bundle, the failure's record and the finished command (its console output).
+    """
+    import os
+
     from analysis.effects.ordinal import ordered_logit
     from analysis.pipeline import not_estimable_record
 
+    tmp = tmp_path_factory.mktemp("failed_method")
     two = pd.DataFrame({"y": [1, 2, 1, 2, 1, 2], "pop": [0, 1, 0, 1, 1, 0]})
     rec = not_estimable_record("promotion", "ologit", _failure(lambda: ordered_logit(two, "y ~ pop", treat="pop")))
     eff = read_bundle(bundle_dir).table("effects")
-    b = _variant(bundle_dir, tmp_path / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
-    html = render_report(b, lang="nl", out=tmp_path / "out", formats=("html",), params={"run_time": "2026-12-01T09:00:00+00:00"}).outputs["html"]
-    page = html.read_text(encoding="utf-8")
+    b = _variant(bundle_dir, tmp / "bundle", tables={"effects": eff[~((eff["method"] == "ologit") & (eff["outcome"] == "promotion"))], "not_estimable": pd.DataFrame([rec])})
+    # Python's default warning filters with resource warnings shown: whatever the defaults show, this shows too
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
+    env["PYTHONWARNINGS"] = "always::ResourceWarning"
+    popeval = str(Path(sys.executable).parent / "popeval")
+    proc = subprocess.run(
+        [popeval, "report", "--bundle", str(b), "--lang", "nl", "--out", str(tmp / "out"), "--format", "html", "--engine", "python"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return b, rec, proc
+
+
+def test_dutch_report_words_why_a_method_failed_in_dutch(failed_method_render: tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]) -> None:
+    """A method that really failed is listed in the Dutch report with a Dutch reason; the
+    software's English message is not shown."""
+    b, rec, _ = failed_method_render
+    page = (b.parent / "out" / "evaluation-nl.html").read_text(encoding="utf-8")
     table = next(t for t in _tables(page) if t["head"] and t["head"][-1] == [label(k, "nl") for k in ("col_method", "col_outcome", "col_reason")])
     assert table["body"] == [[method_label("ologit", "nl"), Report(b, "nl").outcome("promotion"), label("ne_too_few_categories", "nl")]]
     text = _visible_text(page)
@@ -856,6 +884,17 @@ def test_dutch_report_words_why_a_method_failed_in_dutch(bundle_dir: Path, tmp_p
     words = {w.lower() for w in re.findall(r"[A-Za-zÀ-ÿ]+", text)}
     assert not (words & set(ENGLISH)), sorted(words & set(ENGLISH))
     assert read_bundle(b).table("not_estimable")["reason"].tolist() == [rec["reason"]]  # the message stays in the bundle
+
+
+def test_a_render_prints_no_warning_on_the_console(failed_method_render: tuple[Path, dict[str, Any], subprocess.CompletedProcess[str]]) -> None:
+    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
+    the console but the result, with resource warnings on (the render of
+    :func:`failed_method_render`: the whole report, its figures and tables)."""
+    b, _, proc = failed_method_render
+    assert (b.parent / "out" / "evaluation-nl.html").is_file()
+    assert proc.stderr == "", proc.stderr[-3000:]
+    assert "Warning" not in proc.stdout and "Unclosed" not in proc.stdout
+    assert proc.stdout.startswith("Rendered with python"), proc.stdout[-2000:]
 
 
 def test_demo_notice_from_provenance(bundle_dir: Path, tmp_path: Path) -> None:
@@ -1037,30 +1076,6 @@ def _tiny_bundle(path: Path) -> Path:
     return path
 
 
-def test_a_render_prints_no_warning_on_the_console(tmp_path: Path) -> None:
-    """``popeval report`` closes the kernel, its client and every zmq socket and context: nothing on
-    the console but the result, with resource warnings on (Python's default warning filters with
-    resource warnings shown: whatever the defaults show, this shows too)."""
-    import os
-
-    qmd = _mini_report(tmp_path)
-    bundle = _tiny_bundle(tmp_path / "b")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONWARNINGS", "PYTHONDEVMODE")}
-    env["PYTHONWARNINGS"] = "always::ResourceWarning"
-    popeval = str(Path(sys.executable).parent / "popeval")
-    r = subprocess.run(
-        [popeval, "report", "--bundle", str(bundle), "--lang", "en", "--out", str(tmp_path / "out"), "--qmd", str(qmd), "--format", "html", "--engine", "python"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert (tmp_path / "out" / "evaluation-en.html").is_file()
-    assert r.stderr == "", r.stderr[-3000:]
-    assert "Warning" not in r.stdout and "Unclosed" not in r.stdout
-
-
 def test_report_sources_are_not_part_of_the_estimation_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Editing a sentence changes the report's key, never the estimation's."""
     from analysis import pipeline
@@ -1119,12 +1134,11 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from analysis.report.builder import FONT
 
     shown = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf()))
+    monkeypatch.setattr(Report, "show", lambda self, fig: shown.append(fig))
     Report(bundle_dir, "en").figure("profile")
     axes = [a for a in shown[0].axes if a.axison]
     assert {a.get_title(loc="left") for a in axes} == {"Education level", "Age", "Sex", "Employer sector", "Company size"}
@@ -1133,14 +1147,26 @@ def test_profile_figure_panels_share_one_scale_and_the_report_font(bundle_dir: P
     assert FONT in (REPORTS / "_lib" / "typst-template.typ").read_text() and FONT in (REPORTS / "_lib" / "dwse.css").read_text()
 
 
+#: The widths at which the HTML report is measured: a phone and a laptop.
+WIDTHS = (390, 1280)
+
+
+@pytest.fixture(scope="module")
+def overflow(rendered: dict[str, dict[str, Path]], tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], dict[str, object]]:
+    """Both languages' HTML at each of :data:`WIDTHS`, measured in one start of Chromium."""
+    pages = [(lang, width) for lang in LANGS for width in WIDTHS]
+    got = _pages_overflow([(rendered[lang]["html"], width) for lang, width in pages], tmp_path_factory.mktemp("overflow"))
+    return dict(zip(pages, got, strict=True))
+
+
 @needs_chromium
-@pytest.mark.parametrize("width", [390, 1280])
-def test_html_has_no_horizontal_overflow_on_a_phone_or_a_laptop(rendered: dict[str, dict[str, Path]], width: int, tmp_path: Path) -> None:
+@pytest.mark.parametrize("width", WIDTHS)
+def test_html_has_no_horizontal_overflow_on_a_phone_or_a_laptop(overflow: dict[tuple[str, int], dict[str, object]], width: int) -> None:
     """In Chromium at 390 px (a phone) and 1280 px, nothing sticks out of the page: wide tables
     scroll sideways inside their own container (their captions stay within the page), and the page
     itself never scrolls sideways."""
     for lang in LANGS:
-        got = _page_overflow(rendered[lang]["html"], width, tmp_path / lang)
+        got = overflow[(lang, width)]
         assert got["viewport"] == width
         assert got["wide"] == [], (lang, width, got["wide"])
         assert int(got["scroll_width"]) <= width, (lang, width, got)  # type: ignore[call-overload]

@@ -41,7 +41,7 @@ _FIGURE_STYLE: dict[RcKeyType, Any] = {
     "text.color": _INK,
     "axes.formatter.use_locale": False,
     "figure.dpi": 150,
-    "savefig.dpi": 200,
+    "savefig.dpi": "figure",
 }
 
 
@@ -49,24 +49,38 @@ class ReportFigures(ReportData):
     """The figures of a report (see :class:`analysis.report.builder.Report`)."""
 
     # ------------------------------------------------------------------ figures
-    def figure(self, name: str, **options: Any) -> Any:
+    def figure(self, name: str, **options: Any) -> None:
         """Draw a figure and show it (in a Jupyter cell): ``profile``, ``flow``, ``balance``, ``forest``.
 
-        Returns the matplotlib figure (already shown and closed).
+        The figure is drawn under the report's style, shown (:meth:`show`) and closed.
         """
+        import matplotlib
         import matplotlib.pyplot as plt
 
         builders: dict[str, Callable[..., Any]] = {"profile": self._f_profile, "flow": self._f_flow, "balance": self._f_balance, "forest": self._f_forest}
         if name not in builders:
             raise ConfigError("Unknown report figure", param=name, expected=", ".join(builders), found=name)
-        import matplotlib
-
         # the report's style holds for this figure only: drawn, shown and closed inside the context
         with matplotlib.rc_context(_FIGURE_STYLE):
             fig = builders[name](**options)
-            plt.show()
-            plt.close(fig)
-        return None
+            try:
+                self.show(fig)
+            finally:
+                plt.close(fig)
+
+    def show(self, fig: Any) -> None:
+        """Show a drawn figure as one PNG image (at the figure's resolution) in the Jupyter cell.
+
+        The PNG is drawn once, with the figure's own (constrained) layout; a figure shown by
+        pyplot's inline backend would be drawn twice, to crop it to its contents first.
+        """
+        import io
+
+        from IPython.display import Image, display
+
+        png = io.BytesIO()
+        fig.savefig(png, format="png")
+        display(Image(data=png.getvalue(), format="png"))
 
     def _f_profile(self) -> Any:
         import matplotlib.pyplot as plt
