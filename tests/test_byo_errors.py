@@ -125,6 +125,16 @@ def test_school_year_derived_from_the_application_date(foreign: Path, tmp_path: 
         assert (got["school_year"].str[:5] + "20" + got["school_year"].str[5:] == raw.str.strip()).all()
 
 
+def test_dates_of_one_shape_are_read_in_one_pass(foreign: Path, tmp_path: Path) -> None:
+    """dd/mm/yyyy dates without a given format: the one-pass ingest guesses the format, and its validation confirms it."""
+    lines: list[str] = []
+    ds, vs = _specs(foreign)
+    rep = ingest(foreign / "aanvragen.sav", foreign / "trajecten.csv", tmp_path / "d.duckdb", dwse_spec=ds, vdab_spec=vs, progress=lines.append)
+    assert "dates dd/mm/yyyy" in rep.sources[1].assumed
+    assert any("in the pass that writes the table" in line for line in lines)
+    assert not [line for line in lines if "step by step" in line]
+
+
 def test_wrong_date_for_the_given_format(foreign: Path, tmp_path: Path) -> None:
     def edit(df: pd.DataFrame) -> pd.DataFrame:
         df.loc[6, "startdatum"] = "2021-02-31"

@@ -55,17 +55,27 @@ def native(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 
 @pytest.fixture(scope="module")
-def small_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Path, object]]:
-    """The Excel case on a 1,500-person study: its foreign copy (with the .xlsx) and its native database.
-
-    Writing and reading an .xlsx with openpyxl cost about a millisecond a row each, so the Excel
-    reader is checked on this small study (some 1,900 rows); the .sav case checks the same on the
-    20,000-person demo.
-    """
+def small_demo() -> Path:
+    """A 1,500-person study (some 1,900 applications): enough for ingest and linkage, which need no margins."""
     from shared_studies import generated_study
 
-    small = generated_study(1_500, 5)  # read-only; shared with tests/test_byo_errors.py
-    return build(small, tmp_path_factory.mktemp("byo_small_foreign")).parent, _native(small, tmp_path_factory.mktemp("byo_small_native"))
+    return generated_study(1_500, 5)  # read-only; shared with tests/test_byo_errors.py
+
+
+@pytest.fixture(scope="module")
+def small_native(small_demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """The small study in popeval's own schema, ingested and linked once: its database and linkage report."""
+    return _native(small_demo, tmp_path_factory.mktemp("byo_small_native"))
+
+
+@pytest.fixture(scope="module")
+def small_pair(small_demo: Path, small_native: tuple[Path, object], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[Path, object]]:
+    """The Excel case on the 1,500-person study: its foreign copy (with the .xlsx) and its native database.
+
+    Writing and reading an .xlsx with openpyxl cost about a millisecond a row each, so the Excel
+    reader is checked on this small study; the .sav case checks the same on the 20,000-person demo.
+    """
+    return build(small_demo, tmp_path_factory.mktemp("byo_small_foreign")).parent, small_native
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +128,9 @@ def test_foreign_files_give_the_native_population(request: pytest.FixtureRequest
         assert "header in row 3" in by["dwse_applications"].assumed
 
 
-def test_keys_of_64_hex_digits_link_like_the_native_ones(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
+def test_keys_of_64_hex_digits_link_like_the_native_ones(small_demo: Path, small_native: tuple[Path, Any], tmp_path: Path) -> None:
+    """On the small study: the key format is a property of every row, and linkage is compared count by count."""
+    demo, native = small_demo, small_native
     foreign = build(demo, tmp_path / "long", long_keys=True, xlsx=False).parent
     db, rep = _ingest_foreign(foreign, tmp_path)
     assert {s.key_format for s in rep.sources} == {"lower-case hex, 64 characters"}
@@ -143,10 +155,15 @@ def test_derived_values_follow_the_rules(demo: Path, foreign_ingested: tuple[Pat
     np.testing.assert_array_equal(centres.to_numpy(dtype=str), vdab["loopbaancentrum"].to_numpy(dtype=str))
 
 
-def test_raw_insz_everywhere_pseudonymised_with_one_key(demo: Path, native: tuple[Path, Any], tmp_path: Path) -> None:
-    """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one."""
+def test_raw_insz_everywhere_pseudonymised_with_one_key(small_demo: Path, small_native: tuple[Path, Any], tmp_path: Path) -> None:
+    """Raw INSZ in both extracts and in the participants: pseudonymised alike, so linkage is the native one.
+
+    On the small study: every key is pseudonymised (or refused) row by row, so some 1,900
+    applications and their participants show it as well as 20,000 persons would.
+    """
     from survey.insz import pseudonymise
 
+    demo, native = small_demo, small_native
     foreign = build(demo, tmp_path / "insz", raw_insz=True, xlsx=False).parent
     key = b"a-test-key-of-sufficient-length"
     db, rep = _ingest_foreign(foreign, tmp_path, pseudonymise=True, key=key)

@@ -30,7 +30,8 @@ def _config(study: Path, derived: Path, snapshot: str, snapshots_dir: Path, surv
             "study": {"name": "fetched", "seed": 5, "derived_dir": str(derived)},
             "survey": {"survey_id": survey_id, "snapshot": snapshot, "snapshots_dir": str(snapshots_dir)},
             "admin": {"dwse": str(study / "admin" / "dwse_applications.csv"), "vdab": str(study / "admin" / "vdab_trajectories.csv")},
-            "effects": {"replicates": 4, "workers": 1, "methods": ["matching", "regression", "naive"]},
+            # no replicates: the estimates, counts and flow are compared, which the replicate SEs do not touch
+            "effects": {"replicates": 0, "workers": 1, "methods": ["matching", "regression", "naive"]},
             "report": {"render": False},
         }
     )

@@ -34,6 +34,21 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     return {"out": out, "db": db, "ingest": ing, "report": rep, "dwse": dwse, "vdab": vdab, "parts": parts}
 
 
+@pytest.fixture(scope="module")
+def small() -> dict[str, object]:
+    """A 1,500-person study (shared, read-only) and its extracts: the bad-input tests break one value in it.
+
+    A check finds the offending row whatever the file's length, so these tests read a small file
+    (some 1,900 applications); the tests of rows far from each other (``*_chunks``) keep the 20,000.
+    """
+    from shared_studies import generated_study
+
+    out = generated_study(1_500, 5)  # shared with tests/test_byo_study.py and tests/test_byo_errors.py
+    dwse = pd.read_csv(out / "admin" / "dwse_applications.csv", dtype=str)
+    vdab = pd.read_csv(out / "admin" / "vdab_trajectories.csv", dtype=str)
+    return {"out": out, "dwse": dwse, "vdab": vdab}
+
+
 def _approved_oc(dwse: pd.DataFrame) -> pd.DataFrame:
     return dwse[(dwse["incentive"] == "OC") & (dwse["status"] == "goedgekeurd")]
 
@@ -230,41 +245,53 @@ def _set(col: str, row: int, value: object):
     return edit
 
 
-def test_bad_missing_column(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, lambda f: f.drop(columns="educ")))
+def test_bad_missing_column(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, lambda f: f.drop(columns="educ")))
     assert (err.row, err.column) == (0, "educ")
 
 
-def test_bad_unknown_code(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("educ", 17, "universitair")))
+def test_bad_unknown_code(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("educ", 17, "universitair")))
     assert (err.row, err.column) == (17, "educ")
     assert "universitair" in err.found and "hoog" in err.expected
 
 
-def test_bad_malformed_identifier(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("training_id", 5, "X12"), "dwse_applications.csv"))
+def test_bad_malformed_identifier(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("training_id", 5, "X12"), "dwse_applications.csv"))
     assert (err.row, err.column) == (5, "training_id")
 
 
-def test_bad_date(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("start_date", 9, "31/02/2021"), "vdab_trajectories.csv"))
+def test_bad_date(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("start_date", 9, "31/02/2021"), "vdab_trajectories.csv"))
     assert (err.row, err.column) == (9, "start_date")
     assert "YYYY-MM-DD" in err.expected
 
 
-def test_bad_number_out_of_range(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("birth_year", 3, "1850")))
+def test_bad_number_out_of_range(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("birth_year", 3, "1850")))
     assert (err.row, err.column) == (3, "birth_year")
 
 
-def test_bad_missing_value(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("status", 11, None)))
+def test_bad_missing_value(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("status", 11, None)))
     assert (err.row, err.column) == (11, "status")
 
 
-def test_bad_flag(study: dict, tmp_path: Path) -> None:
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("pop_made", 2, "misschien"), "vdab_trajectories.csv"))
+def test_bad_flag(small: dict, tmp_path: Path) -> None:
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("pop_made", 2, "misschien"), "vdab_trajectories.csv"))
     assert (err.row, err.column) == (2, "pop_made")
+
+
+def test_a_bad_row_in_the_trajectories_leaves_the_applications_to_the_one_pass(small: dict, tmp_path: Path) -> None:
+    """After the rollback only the refused extract is validated step by step; the other is written in one pass again."""
+    lines: list[str] = []
+    path = _bad_copy(small, tmp_path, _set("pop_made", 2, "misschien"), "vdab_trajectories.csv")
+    with pytest.raises(DataValidationError) as info:
+        ingest(small["out"] / "admin" / "dwse_applications.csv", path, tmp_path / "bad.duckdb", progress=lines.append)
+    assert (info.value.row, info.value.column) == (2, "pop_made")
+    assert sum("vdab_trajectories: a row breaks a check; validating step by step" in line for line in lines) == 1
+    dwse = [line.strip() for line in lines if line.strip().startswith("dwse_applications: every column scanned for INSZ")]
+    assert len(dwse) == 2 and all("(in the pass that writes the table)" in line for line in dwse)
 
 
 def test_bad_duplicate_key_across_chunks(study: dict, tmp_path: Path) -> None:
@@ -286,54 +313,55 @@ def test_bad_row_numbers_are_file_rows_in_later_chunks(study: dict, tmp_path: Pa
     assert (err.row, err.column) == (n - 3, "sex")
 
 
-def test_bad_raw_insz_refused_without_showing_it(study: dict, tmp_path: Path) -> None:
+def test_bad_raw_insz_refused_without_showing_it(small: dict, tmp_path: Path) -> None:
     from survey.insz import synthetic_insz
 
     raw = synthetic_insz(np.random.default_rng(3), 1)[0]
-    err = _ingest_bad(study, tmp_path, _bad_copy(study, tmp_path, _set("person_key", 8, raw), "vdab_trajectories.csv"))
+    err = _ingest_bad(small, tmp_path, _bad_copy(small, tmp_path, _set("person_key", 8, raw), "vdab_trajectories.csv"))
     assert (err.row, err.column) == (8, "person_key")
     assert raw not in str(err)
     assert "--pseudonymise" in err.hint
 
 
-def test_bad_unparseable_csv(study: dict, tmp_path: Path) -> None:
+def test_bad_unparseable_csv(small: dict, tmp_path: Path) -> None:
     path = tmp_path / "dwse_applications.csv"
-    text = (study["out"] / "admin" / "dwse_applications.csv").read_text().splitlines()
+    text = (small["out"] / "admin" / "dwse_applications.csv").read_text().splitlines()
     text[4] = text[4] + ",extra,fields"
     path.write_text("\n".join(text) + "\n")
-    err = _ingest_bad(study, tmp_path, path)
+    err = _ingest_bad(small, tmp_path, path)
     assert "parsed" in err.title
 
 
-def test_bad_empty_extract(study: dict, tmp_path: Path) -> None:
-    path = _bad_copy(study, tmp_path, lambda f: f.iloc[:0])
-    err = _ingest_bad(study, tmp_path, path)
+def test_bad_empty_extract(small: dict, tmp_path: Path) -> None:
+    path = _bad_copy(small, tmp_path, lambda f: f.iloc[:0])
+    err = _ingest_bad(small, tmp_path, path)
     assert "no data rows" in err.title
 
 
-def test_bad_file_type_and_missing_file(study: dict, tmp_path: Path) -> None:
+def test_bad_file_type_and_missing_file(small: dict, tmp_path: Path) -> None:
     path = tmp_path / "dwse_applications.docx"
     path.write_bytes(b"not an extract")
-    err = _ingest_bad(study, tmp_path, path)
+    err = _ingest_bad(small, tmp_path, path)
     assert err.found == ".docx"
     path = tmp_path / "dwse_applications.xlsx"
     path.write_bytes(b"not really a workbook")
-    err = _ingest_bad(study, tmp_path, path)
+    err = _ingest_bad(small, tmp_path, path)
     assert "could not be read" in err.title and err.found == "BadZipFile"
-    err = _ingest_bad(study, tmp_path, tmp_path / "dwse_applications.csv")
+    err = _ingest_bad(small, tmp_path, tmp_path / "dwse_applications.csv")
     assert err.found == "no such file"
 
 
-def test_failed_ingest_leaves_database_unchanged(study: dict, tmp_path: Path) -> None:
+def test_failed_ingest_leaves_database_unchanged(study: dict, small: dict, tmp_path: Path) -> None:
+    """The 20,000-person study's database, a broken small extract ingested into it: the database keeps its tables."""
     import shutil
 
     import duckdb
 
     db = tmp_path / "keep.duckdb"
     shutil.copy(study["db"], db)
-    bad = _bad_copy(study, tmp_path, _set("educ", 40, "??"))
+    bad = _bad_copy(small, tmp_path, _set("educ", 40, "??"))
     with pytest.raises(DataValidationError):
-        ingest(bad, study["out"] / "admin" / "vdab_trajectories.csv", db)
+        ingest(bad, small["out"] / "admin" / "vdab_trajectories.csv", db)
     with duckdb.connect(str(db), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM dwse_applications").fetchall()[0][0] == len(study["dwse"])
         assert con.execute("SELECT count(*) FROM population").fetchall()[0][0] == study["report"].population

@@ -205,15 +205,22 @@ def ingest(
         Path(db).parent.mkdir(parents=True, exist_ok=True)
     with connect(db) as con:
         # first every check in the query that writes each table; when a row breaks one, the load is
-        # rolled back and done again step by step, whose queries name the first offending row
-        for one_pass in (True, False):
+        # rolled back and done again step by step, whose queries name the first offending row (a
+        # table the one-pass query wrote before is written by it again: its rows broke no check)
+        written: set[str] = set()
+        one_pass = True
+        while True:
             con.execute("BEGIN TRANSACTION")
             try:
-                sources = _ingest_both(con, dwse, vdab, key if pseudonymise else None, chunk_bytes, dwse_spec, vdab_spec, lines, one_pass)
+                sources = _ingest_both(con, dwse, vdab, key if pseudonymise else None, chunk_bytes, dwse_spec, vdab_spec, lines,
+                                       one_pass, written)
                 con.execute("COMMIT")
                 break
             except _StepByStepError as exc:
                 con.execute("ROLLBACK")
+                if not one_pass:  # a table written in one pass before refused now: every table step by step
+                    written.clear()
+                one_pass = False
                 if lines is not None:
                     lines(f"  {exc}: a row breaks a check; validating step by step to name it ({time.perf_counter() - t0:.1f} s)")
             except BaseException:
@@ -227,11 +234,17 @@ def ingest(
 
 def _ingest_both(con: duckdb.DuckDBPyConnection, dwse: str | Path, vdab: str | Path, key: bytes | None, chunk_bytes: int,
                  dwse_spec: InputSpec | None, vdab_spec: InputSpec | None, lines: Callable[[str], None] | None,
-                 one_pass: bool) -> tuple[SourceFile, SourceFile]:
-    sources = (
-        ingest_table(con, dwse, DWSE_APPLICATIONS, key=key, chunk_bytes=chunk_bytes, spec=dwse_spec, progress=lines, one_pass=one_pass),
-        ingest_table(con, vdab, VDAB_TRAJECTORIES, key=key, chunk_bytes=chunk_bytes, spec=vdab_spec, progress=lines, one_pass=one_pass),
-    )
+                 one_pass: bool, written: set[str]) -> tuple[SourceFile, SourceFile]:
+    """Ingest both extracts: in one pass each (``one_pass``, or a table in ``written``), else step by step.
+
+    ``written`` collects the tables the one-pass query wrote.
+    """
+    sources = []
+    for path, table, spec in ((dwse, DWSE_APPLICATIONS, dwse_spec), (vdab, VDAB_TRAJECTORIES, vdab_spec)):
+        in_one = one_pass or table.name in written
+        sources.append(ingest_table(con, path, table, key=key, chunk_bytes=chunk_bytes, spec=spec, progress=lines, one_pass=in_one))
+        if in_one:
+            written.add(table.name)
     if sources[0].key_format != sources[1].key_format:
         raise DataValidationError(
             "The two extracts use different person-key formats",
@@ -243,7 +256,7 @@ def _ingest_both(con: duckdb.DuckDBPyConnection, dwse: str | Path, vdab: str | P
         )
     for derived in ("population", "survey_participants", "linkage_report"):
         con.execute(f"DROP TABLE IF EXISTS {derived}")
-    return sources
+    return sources[0], sources[1]
 
 
 def _is_connection(db: Any) -> bool:
@@ -333,8 +346,8 @@ def plan_input(
 
     With ``one_pass`` nothing is scanned beyond reading the file: the mapped values are a view (computed
     by the one query that validates and writes the table, :func:`_write_in_one_pass`) that also holds
-    each file column's INSZ flag, and dates are taken as ISO unless a format is given (the validation
-    then confirms it: the detection would have found ISO too).
+    each file column's INSZ flag, and a date's format (unless given) is guessed from its first value (the
+    validation then confirms it: the detection would have found the same format).
 
     Raises
     ------
@@ -353,7 +366,7 @@ def plan_input(
     assumed = list(info.assumed)
     # the mapped values, computed once (every check below reads these columns)
     mapped = _create_mapped(con, table, columns, derived, expr, types, info.format, one_pass)
-    date_formats = _date_formats(con, table, spec, mapped, one_pass)
+    date_formats = _date_formats(con, table, spec, mapped, (expr.text, {v: types[c] for v, c in columns.items() if c is not None}, src) if one_pass else None)
     dmy = sorted({f for f in date_formats.values() if f != "%Y-%m-%d"})
     if dmy and not spec.date_format:
         assumed.append("dates " + ", ".join(f.replace("%d", "dd").replace("%m", "mm").replace("%Y", "yyyy") for f in dmy))
@@ -508,8 +521,14 @@ def _create_mapped(con: duckdb.DuckDBPyConnection, table: Table, columns: dict[s
     )
 
 
-def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec, mapped: _Mapped, one_pass: bool) -> dict[str, str]:
-    """The strptime format of each date variable: given format, else ISO, else dd/mm/yyyy when every value has that shape."""
+def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec, mapped: _Mapped,
+                  one_pass: tuple[dict[str, str], dict[str, str], str] | None) -> dict[str, str]:
+    """The strptime format of each date variable: given format, else ISO, else dd/mm/yyyy when every value has that shape.
+
+    ``one_pass``: the format is guessed from the first value (:func:`_guessed_date_format`), read
+    with the variable's expression over the file's table rather than through the mapped view (the
+    variables' text expressions, the types of their file columns, the file's table).
+    """
     date_formats: dict[str, str] = {}
     for var in table.names:
         if table.column(var).dtype != "date" or var not in mapped.text:
@@ -517,8 +536,12 @@ def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec,
         if spec.date_format:
             date_formats[var] = spec.date_format
             continue
-        if one_pass:
-            date_formats[var] = "%Y-%m-%d"
+        if one_pass is not None:
+            text, types, src = one_pass
+            typed = types[var].upper()
+            # a column read as a date or timestamp is written as ISO text (text_sql)
+            is_date = typed == "DATE" or typed.startswith("TIMESTAMP")
+            date_formats[var] = "%Y-%m-%d" if is_date else _guessed_date_format(con, text[var], src)
             continue
         n_all, n_dmy, n_dmy_dash = con.execute(
             f"SELECT count(t), count(t) FILTER (WHERE regexp_full_match(t, '\\d{{2}}/\\d{{2}}/\\d{{4}}')), "
@@ -531,6 +554,22 @@ def _date_formats(con: duckdb.DuckDBPyConnection, table: Table, spec: InputSpec,
         else:
             date_formats[var] = "%Y-%m-%d"
     return date_formats
+
+
+def _guessed_date_format(con: duckdb.DuckDBPyConnection, text: str, src: str) -> str:
+    """The date format of the first value (the one-pass ingest's guess; its validation confirms it for every row).
+
+    The format the step-by-step detection (:func:`_date_formats`) would find when every value has
+    the first one's shape; when some value has another, that row fails the one-pass validation and
+    the step-by-step ingest detects the format from all of them.
+    """
+    first = con.execute(f"SELECT t FROM (SELECT {text} AS t FROM {src}) WHERE t IS NOT NULL LIMIT 1").fetchall()
+    value = str(first[0][0]) if first else ""
+    if re.fullmatch(r"\d{2}/\d{2}/\d{4}", value):
+        return "%d/%m/%Y"
+    if re.fullmatch(r"\d{2}-\d{2}-\d{4}", value):
+        return "%d-%m-%Y"
+    return "%Y-%m-%d"
 
 
 def _add_derived(con: duckdb.DuckDBPyConnection, derived: dict[str, str], text: dict[str, str], date_formats: dict[str, str],
