@@ -942,10 +942,10 @@ def _outcome_estimates(
 _STACKED_FALLBACK: tuple[type[BaseException], ...] = (PopevalError, np.linalg.LinAlgError, ValueError, ZeroDivisionError, FloatingPointError)
 
 
-def _stacked_applies(prep: _Prepared, spec: EstimatorSpec) -> bool:
-    """The replicates run all at once on the design cells (:func:`_stacked_estimates`): on cells,
-    re-weighted by raking on arrays or not re-weighted."""
-    return prep.cells and _weighting_method(spec) in ("rake", "none")
+def _stacked_applies(spec: EstimatorSpec) -> bool:
+    """The replicates run all at once (:func:`_stacked_estimates`, on the design cells or on the
+    rows): re-weighted by raking on arrays or not re-weighted."""
+    return _weighting_method(spec) in ("rake", "none")
 
 
 def _aggregate(ids: np.ndarray, k: int) -> Any:
@@ -974,7 +974,7 @@ def _stacked_estimates(
     :func:`analysis.effects.ordinal.ordered_logit_fit`) and the linear estimators; the matching
     (:func:`analysis.matching.nearest.match_arrays`) runs replicate by replicate on the design
     cells (once for every outcome: every outcome is matched on the same respondents; a cell's
-    units share its matching weight).  Every fit gives what the replicate's own fit gives (to
+    units share its matching weight).  On the rows every respondent is a design cell of its own.  Every fit gives what the replicate's own fit gives (to
     rounding).  A replicate in which any step fails, or any estimate is not finite, is left to
     :func:`_replicate_estimates` (None in the list), which raises its error or gives its NaN
     exactly as before; the fit warnings of the others are raised here, as theirs would be.
@@ -1043,7 +1043,9 @@ class _StackedDesign:
         return cls(SW, pos, freq, swd, counts, np.where(ind, expit(eta), np.nan), ok, warned)
 
     def match(self, prep: _Prepared, spec: EstimatorSpec) -> None:
-        """Match every replicate on its design cells (:func:`analysis.matching.nearest.match_arrays`)."""
+        """Match every replicate on its design cells (:func:`analysis.matching.nearest.match_arrays`),
+        as :func:`_replicate_estimates` does: on cells with their respondent counts, on the rows
+        with the rows' tie-break ranks."""
         from analysis.matching.nearest import match_arrays, score_caliper
 
         self.match_w = np.zeros_like(self.swd)
@@ -1054,9 +1056,11 @@ class _StackedDesign:
             try:
                 m = match_arrays(
                     prep.treat[ind].astype(int), score=score, s_weights=self.swd[r, ind], ratio=spec.ratio, replace=spec.replace,
-                    ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)), float(spec.caliper)),
+                    ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)) if prep.cells else score, float(spec.caliper)),
                     m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
-                    tol=float(spec.tie_tolerance), survey_weight_strategy=spec.survey_weights, counts=counts,
+                    tol=float(spec.tie_tolerance),
+                    tiebreak=None if (prep.tiebreak is None or spec.ties == "matchit") else prep.tiebreak[ind],
+                    survey_weight_strategy=spec.survey_weights, counts=counts if prep.cells else None,
                 )
             except _STACKED_FALLBACK:
                 self.ok[r] = False
@@ -1364,11 +1368,11 @@ def end_to_end_variance(
     With categorical covariates the respondents fall into a few hundred cells (the same POP,
     covariates and raking variables); ``cells`` (default: decide, see :data:`CELL_SHARE`) runs
     every replicate on the cells with their summed weights, which gives the estimates of the
-    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.  On
-    cells, with raking on arrays or no re-weighting, all replicates run at once
-    (:func:`_stacked_estimates`: weights as ``(R, cells)`` matrices, stacked fits) and give the
-    estimates of the replicates one by one; ``stacked`` (default: where it applies) chooses,
-    ``stacked=False`` runs them one by one.
+    rows (:class:`_Prepared`) in a fraction of the time.  ``cells=False`` uses the rows.  With
+    raking on arrays or no re-weighting, all replicates run at once, on the cells or on the rows
+    (:func:`_stacked_estimates`: weights as ``(R, cells)`` matrices, a row its own cell on the
+    rows; stacked fits) and give the estimates of the replicates one by one; ``stacked``
+    (default: where it applies) chooses, ``stacked=False`` runs them one by one.
 
     Returns
     -------
@@ -1395,12 +1399,12 @@ def end_to_end_variance(
     ins = None if inside is None else np.asarray(inside, dtype=bool)
     meth = None if methods is None else tuple(methods)
     refit = partial(_replicate_point, frame=frame, margins=margins, spec=spec, prep=prep, inside=ins, methods=meth)
-    use_stacked = _stacked_applies(prep, spec) if stacked is None else bool(stacked)
-    if use_stacked and not _stacked_applies(prep, spec):
+    use_stacked = _stacked_applies(spec) if stacked is None else bool(stacked)
+    if use_stacked and not _stacked_applies(spec):
         raise ConfigError(
-            "Stacked replicates need cells and raking on arrays (or no re-weighting)",
-            param="stacked", expected="cells, weighting 'rake' or 'none' without trimming",
-            found=f"cells={prep.cells}, weighting={spec.weighting!r}, trim_upper={spec.trim_upper!r}",
+            "Stacked replicates need raking on arrays (or no re-weighting)",
+            param="stacked", expected="weighting 'rake' or 'none' without trimming",
+            found=f"weighting={spec.weighting!r}, trim_upper={spec.trim_upper!r}",
             hint="run the replicates one by one (stacked=False)",
         )
     refit_all = partial(_stacked_point, prep=prep, spec=spec, inside=ins, methods=meth) if use_stacked else None

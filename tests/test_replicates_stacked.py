@@ -65,16 +65,38 @@ def test_stacked_replicates_equal_the_replicates_one_by_one_and_the_rows(analysi
     stacked = end_to_end_variance(frame, totals, spec, rng=np.random.default_rng(5), cells=True, **kw)
     one = end_to_end_variance(frame, totals, spec, rng=np.random.default_rng(5), cells=True, stacked=False, **kw)
     rows = end_to_end_variance(frame, totals, spec, rng=np.random.default_rng(5), cells=False, **kw)
+    rows_one = end_to_end_variance(frame, totals, spec, rng=np.random.default_rng(5), cells=False, stacked=False, **kw)
     assert stacked.stacked and stacked.cells
     assert not one.stacked and one.cells
-    assert not rows.stacked and not rows.cells
+    assert rows.stacked and not rows.cells
+    assert not rows_one.stacked and not rows_one.cells
     assert stacked.replicates.shape == (6, 4 * 12)
     assert np.isfinite(stacked.replicates).all()
-    for other, sep_rtol in ((one, 1e-9), (rows, 1e-6)):
+    _same(rows.replicates, rows_one.replicates)
+    for other, sep_rtol in ((one, 1e-9), (rows, 1e-6), (rows_one, 1e-6)):
         assert list(other.bse.index) == list(stacked.bse.index)
         _same(stacked.replicates, other.replicates, separated_rtol=sep_rtol)
         assert stacked.fit_warnings == other.fit_warnings
         pd.testing.assert_series_equal(stacked.n_failed, other.n_failed)
+
+
+@pytest.mark.parametrize("ties", ["label", "matchit"])
+def test_stacked_replicates_on_the_rows_with_a_tie_rule_of_the_rows(analysis_data: tuple, ties: str) -> None:
+    """On the rows (as with a continuous covariate, where nearly every respondent is a cell of
+    its own) with a tie rule the cells do not allow: all replicates at once give the replicates
+    one by one, failures, NaN and fit warnings included."""
+    frame, totals, _ = analysis_data
+    small = frame.sample(n=300, random_state=4)
+    spec = EstimatorSpec(ties=ties)
+    design = design_stage(small, weight_stage(small, totals, spec).weights, spec, with_balance=False)
+    kw: dict[str, Any] = {"n_replicates": 12, "inside": design.inside.to_numpy(), "methods": ALL_METHODS, "cells": False}
+    stacked = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(3), **kw)
+    one = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(3), stacked=False, **kw)
+    assert stacked.stacked and not stacked.cells and not one.stacked
+    assert np.isfinite(stacked.replicates).sum() > 0.9 * stacked.replicates.size
+    _same(stacked.replicates, one.replicates)
+    pd.testing.assert_frame_equal(stacked.to_frame(), one.to_frame())
+    assert stacked.fit_warnings == one.fit_warnings
 
 
 def test_stacked_replicates_fail_and_warn_as_one_by_one(analysis_data: tuple) -> None:
