@@ -1184,7 +1184,9 @@ def _stacked_ologit(
         keep = pat[codes]  # the units of the categories present, recoded 0..K-1
         sub = (np.cumsum(pat) - 1)[codes[keep]]
         with np.errstate(all="ignore"):
-            theta = fit(X[keep], sub, w[np.ix_(rows, keep)], int(pat.sum()))
+            # a fit whose steps fail or whose POP log odds run off (separated) is left NaN: its
+            # replicate is redone one by one
+            theta = fit(X[keep], sub, w[np.ix_(rows, keep)], int(pat.sum()), separated=SEPARATED_LOG_ODDS)
             shifts = treatment_probability_shifts(theta, X[keep], w[np.ix_(rows, keep)], 0)
         log_odds[rows] = theta[:, 0]
         top[rows] = shifts[:, cats[pat] >= spec.top_box].sum(axis=1)

@@ -158,3 +158,22 @@ def test_units_with_weight_zero_do_not_count_in_a_logit_or_its_warnings() -> Non
     np.testing.assert_allclose(b0, b1, rtol=1e-9)
     np.testing.assert_allclose(se0, se1, rtol=1e-8)
     np.testing.assert_allclose(eta0[pos], eta1, rtol=1e-9, atol=1e-12)
+
+
+def test_a_separated_stacked_ordered_logit_is_left_to_its_caller_when_asked() -> None:
+    """With ``separated``, a row whose first coefficient runs off (the 0/1 column separates the
+    categories) is left NaN, where by default it is fitted alone; the other rows are unchanged."""
+    from analysis.effects.ordinal import ordered_logit_fit
+
+    rng = np.random.default_rng(4)
+    x = _design(rng, 300, intercept=False)
+    y = np.digitize(x @ rng.normal(size=x.shape[1]) + rng.logistic(size=300), [-1.5, -0.5, 0.5, 1.5])
+    w = rng.gamma(2.0, 1.0, (4, 300))
+    # row 3: the units of the first column in the top category only, the others below it
+    w[3, (x[:, 0] == 1) & (y < 4)] = 0.0
+    w[3, (x[:, 0] == 0) & (y == 4)] = 0.0
+    default = ordered_logit_fit(x, y, w, 5)
+    left = ordered_logit_fit(x, y, w, 5, separated=15.0)
+    assert np.isfinite(default).all() and abs(default[3, 0]) > 15.0  # fitted alone: it ran off
+    assert np.isnan(left[3]).all()
+    np.testing.assert_allclose(left[:3], default[:3], rtol=1e-12, atol=1e-14)

@@ -295,7 +295,7 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
     return np.asarray(ww @ (P1 - P0))
 
 
-def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int, *, separated: float | None = None) -> np.ndarray:
     """Maximum-likelihood (beta, cut-points) of a weighted proportional-odds logit on arrays.
 
     ``X`` has no intercept, ``y`` holds category codes 0..K-1.  Newton's method with the analytic
@@ -310,10 +310,14 @@ def ordered_logit_fit(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np
     with weights ``w[r]`` on the columns of ``X`` that are not 0 on every row of positive weight
     (the others' coefficients 0; with collinear columns, on the columns of
     :func:`analysis.matching.propensity.stacked_columns`), NaN where that fit fails or a
-    category has no weight.
+    category has no weight.  A row whose stacked steps fail (a singular Hessian, the step
+    halving exhausted, no convergence: mostly a (quasi-)separated fit) is fitted alone, BFGS
+    included.  With ``separated`` such a row is left NaN instead, and so is a row whose first
+    coefficient runs beyond ``separated`` in magnitude (its steps stop there): for a caller that
+    redoes these fits in its own way (the end-to-end replicates one by one).
     """
     if np.ndim(w) == 2:
-        return _ordered_logit_stacked(X, y, np.asarray(w, dtype=float), K)
+        return _ordered_logit_stacked(X, y, np.asarray(w, dtype=float), K, separated)
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=np.int64)
     w = np.asarray(w, dtype=float)
@@ -554,7 +558,7 @@ def _take(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | None, *, min_norm: bool,
-            max_iter: int = 100) -> np.ndarray:
+            max_iter: int = 100, stop_beyond: float | None = None) -> np.ndarray:
     """Newton-Raphson with step halving on the weighted log-likelihood of every row of ``theta``
     (R, k) and ``w`` (R, n): the one loop of the ordered logit (a single fit is one row).
 
@@ -562,7 +566,8 @@ def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | No
     that no longer moves while the gradient is below ``1e-5 max(1, sum w)``); the rows still
     running are the only ones computed.  ``used``, ``min_norm``: as in :func:`_step`.  Returns
     per row 1 (converged, ``theta`` updated in place), -1 (failed: a step not defined, the step
-    halving exhausted) or 0 (no convergence in ``max_iter`` steps).
+    halving exhausted; or, with ``stop_beyond``, the first coefficient beyond it in magnitude) or 0
+    (no convergence in ``max_iter`` steps).
     """
     p = m.X.shape[1]
     wsum = w.sum(axis=1)
@@ -578,6 +583,10 @@ def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | No
         conv = np.max(np.abs(g[act]), axis=1) < tol[act]
         state[act[conv]] = 1
         act = act[~conv]
+        if stop_beyond is not None:
+            off = np.abs(theta[act, 0]) > stop_beyond
+            state[act[off]] = -1
+            act = act[~off]
         if act.size == 0:
             break
         every = act.size == theta.shape[0]
@@ -618,7 +627,7 @@ def _newton(m: _Ordinal, theta: np.ndarray, w: np.ndarray, used: np.ndarray | No
     return state
 
 
-def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) -> np.ndarray:
+def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int, separated: float | None = None) -> np.ndarray:
     """:func:`ordered_logit_fit` for every row of ``w`` (R, n) at once.
 
     The steps of :func:`_newton` (the same start, Newton steps with step halving, each row
@@ -626,7 +635,7 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     covariates and category are identical (their weights summed) and the columns of
     :func:`analysis.matching.propensity.stacked_columns`.  A row whose steps fail (a singular
     Hessian, the step halving exhausted, no convergence) is fitted alone by
-    :func:`ordered_logit_fit` (BFGS included).  Where a coefficient is (quasi-)separated (no
+    :func:`ordered_logit_fit` (BFGS included), or left NaN with ``separated`` (see there).  Where a coefficient is (quasi-)separated (no
     maximum, the coefficient runs off) its value, where the steps stop, depends on rounding;
     the other coefficients and the fitted probabilities do not.
     """
@@ -654,12 +663,13 @@ def _ordered_logit_stacked(X: np.ndarray, y: np.ndarray, w: np.ndarray, K: int) 
     cum = np.cumsum(totals[fit], axis=1)[:, :-1] / ww.sum(axis=1, keepdims=True)
     theta = np.concatenate([np.zeros((fit.size, p)), np.log(cum / (1 - cum))], axis=1)
     with np.errstate(all="ignore"):
-        good = _newton(m, theta, ww, used, min_norm=False) == 1
+        stop = separated if separated is not None and basis.size and basis[0] == 0 else None  # the first column's coefficient
+        good = _newton(m, theta, ww, used, min_norm=False, stop_beyond=stop) == 1
     theta[:, :p][~used_x] = 0.0
     out[fit[good], :p_all] = 0.0
     out[np.ix_(fit[good], basis)] = theta[good, :p]
     out[fit[good], p_all:] = theta[good, p:]
-    for r in fit[~good]:
+    for r in fit[~good] if separated is None else ():
         rows_r = np.flatnonzero(pos[r])
         cols = np.flatnonzero(np.any(X_full[rows_r] != 0, axis=0))
         try:
