@@ -172,3 +172,23 @@ def test_stacked_replicates_where_they_do_not_apply(analysis_data: tuple) -> Non
     with pytest.raises(ConfigError, match="Stacked replicates need"):
         end_to_end_variance(frame, totals, spec, n_replicates=2, cells=True, stacked=True)
     assert not end_to_end_variance(frame, totals, spec, n_replicates=2, cells=True).stacked
+
+
+def test_no_progress_bar_when_every_replicate_ran_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """The progress bar counts the replicates refitted one by one: none, when all ran at once."""
+    from analysis.effects.variance import replicate_variance
+
+    df = pd.DataFrame({"y": np.arange(6.0)})
+    w = np.random.default_rng(1).gamma(2.0, 1.0, (6, 4))
+
+    def one(weights: pd.Series) -> pd.Series:
+        return pd.Series({"mean": float(np.average(df["y"], weights=weights))})
+
+    def all_at_once(mat: np.ndarray) -> list[pd.Series]:
+        return [one(pd.Series(mat[:, r])) for r in range(mat.shape[1])]
+
+    rv = replicate_variance(df, w, one, progress=True, refit_all=all_at_once)
+    assert rv.n_replicates == 4
+    assert "rep" not in capsys.readouterr().err
+    replicate_variance(df, w, one, progress=True, n_jobs=1)
+    assert "replicates" in capsys.readouterr().err  # one by one: the bar is shown

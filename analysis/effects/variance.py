@@ -105,7 +105,7 @@ def _refit_each(
 
     from analysis.processes import worker_initializer
 
-    bar = partial(tqdm, total=len(weights), disable=not progress, desc="replicates", unit="rep", leave=False)
+    bar = partial(tqdm, total=len(weights), disable=not progress or not weights, desc="replicates", unit="rep", leave=False)
     if n_jobs == 1 or len(weights) < 2:
         return [one(w) for w in bar(weights)]
     workers = n_jobs or os.cpu_count() or 1
