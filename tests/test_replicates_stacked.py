@@ -192,3 +192,25 @@ def test_no_progress_bar_when_every_replicate_ran_at_once(capsys: pytest.Capture
     assert "rep" not in capsys.readouterr().err
     replicate_variance(df, w, one, progress=True, n_jobs=1)
     assert "replicates" in capsys.readouterr().err  # one by one: the bar is shown
+
+
+def test_workers_compute_the_stacked_replicates_side_by_side_with_the_same_results(analysis_data: tuple) -> None:
+    """The replicates computed all at once run in parts (as many as the number of replicates
+    gives) side by side in the workers: two workers give exactly what one gives, failures, NaN and
+    fit warnings included."""
+    from analysis.effects.variance import STACKED_PART, STACKED_PARTS
+
+    frame, margins, _ = analysis_data
+    totals = {k: dict(v) for k, v in margins.items()}  # plain mappings: the workers receive them pickled
+    small = frame.sample(n=250, random_state=3)
+    spec = EstimatorSpec()
+    design = design_stage(small, weight_stage(small, totals, spec).weights, spec, with_balance=False)
+    assert STACKED_PARTS >= 2
+    kw: dict[str, Any] = {"n_replicates": 2 * STACKED_PART + 10, "inside": design.inside.to_numpy(), "methods": ALL_METHODS, "cells": True}
+    one = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), workers=1, **kw)
+    two = end_to_end_variance(small, totals, spec, rng=np.random.default_rng(2), workers=2, **kw)
+    assert one.stacked and two.stacked
+    np.testing.assert_array_equal(one.replicates, two.replicates)
+    pd.testing.assert_frame_equal(one.to_frame(), two.to_frame())
+    assert one.fit_warnings == two.fit_warnings and sum(one.fit_warnings.values()) > 0
+    assert (one.n_failed > 0).any()

@@ -85,6 +85,26 @@ def _call(
     return value, counts
 
 
+def _call_all(refit_all: Callable[[np.ndarray], Sequence[Any]], part: np.ndarray) -> tuple[list[Any], Counter[str]]:
+    """The replicates of one part at once (``refit_all`` on its ``(n, r)`` weights) and the
+    expected fit warnings they raised."""
+    from analysis.fitwarnings import expected_fit_warnings
+
+    counts: Counter[str] = Counter()
+    with expected_fit_warnings(counts, "replicates"):
+        values = list(refit_all(part))
+    return values, counts
+
+
+#: The replicates computed all at once (``refit_all``) run in this many parts, side by side in the
+#: workers, each of at least :data:`STACKED_PART` replicates (fewer parts for fewer replicates).  The
+#: parts follow from the number of replicates alone, so the number of workers never changes a result;
+#: a larger stack costs less per replicate, so the parts are as few as the workers of a 2-core
+#: machine can use.
+STACKED_PARTS = 2
+STACKED_PART = 50
+
+
 def _as_array(value: Any, index: Any) -> np.ndarray:
     import pandas as pd
 
@@ -171,10 +191,11 @@ def replicate_variance(
         Errors of ``refit`` that mark a replicate as failed (counted in ``n_failed``) instead of
         stopping; any other error surfaces.  At least half of the replicates must succeed.
     refit_all
-        Optionally, the estimator of all replicates at once: from the ``(n, R)`` replicate
-        weights, every replicate's estimate, or None for a replicate it leaves to ``refit`` (e.g.
-        one whose fit failed, for ``refit`` to fail or warn as it does).  Its expected fit
-        warnings are counted as ``refit``'s.
+        Optionally, the estimator of many replicates at once: from ``(n, r)`` replicate weights,
+        every replicate's estimate, or None for a replicate it leaves to ``refit`` (e.g. one whose
+        fit failed, for ``refit`` to fail or warn as it does).  It runs on :data:`STACKED_PARTS`
+        parts of the replicates, side by side in the workers (so it must be picklable too); its
+        expected fit warnings are counted as ``refit``'s.
 
     Returns
     -------
@@ -214,10 +235,13 @@ def replicate_variance(
     fit_warnings: Counter[str] = Counter()
     done: list[Any] = [None] * n_rep
     if refit_all is not None:
-        from analysis.fitwarnings import expected_fit_warnings
-
-        with expected_fit_warnings(fit_warnings, "replicates"):
-            done = list(refit_all(mat if cols is None else np.column_stack([df[c].to_numpy(dtype=float) for c in cols])))
+        full = mat if cols is None else np.column_stack([df[c].to_numpy(dtype=float) for c in cols])
+        size = max(STACKED_PART, -(-n_rep // STACKED_PARTS))
+        parts = [full[:, start : start + size] for start in range(0, n_rep, size)]
+        computed = _refit_each(partial(_call_all, refit_all), parts, n_jobs, executor, False)
+        done = [value for values, _ in computed for value in values]
+        for _, counts in computed:
+            fit_warnings += counts
     todo = [r for r in range(n_rep) if done[r] is None]
     # a weight column per replicate refitted
     weights = [pd.Series(mat[:, r], index=df.index) if cols is None else df[cols[r]] for r in todo]
