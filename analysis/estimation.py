@@ -802,6 +802,23 @@ def _by_design(design: np.ndarray, w: np.ndarray, y: np.ndarray, n: int, collaps
     return idx, W[idx], Y[idx] / W[idx]
 
 
+def _match_design(prep: _Prepared, spec: EstimatorSpec, d: np.ndarray, score: np.ndarray, s_weights: np.ndarray, counts: np.ndarray) -> Any:
+    """One replicate's matching (:func:`analysis.matching.nearest.match_arrays`) of the design
+    cells ``d`` in the design (their scores, summed survey weights and respondent counts): on
+    cells with their respondent counts, on the rows with the rows' tie-break ranks."""
+    from analysis.matching.nearest import match_arrays, score_caliper
+
+    rows = np.repeat(score, counts.astype(np.int64)) if prep.cells else score
+    return match_arrays(
+        prep.treat[d].astype(int), score=score, s_weights=s_weights, ratio=spec.ratio, replace=spec.replace,
+        ps_caliper=None if spec.caliper is None else score_caliper(rows, float(spec.caliper)),
+        m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
+        tol=float(spec.tie_tolerance),
+        tiebreak=None if (prep.tiebreak is None or spec.ties == "matchit") else prep.tiebreak[d],
+        survey_weight_strategy=spec.survey_weights, counts=counts if prep.cells else None,
+    )
+
+
 def _replicate_estimates(
     prep: _Prepared, b: np.ndarray, freq: np.ndarray, inside: np.ndarray | None, spec: EstimatorSpec,
     methods: Sequence[str] | None, frame: pd.DataFrame, margins: MarginSpec,
@@ -815,7 +832,6 @@ def _replicate_estimates(
     (``ologit``) and the naive difference, which in a replicate weights respondents by their
     bootstrap factors ``freq`` only.
     """
-    from analysis.matching.nearest import match_arrays, score_caliper
 
     methods = tuple(m for m in (methods or spec.methods) if m in REPLICATE_METHODS)
     sw = _survey_weights(prep, b, frame, margins, spec)
@@ -841,17 +857,7 @@ def _replicate_estimates(
         d = u.design[idx]
         samples.append((d, SW[idx], C, F, u.y[idx]))
         if ("matching" in methods or "ologit" in methods) and id(u.ids) not in matched:
-            t = prep.treat[d]
-            score = score_d[d]
-            rows = np.repeat(score, C.astype(np.int64)) if prep.cells else score
-            matched[id(u.ids)] = match_arrays(
-                t.astype(int), score=score, s_weights=SW[idx], ratio=spec.ratio, replace=spec.replace,
-                ps_caliper=None if spec.caliper is None else score_caliper(rows, float(spec.caliper)),
-                m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
-                tol=float(spec.tie_tolerance),
-                tiebreak=None if (prep.tiebreak is None or spec.ties == "matchit") else prep.tiebreak[d],
-                survey_weight_strategy=spec.survey_weights, counts=C if prep.cells else None,
-            ).combined_weights
+            matched[id(u.ids)] = _match_design(prep, spec, d, score_d[d], SW[idx], C).combined_weights
     out: dict[tuple[str, str, str], float] = {}
     for o, u, (d, w, _c, f, y) in zip(prep.outcomes, prep.units, samples, strict=True):
         comb = matched.get(id(u.ids), np.zeros(d.size))
@@ -1046,22 +1052,13 @@ class _StackedDesign:
         """Match every replicate on its design cells (:func:`analysis.matching.nearest.match_arrays`),
         as :func:`_replicate_estimates` does: on cells with their respondent counts, on the rows
         with the rows' tie-break ranks."""
-        from analysis.matching.nearest import match_arrays, score_caliper
 
         self.match_w = np.zeros_like(self.swd)
         self.comb = np.zeros_like(self.swd)
         for r in np.flatnonzero(self.ok):
             ind = np.flatnonzero(self.swd[r] > 0)
-            score, counts = self.score[r, ind], self.counts[r, ind]
             try:
-                m = match_arrays(
-                    prep.treat[ind].astype(int), score=score, s_weights=self.swd[r, ind], ratio=spec.ratio, replace=spec.replace,
-                    ps_caliper=None if spec.caliper is None else score_caliper(np.repeat(score, counts.astype(np.int64)) if prep.cells else score, float(spec.caliper)),
-                    m_order=spec.m_order, rng=np.random.default_rng(spec.seed), ties=spec.ties,
-                    tol=float(spec.tie_tolerance),
-                    tiebreak=None if (prep.tiebreak is None or spec.ties == "matchit") else prep.tiebreak[ind],
-                    survey_weight_strategy=spec.survey_weights, counts=counts if prep.cells else None,
-                )
+                m = _match_design(prep, spec, ind, self.score[r, ind], self.swd[r, ind], self.counts[r, ind])
             except _STACKED_FALLBACK:
                 self.ok[r] = False
                 continue
