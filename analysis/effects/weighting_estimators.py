@@ -59,10 +59,11 @@ def controls_model(y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray) -
 
 def _att_regression(
     y: np.ndarray, X: np.ndarray, t: np.ndarray, w: np.ndarray, b0: np.ndarray | None = None
-) -> tuple[float, np.ndarray]:
+) -> tuple[float | np.ndarray, np.ndarray]:
+    """The regression ATT and the controls' coefficients, for weights (n,) or stacked (R, n)."""
     b0 = controls_model(y, X, t, w) if b0 is None else b0
     tr = t == 1
-    return float((w[tr] * (y[tr] - X[tr] @ b0)).sum() / w[tr].sum()), b0
+    return _value((w[..., tr] * (y[..., tr] - _predict(X[tr], b0))).sum(axis=-1) / w[..., tr].sum(axis=-1)), b0
 
 
 def att_regression(
@@ -82,17 +83,16 @@ def att_regression(
     b0
         The controls' regression (:func:`controls_model`) when already fitted.
     """
-    if np.ndim(w) == 1:
-        return _att_regression(y, X, t, w, b0)[0]
-    b0 = controls_model(y, X, t, w) if b0 is None else b0
-    tr = t == 1
-    return _value((w[:, tr] * (y[..., tr] - _predict(X[tr], b0))).sum(axis=-1) / w[:, tr].sum(axis=-1))
+    return _att_regression(y, X, t, w, b0)[0]
 
 
-def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+def _ipw_att_means(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """The treated's weighted mean and the controls' odds-weighted mean, for weights and scores
+    (n,) or stacked (R, n)."""
     tr, c = t == 1, t == 0
-    a0 = w[c] * score[c] / (1 - score[c])
-    return float((w[tr] * y[tr]).sum() / w[tr].sum()), float((a0 * y[c]).sum() / a0.sum())
+    a0 = w[..., c] * score[..., c] / (1 - score[..., c])
+    return (_value((w[..., tr] * y[..., tr]).sum(axis=-1) / w[..., tr].sum(axis=-1)),
+            _value((a0 * y[..., c]).sum(axis=-1) / a0.sum(axis=-1)))
 
 
 def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> float | np.ndarray:
@@ -102,13 +102,8 @@ def att_ipw(y: np.ndarray, t: np.ndarray, w: np.ndarray, score: np.ndarray) -> f
     Stacked weights ``w`` and scores (R, n) (outcomes (n,) or (R, n)) give every row's ATT; rows
     of weight 0 count for nothing (their score must be below 1).
     """
-    if np.ndim(w) == 1:
-        mu1, mu0 = _ipw_att_means(y, t, w, score)
-        return mu1 - mu0
-    tr, c = t == 1, t == 0
-    a0 = w[:, c] * score[..., c] / (1 - score[..., c])
-    return _value((w[:, tr] * y[..., tr]).sum(axis=-1) / w[:, tr].sum(axis=-1)
-                  - (a0 * y[..., c]).sum(axis=-1) / a0.sum(axis=-1))
+    mu1, mu0 = _ipw_att_means(y, t, w, score)
+    return mu1 - mu0
 
 
 def att_aipw(
