@@ -66,32 +66,30 @@ def _wls(y: np.ndarray, X_all: np.ndarray, w: np.ndarray, *, merge: bool) -> np.
     from analysis.matching.propensity import Gram, identified_columns, merged_rows, scaled_solve
 
     R, p_all = w.shape[0], X_all.shape[1]
-    X, wm, ym = X_all, w, y
+    X, wm = X_all, w
+    wy = w * np.where(w > 0, y, 0.0)  # weighted outcomes (the normal equations' right-hand side)
     basis = np.arange(p_all)
     null, used_all, used = None, None, None
     if merge:
-        # rows with the same regressors merged: summed weights, weighted mean outcome
+        # rows with the same regressors merged: summed weights and summed weighted outcomes
         first, _, to_groups = merged_rows(X_all)
         X = X_all[first]
         wm = np.asarray((to_groups @ w.T).T)
-        wy = np.asarray((to_groups @ (w * np.where(w > 0, y, 0.0)).T).T)
-        ym = np.divide(wy, wm, out=np.zeros_like(wm), where=wm > 0)
+        wy = np.asarray((to_groups @ wy.T).T)
         anyrow = (wm > 0).any(axis=0)
         Xu = X[anyrow]
         if anyrow.any():
             basis = identified_columns(Xu)
         if basis.size < p_all:
-            null = np.linalg.svd(Xu)[2][basis.size :].T  # (p_all, q): the common null space
+            # (p_all, q): the common null space (Vt's rows beyond the rank; all of Vt's rows only
+            # where Xu has fewer rows than columns)
+            null = np.linalg.svd(Xu, full_matrices=Xu.shape[0] < p_all)[2][basis.size :].T
         used_all = ((wm > 0).astype(float) @ (X != 0).astype(float)) > 0
         used = used_all[:, basis]
         X = X[:, basis]
-    g = (wm * np.where(wm > 0, ym, 0.0)) @ X
-    sol, bad = scaled_solve(Gram(X)(wm), g, used, STACKED_CONDITION)
-    if not merge:
-        out = sol
-    else:
-        out = np.zeros((R, p_all))
-        out[:, basis] = sol
+    sol, bad = scaled_solve(Gram(X)(wm), wy @ X, used, STACKED_CONDITION)
+    out = np.zeros((R, p_all))
+    out[:, basis] = sol
     if null is not None and used_all is not None:
         out -= (out @ null) @ null.T
         bad |= ((~used_all).astype(float) @ (np.abs(null) > 1e-12).astype(float) > 0).any(axis=1)
