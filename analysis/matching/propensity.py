@@ -33,7 +33,6 @@ __all__ = [
     "propensity_score",
     "scaled_solve",
     "stacked_columns",
-    "stacked_gram",
 ]
 
 
@@ -193,11 +192,6 @@ class Gram:
         h[:, i, j] = u
         h[:, j, i] = u
         return h
-
-
-def stacked_gram(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """``x' diag(w[r]) x`` for every row of ``w`` (R, n): (R, p, p) (:class:`Gram`)."""
-    return Gram(x)(w)
 
 
 def leave_out(h: np.ndarray, used: np.ndarray | None, diagonal: float) -> np.ndarray:
@@ -608,7 +602,7 @@ def stacked_columns(x: np.ndarray, pos: np.ndarray, *, constant: bool = False) -
     used = (pf @ (xb != 0).astype(float)) > 0
     z = np.hstack([np.ones((x.shape[0], 1)), xb]) if constant else xb
     uz = np.hstack([np.ones((pos.shape[0], 1), dtype=bool), used]) if constant else used
-    gram = leave_out(stacked_gram(z, pf), uz, 1.0)
+    gram = leave_out(Gram(z)(pf), uz, 1.0)
     d = np.sqrt(np.einsum("rjj->rj", gram))
     ev = np.linalg.eigvalsh(gram / (d[:, :, None] * d[:, None, :]))
     for r in np.flatnonzero(~(ev[:, -1] <= 1e10 * ev[:, 0])):
