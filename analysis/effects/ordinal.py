@@ -271,12 +271,11 @@ def treatment_probability_shifts(theta: np.ndarray, X: np.ndarray, w: np.ndarray
     p = X.shape[1]
     sel = X[:, j] == 1
     if theta.ndim == 2:  # the treated units' distinct rows, with their summed weights
-        from scipy import sparse
+        from analysis.matching.propensity import merged_rows
 
-        Xt, rows = np.unique(X[sel], axis=0, return_inverse=True)
-        rows = rows.ravel()
-        ws = np.asarray((sparse.csr_matrix((np.ones(rows.size), (rows, np.arange(rows.size))),
-                                           shape=(Xt.shape[0], rows.size)) @ w[:, sel].T).T)
+        first, _, to_rows = merged_rows(X[sel])
+        Xt = X[sel][first]
+        ws = np.asarray((to_rows @ w[:, sel].T).T)
         X1, X0 = Xt.copy(), Xt.copy()
         X1[:, j], X0[:, j] = 1.0, 0.0
         # P(Y = k) = F(zeta_k - x'beta) - F(zeta_{k-1} - x'beta) with F = 0 and 1 at the ends: the
@@ -361,18 +360,15 @@ class _Ordinal:
     def of(cls, X: np.ndarray, y: np.ndarray, K: int, *, merge: bool = False) -> _Ordinal:
         """From units sorted by category, every category present; ``merge``: the units' values
         are computed once per distinct row of ``X`` (for many rows of weights)."""
-        from scipy import sparse
-
-        from analysis.matching.propensity import Gram
+        from analysis.matching.propensity import Gram, merged_rows
 
         n = y.size
         if np.any(np.diff(y) < 0):
             raise ValueError("units must be sorted by category")
         Xd, rows, to_rows = X, np.arange(n), None
         if merge:
-            Xd, inverse = np.unique(X, axis=0, return_inverse=True)
-            rows = inverse.ravel()
-            to_rows = sparse.csr_matrix((np.ones(n), (rows, np.arange(n))), shape=(Xd.shape[0], n))
+            first, rows, to_rows = merged_rows(X)
+            Xd = X[first]
         up, lo = y < K - 1, y > 0
         return cls(X, y, K, np.searchsorted(y, np.arange(K)), Xd, rows[up] * (K - 1) + y[up],
                    rows[lo] * (K - 1) + y[lo] - 1, Gram(Xd), to_rows)
